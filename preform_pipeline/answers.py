@@ -29,6 +29,7 @@ __all__ = [
     "BoundedTransport",
     "bounded_response",
     "check_declared_length",
+    "https_port_answer",
     "redirect_target",
     "tls_mismatch",
     "too_large",
@@ -43,8 +44,18 @@ MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
 #: The first bytes of a TLS record (an alert, or a handshake): a TLS server's answer to a
 #: request it could not read as TLS.
 TLS_RECORD_STARTS: Final = ("\x15\x03", "\x16\x03")
+#: What both answers below mean, and what each message of theirs ends with.
+_NEEDS_HTTPS: Final = "its address needs https://"
 #: What a TLS answer to plain HTTP means.
-TLS_ANSWER: Final = "the server answered in TLS, not plain HTTP: its address needs https://"
+TLS_ANSWER: Final = f"the server answered in TLS, not plain HTTP: {_NEEDS_HTTPS}"
+#: What nginx (and the proxies that copy it) says, in a 400 page, to plain HTTP sent to the
+#: port where it expects TLS: a remote written ``http://`` where its proxy wants ``https://``.
+_HTTPS_PORT_PAGE: Final = "the plain http request was sent to https port"
+#: What that page means.
+HTTPS_PORT_ANSWER: Final = (
+    f'the server answered HTTP 400 "The plain HTTP request was sent to HTTPS port": '
+    f"{_NEEDS_HTTPS}"
+)
 
 
 def redirect_target(location: str | None) -> str:
@@ -54,11 +65,19 @@ def redirect_target(location: str | None) -> str:
     return f"{target.scheme}://{target.netloc}{target.path}" if target.netloc else "elsewhere"
 
 
-def tls_mismatch(exc: BaseException) -> str | None:
+def https_port_answer(status: int, text: str) -> str | None:
+    """:data:`HTTPS_PORT_ANSWER` when an answer (its status and body) is a proxy's page for
+    plain HTTP sent to its HTTPS port, else None."""
+    if status == 400 and _HTTPS_PORT_PAGE in " ".join(text.lower().split()):
+        return HTTPS_PORT_ANSWER
+    return None
+
+
+def tls_mismatch(exc: BaseException | str) -> str | None:
     """What helps when a request failed because the two sides disagree about TLS (https:// to
     a plain server, http:// to a TLS one, a sign-in page intercepting https), else None."""
     text = str(exc)
-    if TLS_ANSWER in text:
+    if _NEEDS_HTTPS in text:
         return "use the https:// address of this server"
     if "[SSL: CERTIFICATE_VERIFY_FAILED]" in text:
         return ("the server's certificate is not trusted: a sign-in page (a guest Wi-Fi's "

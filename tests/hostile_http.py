@@ -33,6 +33,7 @@ from typing import Final
 from urllib.parse import urlsplit
 
 __all__ = [
+    "NGINX_HTTPS_PORT_PAGE",
     "Answer",
     "HostileFront",
     "Request",
@@ -44,6 +45,15 @@ __all__ = [
     "reset",
     "running_front",
 ]
+
+#: nginx's page for plain HTTP sent to its TLS port (a server written http:// where the proxy
+#: wants https://), as nginx sends it with a 400.
+NGINX_HTTPS_PORT_PAGE: Final = (
+    "<html>\r\n<head><title>400 The plain HTTP request was sent to HTTPS port</title></head>"
+    "\r\n<body>\r\n<center><h1>400 Bad Request</h1></center>\r\n<center>The plain HTTP "
+    "request was sent to HTTPS port</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n"
+    "</html>\r\n"
+)
 
 #: Upper bound of every wait inside the front; reached only when something is broken.
 _WAIT_S: Final = 10.0

@@ -37,6 +37,7 @@ from preform_pipeline import __version__
 from preform_pipeline.answers import (
     AnswerTooLargeError,
     BoundedTransport,
+    https_port_answer,
     redirect_target,
     tls_mismatch,
 )
@@ -152,6 +153,11 @@ def error_for_status(status: int, body: Any, request: RequestInfo) -> ApiError:
     if status == httpx.codes.REQUEST_TIMEOUT:
         return ServerTimeoutError(text, hint=_HINT_TIMEOUT, **fields)
     if 400 <= status < 500:
+        # A proxy's page for plain HTTP sent to its HTTPS port: the address is wrong, not
+        # the request.
+        https = https_port_answer(status, message or "")
+        if https is not None:
+            return RequestRejectedError(https, hint=tls_mismatch(https), **fields)
         return RequestRejectedError(text, hint=code_hint(code, _HINT_REJECTED), **fields)
     if status >= 500:
         return ServerInternalError(text, hint=_HINT_INTERNAL, **fields)

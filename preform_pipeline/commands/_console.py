@@ -175,11 +175,14 @@ def route_logs(console: Console) -> Callable[[], None]:
 
 def servers_line(statuses: Iterable[ServerStatus]) -> str:
     """``servers started: server-1 (pid 41, http://127.0.0.1:44388), prep-1 (REMOTE,
-    http://prep:44388)``; a server that did not start says why instead of ``(None)``."""
+    http://prep:44388)``; a server that did not start says why instead of ``(None)``, and so
+    does a remote that answered as none we can use."""
     parts: list[str] = []
     for s in statuses:
         if s.remote:
             where = f"REMOTE, {s.url}" if s.url else "REMOTE, unreachable"
+            if s.refused:  # said here, once: the builds failing for it only name it
+                where += f", refused: {s.last_error}"
         elif s.url is None:
             where = "not started" + (f": {s.last_error}" if s.last_error else "")
         else:

@@ -3,6 +3,13 @@
 ``GET /`` returns the API version and touches no scene, so it is safe to send to an idle
 server at any time. A server that accepts the connection but does not answer in time is hung
 and counts as unhealthy, like one that refuses the connection.
+
+A server that answers, but is none this client can use, is unhealthy with a ``refusal``: no
+``GET /`` at all (404 or 405: another web server at that address, or a PreFormServer older
+than the Local API range), or a proxy's page saying that its port wants https://. Asking
+again gets the same answer, so the pool retires such a remote at once instead of waiting for
+it to come back. (A version outside the range is not judged here: the client refuses it on
+first use, and the pool's test servers answer any version.)
 """
 
 from __future__ import annotations
@@ -12,7 +19,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from preform_pipeline.answers import BoundedTransport
+from preform_pipeline.answers import BoundedTransport, https_port_answer, tls_mismatch
+from preform_pipeline.api.versions import no_version_endpoint
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
 __all__ = ["HealthResult", "check_health"]
@@ -20,12 +28,14 @@ __all__ = ["HealthResult", "check_health"]
 
 @dataclass(frozen=True)
 class HealthResult:
-    """One check: ``detail`` says why a server is unhealthy, or which version answered."""
+    """One check: ``detail`` says why a server is unhealthy, or which version answered;
+    ``refusal`` (with what helps) when it answered as no server this client can use."""
 
     healthy: bool
     detail: str
     version: str | None = None
     elapsed_s: float = 0.0
+    refusal: str | None = None
 
 
 def check_health(
@@ -51,8 +61,10 @@ def check_health(
         except httpx.HTTPError as exc:
             return HealthResult(False, f"unreachable: {exc}", None, time.monotonic() - started)
     elapsed = time.monotonic() - started
-    if response.status_code != 200:
-        return HealthResult(False, f"GET / answered HTTP {response.status_code}", None, elapsed)
+    status = response.status_code
+    if status != 200:
+        return HealthResult(False, f"GET / answered HTTP {status}", None, elapsed,
+                            _refusal(status, response.text))
     version: str | None = None
     try:
         body = response.json()
@@ -62,3 +74,12 @@ def check_health(
         version = body["version"]
     detail = f"version {version}" if version else "answered HTTP 200"
     return HealthResult(True, detail, version, elapsed)
+
+
+def _refusal(status: int, text: str) -> str | None:
+    """Why an answer other than 200 means a server this client can never use, or None (a
+    502 from a proxy whose server is restarting, a 503: it may come back)."""
+    if status in (404, 405):
+        return str(no_version_endpoint(status))
+    https = https_port_answer(status, text)
+    return f"{https} ({tls_mismatch(https)})" if https is not None else None

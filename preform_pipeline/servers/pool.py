@@ -13,7 +13,10 @@ Lifecycle of one server (a "slot"; its process changes across restarts, its name
     RETIRED  (logged as ``server_retired`` with the reason; never leased again)
 
 A start the server refuses for good (ServerRefusedError: it said so, or its program cannot be
-run) goes from STARTING to RETIRED at once: retrying would only say the same thing again.
+run) goes from STARTING to RETIRED at once: retrying would only say the same thing again. So
+does a remote whose health check is answered, but as no server this client can use (no
+``GET /``, a proxy asking for https://: health.py): it is not
+down, so waiting ``remote_wait_s`` for it would only delay the same answer.
 
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
 
@@ -112,6 +115,10 @@ TERMINATING_SIGNALS: Final = tuple(
 
 #: A refused server, as a build failing for it names it: the refusal was said whole once.
 _REFUSED_SAID: Final = "refused to start (its server_retired event says why and what helps)"
+#: The same for a remote that answered as no server this client can use.
+_REMOTE_REFUSED_SAID: Final = (
+    "cannot be used (its server_retired event says why and what helps)"
+)
 
 _log = get_logger(__name__)
 
@@ -669,7 +676,7 @@ class ServerPool:
                 # Failed attempts were stopped by start_server_process: forget them.
                 self._processes.difference_update(launched)
                 if isinstance(exc, ServerRefusedError):
-                    self._retire_refused(slot, exc)
+                    self._retire_refused(slot, str(exc))  # with what helps
                 elif not self._closing:
                     self._record_failure(slot, exc.message, exc.output_tail)
             return
@@ -747,6 +754,14 @@ class ServerPool:
                 slot.state = ServerState.IDLE
                 self._cond.notify_all()
                 return
+        if slot.remote is not None and result.refusal is not None:
+            with self._cond:
+                self._retire_refused(
+                    slot, "it answers, but cannot be used at this address: "
+                    f"{result.refusal}; that address is this remote's url under remotes in "
+                    "the settings",
+                )
+            return
         _log.warning("server_unhealthy", server=slot.name, url=url, reason=result.detail)
         with self._cond:
             self._record_failure(
@@ -813,13 +828,14 @@ class ServerPool:
                 target=self._discard, args=(old,), name=f"{slot.name}-stop", daemon=True
             ).start()
 
-    def _retire_refused(self, slot: _Slot, exc: ServerRefusedError) -> None:
-        """Called with the lock held: the server refused to start for good; retire it now,
-        said once (no restart, whatever max_restarts allows)."""
+    def _retire_refused(self, slot: _Slot, refusal: str) -> None:
+        """Called with the lock held: the server refused to start for good, or a remote
+        answered as none we can use (``refusal``: why, with what helps); retire it now, said
+        once (no restart or wait, whatever max_restarts or remote_wait_s allow)."""
         if self._closing or slot.state is ServerState.RETIRED:
             return
         slot.refused = True
-        slot.last_error = str(exc)  # with what helps
+        slot.last_error = refusal
         self._retire(slot, slot.last_error, refused=True)
         self._cond.notify_all()
 
@@ -969,8 +985,9 @@ class ServerPool:
     def _exhausted(self) -> PoolExhaustedError:
         # A refusal was said whole when the server was retired (the event, run's servers
         # line); every build failing for it names it, without repeating it.
-        reasons = "; ".join(f"{s.name}: {_REFUSED_SAID}" if s.refused
-                            else f"{s.name}: {s.retired_reason}" for s in self._slots)
+        reasons = "; ".join(
+            f"{s.name}: {_REMOTE_REFUSED_SAID if s.remote else _REFUSED_SAID}" if s.refused
+            else f"{s.name}: {s.retired_reason}" for s in self._slots)
         refused = all(s.refused for s in self._slots)
         return PoolExhaustedError(
             f"every server of the pool is retired ({reasons})",

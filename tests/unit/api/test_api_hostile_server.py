@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import tracemalloc
 from collections.abc import Iterator
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -18,6 +19,7 @@ import pytest
 from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.api import PreFormClient, SceneSettings
 from preform_pipeline.errors import (
+    ApiError,
     RequestRejectedError,
     ServerInternalError,
     ServerTimeoutError,
@@ -25,11 +27,21 @@ from preform_pipeline.errors import (
     TransientApiError,
     UnsupportedApiVersionError,
 )
-from tests.hostile_http import HostileFront, drip, huge, raw, reply, running_front
+from tests.hostile_http import (
+    NGINX_HTTPS_PORT_PAGE,
+    Answer,
+    HostileFront,
+    drip,
+    huge,
+    raw,
+    reply,
+    running_front,
+)
 
 #: The version answer of a PreFormServer this client supports.
 VERSION = b'{"version": "0.9.12"}'
 SCENE = "/scene/abc/"
+ApiErrorT = TypeVar("ApiErrorT", bound=ApiError)
 FORM4 = SceneSettings("FORM-4-0", "FLGPBK05", 0.05, "DEFAULT")
 
 TRANSPORTS = [pytest.param(False, id="own-transport"), pytest.param(True, id="httpx-transport")]
@@ -46,6 +58,20 @@ def front() -> Iterator[HostileFront]:
 def _client(front: HostileFront, httpx_transport: bool, timeout: float) -> PreFormClient:
     transport = httpx.HTTPTransport() if httpx_transport else None
     return PreFormClient(front.url, timeout=timeout, transport=transport)
+
+
+def _scene_error(
+    front: HostileFront, httpx_transport: bool, answer: Answer, kind: type[ApiErrorT]
+) -> ApiErrorT:
+    """The ``kind`` of error ``getScene`` raises when the front answers it with ``answer``."""
+    front.on("GET", SCENE, answer)
+    client = _client(front, httpx_transport, timeout=5)
+    try:
+        with pytest.raises(kind) as caught:
+            client.get_scene("abc")
+    finally:
+        client.close()
+    return caught.value
 
 
 class TestHugeAnswers:
@@ -198,17 +224,14 @@ class TestNotThePreFormServer:
         self, front: HostileFront, httpx_transport: bool
     ) -> None:
         portal = (("Location", "http://portal.example/login?token=abc"),)
-        front.on("GET", SCENE, reply(302, b"", headers=portal))
-        client = _client(front, httpx_transport, timeout=5)
-        with pytest.raises(ServerInternalError) as caught:
-            client.get_scene("abc")
-        client.close()
-        assert caught.value.message.endswith(
+        error = _scene_error(front, httpx_transport, reply(302, b"", headers=portal),
+                             ServerInternalError)
+        assert error.message.endswith(
             "server answered 302, a redirect to http://portal.example/login, which "
             "PreFormServer never sends"
         )
-        assert "token=abc" not in str(caught.value)
-        assert "something other than PreFormServer" in (caught.value.hint or "")
+        assert "token=abc" not in str(error)
+        assert "something other than PreFormServer" in (error.hint or "")
 
     def test_a_tls_answer_to_plain_http_asks_for_https(self, front: HostileFront) -> None:
         front.on("GET", SCENE, raw(b"\x15\x03\x01\x00\x02\x02\x50"))
@@ -217,6 +240,18 @@ class TestNotThePreFormServer:
             client.get_scene("abc")
         assert "the server answered in TLS, not plain HTTP" in caught.value.message
         assert caught.value.hint == "use the https:// address of this server"
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    def test_a_proxys_https_port_page_asks_for_https(
+        self, front: HostileFront, httpx_transport: bool
+    ) -> None:
+        page = reply(400, NGINX_HTTPS_PORT_PAGE, content_type="text/html")
+        error = _scene_error(front, httpx_transport, page, RequestRejectedError)
+        assert error.message.endswith(
+            '(getScene): the server answered HTTP 400 "The plain HTTP request was sent to '
+            'HTTPS port": its address needs https://')
+        assert error.hint == "use the https:// address of this server"
+        assert error.status_code == 400
 
     def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
         url = front.url.replace("http://", "https://")

@@ -15,7 +15,7 @@ import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.servers.health import check_health
-from tests.hostile_http import drip, huge, reply, running_front
+from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, drip, huge, reply, running_front
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,3 +134,48 @@ class TestHostileAnswers:
             result = check_health(front.url, timeout_s=5.0)
             front.check()
         assert result.healthy, result.detail
+
+
+class TestAnsweredButUnusable:
+    """A server that answers as none this client can use is refused, saying why and what
+    helps; one that may come back (a proxy's 502, a 503) is only unhealthy."""
+
+    @pytest.mark.parametrize("status", [404, 405])
+    def test_no_version_endpoint_is_refused_with_the_range(self, status: int) -> None:
+        with running_front() as front:
+            front.on("GET", "/", reply(status, "<html>Not Found</html>",
+                                       content_type="text/html"))
+            result = check_health(front.url, timeout_s=5)
+            front.check()
+        assert (result.healthy, result.detail) == (False, f"GET / answered HTTP {status}")
+        assert result.refusal is not None
+        assert result.refusal.startswith(
+            f"the server has no Local API version endpoint (GET / answered {status}): it is "
+            "not a PreFormServer, or one older than Local API 0.9.0; this client supports "
+            ">=0.9.0,<1.0.0")
+        assert "check that the address belongs to a PreFormServer" in result.refusal
+
+    def test_a_proxy_asking_for_https_is_refused_naming_the_scheme(self) -> None:
+        with running_front() as front:
+            front.on("GET", "/", reply(400, NGINX_HTTPS_PORT_PAGE, content_type="text/html"))
+            result = check_health(front.url, timeout_s=5)
+        assert result.healthy is False
+        assert result.refusal == (
+            'the server answered HTTP 400 "The plain HTTP request was sent to HTTPS port": its '
+            "address needs https:// (use the https:// address of this server)")
+
+    @pytest.mark.parametrize("status, body", [
+        (502, "<html>502 Bad Gateway</html>"), (503, ""), (400, "<html>Bad Request</html>"),
+    ])
+    def test_an_answer_that_may_change_is_not_a_refusal(self, status: int, body: str) -> None:
+        with running_front() as front:
+            front.on("GET", "/", reply(status, body, content_type="text/html"))
+            result = check_health(front.url, timeout_s=5)
+        assert (result.healthy, result.refusal) == (False, None)
+
+    def test_no_answer_at_all_is_not_a_refusal(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        result = check_health(f"http://127.0.0.1:{port}", timeout_s=5)
+        assert (result.healthy, result.refusal) == (False, None)

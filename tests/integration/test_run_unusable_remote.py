@@ -1,0 +1,60 @@
+"""``run`` whose only remote answers, but as no PreFormServer it can use: refused at once,
+said once, exit 1 (docs/settings.md, ``remotes``), instead of ``servers.remote_wait_s`` (300 s
+by default) spent waiting for a server that is not down.
+
+A real ``run`` process, its settings naming a real loopback HTTP front (tests/hostile_http.py)
+as the remote: another web server's 404 at ``GET /``, or nginx's page for plain HTTP sent to
+its HTTPS port.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.command_line import in_a_process
+from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, reply, running_front
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
+MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
+#: Far below the default remote_wait_s (300 s): a run that waited for the remote is stopped
+#: at this limit and fails the test (it takes about 2 s).
+RUN_LIMIT_S = 30.0
+
+
+@pytest.mark.parametrize("status, page, said", [
+    (404, "<html><body>My NAS</body></html>", "the server has no Local API version endpoint "
+     "(GET / answered 404): it is not a PreFormServer"),
+    (400, NGINX_HTTPS_PORT_PAGE, "the server answered HTTP 400 \"The plain HTTP request was "
+     "sent to HTTPS port\": its address needs https:// (use the https:// address of this "
+     "server)"),
+], ids=["a-web-page-404", "https-port-400"])
+def test_refused_at_once_said_once_exit_1(
+    tmp_path: Path, status: int, page: str, said: str
+) -> None:
+    with running_front() as front:
+        front.on("GET", "/", reply(status, page, content_type="text/html"))
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(json.dumps({"servers": {"count": 0},
+                                        "remotes": [{"url": front.url, "name": "printhost"}]}),
+                            encoding="utf-8")
+        done = in_a_process(tmp_path, "run", str(RECIPE), str(MODEL), "--settings",
+                            str(settings), "--output", str(tmp_path / "out"),
+                            env_extra={"HOME": str(tmp_path)}, timeout=RUN_LIMIT_S)
+        asked = len(front.requests_to("/"))
+        front.check()
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stdout + done.stderr
+    assert done.stdout.count(said) == 1, done.stdout
+    (servers,) = [line for line in done.stdout.splitlines()
+                  if line.startswith("servers started: ")]
+    assert servers.startswith(f"servers started: printhost (REMOTE, {front.url}, refused: it "
+                              f"answers, but cannot be used at this address: {said}")
+    assert servers.endswith("that address is this remote's url under remotes in the settings)")
+    assert ("printhost: cannot be used (its server_retired event says why and what helps)"
+            in done.stdout)
+    assert done.stdout.splitlines()[-1] == "exit 1: 1 build failed, 0 of 1 build succeeded"
+    assert asked == 1  # not asked again: no wait, no retry

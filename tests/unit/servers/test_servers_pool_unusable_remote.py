@@ -1,0 +1,108 @@
+"""A remote that answers, but as no PreFormServer this client can use, is refused at once.
+
+Real loopback HTTP: each remote is a hostile front (tests/hostile_http.py) answering ``GET /``
+as a server of the Local API range, as another web server (404), an old PreFormServer (405)
+or a proxy that wants https:// (nginx's 400 page). Asking such a server again gets the same
+answer, so it is not waited for ``servers.remote_wait_s`` like a remote that is down.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.errors import PoolExhaustedError
+from preform_pipeline.servers import ServerPool, ServerState
+from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
+from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, HostileFront, reply, running_front
+
+WAIT_S = 10.0
+#: The default wait: a refused remote must not take it (nor any of it).
+SERVERS = ServerSettings(count=0, health_timeout_s=2, health_interval_s=0, remote_wait_s=300,
+                         restart_backoff_s=30, restart_backoff_max_s=30)
+USED_AT_THIS_ADDRESS = "it answers, but cannot be used at this address: "
+SETTINGS_SAID = "; that address is this remote's url under remotes in the settings"
+
+
+def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    return [e for e in logs if e["event"] == name]
+
+
+@pytest.fixture
+def fronts() -> Iterator[dict[str, HostileFront]]:
+    """A remote of the range (``good``), one without ``GET /`` (``nas``), one behind a proxy
+    that wants https:// (``proxy``)."""
+    with ExitStack() as stack:
+        made = {name: stack.enter_context(running_front()) for name in ("good", "nas", "proxy")}
+        made["good"].on("GET", "/", reply(200, json.dumps({"version": "0.9.12"})))
+        made["nas"].on("GET", "/", reply(404, "<html>Not Found</html>", content_type="text/html"))
+        made["proxy"].on("GET", "/", reply(400, NGINX_HTTPS_PORT_PAGE, content_type="text/html"))
+        yield made
+        for front in made.values():
+            front.check()
+
+
+def _dead_url(stack: ExitStack) -> str:
+    """A loopback port held but not listening: connections to it are refused."""
+    held = stack.enter_context(socket.socket())
+    held.bind(("127.0.0.1", 0))
+    return f"http://127.0.0.1:{held.getsockname()[1]}"
+
+
+class TestRefusedAtOnce:
+    """The unusable remote is retired at its first check, said once; the others carry on."""
+
+    def test_beside_a_usable_and_a_dead_remote(self, fronts: dict[str, HostileFront]) -> None:
+        with ExitStack() as stack:
+            remotes = (RemoteServer(fronts["nas"].url, name="nas"),
+                       RemoteServer(fronts["good"].url, name="good"),
+                       RemoteServer(_dead_url(stack), name="dead"))
+            pool = ServerPool(PoolSettings(servers=SERVERS, remotes=remotes),
+                              handle_signals=False)
+            with capture_logs() as logs, pool:
+                nas, good, dead = pool.status()
+                with pool.lease(timeout=WAIT_S) as lease:
+                    assert lease.server.name == "good"
+        assert (nas.state, nas.refused) == (ServerState.RETIRED, True)
+        assert nas.retired_reason == nas.last_error
+        assert nas.retired_reason is not None
+        assert nas.retired_reason.startswith(
+            f"{USED_AT_THIS_ADDRESS}the server has no Local API version endpoint (GET / "
+            "answered 404): it is not a PreFormServer, or one older than Local API 0.9.0")
+        assert nas.retired_reason.endswith(SETTINGS_SAID)
+        assert good.state is ServerState.IDLE
+        # A remote that does not answer at all is still waited for.
+        assert (dead.state, dead.refused) == (ServerState.RESTARTING, False)
+        (retired,) = _events(logs, "server_retired")
+        assert (retired["server"], retired["refused"]) == ("nas", True)
+        assert retired["remaining"] == ["good", "dead"]
+        assert {e["server"] for e in _events(logs, "remote_server_waiting")} == {"dead"}
+        assert {e["server"] for e in _events(logs, "server_unhealthy")} == {"dead"}
+        assert len(fronts["nas"].requests_to("/")) == 1  # asked once, never again
+
+    def test_none_left_fails_the_lease_at_once_naming_it(
+        self, fronts: dict[str, HostileFront]
+    ) -> None:
+        remotes = (RemoteServer(fronts["proxy"].url, name="printhost"),)
+        with capture_logs() as logs, ServerPool(PoolSettings(servers=SERVERS, remotes=remotes),
+                                                 handle_signals=False) as pool:
+            with pytest.raises(PoolExhaustedError) as raised:
+                pool.lease(timeout=WAIT_S)
+            (status,) = pool.status()
+        assert status.retired_reason == (
+            f'{USED_AT_THIS_ADDRESS}the server answered HTTP 400 "The plain HTTP request was '
+            "sent to HTTPS port\": its address needs https:// (use the https:// address of "
+            f"this server){SETTINGS_SAID}")
+        # Said whole once (the event); the build failing for it names it without repeating.
+        assert "https://" not in str(raised.value)
+        assert "printhost: cannot be used (its server_retired event says why and what helps)" \
+            in str(raised.value)
+        assert "raise servers.max_restarts" not in str(raised.value)
+        assert len(_events(logs, "server_retired")) == 1
+        assert not _events(logs, "remote_server_waiting")
