@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from preform_pipeline.answers import BoundedTransport, https_port_answer, tls_mismatch
+from preform_pipeline.answers import USE_HTTPS, BoundedTransport, https_port_answer
 from preform_pipeline.api.versions import no_version_endpoint
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
@@ -83,4 +83,4 @@ def _refusal(status: int, text: str) -> str | None:
     if status in (404, 405):
         return str(no_version_endpoint(status))
     https = https_port_answer(status, text)
-    return f"{https} ({tls_mismatch(https)})" if https is not None else None
+    return f"{https} ({USE_HTTPS})" if https is not None else None
