@@ -24,6 +24,7 @@ import httpx
 
 __all__ = [
     "MAX_ANSWER_BYTES",
+    "USE_HTTPS",
     "AnswerTooLargeError",
     "BoundedStream",
     "BoundedTransport",
@@ -46,6 +47,8 @@ MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
 TLS_RECORD_STARTS: Final = ("\x15\x03", "\x16\x03")
 #: What both answers below mean, and what each message of theirs ends with.
 _NEEDS_HTTPS: Final = "its address needs https://"
+#: What helps with either.
+USE_HTTPS: Final = "use the https:// address of this server"
 #: What a TLS answer to plain HTTP means.
 TLS_ANSWER: Final = f"the server answered in TLS, not plain HTTP: {_NEEDS_HTTPS}"
 #: What nginx (and the proxies that copy it) says, in a 400 page, to plain HTTP sent to the
@@ -73,12 +76,12 @@ def https_port_answer(status: int, text: str) -> str | None:
     return None
 
 
-def tls_mismatch(exc: BaseException | str) -> str | None:
+def tls_mismatch(exc: BaseException) -> str | None:
     """What helps when a request failed because the two sides disagree about TLS (https:// to
     a plain server, http:// to a TLS one, a sign-in page intercepting https), else None."""
     text = str(exc)
-    if _NEEDS_HTTPS in text:
-        return "use the https:// address of this server"
+    if TLS_ANSWER in text:
+        return USE_HTTPS
     if "[SSL: CERTIFICATE_VERIFY_FAILED]" in text:
         return ("the server's certificate is not trusted: a sign-in page (a guest Wi-Fi's "
                 "captive portal) or a proxy may be answering in the server's place")

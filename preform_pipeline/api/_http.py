@@ -35,6 +35,7 @@ import httpx
 
 from preform_pipeline import __version__
 from preform_pipeline.answers import (
+    USE_HTTPS,
     AnswerTooLargeError,
     BoundedTransport,
     https_port_answer,
@@ -157,7 +158,7 @@ def error_for_status(status: int, body: Any, request: RequestInfo) -> ApiError:
         # the request.
         https = https_port_answer(status, message or "")
         if https is not None:
-            return RequestRejectedError(https, hint=tls_mismatch(https), **fields)
+            return RequestRejectedError(https, hint=USE_HTTPS, **fields)
         return RequestRejectedError(text, hint=code_hint(code, _HINT_REJECTED), **fields)
     if status >= 500:
         return ServerInternalError(text, hint=_HINT_INTERNAL, **fields)

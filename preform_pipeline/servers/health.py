@@ -7,9 +7,10 @@ and counts as unhealthy, like one that refuses the connection.
 A server that answers, but is none this client can use, is unhealthy with a ``refusal``: no
 ``GET /`` at all (404 or 405: another web server at that address, or a PreFormServer older
 than the Local API range), or a proxy's page saying that its port wants https://. Asking
-again gets the same answer, so the pool retires such a remote at once instead of waiting for
-it to come back. (A version outside the range is not judged here: the client refuses it on
-first use, and the pool's test servers answer any version.)
+again gets the same answer, so the pool retires a remote answering so at its first check
+instead of waiting for it to come back (a later check's may be a proxy's while the server
+behind it restarts: pool.py). (A version outside the range is not judged here: the client
+refuses it on first use, and the pool's test servers answer any version.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from preform_pipeline.answers import BoundedTransport, https_port_answer, tls_mismatch
+from preform_pipeline.answers import USE_HTTPS, BoundedTransport, https_port_answer
 from preform_pipeline.api.versions import no_version_endpoint
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
@@ -82,4 +83,4 @@ def _refusal(status: int, text: str) -> str | None:
     if status in (404, 405):
         return str(no_version_endpoint(status))
     https = https_port_answer(status, text)
-    return f"{https} ({tls_mismatch(https)})" if https is not None else None
+    return f"{https} ({USE_HTTPS})" if https is not None else None

@@ -14,9 +14,11 @@ Lifecycle of one server (a "slot"; its process changes across restarts, its name
 
 A start the server refuses for good (ServerRefusedError: it said so, or its program cannot be
 run) goes from STARTING to RETIRED at once: retrying would only say the same thing again. So
-does a remote whose health check is answered, but as no server this client can use (no
-``GET /``, a proxy asking for https://: health.py): it is not
-down, so waiting ``remote_wait_s`` for it would only delay the same answer.
+does a remote whose first health check is answered, but as no server this client can use
+(no ``GET /``, a proxy asking for https://: health.py): it is not down, so waiting
+``remote_wait_s`` for it would only delay the same answer. Later checks never refuse: the
+same answer from a remote that answered as a PreFormServer before, or was down, may be its
+proxy's while the server restarts, and is waited for like any failed check.
 
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
 
@@ -754,7 +756,9 @@ class ServerPool:
                 slot.state = ServerState.IDLE
                 self._cond.notify_all()
                 return
-        if slot.remote is not None and result.refusal is not None:
+        if slot.remote is not None and result.refusal is not None and reason == "start":
+            # Only its first answer: one that answered as a PreFormServer here before, or was
+            # down, may be a proxy's page while the server behind it restarts; waited for.
             with self._cond:
                 self._retire_refused(
                     slot, "it answers, but cannot be used at this address: "

@@ -106,3 +106,32 @@ class TestRefusedAtOnce:
         assert "raise servers.max_restarts" not in str(raised.value)
         assert len(_events(logs, "server_retired")) == 1
         assert not _events(logs, "remote_server_waiting")
+
+
+class TestOnlyTheFirstAnswerRefuses:
+    """A remote that answered as a PreFormServer at its address, and then answers 404 (a
+    proxy such as Traefik while the server behind it restarts), is waited for, not refused:
+    its address was right, and it may come back."""
+
+    def test_a_404_after_a_good_answer_is_waited_for(self) -> None:
+        servers = ServerSettings(count=0, health_timeout_s=2, health_interval_s=0,
+                                 remote_wait_s=300, restart_backoff_s=0.05,
+                                 restart_backoff_max_s=0.05)
+        with running_front() as front:
+            version = reply(200, json.dumps({"version": "0.9.12"}))
+            front.on("GET", "/", version, times=1)
+            front.on("GET", "/", reply(404, "404 page not found"), times=1)
+            front.on("GET", "/", version)
+            pool = ServerPool(PoolSettings(servers=servers,
+                                           remotes=(RemoteServer(front.url, name="printhost"),)),
+                              handle_signals=False)
+            with capture_logs() as logs, pool:
+                pool.lease(timeout=WAIT_S).report_failure()  # checked again: the 404
+                with pool.lease(timeout=WAIT_S) as lease:  # and back
+                    assert lease.server.name == "printhost"
+                (status,) = pool.status()
+            front.check()
+        assert status.refused is False
+        assert not _events(logs, "server_retired")
+        assert [e["server"] for e in _events(logs, "remote_server_back")] == ["printhost"]
+        assert len(front.requests_to("/")) == 3
