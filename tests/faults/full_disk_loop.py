@@ -43,7 +43,8 @@ Not part of the suite (a seed takes 30 to 90 s). Results are recorded in docs/te
   15-24: 15, 16, 17, 19, 22, 23 ok; 18, 20, 21 and 24 did not settle within 120 s: the
   store's WAL grew to 3.8 MiB (SQLite checkpoints only at 1,000 pages) and filled the
   4 MiB disk for good (seed 18: 0 KiB free at the end), so builds waited, as they should
-  on a disk that stays full. A larger disk (or a store WAL limit) is the next step.
+  on a disk that stays full. With ``--disk-kib 16384`` those four seeds are ok (the WAL
+  stayed under 256 KiB); why it reached 3.8 MiB on 4 MiB is open (docs/testing.md).
 """
 
 from __future__ import annotations
@@ -230,11 +231,11 @@ def _unmount(where: Path) -> None:
         subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
 
 
-def run_seed(seed: int, mode: str, keep: bool) -> list[str]:
+def run_seed(seed: int, mode: str, keep: bool, disk_kib: int = DISK_KIB) -> list[str]:
     """One seed's loop; the problems found (empty: every invariant held)."""
     rng = random.Random(seed)
     root = Path(tempfile.mkdtemp(prefix=f"s39-fill-{mode}-{seed}-"))
-    disk = _mount(root / "disk", DISK_KIB)
+    disk = _mount(root / "disk", disk_kib)
     problems: list[str] = []
     daemon: subprocess.Popen[bytes] | None = None
     try:
@@ -430,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", choices=("inbox", "output", "store"), default="inbox")
     parser.add_argument("--keep", action="store_true", help="keep each seed's folder")
+    parser.add_argument("--disk-kib", type=int, default=DISK_KIB,
+                        help=f"the small disk's size (default {DISK_KIB})")
     parser.add_argument("seeds", nargs="+", type=int)
     args = parser.parse_args(argv)
     if sys.platform != "linux" or os.geteuid() != 0:
@@ -438,7 +441,7 @@ def main(argv: list[str] | None = None) -> int:
     broken = 0
     for seed in args.seeds:
         started = time.monotonic()
-        problems = run_seed(seed, args.mode, args.keep)
+        problems = run_seed(seed, args.mode, args.keep, args.disk_kib)
         print(f"seed {seed} ({args.mode}): {'ok' if not problems else 'BROKEN'} in "
               f"{time.monotonic() - started:.0f} s", flush=True)
         for problem in problems:
