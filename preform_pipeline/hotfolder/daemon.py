@@ -341,6 +341,9 @@ class HotFolderDaemon:
         #: Drops given up (:meth:`_give_up`) whose moves to failed/ failed too, by drop: its
         #: jobs, what failed and what helps; given up again on the next look, never taken.
         self._giving_up: dict[Path, tuple[list[Job], str, str]] = {}
+        #: Drops whose take the store refused while away (a full disk, a database restart),
+        #: said once each: every later look fails the same way until it is back.
+        self._take_failed_said: set[Path] = set()
         self.take_move_tries = DEFAULT_TAKE_MOVE_TRIES
         self._next_prune = 0.0
         self._next_notice_expiry = 0.0
@@ -713,6 +716,7 @@ class HotFolderDaemon:
                 # Gone (or left): a drop of that name later is a new one, with its own tries.
                 self._move_failures.pop(root, None)
                 self._giving_up.pop(root, None)
+                self._take_failed_said.discard(root)
             elif isinstance(outcome, Drop):
                 del self._units[root]
                 self._take(outcome, unit.last_seen)
@@ -924,9 +928,18 @@ class HotFolderDaemon:
                 self._take_cut_short(drop, [*cut, *result.taken], result)
                 return
         except (StoreError, OSError) as exc:
-            log.error("take_failed", root=str(drop.root), error=str(exc))
+            outage = isinstance(exc, StoreError) and exc.outage
+            if outage and drop.root in self._take_failed_said:
+                # Looked at again every second while the store stays away (a full disk may
+                # last hours): an error each time, for each drop, buries everything else.
+                log.debug("take_failed_again", root=str(drop.root), error=str(exc))
+            else:
+                log.error("take_failed", root=str(drop.root), error=str(exc))
+                if outage:
+                    self._take_failed_said.add(drop.root)
             self._look_again(drop)
             return
+        self._take_failed_said.discard(drop.root)
         self._move_failures.pop(drop.root, None)
         jobs = (*cut, *result.taken)
         if jobs:
