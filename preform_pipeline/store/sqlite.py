@@ -8,6 +8,12 @@ Why these settings:
   "database is locked"; only a lock held longer than the timeout becomes a StoreError.
 - **synchronous=FULL**: a committed transition survives a power cut. "Durable before acting"
   needs exactly that: a PRINT_SENDING row lost after the print went out would send it twice.
+- **A bounded WAL**: SQLite checkpoints its ``-wal`` file only once it holds 1,000 pages
+  (about 4 MB) and, by default, never gives the file's room back afterwards. The store
+  checkpoints every :data:`WAL_CHECKPOINT_PAGES` pages and has SQLite truncate the WAL to
+  :data:`WAL_SIZE_LIMIT_BYTES` each time it starts it afresh, so the store's disk holds the
+  file plus at most about 1 MiB beside it, also after an outage (a full disk, a reader that
+  held a checkpoint back) made the WAL grow for a while.
 - **BEGIN IMMEDIATE** for every write takes the write lock before reading the current state,
   so the compare-and-set cannot be overtaken between its read and its write.
 - **Migrations** are numbered from 1; ``PRAGMA user_version`` holds the applied version. Each
@@ -47,6 +53,8 @@ __all__ = [
     "MAX_STORE_NAME_BYTES",
     "MIGRATIONS",
     "SCHEMA_VERSION",
+    "WAL_CHECKPOINT_PAGES",
+    "WAL_SIZE_LIMIT_BYTES",
     "Migration",
     "SqliteJobStore",
 ]
@@ -56,6 +64,14 @@ log = get_logger(__name__)
 #: A writer waits this long for another writer's transaction before giving up. Transitions
 #: take milliseconds; ten seconds covers a slow disk or a migration by another process.
 DEFAULT_BUSY_TIMEOUT_S: Final = 10.0
+
+#: The WAL is checkpointed into the store's file once it holds this many pages (1 MiB at
+#: SQLite's 4 KiB page): a few hundred transitions, a checkpoint of milliseconds.
+WAL_CHECKPOINT_PAGES: Final = 256
+
+#: What SQLite cuts the WAL back to when a checkpoint has emptied it (``journal_size_limit``):
+#: without it the file keeps the largest size it ever reached, for as long as a writer runs.
+WAL_SIZE_LIMIT_BYTES: Final = 1024 * 1024
 
 _JOB_KEY_COLUMN_HINT: Final = "job_key"
 
@@ -369,6 +385,9 @@ class SqliteJobStore(SqlStoreCore):
                         # Some network file systems cannot do WAL; it works, readers wait.
                         log.warning("store_not_wal", path=str(self.path), journal_mode=mode)
                     conn.execute("PRAGMA synchronous = FULL")
+                    # Both are the connection's own, not the file's: set on every open.
+                    conn.execute(f"PRAGMA wal_autocheckpoint = {WAL_CHECKPOINT_PAGES}")
+                    conn.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
                 conn.execute("PRAGMA foreign_keys = ON")
             if not read_only:
                 self._migrate(conn)
