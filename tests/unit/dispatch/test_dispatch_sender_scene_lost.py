@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.api import ImportOptions, PreFormClient, SceneSettings
 from preform_pipeline.dispatch.sender import FormSender
 from preform_pipeline.errors import SceneLostError
 from preform_pipeline.printing import PrintOwner
@@ -24,7 +23,7 @@ from tests.unit.executor.executor_support import (
     FakePool,
     ScriptedFaults,
     SimFarm,
-    write_box,
+    saved_form,
 )
 
 FORM4 = "FORM-4-0"
@@ -51,22 +50,11 @@ def farm(tmp_path: Path) -> Iterator[SimFarm]:
     farm.close()
 
 
-def _saved_form(url: str, tmp_path: Path) -> Path:
-    form = tmp_path / "build.form"
-    with PreFormClient(url, timeout=WAIT_S) as client:
-        scene = client.create_scene(SceneSettings(FORM4, GREY, 0.1, print_setting="DEFAULT"))
-        assert scene.id is not None
-        client.import_model(scene.id, write_box(tmp_path, "crown", 10, 10, 5),
-                            ImportOptions(name="crown"))
-        client.save_form(scene.id, form)
-        client.delete_scene(scene.id)
-    return form
-
 
 class TestASceneLostBeforeThePrint:
     def test_the_send_is_refused_not_left_in_doubt(self, tmp_path: Path, farm: SimFarm) -> None:
         url = farm.servers[0].url
-        form = _saved_form(url, tmp_path)
+        form = saved_form(url, tmp_path)
         pool = FakePool([url])
         try:
             with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.api import ImportOptions, PreFormClient, SceneSettings
+from preform_pipeline.api import PreFormClient
 from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.hotfolder.nodes import NodeRole
@@ -25,8 +25,6 @@ from preform_pipeline.simulator.protocol import ProgressCallback
 from preform_pipeline.store import Build, JobState
 from tests.pg_cluster import PgCluster
 from tests.two_nodes import (
-    FORM4,
-    GREY,
     lost_events,
     stall_until_taken_over,
     two_nodes,
@@ -37,7 +35,7 @@ from tests.unit.executor.executor_support import (
     FakePool,
     ScriptedFaults,
     SimFarm,
-    write_box,
+    saved_form,
 )
 
 S = JobState
@@ -88,18 +86,6 @@ def pool(farm: SimFarm) -> Iterator[FakePool]:
     pool.close()
 
 
-def _saved_form(url: str, tmp_path: Path) -> Path:
-    """A prepared build's .form, saved by the server as the runner saves it."""
-    form = tmp_path / "build.form"
-    with PreFormClient(url, timeout=WAIT_S) as client:
-        scene = client.create_scene(SceneSettings(FORM4, GREY, 0.1, print_setting="DEFAULT"))
-        assert scene.id is not None
-        client.import_model(scene.id, write_box(tmp_path, "crown", 10, 10, 5),
-                            ImportOptions(name="crown"))
-        client.save_form(scene.id, form)
-        client.delete_scene(scene.id)
-    return form
-
 
 def _dispatcher(role: NodeRole, pool: FakePool) -> Dispatcher:
     owner = PrintOwner(role.store)
@@ -125,7 +111,7 @@ class TestAStaleNodeSendingAWaitingBuild:
     ) -> None:
         a, b = nodes
         server_url = farm.servers[0].url
-        build = waiting_build(a.store, "crown", _saved_form(server_url, tmp_path))
+        build = waiting_build(a.store, "crown", saved_form(server_url, tmp_path))
         a_dispatch = _dispatcher(a, pool)
         assert [w.id for w in a_dispatch.waiting()] == [build.id]  # read before the stall
         stall_until_taken_over(url, b, build)
@@ -152,7 +138,7 @@ class TestAStaleNodeSendingAWaitingBuild:
     ) -> None:
         a, b = nodes
         server_url = farm.servers[0].url
-        build = waiting_build(a.store, "crown", _saved_form(server_url, tmp_path))
+        build = waiting_build(a.store, "crown", saved_form(server_url, tmp_path))
         scenes = _scenes(server_url)
         faults.stall = lambda: stall_until_taken_over(url, b, build)
         history_before = len(a.store.build_history(build.id))

@@ -25,6 +25,7 @@ import structlog
 from structlog.contextvars import merge_contextvars
 from structlog.testing import LogCapture
 
+from preform_pipeline.api import ImportOptions, PreFormClient, SceneSettings
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError, PoolExhaustedError
 from preform_pipeline.executor import (
@@ -55,6 +56,7 @@ __all__ = [
     "capture_bound_logs",
     "five_boxes",
     "named_case_folders",
+    "saved_form",
     "write_box",
     "write_mushroom",
     "FakeLease",
@@ -109,6 +111,21 @@ def write_box(folder: Path, name: str, sx: float, sy: float, sz: float) -> Path:
     path = folder / f"{name}.stl"
     write_stl(path, box_triangles((0.0, 0.0, 0.0), (sx, sy, sz)), name=name)
     return path
+
+
+def saved_form(url: str, folder: Path) -> Path:
+    """A prepared build's .form (one 10 mm crown, Form 4, Grey), saved by the server at
+    ``url`` as the runner saves it, into ``folder / "build.form"``."""
+    form = folder / "build.form"
+    with PreFormClient(url, timeout=WAIT_S) as client:
+        scene = client.create_scene(
+            SceneSettings("FORM-4-0", "FLGPGR05", 0.1, print_setting="DEFAULT"))
+        assert scene.id is not None
+        client.import_model(scene.id, write_box(folder, "crown", 10, 10, 5),
+                            ImportOptions(name="crown"))
+        client.save_form(scene.id, form)
+        client.delete_scene(scene.id)
+    return form
 
 
 def five_boxes(tmp_path: Path) -> list[Path]:
