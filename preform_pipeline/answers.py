@@ -47,6 +47,8 @@ MAX_ANSWER_BYTES: Final = 32 * 1024 * 1024
 TLS_RECORD_STARTS: Final = ("\x15\x03", "\x16\x03")
 #: What both answers below mean, and what each message of theirs ends with.
 _NEEDS_HTTPS: Final = "its address needs https://"
+#: How Python's ssl module says the other side closed during the handshake.
+_TLS_HUNG_UP: Final = "TLS/SSL connection has been closed (EOF)"
 #: What helps with either.
 USE_HTTPS: Final = "use the https:// address of this server"
 #: What a TLS answer to plain HTTP means.
@@ -85,6 +87,11 @@ def tls_mismatch(exc: BaseException) -> str | None:
     if "[SSL: CERTIFICATE_VERIFY_FAILED]" in text:
         return ("the server's certificate is not trusted: a sign-in page (a guest Wi-Fi's "
                 "captive portal) or a proxy may be answering in the server's place")
+    if _TLS_HUNG_UP in text or "UNEXPECTED_EOF_WHILE_READING" in text:
+        # A plain server may hang up on a hello it cannot read rather than answer it: which
+        # of the two a client meets depends on timing, so both are told, the hang-up hedged.
+        return ("the server hung up during the TLS handshake: it may not speak TLS at this "
+                "address: check whether it needs http://")
     if "[SSL:" in text:
         return "the server does not speak TLS at this address: check whether it needs http://"
     return None

@@ -258,4 +258,4 @@ class TestNotThePreFormServer:
         with PreFormClient(url, timeout=5) as client, \
                 pytest.raises(ServerUnreachableError) as caught:
             client.get_api_version()
-        assert "does not speak TLS at this address" in (caught.value.hint or "")
+        assert "speak TLS at this address" in (caught.value.hint or "")

@@ -122,4 +122,4 @@ class TestBrokenPaging:
         client = WebApiClient(Credentials("lab-app", "s3cret-value"), base_url=url, timeout_s=5)
         with client, pytest.raises(CloudUnavailableError) as caught:
             list(client.iter_prints())
-        assert "does not speak TLS at this address" in (caught.value.hint or "")
+        assert "speak TLS at this address" in (caught.value.hint or "")
