@@ -139,7 +139,10 @@ class OutcomeFolders:
         #: The daemon's console: a rejected build is said once, when its files are settled.
         self.say: Callable[[str], None] = lambda line: None
         self._rejected_said: set[int] = set()
-        #: Builds whose files wait for room on a full disk, by id; under :attr:`lock`.
+        #: Builds whose files wait for room on a full disk, by id; under their own lock,
+        #: not :attr:`lock`: the loop asks on every pass, and must not wait behind a
+        #: worker's settle for it.
+        self._waiting_lock = threading.Lock()
         self._waiting: dict[int, _WaitingForRoom] = {}
 
     def settle_processing_folders(self) -> set[int]:
@@ -198,26 +201,26 @@ class OutcomeFolders:
         except OSError as exc:
             folder = _refused_in(exc)
             if folder is not None:
-                with self.lock:
+                with self._waiting_lock:
                     self._waiting[build.id] = _WaitingForRoom(build.id, folder, outcome,
                                                               report_path)
             raise
 
     def waiting_for_room(self) -> bool:
         """Whether a build's files wait in processing/ for room on a full disk."""
-        with self.lock:
+        with self._waiting_lock:
             return bool(self._waiting)
 
     def settle_where_room(self) -> None:
         """Settle the builds whose files wait for room, each once its disk has room again
         (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at the free space, no
         write tried on a disk still full). The loop's, on every pass."""
-        with self.lock:
+        with self._waiting_lock:
             todo = list(self._waiting.values())
         for waiting in todo:
             if disk_is_full(waiting.folder):
                 continue
-            with self.lock:
+            with self._waiting_lock:
                 self._waiting.pop(waiting.build_id, None)
             try:
                 build = self.store.get_build(waiting.build_id)
@@ -225,7 +228,7 @@ class OutcomeFolders:
                 self.settle_build(build, waiting.outcome, waiting.report_path)
             except (StoreError, OSError) as exc:
                 if isinstance(exc, StoreError) and exc.outage:
-                    with self.lock:
+                    with self._waiting_lock:
                         self._waiting.setdefault(waiting.build_id, waiting)
                 log.debug("build_files_still_unsettled", build_id=waiting.build_id,
                           error=str(exc))
