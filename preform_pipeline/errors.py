@@ -39,6 +39,7 @@ PipelineError
  │    ├── InvalidTransitionError      the state table forbids this change (names both states)
  │    ├── StoreConflictError          compare-and-set lost: the state changed meanwhile
  │    ├── StoreNotFoundError          no job or build of that id (the store answered)
+ │    ├── NotBatchableError           a job is not free to batch (another build has it)
  │    └── StoreLockedError            another daemon holds the store (names its host and PID)
  ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
  │    ├── CloudAuthError               credentials or access token refused
@@ -71,12 +72,14 @@ __all__ = [
     "ConfigError",
     "FileWriteError",
     "ImportNotAppliedError",
+    "DISK_FULL_ERRNOS",
     "InvalidTransitionError",
     "LabelDoesNotFitError",
     "LeaseLostError",
     "LeaseTimeoutError",
     "ModelFileError",
     "ModelTooLargeError",
+    "NotBatchableError",
     "OperationFailedError",
     "PermanentApiError",
     "PipelineError",
@@ -110,6 +113,7 @@ __all__ = [
     "UnsupportedApiVersionError",
     "UnusablePathError",
     "WRITE_HINTS",
+    "refused_by_a_full_disk",
     "write_hint",
 ]
 
@@ -237,12 +241,35 @@ WRITE_HINTS: Final[dict[int, str]] = {
 }
 # Making a folder where a file stands (mkdir with exist_ok) says EEXIST: the same cause.
 WRITE_HINTS[errno.EEXIST] = WRITE_HINTS[errno.ENOTDIR]
+# A user's disk quota used up is a full disk to this user: the same remedy, said so.
+WRITE_HINTS[errno.EDQUOT] = ("the disk quota is used up: free some space on the disk (or have "
+                             "the quota raised), then try again")
 _OTHER_WRITE_HINT: Final = "check that the folder exists, is writable and has free space"
+
+#: The operating system's ways of saying that a write was refused for want of room: the
+#: disk is full, or this user's quota on it is used up. What a person does is the same (free
+#: space), and it is never the fault of the file being written.
+DISK_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def write_hint(cause: OSError) -> str:
     """What helps when the operating system refused a write with ``cause``."""
     return WRITE_HINTS.get(cause.errno or 0, _OTHER_WRITE_HINT)
+
+
+def refused_by_a_full_disk(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, is the operating system refusing
+    a write for want of room (:data:`DISK_FULL_ERRNOS`). Told by the errno the error
+    carries (a :class:`FileWriteError` carries its cause's), never by its words, which a
+    translation or a path (a folder named "No space") can change."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in DISK_FULL_ERRNOS:
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class RecipeError(PipelineError):
@@ -513,6 +540,26 @@ class StoreNotFoundError(StoreError):
     (it said "no such build" for both)."""
 
     outage: ClassVar[bool] = False
+
+
+class NotBatchableError(StoreError):
+    """A build was asked for a job that is not free to batch: another build has it (on a
+    farm, another node adopted it meanwhile: docs/multi-node.md), or it moved on (cancelled,
+    failed). An answer, not an outage: asking again gives the same refusal, and the job is
+    someone else's to print. ``build_id``: the build that has it (None: it has none)."""
+
+    outage: ClassVar[bool] = False
+
+    def __init__(self, job_id: int, state: str, build_id: int | None) -> None:
+        where = f" in build {build_id}" if build_id is not None else ""
+        super().__init__(
+            f"job {job_id} is {state}{where}: only processing jobs without a build can be "
+            "batched",
+            hint="re-read the jobs; another process may have moved them",
+        )
+        self.job_id = job_id
+        self.state = state
+        self.build_id = build_id
 
 
 class LeaseLostError(StoreError):

@@ -74,6 +74,7 @@ from preform_pipeline.diskspace import disk_is_full
 from preform_pipeline.errors import (
     WRITE_HINTS,
     ConfigError,
+    FileWriteError,
     LeaseTimeoutError,
     PermanentApiError,
     PipelineError,
@@ -82,6 +83,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     StoreError,
     TransientApiError,
+    refused_by_a_full_disk,
 )
 from preform_pipeline.executor.hooks import PrintHooks
 from preform_pipeline.executor.overflow import (
@@ -795,6 +797,7 @@ class _BuildWorker:
         reason: str | None = None,
         *,
         children: Sequence[str] = (),
+        full_disk: Path | None = None,
     ) -> BuildOutcome:
         facts = self.facts
         return BuildOutcome(
@@ -827,6 +830,7 @@ class _BuildWorker:
             job_key=facts.job_key,
             case_ids=_case_ids(self.build),
             dropped=tuple(facts.dropped.items()),
+            full_disk=full_disk,
         )
 
     # -- the attempt loop -----------------------------------------------------------------------
@@ -940,9 +944,14 @@ class _BuildWorker:
                 self._cleanup(ctx)
                 lease.release(healthy=True)
                 self._record(attempt, exc)
-                reason = self._on_a_full_disk(self._reason(exc), exc)
+                full = self._full_disk(exc)
+                reason = self._reason(exc)
+                if full is not None and not isinstance(exc, FileWriteError):
+                    # The server's own words (a bare errno, or nothing of the kind from
+                    # PreFormServer) say nothing of what helps; an OSError's hint does.
+                    reason = f"{reason} (the output folder {full}: {WRITE_HINTS[errno.ENOSPC]})"
                 log.warning("build_failed", reason=reason, error_type=type(exc).__name__)
-                return self._outcome(BuildStatus.FAILED, reason)
+                return self._outcome(BuildStatus.FAILED, reason, full_disk=full)
             except Exception as exc:
                 lease.release(healthy=True)
                 self._record(attempt, exc)
@@ -987,18 +996,19 @@ class _BuildWorker:
             return f"path mapping: {exc}"
         return str(exc)
 
-    def _on_a_full_disk(self, reason: str, exc: BaseException) -> str:
-        """``reason``, saying what helps when a file the server was to save into the output
-        folder was refused and that folder's disk is full: the server's own words (a bare
-        errno, or nothing of the kind from PreFormServer) do not, and the failed job's note
-        would send a person to fix the model or the recipe."""
+    def _full_disk(self, exc: BaseException) -> Path | None:
+        """The folder whose disk was full when ``exc`` ended the build, or None. Ours: a
+        write of this process refused with ENOSPC or EDQUOT (by the error's errno). The
+        server's: a file it was to save into the output folder refused while that folder's
+        disk is full (its answer carries no errno to tell by, and the failed job's note
+        would send a person to fix the model or the recipe)."""
+        if isinstance(exc, FileWriteError):
+            return exc.path.parent if refused_by_a_full_disk(exc) else None
         request = exc.request if isinstance(exc, PermanentApiError) else None
         if request is None or request.operation not in _SAVING_OPERATIONS:
-            return reason
+            return None
         root = self.runner.options.output_root
-        if not disk_is_full(root):
-            return reason
-        return f"{reason} (the output folder {root}: {WRITE_HINTS[errno.ENOSPC]})"
+        return root if disk_is_full(root) else None
 
     def _record(self, attempt: _Attempt, exc: BaseException | None) -> None:
         self.attempts.append(

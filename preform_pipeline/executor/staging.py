@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.atomicfile import instance_tag
-from preform_pipeline.errors import FileWriteError
+from preform_pipeline.errors import FileWriteError, refused_by_a_full_disk, write_hint
 from preform_pipeline.executor.outputs import create_empty, place_output
 from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
@@ -135,10 +135,15 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
     try:
         folder, owner = _make_save_folder(output_root)
     except OSError as exc:
-        raise FileWriteError(
+        # A full disk refuses a new folder (or its owner file) too: then the space, not the
+        # permissions, is what a person fixes. Told by the errno, as every writer tells it.
+        error = FileWriteError(
             rendered, f"cannot make the folder the server saves into: {exc}",
-            hint="let this user write to the output folder",
-        ) from exc
+            hint=write_hint(exc) if refused_by_a_full_disk(exc) else
+            "let this user write to the output folder",
+        )
+        error.errno = exc.errno
+        raise error from exc
     try:
         path = folder / rendered.name
         write(path)

@@ -122,6 +122,10 @@ class BuildOutcome:
     units: tuple[str, ...] = ()
     #: SLS builds: packing density, powder and cooling figures from the server's estimate.
     sls: Mapping[str, float] | None = None
+    #: A failed build's write refused for want of room: the folder whose disk was full (or
+    #: whose quota was used up). Told where the write failed, by the error's kind, so that
+    #: whoever decides what a person does about the failure need not read its words.
+    full_disk: Path | None = None
 
     @property
     def ok(self) -> bool:

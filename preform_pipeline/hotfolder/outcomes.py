@@ -5,20 +5,31 @@ unverified) one to ``failed/`` beside a ``.error.txt`` note saying what happened
 what to do. Settling is idempotent and serialised by :attr:`OutcomeFolders.lock`: the worker
 settles the builds it ran, the loop sweeps ``processing/`` for jobs whose outcome was decided
 elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
+
+A build whose files a full disk kept in processing/ (its report or note refused for want of
+room) is settled again with its run's outcome at the loop's first pass that finds room on
+that disk (:meth:`OutcomeFolders.settle_where_room`), not at the periodic sweep: a person
+who frees space sees the files move at once, and the note still knows what the run knew.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import re
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.errors import WRITE_HINTS, StoreConflictError
+from preform_pipeline.diskspace import disk_is_full
+from preform_pipeline.errors import (
+    FileWriteError,
+    StoreConflictError,
+    StoreError,
+    refused_by_a_full_disk,
+)
 from preform_pipeline.executor import BuildOutcome
 from preform_pipeline.hotfolder.decisions import approval_line
 from preform_pipeline.hotfolder.files import (
@@ -85,6 +96,27 @@ def _as_dropped(reason: str, working: Path) -> str:
     return re.sub(re.escape(str(working)) + sep + f"[^{sep}]+" + sep, "", reason)
 
 
+@dataclass(frozen=True)
+class _WaitingForRoom:
+    """A build whose files a full disk kept in processing/: what settling it again needs."""
+
+    build_id: int
+    #: The folder whose disk refused the write: looked at on every pass of the loop.
+    folder: Path
+    outcome: BuildOutcome | None
+    report_path: Path | None
+
+
+def _refused_in(error: OSError) -> Path | None:
+    """The folder a write was refused in for want of room; None: refused otherwise, or
+    the error does not say where (the periodic sweep settles those files)."""
+    if not refused_by_a_full_disk(error):
+        return None
+    if isinstance(error, FileWriteError):
+        return error.path.parent
+    return Path(error.filename).parent if isinstance(error.filename, str) else None
+
+
 class OutcomeFolders:
     """Moves jobs' files into the outcome folders, with reports and notes (module docstring)."""
 
@@ -107,6 +139,11 @@ class OutcomeFolders:
         #: The daemon's console: a rejected build is said once, when its files are settled.
         self.say: Callable[[str], None] = lambda line: None
         self._rejected_said: set[int] = set()
+        #: Builds whose files wait for room on a full disk, by id; under their own lock,
+        #: not :attr:`lock`: the loop asks on every pass, and must not wait behind a
+        #: worker's settle for it.
+        self._waiting_lock = threading.Lock()
+        self._waiting: dict[int, _WaitingForRoom] = {}
 
     def settle_processing_folders(self) -> set[int]:
         """Files in processing/ whose jobs are over go to done/ or failed/; strays too.
@@ -156,8 +193,48 @@ class OutcomeFolders:
     def settle_build(
         self, build: Build, outcome: BuildOutcome | None, report_path: Path | None = None
     ) -> None:
-        for job in self.store.list_jobs(build_id=build.id):
-            self.settle_job(job.id, build=build, outcome=outcome, report_path=report_path)
+        """Settle every job of ``build``. A write refused for want of room (OSError, raised
+        on) leaves the build waiting for room (:meth:`settle_where_room`)."""
+        try:
+            for job in self.store.list_jobs(build_id=build.id):
+                self.settle_job(job.id, build=build, outcome=outcome, report_path=report_path)
+        except OSError as exc:
+            folder = _refused_in(exc)
+            if folder is not None:
+                with self._waiting_lock:
+                    self._waiting[build.id] = _WaitingForRoom(build.id, folder, outcome,
+                                                              report_path)
+            raise
+
+    def waiting_for_room(self) -> bool:
+        """Whether a build's files wait in processing/ for room on a full disk."""
+        with self._waiting_lock:
+            return bool(self._waiting)
+
+    def settle_where_room(self) -> None:
+        """Settle the builds whose files wait for room, each once its disk has room again
+        (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at the free space, no
+        write tried on a disk still full). The loop's, on every pass."""
+        with self._waiting_lock:
+            todo = list(self._waiting.values())
+        for waiting in todo:
+            if disk_is_full(waiting.folder):
+                continue
+            with self._waiting_lock:
+                self._waiting.pop(waiting.build_id, None)
+            try:
+                build = self.store.get_build(waiting.build_id)
+                # Refused again for want of room (freed, then filled at once): waiting again.
+                self.settle_build(build, waiting.outcome, waiting.report_path)
+            except (StoreError, OSError) as exc:
+                if isinstance(exc, StoreError) and exc.outage:
+                    with self._waiting_lock:
+                        self._waiting.setdefault(waiting.build_id, waiting)
+                log.debug("build_files_still_unsettled", build_id=waiting.build_id,
+                          error=str(exc))
+                continue
+            log.info("build_files_settled", build_id=waiting.build_id, build=build.job_key,
+                     folder=str(waiting.folder))
 
     def as_dropped(self, reason: str, jobs: Iterable[Job]) -> str:
         """``reason`` naming no working path: each of ``jobs``' files as it was dropped
@@ -310,10 +387,12 @@ class OutcomeFolders:
         elif build is not None:
             server = f" on {outcome.server}" if outcome and outcome.server else ""
             where = where or f"preparing build {build.job_key}{server}"
-            # A save a full disk refused (its reason says so: executor/runner.py) is no fault
-            # of the model, the recipe or the settings: the space is what a person fixes.
-            fix = ("free some space on the disk the reason names"
-                   if WRITE_HINTS[errno.ENOSPC] in (what or "") else
+            # A write a full disk refused (the runner tells it by kind: executor/runner.py)
+            # is no fault of the model, the recipe or the settings: the space is what a
+            # person fixes. Never told by the reason's words: a translation, or a path
+            # holding "No space", would mislead it.
+            full = outcome.full_disk if outcome is not None else None
+            fix = (f"free some space on the disk holding {full}" if full is not None else
                    "read the reason above: fix what it names (the model, the recipe or the "
                    "settings)")
             todo = todo or (

@@ -25,7 +25,13 @@ from pathlib import Path
 from typing import Any, Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
-from preform_pipeline.errors import PipelineError, SourceCopyError, StoreError
+from preform_pipeline.errors import (
+    NotBatchableError,
+    PipelineError,
+    SourceCopyError,
+    StoreError,
+    refused_by_a_full_disk,
+)
 from preform_pipeline.executor import (
     BuildOutcome,
     BuildStatus,
@@ -649,15 +655,18 @@ class BatchWorker:
                             tracked.build_id, "its outcome could not be written", finish))
                     except OSError as exc:
                         # The store has the outcome; the files that could not move wait in
-                        # processing/ for the loop's periodic sweep (or the next start). The
+                        # processing/: for room on a full disk (the loop settles them with
+                        # this outcome at its first pass that finds room), else for the
+                        # loop's periodic sweep (or the next start). The
                         # console said the build succeeded or failed: where its files are
                         # (not done/ or failed/) is said there too, or a --once run under
                         # cron would end with them in processing/ and no line about it.
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
+                        when = ("this daemon as soon as the disk has room"
+                                if refused_by_a_full_disk(exc) else "this daemon's next sweep")
                         self.outcomes.say(
                             f"build {outcome.name}'s files stay in processing/: {exc}; they "
-                            "are settled once that is fixed (the next run, or this daemon's "
-                            "next sweep)")
+                            f"are settled once that is fixed (the next run, or {when})")
         finally:
             self.outcomes.active.discard(t.build_id for t in run.tracked.values())
 
@@ -682,7 +691,13 @@ class BatchWorker:
         a store that failed, the next try rests first (:mod:`.batchrest`): whether jobs were
         put back to rest."""
         rest_s = 0.0
-        if not exc.outage:
+        if isinstance(exc, NotBatchableError) and exc.build_id is not None:
+            # Another build has a job of this batch (on a farm, a node adopted it): not an
+            # outage, and nothing to rest from. Counted as one, the next real outage was
+            # said at debug level and rested longer; it is said as what it is instead.
+            log.info("batch_taken_elsewhere", job_id=exc.job_id, build_id=exc.build_id,
+                     builds=len(run.tracked))
+        elif not exc.outage:
             log.warning("batch_abandoned", error=str(exc), builds=len(run.tracked))
         else:
             tried = self.rest.abandoned(recipe, live, models)

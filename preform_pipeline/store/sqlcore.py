@@ -25,6 +25,7 @@ from typing import Any, Final, Protocol, TypeVar
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
     InvalidTransitionError,
+    NotBatchableError,
     StoreConflictError,
     StoreError,
     StoreNotFoundError,
@@ -903,12 +904,7 @@ class SqlStoreCore(ABC):
         for job_id in ids:
             row = self._job_row(conn, job_id)
             if row["state"] != JobState.PROCESSING.value or row["build_id"] is not None:
-                where = f" in build {row['build_id']}" if row["build_id"] is not None else ""
-                raise StoreError(
-                    f"job {job_id} is {row['state']}{where}: only processing jobs without "
-                    "a build can be batched",
-                    hint="re-read the jobs; another process may have moved them",
-                )
+                raise NotBatchableError(job_id, row["state"], row["build_id"])
         now = self._now()
         build_id, key = self._insert_with_key(
             conn,

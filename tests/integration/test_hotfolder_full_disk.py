@@ -44,8 +44,8 @@ class TestTheInboxDiskFull:
         assert said.endswith(
             f"'s files stay in processing/: {inbox}/done/part.stl.report.json: writing failed: "
             "No space left on device (the disk is full: free some space on it, then try "
-            "again); they are settled once that is fixed (the next run, or this daemon's "
-            "next sweep)")
+            "again); they are settled once that is fixed (the next run, or this daemon as "
+            "soon as the disk has room)")
         # Nothing half-written under a name of its own, nor a temporary left.
         assert sorted(p.name for p in inbox.rglob("*")) == [
             job, "done", "failed", "part.stl", "processing"]
@@ -88,8 +88,9 @@ class TestTheOutputDiskFull:
         note = (inbox / "failed" / "part.stl.error.txt").read_text("utf-8")
         assert "the disk is full: free some space on it, then try again" in note
         (todo,) = [line for line in note.splitlines() if line.startswith("What to do: ")]
-        assert todo.startswith("What to do: free some space on the disk the reason names, "
-                               "then drop the file again or run: preform-pipeline jobs ")
+        # Told by the kind the run recorded (the output folder's disk full), naming it.
+        assert todo.startswith(f"What to do: free some space on the disk holding {out}")
+        assert ", then drop the file again or run: preform-pipeline jobs " in todo
         retry = todo.split(" or run: preform-pipeline ", 1)[1].split()
         assert retry[-2] == "retry"
         assert not [p for p in out.rglob("*") if p.is_file() and p.suffix == ".form"]

@@ -3,9 +3,21 @@ existing parent (a real small tmpfs, filled)."""
 
 from __future__ import annotations
 
+import errno
+import os
 from pathlib import Path
 
+import pytest
+
+from preform_pipeline.atomicfile import write_text_atomically
 from preform_pipeline.diskspace import disk_is_full
+from preform_pipeline.errors import (
+    FileWriteError,
+    PipelineError,
+    StoreError,
+    refused_by_a_full_disk,
+    write_hint,
+)
 from tests.small_disk import SmallDisk
 
 
@@ -26,3 +38,29 @@ class TestDiskIsFull:
         (tmp_path / "file").write_text("a file, not a folder")
         # Below a file: statvfs says "not a directory"; the caller's own error stands.
         assert not disk_is_full(tmp_path / "file" / "below")
+
+
+class TestAWriteRefusedForWantOfRoom:
+    """Told by the errno a write's error carries, through the errors it was raised from;
+    never by its words."""
+
+    def test_a_refused_write_on_a_full_disk_is_one(self, small_disk: SmallDisk) -> None:
+        small_disk.fill()
+        with pytest.raises(FileWriteError) as caught:
+            write_text_atomically(small_disk.root / "report.json", "{}\n" * 4096)
+        assert refused_by_a_full_disk(caught.value)
+        # Raised on from it by another layer (a store, a settle): still told.
+        try:
+            raise StoreError("could not record it") from caught.value
+        except StoreError as wrapped:
+            assert refused_by_a_full_disk(wrapped)
+
+    def test_a_used_up_quota_is_one_and_says_so(self) -> None:
+        quota = OSError(errno.EDQUOT, os.strerror(errno.EDQUOT))
+        assert refused_by_a_full_disk(quota)
+        assert write_hint(quota).startswith("the disk quota is used up: free some space")
+
+    def test_the_words_alone_are_not(self) -> None:
+        assert not refused_by_a_full_disk(PipelineError("No space left on device"))
+        assert not refused_by_a_full_disk(
+            OSError(errno.EACCES, "Permission denied", "/lab/No space left on device"))

@@ -13,7 +13,12 @@ import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import FileWriteError, ServerUnreachableError
+from preform_pipeline.errors import (
+    WRITE_HINTS,
+    FileWriteError,
+    ServerUnreachableError,
+    refused_by_a_full_disk,
+)
 from preform_pipeline.executor import staging
 from preform_pipeline.executor.staging import (
     STAGING_FOLDER,
@@ -24,6 +29,7 @@ from preform_pipeline.executor.staging import (
 )
 from preform_pipeline.liveness import ProcessIdentity, this_host
 from tests.instances import other_instance
+from tests.small_disk import mounted_small_disk
 from tests.staging_support import SERVER_TEMPORARY, Saver
 
 
@@ -162,6 +168,23 @@ class TestStagedSave:
             save_staged(root / "e2e-001.form", root, writing(b"never"))
         assert caught.value.path == root / "e2e-001.form"
         assert caught.value.hint == "let this user write to the output folder"
+
+    def test_a_folder_a_full_disk_refuses_says_the_disk_is_full(self, tmp_path: Path) -> None:
+        # A disk with bytes to spare but no room for one more folder or file (its inodes
+        # used up): ENOSPC, as a real disk full to the last block refuses a new folder.
+        with mounted_small_disk(tmp_path / "disk", inodes=16) as disk:
+            for n in range(16):
+                try:
+                    (disk.root / f"f{n}").touch()
+                except OSError as exc:
+                    assert exc.errno == errno.ENOSPC
+                    break
+            else:
+                pytest.fail("the disk took 16 files")
+            with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
+                save_staged(disk.root / "e2e-001.form", disk.root, writing(b"never"))
+        assert caught.value.hint == WRITE_HINTS[errno.ENOSPC]
+        assert caught.value.errno == errno.ENOSPC and refused_by_a_full_disk(caught.value)
 
     @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
     def test_a_folder_that_can_never_be_made_ends_in_a_clear_error_not_a_loop(

@@ -91,6 +91,9 @@ class Script:
     #: A failure's attempt ended on the job store being away (the real runner records
     #: ``AttemptRecord.store_outage`` from ``StoreError.outage``).
     fail_store_outage: bool = False
+    #: A failure was a write refused there for want of room (the real runner records
+    #: ``BuildOutcome.full_disk`` from the error's kind).
+    fail_full_disk: Path | None = None
     split_first: bool = False
     #: Models to take out of a build with their case during preparation (the real runner
     #: does so under ``on_model_failure: drop_case``): (path, reason) pairs.
@@ -219,7 +222,8 @@ class ScriptedRunner:
                 continue
             reason = self.script.fail(build)
             if reason is not None:
-                failed = self._outcome(build, BuildStatus.FAILED, reason)
+                failed = replace(self._outcome(build, BuildStatus.FAILED, reason),
+                                 full_disk=self.script.fail_full_disk)
                 if self.script.fail_store_outage:
                     failed = replace(failed, attempts=(AttemptRecord(
                         1, "server-1", 0.0, error=reason, error_type="StoreError",

@@ -24,6 +24,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, Reporter, RunOptions
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
+from preform_pipeline.hotfolder.batchrest import MIN_REST_S, Try
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
 from preform_pipeline.plan.builds import BuildPlan, Plan
 from preform_pipeline.printing import FleetFolderLocator
@@ -187,18 +188,26 @@ class AdoptedWhileBatching(SqliteJobStore):
 
 class TestABatchAdoptedByAnotherNode:
     """A batch whose jobs another node took meanwhile is abandoned, and those jobs are not
-    batched again here: they are the other node's to print."""
+    batched again here: they are the other node's to print. That is said as what it is,
+    not as the store being away: nothing rests, and a later outage is still said first."""
 
     def test_nothing_is_printed_and_no_second_batch_runs(
         self, tmp_path: Path, script: Script
     ) -> None:
         drop(tmp_path, "p.stl", tetra_stl_bytes())
         with AdoptedWhileBatching(tmp_path / "jobs.sqlite3") as store, capture_logs() as logs:
-            run_daemon_once(make_daemon(tmp_path, store, script, write_recipe(tmp_path)))
+            daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path))
+            run_daemon_once(daemon)
             (job,) = store.list_jobs()
             adopted = store.adopted
         assert adopted is not None
         assert (job.state, job.build_id) == (JobState.PROCESSING, adopted.id)
         assert fleet_jobs(script.fleet_dir) == [] and script.runs == []
-        assert [e["builds"] for e in logs if e["event"] == "batch_abandoned"] == [0]
+        assert [(e["log_level"], e["job_id"], e["build_id"], e["builds"]) for e in logs
+                if e["event"] == "batch_taken_elsewhere"] == [("info", job.id, adopted.id, 0)]
+        assert [e for e in logs if e["event"].startswith("batch_abandoned")] == []
         assert [e["batches"] for e in logs if e["event"] == "hotfolder_stopped"] == [1]
+        # No outage was counted: the next one is the first of its kind, said as a warning
+        # after the shortest rest.
+        assert daemon.worker.rest.abandoned("hot", [], []) == Try(
+            max(daemon.hot.batching.window_s, MIN_REST_S), first=True)

@@ -14,7 +14,12 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import InvalidTransitionError, StoreConflictError, StoreError
+from preform_pipeline.errors import (
+    InvalidTransitionError,
+    NotBatchableError,
+    StoreConflictError,
+    StoreError,
+)
 from preform_pipeline.store import (
     BUILD_ALLOWED_TRANSITIONS,
     Build,
@@ -374,13 +379,18 @@ class TestCreatingBuilds:
         built = build_in_state(store, S.PROCESSING, jobs=1)
         (member,) = built.job_ids
         hint = "re-read the jobs; another process may have moved them"
-        for job_id, where in ((queued.id, "queued"), (member, f"processing in build {built.id}")):
-            with pytest.raises(StoreError) as caught:
+        for job_id, where, holder in ((queued.id, "queued", None),
+                                      (member, f"processing in build {built.id}", built.id)):
+            with pytest.raises(NotBatchableError) as caught:
                 store.create_build(recipe="dental", job_ids=[job_id])
             assert str(caught.value) == (
                 f"job {job_id} is {where}: only processing jobs without a build can be batched "
                 f"({hint})")
             assert caught.value.hint == hint
+            # An answer, not an outage (a hot folder would rest, as for a database away),
+            # told by kind: which job, and which build has it.
+            assert not caught.value.outage
+            assert (caught.value.job_id, caught.value.build_id) == (job_id, holder)
         assert _ids(store.list_builds()) == [built.id]
 
     def test_a_job_listed_twice_is_refused(self, store: JobStore) -> None:
