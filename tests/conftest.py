@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SAMPLE_MODELS = REPO_ROOT / "sample_models"
 RECIPES = REPO_ROOT / "recipes"
+#: The folder, under a worker's base temporary folder, of the tests' data folders.
+DATA_FOLDERS: Final = "data-homes"
 
 #: Root reads every file and folder whatever its mode; without the two capabilities that let
 #: it (Linux's setpriv drops them), a command run under this prefix is refused as a user is.
@@ -238,13 +241,23 @@ def python_exe() -> str:
     return sys.executable
 
 
+@pytest.fixture(scope="session")
+def data_folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder that holds every test's data folder (:func:`own_data_folder`), one per
+    worker, apart from the base temporary folder where each ``tmp_path`` is numbered."""
+    return tmp_path_factory.mktemp(DATA_FOLDERS, numbered=False)
+
+
 @pytest.fixture(autouse=True)
-def own_data_folder(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> Path:
+def own_data_folder(data_folders: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Each test gets its own user data folder: `run` records into the default job store
-    there, so tests never share (or skip each other's) prints, nor touch the real one."""
-    folder = tmp_path_factory.mktemp("data-home")
+    there, so tests never share (or skip each other's) prints, nor touch the real one.
+
+    Made by :func:`tempfile.mkdtemp` in a folder of their own: ``mktemp("data-home")``
+    numbered it by listing the base temporary folder, which each test's data folder and
+    ``tmp_path`` grow, so every test paid a scan of all the folders made before it (two,
+    with its ``tmp_path``'s): ~3 ms a test on average, ~20 s of CPU over a run."""
+    folder = Path(tempfile.mkdtemp(prefix="data-home-", dir=data_folders))
     monkeypatch.setenv("XDG_DATA_HOME", str(folder))
     monkeypatch.setenv("LOCALAPPDATA", str(folder))
     return folder

@@ -2,7 +2,9 @@
 
 ``validate`` and ``plan`` check a recipe's print targets against these
 (:func:`preform_pipeline.recipes.printers.check_printer_names`), so a misspelt printer name
-fails before anything is prepared.
+fails before anything is prepared. The simulated fleet's folder (:func:`fleet_dir_of`) is here
+too, beside the fleet it holds: ``run`` and ``watch`` both look for interrupted prints there,
+and ``run`` importing it from ``commands.watch`` paid for the hot-folder daemon at each start.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ from preform_pipeline.errors import PipelineError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
 from preform_pipeline.settings import Settings, load_settings
-from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS
+from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS, default_fleet_dir
+from preform_pipeline.userpath import expand_user
 
 __all__ = [
     "DEFAULT_DEVICES_TIMEOUT_S",
+    "fleet_dir_of",
     "known_printers",
     "printers_of_fleet",
     "printers_of_server",
@@ -28,6 +32,19 @@ log = get_logger(__name__)
 
 #: How long ``plan --server`` waits for the server's device list.
 DEFAULT_DEVICES_TIMEOUT_S = 5.0
+
+
+def fleet_dir_of(settings: Settings) -> Path:
+    """The simulator's fleet folder: ``--fleet-dir`` in ``servers.extra_args``, else its
+    per-user default."""
+    args = list(settings.servers.extra_args)
+    source = "the simulator's --fleet-dir (servers.extra_args or --simulator-arg)"
+    for index, arg in enumerate(args):
+        if arg == "--fleet-dir" and index + 1 < len(args):
+            return expand_user(args[index + 1], source=source).absolute()
+        if arg.startswith("--fleet-dir="):
+            return expand_user(arg.split("=", 1)[1], source=source).absolute()
+    return default_fleet_dir()
 
 
 def printers_of_fleet(settings: Settings) -> KnownPrinters:

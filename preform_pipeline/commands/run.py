@@ -70,10 +70,9 @@ from preform_pipeline.commands._console import (
     servers_line,
     units_line,
 )
-from preform_pipeline.commands._printers import printers_of_fleet
+from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.commands._sources import take_sources, waiting_lines
 from preform_pipeline.commands.validate import format_text
-from preform_pipeline.commands.watch import fleet_dir_of
 from preform_pipeline.dispatch.leftover import LeftWaiting, send_left_waiting
 from preform_pipeline.errors import (
     ConfigError,

@@ -50,7 +50,7 @@ from preform_pipeline.commands._common import (
     output_line,
     queue_login_warnings,
 )
-from preform_pipeline.commands._printers import printers_of_fleet
+from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -65,7 +65,6 @@ from preform_pipeline.settings import Settings
 from preform_pipeline.store import JobStore
 from preform_pipeline.store.daemon_lock import DaemonLock
 from preform_pipeline.store.opening import is_shared_store, open_store
-from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import web_locators
@@ -79,7 +78,6 @@ __all__ = [
     "SIMULATED_LINE",
     "TAKES_EARLY_STOP",
     "add_arguments",
-    "fleet_dir_of",
     "print_lookup_for",
     "prints_feed_for",
     "run",
@@ -106,21 +104,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve", action="store_true",
                         help="also serve the web dashboard (the settings' web: section; "
                         "docs/web.md)")
-
-
-def fleet_dir_of(settings: Settings) -> Path:
-    """The simulator's fleet folder: ``--fleet-dir`` in ``servers.extra_args``, else its
-    per-user default."""
-    args = list(settings.servers.extra_args)
-    source = "the simulator's --fleet-dir (servers.extra_args or --simulator-arg)"
-    for index, arg in enumerate(args):
-        if arg == "--fleet-dir" and index + 1 < len(args):
-            return expand_user(args[index + 1], source=source).absolute()
-        if arg.startswith("--fleet-dir="):
-            return expand_user(arg.split("=", 1)[1], source=source).absolute()
-    from preform_pipeline.simulator.fleet import default_fleet_dir
-
-    return default_fleet_dir()
 
 
 def print_lookup_for(

@@ -86,6 +86,19 @@ class TestCommandStarts:
         assert "httpx" in modules
         assert {"click", "pygments"} & modules == set()
 
+    def test_run_starts_without_the_hot_folder_daemon(self, tmp_path: Path) -> None:
+        """``run`` asks where the simulated fleet's folder is (``fleet_dir_of``); the answer
+        lived in ``commands.watch``, whose import brought the daemon, its watcher (watchdog),
+        the farm's nodes and the dispatching stack: ~80 modules at every ``run`` start."""
+        status, modules = imported_by(["run", "--help"], tmp_path)
+        assert status == 0
+        # The printers' module, the answer's home now, is imported: the path was taken.
+        assert {"preform_pipeline.commands.run", "preform_pipeline.commands._printers"} <= modules
+        refused = {"preform_pipeline.commands.watch", "preform_pipeline.hotfolder.daemon",
+                   "preform_pipeline.hotfolder.watcher", "preform_pipeline.hotfolder.nodes",
+                   "watchdog"}
+        assert refused & modules == set()
+
     @pytest.mark.parametrize("command", ["run", "watch"])
     def test_run_and_watch_start_without_pillow(self, tmp_path: Path, command: str) -> None:
         """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.commands.watch import fleet_dir_of
+from preform_pipeline.commands._printers import fleet_dir_of
 from preform_pipeline.settings import Settings
 from preform_pipeline.settings.servers import ServerSettings
 from preform_pipeline.simulator import cli as server_cli
