@@ -36,15 +36,22 @@ DEFAULT_DEVICES_TIMEOUT_S = 5.0
 
 def fleet_dir_of(settings: Settings) -> Path:
     """The simulator's fleet folder: ``--fleet-dir`` in ``servers.extra_args``, else its
-    per-user default."""
+    per-user default.
+
+    The last one named, as the simulator's argparse takes it: ``run`` appends its
+    ``--simulator-arg`` flags after the configured ones, and the folder they name is the one
+    served."""
     args = list(settings.servers.extra_args)
     source = "the simulator's --fleet-dir (servers.extra_args or --simulator-arg)"
+    named: str | None = None
     for index, arg in enumerate(args):
         if arg == "--fleet-dir" and index + 1 < len(args):
-            return expand_user(args[index + 1], source=source).absolute()
-        if arg.startswith("--fleet-dir="):
-            return expand_user(arg.split("=", 1)[1], source=source).absolute()
-    return default_fleet_dir()
+            named = args[index + 1]
+        elif arg.startswith("--fleet-dir="):
+            named = arg.split("=", 1)[1]
+    if named is None:
+        return default_fleet_dir()
+    return expand_user(named, source=source).absolute()
 
 
 def printers_of_fleet(settings: Settings) -> KnownPrinters:

@@ -27,6 +27,15 @@ def test_the_server_simulator_finds_the_fleet_folder_the_pipeline_reads(home: Pa
     assert config.fleet_dir == fleet_dir_of(settings) == home / "lab"
 
 
+def test_the_last_fleet_folder_named_is_the_one_served_and_read(home: Path) -> None:
+    """``run`` appends ``--simulator-arg=--fleet-dir=...`` after a configured one: the
+    simulator serves that later folder, so interrupted prints are looked for there too."""
+    settings = Settings(servers=ServerSettings(
+        extra_args=("--fleet-dir", "~/configured", "--fleet-dir=~/given")))
+    config = server_cli.parse_args(list(settings.servers.extra_args))
+    assert config.fleet_dir == fleet_dir_of(settings) == home / "given"
+
+
 def test_the_dashboard_simulator_expands_its_paths(home: Path) -> None:
     config = dashboard_cli.parse_args(
         ["--fleet-dir=~/lab", "--outcomes", "~/outcomes.yaml", "--log-file", "~/d.jsonl"])
