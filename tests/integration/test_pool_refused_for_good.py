@@ -53,7 +53,7 @@ BENCH = json.dumps([{"serial": "Bench-A", "machine_type_id": "FORM-4-0",
                      "product_name": "Form 4", "ip_address": "192.0.2.71",
                      "material_code": "FLGPGR05"}])
 IN_USE = "is in use by a simulator with another fleet"
-REFUSED_SAID = "server-1: refused to start (its server_retired event says why and what helps)"
+REFUSED_SAID = "server-1: refused (why and what helps were said when it was)"
 
 
 def _settings(**overrides: Any) -> Settings:

@@ -54,7 +54,7 @@ def test_refused_at_once_said_once_exit_1(
     assert servers.startswith(f"servers started: printhost (REMOTE, {front.url}, refused: it "
                               f"answers, but cannot be used at this address: {said}")
     assert servers.endswith("that address is this remote's url under remotes in the settings)")
-    assert ("printhost: cannot be used (its server_retired event says why and what helps)"
+    assert ("printhost: refused (why and what helps were said when it was)"
             in done.stdout)
     assert done.stdout.splitlines()[-1] == "exit 1: 1 build failed, 0 of 1 build succeeded"
     assert asked == 1  # not asked again: no wait, no retry
