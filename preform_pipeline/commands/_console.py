@@ -207,12 +207,14 @@ def servers_line(statuses: Iterable[ServerStatus]) -> str:
 
 
 def refusal_lines(statuses: Iterable[ServerStatus]) -> list[str]:
-    """``error: server printhost (REMOTE, http://nas:80) refused: ...``, one line for each
-    server the pool refused (why, with what helps): for stderr, the stream a cron mail shows,
-    in place of the pool's ``server_retired`` event (kept off the console, in the log)."""
+    """``error: server printhost (REMOTE, http://nas:80): it answers, but cannot be used
+    ...``, one line for each server the pool refused (why, with what helps): for stderr, the
+    stream a cron mail shows, in place of the pool's ``server_retired`` event (kept off the
+    console, in the log)."""
     return [
         f"error: server {s.name}" + (f" (REMOTE, {s.url})" if s.remote else "")
-        + f" refused: {s.last_error}"
+        # A refused start's error names its server first (``server-1 refused to start``).
+        + f": {(s.last_error or 'refused').removeprefix(f'{s.name} ')}"
         for s in statuses if s.refused
     ]
 

@@ -56,8 +56,8 @@ def test_refused_at_once_said_once_exit_1(
     assert done.stdout.count(said) == 0, done.stdout
     assert done.stderr.count(said) == 1, done.stderr
     (refusal,) = [line for line in done.stderr.splitlines() if said in line]
-    assert refusal.startswith(f"error: server printhost (REMOTE, {front.url}) refused: it "
-                              f"answers, but cannot be used at this address: {said}")
+    assert refusal.startswith(f"error: server printhost (REMOTE, {front.url}): it answers, "
+                              f"but cannot be used at this address: {said}")
     assert refusal.endswith("that address is this remote's url under remotes in the settings")
     assert f"servers started: printhost (REMOTE, {front.url}, refused, said on stderr)" \
         in done.stdout.splitlines()
@@ -95,7 +95,7 @@ def test_beside_a_usable_remote_the_refusal_is_said_once_on_stderr_and_not_count
     assert done.returncode == 0, done.stdout + done.stderr
     # Once, on stderr (cron mails it, --quiet or not), with what helps; nothing else there.
     (refusal,) = done.stderr.splitlines()
-    assert refusal.startswith(f"error: server nas (REMOTE, {front.url}) refused: {NAS_SAID}")
+    assert refusal.startswith(f"error: server nas (REMOTE, {front.url}): {NAS_SAID}")
     assert "check the host and the port, and that PreFormServer runs there" in refusal
     assert asked == 1
     if quiet:
