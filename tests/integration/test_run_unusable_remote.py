@@ -12,6 +12,7 @@ without ``--quiet``.
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,17 @@ MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
 RUN_LIMIT_S = 30.0
 
 
+def _run(tmp_path: Path, remotes: list[dict[str, str]],
+         *options: str) -> subprocess.CompletedProcess[str]:
+    """``run`` in a process on the sample model, its only servers ``remotes``."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({"servers": {"count": 0}, "remotes": remotes}),
+                        encoding="utf-8")
+    return in_a_process(tmp_path, "run", str(RECIPE), str(MODEL), "--settings", str(settings),
+                        "--output", str(tmp_path / "out"), *options,
+                        env_extra={"HOME": str(tmp_path)}, timeout=RUN_LIMIT_S)
+
+
 @pytest.mark.parametrize("status, page, said", [
     (404, "<html><body>My NAS</body></html>", "the server has no Local API version endpoint "
      "(GET / answered 404): it is not a PreFormServer"),
@@ -41,13 +53,7 @@ def test_refused_at_once_said_once_exit_1(
 ) -> None:
     with running_front() as front:
         front.on("GET", "/", reply(status, page, content_type="text/html"))
-        settings = tmp_path / "settings.yaml"
-        settings.write_text(json.dumps({"servers": {"count": 0},
-                                        "remotes": [{"url": front.url, "name": "printhost"}]}),
-                            encoding="utf-8")
-        done = in_a_process(tmp_path, "run", str(RECIPE), str(MODEL), "--settings",
-                            str(settings), "--output", str(tmp_path / "out"),
-                            env_extra={"HOME": str(tmp_path)}, timeout=RUN_LIMIT_S)
+        done = _run(tmp_path, [{"url": front.url, "name": "printhost"}])
         asked = len(front.requests_to("/"))
         front.check()
     assert done.returncode == 1, done.stdout + done.stderr
@@ -81,14 +87,9 @@ def test_beside_a_usable_remote_the_refusal_is_said_once_on_stderr_and_not_count
     with running_front() as front, SimulatorServer(engine, port=0) as simulator:
         front.on("GET", "/", reply(200, "<html><head><title>DiskStation</title></head></html>",
                                    content_type="text/html"))
-        settings = tmp_path / "settings.yaml"
-        settings.write_text(json.dumps({"servers": {"count": 0}, "remotes": [
-            {"url": front.url, "name": "nas"}, {"url": simulator.url, "name": "printhost"}]}),
-            encoding="utf-8")
-        done = in_a_process(tmp_path, "run", str(RECIPE), str(MODEL), "--settings",
-                            str(settings), "--output", str(tmp_path / "out"),
-                            *(["--quiet"] if quiet else []),
-                            env_extra={"HOME": str(tmp_path)}, timeout=RUN_LIMIT_S)
+        done = _run(tmp_path, [{"url": front.url, "name": "nas"},
+                               {"url": simulator.url, "name": "printhost"}],
+                    *(["--quiet"] if quiet else []))
         asked = len(front.requests_to("/"))
         front.check()
         simulator.check()

@@ -15,10 +15,17 @@ import httpx
 import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
-from preform_pipeline.servers.health import check_health
+from preform_pipeline.servers.health import HealthResult, check_health
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.server import SimulatorServer
-from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, drip, huge, reply, running_front
+from tests.hostile_http import (
+    NGINX_HTTPS_PORT_PAGE,
+    Answer,
+    drip,
+    huge,
+    reply,
+    running_front,
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -44,6 +51,15 @@ def http_server() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def _answered(answer: Answer) -> HealthResult:
+    """One check of a loopback front answering ``GET /`` with ``answer``."""
+    with running_front() as front:
+        front.on("GET", "/", answer)
+        result = check_health(front.url, timeout_s=5)
+        front.check()
+    return result
 
 
 def _url(server: ThreadingHTTPServer) -> str:
@@ -189,10 +205,7 @@ class TestAnsweredButUnusable:
     def test_a_200_that_is_no_version_is_refused_saying_what_answered(
         self, content_type: str, body: str, what: str
     ) -> None:
-        with running_front() as front:
-            front.on("GET", "/", reply(200, body, content_type=content_type))
-            result = check_health(front.url, timeout_s=5)
-            front.check()
+        result = _answered(reply(200, body, content_type=content_type))
         assert (result.healthy, result.version) == (False, None)
         assert result.detail == "GET / answered HTTP 200 without a Local API version"
         assert result.refusal == (
@@ -203,10 +216,7 @@ class TestAnsweredButUnusable:
 
     @pytest.mark.parametrize("version", ["1.0.0", "0.8.9", "2.3"])
     def test_a_version_outside_the_range_is_refused_naming_both(self, version: str) -> None:
-        with running_front() as front:
-            front.on("GET", "/", reply(200, json.dumps({"version": version}).encode()))
-            result = check_health(front.url, timeout_s=5)
-            front.check()
+        result = _answered(reply(200, json.dumps({"version": version})))
         assert (result.healthy, result.version) == (False, version)
         assert result.detail == f"unsupported Local API version {version!r}"
         assert result.refusal == (
@@ -215,9 +225,7 @@ class TestAnsweredButUnusable:
             "that range, or upgrade preform-pipeline)")
 
     def test_a_version_that_is_no_number_is_refused(self) -> None:
-        with running_front() as front:
-            front.on("GET", "/", reply(200, b'{"version": "latest"}'))
-            result = check_health(front.url, timeout_s=5)
+        result = _answered(reply(200, b'{"version": "latest"}'))
         assert result.healthy is False
         assert result.refusal is not None
         assert result.refusal.startswith(
@@ -225,9 +233,7 @@ class TestAnsweredButUnusable:
 
     @pytest.mark.parametrize("version", ["0.9.0", "0.9.12", "0.9.40-beta"])
     def test_a_version_inside_the_range_is_healthy(self, version: str) -> None:
-        with running_front() as front:
-            front.on("GET", "/", reply(200, json.dumps({"version": version}).encode()))
-            result = check_health(front.url, timeout_s=5)
+        result = _answered(reply(200, json.dumps({"version": version})))
         assert (result.healthy, result.version, result.refusal) == (True, version, None)
 
     def test_the_simulator_answers_as_a_usable_preformserver(self, tmp_path: Path) -> None:
