@@ -997,8 +997,8 @@ class ServerPool:
             self._cond.notify_all()
 
     def _exhausted(self) -> PoolExhaustedError:
-        # A refusal was said whole when the server was retired (the event, run's servers
-        # line); every build failing for it names it, without repeating it.
+        # A refusal was said whole when the server was retired (the event; `run` says it on
+        # stderr); every build failing for it names it, without repeating it.
         reasons = "; ".join(
             f"{s.name}: {_REFUSED_SAID}" if s.refused else f"{s.name}: {s.retired_reason}"
             for s in self._slots)
