@@ -199,14 +199,20 @@ class TestAnsweredButUnusable:
         ("text/html", "<html><body>It works!</body></html>", "an HTML page"),
         ("application/json", '{"status": "ok"}', 'JSON without a "version" string'),
         ("application/json", '{"version": 12}', 'JSON without a "version" string'),
-        ("text/plain", "OK", "text/plain content"),
+        ("text/plain; charset=utf-8", "OK", "text/plain content"),
         ("", "", "an empty answer"),
-    ], ids=["nas-page", "untitled-page", "json-no-version", "json-number", "text", "empty"])
+        # No content type: a page is still told by how it starts.
+        ("", "<!DOCTYPE html><html><head><title>Router</title></head></html>",
+         'an HTML page titled "Router"'),
+        ("", "OK", "content that is not JSON"),
+    ], ids=["nas-page", "untitled-page", "json-no-version", "json-number", "text", "empty",
+            "untyped-page", "untyped-text"])
     def test_a_200_that_is_no_version_is_refused_saying_what_answered(
         self, content_type: str, body: str, what: str
     ) -> None:
         result = _answered(reply(200, body, content_type=content_type))
         assert (result.healthy, result.version) == (False, None)
+        assert 0 < result.elapsed_s < 5
         assert result.detail == "GET / answered HTTP 200 without a Local API version"
         assert result.refusal == (
             f"the server answered GET / with {what}, where a PreFormServer answers its Local "
@@ -218,6 +224,7 @@ class TestAnsweredButUnusable:
     def test_a_version_outside_the_range_is_refused_naming_both(self, version: str) -> None:
         result = _answered(reply(200, json.dumps({"version": version})))
         assert (result.healthy, result.version) == (False, version)
+        assert 0 < result.elapsed_s < 5
         assert result.detail == f"unsupported Local API version {version!r}"
         assert result.refusal == (
             f"the server speaks Local API {version}; this client supports >=0.9.0,<1.0.0 "
