@@ -205,8 +205,11 @@ class TestAnsweredButUnusable:
         ("", "<!DOCTYPE html><html><head><title>Router</title></head></html>",
          'an HTML page titled "Router"'),
         ("", "OK", "content that is not JSON"),
+        ("", "\n  <html><head><title>Printer</title></head></html>",
+         'an HTML page titled "Printer"'),
+        ("text/html", "<title>Login</title><form>sign in</form>", 'an HTML page titled "Login"'),
     ], ids=["nas-page", "untitled-page", "json-no-version", "json-number", "text", "empty",
-            "untyped-page", "untyped-text"])
+            "untyped-page", "untyped-text", "untyped-indented-page", "typed-fragment"])
     def test_a_200_that_is_no_version_is_refused_saying_what_answered(
         self, content_type: str, body: str, what: str
     ) -> None:

@@ -139,6 +139,12 @@ class TestWhatTheResultSays:
         )
         assert result.refusal is not None and "another web server" in result.refusal
 
+    def test_an_answer_without_a_content_type_is_said_as_content(self) -> None:
+        result = check_health("http://server.test", transport=_answering(200, b"OK", []))
+        assert result.refusal is not None
+        assert result.refusal.startswith(
+            "the server answered GET / with content that is not JSON, where a PreFormServer")
+
     def test_the_check_asks_for_the_root_below_the_servers_url(self) -> None:
         seen: list[httpx.Request] = []
         check_health("http://server.test/preform/BOX", transport=_answering(200, b"{}", seen))
