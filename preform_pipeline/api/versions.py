@@ -20,6 +20,7 @@ __all__ = [
     "describe_range",
     "is_supported",
     "no_version_endpoint",
+    "not_a_version_answer",
     "parse_version",
     "require_supported",
 ]
@@ -68,6 +69,22 @@ def no_version_endpoint(
         request=request,
         hint="check that the address belongs to a PreFormServer, and run a release whose API "
         "version is in that range",
+    )
+
+
+def not_a_version_answer(
+    what: str, supported: VersionRange = DEFAULT_SUPPORTED_API_VERSIONS, *,
+    request: RequestInfo | None = None,
+) -> UnsupportedApiVersionError:
+    """The error for a ``GET /`` answered 200, but with ``what`` (``an HTML page titled
+    "DiskStation"``) instead of the version every PreFormServer in range answers there."""
+    return UnsupportedApiVersionError(
+        f"the server answered GET / with {what}, where a PreFormServer answers its Local API "
+        f'version (JSON {{"version": "{CONTRACT_API_VERSION}"}}; this client supports '
+        f"{describe_range(supported)}): another web server answers at this address (a NAS's "
+        "or a router's page, or a wrong port)",
+        request=request,
+        hint="check the host and the port, and that PreFormServer runs there",
     )
 
 

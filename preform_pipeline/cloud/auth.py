@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 
-from preform_pipeline.answers import redirect_target
+from preform_pipeline.answers import USE_HTTPS, https_port_answer, redirect_target
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import Credentials
 from preform_pipeline.cloud.ratelimit import parse_retry_after
@@ -40,6 +40,7 @@ __all__ = [
     "AccessToken",
     "ClientCredentialsAuth",
     "SendFunction",
+    "https_port_error",
     "redirect_error",
 ]
 
@@ -259,6 +260,9 @@ class ClientCredentialsAuth(httpx.Auth):
         request = _request_info(response)
         if response.is_redirect:
             return redirect_error(response, request, message)
+        https = https_port_error(response, request, message)
+        if https is not None:  # a 400, but not about the client id or its secret
+            return https
         if status in (httpx.codes.BAD_REQUEST, httpx.codes.UNAUTHORIZED):
             reason = ""
             if isinstance(body, dict):
@@ -313,6 +317,19 @@ def redirect_error(response: httpx.Response, request: RequestInfo, message: str)
         status_code=response.status_code,
         hint=NOT_THE_WEB_API_HINT,
     )
+
+
+def https_port_error(
+    response: httpx.Response, request: RequestInfo, message: str
+) -> CloudError | None:
+    """The error for a proxy's page saying that plain HTTP was sent to its HTTPS port (the
+    base URL written ``http://``), else None: the same answer the Local API client knows
+    (answers.py), never taken for a refused request or refused credentials."""
+    said = https_port_answer(response.status_code, response.text)
+    if said is None:
+        return None
+    return CloudError(f"{message}: {said}", request=request, status_code=response.status_code,
+                      hint=f"{USE_HTTPS} (cloud.base_url in the settings)")
 
 
 def _request_info(response: httpx.Response) -> RequestInfo:

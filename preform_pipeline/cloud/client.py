@@ -42,6 +42,7 @@ from preform_pipeline.cloud.auth import (
     REVOKE_PATH,
     TOKEN_PATH,
     ClientCredentialsAuth,
+    https_port_error,
     redirect_error,
 )
 from preform_pipeline.cloud.credentials import Credentials
@@ -727,6 +728,9 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
     status = response.status_code
     if response.is_redirect:
         return redirect_error(response, request, "something other than the Web API answered")
+    https = https_port_error(response, request, "something other than the Web API answered")
+    if https is not None:
+        return https
     try:
         body: Any = response.json()
     except ValueError:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, TextIO
 
@@ -53,6 +53,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "MAX_NAMES_PER_WARNING",
+    "REFUSED_SAID_ON_STDERR",
     "WarningGroup",
     "exit_code",
     "exit_line",
@@ -62,6 +63,7 @@ __all__ = [
     "make_console",
     "print_summary",
     "quiet_build_warnings",
+    "refusal_lines",
     "route_logs",
     "error_lines",
     "servers_line",
@@ -117,22 +119,28 @@ def _console_handlers() -> list[logging.StreamHandler[TextIO]]:
 
 
 class _EventFilter(logging.Filter):
-    """Drops the events of the given names (the command says the same in its own lines)."""
+    """Drops the events of the given names that carry every field of ``where`` (the command
+    says the same in its own lines)."""
 
-    def __init__(self, events: frozenset[str]) -> None:
+    def __init__(self, events: frozenset[str], where: Mapping[str, object]) -> None:
         super().__init__()
         self.events = events
+        self.where = dict(where)
 
     def filter(self, record: logging.LogRecord) -> bool:
         event = record.msg
-        return not (isinstance(event, dict) and event.get("event") in self.events)
+        return not (
+            isinstance(event, dict) and event.get("event") in self.events
+            and all(event.get(key) == value for key, value in self.where.items())
+        )
 
 
-def keep_off_console(*events: str) -> None:
-    """Keep the events named off the console handlers (the log file keeps them), for a
-    command that prints what they say itself: once on the console is enough."""
+def keep_off_console(*events: str, where: Mapping[str, object] | None = None) -> None:
+    """Keep the events named (those with every field of ``where``) off the console handlers
+    (the log file keeps them), for a command that prints what they say itself: once on the
+    console is enough."""
     for handler in _console_handlers():
-        handler.addFilter(_EventFilter(frozenset(events)))
+        handler.addFilter(_EventFilter(frozenset(events), where or {}))
 
 
 def quiet_build_warnings() -> None:
@@ -173,22 +181,42 @@ def route_logs(console: Console) -> Callable[[], None]:
 # -- servers ------------------------------------------------------------------------------------
 
 
+#: What the servers line says of a refused server: the refusal itself is said once, on
+#: stderr (:func:`refusal_lines`), where ``--quiet`` (cron) still says it.
+REFUSED_SAID_ON_STDERR: Final = "refused, said on stderr"
+
+
 def servers_line(statuses: Iterable[ServerStatus]) -> str:
     """``servers started: server-1 (pid 41, http://127.0.0.1:44388), prep-1 (REMOTE,
-    http://prep:44388)``; a server that did not start says why instead of ``(None)``, and so
-    does a remote that answered as none we can use."""
+    http://prep:44388)``; a server that did not start says why instead of ``(None)``; a
+    refused one says so (:func:`refusal_lines` says why)."""
     parts: list[str] = []
     for s in statuses:
         if s.remote:
             where = f"REMOTE, {s.url}" if s.url else "REMOTE, unreachable"
-            if s.refused:  # said here, once: the builds failing for it only name it
-                where += f", refused: {s.last_error}"
+            if s.refused:
+                where += f", {REFUSED_SAID_ON_STDERR}"
+        elif s.refused:
+            where = REFUSED_SAID_ON_STDERR
         elif s.url is None:
             where = "not started" + (f": {s.last_error}" if s.last_error else "")
         else:
             where = f"pid {s.pid}, {s.url}" if s.pid else s.url
         parts.append(f"{s.name} ({where})")
     return "servers started: " + (", ".join(parts) if parts else "none")
+
+
+def refusal_lines(statuses: Iterable[ServerStatus]) -> list[str]:
+    """``error: server printhost (REMOTE, http://nas:80): it answers, but cannot be used
+    ...``, one line for each server the pool refused (why, with what helps): for stderr, the
+    stream a cron mail shows, in place of the pool's ``server_retired`` event (kept off the
+    console, in the log)."""
+    return [
+        f"error: server {s.name}" + (f" (REMOTE, {s.url})" if s.remote else "")
+        # A refused start's error names its server first (``server-1 refused to start``).
+        + f": {(s.last_error or 'refused').removeprefix(f'{s.name} ')}"
+        for s in statuses if s.refused
+    ]
 
 
 # -- warnings -----------------------------------------------------------------------------------

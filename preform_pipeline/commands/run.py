@@ -66,6 +66,7 @@ from preform_pipeline.commands._console import (
     plan_warnings,
     print_summary,
     quiet_build_warnings,
+    refusal_lines,
     route_logs,
     servers_line,
     units_line,
@@ -449,6 +450,8 @@ def _run(
     # Likewise each unreadable model: its `rejected` line says it (once: a repeat passes
     # over it), so the reader's warning would say it again, on every repeat from cron.
     keep_off_console("units_guessed", "model_unreadable")
+    # A refused server is said once, on stderr, by this command (refusal_lines).
+    keep_off_console("server_retired", where={"refused": True})
     # Reports and journals a killed run of this host left half-written go (the log file
     # names them), by the hot folder's rule: never a live writer's (another run at work in
     # the same folder), nor another host's on a shared output folder.
@@ -683,7 +686,10 @@ def _run_recorded(
         if prepares:
             pool.start()
             # A remote server's name and URL are the settings', its error a server's words.
-            print(visible(servers_line(pool.status())), file=stdout, flush=True)
+            statuses = pool.status()
+            print(visible(servers_line(statuses)), file=stdout, flush=True)
+            for line in refusal_lines(statuses):  # also with --quiet: a person must act
+                print(visible(line), file=stderr, flush=True)
             if pool.reaped:
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:

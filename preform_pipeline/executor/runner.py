@@ -1352,7 +1352,10 @@ class Runner:
         #: server the pool could not stop, when a cancelled run returned) is not the run's.
         self._books_closed = False
         self.clients = _ServerClients(options)
-        self._server_count = max(1, len(pool.status()))
+        # A server retired as the pool started (refused: it answered as none we can use)
+        # takes no build: counted, "1 build on 2 servers" said one more than there was.
+        self._usable = sum(1 for s in pool.status() if s.state is not ServerState.RETIRED)
+        self._server_count = max(1, self._usable)  # threads and order: one at least
         self._order, final = run_order(plan.builds, self._server_count)
         #: The final build takes carried models until the others have laid out.
         self.intake = FinalIntake(final if FinalIntake.qualifies(plan.recipe) else None,
@@ -1616,7 +1619,7 @@ class Runner:
             self.plan.builds,
             # A run of no builds counts the servers up for other work (sending the builds
             # earlier runs left waiting), so that none is said to have started when one did.
-            servers=self._server_count if builds else _servers_up(self.pool.status()),
+            servers=self._usable if builds else _servers_up(self.pool.status()),
             simulated=self.pool.simulated,
         )
         log.info(

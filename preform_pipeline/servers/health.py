@@ -1,30 +1,45 @@
-"""Health check: ``GET /`` must answer 200 within a short timeout.
+"""Health check: ``GET /`` must answer 200 with a Local API version, within a short timeout.
 
 ``GET /`` returns the API version and touches no scene, so it is safe to send to an idle
 server at any time. A server that accepts the connection but does not answer in time is hung
 and counts as unhealthy, like one that refuses the connection.
 
-A server that answers, but is none this client can use, is unhealthy with a ``refusal``: no
-``GET /`` at all (404 or 405: another web server at that address, or a PreFormServer older
-than the Local API range), or a proxy's page saying that its port wants https://. Asking
-again gets the same answer, so the pool retires a remote answering so at its first check
-instead of waiting for it to come back (a later check's may be a proxy's while the server
-behind it restarts: pool.py). (A version outside the range is not judged here: the client
-refuses it on first use, and the pool's test servers answer any version.)
+A server that answers, but is none this client can use, is unhealthy with a ``refusal`` (why,
+with what helps): no ``GET /`` at all (404 or 405: another web server at that address, or a
+PreFormServer older than the Local API range), a 200 that is not the contract's
+``{"version": "..."}`` (a NAS's or router's home page, a wrong port), a version outside the
+range this client supports (the client's own rule, api/versions.py), or a proxy's page saying
+that its port wants https://. Asking again gets the same answer, so the pool retires a server
+answering so at its first check instead of waiting for it to come back (a remote's later
+check may be a proxy's while the server behind it restarts: pool.py).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
 from dataclasses import dataclass
+from typing import Final
 
 import httpx
 
 from preform_pipeline.answers import USE_HTTPS, BoundedTransport, https_port_answer
-from preform_pipeline.api.versions import no_version_endpoint
+from preform_pipeline.api.versions import (
+    no_version_endpoint,
+    not_a_version_answer,
+    require_supported,
+)
+from preform_pipeline.errors import UnsupportedApiVersionError
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
 
 __all__ = ["HealthResult", "check_health"]
+
+#: A page's title, looked for in its first bytes only (it is in the head).
+_TITLE: Final = re.compile(r"<title[^>]*>(.*?)</title", re.IGNORECASE | re.DOTALL)
+_TITLE_WITHIN: Final = 64 * 1024
+#: A title longer than this is cut: it names the page, it is not the page.
+_TITLE_CHARS: Final = 80
 
 
 @dataclass(frozen=True)
@@ -66,15 +81,41 @@ def check_health(
     if status != 200:
         return HealthResult(False, f"GET / answered HTTP {status}", None, elapsed,
                             _refusal(status, response.text))
-    version: str | None = None
+    version = _version_in(response.text)
+    if version is None:
+        return HealthResult(False, "GET / answered HTTP 200 without a Local API version", None,
+                            elapsed, str(not_a_version_answer(_what_answered(response))))
     try:
-        body = response.json()
+        require_supported(version)
+    except UnsupportedApiVersionError as exc:
+        return HealthResult(False, f"unsupported Local API version {version!r}", version,
+                            elapsed, str(exc))
+    return HealthResult(True, f"version {version}", version, elapsed)
+
+
+def _version_in(text: str) -> str | None:
+    """The ``version`` string of a ``{"version": ...}`` answer, else None."""
+    try:
+        body = json.loads(text)
     except ValueError:
-        body = None
-    if isinstance(body, dict) and isinstance(body.get("version"), str):
-        version = body["version"]
-    detail = f"version {version}" if version else "answered HTTP 200"
-    return HealthResult(True, detail, version, elapsed)
+        return None
+    version = body.get("version") if isinstance(body, dict) else None
+    return version if isinstance(version, str) else None
+
+
+def _what_answered(response: httpx.Response) -> str:
+    """What a 200 that is no version was, for a message: ``an HTML page titled "My NAS"``."""
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    text = response.text
+    if "html" in kind or text.lstrip()[:20].lower().startswith(("<!doctype html", "<html")):
+        title = _TITLE.search(text[:_TITLE_WITHIN])
+        name = " ".join(title.group(1).split())[:_TITLE_CHARS] if title else ""
+        return f'an HTML page titled "{name}"' if name else "an HTML page"
+    if not text.strip():
+        return "an empty answer"
+    if "json" in kind:
+        return 'JSON without a "version" string'
+    return f"{kind} content" if kind else "content that is not JSON"
 
 
 def _refusal(status: int, text: str) -> str | None:

@@ -14,11 +14,13 @@ Lifecycle of one server (a "slot"; its process changes across restarts, its name
 
 A start the server refuses for good (ServerRefusedError: it said so, or its program cannot be
 run) goes from STARTING to RETIRED at once: retrying would only say the same thing again. So
-does a remote whose first health check is answered, but as no server this client can use
-(no ``GET /``, a proxy asking for https://: health.py): it is not down, so waiting
-``remote_wait_s`` for it would only delay the same answer. Later checks never refuse: the
-same answer from a remote that answered as a PreFormServer before, or was down, may be its
-proxy's while the server restarts, and is waited for like any failed check.
+does a server whose first health check is answered, but as no server this client can use
+(no ``GET /``, a 200 that is no Local API version, a version outside the range, a proxy
+asking for https://: health.py): a local one is asked as soon as it is ready, a remote at
+its first check; it is not down, so restarting it or waiting ``remote_wait_s`` for it
+would only delay the same answer. A remote's later checks never refuse: the same answer
+from a remote that answered as a PreFormServer before, or was down, may be its proxy's
+while the server restarts, and is waited for like any failed check.
 
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
 
@@ -115,12 +117,9 @@ TERMINATING_SIGNALS: Final = tuple(
     getattr(signal, name) for name in ("SIGTERM", "SIGHUP", "SIGBREAK") if hasattr(signal, name)
 )
 
-#: A refused server, as a build failing for it names it: the refusal was said whole once.
-_REFUSED_SAID: Final = "refused to start (its server_retired event says why and what helps)"
-#: The same for a remote that answered as no server this client can use.
-_REMOTE_REFUSED_SAID: Final = (
-    "cannot be used (its server_retired event says why and what helps)"
-)
+#: A refused server, local or remote, as a build failing for it names it: the refusal was
+#: said whole once (its ``server_retired`` event; ``run`` says it on stderr).
+_REFUSED_SAID: Final = "refused (why and what helps were said when it was)"
 
 _log = get_logger(__name__)
 
@@ -682,9 +681,20 @@ class ServerPool:
                 elif not self._closing:
                     self._record_failure(slot, exc.message, exc.output_tail)
             return
-        self._log_in(slot.name, process.url)
         with self._cond:
             self._processes.difference_update(p for p in launched if p is not process)
+        refusal = check_health(process.url, timeout_s=cfg.health_timeout_s).refusal
+        if refusal is not None:
+            # Our own program, answering as none this client can use (a Local API version
+            # outside the range, mostly): every start of it would say the same.
+            self._discard(process)
+            with self._cond:
+                self._retire_refused(
+                    slot, f"it started, but cannot be used: {refusal}; the program is "
+                    "servers.executable in the settings")
+            return
+        self._log_in(slot.name, process.url)
+        with self._cond:
             if not self._closing:
                 now = self._clock.monotonic()
                 slot.process = process
@@ -987,11 +997,11 @@ class ServerPool:
             self._cond.notify_all()
 
     def _exhausted(self) -> PoolExhaustedError:
-        # A refusal was said whole when the server was retired (the event, run's servers
-        # line); every build failing for it names it, without repeating it.
+        # A refusal was said whole when the server was retired (the event; `run` says it on
+        # stderr); every build failing for it names it, without repeating it.
         reasons = "; ".join(
-            f"{s.name}: {_REMOTE_REFUSED_SAID if s.remote else _REFUSED_SAID}" if s.refused
-            else f"{s.name}: {s.retired_reason}" for s in self._slots)
+            f"{s.name}: {_REFUSED_SAID}" if s.refused else f"{s.name}: {s.retired_reason}"
+            for s in self._slots)
         refused = all(s.refused for s in self._slots)
         return PoolExhaustedError(
             f"every server of the pool is retired ({reasons})",

@@ -3,7 +3,8 @@
 The stand-in is a real program started like PreFormServer (``--port N --scene-cache-size K``):
 it prints READY FOR INPUT, answers ``GET /`` and can misbehave in the ways a process manager
 must survive (start slowly, fail to start, hang on ``GET /``, ignore SIGINT, spawn children
-that outlive it). The simulator covers the Local API; this covers process handling only.
+that outlive it, speak a Local API version outside the range: ``--api-version``). The
+simulator covers the Local API; this covers process handling only.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ p.add_argument("--ignore-sigint", action="store_true")
 p.add_argument("--spawn-child", action="store_true")
 p.add_argument("--child-new-session", action="store_true")
 p.add_argument("--grow-mb", type=int, default=0)
+p.add_argument("--api-version", default="0.9.12")
 a = p.parse_args()
 
 print("Stand-in server starting", flush=True)
@@ -52,7 +54,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if a.hang_health:
             stop.wait()
             return
-        body = json.dumps({"version": "0.9.12"}).encode()
+        body = json.dumps({"version": a.api_version}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

@@ -53,7 +53,7 @@ BENCH = json.dumps([{"serial": "Bench-A", "machine_type_id": "FORM-4-0",
                      "product_name": "Form 4", "ip_address": "192.0.2.71",
                      "material_code": "FLGPGR05"}])
 IN_USE = "is in use by a simulator with another fleet"
-REFUSED_SAID = "server-1: refused to start (its server_retired event says why and what helps)"
+REFUSED_SAID = "server-1: refused (why and what helps were said when it was)"
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -118,7 +118,7 @@ class TestAProgramThatCannotRun:
 
 class TestRunBesideARehearsal:
     """``run`` on the default fleet folder while a rehearsal with a declared fleet holds it:
-    one attempt, the refusal said once on stdout, exit 1, the rehearsal's printers kept."""
+    one attempt, the refusal said once on stderr, exit 1, the rehearsal's printers kept."""
 
     def test_said_once_and_exit_1(self, tmp_path: Path) -> None:
         fleet = default_fleet_dir()
@@ -128,12 +128,12 @@ class TestRunBesideARehearsal:
             assert sim.process.poll() is None
             printers = json.loads((fleet / "printers.json").read_text(encoding="utf-8"))
         assert done.returncode == 1, done.stdout + done.stderr
-        assert done.stdout.count(IN_USE) == 1, done.stdout
-        (servers,) = [line for line in done.stdout.splitlines()
-                      if line.startswith("servers started: ")]
-        assert servers.startswith(f"servers started: server-1 (not started: server-1 refused "
-                                  f"to start: fleet folder {fleet.resolve()} {IN_USE} (pid "
-                                  f"{sim.process.pid} on ")
+        assert done.stdout.count(IN_USE) == 0, done.stdout
+        assert done.stderr.count(IN_USE) == 1, done.stderr
+        assert done.stderr.startswith(f"error: server server-1: refused to start: fleet "
+                                      f"folder {fleet.resolve()} {IN_USE} (pid "
+                                      f"{sim.process.pid} on ")
+        assert "servers started: server-1 (refused, said on stderr)" in done.stdout.splitlines()
         assert REFUSED_SAID in done.stdout
         assert done.stdout.splitlines()[-1] == "exit 1: 1 build failed, 0 of 1 build succeeded"
         (log_file,) = (out / "logs").glob("*.jsonl")

@@ -17,8 +17,16 @@ from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.cloud.auth import TOKEN_PATH
 from preform_pipeline.cloud.client import WebApiClient
 from preform_pipeline.cloud.credentials import Credentials
-from preform_pipeline.errors import CloudError, CloudUnavailableError
-from tests.hostile_http import Answer, HostileFront, drip, huge, reply, running_front
+from preform_pipeline.errors import CloudAuthError, CloudError, CloudUnavailableError
+from tests.hostile_http import (
+    NGINX_HTTPS_PORT_PAGE,
+    Answer,
+    HostileFront,
+    drip,
+    huge,
+    reply,
+    running_front,
+)
 
 PRINTS = "/developer/v1/prints/"
 TOKEN = json.dumps({"access_token": "tok-s39", "token_type": "Bearer", "expires_in": 86400})
@@ -103,6 +111,27 @@ class TestSomethingElseAnswers:
             list(client.iter_prints())
         assert "without an access token" in caught.value.message
         assert "captive portal" in (caught.value.hint or "")
+
+
+    @pytest.mark.parametrize("path, said", [
+        (TOKEN_PATH, "the Web API refused to issue an access token"),
+        (PRINTS, "something other than the Web API answered"),
+    ], ids=["token", "prints"])
+    def test_a_proxys_https_port_page_asks_for_https(
+        self, front: HostileFront, path: str, said: str
+    ) -> None:
+        _answer_at(front, path, reply(400, NGINX_HTTPS_PORT_PAGE, content_type="text/html"))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        error = caught.value
+        # Not refused credentials, nor a request to correct: the address wants https://.
+        assert not isinstance(error, (CloudAuthError, CloudUnavailableError))
+        assert (f'{said}: the server answered HTTP 400 "The plain HTTP request was sent to '
+                'HTTPS port": its address needs https://') in error.message
+        assert error.hint == "use the https:// address of this server (cloud.base_url in the " \
+            "settings)"
+        assert error.status_code == 400
+        assert "s3cret-value" not in str(error)
 
 
 class TestBrokenPaging:

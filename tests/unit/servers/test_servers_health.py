@@ -9,13 +9,23 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
 from preform_pipeline.answers import MAX_ANSWER_BYTES
-from preform_pipeline.servers.health import check_health
-from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, drip, huge, reply, running_front
+from preform_pipeline.servers.health import HealthResult, check_health
+from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.server import SimulatorServer
+from tests.hostile_http import (
+    NGINX_HTTPS_PORT_PAGE,
+    Answer,
+    drip,
+    huge,
+    reply,
+    running_front,
+)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -41,6 +51,15 @@ def http_server() -> Iterator[ThreadingHTTPServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+def _answered(answer: Answer) -> HealthResult:
+    """One check of a loopback front answering ``GET /`` with ``answer``."""
+    with running_front() as front:
+        front.on("GET", "/", answer)
+        result = check_health(front.url, timeout_s=5)
+        front.check()
+    return result
 
 
 def _url(server: ThreadingHTTPServer) -> str:
@@ -172,6 +191,68 @@ class TestAnsweredButUnusable:
             front.on("GET", "/", reply(status, body, content_type="text/html"))
             result = check_health(front.url, timeout_s=5)
         assert (result.healthy, result.refusal) == (False, None)
+
+    @pytest.mark.parametrize("content_type, body, what", [
+        ("text/html; charset=utf-8", "<!DOCTYPE html><html><head><title>\n  Synology  "
+         "DiskStation\n</title></head><body>sign in</body></html>",
+         'an HTML page titled "Synology DiskStation"'),
+        ("text/html", "<html><body>It works!</body></html>", "an HTML page"),
+        ("application/json", '{"status": "ok"}', 'JSON without a "version" string'),
+        ("application/json", '{"version": 12}', 'JSON without a "version" string'),
+        ("text/plain; charset=utf-8", "OK", "text/plain content"),
+        ("", "", "an empty answer"),
+        # No content type: a page is still told by how it starts.
+        ("", "<!DOCTYPE html><html><head><title>Router</title></head></html>",
+         'an HTML page titled "Router"'),
+        ("", "OK", "content that is not JSON"),
+        ("", "\n  <html><head><title>Printer</title></head></html>",
+         'an HTML page titled "Printer"'),
+        ("text/html", "<title>Login</title><form>sign in</form>", 'an HTML page titled "Login"'),
+    ], ids=["nas-page", "untitled-page", "json-no-version", "json-number", "text", "empty",
+            "untyped-page", "untyped-text", "untyped-indented-page", "typed-fragment"])
+    def test_a_200_that_is_no_version_is_refused_saying_what_answered(
+        self, content_type: str, body: str, what: str
+    ) -> None:
+        result = _answered(reply(200, body, content_type=content_type))
+        assert (result.healthy, result.version) == (False, None)
+        assert 0 < result.elapsed_s < 5
+        assert result.detail == "GET / answered HTTP 200 without a Local API version"
+        assert result.refusal == (
+            f"the server answered GET / with {what}, where a PreFormServer answers its Local "
+            'API version (JSON {"version": "0.9.12"}; this client supports >=0.9.0,<1.0.0): '
+            "another web server answers at this address (a NAS's or a router's page, or a "
+            "wrong port) (check the host and the port, and that PreFormServer runs there)")
+
+    @pytest.mark.parametrize("version", ["1.0.0", "0.8.9", "2.3"])
+    def test_a_version_outside_the_range_is_refused_naming_both(self, version: str) -> None:
+        result = _answered(reply(200, json.dumps({"version": version})))
+        assert (result.healthy, result.version) == (False, version)
+        assert 0 < result.elapsed_s < 5
+        assert result.detail == f"unsupported Local API version {version!r}"
+        assert result.refusal == (
+            f"the server speaks Local API {version}; this client supports >=0.9.0,<1.0.0 "
+            "(written against 0.9.12) (run a PreFormServer release whose API version is in "
+            "that range, or upgrade preform-pipeline)")
+
+    def test_a_version_that_is_no_number_is_refused(self) -> None:
+        result = _answered(reply(200, b'{"version": "latest"}'))
+        assert result.healthy is False
+        assert result.refusal is not None
+        assert result.refusal.startswith(
+            "the server reports Local API version 'latest', which is not a version number")
+
+    @pytest.mark.parametrize("version", ["0.9.0", "0.9.12", "0.9.40-beta"])
+    def test_a_version_inside_the_range_is_healthy(self, version: str) -> None:
+        result = _answered(reply(200, json.dumps({"version": version})))
+        assert (result.healthy, result.version, result.refusal) == (True, version, None)
+
+    def test_the_simulator_answers_as_a_usable_preformserver(self, tmp_path: Path) -> None:
+        engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+        with SimulatorServer(engine, port=0) as server:
+            result = check_health(server.url, timeout_s=5)
+            server.check()
+        assert (result.healthy, result.detail, result.refusal) == (
+            True, "version 0.9.12", None)
 
     def test_no_answer_at_all_is_not_a_refusal(self) -> None:
         with socket.socket() as probe:

@@ -129,14 +129,21 @@ class TestWhatTheResultSays:
         assert 0 < result.elapsed_s < 5
 
     @pytest.mark.parametrize("content", [b"not json", b"[1, 2]", b'{"version": 12}', b"{}"])
-    def test_a_200_without_a_version_string_is_healthy_without_a_version(
+    def test_a_200_without_a_version_string_is_refused_without_a_version(
         self, content: bytes
     ) -> None:
         seen: list[httpx.Request] = []
         result = check_health("http://server.test", transport=_answering(200, content, seen))
         assert (result.healthy, result.detail, result.version) == (
-            True, "answered HTTP 200", None
+            False, "GET / answered HTTP 200 without a Local API version", None
         )
+        assert result.refusal is not None and "another web server" in result.refusal
+
+    def test_an_answer_without_a_content_type_is_said_as_content(self) -> None:
+        result = check_health("http://server.test", transport=_answering(200, b"OK", []))
+        assert result.refusal is not None
+        assert result.refusal.startswith(
+            "the server answered GET / with content that is not JSON, where a PreFormServer")
 
     def test_the_check_asks_for_the_root_below_the_servers_url(self) -> None:
         seen: list[httpx.Request] = []

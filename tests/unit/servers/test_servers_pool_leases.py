@@ -66,7 +66,7 @@ class Endpoint:
                 while endpoint.hold_health.is_set() and time.monotonic() < deadline:
                     endpoint._stop.wait(0.02)
                 endpoint.checks += 1
-                status, body = (200, b'{"version": "3.50.0"}') if endpoint.healthy else (
+                status, body = (200, b'{"version": "0.9.12"}') if endpoint.healthy else (
                     500, b"{}")
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

@@ -1,9 +1,12 @@
-"""A remote that answers, but as no PreFormServer this client can use, is refused at once.
+"""A server that answers, but as no PreFormServer this client can use, is refused at once.
 
 Real loopback HTTP: each remote is a hostile front (tests/hostile_http.py) answering ``GET /``
-as a server of the Local API range, as another web server (404), an old PreFormServer (405)
-or a proxy that wants https:// (nginx's 400 page). Asking such a server again gets the same
-answer, so it is not waited for ``servers.remote_wait_s`` like a remote that is down.
+as a server of the Local API range, as another web server (404, or a NAS's home page with a
+200), an old PreFormServer (405), a PreFormServer of a version outside the range, or a proxy
+that wants https:// (nginx's 400 page). Asking such a server again gets the same answer, so
+it is not waited for ``servers.remote_wait_s`` like a remote that is down. A local server
+(the stand-in, a real process) of a version outside the range is refused as it starts, not
+restarted.
 """
 
 from __future__ import annotations
@@ -12,13 +15,16 @@ import json
 import socket
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import PoolExhaustedError
 from preform_pipeline.servers import ServerPool, ServerState
+from preform_pipeline.servers.testing import standin_settings, write_standin_server
 from preform_pipeline.settings import PoolSettings, RemoteServer, ServerSettings
 from tests.hostile_http import NGINX_HTTPS_PORT_PAGE, HostileFront, reply, running_front
 
@@ -101,11 +107,73 @@ class TestRefusedAtOnce:
             f"this server){SETTINGS_SAID}")
         # Said whole once (the event); the build failing for it names it without repeating.
         assert "https://" not in str(raised.value)
-        assert "printhost: cannot be used (its server_retired event says why and what helps)" \
+        assert "printhost: refused (why and what helps were said when it was)" \
             in str(raised.value)
         assert "raise servers.max_restarts" not in str(raised.value)
         assert len(_events(logs, "server_retired")) == 1
         assert not _events(logs, "remote_server_waiting")
+
+
+class TestNoPreFormServerOfTheRange:
+    """A 200 that is no Local API version, or a version outside the range, is refused at the
+    first check, said once with what answered, what was expected and what helps."""
+
+    @pytest.mark.parametrize("version, said", [
+        (None, 'the server answered GET / with an HTML page titled "DiskStation", where a '
+         'PreFormServer answers its Local API version (JSON {"version": "0.9.12"}; this '
+         "client supports >=0.9.0,<1.0.0): another web server answers at this address (a "
+         "NAS's or a router's page, or a wrong port) (check the host and the port, and that "
+         "PreFormServer runs there)"),
+        ("1.2.0", "the server speaks Local API 1.2.0; this client supports >=0.9.0,<1.0.0 "
+         "(written against 0.9.12) (run a PreFormServer release whose API version is in that "
+         "range, or upgrade preform-pipeline)"),
+    ], ids=["nas-home-page", "version-1.2"])
+    def test_a_remote_is_retired_at_its_first_check(self, version: str | None,
+                                                     said: str) -> None:
+        with running_front() as front:
+            front.on("GET", "/", reply(
+                200, "<html><head><title>DiskStation</title></head></html>",
+                content_type="text/html") if version is None
+                else reply(200, json.dumps({"version": version})))
+            pool = ServerPool(PoolSettings(servers=SERVERS,
+                                           remotes=(RemoteServer(front.url, name="nas"),)),
+                              handle_signals=False)
+            with capture_logs() as logs, pool:
+                with pytest.raises(PoolExhaustedError):
+                    pool.lease(timeout=WAIT_S)
+                (status,) = pool.status()
+            front.check()
+        assert (status.state, status.refused) == (ServerState.RETIRED, True)
+        assert status.retired_reason == f"{USED_AT_THIS_ADDRESS}{said}{SETTINGS_SAID}"
+        (retired,) = _events(logs, "server_retired")
+        assert (retired["server"], retired["reason"]) == ("nas", status.retired_reason)
+        assert not _events(logs, "remote_server_waiting")
+        assert len(front.requests_to("/")) == 1
+
+    def test_a_local_server_of_another_version_is_refused_as_it_starts(
+        self, tmp_path: Path
+    ) -> None:
+        settings = standin_settings(write_standin_server(tmp_path), "--api-version", "1.0.0",
+                                    max_restarts=3)
+        pool = ServerPool(settings.pool, handle_signals=False, state_dir=tmp_path / "state")
+        with capture_logs() as logs, pool:
+            with pytest.raises(PoolExhaustedError, match=r"server-1: refused \(why"):
+                pool.lease(timeout=WAIT_S)
+            (status,) = pool.status()
+            # Its process was stopped at once, not kept aside for builds.
+            left = [p for p in psutil.Process().children(recursive=True)
+                    if str(tmp_path) in " ".join(p.cmdline())]
+        assert left == []
+        assert (status.state, status.refused, status.restarts) == (
+            ServerState.RETIRED, True, 0)
+        assert status.retired_reason == (
+            "it started, but cannot be used: the server speaks Local API 1.0.0; this client "
+            "supports >=0.9.0,<1.0.0 (written against 0.9.12) (run a PreFormServer release "
+            "whose API version is in that range, or upgrade preform-pipeline); the program is "
+            "servers.executable in the settings")
+        (retired,) = _events(logs, "server_retired")
+        assert retired["refused"] is True
+        assert not _events(logs, "server_restart_scheduled")
 
 
 class TestOnlyTheFirstAnswerRefuses:
