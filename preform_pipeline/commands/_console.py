@@ -135,12 +135,23 @@ class _EventFilter(logging.Filter):
         )
 
 
-def keep_off_console(*events: str, where: Mapping[str, object] | None = None) -> None:
+def keep_off_console(
+    *events: str, where: Mapping[str, object] | None = None
+) -> Callable[[], None]:
     """Keep the events named (those with every field of ``where``) off the console handlers
     (the log file keeps them), for a command that prints what they say itself: once on the
-    console is enough."""
-    for handler in _console_handlers():
-        handler.addFilter(_EventFilter(frozenset(events), where or {}))
+    console is enough. Returns what undoes it, for a command that says them only for a
+    while (those after are the events' to say)."""
+    kept = _EventFilter(frozenset(events), where or {})
+    handlers = _console_handlers()
+    for handler in handlers:
+        handler.addFilter(kept)
+
+    def undo() -> None:
+        for handler in handlers:
+            handler.removeFilter(kept)
+
+    return undo
 
 
 def quiet_build_warnings() -> None:

@@ -450,8 +450,6 @@ def _run(
     # Likewise each unreadable model: its `rejected` line says it (once: a repeat passes
     # over it), so the reader's warning would say it again, on every repeat from cron.
     keep_off_console("units_guessed", "model_unreadable")
-    # A refused server is said once, on stderr, by this command (refusal_lines).
-    keep_off_console("server_retired", where={"refused": True})
     # Reports and journals a killed run of this host left half-written go (the log file
     # names them), by the hot folder's rule: never a live writer's (another run at work in
     # the same folder), nor another host's on a shared output folder.
@@ -684,7 +682,14 @@ def _run_recorded(
         tracking.on_poll = reporter.verify_waiting
     try:
         if prepares:
-            pool.start()
+            # A server refused as the pool starts is said once, on stderr, by this command
+            # (refusal_lines); one refused later (a local server's restart or recycle) only
+            # by its server_retired event, which must then reach the console.
+            said_below = keep_off_console("server_retired", where={"refused": True})
+            try:
+                pool.start()
+            finally:
+                said_below()
             # A remote server's name and URL are the settings', its error a server's words.
             statuses = pool.status()
             print(visible(servers_line(statuses)), file=stdout, flush=True)

@@ -258,3 +258,47 @@ class TestWatchSendsWhatWaitedOnceThePoolIsRenewed:
         assert _events(logs, "pool_refused_renewing")
         # Every pool but the one that sent is closed before the daemon stops.
         assert len(closed) == len(pools) - 1 and closed[0] == ["server-1"], (closed, pools)
+
+
+#: A server program whose first start is the simulator's, and every later one refused.
+REFUSED_LATER = '''
+import os, runpy, sys
+mark = os.path.join(os.path.dirname(os.path.abspath(__file__)), "started-once")
+if os.path.exists(mark):
+    print("error: refused to start: told to refuse after its first start", flush=True)
+    sys.exit(3)
+open(mark, "w").close()
+sys.argv[0] = "preform_pipeline.simulator"
+runpy.run_module("preform_pipeline.simulator", run_name="__main__", alter_sys=True)
+'''
+
+
+class TestRunRefusedAtARecycle:
+    """``run`` whose server is refused when it is recycled, after its first build: not said
+    by the command's refusal lines (those are the start's), so its event says it on the
+    console, once."""
+
+    def test_the_refusal_reaches_the_console(self, tmp_path: Path) -> None:
+        program = tmp_path / "server" / "server.py"
+        program.parent.mkdir()
+        program.write_text(REFUSED_LATER, encoding="utf-8")
+        recipe = tmp_path / "one-per-build.yaml"
+        recipe.write_text(RECIPE.read_text(encoding="utf-8").replace(
+            "max_models_per_build: null", "max_models_per_build: 1"), encoding="utf-8")
+        models = [tmp_path / name for name in ("a.obj", "b.obj")]
+        for model in models:
+            model.write_bytes(MODEL.read_bytes())
+            os.utime(model, (MODEL.stat().st_mtime, MODEL.stat().st_mtime))  # not being written
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(json.dumps({"servers": {
+            "count": 1, "executable": str(program), "command_prefix": [sys.executable],
+            "recycle_after_builds": 1, "restart_backoff_s": 0.05,
+            "restart_backoff_max_s": 0.1}}), encoding="utf-8")
+        done = in_a_process(tmp_path, "run", str(recipe), *map(str, models), "--settings",
+                            str(settings), "--output", str(tmp_path / "out"))
+        said = done.stdout + done.stderr
+        assert done.returncode == 1, said
+        assert "servers started: server-1 (pid " in done.stdout
+        assert said.count("told to refuse after its first start") == 1, said
+        assert REFUSED_SAID in done.stdout
+        assert done.stdout.splitlines()[-1] == "exit 1: 1 build failed, 1 of 2 builds succeeded"
