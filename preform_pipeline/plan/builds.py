@@ -78,6 +78,7 @@ from preform_pipeline.plan.nesting import (
     fits_one_platform,
     nest,
     one_platform_layout,
+    unfit_keys,
 )
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
@@ -781,8 +782,12 @@ def refused_alone(
         return []
     fitting, refused = _reject_oversized(recipe, models, machine)
     if machine.technology == "SLA" and fitting:
-        unfit: list[str] = []
-        _nest(recipe, fitting, range(len(fitting)), machine, (), unfit)
+        # The nester's own test of each part on an empty platform, not a nesting of the
+        # case: plan_builds nests it (a big case's search, once).
+        bx, by, _ = machine.build_volume_mm
+        outlines, spill = _outlines(recipe, fitting, range(len(fitting)), machine, ())
+        unfit = unfit_keys(outlines, (bx, by), margin=recipe.batching.margin_mm, spill=spill,
+                           allow_rotation=recipe.batching.allow_rotation)
         refused.extend(_unfit(recipe, fitting, unfit, machine))
     return refused
 

@@ -80,6 +80,7 @@ __all__ = [
     "fits_one_platform",
     "nest",
     "one_platform_layout",
+    "unfit_keys",
 ]
 
 #: Column width: models lose at most this much per row against their exact outline (2 mm
@@ -736,6 +737,22 @@ def _plain_platforms(
                 break
     # A platform no plain pass fills stays as the search packed it.
     return [p if p is not None else platforms[i] for i, p in enumerate(laid)]
+
+
+def unfit_keys(
+    outlines: Sequence[Outline],
+    platform: tuple[float, float],
+    *,
+    margin: float = 0.0,
+    spill: float = 0.0,
+    allow_rotation: bool = True,
+    cell: float = DEFAULT_CELL_MM,
+    turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
+) -> list[str]:
+    """The keys of ``outlines`` that fit no empty platform on their own: those :func:`nest`
+    leaves out (its test, without its search: what a part alone is refused for)."""
+    rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, None, spill)
+    return [outline.key for outline in outlines if not rules.fits(outline)]
 
 
 def fits_one_platform(
