@@ -78,7 +78,6 @@ from preform_pipeline.plan.nesting import (
     fits_one_platform,
     nest,
     one_platform_layout,
-    unfit_keys,
 )
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.recipes.model import ImportSpec, Recipe
@@ -648,6 +647,8 @@ def _nest(
     machine: MachineType,
     grouped: Collection[str],
     unfit: list[str] | None = None,
+    *,
+    search: bool = True,
 ) -> list[NestedBin]:
     batching = recipe.batching
     bx, by, _ = machine.build_volume_mm
@@ -660,6 +661,7 @@ def _nest(
         max_items=batching.max_models_per_build,
         allow_rotation=batching.allow_rotation,
         unfit=unfit,
+        search=search,
     )
 
 
@@ -782,12 +784,10 @@ def refused_alone(
         return []
     fitting, refused = _reject_oversized(recipe, models, machine)
     if machine.technology == "SLA" and fitting:
-        # The nester's own test of each part on an empty platform, not a nesting of the
-        # case: plan_builds nests it (a big case's search, once).
-        bx, by, _ = machine.build_volume_mm
-        outlines, spill = _outlines(recipe, fitting, range(len(fitting)), machine, ())
-        unfit = unfit_keys(outlines, (bx, by), margin=recipe.batching.margin_mm, spill=spill,
-                           allow_rotation=recipe.batching.allow_rotation)
+        # The nester's own test of each part on an empty platform, without its search:
+        # plan_builds nests the case (a big case's search, once).
+        unfit: list[str] = []
+        _nest(recipe, fitting, range(len(fitting)), machine, (), unfit, search=False)
         refused.extend(_unfit(recipe, fitting, unfit, machine))
     return refused
 

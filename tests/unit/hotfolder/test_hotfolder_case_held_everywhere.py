@@ -13,18 +13,18 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
+from test_hotfolder_case_claim_covers_rest import _killed_after_moving
 from test_hotfolder_cut_moves_finished import Killed
 from test_hotfolder_node_orphans import _node
 
 from preform_pipeline.errors import StoreError
 from preform_pipeline.hotfolder import Drop
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
-from preform_pipeline.hotfolder.files import ERROR_SUFFIX, move_file
+from preform_pipeline.hotfolder.files import ERROR_SUFFIX
 from preform_pipeline.hotfolder.intake import Intake
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
@@ -150,15 +150,6 @@ class TestAPartSetAsideHoldsItsCaseForWhoeverTakesIt:
             run_daemon_once(make_daemon(tmp_path, store, Script(tmp_path / "fleet"), recipe))
             assert names(inbox / "done") == ["C-1/upper.stl", "C-1/upper.stl.report.json"]
             assert store.notice_keys("") == ()
-
-
-def _killed_after_moving(name: str) -> Callable[[Path, Path], None]:
-    def move(source: Path, target: Path) -> None:
-        move_file(source, target)
-        if source.name == name:
-            raise Killed(str(source))
-
-    return move
 
 
 def _cut_after_a(store: JobStore, inbox: InboxSettings) -> Path:

@@ -119,11 +119,12 @@ class TestAskedOfEachPartAlone:
     ) -> None:
         recipe = make_recipe()
         models = [make_model(f"arch-{n}", (60.0, 50.0, 20.0), case="C-1") for n in range(4)]
-        nested: list[int] = []
+        nested: list[tuple[int, bool, int]] = []  # (models, searched, platforms)
 
         def counted(outlines: Sequence[Outline], *args: Any, **kwargs: Any) -> list[NestedBin]:
-            nested.append(len(outlines))
-            return nest(outlines, *args, **kwargs)
+            platforms = nest(outlines, *args, **kwargs)
+            nested.append((len(outlines), kwargs.get("search", True), len(platforms)))
+            return platforms
 
         monkeypatch.setattr(builds, "nest", counted)
         case = CaseOf("C-1", "C-1")
@@ -131,4 +132,5 @@ class TestAskedOfEachPartAlone:
         assert (len(kept), held) == (4, ())
         plan = plan_builds(recipe, kept)
         assert [len(b.models) for b in plan.builds] == [4]
-        assert nested == [4]  # the plan's nesting only
+        # Each part alone (no platforms), then the plan's search, once.
+        assert nested == [(4, False, 0), (4, True, 1)]
