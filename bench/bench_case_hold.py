@@ -6,7 +6,7 @@ half with a palate, written to ``bench/.data/arches``) goes through ``hold_cases
 alone) and then through :func:`~preform_pipeline.plan.builds.plan_builds`, as ``run`` and
 the hot folder's worker do. Before session 40 ``refused_alone`` nested the whole case once
 more than the plan does, only to learn which parts fit no empty platform; the test is the
-nester's own per-part one (``plan.nesting.unfit_keys``), without the search.
+nester's own per-part one (``nest(search=False)``), without the search.
 
     python bench/bench_case_hold.py [--arches N] [--repeat N] [--recipe PATH]
 

@@ -208,18 +208,23 @@ class TestACutTakeWhoseRestIsBad:
             (first,) = store.list_jobs()
             build = store.create_build(recipe="hot", job_ids=[first.id])
             (case / "c.step").write_bytes(b"ISO-10303-21;")
+            daemon = self._daemon(tmp_path, store, recipe)
             said: list[str] = []
-            intake = Intake(store, [inbox])
+            daemon.notice = said.append
+            daemon._cut_cases[case] = [first]  # (waiting for the rest, as recover() leaves it)
             models = tuple(p for p in sorted(case.iterdir()) if p.suffix == ".stl")
             with capture_logs() as logs:
-                result = intake.take(Drop(inbox, case, "hot", True, models=models,
-                                          others=(case / "c.step",)), earlier=[first])
-            said.extend(e["event"] for e in logs)
+                daemon._take(Drop(daemon.hot.inboxes[0], case, "hot", True, models=models,
+                                  others=(case / "c.step",)), 0.0)
             kept = store.get_job(first.id)
 
-        assert result.taken == () and [j.job_key for j in result.printing] == [first.job_key]
         assert kept.state is JobState.PROCESSING and kept.build_id == build.id
         assert kept.source_path.is_file()  # where its build reads it
+        assert daemon.batcher.flush() == []  # nothing of the case batched
+        assert [e["held"] for e in logs if e["event"] == "case_held"] == [["b.stl"]]
         (late,) = [e for e in logs if e["event"] == "case_held_after_build"]
         assert late["jobs"] == [first.job_key] and late["builds"] == [build.id]
-        assert "case_held" in said
+        assert said == [
+            f"{case} is held (a file of it cannot be prepared), but {first.job_key} went into "
+            "a build before: that build goes on unless it is cancelled (preform-pipeline jobs "
+            "cancel <key>, before its print is sent; after, stop the print at the printer)"]
