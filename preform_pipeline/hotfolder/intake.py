@@ -958,10 +958,11 @@ class Intake:
                     for index, (path, why, todo) in enumerate(failing)]
         if drop.is_case:
             self._remove_case_folder(drop.root)
-        sent = {job.id for job in printing}
+        # (Not those a build has, nor one a user cancelled meanwhile: they are not held.)
+        failed_ids = {job.id for job in failed}
         log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,
                     bad=[name_text(path.name) for path in gone],
-                    held=[*(path.name for path, job in before.items() if job.id not in sent),
+                    held=[*(path.name for path, job in before.items() if job.id in failed_ids),
                           *(one.path.name for one in held)])
         if printing:
             log.warning("case_held_after_build", root=str(drop.root),

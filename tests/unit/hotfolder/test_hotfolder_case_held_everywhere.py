@@ -152,18 +152,20 @@ class TestAPartSetAsideHoldsItsCaseForWhoeverTakesIt:
             assert store.notice_keys("") == ()
 
 
-def _cut_after_a(store: JobStore, inbox: InboxSettings) -> Path:
-    """Case C-7 (a.stl, b.stl) whose take a crash cut once a.stl was in processing/."""
+def _cut_after_a(store: JobStore, inbox: InboxSettings,
+                 files: tuple[str, ...] = ("a.stl", "b.stl"), last: str = "a.stl") -> Path:
+    """Case C-7 (``files``) whose take a crash cut once ``last`` was in processing/."""
     case = inbox.path / "C-7"
     case.mkdir(parents=True)
-    for seed, name in enumerate(("a.stl", "b.stl")):
+    for seed, name in enumerate(files):
         (case / name).write_bytes(tetra_stl_bytes(70 + seed))
     models = tuple(sorted(case.iterdir()))
     with contextlib.suppress(Killed):
-        Intake(store, [inbox], move=_killed_after_moving("a.stl")).take(
+        Intake(store, [inbox], move=_killed_after_moving(last)).take(
             Drop(inbox, case, "hot", True, models=models))
-    (first,) = store.list_jobs()
-    assert first.state is JobState.PROCESSING and first.source_path.is_file()
+    taken = store.list_jobs()
+    assert {j.state for j in taken} == {JobState.PROCESSING}
+    assert all(j.source_path.is_file() for j in taken)
     return case
 
 
@@ -200,30 +202,38 @@ class TestACutTakeWhoseRestIsBad:
     def test_a_file_already_in_a_build_is_said_not_held(self, tmp_path: Path) -> None:
         """A job of the case another pass put in a build first (a race; its print may be
         under way) is not pretended held: it stays where its build has it, and the console
-        says so, with what helps."""
+        says so, with what helps. One a user cancelled meanwhile stays cancelled; the
+        others are held."""
         recipe = write_recipe(tmp_path, printer=None)
         inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
-            case = _cut_after_a(store, inbox)
-            (first,) = store.list_jobs()
+            case = _cut_after_a(store, inbox, ("a.stl", "b.stl", "c.stl", "d.stl"), "c.stl")
+            first, cancelled, third = store.list_jobs()
             build = store.create_build(recipe="hot", job_ids=[first.id])
-            (case / "c.step").write_bytes(b"ISO-10303-21;")
+            store.transition(cancelled.id, JobState.CANCELLED, "cancelled by the user")
+            (case / "e.step").write_bytes(b"ISO-10303-21;")
             daemon = self._daemon(tmp_path, store, recipe)
             said: list[str] = []
             daemon.notice = said.append
-            daemon._cut_cases[case] = [first]  # (waiting for the rest, as recover() leaves it)
+            # (waiting for the rest, as recover() leaves them)
+            daemon._cut_cases[case] = [first, cancelled, third]
             models = tuple(p for p in sorted(case.iterdir()) if p.suffix == ".stl")
             with capture_logs() as logs:
                 daemon._take(Drop(daemon.hot.inboxes[0], case, "hot", True, models=models,
-                                  others=(case / "c.step",)), 0.0)
-            kept = store.get_job(first.id)
+                                  others=(case / "e.step",)), 0.0)
+            now = {job.original_name: job for job in store.list_jobs()}
 
-        assert kept.state is JobState.PROCESSING and kept.build_id == build.id
-        assert kept.source_path.is_file()  # where its build reads it
+        assert now["a.stl"].state is JobState.PROCESSING and now["a.stl"].build_id == build.id
+        assert now["a.stl"].source_path.is_file()  # where its build reads it
+        assert now["b.stl"].state is JobState.CANCELLED and now["b.stl"].source_path.is_file()
+        assert now["c.stl"].state is JobState.FAILED
+        assert names(inbox.path / "failed") == sorted(
+            f"C-7/{n}{s}" for n in ("c.stl", "d.stl", "e.step") for s in ("", ERROR_SUFFIX))
         assert daemon.batcher.flush() == []  # nothing of the case batched
-        assert [e["held"] for e in logs if e["event"] == "case_held"] == [["b.stl"]]
+        assert [e["held"] for e in logs if e["event"] == "case_held"] == [["c.stl", "d.stl"]]
         (late,) = [e for e in logs if e["event"] == "case_held_after_build"]
         assert late["jobs"] == [first.job_key] and late["builds"] == [build.id]
+        assert late["root"] == str(case) and "jobs cancel" in late["hint"]
         assert said == [
             f"{case} is held (a file of it cannot be prepared), but {first.job_key} went into "
             "a build before: that build goes on unless it is cancelled (preform-pipeline jobs "
