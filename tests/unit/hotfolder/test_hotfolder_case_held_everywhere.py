@@ -233,7 +233,9 @@ class TestACutTakeWhoseRestIsBad:
         assert [e["held"] for e in logs if e["event"] == "case_held"] == [["c.stl", "d.stl"]]
         (late,) = [e for e in logs if e["event"] == "case_held_after_build"]
         assert late["jobs"] == [first.job_key] and late["builds"] == [build.id]
-        assert late["root"] == str(case) and "jobs cancel" in late["hint"]
+        assert late["root"] == str(case) and late["hint"] == (
+            "that build goes on: cancel its jobs before the print is sent (jobs cancel), or "
+            "stop the print at the printer")
         assert said == [
             f"{case} is held (a file of it cannot be prepared), but {first.job_key} went into "
             "a build before: that build goes on unless it is cancelled (preform-pipeline jobs "
