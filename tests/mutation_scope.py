@@ -188,6 +188,12 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_take_move_refused.py",
         # s38: the claim a case was taken under, recorded (a real PostgreSQL farm)
         "tests/unit/hotfolder/test_hotfolder_case_claim_covers_rest.py",
+        # s39, s40: a case held by a part set aside (its hold in the store), a cut take's
+        # files held with their case, one a build had already said
+        "tests/unit/hotfolder/test_hotfolder_set_aside.py",
+        "tests/unit/hotfolder/test_hotfolder_case_held_everywhere.py",
+        # s39: a loose file through the case rule (over the readers' size limit)
+        "tests/unit/hotfolder/test_hotfolder_intake_oversize.py",
     ),
     # Process identities (s31): their own tests, the store's printer claims that judge holders
     # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the

@@ -73,6 +73,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
+from preform_pipeline.hotfolder.caseholds import remember_hold
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
     MAX_NAME_BYTES,
@@ -88,6 +89,7 @@ from preform_pipeline.hotfolder.files import (
 )
 from preform_pipeline.hotfolder.followup import FollowUp
 from preform_pipeline.hotfolder.intake import (
+    CaseFolder,
     Drop,
     Intake,
     TakeResult,
@@ -215,9 +217,6 @@ class _Unit:
     #: For a folder without files: whether the store shows a case taken from this very
     #: folder (None: not asked since its shape last changed).
     emptied: bool | None = None
-    #: Files of this case folder set aside to failed/ while it was watched (names that are
-    #: not UTF-8): they hold the rest of the case when it is taken (Drop.held_by).
-    held_by: tuple[Path, ...] = ()
 
 
 class HotFolderDaemon:
@@ -741,10 +740,18 @@ class HotFolderDaemon:
         """A complete Drop; True/False: wait (True: it may complete soon); None: forget it."""
         tracker = self._trackers[unit.inbox.path]
         root = unit.root
-        moved: list[Path] = []
+        unheld: list[Path] = []
+
+        def hold(part: Path) -> bool:
+            held = self._hold_case_by(unit, part)
+            if not held:
+                unheld.append(part)
+            return held
+
         set_aside = set_aside_unstorable(root, unit.inbox.path, unit.inbox.folder("failed"),
-                                         moved=moved)
-        unit.held_by += tuple(moved)
+                                         before=hold)
+        if unheld:
+            return True  # its hold not recorded: neither set aside nor taken yet
         if set_aside is SetAside.MOVED:
             log.warning("drop_set_aside", root=str(root).encode("utf-8", "replace").decode(),
                         reason="name is not valid UTF-8")
@@ -793,6 +800,23 @@ class HotFolderDaemon:
         if check.verdict is Verdict.COMPLETE:
             tracker.forget(root)
             return Drop(unit.inbox, root, unit.recipe, False, others=(root,))
+        return True
+
+    def _hold_case_by(self, unit: _Unit, part: Path) -> bool:
+        """Record in the job store, before ``part`` (badly named) is set aside from case
+        folder ``unit.root``, that it holds the case (:mod:`.caseholds`): whoever takes the
+        case, this daemon after a restart or another node of a farm, holds it. False (the
+        part stays for a later look) when the store is away, or the folder cannot be told
+        apart from a later one of its name."""
+        case = CaseFolder.of(unit.root, unit.inbox.path)
+        if case is None:
+            return False
+        try:
+            remember_hold(self.store, unit.root, case.inode, part)
+        except StoreError as exc:
+            log.warning("case_hold_not_recorded", root=str(unit.root), error=exc.message,
+                        hint="the part is set aside once the job store answers again")
+            return False
         return True
 
     def _first_time_too_long(self, overlong: Path) -> bool:
@@ -860,7 +884,7 @@ class HotFolderDaemon:
         return Drop(
             unit.inbox, root, unit.recipe, True,
             models=tuple(models), others=tuple(others),
-            reasons={m: checks[m].reason for m in models}, held_by=unit.held_by,
+            reasons={m: checks[m].reason for m in models},
         )
 
     def _judge_empty(
@@ -923,10 +947,16 @@ class HotFolderDaemon:
             # No settle lock: taking settles only the jobs it creates itself, and files in
             # the inbox (under the drop's claim) whose jobs a crash, or a gone farm node,
             # left decided (Intake._finish_decided).
-            result = self.intake.take(drop)
             # The drop's files an earlier take left in processing/: a crash cut a case's
             # take short (:meth:`recover`), or a move failed (:meth:`_take_cut_short`).
-            cut = self._cut_cases.pop(drop.root, [])
+            # They are the case's as much as its rest: held with it when it is held.
+            cut = self._cut_cases.get(drop.root, [])
+            result = self.intake.take(drop, earlier=cut)
+            self._cut_cases.pop(drop.root, None)
+            if result.held:
+                cut = []  # failed with the case (or in a build already: said below)
+            if result.printing:
+                self._say_printing(drop, result.printing)
             if result.cut_short is not None:
                 self._take_cut_short(drop, [*cut, *result.taken], result)
                 return
@@ -962,14 +992,21 @@ class HotFolderDaemon:
                      rejected=len(result.rejected), recipe=result.taken[0].recipe,
                      case_id=result.case_id, priority=result.priority, resumed=len(cut))
 
+    def _say_printing(self, drop: Drop, printing: tuple[Job, ...]) -> None:
+        """Say plainly that files of a case held now went into a build before its rest was
+        found bad (a race of two passes): that build is not stopped here."""
+        keys = ", ".join(job.job_key for job in printing)
+        self.notice(f"{drop.root} is held (a file of it cannot be prepared), but {keys} "
+                    "went into a build before: that build goes on unless it is cancelled "
+                    f"({self.intake.jobs} cancel <key>, before its print is sent; after, "
+                    "stop the print at the printer)")
+
     def _look_again(self, drop: Drop) -> None:
-        """``drop`` is looked at again a little later (its quiet period again too), still
-        held by the files of it set aside before (:attr:`Drop.held_by`: the next look finds
-        them gone from the inbox)."""
+        """``drop`` is looked at again a little later (its quiet period again too)."""
         self._units.setdefault(
             drop.root,
             _Unit(drop.inbox, drop.root, drop.recipe, self.clock.monotonic(),
-                  next_check=self.clock.monotonic() + _LOOK_AGAIN_S, held_by=drop.held_by),
+                  next_check=self.clock.monotonic() + _LOOK_AGAIN_S),
         )
 
     def _take_cut_short(self, drop: Drop, taken: list[Job], result: TakeResult) -> None:

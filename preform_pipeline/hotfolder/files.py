@@ -471,22 +471,24 @@ _LEFT_HINT: Final = (
 
 
 def set_aside_unstorable(
-    root: Path, inbox: Path, failed: Path, *, moved: list[Path] | None = None
+    root: Path, inbox: Path, failed: Path, *, before: Callable[[Path], bool] | None = None
 ) -> SetAside:
     """Move every entry at or below ``root`` whose name is not UTF-8 into ``failed``.
 
     Each one keeps its place relative to the inbox and gets an ``.error.txt`` note. One that
     cannot be moved stays where it is without a note (see :func:`_set_aside`), and the others
-    are still set aside. Those set aside from below a case folder ``root`` are appended to
-    ``moved`` (as they were named in it): they hold the rest of their case.
+    are still set aside. Each one below a case folder ``root`` is first given to ``before``
+    (as it is named in it), which records that it holds the rest of its case
+    (:mod:`.caseholds`); one ``before`` says False of (not recorded) stays, and is set aside
+    at a later look.
     """
     if is_text_path(root):  # the store keeps paths as text
         if root.is_symlink() or not root.is_dir():
             return SetAside.KEPT
         bad = [p for p in root.rglob("*") if not is_text_path(p.relative_to(inbox))]
         for path in sorted(bad, key=lambda p: len(p.parts)):
-            if _present(path) and _set_aside(path, inbox, failed) and moved is not None:
-                moved.append(path)
+            if _present(path) and (before is None or before(path)):
+                _set_aside(path, inbox, failed)
         return SetAside.KEPT
     return SetAside.MOVED if _set_aside(root, inbox, failed) else SetAside.LEFT
 

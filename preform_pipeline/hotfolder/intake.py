@@ -52,6 +52,7 @@ from typing import Any, Final
 
 from preform_pipeline.errors import SidecarError, StoreConflictError, StoreError
 from preform_pipeline.geometry.bounded import TOO_LARGE_HINT, permission_refusal, stat_oversize
+from preform_pipeline.hotfolder.caseholds import forget_holds, held_parts
 from preform_pipeline.hotfolder.files import (
     ERROR_SUFFIX,
     HELD_TODO,
@@ -304,9 +305,6 @@ class Drop:
     rejection_hint: str = ""
     #: The content hash a farm node claimed the drop under (:attr:`JobPlace.claim`).
     claim: str | None = None
-    #: Files of the case set aside to failed/ before it was complete, each with its note
-    #: (names that are not UTF-8, which no job can record): they hold the case.
-    held_by: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -317,7 +315,11 @@ class TakeResult:
     ``OSError``, said in ``error``): the take stopped there, the job PROCESSING and its file
     still in the inbox; the drop's later files were not looked at. Taken again, the move is
     tried again (:meth:`Intake._finish_taken`); or the drop goes to failed/
-    (:meth:`Intake.give_up_take`)."""
+    (:meth:`Intake.give_up_take`).
+
+    ``held``: the case was held (plan/held.py), nothing of it goes on, the jobs an earlier
+    take left in processing/ failed with it; but ``printing``, those of them a build had
+    already (not held: that build goes on unless someone stops it)."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
@@ -325,6 +327,8 @@ class TakeResult:
     priority: int = 0
     cut_short: Job | None = None
     error: str | None = None
+    held: bool = False
+    printing: tuple[Job, ...] = ()
 
 
 class Intake:
@@ -445,8 +449,10 @@ class Intake:
             reason=reason,
         )
 
-    def take(self, drop: Drop) -> TakeResult:
-        """Take a complete drop: jobs into the store, files into processing/ (see above)."""
+    def take(self, drop: Drop, *, earlier: Sequence[Job] = ()) -> TakeResult:
+        """Take a complete drop: jobs into the store, files into processing/ (see above).
+        ``earlier``: the jobs of its case an earlier take left in processing/ (cut short),
+        held with the case if it is held."""
         drop = self._without_own_notes(drop)
         recipe = drop.recipe
         if recipe is None or drop.rejection is not None:
@@ -466,10 +472,11 @@ class Intake:
                 sidecars=True,
             )
         bad = _bad_files(drop)
-        if bad or drop.held_by:
+        set_aside = self._set_aside_from(drop)
+        if bad or set_aside:
             # A case is taken whole or not at all (plan/held.py): each bad file goes to
             # failed/ with its own reason, the rest of its case held with it, nothing taken.
-            return self._hold_case(drop, recipe, bad, values)
+            return self._hold_case(drop, recipe, bad, values, set_aside, earlier)
         case = self._case_folder(drop)
         taken: list[Job] = []
         rejected: list[Job] = []
@@ -557,12 +564,33 @@ class Intake:
         give-up done again (a job FAILED here already has its settle finished)."""
         recipe = drop.recipe
         assert recipe is not None  # (a drop without one is refused whole, never cut short)
+        given, _ = self._fail_taken(self.store.get_jobs([j.id for j in waiting]),
+                                    lambda _job: reason, todo)
+        left = frozenset(place.previous for job in waiting
+                         if (place := place_of(job)) is not None and place.previous)
+        rest = replace(drop, models=tuple(m for m in drop.models if m not in left))
+        if not (rest.models or rest.others or rest.is_case):
+            return TakeResult((), tuple(given))
+        return TakeResult((), (*given, *self._reject_all(rest, recipe, reason, todo).rejected))
+
+    def _fail_taken(
+        self, jobs: Iterable[Job], reason_of: Callable[[Job], str], todo: str
+    ) -> tuple[list[Job], list[Job]]:
+        """``jobs`` (as the store has them now) of a take that does not go on, to failed/
+        each with a note (``reason_of`` it, ``todo``): taken into processing/, or PROCESSING
+        with their move never made (the file still in the inbox), or FAILED already (a
+        failing cut short: its settle finished now). Returns those failed, and those a build
+        had already, left to it (not this take's to undo)."""
         given: list[Job] = []
-        for job in self.store.get_jobs([j.id for j in waiting]):
+        in_builds: list[Job] = []
+        for job in jobs:
             place = place_of(job)
-            if place is None or job.build_id is not None or job.state not in (
-                    JobState.PROCESSING, JobState.FAILED):
+            if place is not None and job.build_id is not None:
+                in_builds.append(job)
                 continue
+            if place is None or job.state not in (JobState.PROCESSING, JobState.FAILED):
+                continue
+            reason = reason_of(job)
             if job.state is JobState.PROCESSING:
                 named = job.source_path
                 # Its file never left the inbox: the store names it there again (the settle
@@ -576,12 +604,7 @@ class Intake:
             note = error_note(what=reason, where="taking the file from the inbox", todo=todo,
                               file=str(job.source_path), job=job, jobs=self.jobs)
             given.append(self.settle(job, ok=False, note=note))
-        left = frozenset(place.previous for job in waiting
-                         if (place := place_of(job)) is not None and place.previous)
-        rest = replace(drop, models=tuple(m for m in drop.models if m not in left))
-        if not (rest.models or rest.others or rest.is_case):
-            return TakeResult((), tuple(given))
-        return TakeResult((), (*given, *self._reject_all(rest, recipe, reason, todo).rejected))
+        return given, in_builds
 
     def _without_own_notes(self, drop: Drop) -> Drop:
         """``drop`` without the notes this hot folder wrote (:func:`~.files.is_own_note`),
@@ -683,8 +706,15 @@ class Intake:
     def _remove_case_folder(self, root: Path) -> None:
         """A case whose files were all taken leaves no folder behind (empty ones only).
 
-        A named step: a crash right before it is what :meth:`emptied_case` recognises.
+        A named step: a crash right before it is what :meth:`emptied_case` recognises. The
+        folder's holds (:mod:`.caseholds`) go with it: a case folder made again under its
+        name is another case (a hold left by a store away now is the old folder's inode's
+        only).
         """
+        try:
+            forget_holds(self.store, root)
+        except StoreError as exc:
+            log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
         prune_empty_tree(root)
 
     def case_left_in_inbox(self, job: Job) -> Path | None:
@@ -882,21 +912,39 @@ class Intake:
         moved = failed / rel if exc.path.is_dir() else _attachment_target(failed, rel)
         return SidecarError(moved, exc.reason, hint=exc.hint, line=exc.line, column=exc.column)
 
+    def _set_aside_from(self, drop: Drop) -> tuple[Path, ...]:
+        """The parts of case ``drop`` set aside before it was taken, by whichever daemon met
+        them (:mod:`.caseholds`: kept in the job store)."""
+        case = self._case_folder(drop)
+        return held_parts(self.store, drop.root, case.inode) if case is not None else ()
+
     def _hold_case(
         self, drop: Drop, recipe: str, bad: Sequence[tuple[Path, str, str]],
-        values: Mapping[Path, SidecarValues],
+        values: Mapping[Path, SidecarValues], set_aside: Sequence[Path],
+        earlier: Sequence[Job],
     ) -> TakeResult:
         """``drop`` to failed/ whole, nothing of it taken: each of its ``bad`` files (each
         with why and what helps) for its own reason, every other file held with its case
         (:func:`~preform_pipeline.plan.held.held_with_cases`, the rule ``run`` and the
-        worker hold a case by), its sidecars beside the first. ``values``: the sidecar
-        values of its models (the case's name, when a sidecar gives one)."""
+        worker hold a case by), its sidecars beside the first; ``earlier`` (its files an
+        earlier take left in processing/) too. ``values``: the sidecar values of its models
+        (the case's name, when a sidecar gives one); ``set_aside``: its parts set aside
+        before (each with its note already)."""
         case = self._case_folder(drop)
         name = next((v.case_id for v in values.values() if v.case_id), None)
         of = CaseOf(drop.root, name or drop.root.name) if drop.is_case else None
         named = [path for path, _, _ in bad]
-        gone = [*named, *drop.held_by]  # (those set aside have their note already)
-        held = held_with_cases({p: of for p in (*drop.models, *gone)}, gone)
+        gone = [*named, *set_aside]
+        # Each earlier job by the place it was taken from: its path in the case folder.
+        before = {Path(place.previous): job
+                  for job in self.store.get_jobs([j.id for j in earlier])
+                  if (place := place_of(job)) is not None and place.previous}
+        held = held_with_cases({p: of for p in (*before, *drop.models, *gone)}, gone)
+        reasons = {before[one.path].id: one.reason for one in held if one.path in before}
+        failed, printing = self._fail_taken(
+            [job for job in before.values() if job.id in reasons],
+            lambda job: reasons[job.id], HELD_TODO)
+        held = tuple(one for one in held if one.path not in before)
         failing = [*bad, *((one.path, one.reason, HELD_TODO) for one in held),
                    # Its files that are no part, each for its own reason (as when the case
                    # goes on).
@@ -910,10 +958,19 @@ class Intake:
                     for index, (path, why, todo) in enumerate(failing)]
         if drop.is_case:
             self._remove_case_folder(drop.root)
+        # (Not those a build has, nor one a user cancelled meanwhile: they are not held.)
+        failed_ids = {job.id for job in failed}
         log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,
                     bad=[name_text(path.name) for path in gone],
-                    held=[h.path.name for h in held])
-        return TakeResult((), tuple(rejected))
+                    held=[*(path.name for path, job in before.items() if job.id in failed_ids),
+                          *(one.path.name for one in held)])
+        if printing:
+            log.warning("case_held_after_build", root=str(drop.root),
+                        jobs=[job.job_key for job in printing],
+                        builds=sorted({job.build_id for job in printing if job.build_id}),
+                        hint="that build goes on: cancel its jobs before the print is sent "
+                        "(jobs cancel), or stop the print at the printer")
+        return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing))
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:
         """The sidecars of ``drop`` (its case folder's, then each model's), once each."""

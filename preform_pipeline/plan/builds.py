@@ -647,6 +647,8 @@ def _nest(
     machine: MachineType,
     grouped: Collection[str],
     unfit: list[str] | None = None,
+    *,
+    search: bool = True,
 ) -> list[NestedBin]:
     batching = recipe.batching
     bx, by, _ = machine.build_volume_mm
@@ -659,6 +661,7 @@ def _nest(
         max_items=batching.max_models_per_build,
         allow_rotation=batching.allow_rotation,
         unfit=unfit,
+        search=search,
     )
 
 
@@ -781,8 +784,10 @@ def refused_alone(
         return []
     fitting, refused = _reject_oversized(recipe, models, machine)
     if machine.technology == "SLA" and fitting:
+        # The nester's own test of each part on an empty platform, without its search:
+        # plan_builds nests the case (a big case's search, once).
         unfit: list[str] = []
-        _nest(recipe, fitting, range(len(fitting)), machine, (), unfit)
+        _nest(recipe, fitting, range(len(fitting)), machine, (), unfit, search=False)
         refused.extend(_unfit(recipe, fitting, unfit, machine))
     return refused
 

@@ -574,13 +574,16 @@ def nest(
     cell: float = DEFAULT_CELL_MM,
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
     search_s_per_model: float = DEFAULT_SEARCH_S_PER_MODEL,
+    search: bool = True,
 ) -> list[NestedBin]:
     """Every outline on as few platforms as the search finds; see the module docstring.
 
     ``margin`` shrinks the platform on every side; ``spill`` is how far each grown outline
     may still reach past that line (the caller's rule for spacing, rafts and margins). Outlines
     sharing a ``group`` share a platform. A model that does not fit an empty platform is
-    left out and its key appended to ``unfit`` when that list is given. Raises
+    left out and its key appended to ``unfit`` when that list is given; without ``search``
+    that test of each model alone is all that is done (no platforms: what the planner
+    refuses of a model whatever else comes with it, asked before a case is planned). Raises
     :class:`~preform_pipeline.errors.PlanningError` naming a model (or group) that does not
     fit an empty platform (without ``unfit``), or a group larger than ``max_items``.
     """
@@ -606,7 +609,7 @@ def nest(
         else:
             raise _too_large(_Unit((outline,)), platform)
     outlines = kept
-    if not outlines:
+    if not outlines or not search:
         return []
     units = _units(outlines)
     for unit in units:

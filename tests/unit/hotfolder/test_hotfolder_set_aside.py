@@ -15,6 +15,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from daemon_support import Script, drop, make_daemon, names, run_daemon_once
@@ -172,11 +173,11 @@ class TestACaseHeldByANameSetAside:
         take = daemon.intake.take
         tries: list[Drop] = []
 
-        def away_once(drop: Drop) -> TakeResult:
+        def away_once(drop: Drop, **kwargs: Any) -> TakeResult:
             tries.append(drop)
             if len(tries) == 1:
                 raise StoreError("database is locked")
-            return take(drop)
+            return take(drop, **kwargs)
 
         monkeypatch.setattr(daemon.intake, "take", away_once)
         run_daemon_once(daemon)  # the take fails: the case is looked at again

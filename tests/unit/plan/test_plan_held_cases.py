@@ -8,12 +8,20 @@ rest of the case went on to print without it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import Any
+
+import pytest
+from planning_factories import make_model, make_recipe
 
 from preform_pipeline.commands._sources import take_sources
 from preform_pipeline.hotfolder.testing import write_recipe
-from preform_pipeline.plan.held import HELD_HINT, CaseOf, Held, held_with_cases
+from preform_pipeline.plan import builds
+from preform_pipeline.plan.builds import plan_builds, refused_alone
+from preform_pipeline.plan.held import HELD_HINT, CaseOf, Held, held_with_cases, hold_cases
+from preform_pipeline.plan.nesting import NestedBin, Outline, nest
 from preform_pipeline.plan.parts import is_part
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.run import RunSettings
@@ -91,3 +99,38 @@ class TestTakeSources:
             assert not reasons.pop(f"{case}/{bad}").startswith("held")  # its own reason
         assert reasons.pop("C-5/rx.pdf").startswith(".pdf: not a model file")
         assert list(reasons) == ["bad.stl"]  # a loose file holds nothing else
+
+
+class TestAskedOfEachPartAlone:
+    """:func:`refused_alone` says what the planner refuses of a part alone, by the planner's
+    own test, without nesting the case: the plan nests it once."""
+
+    def test_a_footprint_that_fits_no_platform_is_refused_as_the_plan_refuses_it(self) -> None:
+        recipe = make_recipe(margin_mm=0.0)  # (auto_support: a raft border grows each part)
+        models = [make_model("big", (198.0, 123.0, 10.0), case="C-1"),
+                  make_model("small", case="C-1")]
+        alone = refused_alone(recipe, models)
+        assert [r.path.name for r in alone] == ["big.stl"]
+        assert [r.reason for r in alone] == [r.reason for r in plan_builds(recipe, models).rejected]
+        assert "footprint with raft border and spacing does not fit" in alone[0].reason
+
+    def test_a_case_is_nested_once_from_its_hold_to_its_plan(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        recipe = make_recipe()
+        models = [make_model(f"arch-{n}", (60.0, 50.0, 20.0), case="C-1") for n in range(4)]
+        nested: list[tuple[int, bool, int]] = []  # (models, searched, platforms)
+
+        def counted(outlines: Sequence[Outline], *args: Any, **kwargs: Any) -> list[NestedBin]:
+            platforms = nest(outlines, *args, **kwargs)
+            nested.append((len(outlines), kwargs.get("search", True), len(platforms)))
+            return platforms
+
+        monkeypatch.setattr(builds, "nest", counted)
+        case = CaseOf("C-1", "C-1")
+        kept, held = hold_cases(recipe, models, dict.fromkeys((m.path for m in models), case), [])
+        assert (len(kept), held) == (4, ())
+        plan = plan_builds(recipe, kept)
+        assert [len(b.models) for b in plan.builds] == [4]
+        # Each part alone (no platforms), then the plan's search, once.
+        assert nested == [(4, False, 0), (4, True, 1)]

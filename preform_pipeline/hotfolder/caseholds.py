@@ -1,0 +1,59 @@
+"""The parts of a case folder set aside before the case was taken, kept in the job store.
+
+A part whose name is not UTF-8 is set aside to failed/ at first sight (no job can record its
+name: :func:`~preform_pipeline.hotfolder.files.set_aside_unstorable`), often while the rest of
+its case folder is still being copied in. It holds its case (plan/held.py: a case prints
+whole or not at all), but the case is taken later: maybe after the daemon that set the part
+aside stopped, or by another node of a farm watching the same inbox. So the hold is written
+to the shared job store before the part moves (store first, then move, as every move of the
+hot folder), one notice per part, and whoever takes the case reads it there
+(:func:`held_parts`), then forgets it once the case went to failed/ (:func:`forget_holds`):
+the case moved back with the part renamed goes on whole.
+
+A hold belongs to the very folder, not its name: each notice records the folder's inode
+(:class:`~preform_pipeline.hotfolder.intake.CaseFolder`'s test: a shared disk has another
+device number on each machine). A folder removed from the inbox and made again under the
+same name is another case: the old folder's holds are forgotten when it is taken, not
+applied.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+from preform_pipeline.store import JobStore
+
+__all__ = ["HOLD_NOTICE", "forget_holds", "held_parts", "remember_hold"]
+
+#: The notices' key prefix: ``case held by <case folder>/<the part's name as hex bytes>``.
+HOLD_NOTICE: Final = "case held by"
+
+
+def _prefix(root: Path) -> str:
+    # The separator ends the folder's part: C-1's holds are not C-10's.
+    return f"{HOLD_NOTICE} {root}{os.sep}"
+
+
+def remember_hold(store: JobStore, root: Path, inode: int, part: Path) -> None:
+    """``part`` (below case folder ``root``, whose inode is ``inode``) holds that case. Its
+    name is kept as bytes in hex: it is not text. Raises
+    :class:`~preform_pipeline.errors.StoreError` (the part is then not set aside yet)."""
+    store.note_notice(_prefix(root) + os.fsencode(part.relative_to(root)).hex(), str(inode))
+
+
+def held_parts(store: JobStore, root: Path, inode: int) -> tuple[Path, ...]:
+    """The parts set aside from case folder ``root`` while it was this folder (``inode``),
+    as they were named in it, in the order of their names."""
+    prefix = _prefix(root)
+    return tuple(root / os.fsdecode(bytes.fromhex(key[len(prefix):]))
+                 for key in store.notice_keys(prefix)
+                 if store.notice_about(key) == str(inode))
+
+
+def forget_holds(store: JobStore, root: Path) -> None:
+    """Forget every hold of case folder ``root`` (taken: held to failed/, or gone on)."""
+    keys = store.notice_keys(_prefix(root))
+    if keys:
+        store.forget_notices(keys)
