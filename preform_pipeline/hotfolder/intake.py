@@ -472,12 +472,14 @@ class Intake:
                 sidecars=True,
             )
         bad = _bad_files(drop)
-        set_aside = self._set_aside_from(drop)
+        case = self._case_folder(drop)
+        # Its parts set aside before it was taken, by whichever daemon met them
+        # (:mod:`.caseholds`: kept in the job store).
+        set_aside = held_parts(self.store, drop.root, case.inode) if case is not None else ()
         if bad or set_aside:
             # A case is taken whole or not at all (plan/held.py): each bad file goes to
             # failed/ with its own reason, the rest of its case held with it, nothing taken.
-            return self._hold_case(drop, recipe, bad, values, set_aside, earlier)
-        case = self._case_folder(drop)
+            return self._hold_case(drop, recipe, case, bad, values, set_aside, earlier)
         taken: list[Job] = []
         rejected: list[Job] = []
         case_id: str | None = None
@@ -912,16 +914,10 @@ class Intake:
         moved = failed / rel if exc.path.is_dir() else _attachment_target(failed, rel)
         return SidecarError(moved, exc.reason, hint=exc.hint, line=exc.line, column=exc.column)
 
-    def _set_aside_from(self, drop: Drop) -> tuple[Path, ...]:
-        """The parts of case ``drop`` set aside before it was taken, by whichever daemon met
-        them (:mod:`.caseholds`: kept in the job store)."""
-        case = self._case_folder(drop)
-        return held_parts(self.store, drop.root, case.inode) if case is not None else ()
-
     def _hold_case(
-        self, drop: Drop, recipe: str, bad: Sequence[tuple[Path, str, str]],
-        values: Mapping[Path, SidecarValues], set_aside: Sequence[Path],
-        earlier: Sequence[Job],
+        self, drop: Drop, recipe: str, case: CaseFolder | None,
+        bad: Sequence[tuple[Path, str, str]], values: Mapping[Path, SidecarValues],
+        set_aside: Sequence[Path], earlier: Sequence[Job],
     ) -> TakeResult:
         """``drop`` to failed/ whole, nothing of it taken: each of its ``bad`` files (each
         with why and what helps) for its own reason, every other file held with its case
@@ -929,8 +925,8 @@ class Intake:
         worker hold a case by), its sidecars beside the first; ``earlier`` (its files an
         earlier take left in processing/) too. ``values``: the sidecar values of its models
         (the case's name, when a sidecar gives one); ``set_aside``: its parts set aside
-        before (each with its note already)."""
-        case = self._case_folder(drop)
+        before (each with its note already); ``case``: the folder it is (its jobs' record).
+        """
         name = next((v.case_id for v in values.values() if v.case_id), None)
         of = CaseOf(drop.root, name or drop.root.name) if drop.is_case else None
         named = [path for path, _, _ in bad]
