@@ -39,7 +39,7 @@ from preform_pipeline.executor.progress import run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.geometry.units import UNITS_SETTINGS
 from preform_pipeline.plan.builds import ModelInfo, Plan
-from preform_pipeline.servers.pool import ServerStatus
+from preform_pipeline.servers.pool import ServerPool, ServerStatus
 from preform_pipeline.verify.tracking import (
     FAILED_VERIFY_STATES,
     verification_failed,
@@ -65,6 +65,7 @@ __all__ = [
     "quiet_build_warnings",
     "refusal_lines",
     "route_logs",
+    "start_saying_refusals",
     "error_lines",
     "servers_line",
     "units_line",
@@ -228,6 +229,31 @@ def refusal_lines(statuses: Iterable[ServerStatus]) -> list[str]:
         + f": {(s.last_error or 'refused').removeprefix(f'{s.name} ')}"
         for s in statuses if s.refused
     ]
+
+
+def start_saying_refusals(
+    pool: ServerPool, err: TextIO, said: set[str] | None = None
+) -> tuple[ServerStatus, ...]:
+    """Start ``pool`` and say each server it refuses as it starts on ``err``
+    (:func:`refusal_lines`), once: its ``server_retired`` event is kept off the console
+    meanwhile (the log keeps it). One refused later (a local server's restart or recycle, a
+    remote's later check) is said only by that event, which then reaches the console.
+    ``said``: the lines said already, not said again (a daemon starts a new pool when every
+    server of its last one refused); the lines said now are added. Returns the servers'
+    statuses after the start."""
+    said_below = keep_off_console("server_retired", where={"refused": True})
+    try:
+        pool.start()
+    finally:
+        said_below()
+    statuses = pool.status()
+    said = set() if said is None else said
+    for line in refusal_lines(statuses):  # also with --quiet: a person must act
+        if line not in said:
+            said.add(line)
+            # A remote server's name and URL are the settings', its error a server's words.
+            print(visible(line), file=err, flush=True)
+    return statuses
 
 
 # -- warnings -----------------------------------------------------------------------------------

@@ -66,9 +66,9 @@ from preform_pipeline.commands._console import (
     plan_warnings,
     print_summary,
     quiet_build_warnings,
-    refusal_lines,
     route_logs,
     servers_line,
+    start_saying_refusals,
     units_line,
 )
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
@@ -682,19 +682,9 @@ def _run_recorded(
         tracking.on_poll = reporter.verify_waiting
     try:
         if prepares:
-            # A server refused as the pool starts is said once, on stderr, by this command
-            # (refusal_lines); one refused later (a local server's restart or recycle) only
-            # by its server_retired event, which must then reach the console.
-            said_below = keep_off_console("server_retired", where={"refused": True})
-            try:
-                pool.start()
-            finally:
-                said_below()
-            # A remote server's name and URL are the settings', its error a server's words.
-            statuses = pool.status()
+            statuses = start_saying_refusals(pool, stderr)
+            # A remote server's name and URL are the settings'.
             print(visible(servers_line(statuses)), file=stdout, flush=True)
-            for line in refusal_lines(statuses):  # also with --quiet: a person must act
-                print(visible(line), file=stderr, flush=True)
             if pool.reaped:
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:

@@ -50,6 +50,7 @@ from preform_pipeline.commands._common import (
     output_line,
     queue_login_warnings,
 )
+from preform_pipeline.commands._console import start_saying_refusals
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
@@ -135,10 +136,13 @@ def prints_feed_for(
     return None
 
 
-def _pool_factory(settings: Settings) -> ServerPool:
+def _pool_factory(settings: Settings, err: TextIO, said: set[str]) -> ServerPool:
+    """A started pool; each server it refuses said on ``err`` (a service's journal) as
+    ``run`` says it, once for the daemon's life (``said``: a pool whose every server refused
+    is started again later, and would say the same again)."""
     pool = ServerPool(settings.pool, handle_signals=False)
     try:
-        pool.start()
+        start_saying_refusals(pool, err, said)
     except BaseException:
         pool.close()
         raise
@@ -248,10 +252,11 @@ def _run_locked(
             lookup = print_lookup_for(settings, store=store)
             web_client = prints_feed_for(settings, store=store)
             notifier = make_notifier(settings.verify.notifications)
+            refusals_said: set[str] = set()
             daemon = HotFolderDaemon(
                 settings,
                 store,
-                lambda: _pool_factory(settings),
+                lambda: _pool_factory(settings, stderr, refusals_said),
                 print_lookup=lookup,
                 reporter=reporter,
                 dry_run=args.dry_run,

@@ -119,6 +119,7 @@ from preform_pipeline.hotfolder.worker import (
     RunnerLike,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.held import HELD_HINT, why_held
 from preform_pipeline.preflight import FolderMonitor
 from preform_pipeline.printing import PrintLocator, PrintOwner
 from preform_pipeline.recipes import load_recipe
@@ -955,6 +956,8 @@ class HotFolderDaemon:
             self._cut_cases.pop(drop.root, None)
             if result.held:
                 cut = []  # failed with the case (or in a build already: said below)
+                if drop.is_case:  # (a loose file's own reason is its note's)
+                    self._say_held(drop, result.bad)
             if result.printing:
                 self._say_printing(drop, result.printing)
             if result.cut_short is not None:
@@ -991,6 +994,14 @@ class HotFolderDaemon:
             log.info("drop_taken", root=str(drop.root), jobs=len(result.taken),
                      rejected=len(result.rejected), recipe=result.taken[0].recipe,
                      case_id=result.case_id, priority=result.priority, resumed=len(cut))
+
+    def _say_held(self, drop: Drop, bad: Sequence[str]) -> None:
+        """One line for a case held as it was taken: which, why, where its files are now and
+        what helps (each file's note says the same of it)."""
+        where = drop.inbox.folder("failed") / drop.root.relative_to(drop.inbox.path)
+        self.notice(f"{drop.root} is held ({why_held(bad)}): its files are in {where}, each "
+                    f"with a note saying why; {HELD_HINT}: move the case folder back into "
+                    "the inbox")
 
     def _say_printing(self, drop: Drop, printing: tuple[Job, ...]) -> None:
         """Say plainly that files of a case held now went into a build before its rest was

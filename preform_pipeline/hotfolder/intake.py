@@ -319,7 +319,8 @@ class TakeResult:
 
     ``held``: the case was held (plan/held.py), nothing of it goes on, the jobs an earlier
     take left in processing/ failed with it; but ``printing``, those of them a build had
-    already (not held: that build goes on unless someone stops it)."""
+    already (not held: that build goes on unless someone stops it). ``bad``: the names of
+    the files that held it, as they are said."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
@@ -329,6 +330,7 @@ class TakeResult:
     error: str | None = None
     held: bool = False
     printing: tuple[Job, ...] = ()
+    bad: tuple[str, ...] = ()
 
 
 class Intake:
@@ -956,8 +958,9 @@ class Intake:
             self._remove_case_folder(drop.root)
         # (Not those a build has, nor one a user cancelled meanwhile: they are not held.)
         failed_ids = {job.id for job in failed}
+        said = tuple(name_text(path.name) for path in gone)
         log.warning("case_held", root=str(drop.root), case_id=of.name if of else None,
-                    bad=[name_text(path.name) for path in gone],
+                    bad=list(said),
                     held=[*(path.name for path, job in before.items() if job.id in failed_ids),
                           *(one.path.name for one in held)])
         if printing:
@@ -966,7 +969,8 @@ class Intake:
                         builds=sorted({job.build_id for job in printing if job.build_id}),
                         hint="that build goes on: cancel its jobs before the print is sent "
                         "(jobs cancel), or stop the print at the printer")
-        return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing))
+        return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing),
+                          bad=said)
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:
         """The sidecars of ``drop`` (its case folder's, then each model's), once each."""

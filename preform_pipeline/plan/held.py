@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from preform_pipeline.plan.builds import ModelInfo, Rejection
     from preform_pipeline.recipes.model import Recipe
 
-__all__ = ["HELD_HINT", "CaseOf", "Held", "hold_cases", "held_with_cases"]
+__all__ = ["HELD_HINT", "CaseOf", "Held", "hold_cases", "held_with_cases", "why_held"]
 
 #: What helps with a held file (its case's bad files each say what helps with them).
 HELD_HINT: Final = ("fix or replace the file named (as said of it), or take it out of the "
@@ -70,10 +70,15 @@ class Held:
 
     @property
     def reason(self) -> str:
-        names = ", ".join(name_text(path.name) for path in self.bad)  # (storable)
-        verb = "cannot" if len(self.bad) == 1 else "each cannot"
-        return (f"held with its case {self.case}: {names} {verb} be prepared, and a case "
-                "prints whole or not at all")
+        return f"held with its case {self.case}: " + why_held(
+            [name_text(path.name) for path in self.bad])  # (storable)
+
+
+def why_held(bad: Sequence[str]) -> str:
+    """``lower.stl cannot be prepared, and a case prints whole or not at all``: why a case
+    is held, its ``bad`` files named (as they are said: storable names)."""
+    verb = "cannot" if len(bad) == 1 else "each cannot"
+    return f"{', '.join(bad)} {verb} be prepared, and a case prints whole or not at all"
 
 
 def held_with_cases(

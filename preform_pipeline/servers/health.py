@@ -11,7 +11,9 @@ PreFormServer older than the Local API range), a 200 that is not the contract's
 range this client supports (the client's own rule, api/versions.py), or a proxy's page saying
 that its port wants https://. Asking again gets the same answer, so the pool retires a server
 answering so at its first check instead of waiting for it to come back (a remote's later
-check may be a proxy's while the server behind it restarts: pool.py).
+check may be a proxy's while the server behind it restarts: pool.py). A version outside the
+range is the server's own word (no proxy's page names one): :attr:`HealthResult.from_server`,
+a refusal at any check.
 """
 
 from __future__ import annotations
@@ -52,6 +54,13 @@ class HealthResult:
     version: str | None = None
     elapsed_s: float = 0.0
     refusal: str | None = None
+
+    @property
+    def from_server(self) -> bool:
+        """A refusal the server said itself: it answered with its Local API version, one
+        outside the range (a remote upgraded or replaced mid-run). A proxy's page, or a
+        404 while the server behind it restarts, names no version."""
+        return self.refusal is not None and self.version is not None
 
 
 def check_health(

@@ -18,9 +18,11 @@ does a server whose first health check is answered, but as no server this client
 (no ``GET /``, a 200 that is no Local API version, a version outside the range, a proxy
 asking for https://: health.py): a local one is asked as soon as it is ready, a remote at
 its first check; it is not down, so restarting it or waiting ``remote_wait_s`` for it
-would only delay the same answer. A remote's later checks never refuse: the same answer
-from a remote that answered as a PreFormServer before, or was down, may be its proxy's
-while the server restarts, and is waited for like any failed check.
+would only delay the same answer. A remote's later checks refuse only a version outside
+the range (the server's own answer, ``HealthResult.from_server``: one upgraded or replaced
+mid-run is retired with the same words as at its first check); any other such answer from
+a remote that answered as a PreFormServer before, or was down, may be its proxy's while the
+server restarts, and is waited for like any failed check.
 
     LEASED ──release() after K builds or above the RSS limit──► RECYCLING ──► IDLE
 
@@ -766,9 +768,11 @@ class ServerPool:
                 slot.state = ServerState.IDLE
                 self._cond.notify_all()
                 return
-        if slot.remote is not None and result.refusal is not None and reason == "start":
-            # Only its first answer: one that answered as a PreFormServer here before, or was
-            # down, may be a proxy's page while the server behind it restarts; waited for.
+        if slot.remote is not None and result.refusal is not None and (
+                reason == "start" or result.from_server):
+            # Later, only the server's own version: any other refusal from one that answered
+            # as a PreFormServer here before, or was down, may be a proxy's page while the
+            # server behind it restarts; waited for.
             with self._cond:
                 self._retire_refused(
                     slot, "it answers, but cannot be used at this address: "

@@ -237,6 +237,10 @@ class TestACutTakeWhoseRestIsBad:
             "that build goes on: cancel its jobs before the print is sent (jobs cancel), or "
             "stop the print at the printer")
         assert said == [
+            f"{case} is held (e.step cannot be prepared, and a case prints whole or not at "
+            f"all): its files are in {inbox.path / 'failed' / 'C-7'}, each with a note saying "
+            "why; fix or replace the file named (as said of it), or take it out of the case; "
+            "then the whole case goes on: move the case folder back into the inbox",
             f"{case} is held (a file of it cannot be prepared), but {first.job_key} went into "
             "a build before: that build goes on unless it is cancelled (preform-pipeline jobs "
             "cancel <key>, before its print is sent; after, stop the print at the printer)"]

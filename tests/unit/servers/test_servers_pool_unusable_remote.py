@@ -203,3 +203,31 @@ class TestOnlyTheFirstAnswerRefuses:
         assert not _events(logs, "server_retired")
         assert [e["server"] for e in _events(logs, "remote_server_back")] == ["printhost"]
         assert len(front.requests_to("/")) == 3
+
+    def test_a_version_outside_the_range_later_is_refused_as_at_first(self) -> None:
+        """Upgraded mid-run (or another server put at its address): the server's own
+        version, no proxy's page; waiting for it would wait forever (remote_wait_s)."""
+        servers = ServerSettings(count=0, health_timeout_s=2, health_interval_s=0,
+                                 remote_wait_s=300, restart_backoff_s=0.05,
+                                 restart_backoff_max_s=0.05)
+        with running_front() as front:
+            front.on("GET", "/", reply(200, json.dumps({"version": "0.9.12"})), times=1)
+            front.on("GET", "/", reply(200, json.dumps({"version": "1.2.0"})))
+            pool = ServerPool(PoolSettings(servers=servers,
+                                           remotes=(RemoteServer(front.url, name="printhost"),)),
+                              handle_signals=False)
+            with capture_logs() as logs, pool:
+                pool.lease(timeout=WAIT_S).report_failure()  # checked again: 1.2.0
+                with pytest.raises(PoolExhaustedError, match=r"printhost: refused \(why"):
+                    pool.lease(timeout=WAIT_S)
+                (status,) = pool.status()
+            front.check()
+        assert (status.state, status.refused) == (ServerState.RETIRED, True)
+        assert status.retired_reason == (
+            f"{USED_AT_THIS_ADDRESS}the server speaks Local API 1.2.0; this client supports "
+            ">=0.9.0,<1.0.0 (written against 0.9.12) (run a PreFormServer release whose API "
+            f"version is in that range, or upgrade preform-pipeline){SETTINGS_SAID}")
+        (retired,) = _events(logs, "server_retired")
+        assert retired["refused"] is True
+        assert not _events(logs, "remote_server_waiting")
+        assert len(front.requests_to("/")) == 2
