@@ -633,7 +633,7 @@ class BatchWorker:
             if tracking is not None:
                 # A run that raised or was cancelled never reached ``after_run``: a printer
                 # its builds chose and never sent to must not stay claimed for good.
-                tracking.claims.release(list(tracking.build_ids))
+                tracking.claims.release(list(tracking.build_ids), by="run")
         report_path: Path | None = None
         try:
             report_path, _ = write_run_report(result, options.output_root / "reports")
@@ -878,9 +878,11 @@ class BatchWorker:
         build = store.get_build(tracked.build_id)
         status = outcome.status
         state = build.state
-        if state is JobState.PRINT_SENDING and (
+        if state is JobState.PRINT_SENDING and not outcome.held and (
             outcome.job_id is not None or status is BuildStatus.SUCCEEDED
         ):
+            # (A held build's run sent nothing: approved since, the dispatch loop is sending
+            # it now, and records the send itself.)
             build = store.transition_build(
                 build.id, JobState.PRINT_SENT,
                 f"print accepted (job {outcome.job_id})" if outcome.job_id else "print sent",

@@ -184,6 +184,10 @@ class PrinterClaims:
                  lease_s: float | None = None) -> None:
         self._lock = threading.Lock()
         self._chosen: dict[str, str] = {}  # printer -> the build that chose it
+        #: printer -> who chose it (``run`` or ``dispatch``): a run's end releases only its
+        #: own claims. A build held for approval, or left waiting, ends its run while the
+        #: dispatch loop may already have chosen a printer for it under the same key.
+        self._by: dict[str, str] = {}
         #: The run's builds whose claims a thread renews (:meth:`_keep`): set to stop it.
         self._kept: dict[str, threading.Event] = {}
         self.store = store
@@ -214,11 +218,14 @@ class PrinterClaims:
                     return chosen
                 taken.add(chosen.name)  # claimed elsewhere since the reading: choose again
 
-    def release(self, builds: Collection[str]) -> None:
-        """``builds`` sent their prints, or ended without: their printers are theirs no more."""
+    def release(self, builds: Collection[str], *, by: str | None = None) -> None:
+        """``builds`` sent their prints, or ended without: their printers are theirs no more
+        (``by``: only the claims that chooser made; None: whoever made them)."""
         with self._lock:
             released: list[str] = []
-            for printer in [p for p, owner in self._chosen.items() if owner in builds]:
+            for printer in [p for p, owner in self._chosen.items()
+                            if owner in builds and by in (None, self._by.get(p))]:
+                self._by.pop(printer, None)
                 released.append(self._chosen.pop(printer))
                 log.info("printer_released", printer=printer, build=released[-1])
             for build in released:
@@ -255,6 +262,7 @@ class PrinterClaims:
                 continue
             if not held:
                 del self._chosen[printer]
+                self._by.pop(printer, None)
                 log.warning("printer_claim_lost", printer=printer, build=build)
                 return False
         return True
@@ -338,6 +346,7 @@ class PrinterChoice:
             log.info("printer_claimed_elsewhere", printer=printer, build=build, by=by)
             return False
         self._chosen[printer] = build
+        self._claims._by[printer] = by
         log.info("printer_claimed", printer=printer, build=build, by=by)
         return True
 
@@ -490,7 +499,7 @@ class PrintTracking:
     def after_run(self, result: RunResult, stop: threading.Event) -> RunResult:
         """Verify what the run printed; see :meth:`~.hooks.PrintHooks.after_run`."""
         # Its builds have ended: a printer one chose and never sent to is free for others.
-        self.claims.release([o.name for o in result.outcomes])
+        self.claims.release([o.name for o in result.outcomes], by="run")
         for outcome in result.outcomes:
             self._notify_failure(outcome)
         sent = {s.build: s for s in self.sent}
