@@ -135,3 +135,20 @@ class TestWhatIsNotClaimed:
                        claims=PrinterClaims()).dispatch_once()
         assert send.sent == [(queued.job_key, "queue-1")]
         assert _events(logs) == []
+
+
+class TestARunEndingAfterDispatchClaimedItsHeldBuild:
+    """A held build approved before its run ended: the dispatch loop claimed a printer for
+    it under the same key; the run's end releases only the claims the run made."""
+
+    def test_the_dispatch_loops_claim_stands_and_a_batch_takes_the_other_printer(self) -> None:
+        claims = PrinterClaims()
+        with claims.choosing() as choice:
+            assert choice.claim("PP-HELD", "A", by="dispatch")
+        assert claims.choose("PP-RAN", _first_free(Printers("B"))).name == "B"
+        with capture_logs() as logs:
+            claims.release(["PP-HELD", "PP-RAN"], by="run")
+        assert _events(logs) == [("printer_released", "B", "PP-RAN", None)]
+        assert claims.choose("PP-NEXT", _first_free(Printers("A", "C"))).name == "C"
+        claims.release(["PP-HELD"])  # the dispatch loop's own end: whoever made it
+        assert claims.choose("PP-LAST", _first_free(Printers("A"))).name == "A"
