@@ -424,8 +424,9 @@ class OutcomeFolders:
             # A write a full disk refused (the runner tells it by kind: executor/runner.py)
             # is no fault of the model, the recipe or the settings: the space is what a
             # person fixes. Never told by the reason's words: a translation, or a path
-            # holding "No space", would mislead it.
-            full = outcome.full_disk if outcome is not None else None
+            # holding "No space", would mislead it. Read from the store, where the worker
+            # recorded it with the failure: after a restart the run's outcome is gone.
+            full = build.full_disk
             fix = (f"free some space on the disk holding {full}" if full is not None else
                    "read the reason above: fix what it names (the model, the recipe or the "
                    "settings)")
