@@ -191,14 +191,7 @@ class TestStagedSave:
     ) -> None:
         # One file left on the disk: .preform-staging is made, the save's owner file refused.
         with mounted_small_disk(tmp_path / "disk", inodes=16) as disk:
-            made = []
-            try:
-                while True:
-                    made.append(disk.root / f"f{len(made)}")
-                    made[-1].touch()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC
-            made[-2].unlink()
+            disk.use_up_files()[-1].unlink()
             with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
                 save_staged(disk.root / "e2e-001.form", disk.root, writing(b"never"))
             assert caught.value.hint == WRITE_HINTS[errno.ENOSPC]

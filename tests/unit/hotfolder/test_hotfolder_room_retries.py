@@ -28,10 +28,17 @@ def _prepared(store: SqliteJobStore, inbox: Path, **fields: str) -> Build:
     return build
 
 
-def _outcomes(root: Path, store: SqliteJobStore, script: Script, recipe: Path,
-              clock: ManualClock, tmp_path: Path) -> OutcomeFolders:
-    """The outcome folders of a daemon (not started) whose inbox is ``root/inbox``."""
-    daemon = make_daemon(root, store, script, recipe, clock=clock,
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def outcomes(tmp_path: Path, small_disk: SmallDisk, store: SqliteJobStore, script: Script,
+             recipe: Path, clock: ManualClock) -> OutcomeFolders:
+    """The outcome folders of a daemon (not started) whose inbox is on the small disk, on
+    the manual clock."""
+    daemon = make_daemon(small_disk.root, store, script, recipe, clock=clock,
                          hot={"output_root": tmp_path / "out"})
     return daemon.outcomes
 
@@ -45,12 +52,10 @@ class TestNoWriteOnADiskThatLooksFull:
     """While the inbox's disk is full, however long the wait, its files are only looked at."""
 
     def test_the_files_wait_untried_and_settle_once_freed(
-        self, tmp_path: Path, small_disk: SmallDisk, store: SqliteJobStore, script: Script,
-        recipe: Path,
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+        clock: ManualClock,
     ) -> None:
         inbox = small_disk.root / "inbox"
-        clock = ManualClock()
-        outcomes = _outcomes(small_disk.root, store, script, recipe, clock, tmp_path)
         build = _prepared(store, inbox)
         small_disk.fill()
         with pytest.raises(OSError):
@@ -77,12 +82,10 @@ class TestARefusalTheLookCannotSee:
     2, 4, 8 ... seconds, at most a minute; settled at the first try after room is made."""
 
     def test_the_retries_back_off_and_settle_once_there_is_room(
-        self, tmp_path: Path, small_disk: SmallDisk, store: SqliteJobStore, script: Script,
-        recipe: Path,
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+        clock: ManualClock,
     ) -> None:
         inbox = small_disk.root / "inbox"
-        clock = ManualClock()
-        outcomes = _outcomes(small_disk.root, store, script, recipe, clock, tmp_path)
         # A sidecar's long text goes into the report: 300 KB, on a disk left ~200 KiB.
         build = _prepared(store, inbox, notes="x" * 300_000)
         small_disk.filler.write_bytes(b"\0" * (small_disk.free_bytes() - 200 * 1024))
