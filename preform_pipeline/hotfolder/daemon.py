@@ -368,7 +368,7 @@ class HotFolderDaemon:
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
         self.outcomes = OutcomeFolders(
-            store, self.intake, self.hot, dry_run=dry_run,
+            store, self.intake, self.hot, dry_run=dry_run, clock=clock,
             active=node.active_builds() if node is not None else None)
         self.followup.settle_lock = self.outcomes.lock
         self.outcomes.say = lambda line: self.notice(line)  # (notice is set after start-up)

@@ -921,7 +921,9 @@ class BatchWorker:
             reason = self.outcomes.as_dropped(outcome.reason or "failed",
                                               store.list_jobs(build_id=build.id))
             outcome = replace(outcome, reason=reason)
-            build = store.transition_build(build.id, JobState.FAILED, reason, expect=state)
+            # The kind goes with the failure: a note written after a restart has no outcome.
+            build = store.transition_build(build.id, JobState.FAILED, reason, expect=state,
+                                           full_disk=outcome.full_disk)
         elif status is BuildStatus.SPLIT:
             # Its jobs went on to its halves. Only a case dropped before the split stayed
             # with it, failed with its own reason: the split's reason (the overflow) is not
