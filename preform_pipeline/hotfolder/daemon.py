@@ -960,6 +960,11 @@ class HotFolderDaemon:
                     self._say_held(drop, result.bad)
             if result.printing:
                 self._say_printing(drop, result.printing)
+            # A file sent to failed/ as it was taken (no model, a duplicate skipped) is
+            # named on the console as the planner's rejections are: a person watching it
+            # otherwise saw nothing happen to what they dropped.
+            if result.said:
+                self.reporter.models_rejected(result.said)
             if result.cut_short is not None:
                 self._take_cut_short(drop, [*cut, *result.taken], result)
                 return
