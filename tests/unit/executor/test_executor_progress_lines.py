@@ -224,6 +224,23 @@ class TestRunLine:
         assert run_line(result) == (
             "run run-1 finished in 2.5 s: 1 of 2 builds succeeded, 1 held for approval")
 
+    def test_a_build_left_waiting_for_a_printer_is_said_waiting_not_succeeded(self) -> None:
+        """Prepared and left waiting in the job store (nothing sent): "succeeded" said it
+        printed; the line says what it waits for and where to see it."""
+        waiting = dataclasses.replace(_outcome("b1", BuildStatus.SUCCEEDED), waiting=True,
+                                      printer="auto")
+        stream = io.StringIO()
+        reporter = PlainReporter(stream)
+        reporter.run_started("run-1", [_plan("b1", 1), _plan("b2", 1)], servers=1,
+                             simulated=True)
+        reporter.build_finished(waiting)
+        assert stream.getvalue().splitlines()[-1] == (
+            "[b1] waiting for a free printer (auto), sent when one is free (`jobs waiting`): "
+            "prepared on server-1 in 1.2 s (1/2 builds done)")
+        result = _result(waiting, _outcome("b2", BuildStatus.SUCCEEDED))
+        assert run_line(result) == (
+            "run run-1 finished in 2.5 s: 1 of 2 builds succeeded, 1 waiting for a free printer")
+
     def test_a_verify_line_without_prints_in_progress(self) -> None:
         assert verify_line(_poll(0), 2) == (
             "verify: 2 prints pending, next poll in 30 s, 4/1500 requests this hour")
