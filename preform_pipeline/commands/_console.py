@@ -365,8 +365,11 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
             return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
         reasons.append("nothing to run")
     reasons.extend(earlier)  # a leftover not sent fails a run with builds too: said why
+    # Left waiting for a free printer: prepared, not sent; counted apart, as run_line does.
+    waiting = sum(1 for o in settled if o.status is BuildStatus.SUCCEEDED and o.waiting)
     reasons.append(
-        f"{by_status[BuildStatus.SUCCEEDED]} of {counted(len(settled), 'build')} succeeded"
+        f"{by_status[BuildStatus.SUCCEEDED] - waiting} of {counted(len(settled), 'build')} "
+        "succeeded" + (f", {waiting} waiting for a free printer" if waiting else "")
     )
     return f"exit {code}: " + ", ".join(reasons)
 

@@ -135,14 +135,17 @@ def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
 def run_line(result: RunResult) -> str:
     """The run's closing line: how long it took and how many of its builds succeeded."""
     counted = result.counted
-    # A build held for approval was prepared, not sent: counted apart, not "succeeded".
+    # A build held for approval, or left waiting for a free printer, was prepared, not sent:
+    # counted apart, not "succeeded".
     held = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.held)
-    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED) - held
+    waiting = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.waiting)
+    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED) - held - waiting
     split = len(result.outcomes) - len(counted)
     return (
         f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
         f"{len(counted)} {noun(len(counted), 'build')} succeeded"
         + (f", {held} held for approval" if held else "")
+        + (f", {waiting} waiting for a free printer" if waiting else "")
         + (f" ({split} split into smaller builds)" if split else "")
         + (" (interrupted)" if result.cancelled else "")
     )
@@ -196,6 +199,11 @@ def _finished_text(outcome: BuildOutcome) -> str:
     if outcome.held and outcome.status is BuildStatus.SUCCEEDED:
         # Prepared, and waiting for a person, not for a printer: "succeeded" said it printed.
         return (f"held for approval (dashboard or `jobs approve {outcome.job_key}`): "
+                f"prepared{where}{attempts} in {outcome.duration_s:.1f} s")
+    if outcome.waiting and outcome.status is BuildStatus.SUCCEEDED:
+        # Prepared, not sent: "succeeded" said it printed; dispatch sends it when one is free.
+        target = f" ({outcome.printer})" if outcome.printer else ""
+        return (f"waiting for a free printer{target}, sent when one is free (`jobs waiting`): "
                 f"prepared{where}{attempts} in {outcome.duration_s:.1f} s")
     if outcome.status is BuildStatus.SPLIT:
         text += f" into {', '.join(outcome.children)}"

@@ -882,7 +882,9 @@ class BatchWorker:
         # dispatch loop: held (and approved since) or left waiting, its print_sending is that
         # loop's, which records the send (or settles it) itself. Read as the run's, it was
         # marked sent though the run sent nothing, and the loop's own record then failed.
-        sending = state is JobState.PRINT_SENDING and not outcome.handed_to_dispatch
+        # The store says so, not the outcome: an interrupted run's stand-in outcome for a
+        # build it had already handed over knows nothing of the hand-over.
+        sending = state is JobState.PRINT_SENDING and not build.handed_to_dispatch
         if sending and (outcome.job_id is not None or status is BuildStatus.SUCCEEDED):
             build = store.transition_build(
                 build.id, JobState.PRINT_SENT,
