@@ -317,4 +317,7 @@ class RunLedger:
             return
         reason = (outcome.reason if outcome is not None else None) or status.value
         target = JobState.CANCELLED if status is BuildStatus.CANCELLED else JobState.FAILED
-        self.store.transition_build(build.id, target, reason, expect=state)
+        # A failure for want of room keeps its folder, as the hot folder's worker keeps it
+        # (docs/jobs.md): the store's record of the build says what a person fixes.
+        self.store.transition_build(build.id, target, reason, expect=state,
+                                    full_disk=outcome.full_disk if outcome else None)

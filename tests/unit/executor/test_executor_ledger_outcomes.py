@@ -176,6 +176,16 @@ class TestFinish:
         assert _state(store, ledger, "r-002") == (JobState.FAILED, "layout does not fit")
         assert _jobs(store, ledger, "r-002") == [JobState.FAILED, JobState.FAILED]
 
+    def test_a_failure_for_want_of_room_keeps_its_folder_in_the_store(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        ledger = _recorded(store, models, "r-001", "r-002")
+        full = replace(_outcome("r-001", BuildStatus.FAILED, "saveFormFile refused"),
+                       full_disk=tmp_path / "out")
+        ledger.finish(_result(full, _outcome("r-002", BuildStatus.FAILED, "not a mesh")))
+        assert store.get_build(ledger.build_ids["r-001"]).full_disk == tmp_path / "out"
+        assert store.get_build(ledger.build_ids["r-002"]).full_disk is None
+
     def test_a_prepared_build_records_its_saved_form_for_the_dashboard(
         self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
     ) -> None:
