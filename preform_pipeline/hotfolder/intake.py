@@ -508,7 +508,8 @@ class Intake:
                 if self._finish_taken(model, same) is not None:
                     continue  # taken already, its move cut short: the copy there goes on
             except OSError as exc:  # that move failed again
-                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
+                return self._cut_short(model, digest, exc, taken, rejected, said, case_id,
+                                       priority)
             job = self._new_job(
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
@@ -535,7 +536,8 @@ class Intake:
             try:
                 taken.append(self._into_processing(job, duplicate_of=duplicate))
             except OSError as exc:
-                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
+                return self._cut_short(model, digest, exc, taken, rejected, said, case_id,
+                                       priority)
         for other in drop.others:
             why, todo = _other_reason(other)
             rejected.append(self._reject_file(drop, recipe, other, why, todo, case=case))
@@ -546,7 +548,8 @@ class Intake:
 
     def _cut_short(
         self, model: Path, digest: str, exc: OSError, taken: Sequence[Job],
-        rejected: Sequence[Job], case_id: str | None, priority: int,
+        rejected: Sequence[Job], said: Sequence[Rejection], case_id: str | None,
+        priority: int,
     ) -> TakeResult:
         """The take of ``model`` stopped by its move into processing/ failing (``exc``: the
         disk full, a folder turned read-only, a share that refuses): the result names its
@@ -554,7 +557,8 @@ class Intake:
         later look or give the drop up. Nothing is lost: the store named the move before it
         began, and a later take finishes it (:meth:`_finish_taken`) rather than making a
         second job. ``exc`` goes on when no job's take of ``model`` was cut (not a failed
-        move of this take)."""
+        move of this take). ``said``: the lines of the files this take sent to failed/ before
+        the cut (a copy skipped), said now: the later take meets them in failed/, not again."""
         cut = next((job for job in self.store.find_by_hash(digest)
                     if self._take_cut_short(job, model)), None)
         if cut is None:
@@ -562,7 +566,7 @@ class Intake:
         log.warning("take_move_failed", job_key=cut.job_key, path=str(model),
                     target=str(cut.source_path), error=str(exc))
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority,
-                          cut_short=cut, error=str(exc))
+                          cut_short=cut, error=str(exc), said=tuple(said))
 
     def give_up_take(self, drop: Drop, waiting: Sequence[Job], reason: str,
                      todo: str) -> TakeResult:
