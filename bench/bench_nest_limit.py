@@ -397,35 +397,72 @@ def _planner(recipe: Recipe, models: Sequence[ModelInfo]) -> dict[str, Any]:
     }
 
 
-def _stronger_nester(recipe: Recipe, models: Sequence[ModelInfo], turn_step: float,
-                     budget_s: float, plain: bool) -> dict[str, Any]:
-    """The planner's own nester (skyline, exact heights, 1 mm columns) with its search
-    unbounded but for CPU time: ``turn_step`` turns, every platform open to the greedy pass,
-    orders until ``budget_s``; with or without the plain-platform step."""
-    patched = {"_OPEN_BINS": 10**6, "_MAX_ORDERS": 10**9, "SEARCH_MODEL_ORDERS": 10**12}
-    saved = {name: getattr(nesting, name) for name in patched}
+def _patched_plan(recipe: Recipe, models: Sequence[ModelInfo], constants: dict[str, int],
+                  options: dict[str, float], plain: bool = True) -> tuple[Any, float]:
+    """``plan_builds`` with the nester's module constants and ``nest``'s keyword defaults set
+    as given for this one call (and its plain step left out unless ``plain``); the plan and
+    its CPU seconds."""
+    saved = {name: getattr(nesting, name) for name in constants}
     defaults = dict(nesting.nest.__kwdefaults__ or {})
     step_out = nesting._plain_platforms
     try:
-        for name, value in patched.items():
+        for name, value in constants.items():
             setattr(nesting, name, value)
-        nesting.nest.__kwdefaults__ = {
-            **defaults, "turn_step_deg": turn_step,
-            "search_s_per_model": budget_s / len(models),
-        }
+        nesting.nest.__kwdefaults__ = {**defaults, **options}
         if not plain:
             nesting._plain_platforms = (  # type: ignore[assignment]
                 lambda rules, platforms, units: platforms)
         cpu = time.process_time()
         plan = plan_builds(recipe, models)
-        spent = time.process_time() - cpu
-        index = {m.path: i for i, m in enumerate(models)}
-        platforms = [[index[m.path] for m in b.models] for b in plan.builds]
+        return plan, time.process_time() - cpu
     finally:
         for name, value in saved.items():
             setattr(nesting, name, value)
         nesting.nest.__kwdefaults__ = defaults
         nesting._plain_platforms = step_out  # type: ignore[assignment]
+
+
+#: Every platform open to the greedy pass, and orders limited by CPU time alone.
+_UNBOUNDED: dict[str, int] = {"_OPEN_BINS": 10**6, "_MAX_ORDERS": 10**9,
+                              "SEARCH_MODEL_ORDERS": 10**12}
+
+#: ``--knobs``: one change to the nester at a time, then together, with the orders counted.
+KNOBS: tuple[tuple[str, dict[str, int], dict[str, float]], ...] = (
+    ("as planned", {}, {}),
+    ("5-degree turns", {}, {"turn_step_deg": 5.0}),
+    ("10-degree turns", {}, {"turn_step_deg": 10.0}),
+    ("every platform open", {"_OPEN_BINS": 10**6}, {}),
+    ("64 orders", {"_MAX_ORDERS": 64, "SEARCH_MODEL_ORDERS": 10**9}, {}),
+    *(
+        (f"{step:g}-degree turns, every platform open, {orders} orders",
+         {"_OPEN_BINS": 10**6, "_MAX_ORDERS": orders, "SEARCH_MODEL_ORDERS": 10**9},
+         {"turn_step_deg": step, "search_s_per_model": 10.0})
+        for step, orders in ((5.0, 16), (5.0, 40), (5.0, 100), (10.0, 100), (10.0, 200))
+    ),
+)
+
+
+def knobs(recipe: Recipe, models: Sequence[ModelInfo]) -> list[dict[str, Any]]:
+    """The planner's count and CPU per model under each of :data:`KNOBS`."""
+    out = []
+    for label, constants, options in KNOBS:
+        plan, spent = _patched_plan(recipe, models, constants, options)
+        out.append({"knob": label, "builds": len(plan.builds),
+                    "cpu_ms_per_model": round(spent * 1000 / len(models), 1)})
+        print(f"  {label}: {out[-1]}", file=sys.stderr, flush=True)
+    return out
+
+
+def _stronger_nester(recipe: Recipe, models: Sequence[ModelInfo], turn_step: float,
+                     budget_s: float, plain: bool) -> dict[str, Any]:
+    """The planner's own nester (skyline, exact heights, 1 mm columns) with its search
+    unbounded but for CPU time: ``turn_step`` turns, every platform open to the greedy pass,
+    orders until ``budget_s``; with or without the plain-platform step."""
+    plan, spent = _patched_plan(
+        recipe, models, _UNBOUNDED,
+        {"turn_step_deg": turn_step, "search_s_per_model": budget_s / len(models)}, plain)
+    index = {m.path: i for i, m in enumerate(models)}
+    platforms = [[index[m.path] for m in b.models] for b in plan.builds]
     return {"builds": len(plan.builds), "cpu_s": round(spent, 1), "turn_step_deg": turn_step,
             "plain_step": plain, "platforms": platforms}
 
@@ -486,8 +523,7 @@ def _grown_hull(footprint: Footprint) -> float:
     return grown + perimeter * footprint.grow_mm + math.pi * footprint.grow_mm**2
 
 
-def run_set(name: str, work: Path, budget_s: float, cell: float, turn_step: float,
-            seed: int) -> dict[str, Any]:
+def _read(name: str, work: Path) -> tuple[Recipe, list[ModelInfo]]:
     work.mkdir(parents=True)
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
@@ -495,6 +531,12 @@ def run_set(name: str, work: Path, budget_s: float, cell: float, turn_step: floa
     recipe = load_recipe(recipe_path)
     models = read_models(paths, import_spec=recipe.import_options)
     print(f"{name}: {len(models)} models", file=sys.stderr, flush=True)
+    return recipe, models
+
+
+def run_set(name: str, work: Path, budget_s: float, cell: float, turn_step: float,
+            seed: int) -> dict[str, Any]:
+    recipe, models = _read(name, work)
     data: dict[str, Any] = {"set": name, "models": len(models)}
     data.update(_planner(recipe, models))
     print(f"  planner {data['planner_builds']}, before the plain step "
@@ -582,6 +624,26 @@ def _markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_knobs(names: Sequence[str], output: str) -> int:
+    stored = results_path(output, ".json")
+    kept = json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {"sets": []}
+    by_set = {d["set"]: d for d in kept["sets"]}
+    load = round(os.getloadavg()[0], 2)
+    with tempfile.TemporaryDirectory(prefix="pp-nest-") as tmp:
+        for name in names:
+            recipe, models = _read(name, Path(tmp) / name)
+            entry = by_set.setdefault(name, {"set": name})
+            entry["knobs"] = knobs(recipe, models)
+            entry["knobs_facts"] = {
+                "load_before": load, "load_after": round(os.getloadavg()[0], 2),
+                "end": time.strftime("%H:%M", time.gmtime()),
+                "command": "nice -n 15 python bench/bench_nest_limit.py " + " ".join(sys.argv[1:]),
+            }
+    kept["sets"] = list(by_set.values())
+    stored.write_text(json.dumps(kept, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="arches64,mixed200")
@@ -592,7 +654,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="nest_limit")
     parser.add_argument("--append", action="store_true",
                         help="keep the other sets of an existing output (one run per set)")
+    parser.add_argument("--knobs", action="store_true",
+                        help="only the planner under each of KNOBS, added to the output's "
+                        "JSON beside its set (the Markdown is left as it is)")
     args = parser.parse_args(argv)
+    if args.knobs:
+        return _run_knobs(args.sets.split(","), args.output)
     facts: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores, {host.platform()}, Python {host.python_version()}",
         "load_before": round(os.getloadavg()[0], 2),
