@@ -624,6 +624,27 @@ def _markdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _run_builds(stem: str) -> int:
+    """The 12-build plan run on a simulated server: does every build lay out whole there?"""
+    import bench_builds
+
+    label, constants, options = next(k for k in KNOBS if k[0].endswith("100 orders")
+                                     and k[0].startswith("5-degree"))
+    print(f"nester set as: {label}", file=sys.stderr, flush=True)
+    saved = {name: getattr(nesting, name) for name in constants}
+    defaults = dict(nesting.nest.__kwdefaults__ or {})
+    try:
+        for name, value in constants.items():
+            setattr(nesting, name, value)
+        nesting.nest.__kwdefaults__ = {**defaults, **options}
+        return bench_builds.main(["--sets", "arches64", "--servers", "1", "--no-baseline",
+                                  "--output", stem])
+    finally:
+        for name, value in saved.items():
+            setattr(nesting, name, value)
+        nesting.nest.__kwdefaults__ = defaults
+
+
 def _run_knobs(names: Sequence[str], output: str) -> int:
     stored = results_path(output, ".json")
     kept = json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {"sets": []}
@@ -654,12 +675,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", default="nest_limit")
     parser.add_argument("--append", action="store_true",
                         help="keep the other sets of an existing output (one run per set)")
+    parser.add_argument("--run-builds", metavar="STEM",
+                        help="run bench_builds.py (arches64, 1 server, no baseline) with the "
+                        "nester set as the knob that made 12 arch builds, output to STEM")
     parser.add_argument("--knobs", action="store_true",
                         help="only the planner under each of KNOBS, added to the output's "
                         "JSON beside its set (the Markdown is left as it is)")
     args = parser.parse_args(argv)
     if args.knobs:
         return _run_knobs(args.sets.split(","), args.output)
+    if args.run_builds:
+        return _run_builds(args.run_builds)
     facts: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores, {host.platform()}, Python {host.python_version()}",
         "load_before": round(os.getloadavg()[0], 2),
