@@ -38,6 +38,14 @@ server.
 
 Writes bench/results/<output>.json and .md (``--append`` keeps the other sets of an earlier
 run: one set per run keeps each run under ten minutes).
+
+    nice -n 15 python bench/bench_nest_limit.py --knobs --sets arches64 --output STEM
+    nice -n 15 python bench/bench_nest_limit.py --run-builds STEM
+
+``--knobs`` plans each set under one change to the nester at a time (:data:`KNOBS`) and adds
+the counts and CPU to ``STEM.json`` (the Markdown, with its reading written by hand, is left
+alone). ``--run-builds`` runs ``bench_builds.py`` on arches64 and one simulated server with
+the nester set as the knob that made 12 builds, to see whether the server lays them out.
 """
 
 from __future__ import annotations
