@@ -35,7 +35,7 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     EXIT_TERMINATED,
 )
-from preform_pipeline.executor.progress import run_line
+from preform_pipeline.executor.progress import counted_rejections, run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.geometry.units import UNITS_SETTINGS
 from preform_pipeline.plan.builds import ModelInfo, Plan
@@ -356,7 +356,7 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
     if by_status[BuildStatus.CANCELLED]:
         reasons.append(counted(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
     if result.rejected:
-        reasons.append(counted(len(result.rejected), "model") + " rejected")
+        reasons.append(counted_rejections(result.rejected) + " rejected")
     bad_prints = sum(1 for o in settled if o.verify in FAILED_VERIFY_STATES)
     if bad_prints:
         reasons.append(counted(bad_prints, "print") + " did not finish well")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
+from preform_pipeline.plan.parts import is_part
 from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
@@ -34,6 +35,7 @@ __all__ = [
     "RichReporter",
     "VerifyingReporter",
     "make_reporter",
+    "counted_rejections",
     "rejection_lines",
     "run_line",
     "verify_line",
@@ -115,12 +117,20 @@ class NullReporter:
         return None
 
 
+def counted_rejections(rejected: Sequence[Rejection]) -> str:
+    """``2 models``, or ``2 files`` when one of them is no part (a text, a photo, a path not
+    found): a notes file is not called a model."""
+    kind = "model" if all(is_part(r.path) for r in rejected) else "file"
+    return counted(len(rejected), kind)
+
+
 def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
-    """``rejected 2 models:``, then a line per model: its path, its size when it was read, and
-    why. What ``run`` prints before it starts, and the hot folder's console for a batch."""
+    """``rejected 2 models:`` (:func:`counted_rejections`), then a line per file: its path,
+    its size when it was read, and why. What ``run`` prints before it starts, and the hot
+    folder's console for a batch."""
     if not rejected:
         return []
-    lines = [f"rejected {counted(len(rejected), 'model')}:"]
+    lines = [f"rejected {counted_rejections(rejected)}:"]
     for rejection in rejected:
         # What is known, once: no "(?)" for a size never read (a missing file, a refused
         # sidecar), and the path not again when the reason begins with it.
