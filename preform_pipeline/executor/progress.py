@@ -39,6 +39,7 @@ __all__ = [
     "rejection_lines",
     "run_line",
     "verify_line",
+    "warning_lines",
 ]
 
 
@@ -50,6 +51,11 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def models_rejected(self, rejected: Sequence[Rejection]) -> None: ...
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        """A batch's plan warnings (``plan.warnings.plan_warnings``), each said as
+        ``warning: ...``: the hot folder's console, as ``run`` says them."""
+        ...
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None: ...
 
@@ -85,6 +91,9 @@ class NullReporter:
         return None
 
     def models_rejected(self, rejected: Sequence[Rejection]) -> None:
+        return None
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
         return None
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
@@ -140,6 +149,11 @@ def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
         # A name may hold a terminal's escape sequences: shown as escapes.
         lines.append(visible(f"  {rejection.path}{shown}: {reason}"))
     return lines
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """``warning: ...`` for each: how ``run`` and the hot folder's console say a warning."""
+    return [f"warning: {warning}" for warning in warnings]
 
 
 def run_line(result: RunResult) -> str:
@@ -262,6 +276,10 @@ class PlainReporter:
         if lines:  # one write: another batch's lines never come between them
             self._say("\n".join(lines))
 
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        if warnings:  # one write, as the rejections
+            self._say("\n".join(warning_lines(warnings)))
+
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
             run_id = self._run_of.get(parent, self._latest)
@@ -375,6 +393,11 @@ class RichReporter:
         with self._lock:
             for line in rejection_lines(rejected):
                 self._console.print(line, markup=False, highlight=False)
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        with self._lock:
+            for line in warning_lines(warnings):
+                self._console.print(visible(line), markup=False, highlight=False)
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
