@@ -9,7 +9,8 @@ prints the same as a list of objects for tools (editor plugins, CI annotations).
 PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the server cannot be
 reached, the shipped catalogue is used: a note on stderr says so once, with the reason, each
 file's summary line says "not on a server", and ``--require-server`` turns that fallback into
-a failure (exit 1), said as an error, with no file called OK. ``--format json`` keeps the reason in each file's ``catalogue_source``.
+a failure (exit 1), said as an error, with no file called OK. ``--format json`` keeps the
+reason in each file's ``catalogue_source``.
 
 Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
 ``--server``, else, when the settings run simulated, against the declared simulated fleet: an
