@@ -78,9 +78,9 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
