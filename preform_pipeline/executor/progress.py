@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
+from preform_pipeline.plan.parts import is_part
 from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
@@ -34,9 +35,11 @@ __all__ = [
     "RichReporter",
     "VerifyingReporter",
     "make_reporter",
+    "counted_rejections",
     "rejection_lines",
     "run_line",
     "verify_line",
+    "warning_lines",
 ]
 
 
@@ -48,6 +51,11 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def models_rejected(self, rejected: Sequence[Rejection]) -> None: ...
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        """A batch's plan warnings (``plan.warnings.plan_warnings``), each said as
+        ``warning: ...``: the hot folder's console, as ``run`` says them."""
+        ...
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None: ...
 
@@ -85,6 +93,9 @@ class NullReporter:
     def models_rejected(self, rejected: Sequence[Rejection]) -> None:
         return None
 
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        return None
+
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         return None
 
@@ -115,12 +126,20 @@ class NullReporter:
         return None
 
 
+def counted_rejections(rejected: Sequence[Rejection]) -> str:
+    """``2 models``, or ``2 files`` when one of them is no part (a text, a photo, a path not
+    found): a notes file is not called a model."""
+    kind = "model" if all(is_part(r.path) for r in rejected) else "file"
+    return counted(len(rejected), kind)
+
+
 def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
-    """``rejected 2 models:``, then a line per model: its path, its size when it was read, and
-    why. What ``run`` prints before it starts, and the hot folder's console for a batch."""
+    """``rejected 2 models:`` (:func:`counted_rejections`), then a line per file: its path,
+    its size when it was read, and why. What ``run`` prints before it starts, and the hot
+    folder's console for a batch."""
     if not rejected:
         return []
-    lines = [f"rejected {counted(len(rejected), 'model')}:"]
+    lines = [f"rejected {counted_rejections(rejected)}:"]
     for rejection in rejected:
         # What is known, once: no "(?)" for a size never read (a missing file, a refused
         # sidecar), and the path not again when the reason begins with it.
@@ -130,6 +149,11 @@ def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
         # A name may hold a terminal's escape sequences: shown as escapes.
         lines.append(visible(f"  {rejection.path}{shown}: {reason}"))
     return lines
+
+
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """``warning: ...`` for each: how ``run`` and the hot folder's console say a warning."""
+    return [f"warning: {warning}" for warning in warnings]
 
 
 def run_line(result: RunResult) -> str:
@@ -260,6 +284,10 @@ class PlainReporter:
         if lines:  # one write: another batch's lines never come between them
             self._say("\n".join(lines))
 
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        if warnings:  # one write, as the rejections
+            self._say("\n".join(warning_lines(warnings)))
+
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
             run_id = self._run_of.get(parent, self._latest)
@@ -373,6 +401,11 @@ class RichReporter:
         with self._lock:
             for line in rejection_lines(rejected):
                 self._console.print(line, markup=False, highlight=False)
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        with self._lock:
+            for line in warning_lines(warnings):
+                self._console.print(visible(line), markup=False, highlight=False)
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:

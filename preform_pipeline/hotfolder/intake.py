@@ -78,9 +78,9 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
@@ -1371,11 +1371,13 @@ def _other_reason(path: Path) -> tuple[str, str]:
             "drop the sidecar together with its model (write the sidecar first, or drop "
             "both in a case folder)",
         )
-    return (
-        f"{path.suffix or 'a file without extension'} is not a model file "
-        "(preform-pipeline prepares .stl, .obj and .3mf)",
-        "convert it to STL, OBJ or 3MF and drop it again",
-    )
+    why = (f"{path.suffix or 'a file without extension'} is not a model file "
+           "(preform-pipeline prepares .stl, .obj and .3mf)")
+    if is_part(path):  # a CAD file, another mesh: a model, once converted
+        return why, "convert it to STL, OBJ or 3MF and drop it again"
+    # A text, a photo, a prescription: nothing to convert, and nothing of a case is missing.
+    return why, ("it is not a model to print: keep it out of the inbox (drop model files, "
+                 "and their sidecars)")
 
 
 def _bad_files(drop: Drop) -> list[tuple[Path, str, str]]:

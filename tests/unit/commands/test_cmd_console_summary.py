@@ -218,6 +218,13 @@ class TestExitLine:
             "exit 1: 1 model rejected, 2 of 2 builds succeeded"
         )
 
+    def test_a_rejected_file_that_is_no_model_is_called_a_file(self) -> None:
+        run = RunResult(
+            "r", "x", True, False, (_outcome("b", BuildStatus.SUCCEEDED),),
+            rejected=(Rejection(__import__("pathlib").Path("/m/notes.txt"), "not a model"),),
+        )
+        assert exit_line(run, EXIT_FAILURE) == "exit 1: 1 file rejected, 1 of 1 build succeeded"
+
     def test_sigint_and_sigterm_have_their_own_status(self) -> None:
         run = _result(cancelled=True)
         assert exit_code(run) == EXIT_INTERRUPTED

@@ -487,6 +487,13 @@ class TestRejectedModels:
         assert rejection_lines(self.REJECTED[:1])[0] == "rejected 1 model:"
         assert rejection_lines(()) == []
 
+    def test_a_file_that_is_no_model_is_counted_as_a_file(self) -> None:
+        notes = Rejection(Path("/in/notes.txt"), ".txt: not a model file")
+        step = Rejection(Path("/in/part.step"), ".step: export as STL, OBJ or 3MF")
+        assert rejection_lines((notes,))[0] == "rejected 1 file:"
+        assert rejection_lines((self.REJECTED[0], notes))[0] == "rejected 2 files:"
+        assert rejection_lines((step,))[0] == "rejected 1 model:"  # a part, once exported
+
     def test_plain_says_them_in_one_write_and_nothing_for_none(self) -> None:
         writes: list[str] = []
 

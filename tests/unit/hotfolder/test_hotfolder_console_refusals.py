@@ -201,6 +201,9 @@ class TestAFileRefusedAsItIsTaken:
     words of its note."""
 
     NOT_A_MODEL = "is not a model file (preform-pipeline prepares .stl, .obj and .3mf)"
+    #: Session 41: a text or a photo is no model to convert, and it is not called a model.
+    LEAVE_IT_OUT = ("it is not a model to print: keep it out of the inbox (drop model files, "
+                    "and their sidecars)")
 
     @staticmethod
     def _watch_once(tmp_path: Path, store: SqliteJobStore,
@@ -217,9 +220,8 @@ class TestAFileRefusedAsItIsTaken:
         drop(tmp_path, "notes.txt", b"invoice 1042")
         failed = tmp_path / "inbox" / "failed"
         assert self._watch_once(tmp_path, store) == [
-            "rejected 1 model:",
-            f"  {failed / 'notes.txt'}: .txt {self.NOT_A_MODEL}; convert it to STL, OBJ or 3MF "
-            "and drop it again",
+            "rejected 1 file:",
+            f"  {failed / 'notes.txt'}: .txt {self.NOT_A_MODEL}; {self.LEAVE_IT_OUT}",
         ]
 
     def test_a_file_that_is_no_model_in_a_case_that_goes_on(
@@ -229,8 +231,8 @@ class TestAFileRefusedAsItIsTaken:
         drop(tmp_path, "C-5/photo.jpg", b"\xff\xd8\xff\xe0 not a model")
         said = self._watch_once(tmp_path, store)
         photo = tmp_path / "inbox" / "failed" / "C-5" / "photo.jpg"
-        assert said == ["rejected 1 model:", f"  {photo}: .jpg {self.NOT_A_MODEL}; convert it "
-                        "to STL, OBJ or 3MF and drop it again"]
+        assert said == ["rejected 1 file:", f"  {photo}: .jpg {self.NOT_A_MODEL}; "
+                        f"{self.LEAVE_IT_OUT}"]
         assert (tmp_path / "inbox" / "done" / "C-5" / "upper.stl").is_file()
 
     def test_a_copy_skipped_as_a_duplicate(self, tmp_path: Path, store: SqliteJobStore) -> None:
