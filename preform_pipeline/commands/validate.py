@@ -9,8 +9,8 @@ prints the same as a list of objects for tools (editor plugins, CI annotations).
 PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the server cannot be
 reached, the shipped catalogue is used: a note on stderr says so once, with the reason, each
 file's summary line says "not on a server", and ``--require-server`` turns that fallback into
-a failure (exit 1), said as an error, with no file called OK. ``--format json`` keeps the
-reason in each file's ``catalogue_source``.
+a failure (exit 1), said as an error, with no file called OK (``--format json``: none
+``valid``). ``--format json`` keeps the reason in each file's ``catalogue_source``.
 
 Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
 ``--server``, else, when the settings run simulated, against the declared simulated fleet: an
@@ -146,17 +146,25 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         validate_recipe(path, catalogue=catalogue, printers=printers) for path in args.recipes
     ]
     reports += [validate_settings(path) for path in args.settings]
+
+    def unchecked(report: ValidationReport) -> bool:
+        """Whether ``--require-server`` asked for the server this file was not checked on:
+        not valid, in the text and the JSON alike (the exit status is 1)."""
+        return (fell_back and args.require_server
+                and report.catalogue_source == catalogue.source)
+
     if args.format == "json":
-        json.dump([r.to_json() for r in reports], stdout, indent=2)
+        # (Session 41's review: a tool reading `valid: true` beside exit 1 was told two things.)
+        json.dump([r.to_json() | ({"valid": False} if unchecked(r) else {}) for r in reports],
+                  stdout, indent=2)
         stdout.write("\n")
     else:
         # The note said why the server was not used; each file's line says only that.
         against = f"{DEFAULT_CATALOGUE.source}, not on a server"
         for report in reports:
             fallback = fell_back and report.catalogue_source == catalogue.source
-            unchecked = fallback and args.require_server
             for line in format_text(report, against=against if fallback else None,
-                                    unchecked=unchecked):
+                                    unchecked=unchecked(report)):
                 print(line, file=stdout)
     if fell_back and args.require_server:
         return EXIT_FAILURE

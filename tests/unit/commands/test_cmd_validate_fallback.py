@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 from pathlib import Path
 
@@ -52,3 +53,14 @@ class TestFallback:
             "the shipped catalogue finds no problem")
         assert err.startswith(f"error: --require-server: server {url} not usable: ")
         assert "check that PreFormServer or the simulator runs at that address" in err
+
+    def test_require_server_in_json_calls_no_file_valid_as_the_exit_status_says(self) -> None:
+        # Session 41's review: `valid: true` beside exit 1 (the text said FAILED already).
+        code, out, _ = invoke("--server", unused_url(), "--server-timeout", "1",
+                              "--require-server", "--format", "json", str(self.recipe()))
+        (report,) = json.loads(out)
+        assert (code, report["valid"], report["problems"]) == (1, False, [])
+        assert report["catalogue_source"].startswith("shipped catalogue (server ")
+        code, out, _ = invoke("--server", unused_url(), "--server-timeout", "1",
+                              "--format", "json", str(self.recipe()))
+        assert (code, [r["valid"] for r in json.loads(out)]) == (0, [True])

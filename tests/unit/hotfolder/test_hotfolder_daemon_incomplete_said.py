@@ -15,6 +15,7 @@ from pathlib import Path
 from daemon_support import Script, make_daemon
 from structlog.testing import capture_logs
 
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.hotfolder.testing import fleet_jobs, wait_for, write_recipe
 from preform_pipeline.store import SqliteJobStore
 from tests.conftest import REPO_ROOT
@@ -67,3 +68,30 @@ class TestAFileCutShort:
         (event,) = [e for e in logs if e["event"] == "drop_waiting_incomplete"]
         assert (event["log_level"], event["path"], event["size"], event["taken_after_s"]) == (
             "info", str(cut), 600, 600.0)
+
+    def test_it_is_said_only_once_the_quiet_period_is_over(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        """(Session 41's review: no test pinned the wait; a line at the first look passed.)"""
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        cut = inbox / "l_bracket.stl"
+        cut.write_bytes(PART.read_bytes()[:600])
+        clock = ManualClock()
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path, name="hot"), clock=clock,
+                             inbox={"quiet_period_s": 5.0})
+        said: list[str] = []
+        daemon.notice = said.append
+        with capture_logs() as logs:
+            daemon._rescan()
+            daemon._check_units()  # the first look: its quiet is measured from here
+            clock.advance(4.5)
+            daemon._check_units()
+            assert said == []  # a copy going on is not worth a line
+            clock.advance(0.5)
+            daemon._check_units()
+            clock.advance(60.0)
+            daemon._check_units()  # still waiting: not said again
+        assert [line.split(" (")[0] for line in said] == [f"{cut} is not complete yet"]
+        assert [e["quiet_s"] for e in logs if e["event"] == "drop_waiting_incomplete"] == [5.0]
