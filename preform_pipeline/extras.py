@@ -10,8 +10,11 @@ the pip of the Python running now, so the extra lands where it is imported from.
 
 from __future__ import annotations
 
+import os
 import shlex
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
@@ -21,11 +24,20 @@ __all__ = ["install_extra_hint"]
 _ROOT: Final = Path(__file__).resolve().parent.parent
 
 
-def install_extra_hint(extra: str, *, root: Path = _ROOT, python: str = sys.executable) -> str:
-    """The command that installs ``extra`` for the code running now, with what it is."""
-    pip = f"{shlex.quote(python)} -m pip install"
+def _windows_quote(word: str) -> str:
+    """``word`` as Windows' ``cmd`` reads it: in double quotes when it holds a space."""
+    return subprocess.list2cmdline([word])
+
+
+def install_extra_hint(
+    extra: str, *, root: Path = _ROOT, python: str = sys.executable, windows: bool = os.name == "nt"
+) -> str:
+    """The command that installs ``extra`` for the code running now, with what it is.
+    Quoted for the shell it is typed into: POSIX quoting, or ``cmd``'s on Windows (the farm
+    nodes of docs/multi-node.md are Windows PCs, where a single-quoted path is no path)."""
+    quote: Callable[[str], str] = _windows_quote if windows else shlex.quote
+    pip = f"{quote(python)} -m pip install"
     if (root / "pyproject.toml").is_file():
-        target = shlex.quote(f"{root}[{extra}]")
+        target = quote(f"{root}[{extra}]")
         return f"install the {extra} extra into this checkout's install: {pip} -e {target}"
-    return (f"install the {extra} extra: {pip} "
-            f"{shlex.quote(f'preform-pipeline[{extra}]')}")
+    return f"install the {extra} extra: {pip} {quote(f'preform-pipeline[{extra}]')}"

@@ -16,13 +16,30 @@ class TestInstallExtraHint:
         checkout = tmp_path / "my checkout"
         checkout.mkdir()
         (checkout / "pyproject.toml").write_text("[project]\nname = 'preform-pipeline'\n")
-        hint = install_extra_hint("postgresql", root=checkout, python="/v/bin/python")
+        hint = install_extra_hint("postgresql", root=checkout, python="/v/bin/python",
+                                  windows=False)
         assert hint == ("install the postgresql extra into this checkout's install: "
                         f"/v/bin/python -m pip install -e '{checkout}[postgresql]'")
 
     def test_an_installed_package_is_named_with_its_extra(self, tmp_path: Path) -> None:
         site_packages = tmp_path / "site-packages"
         site_packages.mkdir()
-        hint = install_extra_hint("postgresql", root=site_packages, python="/v/bin/python")
+        hint = install_extra_hint("postgresql", root=site_packages, python="/v/bin/python",
+                                  windows=False)
         assert hint == ("install the postgresql extra: /v/bin/python -m pip install "
                         "'preform-pipeline[postgresql]'")
+
+    def test_on_windows_paths_are_quoted_as_cmd_reads_them(self, tmp_path: Path) -> None:
+        """(Session 41's review: the farm nodes are Windows PCs, where `cmd` takes a single
+        quote as part of the word: the hint's command named no file there.)"""
+        checkout = tmp_path / "my checkout"
+        checkout.mkdir()
+        (checkout / "pyproject.toml").write_text("[project]\nname = 'preform-pipeline'\n")
+        python = r"C:\Program Files\Python311\python.exe"
+        hint = install_extra_hint("postgresql", root=checkout, python=python, windows=True)
+        assert hint == ("install the postgresql extra into this checkout's install: "
+                        f'"{python}" -m pip install -e "{checkout}[postgresql]"')
+        hint = install_extra_hint("postgresql", root=tmp_path, python=r"C:\Py\python.exe",
+                                  windows=True)
+        assert hint == (r"install the postgresql extra: C:\Py\python.exe -m pip install "
+                        "preform-pipeline[postgresql]")
