@@ -25,6 +25,15 @@ PART = REPO_ROOT / "sample_models" / "parts" / "l_bracket.stl"
 WAIT_S = 10.0
 
 
+def _cut_short(tmp_path: Path) -> Path:
+    """The part's first 600 bytes, loose in ``tmp_path``'s inbox: a copy that died."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    cut = inbox / PART.name
+    cut.write_bytes(PART.read_bytes()[:600])
+    return cut
+
+
 class TestAFileCutShort:
     """Said once while it waits, with what happens next; taken when it is whole."""
 
@@ -32,10 +41,7 @@ class TestAFileCutShort:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         whole = PART.read_bytes()
-        inbox = tmp_path / "inbox"
-        inbox.mkdir()
-        cut = inbox / "l_bracket.stl"
-        cut.write_bytes(whole[:600])
+        cut = _cut_short(tmp_path)
         script = Script(fleet_dir=tmp_path / "fleet")
         daemon = make_daemon(tmp_path, store, script, write_recipe(tmp_path, name="hot"),
                              inbox={"quiet_period_s": 0.1})
@@ -73,10 +79,7 @@ class TestAFileCutShort:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         """(Session 41's review: no test pinned the wait; a line at the first look passed.)"""
-        inbox = tmp_path / "inbox"
-        inbox.mkdir()
-        cut = inbox / "l_bracket.stl"
-        cut.write_bytes(PART.read_bytes()[:600])
+        cut = _cut_short(tmp_path)
         clock = ManualClock()
         daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
                              write_recipe(tmp_path, name="hot"), clock=clock,
