@@ -138,6 +138,15 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "against the real systemctl; a machine without systemd (macOS, Windows, a minimal "
         "container) has none to ask"
     ),
+    "needs systemctl on a machine not booted with systemd": (
+        "the reason `service status` gives on a machine without systemd is checked against "
+        "the real systemctl's answer there; where systemd runs, systemctl answers otherwise "
+        "(TestBothReasonsSaid checks the order of the two reasons everywhere)"
+    ),
+    "a shell script stands in for systemctl": (
+        "the stand-in that prints a container's two systemctl lines is a POSIX shell "
+        "script; Windows installs no systemd service"
+    ),
     "flock is POSIX": "Windows has no flock; there records are judged by pid alone",
     "no kernel thread is visible from this pid namespace": (
         "a kernel thread's empty command line is told apart only where one can be seen; "

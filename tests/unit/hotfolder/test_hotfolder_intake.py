@@ -178,7 +178,9 @@ class TestOthers:
         (job,) = result.rejected
         assert job.state is JobState.FAILED
         note = (inbox.folder("failed") / "scan.pdf.error.txt").read_text(encoding="utf-8")
-        assert "not a model file" in note and "convert it" in note
+        # A PDF is no model in another format: nothing to convert, only to keep out.
+        assert "not a model file" in note and "keep it out of the inbox" in note
+        assert "convert" not in note
 
     def test_no_recipe_rejects_with_the_hint(
         self, store: SqliteJobStore, inbox: InboxSettings
