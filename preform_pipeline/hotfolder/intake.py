@@ -37,7 +37,8 @@ moved back from failed/ or done/ brings along are removed, not taken
 Once a case's files are all taken, its emptied folder is removed. Each job of a case records
 which folder it came from (:class:`CaseFolder`: its place, device and inode), so a folder a
 crash left empty between the last move and the removal is recognised after a restart
-(:meth:`Intake.emptied_case`), while a folder of the same name the user made since is not.
+(:meth:`Intake.emptied_case`), while a folder of the same name the user made since is not. So
+is a folder every part of which was set aside (:mod:`.caseholds`): its case is in failed/.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ from preform_pipeline.wording import name_text
 __all__ = [
     "DEFAULT_RECENT_TAKES",
     "DUPLICATE_STATES",
+    "HELD_EMPTIED",
     "HOTFOLDER_FIELD",
     "OUTCOME_DONE_STATES",
     "OUTCOME_FAILED_STATES",
@@ -109,6 +111,10 @@ log = get_logger(__name__)
 #: How many of the newest jobs are looked through for the case folder an empty folder was:
 #: a crash can only have cut short the removal after the last few takes.
 DEFAULT_RECENT_TAKES: Final = 500
+
+#: Why a case folder emptied by setting its parts aside is removed, and its holds forgotten.
+HELD_EMPTIED: Final = ("every part of it was set aside to failed/, where its case is held "
+                       "whole: files put in its folder later are a new case")
 
 #: Where a job's file ends, by state: done/ ...
 OUTCOME_DONE_STATES: Final = frozenset(
@@ -533,7 +539,7 @@ class Intake:
             rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other),
                                               case=case))
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
 
     def _cut_short(
@@ -707,19 +713,22 @@ class Intake:
             return job
         return None
 
-    def _remove_case_folder(self, root: Path) -> None:
+    def remove_case_folder(self, root: Path) -> tuple[Path, ...]:
         """A case whose files were all taken leaves no folder behind (empty ones only).
 
         A named step: a crash right before it is what :meth:`emptied_case` recognises. The
         folder's holds (:mod:`.caseholds`) go with it: a case folder made again under its
         name is another case (a hold left by a store away now is the old folder's inode's
-        only).
+        only, until the daemon's next scan finds the folder gone). Returns the parts whose
+        holds were forgotten.
         """
         try:
-            forget_holds(self.store, root)
+            forgotten = forget_holds(self.store, root)
         except StoreError as exc:
             log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
+            forgotten = ()
         prune_empty_tree(root)
+        return forgotten
 
     def case_left_in_inbox(self, job: Job) -> Path | None:
         """The case folder ``job``'s file was taken from, when it is still that very folder in
@@ -739,20 +748,24 @@ class Intake:
                 return root
         return None
 
-    def emptied_case(self, root: Path) -> bool:
-        """True when ``root`` is a case folder this hot folder took files from: one of the
-        newest jobs was taken from it, and it is still that very folder (its device and
-        inode), not one of the same name made since."""
+    def emptied_case(self, root: Path) -> str | None:
+        """Why ``root``, a folder with nothing but folders in it, is a case folder this hot
+        folder emptied, to be removed: its parts were all set aside (its holds name this very
+        folder: the case is in failed/ whole), or one of the newest jobs was taken from it
+        and it is still that very folder (its inode), not one of the same name made since.
+        None when it is neither."""
         identity = _folder_identity(root)
         if identity is None:
-            return False
+            return None
+        if held_parts(self.store, root, identity[1]):
+            return HELD_EMPTIED
         for job in reversed(self.store.list_jobs(limit=DEFAULT_RECENT_TAKES)):
             place = place_of(job)
             case = place.case if place is not None else None
             if (place is not None and case is not None and place.inbox / case.rel == root
                     and case.is_folder(identity)):
-                return True
-        return False
+                return "its files were all taken before a restart"
+        return None
 
     def _duplicate_of(self, job: Job) -> Job | None:
         if job.content_hash is None:
@@ -955,7 +968,7 @@ class Intake:
                                       attachments=extra if index == 0 else (), case=case)
                     for index, (path, why, todo) in enumerate(failing)]
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         # (Not those a build has, nor one a user cancelled meanwhile: they are not held.)
         failed_ids = {job.id for job in failed}
         said = tuple(name_text(path.name) for path in gone)
@@ -997,7 +1010,7 @@ class Intake:
         for other in drop.others:
             rejected.append(self._reject_file(drop, recipe, other, reason, todo, case=case))
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         log.warning("drop_rejected", root=str(drop.root), reason=reason, files=len(rejected))
         return TakeResult((), tuple(rejected))
 
