@@ -326,7 +326,8 @@ class TakeResult:
     ``held``: the case was held (plan/held.py), nothing of it goes on, the jobs an earlier
     take left in processing/ failed with it; but ``printing``, those of them a build had
     already (not held: that build goes on unless someone stops it). ``bad``: the names of
-    the files that held it, as they are said."""
+    the files that held it, as they are said; ``hint``: what helps with the first of them,
+    as its note says (a loose file is a case of its own: its line says it)."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
@@ -337,6 +338,7 @@ class TakeResult:
     held: bool = False
     printing: tuple[Job, ...] = ()
     bad: tuple[str, ...] = ()
+    hint: str = ""
 
 
 class Intake:
@@ -983,7 +985,7 @@ class Intake:
                         hint="that build goes on: cancel its jobs before the print is sent "
                         "(jobs cancel), or stop the print at the printer")
         return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing),
-                          bad=said)
+                          bad=said, hint=bad[0][2] if bad else "")
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:
         """The sidecars of ``drop`` (its case folder's, then each model's), once each."""
