@@ -98,6 +98,7 @@ class TestAFolderWhosePartsWereAllSetAside:
             with capture_logs() as logs:
                 _look(daemon, clock)
                 _look(daemon, clock, after_s=QUIET_S - 1)  # empty, not quiet yet
+                case.mkdir(exist_ok=True)  # (as a copy does: it makes the folder if gone)
                 (case / "upper.stl").write_bytes(tetra_stl_bytes(1))  # the copy goes on
                 _look(daemon, clock, after_s=1.5)
                 _look(daemon, clock, after_s=QUIET_S + 1)
