@@ -19,6 +19,18 @@ from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
 from preform_pipeline.store import SqliteJobStore
 
 
+def _said_by_a_pass(tmp_path: Path, recipe: Path) -> list[str]:
+    """The lines one pass of the daemon over ``tmp_path/inbox`` said (``watch --once``
+    prints each); it batched nothing."""
+    with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe)
+        said: list[str] = []
+        daemon.notice = said.append
+        run_daemon_once(daemon)
+    assert daemon.batches_run == 0
+    return said
+
+
 class TestAHeldCaseIsSaidOnce:
     """One line, naming the case folder, the file that held it, failed/ and what helps."""
 
@@ -30,11 +42,7 @@ class TestAHeldCaseIsSaidOnce:
         (case / "lower.step").write_bytes(b"ISO-10303-21;")
         for part in case.iterdir():
             os.utime(part, (1e9, 1e9))  # long since written: taken at once
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
-            daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe)
-            said: list[str] = []
-            daemon.notice = said.append
-            run_daemon_once(daemon)
+        said = _said_by_a_pass(tmp_path, recipe)
         failed = tmp_path / "inbox" / "failed"
         assert names(failed) == sorted(f"C-9/{n}{s}" for n in ("lower.step", "upper.stl")
                                        for s in ("", ERROR_SUFFIX))
@@ -44,7 +52,6 @@ class TestAHeldCaseIsSaidOnce:
             f"at all): its files are in {failed / 'C-9'}, each with a note saying why; fix or "
             "replace the file named (as said of it), or take it out of the case; then the "
             "whole case goes on: move the case folder back into the inbox"]
-        assert daemon.batches_run == 0
 
     def test_a_loose_file_that_cannot_be_prepared(self, tmp_path: Path) -> None:
         """A file dropped straight into the inbox is a case of its own: its line says its own
@@ -58,15 +65,10 @@ class TestAHeldCaseIsSaidOnce:
             handle.write(bytes(80) + triangles.to_bytes(4, "little"))
             handle.truncate(84 + 50 * triangles)
         os.utime(big, (1e9, 1e9))
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
-            daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"), recipe)
-            said: list[str] = []
-            daemon.notice = said.append
-            run_daemon_once(daemon)
+        said = _said_by_a_pass(tmp_path, recipe)
         failed = tmp_path / "inbox" / "failed"
         assert names(failed) == ["big.stl", f"big.stl{ERROR_SUFFIX}"]
         assert [line for line in said if "big.stl" in line] == [
             f"{big} cannot be prepared (big.stl: file is 524.5 MiB, over the 512.0 MiB limit "
             f"for model files): it is in {failed / 'big.stl'}, with a note saying why; "
             f"{TOO_LARGE_HINT}, then drop it again"]
-        assert daemon.batches_run == 0
