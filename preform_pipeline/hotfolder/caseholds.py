@@ -82,7 +82,8 @@ def forget_holds_of_gone(
             inodes[root] = inode_of(root)
         if inodes[root] is None or store.notice_about(key) != str(inodes[root]):
             gone.setdefault(root, []).append(key)
-    store.forget_notices([key for keys in gone.values() for key in keys])
+    if gone:
+        store.forget_notices([key for keys in gone.values() for key in keys])
     return {root: _parts(root, keys) for root, keys in gone.items()}
 
 
