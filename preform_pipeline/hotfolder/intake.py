@@ -605,11 +605,17 @@ class Intake:
             reason = reason_of(job)
             if job.state is JobState.PROCESSING:
                 named = job.source_path
+                cut = self._take_cut_short(job, place.previous)
+                if cut and os.path.lexists(named):
+                    # Cut on another disk after its rename: the file is in both places. Its
+                    # inbox copy goes first (when it is the same file, not put there since),
+                    # as the take's own finish would: left in the case folder, it was taken
+                    # again later and printed without its case.
+                    self.finish_move(job)
                 # Its file never left the inbox: the store names it there again (the settle
                 # below names its place in failed/ and this one as its previous).
                 back = ({"source_path": str(place.previous)}
-                        if self._take_cut_short(job, place.previous)
-                        and not os.path.lexists(named) else {})
+                        if cut and not os.path.lexists(named) else {})
                 job = self.store.transition(job.id, JobState.FAILED, reason,
                                             expect=JobState.PROCESSING, **back)
                 self._leave_processing(place, named)  # the folder the failed move made there

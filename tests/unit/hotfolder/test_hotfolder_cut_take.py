@@ -242,6 +242,33 @@ class TestACaseCutOnItsFirstFile:
         assert not case.exists()
 
 
+class TestACaseCutOnItsFirstFileThenHeld:
+    """The rest of a case cut so is found bad (session 41): the file in both places goes to
+    failed/ once, with the case. Its inbox copy used to stay in the case folder, and the
+    next look took it as a new job, which printed without its case."""
+
+    def test_its_inbox_copy_goes_and_nothing_of_the_case_is_left_to_take(
+        self, python_exe: str, database: Path, far_processing: InboxSettings
+    ) -> None:
+        case = far_processing.path / "C-7"
+        case.mkdir()
+        (case / "a.stl").write_bytes(MODEL)
+        (case / "b.stl").write_bytes(tetra_stl_bytes(30))
+        killed_taking(python_exe, database, far_processing, case="C-7")
+        (case / "c.step").write_bytes(b"ISO-10303-21;")  # a part that cannot be prepared
+        with SqliteJobStore(database) as store:
+            result = Intake(store, [far_processing]).take(Drop(
+                far_processing, case, "hot", True, models=(case / "a.stl", case / "b.stl"),
+                others=(case / "c.step",)), earlier=store.list_jobs())
+        assert result.held and result.taken == ()
+        assert not case.exists()
+        assert names(far_processing.folder("processing")) == []
+        assert names(far_processing.folder("failed")) == sorted(
+            f"C-7/{n}{s}" for n in ("a.stl", "b.stl", "c.step") for s in ("", ".error.txt"))
+        assert {(name, state) for name, state, _ in jobs(database)} == {
+            ("a.stl", JobState.FAILED), ("b.stl", JobState.FAILED), ("c.step", JobState.FAILED)}
+
+
 class TestARunsJobOfTheSameContent:
     """A ``run``'s job (no place in the hot folder) for the same content does not stop a
     take: the file is a new drop."""
