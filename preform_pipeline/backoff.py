@@ -1,7 +1,8 @@
 """Capped exponential backoff: the one rule for how long to wait before trying again.
 
-Used by the server pool (restarting a crashed server), the verify poller (after a failed poll)
-and the notifier (re-sending a webhook or command); each passes its own first and longest delay.
+Used by the server pool (restarting a crashed server), the verify poller (after a failed poll),
+the notifier (re-sending a webhook or command) and the hot folder's files waiting for room
+(a settle refused again); each passes its own first and longest delay.
 """
 
 from __future__ import annotations

@@ -26,8 +26,9 @@ from preform_pipeline.liveness import (
     this_instance,
 )
 
-__all__ = ["OURS", "OWN_PREFIX", "child_environment", "in_new_pid_namespace", "other_instance",
-           "ours_running", "program_pid", "quiet_moment", "started_alone"]
+__all__ = ["OURS", "OWN_PREFIX", "child_environment", "earlier_in_this_boot",
+           "in_new_pid_namespace", "other_instance", "ours_running", "program_pid", "quiet_moment",
+           "started_alone"]
 
 #: A word that makes a test's child look like one of ours (liveness.py reads command lines
 #: for "preform"), as an earlier version's ``preform-pipeline watch`` would.
@@ -93,6 +94,16 @@ def _now_as_a_start() -> float:
     if hasattr(time, "CLOCK_BOOTTIME"):
         return psutil.boot_time() + time.clock_gettime(time.CLOCK_BOOTTIME)
     return time.time()
+
+
+def earlier_in_this_boot(start: float) -> float:
+    """A start earlier than ``start`` and still in this boot: halfway back to the boot. A
+    fixed step back (an hour) lands before the boot on a machine up for less than that, and a
+    process of an earlier boot is judged by another rule ("ran before this machine
+    restarted")."""
+    earlier = (psutil.boot_time() + start) / 2
+    assert start - earlier > 1.0, "this process started too soon after the boot"
+    return earlier
 
 
 def quiet_moment() -> float:

@@ -57,6 +57,20 @@ class SmallDisk:
         """Remove the filler: the disk has its room back."""
         self.filler.unlink(missing_ok=True)
 
+    def use_up_files(self) -> list[Path]:
+        """Make empty files until the disk refuses one more (ENOSPC: a disk mounted with
+        ``inodes``); those made, oldest first. Its bytes stay free."""
+        made: list[Path] = []
+        while True:
+            path = self.root / f"file-{len(made)}"
+            try:
+                path.touch()
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                return made
+            made.append(path)
+
     def free_bytes(self) -> int:
         stats = os.statvfs(self.root)
         return stats.f_bavail * stats.f_frsize

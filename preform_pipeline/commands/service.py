@@ -492,14 +492,18 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 #: What systemctl says when the service manager it was asked for cannot be reached from here,
-#: and why: every later command would fail the same way (session 35: `service install` run
-#: under `su` printed "Failed to connect to bus: No medium found" twice, and nothing else).
+#: why, and where the command can work: every later command would fail the same way (session
+#: 35: `service install` run under `su` printed "Failed to connect to bus: No medium found"
+#: twice, and nothing else). Looked for in this order: a machine without systemd says "Failed
+#: to connect to bus" too, after its own reason (session 41).
 _UNREACHABLE: Final = (
+    ("System has not been booted with systemd",
+     "this machine does not run systemd (a container, or WSL without systemd enabled)",
+     "On a machine that runs systemd"),
     ("Failed to connect to bus",
      "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
-     "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open"),
-    ("System has not been booted with systemd",
-     "this machine does not run systemd (a container, or WSL without systemd enabled)"),
+     "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open",
+     "From a session that reaches it (log in as that user over ssh or at the console)"),
 )
 
 
@@ -554,11 +558,12 @@ def _run_all(
         if done.returncode != 0:
             print(f"{shlex.join(command)} exited {done.returncode}", file=stderr)
             status = EXIT_FAILURE
-            why = next((why for said, why in _UNREACHABLE if said in done.stderr), None)
-            if why is not None:
+            found = next(((why, where) for said, why, where in _UNREACHABLE
+                          if said in done.stderr), None)
+            if found is not None:
+                why, where = found
                 left = "; ".join(f"`{shlex.join(c)}`" for c in commands[index:])
-                print(f"not done: {why}. From a session that reaches it (log in as that "
-                      f"user over ssh or at the console), run this command again, or: {left}",
+                print(f"not done: {why}. {where}, run this command again, or: {left}",
                       file=stderr)
                 return status, "unreachable"
     return status, None

@@ -292,6 +292,10 @@ class RunLedger:
     def _finish(self, build: Build, outcome: BuildOutcome | None) -> None:
         state = build.state
         if state is JobState.PRINT_SENDING:
+            if outcome is not None and outcome.handed_to_dispatch:
+                # Left waiting, it sent nothing: the send is a watch's on this store (its
+                # dispatch thread sends every waiting build), which records or settles it.
+                return
             # No answer, or stopped mid-send: the owner decides; never resent blindly.
             self.owner.resolve(build)
             return

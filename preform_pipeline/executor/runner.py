@@ -823,6 +823,7 @@ class _BuildWorker:
             estimated_volume_ml=self.build.estimated_volume_ml,
             verify=facts.verify,
             held=facts.held,
+            waiting=facts.waiting,
             dry_run=self.options.dry_run,
             duration_s=self.runner.clock.monotonic() - self.started,
             printer=facts.printer,

@@ -135,15 +135,10 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
     try:
         folder, owner = _make_save_folder(output_root)
     except OSError as exc:
-        # A full disk refuses a new folder (or its owner file) too: then the space, not the
-        # permissions, is what a person fixes. Told by the errno, as every writer tells it.
-        error = FileWriteError(
-            rendered, f"cannot make the folder the server saves into: {exc}",
-            hint=write_hint(exc) if refused_by_a_full_disk(exc) else
-            "let this user write to the output folder",
-        )
-        error.errno = exc.errno
-        raise error from exc
+        with contextlib.suppress(OSError):  # only when empty, as after a save
+            (output_root / STAGING_FOLDER).rmdir()
+        raise _refused(rendered, f"cannot make the folder the server saves into: {exc}", exc,
+                       otherwise="let this user write to the output folder") from exc
     try:
         path = folder / rendered.name
         write(path)
@@ -166,11 +161,23 @@ def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
             hint="check the server's log, and that nothing removes files from "
             f"{STAGING_FOLDER} in the output folder",
         )
-    return FileWriteError(
-        final, f"cannot move the saved file into place: {cause.strerror or cause}",
-        hint="check that the output's folder is a folder this user can write, on the same "
-        "disk as the output folder",
+    # Placing needs a new name in the output's folder (a hard link, or a claimed empty
+    # file), which a disk full to its last block or file refuses.
+    return _refused(
+        final, f"cannot move the saved file into place: {cause.strerror or cause}", cause,
+        otherwise="check that the output's folder is a folder this user can write, on the "
+        "same disk as the output folder",
     )
+
+
+def _refused(path: Path, what: str, cause: OSError, *, otherwise: str) -> FileWriteError:
+    """``what`` went wrong writing ``path``, refused with ``cause`` (its errno carried). A
+    refusal for want of room says so: the space, not the folder or its permissions, is what
+    a person fixes, told by the errno as every writer tells it; any other says ``otherwise``."""
+    error = FileWriteError(
+        path, what, hint=write_hint(cause) if refused_by_a_full_disk(cause) else otherwise)
+    error.errno = cause.errno
+    return error
 
 
 def _ended_saves(staging: Path, names: list[str]) -> Iterator[tuple[Path, tuple[Path, ...], int]]:

@@ -106,10 +106,16 @@ class BuildOutcome:
     #: Prepared and held for an operator's approval (``print: {approval: required}``):
     #: nothing was sent yet; the dashboard or ``jobs approve`` lets it go.
     held: bool = False
+    #: Prepared and left waiting in the job store for a free printer (the hot folder's
+    #: dispatch, or ``run``'s wait bound passed): nothing was sent; the dispatch loop sends it.
+    waiting: bool = False
     dry_run: bool = False
     duration_s: float = 0.0
-    #: What the print step sent: the printer (after ``auto`` was resolved), the job name as
-    #: sent (with its key) and the job key; None when nothing was sent (dry run, failure).
+    #: What the print step sent or was to send: the printer (after ``auto`` was resolved),
+    #: the job name (with its key) and the job key. A build handed to the dispatch loop
+    #: (:attr:`handed_to_dispatch`) has them too, the target as it waits (``auto``
+    #: unresolved), though nothing was sent; None when the step never came to a send (a
+    #: dry run, an earlier failure).
     printer: str | None = None
     job_name: str | None = None
     job_key: str | None = None
@@ -130,6 +136,12 @@ class BuildOutcome:
     @property
     def ok(self) -> bool:
         return self.status in OK_STATUSES
+
+    @property
+    def handed_to_dispatch(self) -> bool:
+        """Its run sent no print: held for an approval or left waiting for a printer, the
+        build went to the dispatch loop, whose send (and the record of it) is its own."""
+        return self.held or self.waiting
 
     @property
     def busy_s(self) -> float:

@@ -187,6 +187,9 @@ class BuildFacts:
     printed: bool = False
     #: The print step held the build for an operator's approval (nothing was sent).
     held: bool = False
+    #: The print step left the build waiting in the job store for a free printer (nothing
+    #: was sent): the dispatch loop sends it.
+    waiting: bool = False
     verify: str | None = None
     layout_calls: int = 0
     #: Models taken out of the scene because the layout did not fit them (indices into the
@@ -1067,6 +1070,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             ctx.facts.warnings.append(f"waiting in the job store for a free printer "
                                       f"({printer}); sent from its saved .form when one is "
                                       "free (by watch, or by the next run)")
+            ctx.facts.waiting = True
             log.info("print_waiting", printer=printer, job_name=job_name)
             return
         if found == PRINT_HELD:  # not a printer but a person is what it waits for first

@@ -368,7 +368,7 @@ class HotFolderDaemon:
         self.batches_run = 0
         # The concerns the loop drives: outcome folders, recovery, and the batch worker.
         self.outcomes = OutcomeFolders(
-            store, self.intake, self.hot, dry_run=dry_run,
+            store, self.intake, self.hot, dry_run=dry_run, clock=clock,
             active=node.active_builds() if node is not None else None)
         self.followup.settle_lock = self.outcomes.lock
         self.outcomes.say = lambda line: self.notice(line)  # (notice is set after start-up)
@@ -982,9 +982,15 @@ class HotFolderDaemon:
             self._cut_cases.pop(drop.root, None)
             if result.held:
                 cut = []  # failed with the case (or in a build already: said below)
-                self._say_held(drop, result)
+                if drop.is_case:  # (a loose file is said with the files refused at the take)
+                    self._say_held(drop, result.bad)
             if result.printing:
                 self._say_printing(drop, result.printing)
+            # A file sent to failed/ as it was taken (no model, a duplicate skipped) is
+            # named on the console as the planner's rejections are: a person watching it
+            # otherwise saw nothing happen to what they dropped.
+            if result.said:
+                self.reporter.models_rejected(result.said)
             if result.cut_short is not None:
                 self._take_cut_short(drop, [*cut, *result.taken], result)
                 return
@@ -1020,19 +1026,13 @@ class HotFolderDaemon:
                      rejected=len(result.rejected), recipe=result.taken[0].recipe,
                      case_id=result.case_id, priority=result.priority, resumed=len(cut))
 
-    def _say_held(self, drop: Drop, result: TakeResult) -> None:
+    def _say_held(self, drop: Drop, bad: Sequence[str]) -> None:
         """One line for a case held as it was taken: which, why, where its files are now and
-        what helps (each file's note says the same of it). A loose file is a case of its
-        own: its line says its own reason and what helps, as its note does."""
-        if not drop.is_case:
-            job = result.rejected[0]  # (its sidecars went with it, in no job of their own)
-            self.notice(f"{drop.root} cannot be prepared ({job.reason}): it is in "
-                        f"{job.source_path}, with a note saying why; {result.hint}")
-            return
+        what helps (each file's note says the same of it)."""
         where = drop.inbox.folder("failed") / drop.root.relative_to(drop.inbox.path)
-        self.notice(f"{drop.root} is held ({why_held(result.bad)}): its files are in {where}, "
-                    f"each with a note saying why; {HELD_HINT}: move the case folder back "
-                    "into the inbox")
+        self.notice(f"{drop.root} is held ({why_held(bad)}): its files are in {where}, each "
+                    f"with a note saying why; {HELD_HINT}: move the case folder back into "
+                    "the inbox")
 
     def _say_printing(self, drop: Drop, printing: tuple[Job, ...]) -> None:
         """Say plainly that files of a case held now went into a build before its rest was

@@ -79,6 +79,7 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
@@ -326,8 +327,10 @@ class TakeResult:
     ``held``: the case was held (plan/held.py), nothing of it goes on, the jobs an earlier
     take left in processing/ failed with it; but ``printing``, those of them a build had
     already (not held: that build goes on unless someone stops it). ``bad``: the names of
-    the files that held it, as they are said; ``hint``: what helps with the first of them,
-    as its note says (a loose file is a case of its own: its line says it)."""
+    the files that held it, as they are said. ``said``: the console's line for each file
+    of ``rejected`` no other line names (a file that is no model, a duplicate skipped, a
+    drop refused whole, a loose file that cannot be prepared): where it is now, what
+    failed; what helps."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
@@ -338,7 +341,7 @@ class TakeResult:
     held: bool = False
     printing: tuple[Job, ...] = ()
     bad: tuple[str, ...] = ()
-    hint: str = ""
+    said: tuple[Rejection, ...] = ()
 
 
 class Intake:
@@ -492,6 +495,7 @@ class Intake:
             return self._hold_case(drop, recipe, case, bad, values, set_aside, earlier)
         taken: list[Job] = []
         rejected: list[Job] = []
+        said: list[Rejection] = []
         case_id: str | None = None
         priority = 0
         for model in drop.models:
@@ -528,7 +532,9 @@ class Intake:
                     "this copy was skipped)",
                     expect=JobState.QUEUED,
                 )
-                rejected.append(self._duplicate_note(job, duplicate))
+                skipped, line = self._duplicate_note(job, duplicate)
+                rejected.append(skipped)
+                said.append(line)
                 continue
             if duplicate is not None:
                 log.warning("duplicate_printed_again", job_key=job.job_key,
@@ -538,11 +544,12 @@ class Intake:
             except OSError as exc:
                 return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
         for other in drop.others:
-            rejected.append(self._reject_file(drop, recipe, other, *_other_reason(other),
-                                              case=case))
+            why, todo = _other_reason(other)
+            rejected.append(self._reject_file(drop, recipe, other, why, todo, case=case))
+            said.append(_said(rejected[-1], why, todo))
         if drop.is_case:
             self.remove_case_folder(drop.root)
-        return TakeResult(tuple(taken), tuple(rejected), case_id, priority)
+        return TakeResult(tuple(taken), tuple(rejected), case_id, priority, said=tuple(said))
 
     def _cut_short(
         self, model: Path, digest: str, exc: OSError, taken: Sequence[Job],
@@ -792,19 +799,18 @@ class Intake:
             return other
         return None
 
-    def _duplicate_note(self, job: Job, duplicate: Job) -> Job:
-        note = error_note(
-            what=f"the same content was already taken as job {duplicate.job_key} "
-            f"({duplicate.original_name}, {duplicate.state.value} at that moment); this copy "
-            "was skipped (settings: hotfolders.duplicates: skip)",
-            where="taking the file from the inbox",
-            todo=f"nothing, if it was dropped twice by mistake. To print it again: "
-            f"{self.jobs} retry {job.job_key}, or set hotfolders.duplicates: print",
-            file=job.original_name,
-            job=job,
-            jobs=self.jobs,
-        )
-        return self.settle(job, ok=False, note=note)
+    def _duplicate_note(self, job: Job, duplicate: Job) -> tuple[Job, Rejection]:
+        """Settle ``job``, a copy skipped as ``duplicate``'s content, with its note: the job
+        settled and the console's line for it."""
+        what = (f"the same content was already taken as job {duplicate.job_key} "
+                f"({duplicate.original_name}, {duplicate.state.value} at that moment); this "
+                "copy was skipped (settings: hotfolders.duplicates: skip)")
+        todo = (f"nothing, if it was dropped twice by mistake. To print it again: "
+                f"{self.jobs} retry {job.job_key}, or set hotfolders.duplicates: print")
+        note = error_note(what=what, where="taking the file from the inbox", todo=todo,
+                          file=job.original_name, job=job, jobs=self.jobs)
+        settled = self.settle(job, ok=False, note=note)
+        return settled, _said(settled, what, todo)
 
     def _into_processing(self, job: Job, *, duplicate_of: Job | None = None) -> Job:
         """QUEUED → PROCESSING: the store names processing/<key>/<name>, then the file moves."""
@@ -990,8 +996,12 @@ class Intake:
                         builds=sorted({job.build_id for job in printing if job.build_id}),
                         hint="that build goes on: cancel its jobs before the print is sent "
                         "(jobs cancel), or stop the print at the printer")
+        # A loose file is a case of its own: said with the other files refused at the take
+        # (a case held whole has its own line, the daemon's).
+        lines = () if drop.is_case else tuple(
+            _said(job, why, todo) for job, (_, why, todo) in zip(rejected, failing, strict=True))
         return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing),
-                          bad=said, hint=bad[0][2] if bad else "")
+                          bad=said, said=lines)
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:
         """The sidecars of ``drop`` (its case folder's, then each model's), once each."""
@@ -1020,7 +1030,8 @@ class Intake:
         if drop.is_case:
             self.remove_case_folder(drop.root)
         log.warning("drop_rejected", root=str(drop.root), reason=reason, files=len(rejected))
-        return TakeResult((), tuple(rejected))
+        return TakeResult((), tuple(rejected),
+                          said=tuple(_said(job, reason, todo) for job in rejected))
 
     def _reject_file(
         self,
@@ -1359,6 +1370,12 @@ def _inside(path: Path, folder: Path) -> bool:
     except ValueError:
         return False
     return True
+
+
+def _said(job: Job, reason: str, todo: str) -> Rejection:
+    """The console's line for ``job``, settled in failed/ at its take: where its file is
+    now, what failed; what helps (the words of its note)."""
+    return Rejection(job.source_path, f"{reason}; {todo}")
 
 
 def _other_reason(path: Path) -> tuple[str, str]:

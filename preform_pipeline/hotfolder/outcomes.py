@@ -9,7 +9,10 @@ elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 A build whose files a full disk kept in processing/ (its report or note refused for want of
 room) is settled again with its run's outcome at the loop's first pass that finds room on
 that disk (:meth:`OutcomeFolders.settle_where_room`), not at the periodic sweep: a person
-who frees space sees the files move at once, and the note still knows what the run knew.
+who frees space sees the files move at once, and the note still knows what the run knew. A
+try refused again for want of room (a used-up quota, or a write larger than the room left,
+which the free-space look cannot see) is followed by a longer wait before the next, doubling
+to :data:`ROOM_RETRY_MAX_S`, so such a disk is not written to on every pass.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.backoff import backoff
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.diskspace import disk_is_full
 from preform_pipeline.errors import (
     FileWriteError,
@@ -55,11 +60,17 @@ from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
 
-__all__ = ["ActiveBuilds", "OutcomeFolders"]
+__all__ = ["ROOM_RETRY_FIRST_S", "ROOM_RETRY_MAX_S", "ActiveBuilds", "OutcomeFolders"]
 
 log = get_logger(__name__)
 
 _REPORT_FORMAT: Final = JOB_REPORT_FORMAT
+
+#: The wait after a try to settle a build's files was refused again for want of room on a
+#: disk that looked to have some, doubled at each such refusal up to :data:`ROOM_RETRY_MAX_S`:
+#: a person freeing space on a quota sees the files move within that.
+ROOM_RETRY_FIRST_S: Final = 2.0
+ROOM_RETRY_MAX_S: Final = 60.0
 
 
 class ActiveBuilds:
@@ -105,6 +116,10 @@ class _WaitingForRoom:
     folder: Path
     outcome: BuildOutcome | None
     report_path: Path | None
+    #: Tries refused for want of room since it began to wait (each refusal doubles the wait).
+    refused: int = 0
+    #: The monotonic time before which it is not tried again.
+    not_before: float = 0.0
 
 
 def _refused_in(error: OSError) -> Path | None:
@@ -128,8 +143,10 @@ class OutcomeFolders:
         *,
         dry_run: bool = False,
         active: ActiveBuilds | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.intake = intake
         self.hot = hot
         self.dry_run = dry_run
@@ -213,28 +230,45 @@ class OutcomeFolders:
 
     def settle_where_room(self) -> None:
         """Settle the builds whose files wait for room, each once its disk has room again
-        (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at the free space, no
-        write tried on a disk still full). The loop's, on every pass."""
+        (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at the free space and
+        files, no write tried on a disk still full) and its wait after a refused try is
+        over (module docstring). The loop's, on every pass."""
         with self._waiting_lock:
             todo = list(self._waiting.values())
+        now = self.clock.monotonic()
         for waiting in todo:
-            if disk_is_full(waiting.folder):
+            if now < waiting.not_before or disk_is_full(waiting.folder):
                 continue
             with self._waiting_lock:
                 self._waiting.pop(waiting.build_id, None)
             try:
                 build = self.store.get_build(waiting.build_id)
-                # Refused again for want of room (freed, then filled at once): waiting again.
+                # Refused again for want of room (freed, then filled at once; or room the
+                # look cannot see, a quota): waiting again, and longer.
                 self.settle_build(build, waiting.outcome, waiting.report_path)
             except (StoreError, OSError) as exc:
-                if isinstance(exc, StoreError) and exc.outage:
-                    with self._waiting_lock:
-                        self._waiting.setdefault(waiting.build_id, waiting)
                 log.debug("build_files_still_unsettled", build_id=waiting.build_id,
-                          error=str(exc))
+                          error=str(exc), retry_in_s=self._wait_again(waiting, exc, now))
                 continue
             log.info("build_files_settled", build_id=waiting.build_id, build=build.job_key,
                      folder=str(waiting.folder))
+
+    def _wait_again(self, waiting: _WaitingForRoom, exc: Exception, now: float) -> float | None:
+        """After a try to settle ``waiting`` failed with ``exc``: the seconds until its next
+        try. The store away: the next pass, as before. Refused for want of room again
+        (:meth:`settle_build` made it wait anew): a wait doubled at each such refusal.
+        None: it waits no more (refused otherwise: the periodic sweep settles its files)."""
+        with self._waiting_lock:
+            if isinstance(exc, StoreError) and exc.outage:
+                self._waiting.setdefault(waiting.build_id, waiting)
+                return 0.0
+            again = self._waiting.get(waiting.build_id)
+            if again is None:
+                return None
+            wait_s = backoff(waiting.refused, ROOM_RETRY_FIRST_S, ROOM_RETRY_MAX_S)
+            self._waiting[waiting.build_id] = replace(
+                again, refused=waiting.refused + 1, not_before=now + wait_s)
+            return wait_s
 
     def as_dropped(self, reason: str, jobs: Iterable[Job]) -> str:
         """``reason`` naming no working path: each of ``jobs``' files as it was dropped
@@ -390,8 +424,9 @@ class OutcomeFolders:
             # A write a full disk refused (the runner tells it by kind: executor/runner.py)
             # is no fault of the model, the recipe or the settings: the space is what a
             # person fixes. Never told by the reason's words: a translation, or a path
-            # holding "No space", would mislead it.
-            full = outcome.full_disk if outcome is not None else None
+            # holding "No space", would mislead it. Read from the store, where the worker
+            # recorded it with the failure: after a restart the run's outcome is gone.
+            full = build.full_disk
             fix = (f"free some space on the disk holding {full}" if full is not None else
                    "read the reason above: fix what it names (the model, the recipe or the "
                    "settings)")

@@ -878,11 +878,12 @@ class BatchWorker:
         build = store.get_build(tracked.build_id)
         status = outcome.status
         state = build.state
-        if state is JobState.PRINT_SENDING and not outcome.held and (
-            outcome.job_id is not None or status is BuildStatus.SUCCEEDED
-        ):
-            # (A held build's run sent nothing: approved since, the dispatch loop is sending
-            # it now, and records the send itself.)
+        # A send under way is its run's own only if the run did not hand the build to the
+        # dispatch loop: held (and approved since) or left waiting, its print_sending is that
+        # loop's, which records the send (or settles it) itself. Read as the run's, it was
+        # marked sent though the run sent nothing, and the loop's own record then failed.
+        sending = state is JobState.PRINT_SENDING and not outcome.handed_to_dispatch
+        if sending and (outcome.job_id is not None or status is BuildStatus.SUCCEEDED):
             build = store.transition_build(
                 build.id, JobState.PRINT_SENT,
                 f"print accepted (job {outcome.job_id})" if outcome.job_id else "print sent",
@@ -897,8 +898,7 @@ class BatchWorker:
                 "prepared (dry run: not printed)" if self.dry_run else "prepared",
                 expect=state, **({"form_path": saved} if saved else {}),
             )
-        elif state is JobState.PRINT_SENDING and status in (BuildStatus.PRINT_UNCONFIRMED,
-                                                            BuildStatus.CANCELLED):
+        elif sending and status in (BuildStatus.PRINT_UNCONFIRMED, BuildStatus.CANCELLED):
             # The request may or may not have reached the printer: look it up.
             self.recovery.resolve_print(build, after_restart=False)
             return
@@ -914,13 +914,16 @@ class BatchWorker:
             self.recovery.enqueue_later(self.recovery.dissolve(
                 build, "the job store was away while it was prepared; batched again"))
             return
-        elif status is BuildStatus.FAILED and state in (JobState.PREPARING, JobState.PREPARED,
-                                                        JobState.PRINT_SENDING):
+        elif status is BuildStatus.FAILED and (
+            sending or state in (JobState.PREPARING, JobState.PREPARED)
+        ):
             # The server's reason may quote a model's working path: its files' notes too.
             reason = self.outcomes.as_dropped(outcome.reason or "failed",
                                               store.list_jobs(build_id=build.id))
             outcome = replace(outcome, reason=reason)
-            build = store.transition_build(build.id, JobState.FAILED, reason, expect=state)
+            # The kind goes with the failure: a note written after a restart has no outcome.
+            build = store.transition_build(build.id, JobState.FAILED, reason, expect=state,
+                                           full_disk=outcome.full_disk)
         elif status is BuildStatus.SPLIT:
             # Its jobs went on to its halves. Only a case dropped before the split stayed
             # with it, failed with its own reason: the split's reason (the overflow) is not

@@ -39,7 +39,7 @@ _TABLES: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
                 "printer", "job_name", "verified_status", "verified_message", "reason",
                 "created_at", "updated_at", "print_sent_at", "verified_at", "send_holder",
                 "print_target", "waiting_since", "priority", "wait_notified_at",
-                "approval")),
+                "approval", "full_disk")),
     ("jobs", ("id", "job_key", "recipe", "source_path", "original_name", "content_hash",
               "case_id", "priority", "fields", "state", "build_id", "reason", "attempts",
               "created_at", "updated_at", "print_job_id", "printer", "verified_status",

@@ -364,6 +364,9 @@ class Build:
     #: A person's decision on a build held for approval: ``decision`` (approved / rejected),
     #: ``by`` (the user), ``at`` and ``reason``; None: none asked or taken yet.
     approval: Mapping[str, Any] | None = None
+    #: A failed build's folder whose disk refused a write for want of room (the run's
+    #: ``BuildOutcome.full_disk``); None: it did not fail so.
+    full_disk: Path | None = None
 
 
 @dataclass(frozen=True)

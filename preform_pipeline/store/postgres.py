@@ -116,8 +116,10 @@ def _psycopg() -> Any:
     try:
         import psycopg
     except ImportError as exc:
+        # Not "store.url": the URL may come from --store or `store migrate --to` too (session
+        # 41: a newcomer's `store migrate --to` was told of a store.url never written).
         raise StoreError(
-            "store.url names a PostgreSQL store, but psycopg is not installed",
+            "a PostgreSQL job store (postgresql://...) needs psycopg, which is not installed",
             hint="pip install 'preform-pipeline[postgresql]' (or psycopg[binary])",
         ) from exc
     return psycopg

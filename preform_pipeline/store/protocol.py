@@ -73,6 +73,8 @@ BUILD_FIELDS: Final[Mapping[str, tuple[type, ...]]] = {
     "wait_notified_at": (str, type(None)),
     #: Approval: who approved or rejected a held build, when, and why.
     "approval": (Mapping, type(None)),
+    #: A failure for want of room: the folder whose disk refused the write.
+    "full_disk": (str, Path, type(None)),
 }
 
 #: Build fields ``transition_build`` also writes onto the build's jobs.

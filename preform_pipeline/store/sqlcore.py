@@ -248,6 +248,7 @@ def _build_from_row(row: Row, job_ids: Sequence[int]) -> Build:
         priority=row["priority"],
         wait_notified_at=_dt(row["wait_notified_at"]),
         approval=_json(row["approval"]) or None,
+        full_disk=Path(row["full_disk"]) if row["full_disk"] is not None else None,
     )
 
 

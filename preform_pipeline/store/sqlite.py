@@ -229,6 +229,12 @@ _V8_STATEMENTS: Final = (
 _V9_STATEMENTS: Final[tuple[str, ...]] = ()
 
 
+# v10: the folder whose disk was full when a build failed (the runner tells it by the refused
+# write's errno), kept with the failure: a note written after a restart, when the run's
+# outcome is gone, still says to free space there rather than to fix the model.
+_V10_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN full_disk TEXT",)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -262,6 +268,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     Migration(8, "printers chosen and not yet sent to", _statements(_V8_STATEMENTS)),
     Migration(9, "send holders name their process's instance",
               _statements(_V9_STATEMENTS)),
+    Migration(10, "the folder whose full disk failed a build",
+              _statements(_V10_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

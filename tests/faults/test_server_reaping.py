@@ -31,6 +31,7 @@ from preform_pipeline.servers.process import process_tree_alive
 from preform_pipeline.servers.reaper import describe_reaped, reap_orphans
 from preform_pipeline.servers.records import ServerRecord, ServerRecords
 from preform_pipeline.settings import ServerSettings, Settings
+from tests.instances import earlier_in_this_boot
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -193,7 +194,7 @@ class TestNeverTheWrongProcess:
         records = ServerRecords(tmp_path)
         live = ProcessIdentity.of_running(bystander.pid)
         assert live is not None
-        older = ProcessIdentity(live.pid, live.create_time - 1000.0, live.host)
+        older = ProcessIdentity(live.pid, earlier_in_this_boot(live.create_time), live.host)
         records.add(_record(older, _dead_identity(), 44388))
         with capture_logs() as logs:
             assert reap_orphans(records) == ()

@@ -1,6 +1,7 @@
-"""``watch --once`` with its inbox on a real disk that is full (a small tmpfs): what it says,
-where the files are, and that the next run, once there is room, settles them without
-preparing anything again."""
+"""``watch --once`` with its inbox or output on a real disk that is full (a small tmpfs), or
+whose output disk fills during the build: what it says, where the files are, what the note
+advises, and that the next run, once there is room, settles them without preparing anything
+again."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.store import SqliteJobStore
 from tests.command_line import in_a_process
-from tests.small_disk import SmallDisk
+from tests.small_disk import SmallDisk, mounted_small_disk
 
 
 class TestTheInboxDiskFull:
@@ -109,3 +110,38 @@ class TestTheOutputDiskFull:
         assert form.stat().st_size > 0 and ".preform-staging" not in form.parts
         with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
             assert sorted(b.state.value for b in store.list_builds()) == ["done", "failed"]
+
+
+class TestTheOutputDiskFillsDuringTheBuild:
+    """The server saved the .form, and placing it (a write of the daemon's own runner) is
+    refused for want of room: the note tells a full disk by that write's kind and names the
+    folder it was refused in; the model is kept, whole, in failed/, nothing of the save left."""
+
+    def test_the_note_names_the_folder_of_the_refused_write(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        data = tetra_stl_bytes(0)
+        (inbox / "part.stl").write_bytes(data)
+        os.utime(inbox / "part.stl", (1e9, 1e9))  # long since written: taken at once
+        # A disk of 6 files: its root, the day's folder, the save's staging folders and
+        # owner file and the server's .form use them all, so the .form's name in the day's
+        # folder (a hard link: a file on tmpfs) is refused.
+        with mounted_small_disk(tmp_path / "out", inodes=6) as disk:
+            out = disk.root
+            settings = write_hotfolder_settings(
+                tmp_path, write_recipe(tmp_path, printer=None, extra_steps=["save_form"]),
+                inbox={"path": str(inbox)}, hotfolders={"output_root": str(out)})
+            done = in_a_process(tmp_path, "watch", str(settings), "--once")
+
+            assert done.returncode == 0, done.stderr
+            assert "Traceback" not in done.stderr and "Traceback" not in done.stdout
+            (failed,) = [line for line in done.stdout.splitlines() if " failed on " in line]
+            assert ".form: cannot move the saved file into place: No space left on device (the " \
+                   "disk is full: free some space on it, then try again)" in failed
+            (day,) = [p for p in out.iterdir() if p.is_dir() and p.name != "reports"]
+            note = (inbox / "failed" / "part.stl.error.txt").read_text("utf-8")
+            (todo,) = [line for line in note.splitlines() if line.startswith("What to do: ")]
+            assert todo.startswith(f"What to do: free some space on the disk holding {day}, ")
+            assert (inbox / "failed" / "part.stl").read_bytes() == data
+            assert not [p for p in out.rglob("*") if p.suffix == ".form"]
+            assert not (out / ".preform-staging").exists()

@@ -1,5 +1,5 @@
-"""When a disk counts as full: under 64 KiB free on the disk of a folder, or of its nearest
-existing parent (a real small tmpfs, filled)."""
+"""When a disk counts as full: under 64 KiB or under 16 files free on the disk of a folder, or
+of its nearest existing parent (a real small tmpfs, filled with bytes or with files)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from preform_pipeline.errors import (
     refused_by_a_full_disk,
     write_hint,
 )
-from tests.small_disk import SmallDisk
+from tests.small_disk import SmallDisk, mounted_small_disk
 
 
 class TestDiskIsFull:
@@ -33,6 +33,17 @@ class TestDiskIsFull:
         assert disk_is_full(small_disk.root / "out" / "2026-12-06")  # its parent's disk
         small_disk.free()
         assert not disk_is_full(small_disk.root / "out")
+
+    def test_a_disk_out_of_files_is_full_though_it_has_bytes_to_spare(
+        self, tmp_path: Path
+    ) -> None:
+        with mounted_small_disk(tmp_path / "disk", inodes=64) as disk:
+            made = disk.use_up_files()
+            assert disk.free_bytes() > 256 * 1024
+            assert disk_is_full(disk.root / "inbox" / "failed")
+            for path in made[-16:]:  # 16 files free again: room for a settle
+                path.unlink()
+            assert not disk_is_full(disk.root)
 
     def test_a_disk_that_cannot_be_asked_is_not_called_full(self, tmp_path: Path) -> None:
         (tmp_path / "file").write_text("a file, not a folder")

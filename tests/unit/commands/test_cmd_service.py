@@ -222,6 +222,28 @@ class TestAUserManagerThisSessionCannotReach:
         assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
 
 
+@pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
+                    or Path("/run/systemd/system").exists(),
+                    reason="needs systemctl on a machine not booted with systemd")
+class TestAMachineNotBootedWithSystemd:
+    """In a container (or WSL without systemd) the real `systemctl` says both "System has not
+    been booted with systemd" and "Failed to connect to bus": the reason given is the first,
+    not the `su` session's missing user manager (session 41: a newcomer's `service status`,
+    as root in a container, was told about `systemctl --user`, which it never ran)."""
+
+    def test_status_says_this_machine_runs_no_systemd(self) -> None:
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "status", "--method", "systemd", "--scope", "system",
+                        "--name", "preform-pipeline-unbooted-test"], out, err)
+
+        assert code == 1
+        (said,) = [line for line in err.getvalue().splitlines() if line.startswith("not done:")]
+        assert said.startswith("not done: this machine does not run systemd (a container, or "
+                               "WSL without systemd enabled). ")
+        assert "--user" not in said
+
+
 class TestAnUninstallWhereNoManagerIsInstalled:
     """Without `systemctl` nothing can hold the service: the uninstall removes its unit and
     says so, naming the path below HOME as escapes, as `wrote` does."""

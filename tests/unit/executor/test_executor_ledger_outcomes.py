@@ -4,6 +4,7 @@ each build settled from its outcome, splits and dead runs' sends accounted for."
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -206,6 +207,24 @@ class TestFinish:
         ledger = _recorded(store, models, "r-001")
         ledger.finish(_result(_outcome("r-001", BuildStatus.PRINT_UNCONFIRMED)))
         assert _state(store, ledger, "r-001") == (JobState.FAILED, "print_unconfirmed")
+
+    def test_a_build_left_waiting_that_a_watch_is_sending_is_left_to_the_watch(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models, "r-001")
+        build_id = ledger.build_ids["r-001"]
+        store.transition_build(build_id, JobState.PREPARING, "being prepared")
+        store.transition_build(build_id, JobState.PREPARED, "prepared")
+        watch = PrintOwner(store)
+        watch.wait_for_printer(build_id, {"auto": True}, job_name="r-001", priority=0,
+                               describe="any printer")
+        # A watch on the store began sending it (a live process: its send is no orphan)
+        # before the run that left it waiting ended.
+        watch.begin(build_id, "r-001", "Form4-A", SendHolder.local("watch", os.getpid(), 0.0))
+        ledger.finish(_result(replace(_outcome("r-001", BuildStatus.SUCCEEDED), waiting=True)))
+        assert _state(store, ledger, "r-001")[0] is JobState.PRINT_SENDING
+        watch.sent(build_id, "job-1", "Form4-A")  # the watch's own record stands
+        assert store.get_build(build_id).print_job_id == "job-1"
 
     def test_cancelled_and_never_run_builds_are_cancelled(
         self, store: SqliteJobStore, models: list[ModelInfo]

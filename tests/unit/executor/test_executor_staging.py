@@ -186,6 +186,17 @@ class TestStagedSave:
         assert caught.value.hint == WRITE_HINTS[errno.ENOSPC]
         assert caught.value.errno == errno.ENOSPC and refused_by_a_full_disk(caught.value)
 
+    def test_a_staging_folder_made_before_the_disk_refused_more_is_not_left(
+        self, tmp_path: Path
+    ) -> None:
+        # One file left on the disk: .preform-staging is made, the save's owner file refused.
+        with mounted_small_disk(tmp_path / "disk", inodes=16) as disk:
+            disk.use_up_files()[-1].unlink()
+            with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
+                save_staged(disk.root / "e2e-001.form", disk.root, writing(b"never"))
+            assert caught.value.hint == WRITE_HINTS[errno.ENOSPC]
+            assert not (disk.root / STAGING_FOLDER).exists()
+
     @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux's /proc")
     def test_a_folder_that_can_never_be_made_ends_in_a_clear_error_not_a_loop(
         self, root: Path

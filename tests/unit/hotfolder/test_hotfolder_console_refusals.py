@@ -5,14 +5,17 @@ session 34); a batch the planner could not plan at all, a case refused at the co
 node, a case the feasibility check refused, a sidecar naming an unknown printer and a batch
 whose recipe is gone said nothing there (only failed/ and, but for the unplannable batch, a
 log warning). Now each job that goes nowhere gets the same line: where its file is now
-(failed/, the note beside it), what failed, and what helps. Each test runs a real daemon pass
-or ``run_batch`` over real folders and a real SQLite store (the scripted runner says nothing
-of its own run) and reads the console and the structured events.
+(failed/, the note beside it), what failed, and what helps. Session 41 added the files sent to
+failed/ as they are taken (a file that is no model, a duplicate skipped, a drop refused whole
+for its sidecar), which a newcomer dropping ``notes.txt`` saw go without a word. Each test
+runs a real daemon pass or ``run_batch`` over real folders and a real SQLite store (the
+scripted runner says nothing of its own run) and reads the console and the structured events.
 """
 
 from __future__ import annotations
 
 import io
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from daemon_support import Script, drop, make_daemon, processing_job, run_daemon
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import PlainReporter
+from preform_pipeline.geometry.bounded import DEFAULT_MAX_MODEL_FILE_BYTES, TOO_LARGE_HINT
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
@@ -31,10 +35,10 @@ RECIPE = "hot"
 
 
 def _console(daemon: HotFolderDaemon) -> io.StringIO:
-    """A plain console for ``daemon``'s batches (what ``watch`` prints when not on a
-    terminal)."""
+    """A plain console for ``daemon``'s takes and batches (what ``watch`` prints when not on
+    a terminal: one reporter for both)."""
     console = io.StringIO()
-    daemon.worker.reporter = PlainReporter(console)
+    daemon.reporter = daemon.worker.reporter = PlainReporter(console)
     return console
 
 
@@ -188,3 +192,79 @@ class TestAModelTooLargeForThePlatform:
             rf"  {re.escape(str(tmp_path / 'inbox' / 'failed' / 'big.stl'))} \(400\.0 x \d+\.\d x "
             r"\d+\.\d mm\): .+; check the file \(open it in PreForm\); fix or re-export it and "
             r"drop it again", line), line
+
+
+class TestAFileRefusedAsItIsTaken:
+    """A file sent to failed/ at its take is said as the planner's rejections are, in the
+    words of its note."""
+
+    NOT_A_MODEL = "is not a model file (preform-pipeline prepares .stl, .obj and .3mf)"
+
+    @staticmethod
+    def _watch_once(tmp_path: Path, store: SqliteJobStore) -> list[str]:
+        for path in (tmp_path / "inbox").rglob("*"):
+            os.utime(path, (1e9, 1e9))  # long since written: taken at once
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path, printer=None))
+        console = _console(daemon)
+        run_daemon_once(daemon)
+        return console.getvalue().splitlines()
+
+    def test_a_loose_file_that_is_no_model(self, tmp_path: Path, store: SqliteJobStore) -> None:
+        drop(tmp_path, "notes.txt", b"invoice 1042")
+        failed = tmp_path / "inbox" / "failed"
+        assert self._watch_once(tmp_path, store) == [
+            "rejected 1 model:",
+            f"  {failed / 'notes.txt'}: .txt {self.NOT_A_MODEL}; convert it to STL, OBJ or 3MF "
+            "and drop it again",
+        ]
+
+    def test_a_file_that_is_no_model_in_a_case_that_goes_on(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "C-5/upper.stl", tetra_stl_bytes(1))
+        drop(tmp_path, "C-5/photo.jpg", b"\xff\xd8\xff\xe0 not a model")
+        said = self._watch_once(tmp_path, store)
+        photo = tmp_path / "inbox" / "failed" / "C-5" / "photo.jpg"
+        assert said == ["rejected 1 model:", f"  {photo}: .jpg {self.NOT_A_MODEL}; convert it "
+                        "to STL, OBJ or 3MF and drop it again"]
+        assert (tmp_path / "inbox" / "done" / "C-5" / "upper.stl").is_file()
+
+    def test_a_copy_skipped_as_a_duplicate(self, tmp_path: Path, store: SqliteJobStore) -> None:
+        drop(tmp_path, "a.stl", tetra_stl_bytes(2))
+        assert self._watch_once(tmp_path, store) == []
+        drop(tmp_path, "b.stl", tetra_stl_bytes(2))
+        heading, line = self._watch_once(tmp_path, store)
+        assert heading == "rejected 1 model:"
+        assert line.startswith(f"  {tmp_path / 'inbox' / 'failed' / 'b.stl'}: the same content "
+                               "was already taken as job PP-")
+        assert line.endswith(", or set hotfolders.duplicates: print")
+
+    def test_a_loose_file_over_the_size_limit(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        """A loose file that cannot be prepared goes through the case rule as a case of its
+        own (plan/held.py); until session 41 only its note and the ``case_held`` warning
+        said it."""
+        big = tmp_path / "inbox" / "big.stl"
+        big.parent.mkdir(parents=True)
+        triangles = 11_000_000  # a complete binary STL by its size, over the readers' limit
+        assert 84 + 50 * triangles > DEFAULT_MAX_MODEL_FILE_BYTES
+        with big.open("wb") as handle:  # sparse: no disk, and refused by its size unread
+            handle.write(bytes(80) + triangles.to_bytes(4, "little"))
+            handle.truncate(84 + 50 * triangles)
+        assert self._watch_once(tmp_path, store) == [
+            "rejected 1 model:",
+            f"  {tmp_path / 'inbox' / 'failed' / 'big.stl'}: big.stl: file is 524.5 MiB, over "
+            f"the 512.0 MiB limit for model files; {TOO_LARGE_HINT}, then drop it again",
+        ]
+
+    def test_a_drop_refused_whole_for_its_sidecar(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        drop(tmp_path, "part.stl", tetra_stl_bytes(3))
+        drop(tmp_path, "part.json", b"{not json")
+        heading, line = self._watch_once(tmp_path, store)
+        assert heading == "rejected 1 model:"
+        assert line.startswith(f"  {tmp_path / 'inbox' / 'failed' / 'part.stl'}: bad sidecar: ")
+        assert line.endswith("then drop the file and its sidecar into the inbox again")

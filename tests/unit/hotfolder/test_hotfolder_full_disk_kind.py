@@ -1,5 +1,6 @@
 """A full disk told by kind, not by words: a failed build's note says to free space only when
-the run said its write was refused for want of room (whatever the reason's words), and a
+the run said its write was refused for want of room (whatever the reason's words), also when
+the note is written by the next daemon after a restart (the kind is kept in the store), and a
 build whose files a full inbox disk kept in processing/ is settled, with its run's outcome,
 at the daemon's first pass that finds room (a real small tmpfs), not at the periodic sweep."""
 
@@ -52,6 +53,37 @@ class TestTheNoteTellsAFullDiskByKind:
         assert _todo(tmp_path / "inbox").startswith(
             "What to do: read the reason above: fix what it names (the model, the recipe or "
             "the settings), then drop the file again or run: ")
+
+
+class TestTheAdviceKeptAcrossARestart:
+    """A build failed by a full disk whose note that disk refused too: the daemon stops with
+    its files in processing/; the next daemon, on the same store file, writes the note, and
+    it still says to free space where the run said."""
+
+    def test_the_next_daemon_writes_the_full_disk_advice(
+        self, tmp_path: Path, small_disk: SmallDisk, script: Script, recipe: Path
+    ) -> None:
+        root = small_disk.root  # the inbox (with its failed/) on the small disk
+        (root / "inbox").mkdir()
+        drop(root, "p.stl", tetra_stl_bytes())
+        # Its output shares the disk: the save and the note are both refused for want of room.
+        script.fail = lambda _build: "saveFormFile refused: FILE_WRITE_FAILED"
+        script.fail_full_disk = root / "out"
+        hot = {"output_root": root / "out"}
+        small_disk.fill()  # the take into processing/ is a rename: it needs no room
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as first:
+            run_daemon_once(make_daemon(root, first, script, recipe, hot=hot))
+        assert names(root / "inbox" / "failed") == []
+        assert [p.split("/")[-1] for p in names(root / "inbox" / "processing")] == ["p.stl"]
+
+        small_disk.free()
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as second:
+            run_daemon_once(make_daemon(root, second, script, recipe, hot=hot))
+
+        assert len(script.runs) == 1  # settled by the second daemon, not prepared again
+        assert _todo(root / "inbox").startswith(
+            f"What to do: free some space on the disk holding {root / 'out'}, then drop "
+            "the file again or run: ")
 
 
 class TestFilesKeptByAFullInboxDisk:

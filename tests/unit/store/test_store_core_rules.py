@@ -448,7 +448,17 @@ class TestUnknownIds:
 
 
 class TestABuildMove:
-    """A build's move is recorded on each member and logged once."""
+    """A build's move is recorded on each member and logged once; a failure for want of room
+    keeps the folder whose disk refused the write."""
+
+    def test_a_failure_for_want_of_room_keeps_its_folder(self, store: JobStore) -> None:
+        full = build_in_state(store, S.PREPARING, jobs=1)
+        other = build_in_state(store, S.PREPARING, jobs=1)
+        store.transition_build(full.id, S.FAILED, "saveFormFile refused",
+                               full_disk=Path("/lab/out"))
+        store.transition_build(other.id, S.FAILED, "not a mesh", full_disk=None)
+        assert store.get_build(full.id).full_disk == Path("/lab/out")
+        assert store.get_build(other.id).full_disk is None
 
     def test_each_member_records_the_move_and_the_build_logs_it(self, store: JobStore) -> None:
         build = build_in_state(store, S.PREPARED, jobs=2)

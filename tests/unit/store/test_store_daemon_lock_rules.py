@@ -31,6 +31,7 @@ from preform_pipeline.store.daemon_lock import (
 )
 from tests.instances import (
     child_environment,
+    earlier_in_this_boot,
     in_new_pid_namespace,
     other_instance,
     ours_running,
@@ -115,8 +116,8 @@ class TestTakeover:
 
     def test_a_recycled_pid_is_a_dead_holder_and_is_taken_over(self, store: Path) -> None:
         me = ProcessIdentity.current()
-        dead = ProcessIdentity(pid=me.pid, create_time=me.create_time - 3600, host=me.host,
-                               instance=me.instance)
+        dead = ProcessIdentity(pid=me.pid, create_time=earlier_in_this_boot(me.create_time),
+                               host=me.host, instance=me.instance)
         lock = _write_lock(store, {**dead.to_json(), "acquired_at": SINCE})
         with capture_logs() as logs:
             previous = DaemonLock(store).acquire()

@@ -27,7 +27,8 @@ _PAGE = 4096  # SQLite's default page size
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A SQLite store with history: builds printed, sent and held for approval (with its
-    decision), a build waiting for a printer, a failed job retried, a job with fields."""
+    decision), a build waiting for a printer, one failed by a full disk, a failed job
+    retried, a job with fields."""
     path = tmp_path / "jobs.sqlite3"
     with SqliteJobStore(path, clock=ManualClock(wall=CLOCK_START)) as store:
         for state, members in ((S.FINISHED, 2), (S.PRINT_SENT, 1), (S.AWAITING_APPROVAL, 1)):
@@ -37,6 +38,9 @@ def source(tmp_path: Path) -> Path:
         waiting = build_in_state(store, S.WAITING_FOR_PRINTER, jobs=1)
         store.update_build(waiting.id, print_target={"printers": ["Form4-A"]}, priority=2,
                            wait_notified_at=CLOCK_START.isoformat())
+        full = build_in_state(store, S.PREPARING, jobs=1)
+        store.transition_build(full.id, S.FAILED, "saveFormFile refused",
+                               full_disk=Path("/lab/out"))
         retried = job_in_state(store, S.FAILED)
         store.transition(retried.id, S.QUEUED, "retried by user")
         store.create_job(recipe="ortho", source_path="/hot/inbox/c.stl", case_id="case-7",
@@ -63,7 +67,7 @@ class TestTheCopy:
         expected |= {"web_api_requests": 0, "web_api_holds": 0}
         assert report == MigrationReport(source=source, target=pg_store.location,
                                          rows=expected)
-        assert expected["build_jobs"] == 5
+        assert expected["build_jobs"] == 6
         assert [e for e in logs if e["event"] == "store_copied"] == [
             {"event": "store_copied", "log_level": "info", "source": str(source),
              "target": pg_store.location, **expected}]

@@ -270,6 +270,6 @@ class TestWithoutTheDriver:
         with pytest.raises(StoreError) as caught:
             PostgresJobStore("postgresql://pipeline@127.0.0.1:1/jobs", password="x")
         assert str(caught.value).startswith(
-            "store.url names a PostgreSQL store, but psycopg is not installed (")
+            "a PostgreSQL job store (postgresql://...) needs psycopg, which is not installed (")
         assert caught.value.hint == (
             "pip install 'preform-pipeline[postgresql]' (or psycopg[binary])")

@@ -120,9 +120,9 @@ def v8_store(tmp_path: Path) -> tuple[Path, dict[str, Any]]:
 
 
 class TestASqliteStoreOfVersion8:
-    """Migrated to 9; its interrupted send is left to a person unless its server is proven
-    gone: no process that may be ours started at its moment (session 34), the store being on
-    this machine's disk."""
+    """Migrated to 9 (and on, to the newest); its interrupted send is left to a person unless
+    its server is proven gone: no process that may be ours started at its moment (session
+    34), the store being on this machine's disk."""
 
     @pytest.mark.skipif(not sys.platform.startswith("linux"),
                         reason="instances are named on Linux only: elsewhere the host tells")
@@ -141,7 +141,7 @@ class TestASqliteStoreOfVersion8:
                 assert holder is not None and holder.instance is None
                 _assert_left_to_a_person(_resolve_later(store, tmp_path), old)
         with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
 
     @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
     def test_a_holder_proven_gone_is_settled_not_printed(self, tmp_path: Path) -> None:
