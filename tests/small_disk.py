@@ -87,13 +87,14 @@ def mounted_small_disk(where: Path, size_kib: int = DEFAULT_SIZE_KIB, *,
                        inodes: int | None = None) -> Iterator[SmallDisk]:
     """A tmpfs of ``size_kib`` KiB mounted at ``where`` (made), unmounted when done;
     ``inodes``: at most that many files and folders (its root among them), so a disk with
-    bytes to spare can refuse a new folder (ENOSPC) as a real disk does when full."""
+    bytes to spare can refuse a new folder (ENOSPC) as a real disk does when full; 0: no
+    count of files at all (statvfs then says 0 files, 0 free, as btrfs, FAT and SMB do)."""
     if sys.platform != "linux" or os.geteuid() != 0:
         _unavailable("not root on Linux")
     where.mkdir(parents=True, exist_ok=True)
     done = subprocess.run(
         ["mount", "-t", "tmpfs", "-o",
-         f"size={size_kib}k,mode=0755" + (f",nr_inodes={inodes}" if inodes else ""),
+         f"size={size_kib}k,mode=0755" + (f",nr_inodes={inodes}" if inodes is not None else ""),
          "tmpfs", str(where)],
         capture_output=True, text=True, check=False,
     )

@@ -183,10 +183,14 @@ def queue_login_warnings(
     ]
 
 
-def rehearsal_aside(path: Path | str) -> str:
+def rehearsal_aside(
+    path: Path | str, *, command: str = JOBS_COMMAND, does: str = "lists them"
+) -> str:
     """Where the simulated runs' jobs are, when ``path`` is the default store, which is not
     there, and the rehearsal store beside it is ("" otherwise): the README's first command
-    records there, and ``jobs`` or ``verify`` right after it said only "no job store"."""
+    records there, and ``jobs`` or ``verify`` right after it said only "no job store".
+    ``command`` is the one that was run (``verify`` is not told to run ``jobs``), and
+    ``does`` what it would do with that store."""
     if not isinstance(path, Path):
         return ""
     # The rule that sends a simulated run to the rehearsal store says where it is, if anywhere.
@@ -194,4 +198,4 @@ def rehearsal_aside(path: Path | str) -> str:
     if rehearsal == path or not rehearsal.is_file():
         return ""
     return (f"; simulated runs record their jobs in the rehearsal store beside it: "
-            f"`{JOBS_COMMAND} --store {rehearsal}` lists them")
+            f"`{command} --store {rehearsal}` {does}")

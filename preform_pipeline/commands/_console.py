@@ -21,7 +21,6 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Final, TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -35,10 +34,10 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     EXIT_TERMINATED,
 )
-from preform_pipeline.executor.progress import run_line
+from preform_pipeline.executor.progress import counted_rejections, run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
-from preform_pipeline.geometry.units import UNITS_SETTINGS
-from preform_pipeline.plan.builds import ModelInfo, Plan
+from preform_pipeline.plan.builds import Plan
+from preform_pipeline.plan.warnings import MAX_NAMES_PER_WARNING, WarningGroup, plan_warnings
 from preform_pipeline.servers.pool import ServerPool, ServerStatus
 from preform_pipeline.verify.tracking import (
     FAILED_VERIFY_STATES,
@@ -71,8 +70,6 @@ __all__ = [
     "units_line",
 ]
 
-#: A grouped warning names this many models, then says how many more (the report has all).
-MAX_NAMES_PER_WARNING: Final = 5
 #: Width of the block layout's indent under a build's name.
 _INDENT: Final = 4
 #: The reason column never gets narrower than this; below it the block layout is used.
@@ -259,46 +256,6 @@ def start_saying_refusals(
 # -- warnings -----------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class WarningGroup:
-    """Warnings of one kind in one build: ``14 labels skipped: part_02, … (see report)``."""
-
-    what: str
-    names: tuple[str, ...]
-
-    def text(self, limit: int = MAX_NAMES_PER_WARNING) -> str:
-        if not self.names:
-            return self.what
-        shown = ", ".join(self.names[:limit])
-        more = len(self.names) - limit
-        tail = f", … (+{more}, see report)" if more > 0 else ""
-        return f"{len(self.names)} {self.what}: {shown}{tail}"
-
-
-def plan_warnings(plan: Plan, *, whole: bool = False) -> list[str]:
-    """The plan's warnings as ``run`` prints them: the models whose units were guessed alike
-    in one line (the README's first run guessed 28, and 28 long lines alike hid everything
-    after them), a single guess and every other warning as it is. The report keeps each.
-    ``whole`` (``run --verbose``): every warning as the plan has it, none grouped."""
-    if whole:
-        return [visible(warning) for warning in plan.warnings]
-    guessed: dict[str, list[ModelInfo]] = {}
-    for build in plan.builds:
-        for model in build.models:
-            if model.units_source == "guess" and model.units_warning:
-                guessed.setdefault(model.units, []).append(model)
-    groups = {units: models for units, models in guessed.items() if len(models) > 1}
-    said = {m.units_warning for models in groups.values() for m in models}
-    lines = [
-        WarningGroup(f"models' units not stated, guessed {units}",
-                     tuple(m.path.name for m in models)).text()
-        + f"; state them with {UNITS_SETTINGS}"
-        for units, models in groups.items()
-    ]
-    # A model's name may hold a terminal's escape sequences: shown as escapes.
-    return [visible(line) for line in lines + [w for w in plan.warnings if w not in said]]
-
-
 def group_warnings(warnings: Sequence[str]) -> list[WarningGroup]:
     """A build's warnings grouped by kind, in the order each kind first appeared."""
     labels: list[str] = []
@@ -356,7 +313,7 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
     if by_status[BuildStatus.CANCELLED]:
         reasons.append(counted(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
     if result.rejected:
-        reasons.append(counted(len(result.rejected), "model") + " rejected")
+        reasons.append(counted_rejections(result.rejected) + " rejected")
     bad_prints = sum(1 for o in settled if o.verify in FAILED_VERIFY_STATES)
     if bad_prints:
         reasons.append(counted(bad_prints, "print") + " did not finish well")
@@ -365,8 +322,11 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
             return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
         reasons.append("nothing to run")
     reasons.extend(earlier)  # a leftover not sent fails a run with builds too: said why
+    # Left waiting for a free printer: prepared, not sent; counted apart, as run_line does.
+    waiting = sum(1 for o in settled if o.status is BuildStatus.SUCCEEDED and o.waiting)
     reasons.append(
-        f"{by_status[BuildStatus.SUCCEEDED]} of {counted(len(settled), 'build')} succeeded"
+        f"{by_status[BuildStatus.SUCCEEDED] - waiting} of {counted(len(settled), 'build')} "
+        "succeeded" + (f", {waiting} waiting for a free printer" if waiting else "")
     )
     return f"exit {code}: " + ", ".join(reasons)
 

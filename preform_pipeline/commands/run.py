@@ -95,7 +95,12 @@ from preform_pipeline.executor.leftover_outputs import (
     empty_outputs,
     unsaid_empty_outputs,
 )
-from preform_pipeline.executor.progress import PlainReporter, RichReporter, rejection_lines
+from preform_pipeline.executor.progress import (
+    PlainReporter,
+    RichReporter,
+    rejection_lines,
+    warning_lines,
+)
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.executor.said_rejections import (
     SAID_ONCE,
@@ -625,9 +630,9 @@ def _run_recorded(
     _print_rejections(plan.rejected, stdout)
     if plan.rejected and said_once:
         print(SAID_ONCE, file=stdout)
-    for warning in (*plan_warnings(plan, whole=args.verbose),
-                    *queue_login_warnings([recipe], settings)):
-        print(visible(f"warning: {warning}"), file=stdout)
+    for line in warning_lines([*plan_warnings(plan, whole=args.verbose),
+                               *queue_login_warnings([recipe], settings)]):
+        print(visible(line), file=stdout)
     count = max(len(plan.builds), int(left))  # right-sized: no idle servers
     for value, server, started in _unstarted_server_args(args.simulator_arg, settings, count):
         # A server of the settings, so not refused; but the fault it was to inject never comes.

@@ -9,7 +9,8 @@ prints the same as a list of objects for tools (editor plugins, CI annotations).
 PreFormServer (or the simulator) offers at ``URL/list-materials/``; when the server cannot be
 reached, the shipped catalogue is used: a note on stderr says so once, with the reason, each
 file's summary line says "not on a server", and ``--require-server`` turns that fallback into
-a failure (exit 1). ``--format json`` keeps the reason in each file's ``catalogue_source``.
+a failure (exit 1), said as an error, with no file called OK. ``--format json`` keeps the
+reason in each file's ``catalogue_source``.
 
 Print targets (``printer``, ``printer_ip``, ``fleet_group``) are checked against the devices of
 ``--server``, else, when the settings run simulated, against the declared simulated fleet: an
@@ -92,9 +93,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def format_text(report: ValidationReport, *, against: str | None = None) -> list[str]:
+def format_text(
+    report: ValidationReport, *, against: str | None = None, unchecked: bool = False
+) -> list[str]:
     """The problem lines and the summary line of one report; ``against`` names the catalogue
     in place of the report's own source (whose reason the caller said once already).
+    ``unchecked``: the server ``--require-server`` asks for was not used, so a file the
+    shipped catalogue finds no problem in is not called OK (the exit status is 1).
 
     Each line shown :func:`visible`: a file's name, and a value a problem quotes from it, may
     hold a terminal's escape sequences (a line break in one is shown as ``\\n``, so each
@@ -103,7 +108,11 @@ def format_text(report: ValidationReport, *, against: str | None = None) -> list
     count = len(report.problems)
     verdict = "OK" if report.valid else counted(count, "problem")
     source = report.catalogue_source if against is None else against
-    lines.append(f"{report.file}: {verdict} (checked against {source})")
+    if unchecked and report.valid:
+        lines.append(f"{report.file}: FAILED: not checked on a server (--require-server); "
+                     f"the {DEFAULT_CATALOGUE.source} finds no problem")
+    else:
+        lines.append(f"{report.file}: {verdict} (checked against {source})")
     return [visible(line) for line in lines]
 
 
@@ -116,12 +125,17 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if args.server:
         catalogue = catalogue_from_server(args.server, timeout=args.server_timeout)
         fell_back = catalogue.source.startswith(DEFAULT_CATALOGUE.source)
-        if fell_back:
-            verdict = "failing because of --require-server" if args.require_server else (
-                "machines and materials were not checked against that server")
+        if fell_back and args.require_server:
+            # An error, not a note: the exit status is 1, and the words say so.
+            reason = catalogue.source.removeprefix(f"{DEFAULT_CATALOGUE.source} (")[:-1]
+            print(f"error: --require-server: {reason}; check that PreFormServer or the "
+                  "simulator runs at that address, or leave out --require-server to check "
+                  "against the shipped catalogue", file=stderr)
+        elif fell_back:
             # The one place the fallback is said (the summary lines name the catalogue).
-            print(f"note: using the {catalogue.source}; {verdict} (check that PreFormServer "
-                  "or the simulator runs at that address, or leave out --server)", file=stderr)
+            print(f"note: using the {catalogue.source}; machines and materials were not "
+                  "checked against that server (check that PreFormServer or the simulator "
+                  "runs at that address, or leave out --server)", file=stderr)
     # The first --settings file (else the usual settings) says whether the fleet is simulated;
     # a server that did not answer for its materials is not asked for its devices.
     printers = known_printers(
@@ -140,7 +154,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         against = f"{DEFAULT_CATALOGUE.source}, not on a server"
         for report in reports:
             fallback = fell_back and report.catalogue_source == catalogue.source
-            for line in format_text(report, against=against if fallback else None):
+            unchecked = fallback and args.require_server
+            for line in format_text(report, against=against if fallback else None,
+                                    unchecked=unchecked):
                 print(line, file=stdout)
     if fell_back and args.require_server:
         return EXIT_FAILURE

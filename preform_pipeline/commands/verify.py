@@ -88,6 +88,8 @@ __all__ = [
 ]
 
 NAME = "verify"
+#: This command as a hint names it (a store to try: ``verify --store``, not ``jobs``).
+_COMMAND: Final = "preform-pipeline verify"
 HELP = "Check the prints of earlier runs in the Formlabs prints feed and record how they ended."
 FORMATS = ("text", "json")
 #: Longest wait for the Web API's rate limits a single poll takes: enough for the per-second
@@ -125,7 +127,8 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         path = store_location(args.store)
     if not store_exists(path):
         _nothing(args, path, f"no job store at {path}: nothing to verify"
-                 f"{rehearsal_aside(path)}", stdout)
+                 f"{rehearsal_aside(path, command=_COMMAND, does='verifies them')}",
+                 stdout)
         return EXIT_OK
     try:
         store = open_store(path, create=False)

@@ -50,7 +50,7 @@ from preform_pipeline.commands._common import (
     output_line,
     queue_login_warnings,
 )
-from preform_pipeline.commands._console import start_saying_refusals
+from preform_pipeline.commands._console import keep_off_console, start_saying_refusals
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
@@ -214,6 +214,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     make_folders(checks)
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     reporter: Reporter = NullReporter() if args.quiet else PlainReporter(stdout)
+    if not args.quiet:
+        # Each batch's reporter says a guess as `run` does (`warning: ...`, the file named
+        # where it was dropped); the event (naming processing/) stays in the log file.
+        keep_off_console("units_guessed")
     if is_shared_store(settings.store.location):
         # Several nodes share it: each claims its own work (docs/multi-node.md).
         return _run_locked(args, settings, reporter, stdout, stderr)

@@ -292,9 +292,10 @@ class RunLedger:
     def _finish(self, build: Build, outcome: BuildOutcome | None) -> None:
         state = build.state
         if state is JobState.PRINT_SENDING:
-            if outcome is not None and outcome.handed_to_dispatch:
+            if build.handed_to_dispatch:
                 # Left waiting, it sent nothing: the send is a watch's on this store (its
-                # dispatch thread sends every waiting build), which records or settles it.
+                # dispatch thread sends every waiting build), which records or settles it;
+                # so too when the run was interrupted before the build's outcome was known.
                 return
             # No answer, or stopped mid-send: the owner decides; never resent blindly.
             self.owner.resolve(build)
@@ -316,4 +317,7 @@ class RunLedger:
             return
         reason = (outcome.reason if outcome is not None else None) or status.value
         target = JobState.CANCELLED if status is BuildStatus.CANCELLED else JobState.FAILED
-        self.store.transition_build(build.id, target, reason, expect=state)
+        # A failure for want of room keeps its folder, as the hot folder's worker keeps it
+        # (docs/jobs.md): the store's record of the build says what a person fixes.
+        self.store.transition_build(build.id, target, reason, expect=state,
+                                    full_disk=outcome.full_disk if outcome else None)

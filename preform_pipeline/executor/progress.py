@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
+from preform_pipeline.plan.parts import is_part
 from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
@@ -34,9 +35,11 @@ __all__ = [
     "RichReporter",
     "VerifyingReporter",
     "make_reporter",
+    "counted_rejections",
     "rejection_lines",
     "run_line",
     "verify_line",
+    "warning_lines",
 ]
 
 
@@ -48,6 +51,11 @@ class Reporter(Protocol):
     ) -> None: ...
 
     def models_rejected(self, rejected: Sequence[Rejection]) -> None: ...
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        """A batch's plan warnings (``plan.warnings.plan_warnings``), each said as
+        ``warning: ...``: the hot folder's console, as ``run`` says them."""
+        ...
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None: ...
 
@@ -85,6 +93,9 @@ class NullReporter:
     def models_rejected(self, rejected: Sequence[Rejection]) -> None:
         return None
 
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        return None
+
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         return None
 
@@ -115,12 +126,20 @@ class NullReporter:
         return None
 
 
+def counted_rejections(rejected: Sequence[Rejection]) -> str:
+    """``2 models``, or ``2 files`` when one of them is no part (a text, a photo, a path not
+    found): a notes file is not called a model."""
+    kind = "model" if all(is_part(r.path) for r in rejected) else "file"
+    return counted(len(rejected), kind)
+
+
 def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
-    """``rejected 2 models:``, then a line per model: its path, its size when it was read, and
-    why. What ``run`` prints before it starts, and the hot folder's console for a batch."""
+    """``rejected 2 models:`` (:func:`counted_rejections`), then a line per file: its path,
+    its size when it was read, and why. What ``run`` prints before it starts, and the hot
+    folder's console for a batch."""
     if not rejected:
         return []
-    lines = [f"rejected {counted(len(rejected), 'model')}:"]
+    lines = [f"rejected {counted_rejections(rejected)}:"]
     for rejection in rejected:
         # What is known, once: no "(?)" for a size never read (a missing file, a refused
         # sidecar), and the path not again when the reason begins with it.
@@ -132,17 +151,25 @@ def rejection_lines(rejected: Sequence[Rejection]) -> list[str]:
     return lines
 
 
+def warning_lines(warnings: Sequence[str]) -> list[str]:
+    """``warning: ...`` for each: how ``run`` and the hot folder's console say a warning."""
+    return [f"warning: {warning}" for warning in warnings]
+
+
 def run_line(result: RunResult) -> str:
     """The run's closing line: how long it took and how many of its builds succeeded."""
     counted = result.counted
-    # A build held for approval was prepared, not sent: counted apart, not "succeeded".
+    # A build held for approval, or left waiting for a free printer, was prepared, not sent:
+    # counted apart, not "succeeded".
     held = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.held)
-    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED) - held
+    waiting = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.waiting)
+    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED) - held - waiting
     split = len(result.outcomes) - len(counted)
     return (
         f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
         f"{len(counted)} {noun(len(counted), 'build')} succeeded"
         + (f", {held} held for approval" if held else "")
+        + (f", {waiting} waiting for a free printer" if waiting else "")
         + (f" ({split} split into smaller builds)" if split else "")
         + (" (interrupted)" if result.cancelled else "")
     )
@@ -196,6 +223,11 @@ def _finished_text(outcome: BuildOutcome) -> str:
     if outcome.held and outcome.status is BuildStatus.SUCCEEDED:
         # Prepared, and waiting for a person, not for a printer: "succeeded" said it printed.
         return (f"held for approval (dashboard or `jobs approve {outcome.job_key}`): "
+                f"prepared{where}{attempts} in {outcome.duration_s:.1f} s")
+    if outcome.waiting and outcome.status is BuildStatus.SUCCEEDED:
+        # Prepared, not sent: "succeeded" said it printed; dispatch sends it when one is free.
+        target = f" ({outcome.printer})" if outcome.printer else ""
+        return (f"waiting for a free printer{target}, sent when one is free (`jobs waiting`): "
                 f"prepared{where}{attempts} in {outcome.duration_s:.1f} s")
     if outcome.status is BuildStatus.SPLIT:
         text += f" into {', '.join(outcome.children)}"
@@ -251,6 +283,10 @@ class PlainReporter:
         lines = rejection_lines(rejected)
         if lines:  # one write: another batch's lines never come between them
             self._say("\n".join(lines))
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        if warnings:  # one write, as the rejections
+            self._say("\n".join(warning_lines(warnings)))
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:
@@ -365,6 +401,11 @@ class RichReporter:
         with self._lock:
             for line in rejection_lines(rejected):
                 self._console.print(line, markup=False, highlight=False)
+
+    def models_warned(self, warnings: Sequence[str]) -> None:
+        with self._lock:
+            for line in warning_lines(warnings):
+                self._console.print(visible(line), markup=False, highlight=False)
 
     def build_added(self, build: BuildPlan, *, parent: str) -> None:
         with self._lock:

@@ -9,7 +9,8 @@ over it: not in its rejections, its report or its exit status; one line says wha
 over (``-v``: each with why), and ``--quiet`` says nothing. A file changed or replaced (its
 size or time), or rejected for another reason, is said again; so is one removed and put back
 (a run forgets the notices of its recipe's files that are gone). The file itself is never
-touched: it stays where the user put it.
+touched: it stays where the user put it. A path named that is not there is said once too
+(a cron job naming a folder not mounted tonight), and again once something is there.
 
 A model the planner refused (too big for the platform) was read, so a run would claim it as
 a job before planning, and fail that job with the refusal: a new ``failed`` job every night.
@@ -38,6 +39,9 @@ __all__ = ["REJECTED_NOTICE", "SAID_ONCE", "pass_over_said", "passed_over_lines"
 REJECTED_NOTICE: Final = "rejected"
 #: Marks a notice key that holds a path's bytes (in hex), not its text (:func:`_key`).
 _BYTES: Final = "bytes:"
+#: Begins what a notice is about when the path named was not there: said once as well (a
+#: cron job naming a folder not mounted tonight), and said again once something is there.
+_ABSENT: Final = "absent "
 #: Said once, after a run's new rejections.
 SAID_ONCE: Final = ("each rejected file is said once: later runs pass over it until it is "
                     "changed or replaced")
@@ -78,8 +82,11 @@ def _file_now(path: os.PathLike[str] | str) -> str | None:
 
 
 def _about(rejection: Rejection) -> str | None:
-    """What the notice is about: the file as it is now, and why it was rejected; None when
-    the file cannot be looked at (then it is said, as before)."""
+    """What the notice is about: the file as it is now (or :data:`_ABSENT`), and why it was
+    rejected; None when the file is there but cannot be looked at (then it is said, as
+    before)."""
+    if not os.path.lexists(rejection.path):
+        return name_text(f"{_ABSENT}{rejection.reason}")
     now = _file_now(rejection.path)
     # (A name that is not UTF-8 in the reason is kept with its bytes escaped.)
     return None if now is None else name_text(f"{now} {rejection.reason}")
@@ -130,8 +137,8 @@ def split_said(
     the first are recorded as said."""
     prefix = _prefix(recipe)
     gone = [key for key in store.notice_keys(prefix)
-            if not os.path.lexists(_path_of(key, prefix))]
-    if gone:  # removed since: a file put back at that name is said again
+            if _changed_presence(store, key, os.path.lexists(_path_of(key, prefix)))]
+    if gone:  # removed since (or there since): a file put back at that name is said again
         store.forget_notices(gone)
     fresh: list[Rejection] = []
     said: list[Rejection] = []
@@ -145,6 +152,13 @@ def split_said(
         _log.info("rejections_passed_over", recipe=recipe,
                   paths=[str(r.path) for r in said])
     return tuple(fresh), tuple(said)
+
+
+def _changed_presence(store: JobStore, key: str, there: bool) -> bool:
+    """Whether the notice ``key`` was about a file that is gone now, or about a path that
+    was absent and is there now."""
+    about = store.notice_about(key)
+    return about is not None and about.startswith(_ABSENT) == there
 
 
 def passed_over_lines(said: Sequence[Rejection], *, verbose: bool) -> list[str]:

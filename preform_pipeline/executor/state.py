@@ -113,7 +113,7 @@ class BuildOutcome:
     duration_s: float = 0.0
     #: What the print step sent or was to send: the printer (after ``auto`` was resolved),
     #: the job name (with its key) and the job key. A build handed to the dispatch loop
-    #: (:attr:`handed_to_dispatch`) has them too, the target as it waits (``auto``
+    #: (:attr:`held` or :attr:`waiting`) has them too, the target as it waits (``auto``
     #: unresolved), though nothing was sent; None when the step never came to a send (a
     #: dry run, an earlier failure).
     printer: str | None = None
@@ -136,12 +136,6 @@ class BuildOutcome:
     @property
     def ok(self) -> bool:
         return self.status in OK_STATUSES
-
-    @property
-    def handed_to_dispatch(self) -> bool:
-        """Its run sent no print: held for an approval or left waiting for a printer, the
-        build went to the dispatch loop, whose send (and the record of it) is its own."""
-        return self.held or self.waiting
 
     @property
     def busy_s(self) -> float:

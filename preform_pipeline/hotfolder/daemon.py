@@ -329,6 +329,9 @@ class HotFolderDaemon:
             )
             for inbox in self.hot.inboxes
         }
+        #: Loose model files said to be waiting to be complete (:meth:`_say_incomplete`):
+        #: each is said once while it waits, and forgotten once it is taken or gone.
+        self._said_incomplete: set[Path] = set()
         self._roots = [WatchRoot.for_inbox(inbox) for inbox in self.hot.inboxes]
         # (path, monotonic time of the event): a file arrives when it is first seen.
         self._events: queue.SimpleQueue[tuple[Path, float]] = queue.SimpleQueue()
@@ -800,6 +803,7 @@ class HotFolderDaemon:
             return self._judge_folder(unit, tracker)
         check = tracker.check(root)
         if check.verdict in (Verdict.GONE, Verdict.IGNORE):
+            self._said_incomplete.discard(root)
             return None
         kind = kind_of(root)
         if kind in (FileKind.STL, FileKind.THREEMF, FileKind.OBJ):
@@ -808,8 +812,11 @@ class HotFolderDaemon:
             if check.takeable and all(c.verdict is Verdict.COMPLETE for c in side_checks):
                 for path in [root, *sidecars]:
                     tracker.forget(path)
+                self._said_incomplete.discard(root)
                 return Drop(unit.inbox, root, unit.recipe, False, models=(root,),
                             reasons={root: check.reason})
+            if check.verdict is Verdict.WAIT and not check.settling:
+                self._say_incomplete(unit, root, tracker.quiet_for(root), check.size)
             return check.settling or any(c.settling for c in side_checks)
         if kind is FileKind.SIDECAR and not root.name.endswith(REPORT_SUFFIX):
             # A sidecar alone: its model may still come; after the incomplete timeout it goes
@@ -824,6 +831,24 @@ class HotFolderDaemon:
             tracker.forget(root)
             return Drop(unit.inbox, root, unit.recipe, False, others=(root,))
         return True
+
+    def _say_incomplete(self, unit: _Unit, root: Path, quiet_s: float, size: int) -> None:
+        """Say once that the model file ``root`` waits to be complete, once it stopped
+        changing for the inbox's quiet period (a copy going on is not worth a line).
+
+        A file cut short (a copy that died) was said nowhere for ``incomplete_timeout_s``
+        (600 s by default), then failed: a technician watching saw nothing for ten minutes
+        (session 41). Info, not a warning: most such files are still arriving."""
+        if quiet_s < unit.inbox.quiet_period_s or root in self._said_incomplete:
+            return
+        self._said_incomplete.add(root)
+        timeout = unit.inbox.incomplete_timeout_s
+        log.info("drop_waiting_incomplete", path=str(root), size=size, quiet_s=quiet_s,
+                 taken_after_s=timeout)
+        self.notice(f"{root} is not complete yet ({size} bytes, unchanged for "
+                    f"{unit.inbox.quiet_period_s:g} s): waiting for the rest of it; if it "
+                    f"stays so for {timeout:g} s, it is taken as it is and fails (copy it "
+                    "again whole)")
 
     def _hold_case_by(self, unit: _Unit, part: Path) -> bool:
         """Record in the job store, before ``part`` (badly named) is set aside from case

@@ -79,9 +79,9 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
@@ -515,7 +515,8 @@ class Intake:
                 if self._finish_taken(model, same) is not None:
                     continue  # taken already, its move cut short: the copy there goes on
             except OSError as exc:  # that move failed again
-                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
+                return self._cut_short(model, digest, exc, taken, rejected, said, case_id,
+                                       priority)
             job = self._new_job(
                 drop, recipe, model,
                 digest=digest, case_id=job_case, priority=value.priority or 0,
@@ -542,7 +543,8 @@ class Intake:
             try:
                 taken.append(self._into_processing(job, duplicate_of=duplicate))
             except OSError as exc:
-                return self._cut_short(model, digest, exc, taken, rejected, case_id, priority)
+                return self._cut_short(model, digest, exc, taken, rejected, said, case_id,
+                                       priority)
         for other in drop.others:
             why, todo = _other_reason(other)
             rejected.append(self._reject_file(drop, recipe, other, why, todo, case=case))
@@ -553,7 +555,8 @@ class Intake:
 
     def _cut_short(
         self, model: Path, digest: str, exc: OSError, taken: Sequence[Job],
-        rejected: Sequence[Job], case_id: str | None, priority: int,
+        rejected: Sequence[Job], said: Sequence[Rejection], case_id: str | None,
+        priority: int,
     ) -> TakeResult:
         """The take of ``model`` stopped by its move into processing/ failing (``exc``: the
         disk full, a folder turned read-only, a share that refuses): the result names its
@@ -561,7 +564,8 @@ class Intake:
         later look or give the drop up. Nothing is lost: the store named the move before it
         began, and a later take finishes it (:meth:`_finish_taken`) rather than making a
         second job. ``exc`` goes on when no job's take of ``model`` was cut (not a failed
-        move of this take)."""
+        move of this take). ``said``: the lines of the files this take sent to failed/ before
+        the cut (a copy skipped), said now: the later take meets them in failed/, not again."""
         cut = next((job for job in self.store.find_by_hash(digest)
                     if self._take_cut_short(job, model)), None)
         if cut is None:
@@ -569,7 +573,7 @@ class Intake:
         log.warning("take_move_failed", job_key=cut.job_key, path=str(model),
                     target=str(cut.source_path), error=str(exc))
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority,
-                          cut_short=cut, error=str(exc))
+                          cut_short=cut, error=str(exc), said=tuple(said))
 
     def give_up_take(self, drop: Drop, waiting: Sequence[Job], reason: str,
                      todo: str) -> TakeResult:
@@ -1391,11 +1395,13 @@ def _other_reason(path: Path) -> tuple[str, str]:
             "drop the sidecar together with its model (write the sidecar first, or drop "
             "both in a case folder)",
         )
-    return (
-        f"{path.suffix or 'a file without extension'} is not a model file "
-        "(preform-pipeline prepares .stl, .obj and .3mf)",
-        "convert it to STL, OBJ or 3MF and drop it again",
-    )
+    why = (f"{path.suffix or 'a file without extension'} is not a model file "
+           "(preform-pipeline prepares .stl, .obj and .3mf)")
+    if is_part(path):  # a CAD file, another mesh: a model, once converted
+        return why, "convert it to STL, OBJ or 3MF and drop it again"
+    # A text, a photo, a prescription: nothing to convert, and nothing of a case is missing.
+    return why, ("it is not a model to print: keep it out of the inbox (drop model files, "
+                 "and their sidecars)")
 
 
 def _bad_files(drop: Drop) -> list[tuple[Path, str, str]]:

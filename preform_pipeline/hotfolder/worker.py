@@ -48,7 +48,7 @@ from preform_pipeline.executor.steps import case_step_message
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.batchrest import MAX_REST_S, BatchRest
 from preform_pipeline.hotfolder.files import HELD_TODO
-from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, template_fields
+from preform_pipeline.hotfolder.intake import OUTCOME_FAILED_STATES, place_of, template_fields
 from preform_pipeline.hotfolder.localcopy import LocalCopies
 from preform_pipeline.hotfolder.nodes import BuildStops
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
@@ -65,6 +65,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.plan.held import CaseOf, hold_cases
+from preform_pipeline.plan.warnings import plan_warnings
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
 from preform_pipeline.recipes.printers import (
@@ -547,6 +548,11 @@ class BatchWorker:
         # The console's line for them: a batch whose every model was rejected said nothing
         # on stdout (its run line never comes), only a log warning on stderr and failed/.
         self.reporter.models_rejected(said)
+        # Its warnings (units guessed) as `run` says them, each file named where it was
+        # dropped: the reader's own event named its transient processing/ path.
+        self.reporter.models_warned([
+            self.outcomes.as_dropped(warning, live)
+            for warning in plan_warnings(plan, named=_as_dropped_paths(live))])
         builds = list(plan.builds)
         min_fill = self.hot.batching.min_fill
         if min_fill > 0 and not batch.forced:
@@ -882,7 +888,9 @@ class BatchWorker:
         # dispatch loop: held (and approved since) or left waiting, its print_sending is that
         # loop's, which records the send (or settles it) itself. Read as the run's, it was
         # marked sent though the run sent nothing, and the loop's own record then failed.
-        sending = state is JobState.PRINT_SENDING and not outcome.handed_to_dispatch
+        # The store says so, not the outcome: an interrupted run's stand-in outcome for a
+        # build it had already handed over knows nothing of the hand-over.
+        sending = state is JobState.PRINT_SENDING and not build.handed_to_dispatch
         if sending and (outcome.job_id is not None or status is BuildStatus.SUCCEEDED):
             build = store.transition_build(
                 build.id, JobState.PRINT_SENT,
@@ -941,3 +949,9 @@ def _store_was_away(outcome: BuildOutcome) -> bool:
     """Whether the build's last attempt ended on the job store being unreachable (a conflict
     or a lost lease is the store's answer, not an outage: see ``StoreError.outage``)."""
     return bool(outcome.attempts) and outcome.attempts[-1].store_outage
+
+
+def _as_dropped_paths(jobs: list[Job]) -> dict[Path, str]:
+    """Each job's file (in processing/) by the path it was dropped at, as its user knows it."""
+    return {job.source_path: str(place.inbox / place.rel)
+            for job in jobs if (place := place_of(job)) is not None}

@@ -80,6 +80,7 @@ from preform_pipeline.plan.nesting import (
     one_platform_layout,
 )
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.recipes.model import ImportSpec, Recipe
 from preform_pipeline.wording import counted
 
@@ -155,16 +156,6 @@ class ModelInfo:
     #: the info was made by hand (planning then uses the footprint box) or read for a powder
     #: (SLS) machine, whose builds are grouped by volume and never laid out by outline.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """A model that cannot be planned, and why; sizes are None when the file was unreadable."""
-
-    path: Path
-    reason: str
-    size_mm: tuple[float, float, float] | None = None
-    build_volume_mm: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def unsupported_hint(path: Path) -> str:
         return ".form: a PreForm job; open it in PreForm, or give the model files instead"
     if suffix == ".zip":
         return ".zip: unpack it into the folder"
-    return f"{suffix}: not a model file; only .stl, .obj and .3mf are imported"
+    return (f"{suffix}: not a model file; only .stl, .obj and .3mf are imported (keep it out "
+            "of the models' folder)")
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.liveness import start_ticks_of
 from preform_pipeline.logging import get_logger
+from preform_pipeline.serverlines import PORT_IN_USE_TEXT, READY_LINE
 from preform_pipeline.servers.lifetime import popen_tied
 from preform_pipeline.servers.ports import LOOPBACK
 from preform_pipeline.settings import ServerSettings
@@ -60,9 +61,6 @@ __all__ = [
     "stop_all",
 ]
 
-READY_LINE: Final = "READY FOR INPUT"
-#: Lower-case text of the bind failure (Qt says "The bound address is already in use").
-PORT_IN_USE_TEXT: Final = "address is already in use"
 SIMULATOR_MODULE: Final = "preform_pipeline.simulator"
 #: Lines of combined stdout/stderr kept for error messages and the retirement log event.
 DEFAULT_OUTPUT_TAIL_LINES: Final = 40

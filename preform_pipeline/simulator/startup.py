@@ -23,6 +23,7 @@ from typing import Any, Final, TextIO
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.interrupts import stop_on_signals
 from preform_pipeline.logging import configure_logging, get_logger
+from preform_pipeline.serverlines import PORT_IN_USE_TEXT, READY_LINE
 from preform_pipeline.simulator.http import ThreadedHTTPApp
 from preform_pipeline.simulator.logsink import unblocked
 from preform_pipeline.userpath import expand_user
@@ -48,11 +49,8 @@ EXIT_OK: Final = 0
 EXIT_FAILURE: Final = 1
 EXIT_USAGE: Final = 2
 
-READY_LINE: Final = "READY FOR INPUT"
 #: Matches the stdout line that names the bound port (useful with ``--port 0``).
 LISTENING_PATTERN: Final = re.compile(r"listening on port (\d+)")
-#: Part of the stdout line printed when the port is taken.
-PORT_IN_USE_TEXT: Final = "address is already in use"
 
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
 

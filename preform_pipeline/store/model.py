@@ -368,6 +368,14 @@ class Build:
     #: ``BuildOutcome.full_disk``); None: it did not fail so.
     full_disk: Path | None = None
 
+    @property
+    def handed_to_dispatch(self) -> bool:
+        """Its run handed it to the dispatch loop (left waiting for a printer, or held for an
+        approval): that loop sends it and records the send, never the run, which sent nothing.
+        Its target stays recorded whatever state follows, so this holds in ``print_sending``
+        too, and however the run ended (with no outcome of the build's own, say)."""
+        return self.print_target is not None
+
 
 @dataclass(frozen=True)
 class Transition:

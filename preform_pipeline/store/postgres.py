@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import StoreError
+from preform_pipeline.extras import install_extra_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.pgurl import hide_url, redact_url, store_password
@@ -120,7 +121,7 @@ def _psycopg() -> Any:
         # 41: a newcomer's `store migrate --to` was told of a store.url never written).
         raise StoreError(
             "a PostgreSQL job store (postgresql://...) needs psycopg, which is not installed",
-            hint="pip install 'preform-pipeline[postgresql]' (or psycopg[binary])",
+            hint=install_extra_hint("postgresql"),
         ) from exc
     return psycopg
 

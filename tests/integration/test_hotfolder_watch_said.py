@@ -54,3 +54,28 @@ class TestABatchThatCannotBePlanned:
         assert not {"\x1b", "\x07", "\u202e"} & set(done.stdout + done.stderr), done.stdout
         assert sorted(p.name for p in (inbox / "failed").iterdir()) == [
             "a.stl", "a.stl.error.txt", "b.stl", "b.stl.error.txt"]
+
+
+class TestUnitsGuessed:
+    """A guess is said once, on stdout, as `run` says it: not as the reader's raw event."""
+
+    def test_watch_once_says_one_warning_naming_the_file_in_the_inbox(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 41: `[warning ] units_guessed path=.../inbox/processing/PP-.../l_bracket.stl`
+        # on stderr, where `run` says one line with what to do.
+        recipe = write_recipe(tmp_path)
+        recipe.write_text(recipe.read_text(encoding="utf-8").replace(
+            "  units: MILLIMETERS\n", ""), encoding="utf-8")
+        inbox = tmp_path / "inbox"
+        settings = write_hotfolder_settings(tmp_path, recipe, inbox={"path": str(inbox)})
+        inbox.mkdir()
+        part = Path(__file__).resolve().parents[2] / "sample_models" / "parts" / "l_bracket.stl"
+        (inbox / "l_bracket.stl").write_bytes(part.read_bytes())
+        os.utime(inbox / "l_bracket.stl", (1e9, 1e9))  # long since written: taken at once
+        done = in_a_process(tmp_path, "watch", str(settings), "--once")
+        assert done.returncode == 0, done.stderr
+        said = [line for line in done.stdout.splitlines() if "units not stated" in line]
+        assert len(said) == 1 and said[0].startswith(
+            f"warning: {inbox / 'l_bracket.stl'}: units not stated, guessed MILLIMETERS ("), said
+        assert "units_guessed" not in done.stderr, done.stderr

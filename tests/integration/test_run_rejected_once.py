@@ -121,6 +121,25 @@ class TestARejectedFileInACronInbox:
             "nothing to do: no complete model files (.stl, .obj, .3mf) in inbox but those "
             "passed over"), again.stdout
 
+    def test_a_path_not_found_is_said_once_and_again_when_something_was_there(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # Session 41: "each rejected file is said once", and every cron run said it again.
+        argv = ("run", str(RECIPE), "mounted/inbox", "--store", "jobs.sqlite3", "--output",
+                "out", "--quiet")
+        missing = "rejected: mounted/inbox: file not found (check the path)"
+        first = in_process(tmp_path, *argv)
+        assert (first.returncode, first.stderr.splitlines()[:2]) == (1, [missing, SAID_ONCE])
+        second = in_process(tmp_path, *argv)  # not mounted tonight either: nothing to mail
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+
+        inbox = tmp_path / "mounted" / "inbox"
+        inbox.mkdir(parents=True)  # there for a night, then gone again: said again
+        assert in_process(tmp_path, *argv).returncode == 0
+        inbox.rmdir()
+        gone = in_process(tmp_path, *argv)
+        assert (gone.returncode, gone.stderr.splitlines()[:1]) == (1, [missing])
+
 
 class TestARefusedModelMakesOneJob:
     """A model the planner refuses, unchanged, makes its failed job once: the nights after

@@ -22,6 +22,8 @@ import httpx
 import pytest
 
 from preform_pipeline.errors import PortInUseError, ServerProcessError
+from preform_pipeline.servers.process import server_command, start_server_process
+from preform_pipeline.settings import ServerSettings
 from preform_pipeline.simulator.cli import EXIT_FAILURE, EXIT_OK, READY_LINE
 from preform_pipeline.simulator.testing import launch_simulator, start_simulator
 
@@ -118,6 +120,14 @@ class TestPortInUse:
     def test_start_simulator_raises_port_in_use(self, taken_port: int) -> None:
         with pytest.raises(PortInUseError), start_simulator(port=taken_port, timeout=WAIT_S):
             pass
+
+    def test_the_pool_reads_the_simulators_words_for_a_taken_port(self, taken_port: int) -> None:
+        # The pool's own start (not the simulator's test helper, which reads the words where
+        # the simulator prints them): both read serverlines, so the two cannot drift apart.
+        command = server_command(ServerSettings(), taken_port, extra=("--latency", "instant"))
+        with pytest.raises(PortInUseError):
+            start_server_process(command, name="s", port=taken_port, startup_timeout_s=WAIT_S)
+
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals; Windows terminate is a kill")

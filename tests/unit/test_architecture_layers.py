@@ -20,7 +20,8 @@ LAYERS: tuple[frozenset[str], ...] = (
     frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff",
                "interrupts", "crash", "preflight", "yamlerrors",
                "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
-               "thirdparty", "userpath", "diskspace", "answers"}),
+               "thirdparty", "userpath", "diskspace", "answers", "extras",
+               "serverlines"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),
@@ -38,7 +39,9 @@ SIMULATOR_MAY_IMPORT = frozenset(
      # A fleet folder's members are records held for their life, judged by the one rule.
      "heldfile", "liveness",
      # Its --drive folders are user paths, refused by the one rule when ~name has no home.
-     "userpath"}
+     "userpath",
+     # The lines PreFormServer prints (ready, port taken): what it models, written once.
+     "serverlines"}
 )
 
 #: Settings are a leaf: plain values and their readers, built from the file, the environment and

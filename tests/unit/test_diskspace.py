@@ -45,6 +45,18 @@ class TestDiskIsFull:
                 path.unlink()
             assert not disk_is_full(disk.root)
 
+    def test_a_disk_with_no_count_of_files_is_not_full_for_want_of_files(
+        self, tmp_path: Path
+    ) -> None:
+        # It says 0 files and 0 free (btrfs, FAT, SMB; here a tmpfs of unlimited files).
+        with mounted_small_disk(tmp_path / "disk", inodes=0) as disk:
+            (disk.root / "inbox").mkdir()
+            stats = os.statvfs(disk.root)
+            assert (stats.f_files, stats.f_favail) == (0, 0)
+            assert not disk_is_full(disk.root / "inbox" / "failed")
+            disk.fill()
+            assert disk_is_full(disk.root / "inbox")  # its bytes still count
+
     def test_a_disk_that_cannot_be_asked_is_not_called_full(self, tmp_path: Path) -> None:
         (tmp_path / "file").write_text("a file, not a folder")
         # Below a file: statvfs says "not a directory"; the caller's own error stands.

@@ -198,6 +198,15 @@ class TestExitLine:
         assert exit_code(run) == EXIT_OK
         assert exit_line(run, EXIT_OK) == "exit 0: 1 of 1 build succeeded"
 
+    def test_a_build_left_waiting_is_counted_apart_and_exits_0(self) -> None:
+        """Nothing was sent: not "succeeded", as the run's line says; no failure either."""
+        run = RunResult("r", "x", True, False, (
+            _outcome("b", BuildStatus.SUCCEEDED, waiting=True),
+            _outcome("c", BuildStatus.SUCCEEDED)))
+        assert exit_code(run) == EXIT_OK
+        assert exit_line(run, EXIT_OK) == (
+            "exit 0: 1 of 2 builds succeeded, 1 waiting for a free printer")
+
     def test_a_rejected_model_explains_exit_1(self) -> None:
         run = RunResult(
             "r", "x", True, False,
@@ -208,6 +217,13 @@ class TestExitLine:
         assert exit_line(run, EXIT_FAILURE) == (
             "exit 1: 1 model rejected, 2 of 2 builds succeeded"
         )
+
+    def test_a_rejected_file_that_is_no_model_is_called_a_file(self) -> None:
+        run = RunResult(
+            "r", "x", True, False, (_outcome("b", BuildStatus.SUCCEEDED),),
+            rejected=(Rejection(__import__("pathlib").Path("/m/notes.txt"), "not a model"),),
+        )
+        assert exit_line(run, EXIT_FAILURE) == "exit 1: 1 file rejected, 1 of 1 build succeeded"
 
     def test_sigint_and_sigterm_have_their_own_status(self) -> None:
         run = _result(cancelled=True)

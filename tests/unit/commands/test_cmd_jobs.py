@@ -148,7 +148,11 @@ class TestList:
         assert invoke() == (0, f"no jobs (no job store at {default} yet{aside})\n", "")
         stdout, stderr = io.StringIO(), io.StringIO()
         assert run(["verify"], stdout, stderr) == 0
-        assert stdout.getvalue() == f"no job store at {default}: nothing to verify{aside}\n"
+        # Session 41: verify's hint named `jobs --store`, not the command that was run.
+        assert stdout.getvalue() == (
+            f"no job store at {default}: nothing to verify; simulated runs record their jobs "
+            f"in the rehearsal store beside it: `preform-pipeline verify --store {rehearsal}` "
+            "verifies them\n")
         assert not default.exists()
 
     def test_the_store_comes_from_the_environment_or_the_settings_file(

@@ -244,6 +244,40 @@ class TestAMachineNotBootedWithSystemd:
         assert "--user" not in said
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
+class TestBothReasonsSaid:
+    """Wherever the tests run (CI's machine runs systemd, so the test above is skipped there),
+    a `systemctl` that says what a container's says, the machine's reason first and then
+    "Failed to connect to bus", gets the machine's reason (review of session 41)."""
+
+    def test_the_machine_s_reason_is_given_not_the_user_manager_s(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        systemctl = bin_dir / "systemctl"
+        systemctl.write_text(
+            "#!/bin/sh\n"
+            "echo 'System has not been booted with systemd as init system (PID 1). Can'\\''t "
+            "operate.' >&2\n"
+            "echo 'Failed to connect to bus: Host is down' >&2\n"
+            "exit 1\n", encoding="utf-8")
+        systemctl.chmod(0o755)
+        monkeypatch.setenv("PATH", str(bin_dir))
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "status", "--method", "systemd", "--scope", "system",
+                        "--name", "unbooted"], out, err)
+
+        assert code == 1
+        assert err.getvalue().splitlines()[2:] == [
+            "systemctl status --no-pager unbooted.service exited 1",
+            "not done: this machine does not run systemd (a container, or WSL without systemd "
+            "enabled). On a machine that runs systemd, run this command again, or: "
+            "`systemctl status --no-pager unbooted.service`",
+        ]
+
+
 class TestAnUninstallWhereNoManagerIsInstalled:
     """Without `systemctl` nothing can hold the service: the uninstall removes its unit and
     says so, naming the path below HOME as escapes, as `wrote` does."""

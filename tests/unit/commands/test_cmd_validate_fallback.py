@@ -40,3 +40,15 @@ class TestFallback:
                               "--require-server", str(self.recipe()))
         assert code == 1
         assert "--require-server" in err
+
+    def test_require_server_says_what_failed_where_and_what_helps_and_no_ok(self) -> None:
+        url = unused_url()
+        code, out, err = invoke("--server", url, "--server-timeout", "1",
+                                "--require-server", str(self.recipe()))
+        assert code == 1
+        assert "OK" not in out
+        assert out.rstrip().endswith(
+            "FAILED: not checked on a server (--require-server); "
+            "the shipped catalogue finds no problem")
+        assert err.startswith(f"error: --require-server: server {url} not usable: ")
+        assert "check that PreFormServer or the simulator runs at that address" in err

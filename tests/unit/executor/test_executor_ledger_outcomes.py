@@ -176,6 +176,16 @@ class TestFinish:
         assert _state(store, ledger, "r-002") == (JobState.FAILED, "layout does not fit")
         assert _jobs(store, ledger, "r-002") == [JobState.FAILED, JobState.FAILED]
 
+    def test_a_failure_for_want_of_room_keeps_its_folder_in_the_store(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        ledger = _recorded(store, models, "r-001", "r-002")
+        full = replace(_outcome("r-001", BuildStatus.FAILED, "saveFormFile refused"),
+                       full_disk=tmp_path / "out")
+        ledger.finish(_result(full, _outcome("r-002", BuildStatus.FAILED, "not a mesh")))
+        assert store.get_build(ledger.build_ids["r-001"]).full_disk == tmp_path / "out"
+        assert store.get_build(ledger.build_ids["r-002"]).full_disk is None
+
     def test_a_prepared_build_records_its_saved_form_for_the_dashboard(
         self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
     ) -> None:
@@ -208,8 +218,16 @@ class TestFinish:
         ledger.finish(_result(_outcome("r-001", BuildStatus.PRINT_UNCONFIRMED)))
         assert _state(store, ledger, "r-001") == (JobState.FAILED, "print_unconfirmed")
 
+    @pytest.mark.parametrize("outcome", [
+        pytest.param(replace(_outcome("r-001", BuildStatus.SUCCEEDED), waiting=True),
+                     id="its-outcome-says-waiting"),
+        # Interrupted before the build's thread gave its outcome: the runner's stand-in
+        # (cancelled) says nothing of the hand-over; the store's record of it does.
+        pytest.param(_outcome("r-001", BuildStatus.CANCELLED), id="the-runners-stand-in"),
+        pytest.param(None, id="no-outcome"),
+    ])
     def test_a_build_left_waiting_that_a_watch_is_sending_is_left_to_the_watch(
-        self, store: SqliteJobStore, models: list[ModelInfo]
+        self, store: SqliteJobStore, models: list[ModelInfo], outcome: BuildOutcome | None
     ) -> None:
         ledger = _recorded(store, models, "r-001")
         build_id = ledger.build_ids["r-001"]
@@ -221,7 +239,7 @@ class TestFinish:
         # A watch on the store began sending it (a live process: its send is no orphan)
         # before the run that left it waiting ended.
         watch.begin(build_id, "r-001", "Form4-A", SendHolder.local("watch", os.getpid(), 0.0))
-        ledger.finish(_result(replace(_outcome("r-001", BuildStatus.SUCCEEDED), waiting=True)))
+        ledger.finish(_result(*([outcome] if outcome is not None else [])))
         assert _state(store, ledger, "r-001")[0] is JobState.PRINT_SENDING
         watch.sent(build_id, "job-1", "Form4-A")  # the watch's own record stands
         assert store.get_build(build_id).print_job_id == "job-1"

@@ -208,21 +208,31 @@ class TestRunLine:
             "run run-1 finished in 2.5 s: 1 of 2 builds succeeded "
             "(2 split into smaller builds) (interrupted)")
 
-    def test_a_build_held_for_approval_is_said_held_not_succeeded(self) -> None:
-        """Prepared and held for an operator (nothing sent): the line says what lets it go."""
-        held = dataclasses.replace(_outcome("b1", BuildStatus.SUCCEEDED), held=True,
-                                   job_key="PP-HELD00001")
+    @pytest.mark.parametrize(("handed", "line", "counted"), [
+        pytest.param({"held": True, "job_key": "PP-HELD00001"},
+                     "held for approval (dashboard or `jobs approve PP-HELD00001`)",
+                     "held for approval", id="held-for-approval"),
+        pytest.param({"waiting": True, "printer": "auto"},
+                     "waiting for a free printer (auto), sent when one is free (`jobs waiting`)",
+                     "waiting for a free printer", id="left-waiting-for-a-printer"),
+    ])
+    def test_a_build_handed_to_dispatch_is_said_so_not_succeeded(
+        self, handed: dict[str, object], line: str, counted: str
+    ) -> None:
+        """Prepared and held for an operator, or left waiting in the job store for a free
+        printer (nothing sent): "succeeded" said it printed; the line says what it waits for
+        and what lets it go or shows it, and the run's line counts it apart."""
+        outcome = dataclasses.replace(_outcome("b1", BuildStatus.SUCCEEDED), **handed)
         stream = io.StringIO()
         reporter = PlainReporter(stream)
         reporter.run_started("run-1", [_plan("b1", 1), _plan("b2", 1)], servers=1,
                              simulated=True)
-        reporter.build_finished(held)
+        reporter.build_finished(outcome)
         assert stream.getvalue().splitlines()[-1] == (
-            "[b1] held for approval (dashboard or `jobs approve PP-HELD00001`): prepared on "
-            "server-1 in 1.2 s (1/2 builds done)")
-        result = _result(held, _outcome("b2", BuildStatus.SUCCEEDED))
+            f"[b1] {line}: prepared on server-1 in 1.2 s (1/2 builds done)")
+        result = _result(outcome, _outcome("b2", BuildStatus.SUCCEEDED))
         assert run_line(result) == (
-            "run run-1 finished in 2.5 s: 1 of 2 builds succeeded, 1 held for approval")
+            f"run run-1 finished in 2.5 s: 1 of 2 builds succeeded, 1 {counted}")
 
     def test_a_verify_line_without_prints_in_progress(self) -> None:
         assert verify_line(_poll(0), 2) == (
@@ -476,6 +486,13 @@ class TestRejectedModels:
         ]
         assert rejection_lines(self.REJECTED[:1])[0] == "rejected 1 model:"
         assert rejection_lines(()) == []
+
+    def test_a_file_that_is_no_model_is_counted_as_a_file(self) -> None:
+        notes = Rejection(Path("/in/notes.txt"), ".txt: not a model file")
+        step = Rejection(Path("/in/part.step"), ".step: export as STL, OBJ or 3MF")
+        assert rejection_lines((notes,))[0] == "rejected 1 file:"
+        assert rejection_lines((self.REJECTED[0], notes))[0] == "rejected 2 files:"
+        assert rejection_lines((step,))[0] == "rejected 1 model:"  # a part, once exported
 
     def test_plain_says_them_in_one_write_and_nothing_for_none(self) -> None:
         writes: list[str] = []

@@ -58,7 +58,7 @@ class TestWhatIsSent:
             "SimulatedForm4-1", "unit-unit-001-box", outcome.job_id
         )
         assert (job["print_now"], job["status"]) == (False, "QUEUED")  # the printer was free
-        assert not outcome.handed_to_dispatch  # its run sent it: the run records the send
+        assert (outcome.waiting, outcome.held) == (False, False)  # its run sent it
         sending = [(e["printer"], e["job_name"]) for e in iter_events(logs, "print_sending")]
         assert sending == [("SimulatedForm4-1", "unit-unit-001-box")]
         sent = [(e["printer"], e["job_name"], e["job_id"]) for e in iter_events(logs, "print_sent")]
@@ -142,7 +142,8 @@ class TestPrinterLists:
         assert build.print_target is not None and build.print_target["names"] == list(LISTED)
         assert build.form_path is not None and Path(build.form_path).suffix == ".form"
         # Its run sent nothing: the dispatch loop's send is the loop's to record.
-        assert (outcome.waiting, outcome.held, outcome.handed_to_dispatch) == (True, False, True)
+        assert (outcome.waiting, outcome.held) == (True, False)
+        assert build.handed_to_dispatch
 
 
 class TestHeldForApproval:
@@ -173,7 +174,8 @@ class TestHeldForApproval:
         )
         assert [e["printer"] for e in iter_events(logs, "print_held")] == ["Form4-CapableClam"]
         assert list(iter_events(logs, "print_waiting")) == []
-        assert (outcome.waiting, outcome.held, outcome.handed_to_dispatch) == (False, True, True)
+        assert (outcome.waiting, outcome.held) == (False, True)
+        assert build.handed_to_dispatch  # the store's mark: its send is dispatch's to record
 
 
 def _prepared_build(store: SqliteJobStore) -> int:

@@ -14,9 +14,11 @@ scripted runner says nothing of its own run) and reads the console and the struc
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from daemon_support import Script, drop, make_daemon, processing_job, run_daemon_once
@@ -26,6 +28,7 @@ from preform_pipeline.executor import PlainReporter
 from preform_pipeline.geometry.bounded import DEFAULT_MAX_MODEL_FILE_BYTES, TOO_LARGE_HINT
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.files import move_file
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, write_recipe
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
 from preform_pipeline.store import JobState, SqliteJobStore
@@ -199,13 +202,17 @@ class TestAFileRefusedAsItIsTaken:
     words of its note."""
 
     NOT_A_MODEL = "is not a model file (preform-pipeline prepares .stl, .obj and .3mf)"
+    #: Session 41: a text or a photo is no model to convert, and it is not called a model.
+    LEAVE_IT_OUT = ("it is not a model to print: keep it out of the inbox (drop model files, "
+                    "and their sidecars)")
 
     @staticmethod
-    def _watch_once(tmp_path: Path, store: SqliteJobStore) -> list[str]:
+    def _watch_once(tmp_path: Path, store: SqliteJobStore,
+                    move: Callable[[Path, Path], None] | None = None) -> list[str]:
         for path in (tmp_path / "inbox").rglob("*"):
             os.utime(path, (1e9, 1e9))  # long since written: taken at once
         daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
-                             write_recipe(tmp_path, printer=None))
+                             write_recipe(tmp_path, printer=None), move=move)
         console = _console(daemon)
         run_daemon_once(daemon)
         return console.getvalue().splitlines()
@@ -214,9 +221,8 @@ class TestAFileRefusedAsItIsTaken:
         drop(tmp_path, "notes.txt", b"invoice 1042")
         failed = tmp_path / "inbox" / "failed"
         assert self._watch_once(tmp_path, store) == [
-            "rejected 1 model:",
-            f"  {failed / 'notes.txt'}: .txt {self.NOT_A_MODEL}; convert it to STL, OBJ or 3MF "
-            "and drop it again",
+            "rejected 1 file:",
+            f"  {failed / 'notes.txt'}: .txt {self.NOT_A_MODEL}; {self.LEAVE_IT_OUT}",
         ]
 
     def test_a_file_that_is_no_model_in_a_case_that_goes_on(
@@ -226,8 +232,8 @@ class TestAFileRefusedAsItIsTaken:
         drop(tmp_path, "C-5/photo.jpg", b"\xff\xd8\xff\xe0 not a model")
         said = self._watch_once(tmp_path, store)
         photo = tmp_path / "inbox" / "failed" / "C-5" / "photo.jpg"
-        assert said == ["rejected 1 model:", f"  {photo}: .jpg {self.NOT_A_MODEL}; convert it "
-                        "to STL, OBJ or 3MF and drop it again"]
+        assert said == ["rejected 1 file:", f"  {photo}: .jpg {self.NOT_A_MODEL}; "
+                        f"{self.LEAVE_IT_OUT}"]
         assert (tmp_path / "inbox" / "done" / "C-5" / "upper.stl").is_file()
 
     def test_a_copy_skipped_as_a_duplicate(self, tmp_path: Path, store: SqliteJobStore) -> None:
@@ -268,3 +274,30 @@ class TestAFileRefusedAsItIsTaken:
         assert heading == "rejected 1 model:"
         assert line.startswith(f"  {tmp_path / 'inbox' / 'failed' / 'part.stl'}: bad sidecar: ")
         assert line.endswith("then drop the file and its sidecar into the inbox again")
+
+    def test_a_copy_skipped_in_a_take_cut_short_by_a_later_move(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        """The take stops at a file whose move into processing/ fails and goes on at a later
+        look: the copy skipped before that (in failed/ already) is said once, not lost with
+        the cut (review of session 41)."""
+        drop(tmp_path, "a.stl", tetra_stl_bytes(4))
+        assert self._watch_once(tmp_path, store) == []
+        drop(tmp_path, "C-6/a-copy.stl", tetra_stl_bytes(4))
+        drop(tmp_path, "C-6/b.stl", tetra_stl_bytes(5))
+        refused: list[Path] = []
+
+        def move(source: Path, target: Path) -> None:
+            if source.name == "b.stl" and "processing" in target.parts and not refused:
+                refused.append(target)
+                raise PermissionError(errno.EACCES, "Permission denied", str(target.parent))
+            move_file(source, target)
+
+        heading, line = self._watch_once(tmp_path, store, move)
+        assert refused  # the take was cut short
+        assert heading == "rejected 1 model:"
+        assert line.startswith(f"  {tmp_path / 'inbox' / 'failed' / 'C-6' / 'a-copy.stl'}: the "
+                               "same content was already taken as job PP-")
+        # The later take (here the next start) goes on with b.stl and says the copy no more.
+        assert self._watch_once(tmp_path, store) == []
+        assert (tmp_path / "inbox" / "done" / "C-6" / "b.stl").is_file()

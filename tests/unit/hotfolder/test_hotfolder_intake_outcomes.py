@@ -238,15 +238,17 @@ class TestFilesThatAreNotModels:
         note = _note(inbox.folder("failed"), "README")
         assert ("What failed: a file without extension is not a model file "
                 "(preform-pipeline prepares .stl, .obj and .3mf)\n") in note
-        assert "What to do: convert it to STL, OBJ or 3MF and drop it again\n" in note
+        assert ("What to do: it is not a model to print: keep it out of the inbox (drop model "
+                "files, and their sidecars)\n") in note
 
     def test_an_unknown_type_is_named_by_its_extension(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
         path = _file(inbox, "part.step", b"ISO-10303")
         Intake(store, [inbox]).take(Drop(inbox, path, "r", False, others=(path,)))
-        assert "What failed: .step is not a model file" in _note(inbox.folder("failed"),
-                                                                   "part.step")
+        note = _note(inbox.folder("failed"), "part.step")
+        assert "What failed: .step is not a model file" in note
+        assert "What to do: convert it to STL, OBJ or 3MF and drop it again\n" in note
 
 
 class TestTakenJobs:

@@ -27,6 +27,7 @@ from preform_pipeline.hotfolder.testing import (
     wait_for,
     write_recipe,
 )
+from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Job, JobState
 from preform_pipeline.store.content import content_hash
@@ -54,7 +55,7 @@ class DiesAfterDeciding(Intake):
     """The intake, killed right after the copy was decided a duplicate (no note yet, the
     store still naming its place in the inbox)."""
 
-    def _duplicate_note(self, job: Job, duplicate: Job) -> Job:
+    def _duplicate_note(self, job: Job, duplicate: Job) -> tuple[Job, Rejection]:
         raise Killed(job.job_key)
 
 

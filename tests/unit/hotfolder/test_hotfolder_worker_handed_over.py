@@ -74,6 +74,10 @@ class _RunnerHandingOver(ScriptedRunner):
 
     dispatch: _DispatchPass
     status = BuildStatus.SUCCEEDED
+    #: The run was interrupted before the build's thread gave its outcome: the result holds
+    #: the runner's stand-in (cancelled, nothing of the hand-over in it), and no
+    #: ``after_run`` (a cancelled run's end never reaches it).
+    interrupted = False
     #: What the print step left in its facts: held, waiting, printer, job name, job key.
     handed: tuple[bool, bool, str, str, str]
 
@@ -103,6 +107,11 @@ class _RunnerHandingOver(ScriptedRunner):
         result = super().run()
         held, waiting, printer, job_name, job_key = self.handed
         (outcome,) = result.outcomes
+        if self.interrupted:
+            stand_in = replace(outcome, status=BuildStatus.CANCELLED, held=False,
+                               waiting=False, printer=None, job_name=None, job_key=None,
+                               reason="the run was interrupted before this build finished")
+            return replace(result, outcomes=(stand_in,), cancelled=True)
         outcome = replace(outcome, status=self.status, held=held, waiting=waiting,
                           printer=printer, job_name=job_name, job_key=job_key)
         tracking = self.options.print_tracking
@@ -111,7 +120,7 @@ class _RunnerHandingOver(ScriptedRunner):
 
 
 def _run_handing_over(tmp_path: Path, store: SqliteJobStore, script: Script, *, held: bool,
-                      status: BuildStatus = BuildStatus.SUCCEEDED,
+                      status: BuildStatus = BuildStatus.SUCCEEDED, interrupted: bool = False,
                       ) -> tuple[HotFolderDaemon, _DispatchPass, int]:
     """One file's batch run to its end by the daemon's worker while the dispatch loop is
     sending its build (the send held open): the daemon, the pass, the build's id."""
@@ -123,6 +132,7 @@ def _run_handing_over(tmp_path: Path, store: SqliteJobStore, script: Script, *, 
                          dispatch=DispatchSettings(poll_interval_s=300.0))
     dispatch = _RunnerHandingOver.dispatch = _DispatchPass(store, daemon)
     _RunnerHandingOver.status = status
+    _RunnerHandingOver.interrupted = interrupted
     try:
         daemon.worker.run_batch(Batch("hot", (BatchItem(f"job:{job}", "hot", (job,), 0.0),),
                                       "window"))
@@ -142,13 +152,18 @@ class TestARunEndingWhileDispatchSendsItsBuild:
         pytest.param(True, BuildStatus.SUCCEEDED, id="held-and-approved"),
         pytest.param(False, BuildStatus.CANCELLED, id="left-waiting-then-cancelled"),
         pytest.param(False, BuildStatus.FAILED, id="left-waiting-then-failed"),
+        # The runner's stand-in outcome of an interrupted run says nothing of the hand-over:
+        # the store's record of it is what the worker reads.
+        pytest.param(False, None, id="left-waiting-run-interrupted-before-its-outcome"),
+        pytest.param(True, None, id="held-and-approved-run-interrupted-before-its-outcome"),
     ])
     def test_the_dispatch_loop_records_its_own_send_and_keeps_its_printer(
         self, tmp_path: Path, store: SqliteJobStore, script: Script, held: bool,
-        status: BuildStatus,
+        status: BuildStatus | None,
     ) -> None:
-        daemon, dispatch, build_id = _run_handing_over(tmp_path, store, script, held=held,
-                                                       status=status)
+        daemon, dispatch, build_id = _run_handing_over(
+            tmp_path, store, script, held=held, status=status or BuildStatus.CANCELLED,
+            interrupted=status is None)
         try:
             assert store.get_build(build_id).state is JobState.PRINT_SENDING
             # Its print not on the printer yet, A says it is free: a batch choosing now must

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from preform_pipeline.geometry import write_obj, write_stl
-from preform_pipeline.plan.sources import find_sources
+from preform_pipeline.plan.sources import find_sources, unsupported_hint
 from tests.unit.plan.planning_factories import box_triangles
 
 NOW = 2_000_000_000.0
@@ -118,6 +118,16 @@ class TestSources:
         assert found.models == {part: None}
         assert found.waiting == ()
         assert [p.name for p, _ in found.unsupported] == ["notes.txt"]
+
+
+class TestWhatToDoWithAFileOfAnotherFormat:
+    """A model in another format is to be converted; a file that is no model, left out."""
+
+    def test_a_text_is_to_be_left_out_and_a_step_file_exported(self) -> None:
+        assert unsupported_hint(Path("notes.txt")) == (
+            ".txt: not a model file; only .stl, .obj and .3mf are imported (keep it out of "
+            "the models' folder)")
+        assert unsupported_hint(Path("part.step")) == ".step: export as STL, OBJ or 3MF"
 
 
 class TestANamedCaseFolder:

@@ -3,6 +3,7 @@ lost connection, a failing statement, an unreachable server, closing (real Postg
 
 from __future__ import annotations
 
+import shlex
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from preform_pipeline.store.postgres import (
     PG_SCHEMA_VERSION,
     PostgresJobStore,
 )
+from tests.conftest import REPO_ROOT
 from tests.pg_cluster import PG_PASSWORD
 from tests.unit.store.conftest import UNREACHABLE_HINT, admin_connection, new_database
 
@@ -271,5 +273,9 @@ class TestWithoutTheDriver:
             PostgresJobStore("postgresql://pipeline@127.0.0.1:1/jobs", password="x")
         assert str(caught.value).startswith(
             "a PostgreSQL job store (postgresql://...) needs psycopg, which is not installed (")
+        # Session 41: the hint was for an installed package only; this code runs from a
+        # checkout, whose own Python's pip installs it again editable with the extra.
         assert caught.value.hint == (
-            "pip install 'preform-pipeline[postgresql]' (or psycopg[binary])")
+            "install the postgresql extra into this checkout's install: "
+            f"{shlex.quote(sys.executable)} -m pip install -e "
+            f"{shlex.quote(f'{REPO_ROOT}[postgresql]')}")
