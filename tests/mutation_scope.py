@@ -194,6 +194,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/hotfolder/test_hotfolder_case_held_everywhere.py",
         # s39: a loose file through the case rule (over the readers' size limit)
         "tests/unit/hotfolder/test_hotfolder_intake_oversize.py",
+        # s41: a case folder emptied by setting aside ends its holds; a loose file's line
+        "tests/unit/hotfolder/test_hotfolder_case_hold_ends.py",
+        "tests/unit/hotfolder/test_hotfolder_case_held_said.py",
     ),
     # Process identities (s31): their own tests, the store's printer claims that judge holders
     # by them (SQLite under mutmut) and the daemon lock's rules that compare them; s32: the

@@ -15,17 +15,25 @@ A hold belongs to the very folder, not its name: each notice records the folder'
 device number on each machine). A folder removed from the inbox and made again under the
 same name is another case: the old folder's holds are forgotten when it is taken, not
 applied.
+
+A hold ends with its case (session 41). Taken, the case went to failed/ whole. Emptied (every
+part of it set aside, the folder quiet for the settle window), it is in failed/ whole too:
+the daemon forgets its holds and removes the folder, so files put there later are a new case.
+Gone from the inbox, its holds are forgotten at the daemon's next scan
+(:func:`forget_holds_of_gone`): a folder deleted and made again may get the old inode back
+(ext4 reuses them), and would be held by them.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
 from preform_pipeline.store import JobStore
 
-__all__ = ["HOLD_NOTICE", "forget_holds", "held_parts", "remember_hold"]
+__all__ = ["HOLD_NOTICE", "forget_holds", "forget_holds_of_gone", "held_parts", "remember_hold"]
 
 #: The notices' key prefix: ``case held by <case folder>/<the part's name as hex bytes>``.
 HOLD_NOTICE: Final = "case held by"
@@ -47,13 +55,38 @@ def held_parts(store: JobStore, root: Path, inode: int) -> tuple[Path, ...]:
     """The parts set aside from case folder ``root`` while it was this folder (``inode``),
     as they were named in it, in the order of their names."""
     prefix = _prefix(root)
-    return tuple(root / os.fsdecode(bytes.fromhex(key[len(prefix):]))
-                 for key in store.notice_keys(prefix)
-                 if store.notice_about(key) == str(inode))
+    return _parts(root, [key for key in store.notice_keys(prefix)
+                         if store.notice_about(key) == str(inode)])
 
 
-def forget_holds(store: JobStore, root: Path) -> None:
-    """Forget every hold of case folder ``root`` (taken: held to failed/, or gone on)."""
+def forget_holds(store: JobStore, root: Path) -> tuple[Path, ...]:
+    """Forget every hold of case folder ``root`` (taken: held to failed/, or gone on; or
+    emptied); the parts it held, as named in it."""
     keys = store.notice_keys(_prefix(root))
     if keys:
         store.forget_notices(keys)
+    return _parts(root, keys)
+
+
+def forget_holds_of_gone(
+    store: JobStore, inbox: Path, inode_of: Callable[[Path], int | None]
+) -> dict[Path, tuple[Path, ...]]:
+    """Forget the holds of the case folders below ``inbox`` that are not there any more as
+    the folder they held: removed, or another folder under the name (``inode_of`` a folder
+    now: None when it is gone). The parts forgotten, by folder."""
+    inodes: dict[Path, int | None] = {}
+    gone: dict[Path, list[str]] = {}
+    for key in store.notice_keys(f"{HOLD_NOTICE} {inbox}{os.sep}"):
+        root = Path(key[len(HOLD_NOTICE) + 1:].rpartition(os.sep)[0])
+        if root not in inodes:
+            inodes[root] = inode_of(root)
+        if inodes[root] is None or store.notice_about(key) != str(inodes[root]):
+            gone.setdefault(root, []).append(key)
+    if gone:
+        store.forget_notices([key for keys in gone.values() for key in keys])
+    return {root: _parts(root, keys) for root, keys in gone.items()}
+
+
+def _parts(root: Path, keys: Sequence[str]) -> tuple[Path, ...]:
+    start = len(_prefix(root))
+    return tuple(root / os.fsdecode(bytes.fromhex(key[start:])) for key in keys)

@@ -73,7 +73,7 @@ from preform_pipeline.executor import (
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
-from preform_pipeline.hotfolder.caseholds import remember_hold
+from preform_pipeline.hotfolder.caseholds import forget_holds_of_gone, remember_hold
 from preform_pipeline.hotfolder.dispatching import DispatchLoop
 from preform_pipeline.hotfolder.files import (
     MAX_NAME_BYTES,
@@ -83,7 +83,6 @@ from preform_pipeline.hotfolder.files import (
     jobs_command,
     move_file,
     overlong_name,
-    prune_empty_tree,
     set_aside_unstorable,
     sweep_temporaries,
 )
@@ -134,6 +133,7 @@ from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import PrinterClaims
+from preform_pipeline.wording import name_text
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
@@ -215,9 +215,9 @@ class _Unit:
     #: When the latest event about it came: for a file written in chunks, about when its
     #: last byte came. It counts as arrived then (the batching window starts there).
     last_seen: float = 0.0
-    #: For a folder without files: whether the store shows a case taken from this very
-    #: folder (None: not asked since its shape last changed).
-    emptied: bool | None = None
+    #: For a folder without files: why the store shows it a case folder this hot folder
+    #: emptied ("": not one; None: not asked since its shape last changed).
+    emptied: str | None = None
 
 
 class HotFolderDaemon:
@@ -601,6 +601,7 @@ class HotFolderDaemon:
         # write, and a name too long may stay in its inbox for weeks.
         daily = now >= self._next_notice_expiry
         self._forget_gone_notices(keep=daily)
+        self._forget_gone_holds()
         if daily:
             self._next_notice_expiry = now + _PRUNE_EVERY_S
             self._forget_old_notices()
@@ -629,6 +630,27 @@ class HotFolderDaemon:
             if gone:
                 log.info("notices_forgotten", inbox=str(inbox.path),
                          paths=[key[len(_TOO_LONG_NOTICE) + 1:] for key in gone])
+
+    def _forget_gone_holds(self) -> None:
+        """Forget the case holds (:mod:`.caseholds`) of folders gone from their inbox: a
+        folder deleted and made again under its name may get the old inode back, and would
+        be held by them. An inbox that is not there (an unmounted share) keeps them: its
+        folders are away, not gone."""
+        for inbox in self.hot.inboxes:
+            if not inbox.path.is_dir():
+                continue
+            try:
+                gone = forget_holds_of_gone(self.store, inbox.path, functools.partial(
+                    _inode_of, inbox=inbox.path))
+            except StoreError as exc:  # the next scan tries again
+                log.warning("case_holds_not_forgotten", root=str(inbox.path),
+                            error=exc.message)
+                continue
+            for root, parts in gone.items():
+                log.info("case_holds_forgotten", root=str(root),
+                         parts=[name_text(part.name) for part in parts],
+                         reason="its folder is not in the inbox any more (removed, or "
+                         "another folder made under its name): one made there is a new case")
 
     def _forget_old_notices(self) -> None:
         """Remove the notices about names too long that no daemon met for
@@ -916,11 +938,13 @@ class HotFolderDaemon:
     def _judge_empty(
         self, unit: _Unit, shape: tuple[tuple[str, int, int], ...]
     ) -> bool | None:
-        """A folder with nothing but folders in it. One this hot folder emptied (a crash came
-        between taking a case's last file and removing the folder) is removed once nothing
-        has changed in it for the quiet period; any other waits for files, as a folder the
-        user just made does. The store is asked only after the quiet period: a folder being
-        copied in has its first file by then."""
+        """A folder with nothing but folders in it. One this hot folder emptied is removed
+        once nothing has changed in it for the quiet period: a crash came between taking a
+        case's last file and removing the folder, or every part of the case was set aside
+        (its case is in failed/ whole: its holds end with it, and files put there later are
+        a new case). Any other waits for files, as a folder the user just made does. The
+        store is asked only after the quiet period: a folder being copied in has its next
+        file by then (the rest of a case whose first part was set aside is held with it)."""
         root = unit.root
         now = self.clock.monotonic()
         if shape != unit.signature:
@@ -929,18 +953,20 @@ class HotFolderDaemon:
             return True
         if unit.emptied is None:
             try:
-                unit.emptied = self.intake.emptied_case(root)
+                unit.emptied = self.intake.emptied_case(root) or ""
             except StoreError as exc:  # the database is away: ask again on the next look
                 log.warning("drop_check_failed", root=str(root), error=exc.message)
                 return True
         if not unit.emptied:
             return False
-        prune_empty_tree(root)
+        forgotten = self.intake.remove_case_folder(root)
+        if forgotten:
+            log.info("case_holds_forgotten", root=str(root),
+                     parts=[name_text(part.name) for part in forgotten], reason=unit.emptied)
         if root.exists():
-            unit.emptied = False  # something came (or it is not ours to remove): leave it
+            unit.emptied = ""  # something came (or it is not ours to remove): leave it
             return False
-        log.info("case_folder_removed", root=str(root),
-                 reason="its files were all taken before a restart")
+        log.info("case_folder_removed", root=str(root), reason=unit.emptied)
         return None
 
     def _release_due(self) -> None:
@@ -981,7 +1007,7 @@ class HotFolderDaemon:
             self._cut_cases.pop(drop.root, None)
             if result.held:
                 cut = []  # failed with the case (or in a build already: said below)
-                if drop.is_case:  # (a loose file's own reason is its note's)
+                if drop.is_case:  # (a loose file is said with the files refused at the take)
                     self._say_held(drop, result.bad)
             if result.printing:
                 self._say_printing(drop, result.printing)
@@ -1229,3 +1255,9 @@ class HotFolderDaemon:
         self.worker.close_pool()
         self.followup.stop()
 
+
+def _inode_of(root: Path, *, inbox: Path) -> int | None:
+    """The inode of folder ``root`` below ``inbox`` now (None: gone, or no folder), as a
+    case folder is told apart from a later one of its name."""
+    case = CaseFolder.of(root, inbox)
+    return None if case is None else case.inode

@@ -37,7 +37,8 @@ moved back from failed/ or done/ brings along are removed, not taken
 Once a case's files are all taken, its emptied folder is removed. Each job of a case records
 which folder it came from (:class:`CaseFolder`: its place, device and inode), so a folder a
 crash left empty between the last move and the removal is recognised after a restart
-(:meth:`Intake.emptied_case`), while a folder of the same name the user made since is not.
+(:meth:`Intake.emptied_case`), while a folder of the same name the user made since is not. So
+is a folder every part of which was set aside (:mod:`.caseholds`): its case is in failed/.
 """
 
 from __future__ import annotations
@@ -90,6 +91,7 @@ from preform_pipeline.wording import name_text
 __all__ = [
     "DEFAULT_RECENT_TAKES",
     "DUPLICATE_STATES",
+    "HELD_EMPTIED",
     "HOTFOLDER_FIELD",
     "OUTCOME_DONE_STATES",
     "OUTCOME_FAILED_STATES",
@@ -110,6 +112,10 @@ log = get_logger(__name__)
 #: How many of the newest jobs are looked through for the case folder an empty folder was:
 #: a crash can only have cut short the removal after the last few takes.
 DEFAULT_RECENT_TAKES: Final = 500
+
+#: Why a case folder emptied by setting its parts aside is removed, and its holds forgotten.
+HELD_EMPTIED: Final = ("every part of it was set aside to failed/, where its case is held "
+                       "whole: files put in its folder later are a new case")
 
 #: Where a job's file ends, by state: done/ ...
 OUTCOME_DONE_STATES: Final = frozenset(
@@ -323,7 +329,8 @@ class TakeResult:
     already (not held: that build goes on unless someone stops it). ``bad``: the names of
     the files that held it, as they are said. ``said``: the console's line for each file
     of ``rejected`` no other line names (a file that is no model, a duplicate skipped, a
-    drop refused whole): where it is now, what failed; what helps."""
+    drop refused whole, a loose file that cannot be prepared): where it is now, what
+    failed; what helps."""
 
     taken: tuple[Job, ...] = ()
     rejected: tuple[Job, ...] = ()
@@ -543,7 +550,7 @@ class Intake:
             rejected.append(self._reject_file(drop, recipe, other, why, todo, case=case))
             said.append(_said(rejected[-1], why, todo))
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         return TakeResult(tuple(taken), tuple(rejected), case_id, priority, said=tuple(said))
 
     def _cut_short(
@@ -609,11 +616,17 @@ class Intake:
             reason = reason_of(job)
             if job.state is JobState.PROCESSING:
                 named = job.source_path
+                cut = self._take_cut_short(job, place.previous)
+                if cut and os.path.lexists(named):
+                    # Cut on another disk after its rename: the file is in both places. Its
+                    # inbox copy goes first (when it is the same file, not put there since),
+                    # as the take's own finish would: left in the case folder, it was taken
+                    # again later and printed without its case.
+                    self.finish_move(job)
                 # Its file never left the inbox: the store names it there again (the settle
                 # below names its place in failed/ and this one as its previous).
                 back = ({"source_path": str(place.previous)}
-                        if self._take_cut_short(job, place.previous)
-                        and not os.path.lexists(named) else {})
+                        if cut and not os.path.lexists(named) else {})
                 job = self.store.transition(job.id, JobState.FAILED, reason,
                                             expect=JobState.PROCESSING, **back)
                 self._leave_processing(place, named)  # the folder the failed move made there
@@ -719,19 +732,22 @@ class Intake:
             return job
         return None
 
-    def _remove_case_folder(self, root: Path) -> None:
+    def remove_case_folder(self, root: Path) -> tuple[Path, ...]:
         """A case whose files were all taken leaves no folder behind (empty ones only).
 
         A named step: a crash right before it is what :meth:`emptied_case` recognises. The
         folder's holds (:mod:`.caseholds`) go with it: a case folder made again under its
         name is another case (a hold left by a store away now is the old folder's inode's
-        only).
+        only, until the daemon's next scan finds the folder gone). Returns the parts whose
+        holds were forgotten.
         """
         try:
-            forget_holds(self.store, root)
+            forgotten = forget_holds(self.store, root)
         except StoreError as exc:
             log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
+            forgotten = ()
         prune_empty_tree(root)
+        return forgotten
 
     def case_left_in_inbox(self, job: Job) -> Path | None:
         """The case folder ``job``'s file was taken from, when it is still that very folder in
@@ -751,20 +767,24 @@ class Intake:
                 return root
         return None
 
-    def emptied_case(self, root: Path) -> bool:
-        """True when ``root`` is a case folder this hot folder took files from: one of the
-        newest jobs was taken from it, and it is still that very folder (its device and
-        inode), not one of the same name made since."""
+    def emptied_case(self, root: Path) -> str | None:
+        """Why ``root``, a folder with nothing but folders in it, is a case folder this hot
+        folder emptied, to be removed: its parts were all set aside (its holds name this very
+        folder: the case is in failed/ whole), or one of the newest jobs was taken from it
+        and it is still that very folder (its inode), not one of the same name made since.
+        None when it is neither."""
         identity = _folder_identity(root)
         if identity is None:
-            return False
+            return None
+        if held_parts(self.store, root, identity[1]):
+            return HELD_EMPTIED
         for job in reversed(self.store.list_jobs(limit=DEFAULT_RECENT_TAKES)):
             place = place_of(job)
             case = place.case if place is not None else None
             if (place is not None and case is not None and place.inbox / case.rel == root
                     and case.is_folder(identity)):
-                return True
-        return False
+                return "its files were all taken before a restart"
+        return None
 
     def _duplicate_of(self, job: Job) -> Job | None:
         if job.content_hash is None:
@@ -966,7 +986,7 @@ class Intake:
                                       attachments=extra if index == 0 else (), case=case)
                     for index, (path, why, todo) in enumerate(failing)]
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         # (Not those a build has, nor one a user cancelled meanwhile: they are not held.)
         failed_ids = {job.id for job in failed}
         said = tuple(name_text(path.name) for path in gone)
@@ -980,8 +1000,12 @@ class Intake:
                         builds=sorted({job.build_id for job in printing if job.build_id}),
                         hint="that build goes on: cancel its jobs before the print is sent "
                         "(jobs cancel), or stop the print at the printer")
+        # A loose file is a case of its own: said with the other files refused at the take
+        # (a case held whole has its own line, the daemon's).
+        lines = () if drop.is_case else tuple(
+            _said(job, why, todo) for job, (_, why, todo) in zip(rejected, failing, strict=True))
         return TakeResult((), (*failed, *rejected), held=True, printing=tuple(printing),
-                          bad=said)
+                          bad=said, said=lines)
 
     def _drop_sidecars(self, drop: Drop) -> list[Path]:
         """The sidecars of ``drop`` (its case folder's, then each model's), once each."""
@@ -1008,7 +1032,7 @@ class Intake:
         for other in drop.others:
             rejected.append(self._reject_file(drop, recipe, other, reason, todo, case=case))
         if drop.is_case:
-            self._remove_case_folder(drop.root)
+            self.remove_case_folder(drop.root)
         log.warning("drop_rejected", root=str(drop.root), reason=reason, files=len(rejected))
         return TakeResult((), tuple(rejected),
                           said=tuple(_said(job, reason, todo) for job in rejected))

@@ -199,6 +199,27 @@ class TestACutTakeWhoseRestIsBad:
         (stopped,) = [e for e in logs if e["event"] == "hotfolder_stopped"]
         assert stopped["batches"] == 0  # (its failed jobs not batched either)
 
+    def test_each_note_names_the_jobs_command_that_reaches_its_store(
+        self, tmp_path: Path
+    ) -> None:
+        """A lab's store is seldom the default one: every held file's note, the one taken
+        before too, names the ``jobs`` command the daemon was given for it, which works as
+        printed (a plain ``jobs show`` would open another store and find nothing)."""
+        recipe = write_recipe(tmp_path, printer=None)
+        inbox = InboxSettings(path=tmp_path / "inbox", recipe=recipe)
+        jobs = f"preform-pipeline jobs --store {tmp_path / 'lab.sqlite3'}"
+        with SqliteJobStore(tmp_path / "lab.sqlite3") as store:
+            case = _cut_after_a(store, inbox)
+            (case / "c.step").write_bytes(b"ISO-10303-21;")
+            Intake(store, [inbox], jobs=jobs).take(
+                Drop(inbox, case, "hot", True, models=(case / "b.stl",),
+                     others=(case / "c.step",)), earlier=store.list_jobs())
+            keys = {job.original_name: job.job_key for job in store.list_jobs()}
+
+        for name in ("a.stl", "b.stl", "c.step"):
+            note = (inbox.path / "failed" / "C-7" / f"{name}{ERROR_SUFFIX}").read_text("utf-8")
+            assert f"(see: {jobs} show {keys[name]})" in note, (name, note)
+
     def test_a_file_already_in_a_build_is_said_not_held(self, tmp_path: Path) -> None:
         """A job of the case another pass put in a build first (a race; its print may be
         under way) is not pretended held: it stays where its build has it, and the console

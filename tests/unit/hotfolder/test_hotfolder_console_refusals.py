@@ -25,6 +25,7 @@ from daemon_support import Script, drop, make_daemon, processing_job, run_daemon
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import PlainReporter
+from preform_pipeline.geometry.bounded import DEFAULT_MAX_MODEL_FILE_BYTES, TOO_LARGE_HINT
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.files import move_file
@@ -244,6 +245,25 @@ class TestAFileRefusedAsItIsTaken:
         assert line.startswith(f"  {tmp_path / 'inbox' / 'failed' / 'b.stl'}: the same content "
                                "was already taken as job PP-")
         assert line.endswith(", or set hotfolders.duplicates: print")
+
+    def test_a_loose_file_over_the_size_limit(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        """A loose file that cannot be prepared goes through the case rule as a case of its
+        own (plan/held.py); until session 41 only its note and the ``case_held`` warning
+        said it."""
+        big = tmp_path / "inbox" / "big.stl"
+        big.parent.mkdir(parents=True)
+        triangles = 11_000_000  # a complete binary STL by its size, over the readers' limit
+        assert 84 + 50 * triangles > DEFAULT_MAX_MODEL_FILE_BYTES
+        with big.open("wb") as handle:  # sparse: no disk, and refused by its size unread
+            handle.write(bytes(80) + triangles.to_bytes(4, "little"))
+            handle.truncate(84 + 50 * triangles)
+        assert self._watch_once(tmp_path, store) == [
+            "rejected 1 model:",
+            f"  {tmp_path / 'inbox' / 'failed' / 'big.stl'}: big.stl: file is 524.5 MiB, over "
+            f"the 512.0 MiB limit for model files; {TOO_LARGE_HINT}, then drop it again",
+        ]
 
     def test_a_drop_refused_whole_for_its_sidecar(
         self, tmp_path: Path, store: SqliteJobStore

@@ -52,7 +52,7 @@ class Killed(BaseException):
 class DiesBeforeRemovingTheFolder(Intake):
     """The intake, killed between a case's last move and the removal of its folder."""
 
-    def _remove_case_folder(self, root: Path) -> None:
+    def remove_case_folder(self, root: Path) -> tuple[Path, ...]:
         raise Killed(root)
 
 

@@ -220,6 +220,17 @@ class TestTheInboxCopyTakenAgain:
         assert cut.source_path.read_bytes() == MODEL
 
 
+def cut_on_its_first_file(python_exe: str, database: Path, inbox: InboxSettings) -> Path:
+    """Case folder C-7 (``a.stl``, ``b.stl``) whose take a life killed after ``a.stl``'s
+    copy was renamed into processing/: ``a.stl`` is in both places."""
+    case = inbox.path / "C-7"
+    case.mkdir()
+    (case / "a.stl").write_bytes(MODEL)
+    (case / "b.stl").write_bytes(tetra_stl_bytes(30))
+    killed_taking(python_exe, database, inbox, case="C-7")
+    return case
+
+
 class TestACaseCutOnItsFirstFile:
     """A case folder whose take was cut after its first file's rename, taken again (a farm
     node's scan): that file's copy goes, and the case's other files are taken."""
@@ -227,19 +238,39 @@ class TestACaseCutOnItsFirstFile:
     def test_the_other_files_of_the_case_are_taken(
         self, python_exe: str, database: Path, far_processing: InboxSettings
     ) -> None:
-        case = far_processing.path / "C-7"
-        case.mkdir()
-        (case / "a.stl").write_bytes(MODEL)
-        (case / "b.stl").write_bytes(tetra_stl_bytes(30))
-        killed_taking(python_exe, database, far_processing, case="C-7")
+        case = cut_on_its_first_file(python_exe, database, far_processing)
         with SqliteJobStore(database) as store:
             (first,) = store.list_jobs()
             result = Intake(store, [far_processing]).take(Drop(
                 far_processing, case, "hot", True, models=(case / "a.stl", case / "b.stl")))
         (taken,) = result.taken
         assert (taken.original_name, taken.case_id) == ("b.stl", "C-7")
+        assert result.rejected == ()  # (the inbox copy is not a "duplicate" of its own job)
         assert (first.original_name, first.source_path.read_bytes()) == ("a.stl", MODEL)
         assert not case.exists()
+
+
+class TestACaseCutOnItsFirstFileThenHeld:
+    """The rest of a case cut so is found bad (session 41): the file in both places goes to
+    failed/ once, with the case. Its inbox copy used to stay in the case folder, and the
+    next look took it as a new job, which printed without its case."""
+
+    def test_its_inbox_copy_goes_and_nothing_of_the_case_is_left_to_take(
+        self, python_exe: str, database: Path, far_processing: InboxSettings
+    ) -> None:
+        case = cut_on_its_first_file(python_exe, database, far_processing)
+        (case / "c.step").write_bytes(b"ISO-10303-21;")  # a part that cannot be prepared
+        with SqliteJobStore(database) as store:
+            result = Intake(store, [far_processing]).take(Drop(
+                far_processing, case, "hot", True, models=(case / "a.stl", case / "b.stl"),
+                others=(case / "c.step",)), earlier=store.list_jobs())
+        assert result.held and result.taken == ()
+        assert not case.exists()
+        assert names(far_processing.folder("processing")) == []
+        assert names(far_processing.folder("failed")) == sorted(
+            f"C-7/{n}{s}" for n in ("a.stl", "b.stl", "c.step") for s in ("", ".error.txt"))
+        assert {(name, state) for name, state, _ in jobs(database)} == {
+            ("a.stl", JobState.FAILED), ("b.stl", JobState.FAILED), ("c.step", JobState.FAILED)}
 
 
 class TestARunsJobOfTheSameContent:

@@ -1,0 +1,162 @@
+"""A case hold ends with its folder (hotfolder/caseholds.py; daemon ``_judge_empty`` and
+``_forget_gone_holds``): real folders, a real SQLite store, the real daemon in-process.
+
+A part whose name is not UTF-8 is set aside at first sight and holds its case in the job
+store, keyed by the folder's path and valued by its inode. Until session 41 such a hold
+outlived its case in two ways: a folder whose only part was set aside stayed in the inbox,
+empty and held, so the fixed case copied back into it went to failed/ whole; and the holds
+of a folder removed from the inbox stayed, so a folder made again under its name that got
+the old inode back (ext4 reuses them) was held by them.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from daemon_support import Script, make_daemon, names, run_daemon_once
+from structlog.testing import capture_logs
+
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.hotfolder.caseholds import HOLD_NOTICE
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.files import ERROR_SUFFIX
+from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
+from preform_pipeline.store import JobStore, SqliteJobStore
+
+BAD = os.fsdecode(b"lower\xff.stl")  # (a name the job store cannot record)
+#: The inbox's settle window in these tests (the manual clock moves it).
+QUIET_S = 5.0
+
+
+def _holds(store: JobStore) -> tuple[str, ...]:
+    return store.notice_keys(f"{HOLD_NOTICE} ")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def daemon(tmp_path: Path, store: SqliteJobStore, clock: ManualClock) -> HotFolderDaemon:
+    """The daemon, its loop driven look by look (:func:`_look`) on the manual clock."""
+    return make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                       write_recipe(tmp_path, printer=None),
+                       inbox={"quiet_period_s": QUIET_S}, clock=clock)
+
+
+def _look(daemon: HotFolderDaemon, clock: ManualClock, after_s: float = 0.0) -> None:
+    """One look of the daemon's loop at its inbox, ``after_s`` seconds after the last."""
+    clock.advance(after_s)
+    daemon._rescan()
+    daemon._check_units()
+
+
+def _only_a_bad_part(tmp_path: Path) -> Path:
+    """Case folder C-1 with one part, whose name is not UTF-8 (set aside at first sight)."""
+    case = tmp_path / "inbox" / "C-1"
+    case.mkdir(parents=True)
+    (case / BAD).write_bytes(tetra_stl_bytes(2))
+    return case
+
+
+class TestAFolderWhosePartsWereAllSetAside:
+    """Its case went to failed/ whole: once the folder is empty and quiet for the settle
+    window, its holds are forgotten and the folder leaves the inbox; files put there later
+    are a new case."""
+
+    def test_the_fixed_case_put_back_prints(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        case = _only_a_bad_part(tmp_path)
+        with capture_logs() as logs:
+            _look(daemon, clock)
+            assert case.is_dir() and len(_holds(store)) == 1  # set aside, held
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert not case.exists() and _holds(store) == ()
+        assert names(tmp_path / "inbox" / "failed") == [f"C-1/{BAD}", f"C-1/{BAD}{ERROR_SUFFIX}"]
+        (forgotten,) = [e for e in logs if e["event"] == "case_holds_forgotten"]
+        assert (forgotten["root"], forgotten["parts"]) == (str(case), ["lower\\xff.stl"])
+        assert forgotten["reason"].startswith("every part of it was set aside")
+        (removed,) = [e for e in logs if e["event"] == "case_folder_removed"]
+        assert removed["reason"] == forgotten["reason"]
+
+        # The user renames the part and puts the case back where it was.
+        case.mkdir()
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / "lower.stl").write_bytes(tetra_stl_bytes(2))
+        run_daemon_once(make_daemon(tmp_path, store, Script(tmp_path / "fleet"),
+                                    write_recipe(tmp_path, printer=None)))
+        assert names(tmp_path / "inbox" / "done") == sorted(
+            f"C-1/{n}{s}" for n in ("lower.stl", "upper.stl") for s in ("", ".report.json"))
+        (build,) = {j.build_id for j in store.list_jobs()}  # one build, both parts
+        assert build is not None
+
+    def test_a_case_whose_rest_is_still_being_copied_in_stays_held(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        """Empty for less than the settle window is not empty: the rest of a case copied in
+        file by file (the badly named part first) is held with it."""
+        case = _only_a_bad_part(tmp_path)
+        with capture_logs() as logs:
+            _look(daemon, clock)
+            _look(daemon, clock, after_s=QUIET_S - 1)  # empty, not quiet yet
+            case.mkdir(exist_ok=True)  # (as a copy does: it makes the folder if gone)
+            (case / "upper.stl").write_bytes(tetra_stl_bytes(1))  # the copy goes on
+            _look(daemon, clock, after_s=1.5)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert not case.exists() and _holds(store) == ()
+        assert names(tmp_path / "inbox" / "failed") == sorted(
+            [f"C-1/{BAD}", f"C-1/{BAD}{ERROR_SUFFIX}", "C-1/upper.stl",
+             f"C-1/upper.stl{ERROR_SUFFIX}"])
+        (held,) = [e for e in logs if e["event"] == "case_held"]
+        assert (held["bad"], held["held"]) == (["lower\\xff.stl"], ["upper.stl"])
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+
+    def test_an_empty_folder_no_hold_names_stays(
+        self, tmp_path: Path, clock: ManualClock, daemon: HotFolderDaemon
+    ) -> None:
+        """Only a folder the store holds is ended so: an empty folder the user made waits for
+        files, as before."""
+        made = tmp_path / "inbox" / "C-2"
+        made.mkdir(parents=True)
+        _look(daemon, clock)
+        _look(daemon, clock, after_s=QUIET_S + 1)
+        assert made.is_dir()
+
+
+class TestTheHoldsOfAFolderGoneFromTheInbox:
+    """Forgotten at the daemon's next scan: a folder made again under its name (which may get
+    the old inode back) is another case."""
+
+    def test_are_forgotten_and_a_folder_still_there_keeps_its_own(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        for name in ("C-1", "C-2", "C-3"):
+            (inbox / name).mkdir(parents=True)
+            (inbox / name / "upper.stl").write_bytes(tetra_stl_bytes(1))
+            (inbox / name / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)  # each one's part set aside; each case still quiet-waiting
+        assert len(_holds(store)) == 3
+        shutil.rmtree(inbox / "C-1")  # removed by the user
+        (inbox / "C-3").rename(tmp_path / "kept")  # renamed away, and another made
+        (inbox / "C-3").mkdir()
+
+        with capture_logs() as logs:
+            _look(daemon, clock, after_s=1.0)
+
+        assert [key.split(os.sep)[-2] for key in _holds(store)] == ["C-2"]
+        forgotten = {e["root"]: e for e in logs if e["event"] == "case_holds_forgotten"}
+        assert sorted(forgotten) == [str(inbox / "C-1"), str(inbox / "C-3")]
+        assert forgotten[str(inbox / "C-1")]["parts"] == ["lower\\xff.stl"]
+        assert forgotten[str(inbox / "C-1")]["reason"].startswith(
+            "its folder is not in the inbox any more")
