@@ -31,9 +31,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.logging import get_logger
 from preform_pipeline.store import JobStore
 
 __all__ = ["HOLD_NOTICE", "forget_holds", "forget_holds_of_gone", "held_parts", "remember_hold"]
+
+log = get_logger(__name__)
 
 #: The notices' key prefix: ``case held by <case folder>/<the part's name as hex bytes>``.
 HOLD_NOTICE: Final = "case held by"
@@ -73,14 +76,24 @@ def forget_holds_of_gone(
 ) -> dict[Path, tuple[Path, ...]]:
     """Forget the holds of the case folders below ``inbox`` that are not there any more as
     the folder they held: removed, or another folder under the name (``inode_of`` a folder
-    now: None when it is gone). The parts forgotten, by folder."""
-    inodes: dict[Path, int | None] = {}
+    now: None when it is gone; it raises :class:`OSError` when that cannot be told now). The
+    parts forgotten, by folder. A folder that cannot be looked at now (a passing error of the
+    share, a permission) is not gone: its holds stay, or a held case could print in part."""
+    inodes: dict[Path, int | OSError | None] = {}
     gone: dict[Path, list[str]] = {}
     for key in store.notice_keys(f"{HOLD_NOTICE} {inbox}{os.sep}"):
         root = Path(key[len(HOLD_NOTICE) + 1:].rpartition(os.sep)[0])
         if root not in inodes:
-            inodes[root] = inode_of(root)
-        if inodes[root] is None or store.notice_about(key) != str(inodes[root]):
+            try:
+                inodes[root] = inode_of(root)
+            except OSError as exc:
+                inodes[root] = exc
+                log.warning("case_holds_kept", root=str(root), error=str(exc),
+                            reason="its folder could not be looked at: not gone")
+        inode = inodes[root]
+        if isinstance(inode, OSError):
+            continue
+        if inode is None or store.notice_about(key) != str(inode):
             gone.setdefault(root, []).append(key)
     if gone:
         store.forget_notices([key for keys in gone.values() for key in keys])

@@ -1258,6 +1258,7 @@ class HotFolderDaemon:
 
 def _inode_of(root: Path, *, inbox: Path) -> int | None:
     """The inode of folder ``root`` below ``inbox`` now (None: gone, or no folder), as a
-    case folder is told apart from a later one of its name."""
-    case = CaseFolder.of(root, inbox)
+    case folder is told apart from a later one of its name. Any other error (a share away
+    for a moment, a permission) raises :class:`OSError`: the folder is not known gone."""
+    case = CaseFolder.of(root, inbox, strict=True)
     return None if case is None else case.inode

@@ -158,10 +158,11 @@ class CaseFolder:
     inode: int
 
     @classmethod
-    def of(cls, root: Path, inbox: Path) -> CaseFolder | None:
+    def of(cls, root: Path, inbox: Path, *, strict: bool = False) -> CaseFolder | None:
         """``root`` as it is now; None when it cannot be told apart from a later folder of
-        the same name (gone, or a file system without inode numbers)."""
-        identity = _folder_identity(root)
+        the same name (gone, or a file system without inode numbers). ``strict``: another
+        error looking at it raises :class:`OSError` (it is not known gone)."""
+        identity = _folder_identity(root, strict=strict)
         if identity is None:
             return None
         return cls(root.relative_to(inbox).as_posix(), *identity)
@@ -173,11 +174,17 @@ class CaseFolder:
         return identity is not None and identity[1] == self.inode
 
 
-def _folder_identity(folder: Path) -> tuple[int, int] | None:
-    """``(device, inode)`` of a folder; None when gone, not a folder, or without an inode."""
+def _folder_identity(folder: Path, *, strict: bool = False) -> tuple[int, int] | None:
+    """``(device, inode)`` of a folder; None when gone, not a folder, or without an inode.
+    ``strict``: an error other than its absence (a share away for a moment, a permission)
+    raises :class:`OSError` instead, as it does not show the folder gone."""
     try:
         info = os.lstat(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
     except OSError:
+        if strict:
+            raise
         return None
     if not stat.S_ISDIR(info.st_mode) or info.st_ino == 0:
         return None
@@ -740,14 +747,28 @@ class Intake:
         name is another case (a hold left by a store away now is the old folder's inode's
         only, until the daemon's next scan finds the folder gone). Returns the parts whose
         holds were forgotten.
+
+        The folder goes first, its holds only once it is gone: a file that came between the
+        look and the removal keeps the folder (``case_folder_kept``), and is the rest of a
+        case being copied in, held with it. Forgotten first, that rest was taken as a case
+        of its own and printed without the part set aside.
         """
+        prune_empty_tree(root)
         try:
-            forgotten = forget_holds(self.store, root)
+            there = _folder_identity(root, strict=True) is not None
+        except OSError as exc:  # not known gone: the holds stay
+            log.warning("case_holds_kept", root=str(root), error=str(exc),
+                        reason="its folder could not be looked at: not gone")
+            return ()
+        if there:
+            log.info("case_folder_kept", root=str(root),
+                     reason="something came into it as it was removed: its holds stay")
+            return ()
+        try:
+            return forget_holds(self.store, root)
         except StoreError as exc:
             log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
-            forgotten = ()
-        prune_empty_tree(root)
-        return forgotten
+            return ()
 
     def case_left_in_inbox(self, job: Job) -> Path | None:
         """The case folder ``job``'s file was taken from, when it is still that very folder in

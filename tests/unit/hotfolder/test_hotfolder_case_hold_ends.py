@@ -11,6 +11,7 @@ the old inode back (ext4 reuses them) was held by them.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
@@ -20,11 +21,12 @@ from daemon_support import Script, make_daemon, names, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
+from preform_pipeline.hotfolder import intake as intake_module
 from preform_pipeline.hotfolder.caseholds import HOLD_NOTICE
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.files import ERROR_SUFFIX
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
-from preform_pipeline.store import JobStore, SqliteJobStore
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 
 BAD = os.fsdecode(b"lower\xff.stl")  # (a name the job store cannot record)
 #: The inbox's settle window in these tests (the manual clock moves it).
@@ -120,6 +122,40 @@ class TestAFolderWhosePartsWereAllSetAside:
         assert (held["bad"], held["held"]) == (["lower\\xff.stl"], ["upper.stl"])
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
 
+    def test_a_file_that_comes_as_the_folder_is_removed_is_held_with_its_case(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The copy goes on between the look that found the folder empty and its removal:
+        the removal fails harmlessly, the folder and its holds stay, and the file is held
+        with its case. (Until the review of session 41 the holds were forgotten before the
+        removal was tried: the rest of the case was then taken as a new case and printed
+        without its part set aside.)"""
+        case = _only_a_bad_part(tmp_path)
+        real_prune = intake_module.prune_empty_tree
+
+        def copy_goes_on(root: Path) -> None:
+            (root / "upper.stl").write_bytes(tetra_stl_bytes(1))
+            real_prune(root)
+
+        with capture_logs() as logs:
+            _look(daemon, clock)
+            monkeypatch.setattr(intake_module, "prune_empty_tree", copy_goes_on)
+            _look(daemon, clock, after_s=QUIET_S + 1)  # found empty and quiet; a file comes
+            monkeypatch.undo()
+            assert case.is_dir() and len(_holds(store)) == 1
+            _look(daemon, clock, after_s=QUIET_S + 1)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        (kept,) = [e for e in logs if e["event"] == "case_folder_kept"]
+        assert (kept["root"], kept["log_level"]) == (str(case), "info")
+        (held,) = [e for e in logs if e["event"] == "case_held"]
+        assert (held["bad"], held["held"]) == (["lower\\xff.stl"], ["upper.stl"])
+        assert "C-1/upper.stl" in names(tmp_path / "inbox" / "failed")
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.FAILED)}  # nothing of the case taken to print
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+
     def test_an_empty_folder_no_hold_names_stays(
         self, tmp_path: Path, clock: ManualClock, daemon: HotFolderDaemon
     ) -> None:
@@ -160,3 +196,33 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         assert forgotten[str(inbox / "C-1")]["parts"] == ["lower\\xff.stl"]
         assert forgotten[str(inbox / "C-1")]["reason"].startswith(
             "its folder is not in the inbox any more")
+
+    def test_a_folder_that_cannot_be_looked_at_for_a_moment_keeps_them(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """An error looking at a held case folder (a share away for a moment, a permission)
+        does not show it gone: its holds stay, or its rest would print without the part set
+        aside. (Until the review of session 41 any error counted as gone.)"""
+        case = tmp_path / "inbox" / "C-1"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)
+        assert len(_holds(store)) == 1
+        real_lstat = os.lstat
+
+        def share_away(path: object, *args: object, **kwargs: object) -> os.stat_result:
+            if os.fspath(path) == str(case):  # type: ignore[call-overload]
+                raise OSError(errno.EIO, "Input/output error", str(case))
+            return real_lstat(path, *args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+        with capture_logs() as logs:
+            monkeypatch.setattr(os, "lstat", share_away)
+            daemon._forget_gone_holds()
+            monkeypatch.undo()
+
+        assert len(_holds(store)) == 1
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+        (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
+        assert (kept["root"], kept["log_level"]) == (str(case), "warning")
