@@ -19,7 +19,7 @@ applied.
 A hold ends with its case (session 41). Taken, the case went to failed/ whole. Emptied (every
 part of it set aside, the folder quiet for the settle window), it is in failed/ whole too:
 the daemon forgets its holds and removes the folder, so files put there later are a new case.
-Gone from the inbox, its holds are forgotten at the daemon's next scan
+Gone from the inbox, its holds are forgotten at the second daemon scan that finds it gone
 (:func:`forget_holds_of_gone`): a folder deleted and made again may get the old inode back
 (ext4 reuses them), and would be held by them.
 """
@@ -27,7 +27,7 @@ Gone from the inbox, its holds are forgotten at the daemon's next scan
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -72,13 +72,19 @@ def forget_holds(store: JobStore, root: Path) -> tuple[Path, ...]:
 
 
 def forget_holds_of_gone(
-    store: JobStore, inbox: Path, inode_of: Callable[[Path], int | None]
-) -> dict[Path, tuple[Path, ...]]:
+    store: JobStore, inbox: Path, inode_of: Callable[[Path], int | None],
+    gone_before: Collection[str] = frozenset(),
+) -> tuple[dict[Path, tuple[Path, ...]], frozenset[str]]:
     """Forget the holds of the case folders below ``inbox`` that are not there any more as
     the folder they held: removed, or another folder under the name (``inode_of`` a folder
-    now: None when it is gone; it raises :class:`OSError` when that cannot be told now). The
-    parts forgotten, by folder. A folder that cannot be looked at now (a passing error of the
-    share, a permission) is not gone: its holds stay, or a held case could print in part."""
+    now: None when it is gone; it raises :class:`OSError` when that cannot be told now).
+
+    A hold is forgotten only when it was found gone at the look before too (its key in
+    ``gone_before``): a share unmounted for a moment (its empty mount point in its place), or
+    a farm node that does not see yet a folder another node held, shows a held folder gone
+    once; forgotten then, its rest would print without the part set aside. A folder that
+    cannot be looked at now (a passing error, a permission) is not gone at all. Returns the
+    parts forgotten, by folder, and the keys found gone this once (for the next look)."""
     inodes: dict[Path, int | OSError | None] = {}
     gone: dict[Path, list[str]] = {}
     for key in store.notice_keys(f"{HOLD_NOTICE} {inbox}{os.sep}"):
@@ -95,9 +101,13 @@ def forget_holds_of_gone(
             continue
         if inode is None or store.notice_about(key) != str(inode):
             gone.setdefault(root, []).append(key)
-    if gone:
-        store.forget_notices([key for keys in gone.values() for key in keys])
-    return {root: _parts(root, keys) for root, keys in gone.items()}
+    now = {key for keys in gone.values() for key in keys}
+    forget = {root: [key for key in keys if key in gone_before] for root, keys in gone.items()}
+    forget = {root: keys for root, keys in forget.items() if keys}
+    if forget:
+        store.forget_notices([key for keys in forget.values() for key in keys])
+    return ({root: _parts(root, keys) for root, keys in forget.items()},
+            frozenset(now.difference(gone_before)))
 
 
 def _parts(root: Path, keys: Sequence[str]) -> tuple[Path, ...]:

@@ -350,6 +350,8 @@ class HotFolderDaemon:
         self.take_move_tries = DEFAULT_TAKE_MOVE_TRIES
         self._next_prune = 0.0
         self._next_notice_expiry = 0.0
+        #: By inbox: the case holds its last scan found gone (forgotten if the next does too).
+        self._holds_gone_once: dict[Path, frozenset[str]] = {}
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
@@ -635,13 +637,16 @@ class HotFolderDaemon:
         """Forget the case holds (:mod:`.caseholds`) of folders gone from their inbox: a
         folder deleted and made again under its name may get the old inode back, and would
         be held by them. An inbox that is not there (an unmounted share) keeps them: its
-        folders are away, not gone."""
+        folders are away, not gone; so does a folder found gone by one scan only (a share
+        unmounted for a moment leaves an empty mount point: :func:`forget_holds_of_gone`)."""
         for inbox in self.hot.inboxes:
+            once = self._holds_gone_once.pop(inbox.path, frozenset())
             if not inbox.path.is_dir():
                 continue
             try:
-                gone = forget_holds_of_gone(self.store, inbox.path, functools.partial(
-                    _inode_of, inbox=inbox.path))
+                gone, self._holds_gone_once[inbox.path] = forget_holds_of_gone(
+                    self.store, inbox.path, functools.partial(_inode_of, inbox=inbox.path),
+                    once)
             except StoreError as exc:  # the next scan tries again
                 log.warning("case_holds_not_forgotten", root=str(inbox.path),
                             error=exc.message)

@@ -169,8 +169,8 @@ class TestAFolderWhosePartsWereAllSetAside:
 
 
 class TestTheHoldsOfAFolderGoneFromTheInbox:
-    """Forgotten at the daemon's next scan: a folder made again under its name (which may get
-    the old inode back) is another case."""
+    """Forgotten at the second daemon scan that finds it gone: a folder made again under its
+    name (which may get the old inode back) is another case."""
 
     def test_are_forgotten_and_a_folder_still_there_keeps_its_own(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
@@ -188,6 +188,8 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         (inbox / "C-3").mkdir()
 
         with capture_logs() as logs:
+            _look(daemon, clock, after_s=1.0)
+            assert len(_holds(store)) == 3  # found gone once: not yet
             _look(daemon, clock, after_s=1.0)
 
         assert [key.split(os.sep)[-2] for key in _holds(store)] == ["C-2"]
@@ -226,3 +228,28 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
         (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
         assert (kept["root"], kept["log_level"]) == (str(case), "warning")
+
+    def test_an_inbox_unmounted_for_a_moment_keeps_them(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        """A share unmounted for one scan leaves its empty mount point: every held folder
+        looks gone once, and is back at the next scan. Its holds stay; forgotten, the rest
+        of a held case would print without its part set aside. (Until the review of session
+        41 the first scan that found a folder gone forgot them.)"""
+        inbox = tmp_path / "inbox"
+        case = inbox / "C-1"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)
+        assert len(_holds(store)) == 1
+        with capture_logs() as logs:
+            case.rename(tmp_path / "away")  # the share's content away for one scan
+            daemon._forget_gone_holds()
+            (tmp_path / "away").rename(case)
+            daemon._forget_gone_holds()
+            daemon._forget_gone_holds()
+
+        assert len(_holds(store)) == 1
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
