@@ -762,7 +762,8 @@ class Intake:
             return ()
         if there:
             log.info("case_folder_kept", root=str(root),
-                     reason="something came into it as it was removed: its holds stay")
+                     reason="it could not be removed (a file came into it, or the share "
+                     "refused): its holds stay, and what came is held with its case")
             return ()
         try:
             return forget_holds(self.store, root)
