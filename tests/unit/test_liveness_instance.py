@@ -288,10 +288,10 @@ class TestARecordOfAnEarlierVersion:
     def test_ours_under_its_pid_is_a_look_alike_whatever_its_start(self) -> None:
         # The clock set since the holder started moves the boot's time, so its start reads
         # back a second (or more) off: a process of ours under the record's pid may be it.
+        # The record's start is a moment at which nothing started (a second before ours could
+        # be another worker's simulator's start, a look-alike by its start too).
         with ours_running() as ours:
-            running = ProcessIdentity.of_running(ours.pid)
-            assert running is not None
-            record = ProcessIdentity(ours.pid, running.create_time - 1.0, this_host())
+            record = ProcessIdentity(ours.pid, quiet_moment(), this_host())
             assert not record.is_running()
             assert record.look_alikes() == (ours.pid,)
             assert record.judged_on_this_machine() is Liveness.UNKNOWN
