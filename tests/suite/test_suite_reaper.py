@@ -162,6 +162,42 @@ class TestAKilledParallelSession:
             shutil.rmtree(temp, ignore_errors=True)
 
 
+class TestTheMutationRunsCluster:
+    """The store's mutation runs share one cluster that outlives their sessions
+    (tests/unit/store/mutation_cluster.py): its owner hung up with its shell, or killed
+    outright, leaves no cluster running (one ran on for an hour in session 41)."""
+
+    @pytest.mark.parametrize("signal_number", [signal.SIGHUP, signal.SIGKILL])
+    def test_its_cluster_goes_with_its_owner(self, signal_number: int) -> None:
+        require_postgres()
+        # Its own temporary folder (as above): the cluster is made there, findable, and no
+        # other run's watcher reaps its registry.
+        temp = Path(tempfile.mkdtemp(prefix="pp-t-"))
+        temp.chmod(0o755)
+        environment = {k: v for k, v in os.environ.items()
+                       if not k.startswith("PREFORM_PIPELINE_") and k != reaper.TOKEN_ENV}
+        environment.update(PYTHONPATH=str(REPO_ROOT), TMPDIR=str(temp))
+        owner = subprocess.Popen([sys.executable, "-m", "tests.unit.store.mutation_cluster"],
+                                 cwd=REPO_ROOT, env=environment, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL, text=True)
+        postmaster = None
+        try:
+            assert owner.stdout is not None
+            assert owner.stdout.readline().startswith("PREFORM_PIPELINE_MUTATION_PG_PORT=")
+            (cluster,) = temp.glob("pp-pg-*")
+            postmaster = postmaster_of(cluster)
+            owner.send_signal(signal_number)
+            owner.wait(timeout=TIMEOUT_S)
+            wait_until("the cluster's server to stop", lambda: gone(postmaster), TIMEOUT_S)
+            wait_until("the cluster's folder to go", lambda: not cluster.exists(), TIMEOUT_S)
+        finally:
+            owner.kill()
+            owner.wait(timeout=TIMEOUT_S)
+            if postmaster is not None and not gone(postmaster):  # failed: not left running
+                os.kill(postmaster, signal.SIGINT)
+            shutil.rmtree(temp, ignore_errors=True)
+
+
 class TestAStaleRegistry:
     """A registry whose owner ended and whose watcher is gone without reaping it is reaped by
     the next watcher's :func:`~tests.reaper.reap_stale`; any other is left alone."""
