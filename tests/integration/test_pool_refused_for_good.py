@@ -294,7 +294,10 @@ class TestRunRefusedAtARecycle:
             os.utime(model, (MODEL.stat().st_mtime, MODEL.stat().st_mtime))  # not being written
         settings = tmp_path / "settings.yaml"
         settings.write_text(json.dumps({"servers": {
-            "count": 1, "executable": str(program), "command_prefix": [sys.executable],
+            # A port the system picks: on 44388, taken by another test's server, the first
+            # start fails by its port after the stand-in counted it, and the next is refused.
+            "count": 1, "base_port": 0, "executable": str(program),
+            "command_prefix": [sys.executable],
             "recycle_after_builds": 1, "restart_backoff_s": 0.05,
             "restart_backoff_max_s": 0.1}}), encoding="utf-8")
         done = in_a_process(tmp_path, "run", str(recipe), *map(str, models), "--settings",
