@@ -138,11 +138,18 @@ def watching(tmp_path: Path) -> Iterator[Path]:
     console goes to ``console.txt``, its log to ``log.jsonl``. The folder."""
     settings = _settings(tmp_path, log_file=tmp_path / "log.jsonl")
     (tmp_path / "inbox").mkdir()
-    with (tmp_path / "console.txt").open("wb") as out:
+    with (tmp_path / "console.txt").open("wb") as out, \
+            (tmp_path / "stderr.txt").open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "preform_pipeline", "watch", str(settings)],
-            cwd=tmp_path, env=_environment(), stdout=out, stderr=subprocess.DEVNULL)
+            cwd=tmp_path, env=_environment(), stdout=out, stderr=err)
     try:
+        # The test reads the daemon's store: only once the daemon has made it. Opened while
+        # the daemon was still creating it, the two openings can lock each other out (session
+        # 41: the daemon then stopped at start, its reason on a stderr nobody kept).
+        wait_for(lambda: bool(_events(tmp_path, "hotfolder_started"))
+                 or process.poll() is not None, WAIT_S, what="the daemon started")
+        assert process.poll() is None, (tmp_path / "stderr.txt").read_text(errors="replace")
         yield tmp_path
     finally:
         process.kill()
