@@ -237,6 +237,11 @@ class JobPlace:
             "claim": self.claim,
         }
 
+    @property
+    def dropped_at(self) -> Path:
+        """Where the file was dropped: its inbox and its path in it, as its user knows it."""
+        return self.inbox / self.rel
+
 
 def place_of(job: Job) -> JobPlace | None:
     raw = job.fields.get(HOTFOLDER_FIELD)

@@ -109,7 +109,7 @@ def file_now(job: Job, place: JobPlace | None, again: Job | None) -> Whereabouts
         if unsettled and place.previous is not None and os.path.lexists(place.previous):
             # Cut short between the store's write and the move: the daemon finishes it.
             return Whereabouts(path, "being_moved", now_at=str(place.previous))
-        dropped = place.inbox / place.rel
+        dropped = place.dropped_at
         if os.path.lexists(dropped):
             return Whereabouts(path, "put_back", now_at=str(dropped))
         if not os.path.isdir(place.inbox):
@@ -205,7 +205,7 @@ def unwatched(store: JobStore, jobs: Sequence[Job]) -> dict[int, str]:
         (job, place) for job in jobs
         if job.build_id is None and (place := place_of(job)) is not None
         and (job.state is JobState.PROCESSING or (
-            job.state is JobState.QUEUED and job.source_path != place.inbox / place.rel))
+            job.state is JobState.QUEUED and job.source_path != place.dropped_at))
     ]
     if not waiting or not isinstance(store, LeasingStore):
         return {}

@@ -953,5 +953,5 @@ def _store_was_away(outcome: BuildOutcome) -> bool:
 
 def _as_dropped_paths(jobs: list[Job]) -> dict[Path, str]:
     """Each job's file (in processing/) by the path it was dropped at, as its user knows it."""
-    return {job.source_path: str(place.inbox / place.rel)
+    return {job.source_path: str(place.dropped_at)
             for job in jobs if (place := place_of(job)) is not None}
