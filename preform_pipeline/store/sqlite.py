@@ -55,6 +55,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "WAL_CHECKPOINT_PAGES",
     "WAL_SIZE_LIMIT_BYTES",
+    "WAL_SWITCH_TRIES",
     "Migration",
     "SqliteJobStore",
 ]
@@ -69,11 +70,18 @@ DEFAULT_BUSY_TIMEOUT_S: Final = 10.0
 #: SQLite's 4 KiB page): a few hundred transitions, a checkpoint of milliseconds.
 WAL_CHECKPOINT_PAGES: Final = 256
 
+#: How often opening tries to switch a store to WAL while another process holds its write
+#: lock (see :meth:`SqliteJobStore._switch_to_wal`): after one wait the other has switched the
+#: file, and the next try writes nothing; a few more cover several processes starting at once.
+WAL_SWITCH_TRIES: Final = 5
+
 #: What SQLite cuts the WAL back to when a checkpoint has emptied it (``journal_size_limit``):
 #: without it the file keeps the largest size it ever reached, for as long as a writer runs.
 WAL_SIZE_LIMIT_BYTES: Final = 1024 * 1024
 
 _JOB_KEY_COLUMN_HINT: Final = "job_key"
+
+_TO_WAL: Final = "PRAGMA journal_mode = WAL"
 
 #: The longest store file name, in bytes: SQLite writes ``<name>-journal`` beside the file
 #: (and ``-wal``, ``-shm``), and file systems take names up to 255 bytes.
@@ -388,7 +396,7 @@ class SqliteJobStore(SqlStoreCore):
                     conn.close()
                     return self._open(create)
                 if not read_only:
-                    mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                    mode = self._switch_to_wal(conn)
                     if str(mode).lower() != "wal":
                         # Some network file systems cannot do WAL; it works, readers wait.
                         log.warning("store_not_wal", path=str(self.path), journal_mode=mode)
@@ -403,6 +411,33 @@ class SqliteJobStore(SqlStoreCore):
             conn.close()
             raise
         return conn
+
+    def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
+        """``PRAGMA journal_mode = WAL``, waiting for another process's write as a write does;
+        the journal mode the file has afterwards.
+
+        Switching writes the file's header: SQLite reads it (a shared lock), then asks for the
+        write lock. While another process holds that lock (it is switching this same new store
+        this very moment: two processes opening a store one of them has just created), SQLite
+        refuses at once with SQLITE_BUSY and never calls the busy handler, because this
+        connection holds its read lock while it asks and waiting could deadlock: the store would
+        fail to open in a millisecond, saying it stayed locked for the whole busy timeout.
+        ``BEGIN IMMEDIATE`` holds nothing while it waits for the write lock, so it waits
+        (busy_timeout) until the other's switch has committed; the next try finds the file in
+        WAL already and writes nothing. Tries stop after the busy timeout in all: a refusal
+        after SQLite's own wait for the lock is the long-held lock a write reports too.
+        """
+        deadline = self._clock.monotonic() + self.busy_timeout_s
+        for _ in range(WAL_SWITCH_TRIES - 1):
+            try:
+                return str(conn.execute(_TO_WAL).fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if (exc.sqlite_errorcode != sqlite3.SQLITE_BUSY
+                        or self._clock.monotonic() >= deadline):
+                    raise
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("ROLLBACK")
+        return str(conn.execute(_TO_WAL).fetchone()[0])
 
     def _connect(self, database: str, *, uri: bool = False) -> sqlite3.Connection:
         return sqlite3.connect(

@@ -7,15 +7,20 @@ Each opens its own store (its own connection), as the daemon and the ``jobs`` co
 - ``write PATH STOP_FILE MAX``: create jobs and move them through states until STOP_FILE exists
   or MAX jobs were written; print ``started`` after the first, ``wrote N`` at the end.
 - ``crash PATH``: drive a build to PRINT_SENDING, print its ids, and die without closing.
+- ``open FOLDER ROLE``: print ``ready``, then for each name read from stdin open the store
+  ``FOLDER/name`` and print ``opened`` or ``failed MESSAGE``. ROLE ``creator`` creates it;
+  ``opener`` waits until the file is there and opens it with ``create=False`` (``jobs``, the
+  dashboard or a second daemon starting as the first creates the store).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
-from preform_pipeline.errors import StoreConflictError
+from preform_pipeline.errors import StoreConflictError, StoreError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.store import JobState, SqliteJobStore, embed_key
 
@@ -63,6 +68,27 @@ def crash(path: Path) -> int:
     os._exit(3)  # the process dies here: no close, no cleanup, the print request never went out
 
 
+#: How long an ``opener`` waits for its creator to make the file.
+_CREATED_WITHIN_S = 30.0
+
+
+def open_fresh(folder: Path, role: str) -> int:
+    print("ready", flush=True)
+    for line in sys.stdin:
+        path = folder / line.strip()
+        if role == "opener":
+            deadline = time.monotonic() + _CREATED_WITHIN_S
+            # A busy wait: the race is the moment the file appears, a sleep would miss it.
+            while not path.exists() and time.monotonic() < deadline:
+                pass
+        try:
+            SqliteJobStore(path, create=role == "creator").close()
+            print("opened", flush=True)
+        except StoreError as exc:
+            print(f"failed {exc}", flush=True)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     configure_logging(level="WARNING", console=sys.stderr)  # stdout carries the answers
     mode, path = argv[0], Path(argv[1])
@@ -72,6 +98,8 @@ def main(argv: list[str]) -> int:
         return write(path, Path(argv[2]), int(argv[3]))
     if mode == "crash":
         return crash(path)
+    if mode == "open":
+        return open_fresh(path, argv[2])
     raise SystemExit(f"unknown mode {mode}")
 
 
