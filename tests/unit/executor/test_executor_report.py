@@ -133,8 +133,8 @@ class TestHeldAndWaitingBuilds:
             outcome("b3", BuildStatus.SUCCEEDED, waiting=True, printer="auto"),
             outcome("b4", BuildStatus.FAILED, reason="validation failed"),
             outcome("b5", BuildStatus.SPLIT, children=("b5.1", "b5.2")),
-            outcome("b5.1", BuildStatus.SUCCEEDED, waiting=True, printer="auto"),
-            outcome("b5.2", BuildStatus.PRINT_UNCONFIRMED, reason="no answer"),
+            outcome("b5.1", BuildStatus.SUCCEEDED, parent="b5", waiting=True, printer="auto"),
+            outcome("b5.2", BuildStatus.PRINT_UNCONFIRMED, parent="b5", reason="no answer"),
         )
         json_path, _ = write_run_report(run, tmp_path)
         data = json.loads(json_path.read_text(encoding="utf-8"))
