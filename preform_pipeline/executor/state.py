@@ -175,10 +175,9 @@ class BuildCounts:
             return sum(1 for o in outcomes if o.status is status)
 
         prepared = [o for o in outcomes if o.status is BuildStatus.SUCCEEDED]
+        # Never both: the print step ends on whichever the store answered (executor/steps).
         held = sum(1 for o in prepared if o.held)
-        # A build is held or waiting, never both (the print step ends on either); were both
-        # set, it is counted once, as held: a person lets it go before any printer can.
-        waiting = sum(1 for o in prepared if o.waiting and not o.held)
+        waiting = sum(1 for o in prepared if o.waiting)
         split = count(BuildStatus.SPLIT)
         return cls(builds=len(outcomes) - split, succeeded=len(prepared) - held - waiting,
                    held=held, waiting=waiting, failed=count(BuildStatus.FAILED),
