@@ -113,6 +113,7 @@ __all__ = [
     "UnsupportedApiVersionError",
     "UnusablePathError",
     "WRITE_HINTS",
+    "full_disk_advice",
     "refused_by_a_full_disk",
     "write_hint",
 ]
@@ -255,6 +256,15 @@ DISK_FULL_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EDQUOT})
 def write_hint(cause: OSError) -> str:
     """What helps when the operating system refused a write with ``cause``."""
     return WRITE_HINTS.get(cause.errno or 0, _OTHER_WRITE_HINT)
+
+
+def full_disk_advice(folder: Path | str) -> str:
+    """What helps a build that stopped because the disk holding ``folder`` refused a write
+    for want of room (the store's ``Build.full_disk``): the one wording the hot folder's note,
+    ``jobs show`` and the dashboard's build page give, each adding its own next step (drop
+    the file again, ``jobs retry``). It names the folder, not the disk: a person knows which
+    folder they set, and a mount point is not always what they can free."""
+    return f"free some space on the disk holding {folder}"
 
 
 def refused_by_a_full_disk(error: BaseException) -> bool:

@@ -5,8 +5,10 @@ status, the full reason, job id, server, attempts, the files written, the verifi
 outcome, the printer, job name and job key the print was sent with, the case ids and the
 warnings; plus one row per model refused up front (status ``rejected``, with its size). The
 JSON report adds the run: id, recipe, ``simulated`` (true whenever the built-in simulator
-stood in for PreFormServer), dry run, interrupted, wall time (verification included), and per
-build its steps and attempts.
+stood in for PreFormServer), dry run, interrupted, wall time (verification included), the
+builds counted by status (``counts``) and as the console counts them (``tally``: held and
+waiting apart from succeeded), and per build its steps, attempts and whether it was held or
+left waiting (``held``, ``waiting``).
 
 Each build also gets a small JSON report of its own at the recipe's ``outputs.report`` path
 (:func:`write_build_report`), written as soon as the build finishes.
@@ -132,6 +134,10 @@ def build_to_dict(outcome: BuildOutcome) -> dict[str, Any]:
         "printer": outcome.printer,
         "job_name": outcome.job_name,
         "job_key": outcome.job_key,
+        # Prepared and not sent (its status is "succeeded"): held for an operator's approval,
+        # or left waiting in the job store for a free printer; the dispatch loop sends it.
+        "held": outcome.held,
+        "waiting": outcome.waiting,
         "case_ids": list(outcome.case_ids),
         "dropped": [{"file": f, "reason": r} for f, r in outcome.dropped],
         "units": list(outcome.units),
@@ -173,6 +179,9 @@ def result_to_dict(result: RunResult, *, ok: bool | None = None) -> dict[str, An
         "wall_s": round(result.wall_s, 3),
         "output_root": str(result.output_root) if result.output_root else None,
         "counts": counts,
+        # The counts the console's closing and exit lines say (held and waiting apart from
+        # succeeded, splits left out); "counts" above stays by status, as scripts read it.
+        "tally": result.tally.to_dict(),
         "builds": [build_to_dict(o) for o in result.outcomes],
         "rejected": [rejection_to_dict(r) for r in result.rejected],
         "warnings": list(result.warnings),

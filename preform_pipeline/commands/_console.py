@@ -298,20 +298,18 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
     (``LeftWaiting.reasons``), said instead of "nothing to run" when they were all the run
     had to do, and before the builds' count otherwise."""
     settled = result.counted
+    tally = result.tally
     reasons: list[str] = []
     if code == EXIT_TERMINATED:
         reasons.append("stopped by SIGTERM")
     elif code == EXIT_INTERRUPTED:
         reasons.append("interrupted")
-    by_status = {s: sum(1 for o in settled if o.status is s) for s in BuildStatus}
-    if by_status[BuildStatus.FAILED]:
-        reasons.append(counted(by_status[BuildStatus.FAILED], "build") + " failed")
-    if by_status[BuildStatus.PRINT_UNCONFIRMED]:
-        reasons.append(
-            counted(by_status[BuildStatus.PRINT_UNCONFIRMED], "print") + " unconfirmed"
-        )
-    if by_status[BuildStatus.CANCELLED]:
-        reasons.append(counted(by_status[BuildStatus.CANCELLED], "build") + " cancelled")
+    if tally.failed:
+        reasons.append(counted(tally.failed, "build") + " failed")
+    if tally.print_unconfirmed:
+        reasons.append(counted(tally.print_unconfirmed, "print") + " unconfirmed")
+    if tally.cancelled:
+        reasons.append(counted(tally.cancelled, "build") + " cancelled")
     if result.rejected:
         reasons.append(counted_rejections(result.rejected) + " rejected")
     bad_prints = sum(1 for o in settled if o.verify in FAILED_VERIFY_STATES)
@@ -322,11 +320,11 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
             return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
         reasons.append("nothing to run")
     reasons.extend(earlier)  # a leftover not sent fails a run with builds too: said why
-    # Left waiting for a free printer: prepared, not sent; counted apart, as run_line does.
-    waiting = sum(1 for o in settled if o.status is BuildStatus.SUCCEEDED and o.waiting)
+    # Held or left waiting: prepared, not sent; counted apart from the tally run_line says.
     reasons.append(
-        f"{by_status[BuildStatus.SUCCEEDED] - waiting} of {counted(len(settled), 'build')} "
-        "succeeded" + (f", {waiting} waiting for a free printer" if waiting else "")
+        f"{tally.succeeded} of {counted(tally.builds, 'build')} succeeded"
+        + (f", {tally.held} held for approval" if tally.held else "")
+        + (f", {tally.waiting} waiting for a free printer" if tally.waiting else "")
     )
     return f"exit {code}: " + ", ".join(reasons)
 

@@ -55,7 +55,12 @@ from preform_pipeline.commands._common import (
     store_location,
 )
 from preform_pipeline.commands._waiting import write_waiting
-from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
+from preform_pipeline.errors import (
+    PipelineError,
+    StoreError,
+    StoreNotFoundError,
+    full_disk_advice,
+)
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.hotfolder.intake import place_of
 from preform_pipeline.hotfolder.whereabouts import (
@@ -347,6 +352,9 @@ def _build_to_dict(build: Build) -> dict[str, Any]:
         "print_target": dict(build.print_target) if build.print_target else None,
         "waiting_since": _iso(build.waiting_since),
         "priority": build.priority,
+        # The folder whose disk refused a write for want of room, when that stopped the
+        # build (docs/jobs.md); the words form says what helps.
+        "full_disk": str(build.full_disk) if build.full_disk is not None else None,
     }
 
 
@@ -462,8 +470,9 @@ def _print_text(job: Job, build: Build | None) -> str:
 
 def _write_show(
     job: Job, build: Build | None, history: Sequence[Transition], again: Job | None,
-    superseded_by: Job | None, out: TextIO, *, waits: str | None = None,
+    superseded_by: Job | None, out: TextIO, *, jobs: str, waits: str | None = None,
 ) -> None:
+    """One job in words; ``jobs``: the command reaching its store, for the hints."""
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
     print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
     if waits is not None:
@@ -497,6 +506,12 @@ def _write_show(
         lines.append(("build", f"{build.id}  {build.job_key}  {build.state.value}{where}"))
         if build.form_path:
             lines.append(("form", str(build.form_path)))
+        if build.full_disk is not None:
+            # The reason says what the write hit; this says what a person frees, from the
+            # store's field (the reason's words are no rule: errors.refused_by_a_full_disk).
+            # Its job is failed: a retried job no longer names the build.
+            lines.append(("disk full", f"{full_disk_advice(build.full_disk)}, then: {jobs} "
+                                       f"retry {job.job_key}"))
     if job.print_job_id or job.printer or (build is not None and build.job_name):
         lines.append(("print", _print_text(job, build)))
     if job.verified_status or job.verified_at:
@@ -674,7 +689,8 @@ def _show(args: argparse.Namespace, path: Path | str, out: TextIO) -> int:
             if index:
                 print(file=out)
             _write_show(job, build, history, taken_again(job, later[job.id]),
-                        fixed.get(job.id), out, waits=waits.get(job.id))
+                        fixed.get(job.id), out, jobs=args.jobs_command,
+                        waits=waits.get(job.id))
     return EXIT_OK
 
 

@@ -30,6 +30,7 @@ from preform_pipeline.executor.runner import (
 from preform_pipeline.executor.state import (
     OK_STATUSES,
     AttemptRecord,
+    BuildCounts,
     BuildOutcome,
     BuildStatus,
     RunResult,
@@ -42,6 +43,7 @@ __all__ = [
     "DEFAULT_STEP_TIMEOUT_S",
     "OK_STATUSES",
     "AttemptRecord",
+    "BuildCounts",
     "BuildOutcome",
     "BuildStatus",
     "NullReporter",

@@ -158,19 +158,15 @@ def warning_lines(warnings: Sequence[str]) -> list[str]:
 
 def run_line(result: RunResult) -> str:
     """The run's closing line: how long it took and how many of its builds succeeded."""
-    counted = result.counted
     # A build held for approval, or left waiting for a free printer, was prepared, not sent:
-    # counted apart, not "succeeded".
-    held = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.held)
-    waiting = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED and o.waiting)
-    ok = sum(1 for o in counted if o.status is BuildStatus.SUCCEEDED) - held - waiting
-    split = len(result.outcomes) - len(counted)
+    # counted apart, not "succeeded" (the tally the exit line and the JSON report say too).
+    tally = result.tally
     return (
-        f"run {result.run_id} finished in {result.wall_s:.1f} s: {ok} of "
-        f"{len(counted)} {noun(len(counted), 'build')} succeeded"
-        + (f", {held} held for approval" if held else "")
-        + (f", {waiting} waiting for a free printer" if waiting else "")
-        + (f" ({split} split into smaller builds)" if split else "")
+        f"run {result.run_id} finished in {result.wall_s:.1f} s: {tally.succeeded} of "
+        f"{tally.builds} {noun(tally.builds, 'build')} succeeded"
+        + (f", {tally.held} held for approval" if tally.held else "")
+        + (f", {tally.waiting} waiting for a free printer" if tally.waiting else "")
+        + (f" ({tally.split} split into smaller builds)" if tally.split else "")
         + (" (interrupted)" if result.cancelled else "")
     )
 

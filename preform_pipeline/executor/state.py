@@ -24,7 +24,7 @@ the run result carries them as ``rejected``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +34,7 @@ from preform_pipeline.plan.builds import Rejection
 __all__ = [
     "OK_STATUSES",
     "AttemptRecord",
+    "BuildCounts",
     "BuildOutcome",
     "BuildReportWriter",
     "BuildStatus",
@@ -149,6 +150,46 @@ class BuildOutcome:
 
 
 @dataclass(frozen=True)
+class BuildCounts:
+    """How a run's builds ended, counted as a person and a script read them: the run's
+    closing line, its exit line and the JSON report's ``tally`` all say these numbers, so
+    none can count a build another way. Splits are left out (their halves are counted); a
+    build held for approval or left waiting for a free printer was prepared and not sent, so
+    it is counted as such and not as succeeded, though its status is ``succeeded``."""
+
+    #: Every build that could succeed or fail (:attr:`RunResult.counted`).
+    builds: int = 0
+    #: Succeeded, and neither held nor waiting: printed, sent, or prepared with no print step.
+    succeeded: int = 0
+    held: int = 0
+    waiting: int = 0
+    failed: int = 0
+    print_unconfirmed: int = 0
+    cancelled: int = 0
+    #: Builds halved into smaller ones (not in :attr:`builds`).
+    split: int = 0
+
+    @classmethod
+    def of(cls, outcomes: tuple[BuildOutcome, ...]) -> BuildCounts:
+        def count(status: BuildStatus) -> int:
+            return sum(1 for o in outcomes if o.status is status)
+
+        prepared = [o for o in outcomes if o.status is BuildStatus.SUCCEEDED]
+        # Never both: the print step ends on whichever the store answered (executor/steps).
+        held = sum(1 for o in prepared if o.held)
+        waiting = sum(1 for o in prepared if o.waiting)
+        split = count(BuildStatus.SPLIT)
+        return cls(builds=len(outcomes) - split, succeeded=len(prepared) - held - waiting,
+                   held=held, waiting=waiting, failed=count(BuildStatus.FAILED),
+                   print_unconfirmed=count(BuildStatus.PRINT_UNCONFIRMED),
+                   cancelled=count(BuildStatus.CANCELLED), split=split)
+
+    def to_dict(self) -> dict[str, int]:
+        """The JSON report's ``tally`` (docs/running.md): every field, by its name."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class RunResult:
     """Everything one run did: its builds (splits included), and the models refused up front."""
 
@@ -190,6 +231,11 @@ class RunResult:
         """The builds that can succeed or fail: a split build is replaced by its halves, so
         every count a person reads (progress, summary, exit line) leaves it out."""
         return tuple(o for o in self.outcomes if o.status is not BuildStatus.SPLIT)
+
+    @property
+    def tally(self) -> BuildCounts:
+        """How its builds ended, as every count a person or a script reads says it."""
+        return BuildCounts.of(self.outcomes)
 
     def by_status(self, status: BuildStatus) -> tuple[BuildOutcome, ...]:
         return tuple(o for o in self.outcomes if o.status is status)

@@ -33,6 +33,7 @@ from preform_pipeline.errors import (
     FileWriteError,
     StoreConflictError,
     StoreError,
+    full_disk_advice,
     refused_by_a_full_disk,
 )
 from preform_pipeline.executor import BuildOutcome
@@ -427,7 +428,7 @@ class OutcomeFolders:
             # holding "No space", would mislead it. Read from the store, where the worker
             # recorded it with the failure: after a restart the run's outcome is gone.
             full = build.full_disk
-            fix = (f"free some space on the disk holding {full}" if full is not None else
+            fix = (full_disk_advice(full) if full is not None else
                    "read the reason above: fix what it names (the model, the recipe or the "
                    "settings)")
             todo = todo or (

@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
 from preform_pipeline.dispatch.waiting import waiting_order
-from preform_pipeline.errors import PipelineError
+from preform_pipeline.errors import PipelineError, full_disk_advice
 from preform_pipeline.hotfolder.whereabouts import retry_check, unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, CaseKey, Job, JobState, JobStore, Transition
@@ -568,6 +568,19 @@ class BuildPage:
         if self.awaiting:
             said += " Open the .form in PreForm and check it before approving."
         return said
+
+    @property
+    def full_disk(self) -> str | None:
+        """What helps when a full disk stopped the build, from the store's ``full_disk`` (as
+        ``jobs show`` and the hot folder's note say it); None when none did. The reason above
+        it quotes the refused write, which names a file, not what to free."""
+        folder = self.build.full_disk
+        return full_disk_advice(folder) if folder is not None else None
+
+    @property
+    def retryable(self) -> bool:
+        """A case of it can be retried (from Failed cases) once the cause is fixed."""
+        return any(j.state in RETRYABLE_STATES for j in self.members)
 
     @property
     def steps_done(self) -> tuple[str, ...]:

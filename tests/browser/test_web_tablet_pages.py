@@ -133,6 +133,29 @@ class TestLongNames:
             assert all(w <= TABLET["width"] for w in widths.values()), widths
 
 
+    def test_a_build_a_full_disk_stopped_wraps_its_folder_inside_the_tablet(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        """Its reason quotes the refused file and its full-disk line names the folder, whose
+        name may be one word as long as a name may be (255 bytes), with nothing to wrap at."""
+        folder = Path("/srv/cases") / ("Cases-" + "x" * 249)
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            job = store.create_job(recipe="crowns", source_path=tmp_path / "C-1.stl",
+                                   case_id="C-1", state=JobState.PROCESSING)
+            build = store.create_build(recipe="crowns", job_ids=[job.id])
+            store.transition_build(build.id, JobState.PREPARING, "on a server")
+            store.transition_build(
+                build.id, JobState.FAILED, f"{folder}/{build.job_key}.form: cannot move the "
+                "saved file into place: No space left on device", full_disk=folder)
+            page.goto(f"{server.url}/builds/{build.id}")
+            page.wait_for_selector("#full-disk")
+            # Read afresh: the live part is redrawn every REFRESH_S, detaching a handle.
+            assert page.is_visible("#full-disk")
+            width = page.evaluate("document.documentElement.scrollWidth")
+            assert width <= TABLET["width"], width
+
+
 class TestACaseWithAFileGone:
     """Failed cases shows a case one of whose files is gone whole, that file marked missing
     with where it was looked for and what helps; its Retry queues the other files."""

@@ -122,6 +122,16 @@ class TestRunWaitsForAPrinter:
         with SqliteJobStore(store_path) as store:
             [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
             assert waiting.form_path is not None and waiting.form_path.is_file()
+        # The JSON report says it as the console does: that build waits, one was sent, and
+        # its tally is the exit line's count.
+        assert [(b["job_key"], b["waiting"], b["held"]) for b in first.builds()
+                if b["waiting"] or b["held"]] == [(waiting.job_key, True, False)]
+        assert first.report["tally"] == {"builds": 2, "succeeded": 1, "held": 0,
+                                         "waiting": 1, "failed": 0, "print_unconfirmed": 0,
+                                         "cancelled": 0, "split": 0}
+        assert first.report["counts"] == {"succeeded": 2}
+        assert first.stdout.splitlines()[-1] == (
+            "exit 0: 1 of 2 builds succeeded, 1 waiting for a free printer")
 
         _settings(tmp_path, scale=0.004, run_wait_s=60)
         second = run_cli(tmp_path, argv)

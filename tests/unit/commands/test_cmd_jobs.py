@@ -277,6 +277,32 @@ class TestShow:
         line = next(x for x in out.splitlines() if x.startswith("print "))
         assert line.split(None, 1)[1].startswith(words)
 
+    def test_a_build_a_full_disk_stopped_says_which_disk_to_free_and_how_to_retry(
+        self, lab: Lab
+    ) -> None:
+        """The reason quotes the refused write; the store's ``full_disk`` says what helps,
+        in the hot folder's note's words, and the JSON form gives the folder itself."""
+        job, build = lab.build("crown.stl", S.PREPARING)
+        lab.store.transition_build(
+            build.id, S.FAILED, "/lab/out/day/crown.form: cannot move the saved file into "
+            "place: No space left on device (the disk is full: free some space on it, then "
+            "try again)", full_disk=Path("/lab/out/day"))
+        code, out, err = invoke("show", str(job.id), "--store", str(lab.path))
+        assert (code, err) == (0, "")
+        assert [x for x in out.splitlines() if x.startswith("disk full")] == [
+            "disk full   free some space on the disk holding /lab/out/day, then: "
+            f"preform-pipeline jobs --store {lab.path} retry {job.job_key}"]
+        code, out, _ = invoke("show", str(job.id), "--store", str(lab.path), "--format", "json")
+        assert json.loads(out)["build"]["full_disk"] == "/lab/out/day"
+
+    def test_a_build_failed_for_another_cause_names_no_disk(self, lab: Lab) -> None:
+        job, build = lab.build("crown.stl", S.PREPARING)
+        lab.store.transition_build(build.id, S.FAILED, "not a mesh")
+        _, out, _ = invoke("show", str(job.id), "--store", str(lab.path))
+        assert "disk full" not in out and "free some space" not in out
+        _, out, _ = invoke("show", str(job.id), "--store", str(lab.path), "--format", "json")
+        assert json.loads(out)["build"]["full_disk"] is None
+
     def test_an_unknown_job_is_an_error(self, lab: Lab) -> None:
         lab.job("a.stl")
         code, out, err = invoke("show", "42", "--store", str(lab.path))

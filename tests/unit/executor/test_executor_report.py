@@ -11,6 +11,8 @@ from pathlib import Path
 from executor_support import plan_for, write_recipe
 
 from preform_pipeline import cli
+from preform_pipeline.commands._common import EXIT_FAILURE
+from preform_pipeline.commands._console import exit_line
 from preform_pipeline.commands.run import parse_simulator_args
 from preform_pipeline.executor import (
     AttemptRecord,
@@ -21,6 +23,7 @@ from preform_pipeline.executor import (
     RunResult,
     make_reporter,
 )
+from preform_pipeline.executor.progress import run_line
 from preform_pipeline.executor.runner import output_root
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.report import CSV_COLUMNS, result_to_dict, write_run_report
@@ -116,6 +119,41 @@ class TestReports:
     def test_an_interrupted_run_says_so(self) -> None:
         run = RunResult("id", "r", False, False, (), cancelled=True)
         assert result_to_dict(run)["interrupted"] is True
+
+
+class TestHeldAndWaitingBuilds:
+    """The JSON report says which builds were held for approval or left waiting for a free
+    printer (prepared, nothing sent) and counts them as the console's closing and exit lines
+    do, from the same values; its by-status ``counts`` stay as scripts read them."""
+
+    def test_the_tally_is_the_count_the_run_and_exit_lines_say(self, tmp_path: Path) -> None:
+        run = result(
+            outcome("b1", BuildStatus.SUCCEEDED, job_id="j1"),
+            outcome("b2", BuildStatus.SUCCEEDED, held=True, job_key="PP-HELD00001"),
+            outcome("b3", BuildStatus.SUCCEEDED, waiting=True, printer="auto"),
+            outcome("b4", BuildStatus.FAILED, reason="validation failed"),
+            outcome("b5", BuildStatus.SPLIT, children=("b5.1", "b5.2")),
+            outcome("b5.1", BuildStatus.SUCCEEDED, parent="b5", waiting=True, printer="auto"),
+            outcome("b5.2", BuildStatus.PRINT_UNCONFIRMED, parent="b5", reason="no answer"),
+        )
+        json_path, _ = write_run_report(run, tmp_path)
+        data = json.loads(json_path.read_text(encoding="utf-8"))
+        assert data["tally"] == {"builds": 6, "succeeded": 1, "held": 1, "waiting": 2,
+                                 "failed": 1, "print_unconfirmed": 1, "cancelled": 0,
+                                 "split": 1}
+        assert data["counts"] == {"succeeded": 4, "failed": 1, "split": 1,
+                                  "print_unconfirmed": 1}
+        assert [(b["build"], b["held"], b["waiting"]) for b in data["builds"]] == [
+            ("b1", False, False), ("b2", True, False), ("b3", False, True),
+            ("b4", False, False), ("b5", False, False), ("b5.1", False, True),
+            ("b5.2", False, False)]
+        said = (f"{data['tally']['succeeded']} of {data['tally']['builds']} builds succeeded, "
+                f"{data['tally']['held']} held for approval, {data['tally']['waiting']} "
+                "waiting for a free printer")
+        assert run_line(run) == (f"run {run.run_id} finished in 2.0 s: {said} (1 split into "
+                                 "smaller builds)")
+        assert exit_line(run, EXIT_FAILURE) == (
+            f"exit 1: 1 build failed, 1 print unconfirmed, {said}")
 
 
 class _Terminal(io.StringIO):

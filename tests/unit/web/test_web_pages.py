@@ -420,3 +420,53 @@ class TestAPrinterCard:
         assert [int(i) for i in shown] == [b.id for b in waiting[:3]]
         assert '<a href="/?state=waiting" class="more">and 2 more waiting</a>' in text
         assert '<a href="/?state=approval">4 awaiting approval</a>' in text
+
+
+class TestABuildAFullDiskStopped:
+    """A build's page says which disk to free when a full disk stopped it, from the store's
+    ``full_disk``: the reason quotes the refused write, which names a file, not a remedy."""
+
+    @staticmethod
+    def _failed(served: Served, tmp_path: Path, full_disk: Path | None) -> tuple[int, int]:
+        """A case's build failed (for want of room when ``full_disk``): its id, its job's."""
+        job = served.store.create_job(recipe="crowns", source_path=tmp_path / "C-3.stl",
+                                      case_id="C-3", state=JobState.PROCESSING)
+        build = served.store.create_build(recipe="crowns", job_ids=[job.id])
+        served.store.transition_build(build.id, JobState.PREPARING, "on a server")
+        served.store.transition_build(
+            build.id, JobState.FAILED, "cannot save the .form: No space left on device",
+            full_disk=full_disk)
+        return build.id, job.id
+
+    @staticmethod
+    def _said(served: Served, build_id: int) -> str | None:
+        page = httpx.get(f"{served.url}/builds/{build_id}", headers=AUTH)
+        assert page.status_code == 200
+        found = re.search(r'<p class="error" id="full-disk">(.*?)</p>', page.text, re.S)
+        return None if found is None else found.group(1)
+
+    def test_its_page_names_the_folder_whose_disk_to_free_and_where_to_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        folder = tmp_path / "out & <day>"  # a folder's name is shown as text, not markup
+        build_id, _ = self._failed(served, tmp_path, folder)
+        said = self._said(served, build_id)
+        assert said is not None
+        assert html.unescape(re.sub(r"<[^>]+>", "", said)) == (
+            f"Stopped by a full disk: free some space on the disk holding {folder}, then "
+            "retry it on Failed cases.")
+        assert said.endswith('<a href="/failed">Failed cases</a>.')
+
+    def test_once_its_case_is_retried_the_page_asks_for_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        build_id, job_id = self._failed(served, tmp_path, tmp_path / "out")
+        served.store.transition(job_id, JobState.QUEUED, "retried by user")
+        assert self._said(served, build_id) == (
+            f"Stopped by a full disk: free some space on the disk holding {tmp_path / 'out'}.")
+
+    def test_a_build_failed_for_another_cause_names_no_disk(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        build_id, _ = self._failed(served, tmp_path, None)
+        assert self._said(served, build_id) is None
