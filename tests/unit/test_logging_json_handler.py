@@ -4,9 +4,11 @@ line itself, with the same lines, levels, filters and failures as the stdlib's w
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -391,3 +393,28 @@ class TestARefusedFileWaits:
                                                         "log_file_resumed"]
         assert [line["event"] for line in _lines(small_disk.root / "run.jsonl")] == [
             "log_file_resumed", "after"]
+
+    def test_a_quota_refusal_is_tried_again_after_the_wait_and_again_later_when_refused(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        folder = tmp_path / "share"
+        configure_logging(level="INFO", json_file=folder / "run.jsonl",
+                          console=io.StringIO(), clock=clock)
+        # A used-up quota refuses the first line; then the share is gone a while (its
+        # folder unmounted): the try at 2 s is refused, and the next waits 4 s more.
+        _json_handler().setStream(
+            _BrokenStream(OSError(errno.EDQUOT, "Disk quota exceeded"))).close()
+
+        with _Recorder.on_package() as recorder:
+            get_logger(LOGGER).info("step_done", n=0)
+            shutil.rmtree(folder)
+            clock.advance(1.0)
+            for n in range(1, 10):
+                if n == 3:
+                    folder.mkdir()  # back at 3 s: taken at the try at 6 s, not before
+                get_logger(LOGGER).info("step_done", n=n)
+                clock.advance(1.0)
+
+        assert [(e["event"], e.get("events_left_out")) for e in recorder.said] == [
+            ("log_file_unwritable", None), ("log_file_resumed", 6)]
+        assert [line.get("n") for line in _lines(folder / "run.jsonl")] == [None, 6, 7, 8, 9]
