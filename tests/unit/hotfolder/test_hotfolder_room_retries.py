@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.diskspace import ROOM_RETRY_MAX_S
+from preform_pipeline.errors import StoreError
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.store import Build, JobState, SqliteJobStore
@@ -178,3 +179,32 @@ class TestTheLoopSleepsUntilTheNextLook:
 
         # The loop's own longest wait is 1 s: a wait that ignored the look would last it.
         assert 0.15 <= waited < 0.7
+
+
+class TestAStoreAwayDuringARetry:
+    """The store away when a waiting build is tried: tried again after the first wait, so
+    the loop, which sleeps until the next try, does not spin while the store is away."""
+
+    def test_tried_again_after_the_first_wait(
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+        clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        _waiting_on_a_full_disk(store, small_disk, outcomes)
+        small_disk.free()
+        read = store.get_build
+
+        def away(build_id: int) -> Build:
+            monkeypatch.setattr(store, "get_build", read)  # back for the next read
+            raise StoreError("the job store is away", hint="it comes back")
+
+        monkeypatch.setattr(store, "get_build", away)
+
+        with capture_logs() as logs:
+            outcomes.settle_where_room()
+            assert _tries(logs) == [2.0]
+            assert outcomes.room_due_in() == 2.0
+            clock.advance(2.0)
+            outcomes.settle_where_room()
+
+        assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
