@@ -365,16 +365,16 @@ class TestARefusedFileWaits:
     def test_lines_larger_than_the_room_left_are_tried_once_per_wait(
         self, small_disk: SmallDisk, clock: ManualClock
     ) -> None:
-        # 128 KiB left: the look sees room, and a line of 256 KiB does not fit.
-        small_disk.filler.write_bytes(b"\0" * (small_disk.free_bytes() - 128 * 1024))
+        # 80 KiB left: the look sees room (over 64 KiB), and a line of 96 KiB does not fit.
+        small_disk.filler.write_bytes(b"\0" * (small_disk.free_bytes() - 80 * 1024))
 
         with _Recorder.on_package() as recorder:
-            self._each_second(recorder, clock, 40, pad="x" * 256 * 1024)
+            self._each_second(recorder, clock, 20, pad="x" * 96 * 1024)
 
-        # Refused at 0 s; tried at 2, 6, 14 and 30 s: the line saying the gap goes in, the
-        # event after it is refused again.
+        # Refused at 0 s; tried at 2, 6 and 14 s: the line saying the gap goes in, the event
+        # after it is refused again.
         assert [e["event"] for e in recorder.said] == [
-            "log_file_unwritable", *["log_file_resumed", "log_file_unwritable"] * 4]
+            "log_file_unwritable", *["log_file_resumed", "log_file_unwritable"] * 3]
 
     def test_a_disk_that_stays_full_is_looked_at_once_per_wait(
         self, small_disk: SmallDisk, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
