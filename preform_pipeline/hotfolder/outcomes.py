@@ -161,7 +161,9 @@ class OutcomeFolders:
 
     def settle_processing_folders(self) -> set[int]:
         """Files in processing/ whose jobs are over go to done/ or failed/; strays too.
-        Returns the builds whose over jobs' files it left there (:attr:`active`)."""
+        Returns the builds whose over jobs' files it left there (:attr:`active`). The files
+        of a build waiting for room are left to :meth:`settle_where_room`: it holds the
+        run's outcome, which a report written here would lack."""
         left: set[int] = set()
         for inbox in self.hot.inboxes:
             folder = inbox.folder("processing")
@@ -178,9 +180,13 @@ class OutcomeFolders:
                 if job.build_id is not None and job.build_id in self.active:
                     if over:
                         left.add(job.build_id)
-                elif over:
+                elif over and not self._waits_for_room(job.build_id):
                     self.settle_job(job.id)
         return left
+
+    def _waits_for_room(self, build_id: int | None) -> bool:
+        with self._waiting_lock:
+            return build_id in self._waiting
 
     def _stray(self, inbox: InboxSettings, folder: Path) -> None:
         """Files in processing/ that no job claims (a store replaced or reset): failed/."""

@@ -7,6 +7,7 @@ the test, on a manual clock."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.diskspace import ROOM_RETRY_MAX_S
 from preform_pipeline.errors import StoreError
+from preform_pipeline.executor import BuildOutcome, BuildStatus
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.store import Build, JobState, SqliteJobStore
@@ -208,3 +210,27 @@ class TestAStoreAwayDuringARetry:
             outcomes.settle_where_room()
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
+
+
+class TestTheSweepLeavesAWaitingBuildToItsLook:
+    """The periodic sweep of processing/ leaves the files of a build waiting for room to
+    that build's next look, whose report keeps the run's outcome (the sweep has none)."""
+
+    def test_the_report_written_after_room_is_made_keeps_the_runs_outcome(
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        build = _prepared(store, inbox)
+        outcome = BuildOutcome(name=build.job_key, index=1, status=BuildStatus.SUCCEEDED,
+                               models=("p",), source_files=("p.stl",))
+        small_disk.fill()
+        with pytest.raises(OSError):
+            outcomes.settle_build(build, outcome)
+        small_disk.free()
+
+        outcomes.settle_processing_folders()  # a rescan's sweep between two looks
+        assert names(inbox / "done") == []
+        outcomes.settle_where_room()  # the look
+
+        report = json.loads((inbox / "done" / "p.stl.report.json").read_text("utf-8"))
+        assert report["outcome"]["status"] == "succeeded"
