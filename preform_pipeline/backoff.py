@@ -1,8 +1,9 @@
 """Capped exponential backoff: the one rule for how long to wait before trying again.
 
 Used by the server pool (restarting a crashed server), the verify poller (after a failed poll),
-the notifier (re-sending a webhook or command) and the hot folder's files waiting for room
-(a settle refused again); each passes its own first and longest delay.
+the notifier (re-sending a webhook or command) and a disk that refused a write for want of room
+(``diskspace.room_retry_in``: the hot folder's files waiting for room, the JSON log's file);
+each passes its own first and longest delay.
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ disk formatted for large scans), and the bytes alone would call it a disk with r
 
 A used-up quota (EDQUOT) shows in neither: the room a quota leaves this user is not what
 ``statvfs`` reports. A caller retrying a write refused so cannot wait for this to say "room"
-and backs off instead (``hotfolder/outcomes.py``).
+and backs off instead: :func:`room_retry_in`, the one wait for every writer that tries again
+after a disk refused it (the hot folder's files waiting for room, the JSON log's file).
 """
 
 from __future__ import annotations
@@ -22,13 +23,35 @@ import shutil
 from pathlib import Path
 from typing import Final
 
-__all__ = ["FULL_BELOW_BYTES", "FULL_BELOW_INODES", "disk_is_full"]
+from preform_pipeline.backoff import backoff
+
+__all__ = [
+    "FULL_BELOW_BYTES",
+    "FULL_BELOW_INODES",
+    "ROOM_RETRY_FIRST_S",
+    "ROOM_RETRY_MAX_S",
+    "disk_is_full",
+    "room_retry_in",
+]
 
 #: Free space below which a disk counts as full.
 FULL_BELOW_BYTES: Final = 64 * 1024
 #: Free files (inodes) below which a disk counts as full: a settle writes a note or report
 #: through a temporary beside it, and may make a case's folder for it.
 FULL_BELOW_INODES: Final = 16
+
+#: The wait after a write a disk refused for want of room (or a look that found it still
+#: full) before the next look or try, doubled at each such miss up to :data:`ROOM_RETRY_MAX_S`:
+#: a person freeing space, or a quota's room, sees the writer take it up within that, and a
+#: disk that stays full is neither written to nor looked at on every pass or event.
+ROOM_RETRY_FIRST_S: Final = 2.0
+ROOM_RETRY_MAX_S: Final = 60.0
+
+
+def room_retry_in(misses: int) -> float:
+    """Seconds before the next look or try at a disk that refused a write for want of room,
+    after ``misses`` looks or tries since that found no room (0: the first wait)."""
+    return backoff(misses, ROOM_RETRY_FIRST_S, ROOM_RETRY_MAX_S)
 
 
 def disk_is_full(folder: Path) -> bool:
@@ -45,11 +68,14 @@ def disk_is_full(folder: Path) -> bool:
 
 
 def _full(place: Path) -> bool:
-    if shutil.disk_usage(place).free < FULL_BELOW_BYTES:
-        return True
     statvfs = getattr(os, "statvfs", None)
     if statvfs is None:
-        return False  # Windows: NTFS has no fixed count of files to run out of
+        # Windows: NTFS has no fixed count of files to run out of; the bytes alone.
+        return shutil.disk_usage(place).free < FULL_BELOW_BYTES
+    # One look gives both figures (``shutil.disk_usage`` would make a second call for the
+    # bytes, and it reads them as here: blocks free to this user times the block size).
     stats = statvfs(place)
+    if stats.f_bavail * stats.f_frsize < FULL_BELOW_BYTES:
+        return True
     # A file system with no fixed count of files (btrfs) says 0 for both: never full so.
     return bool(stats.f_files) and stats.f_favail < FULL_BELOW_INODES

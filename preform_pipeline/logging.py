@@ -31,7 +31,8 @@ import structlog.tracebacks
 from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
-from .diskspace import disk_is_full
+from .clock import SYSTEM_CLOCK, Clock
+from .diskspace import disk_is_full, room_retry_in
 from .errors import write_hint
 from .wording import visible
 
@@ -440,14 +441,26 @@ class _JsonLinesHandler(logging.FileHandler):
     and the first one written again is preceded by the warning ``log_file_resumed`` with
     how many were left out. The file keeps whole lines only: the piece of a line a full
     disk cut off is removed, so every line of the file stays JSON.
+
+    A refused file is looked at and tried again on ``clock``, not at every event: 2 s after
+    the refusal, then 4, 8 ... at most a minute apart (:func:`.diskspace.room_retry_in`, the
+    hot folder's rule for its files waiting for room), so a disk that stays full (a used-up
+    quota no free-space figure shows, a line larger than the room left) costs an event
+    neither a write nor a look at the disk.
     """
 
-    def __init__(self, filename: Path, *, encoding: str) -> None:
+    def __init__(self, filename: Path, *, encoding: str, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__(filename, encoding=encoding)
+        self.clock = clock
         #: Events left out since the file last took one (0: it is being written).
         self.lost = 0
         #: The errno of the write that started the present gap.
         self._refusal = 0
+        #: Refusals, looks and tries that found no room since an event was last written:
+        #: each doubles the wait before the next look (:meth:`_missed`).
+        self._misses = 0
+        #: The monotonic time before which the file is neither looked at nor tried again.
+        self._not_before = 0.0
         #: Set while this handler's own warning goes to the other handlers.
         self._announcing = False
 
@@ -455,10 +468,17 @@ class _JsonLinesHandler(logging.FileHandler):
         with self.lock:  # type: ignore[union-attr]  # made in Handler.__init__
             if self._announcing:
                 return False  # our own word on the file that refused: not written into it
-            if self.lost and not self._resume():
+            if not self.lost:
+                return self._handle(record)
+            if not self._resume():
                 self.lost += 1  # still refused: this event is left out too
                 return True
-            return self._handle(record)
+            written = self._handle(record)
+            if not self.lost:
+                # Not at the resumed line: a disk with room for it but not for the events
+                # (a line larger than what is left) would restart the wait at its shortest.
+                self._misses = 0
+            return written
 
     def handleError(self, record: logging.LogRecord) -> None:
         error = sys.exc_info()[1]
@@ -469,6 +489,7 @@ class _JsonLinesHandler(logging.FileHandler):
         self.lost += 1
         if self.lost == 1:
             self._refusal = error.errno or 0
+            self._missed()
             self._announce("log_file_unwritable", path=self.baseFilename,
                            error=error.strerror or str(error), hint=write_hint(error),
                            effect="its events are left out until it can be written again")
@@ -506,14 +527,24 @@ class _JsonLinesHandler(logging.FileHandler):
         with contextlib.suppress(OSError):
             _cut_to_whole_lines(Path(self.baseFilename))
 
+    def _missed(self) -> None:
+        """The file was refused, or looked at or tried again in vain: the next look waits
+        longer (the class docstring)."""
+        self._not_before = self.clock.monotonic() + room_retry_in(self._misses)
+        self._misses += 1
+
     def _resume(self) -> bool:
-        """Try the file again with the line that says where its gap is: written, the
-        console is told too and the file takes events again; refused, it stays left out.
+        """Once its wait is over, try the file again with the line that says where its gap
+        is: written, the console is told too and the file takes events again; refused, it
+        stays left out and waits longer.
 
         A full disk is tried again only once it is no longer full (:mod:`.diskspace`): the
         bytes a cut line gave back would take the next line or two, and the file would go
         on and off, said each time."""
+        if self.clock.monotonic() < self._not_before:
+            return False
         if self._refusal == errno.ENOSPC and disk_is_full(Path(self.baseFilename).parent):
+            self._missed()
             return False
         line = _JSON_ENCODER.encode({
             "path": self.baseFilename, "events_left_out": self.lost,
@@ -526,6 +557,7 @@ class _JsonLinesHandler(logging.FileHandler):
             self.stream.flush()
         except OSError:
             self._drop_stream()
+            self._missed()
             return False
         lost, self.lost = self.lost, 0
         self._announce("log_file_resumed", path=self.baseFilename, events_left_out=lost)
@@ -570,8 +602,10 @@ def configure_logging(
     level: str = "INFO",
     json_file: Path | None = None,
     console: TextIO | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> None:
-    """Set up structlog: readable lines on ``console`` (stderr), JSON lines in ``json_file``."""
+    """Set up structlog: readable lines on ``console`` (stderr), JSON lines in ``json_file``
+    (a refused one tried again on ``clock``: :class:`_JsonLinesHandler`)."""
     stream = console if console is not None else sys.stderr
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -594,7 +628,7 @@ def configure_logging(
     handlers.append(console_handler)
     if json_file is not None:
         json_file.parent.mkdir(parents=True, exist_ok=True)
-        file_handler = _JsonLinesHandler(json_file, encoding="utf-8")
+        file_handler = _JsonLinesHandler(json_file, encoding="utf-8", clock=clock)
         file_handler.setFormatter(
             _JsonEventFormatter([_json_exception, _render_json], shared)
         )

@@ -16,11 +16,11 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 
-__all__ = ["SKIP_REASON", "SmallDisk", "mounted_small_disk"]
+__all__ = ["SKIP_REASON", "SmallDisk", "looks_at_disks", "mounted_small_disk"]
 
 #: The skip's reason when no tmpfs can be mounted here (registered in tests/conftest.py).
 SKIP_REASON: Final = "mounting a small tmpfs needs root on Linux"
@@ -107,3 +107,17 @@ def mounted_small_disk(where: Path, size_kib: int = DEFAULT_SIZE_KIB, *,
         # rather than leave the mount behind for good.
         if subprocess.run(["umount", str(where)], capture_output=True, check=False).returncode:
             subprocess.run(["umount", "-l", str(where)], capture_output=True, check=False)
+
+
+def looks_at_disks(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """Count the looks at a disk's free space and files from now on: the folder of every
+    ``os.statvfs`` call, in order (the real call answers each)."""
+    looks: list[Path] = []
+    real = os.statvfs
+
+    def statvfs(path: Any) -> os.statvfs_result:
+        looks.append(Path(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "statvfs", statvfs)
+    return looks

@@ -492,8 +492,9 @@ class HotFolderDaemon:
                     # test (or a reader of a debug log) waits on to know a rescan came.
                     log.debug("hotfolder_rescanned", monotonic=now, pruned=pruning)
                 self.recovery.recheck_due()
-                # Files a full disk kept in processing/: settled at the first pass that
-                # finds room, not at the next periodic sweep (up to a rescan interval later).
+                # Files a full disk kept in processing/: settled at the first look that
+                # finds room, not at the next periodic sweep (up to a rescan interval later);
+                # a build whose next look is not due costs nothing here.
                 self.outcomes.settle_where_room()
                 if once:
                     if self._quiet_waiting == 0:
@@ -573,8 +574,11 @@ class HotFolderDaemon:
         if self._units:
             soonest = min(u.next_check for u in self._units.values())
             timeout = min(timeout, max(0.0, soonest - now))
-        if self.recovery.has_unresolved() or self.outcomes.waiting_for_room():
+        if self.recovery.has_unresolved():
             timeout = min(timeout, DEFAULT_CHECK_INTERVAL_S * 4)
+        room = self.outcomes.room_due_in()
+        if room is not None:  # files waiting for room: their next look, not every pass
+            timeout = min(timeout, room)
         if timeout > 0:
             self._wake.wait(timeout)
         self._wake.clear()

@@ -7,12 +7,15 @@ settles the builds it ran, the loop sweeps ``processing/`` for jobs whose outcom
 elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 
 A build whose files a full disk kept in processing/ (its report or note refused for want of
-room) is settled again with its run's outcome at the loop's first pass that finds room on
+room) is settled again with its run's outcome at the loop's first look that finds room on
 that disk (:meth:`OutcomeFolders.settle_where_room`), not at the periodic sweep: a person
-who frees space sees the files move at once, and the note still knows what the run knew. A
-try refused again for want of room (a used-up quota, or a write larger than the room left,
-which the free-space look cannot see) is followed by a longer wait before the next, doubling
-to :data:`ROOM_RETRY_MAX_S`, so such a disk is not written to on every pass.
+who frees space sees the files move within a minute, and the note still knows what the run
+knew. Each look that finds the disk still full, and each try refused again for want of room
+(a used-up quota, or a write larger than the room left, which the free-space look cannot
+see), is followed by a longer wait before the next: 2 s doubling to a minute
+(:func:`~preform_pipeline.diskspace.room_retry_in`, the JSON log's rule too). A disk that
+stays full is neither written to nor looked at on every pass, and the loop sleeps until the
+next look is due (:meth:`OutcomeFolders.room_due_in`).
 """
 
 from __future__ import annotations
@@ -26,9 +29,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.backoff import backoff
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.diskspace import disk_is_full
+from preform_pipeline.diskspace import disk_is_full, room_retry_in
 from preform_pipeline.errors import (
     FileWriteError,
     StoreConflictError,
@@ -61,17 +63,11 @@ from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
 
-__all__ = ["ROOM_RETRY_FIRST_S", "ROOM_RETRY_MAX_S", "ActiveBuilds", "OutcomeFolders"]
+__all__ = ["ActiveBuilds", "OutcomeFolders"]
 
 log = get_logger(__name__)
 
 _REPORT_FORMAT: Final = JOB_REPORT_FORMAT
-
-#: The wait after a try to settle a build's files was refused again for want of room on a
-#: disk that looked to have some, doubled at each such refusal up to :data:`ROOM_RETRY_MAX_S`:
-#: a person freeing space on a quota sees the files move within that.
-ROOM_RETRY_FIRST_S: Final = 2.0
-ROOM_RETRY_MAX_S: Final = 60.0
 
 
 class ActiveBuilds:
@@ -113,13 +109,14 @@ class _WaitingForRoom:
     """A build whose files a full disk kept in processing/: what settling it again needs."""
 
     build_id: int
-    #: The folder whose disk refused the write: looked at on every pass of the loop.
+    #: The folder whose disk refused the write: looked at before each try.
     folder: Path
     outcome: BuildOutcome | None
     report_path: Path | None
-    #: Tries refused for want of room since it began to wait (each refusal doubles the wait).
-    refused: int = 0
-    #: The monotonic time before which it is not tried again.
+    #: Looks that found the disk full and tries refused for want of room since it began to
+    #: wait (each doubles the wait before the next).
+    misses: int = 0
+    #: The monotonic time before which it is neither looked at nor tried again.
     not_before: float = 0.0
 
 
@@ -165,7 +162,9 @@ class OutcomeFolders:
 
     def settle_processing_folders(self) -> set[int]:
         """Files in processing/ whose jobs are over go to done/ or failed/; strays too.
-        Returns the builds whose over jobs' files it left there (:attr:`active`)."""
+        Returns the builds whose over jobs' files it left there (:attr:`active`). The files
+        of a build waiting for room are left to :meth:`settle_where_room`: it holds the
+        run's outcome, which a report written here would lack."""
         left: set[int] = set()
         for inbox in self.hot.inboxes:
             folder = inbox.folder("processing")
@@ -182,9 +181,13 @@ class OutcomeFolders:
                 if job.build_id is not None and job.build_id in self.active:
                     if over:
                         left.add(job.build_id)
-                elif over:
+                elif over and not self._waits_for_room(job.build_id):
                     self.settle_job(job.id)
         return left
+
+    def _waits_for_room(self, build_id: int | None) -> bool:
+        with self._waiting_lock:
+            return build_id in self._waiting
 
     def _stray(self, inbox: InboxSettings, folder: Path) -> None:
         """Files in processing/ that no job claims (a store replaced or reset): failed/."""
@@ -224,21 +227,27 @@ class OutcomeFolders:
                                                               report_path)
             raise
 
-    def waiting_for_room(self) -> bool:
-        """Whether a build's files wait in processing/ for room on a full disk."""
+    def room_due_in(self) -> float | None:
+        """Seconds until the first build whose files wait for room is due to be looked at
+        again (0: now); None: none waits. The loop sleeps no longer than this."""
         with self._waiting_lock:
-            return bool(self._waiting)
+            due = min((w.not_before for w in self._waiting.values()), default=None)
+        return None if due is None else max(0.0, due - self.clock.monotonic())
 
     def settle_where_room(self) -> None:
-        """Settle the builds whose files wait for room, each once its disk has room again
-        (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at the free space and
-        files, no write tried on a disk still full) and its wait after a refused try is
-        over (module docstring). The loop's, on every pass."""
+        """Settle the builds whose files wait for room, each once its wait is over and its
+        disk has room again (:func:`~preform_pipeline.diskspace.disk_is_full`: one look at
+        the free space and files, no write tried on a disk still full; module docstring).
+        The loop's, on every pass: a build not yet due costs nothing."""
         with self._waiting_lock:
             todo = list(self._waiting.values())
         now = self.clock.monotonic()
         for waiting in todo:
-            if now < waiting.not_before or disk_is_full(waiting.folder):
+            if now < waiting.not_before:
+                continue
+            if disk_is_full(waiting.folder):
+                log.debug("build_files_wait_for_room", build_id=waiting.build_id,
+                          folder=str(waiting.folder), retry_in_s=self._missed(waiting, now))
                 continue
             with self._waiting_lock:
                 self._waiting.pop(waiting.build_id, None)
@@ -256,19 +265,28 @@ class OutcomeFolders:
 
     def _wait_again(self, waiting: _WaitingForRoom, exc: Exception, now: float) -> float | None:
         """After a try to settle ``waiting`` failed with ``exc``: the seconds until its next
-        try. The store away: the next pass, as before. Refused for want of room again
-        (:meth:`settle_build` made it wait anew): a wait doubled at each such refusal.
+        try. The store away: the first wait, not counted as a miss (the disk did not refuse;
+        a wait of none would have the loop spin while the store is away). Refused for want
+        of room again (:meth:`settle_build` made it wait anew): a wait doubled at each miss.
         None: it waits no more (refused otherwise: the periodic sweep settles its files)."""
+        if isinstance(exc, StoreError) and exc.outage:
+            wait_s = room_retry_in(0)
+            with self._waiting_lock:
+                self._waiting.setdefault(waiting.build_id,
+                                         replace(waiting, not_before=now + wait_s))
+            return wait_s
+        return self._missed(waiting, now)
+
+    def _missed(self, waiting: _WaitingForRoom, now: float) -> float | None:
+        """``waiting``'s look or try found no room: its next one waits longer (module
+        docstring); the seconds until then. None: it no longer waits for room."""
         with self._waiting_lock:
-            if isinstance(exc, StoreError) and exc.outage:
-                self._waiting.setdefault(waiting.build_id, waiting)
-                return 0.0
             again = self._waiting.get(waiting.build_id)
             if again is None:
                 return None
-            wait_s = backoff(waiting.refused, ROOM_RETRY_FIRST_S, ROOM_RETRY_MAX_S)
+            wait_s = room_retry_in(waiting.misses)
             self._waiting[waiting.build_id] = replace(
-                again, refused=waiting.refused + 1, not_before=now + wait_s)
+                again, misses=waiting.misses + 1, not_before=now + wait_s)
             return wait_s
 
     def as_dropped(self, reason: str, jobs: Iterable[Job]) -> str:

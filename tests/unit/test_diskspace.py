@@ -18,7 +18,7 @@ from preform_pipeline.errors import (
     refused_by_a_full_disk,
     write_hint,
 )
-from tests.small_disk import SmallDisk, mounted_small_disk
+from tests.small_disk import SmallDisk, looks_at_disks, mounted_small_disk
 
 
 class TestDiskIsFull:
@@ -33,6 +33,15 @@ class TestDiskIsFull:
         assert disk_is_full(small_disk.root / "out" / "2026-12-06")  # its parent's disk
         small_disk.free()
         assert not disk_is_full(small_disk.root / "out")
+
+    def test_one_look_at_the_disk_tells_its_bytes_and_its_files(
+        self, small_disk: SmallDisk, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        looks = looks_at_disks(monkeypatch)
+
+        assert not disk_is_full(small_disk.root)  # room: both figures read
+
+        assert looks == [small_disk.root]
 
     def test_a_disk_out_of_files_is_full_though_it_has_bytes_to_spare(
         self, tmp_path: Path

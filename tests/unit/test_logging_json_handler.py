@@ -4,9 +4,11 @@ line itself, with the same lines, levels, filters and failures as the stdlib's w
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
+import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,10 @@ import pytest
 import structlog
 from structlog.contextvars import bound_contextvars, unbind_contextvars
 
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.diskspace import ROOM_RETRY_MAX_S
 from preform_pipeline.logging import configure_logging, get_logger
-from tests.small_disk import SmallDisk
+from tests.small_disk import SmallDisk, looks_at_disks
 
 LOGGER = "preform_pipeline.executor.runner"
 
@@ -300,7 +304,8 @@ class TestAFullDisk:
         self, small_disk: SmallDisk, log_file: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:
         path = small_disk.root / "run.jsonl"
-        configure_logging(level="INFO", json_file=path, console=io.StringIO())
+        clock = ManualClock()
+        configure_logging(level="INFO", json_file=path, console=io.StringIO(), clock=clock)
         log = get_logger(LOGGER)
         pad = "x" * 1000  # lines longer than what is left of the file's last page
         log.info("before")
@@ -314,6 +319,7 @@ class TestAFullDisk:
                     log.info("while_full", n=n, pad=pad)  # none of them raises
             written = [line["n"] for line in _lines(path) if line["event"] == "while_full"]
             small_disk.free()
+            clock.advance(ROOM_RETRY_MAX_S)  # the wait before the file is tried again
             log.info("after")
 
         assert "Logging error" not in capsys.readouterr().err
@@ -333,3 +339,82 @@ class TestAFullDisk:
         events = [(line["event"], line.get("events_left_out")) for line in _lines(path)]
         assert events == [("before", None), *[("while_full", None)] * len(written),
                           ("log_file_resumed", left_out), ("after", None)]
+
+
+class TestARefusedFileWaits:
+    """A file refused again and again is looked at and tried 2, 4, 8 ... s apart on the
+    process's clock, not at every event; the console gets every event meanwhile."""
+
+    @pytest.fixture
+    def clock(self, small_disk: SmallDisk, log_file: Path) -> ManualClock:
+        """The package's logging with its JSON file on the small disk, on a manual clock."""
+        clock = ManualClock()
+        configure_logging(level="INFO", json_file=small_disk.root / "run.jsonl",
+                          console=io.StringIO(), clock=clock)
+        return clock
+
+    @staticmethod
+    def _each_second(recorder: _Recorder, clock: ManualClock, seconds: int, **values: Any,
+                     ) -> None:
+        for n in range(seconds):
+            get_logger(LOGGER).info("step_done", n=n, **values)
+            clock.advance(1.0)
+        assert [e["n"] for e in recorder.events if e["event"] == "step_done"] == list(
+            range(seconds))  # every event still reaches the console
+
+    def test_lines_larger_than_the_room_left_are_tried_once_per_wait(
+        self, small_disk: SmallDisk, clock: ManualClock
+    ) -> None:
+        # 80 KiB left: the look sees room (over 64 KiB), and a line of 96 KiB does not fit.
+        small_disk.filler.write_bytes(b"\0" * (small_disk.free_bytes() - 80 * 1024))
+
+        with _Recorder.on_package() as recorder:
+            self._each_second(recorder, clock, 20, pad="x" * 96 * 1024)
+
+        # Refused at 0 s; tried at 2, 6 and 14 s: the line saying the gap goes in, the event
+        # after it is refused again.
+        assert [e["event"] for e in recorder.said] == [
+            "log_file_unwritable", *["log_file_resumed", "log_file_unwritable"] * 3]
+
+    def test_a_disk_that_stays_full_is_looked_at_once_per_wait(
+        self, small_disk: SmallDisk, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        small_disk.fill()
+        looks = looks_at_disks(monkeypatch)
+
+        with _Recorder.on_package() as recorder:
+            self._each_second(recorder, clock, 40)
+            assert looks == [small_disk.root] * 4  # at 2, 6, 14 and 30 s
+            small_disk.free()
+            clock.advance(ROOM_RETRY_MAX_S)
+            get_logger(LOGGER).info("after")
+
+        assert [e["event"] for e in recorder.said] == ["log_file_unwritable",
+                                                        "log_file_resumed"]
+        assert [line["event"] for line in _lines(small_disk.root / "run.jsonl")] == [
+            "log_file_resumed", "after"]
+
+    def test_a_quota_refusal_is_tried_again_after_the_wait_and_again_later_when_refused(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        folder = tmp_path / "share"
+        configure_logging(level="INFO", json_file=folder / "run.jsonl",
+                          console=io.StringIO(), clock=clock)
+        # A used-up quota refuses the first line; then the share is gone a while (its
+        # folder unmounted): the try at 2 s is refused, and the next waits 4 s more.
+        _json_handler().setStream(
+            _BrokenStream(OSError(errno.EDQUOT, "Disk quota exceeded"))).close()
+
+        with _Recorder.on_package() as recorder:
+            get_logger(LOGGER).info("step_done", n=0)
+            shutil.rmtree(folder)
+            clock.advance(1.0)
+            for n in range(1, 10):
+                if n == 3:
+                    folder.mkdir()  # back at 3 s: taken at the try at 6 s, not before
+                get_logger(LOGGER).info("step_done", n=n)
+                clock.advance(1.0)
+
+        assert [(e["event"], e.get("events_left_out")) for e in recorder.said] == [
+            ("log_file_unwritable", None), ("log_file_resumed", 6)]
+        assert [line.get("n") for line in _lines(folder / "run.jsonl")] == [None, 6, 7, 8, 9]

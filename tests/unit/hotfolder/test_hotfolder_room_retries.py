@@ -1,11 +1,14 @@
 """A build whose files wait in processing/ for room: no write is tried on its disk while that
-disk looks full (bytes or files), and a try refused on a disk that looks to have room (a
-quota, or a write larger than the room left) is followed by a doubling wait on the daemon's
-clock, not by a try on every pass. The inbox is on a real small tmpfs; the loop's call is
-made by the test, on a manual clock."""
+disk looks full (bytes or files), and a look that finds it full or a try refused on a disk
+that looks to have room (a quota, or a write larger than the room left) is followed by a
+doubling wait on the daemon's clock, not by a look or a try on every pass; the loop sleeps
+until the next look is due. The inbox is on a real small tmpfs; the loop's call is made by
+the test, on a manual clock."""
 
 from __future__ import annotations
 
+import json
+import time
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,11 @@ from daemon_support import Script, make_daemon, names, processing_job
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.hotfolder.outcomes import ROOM_RETRY_MAX_S, OutcomeFolders
+from preform_pipeline.diskspace import ROOM_RETRY_MAX_S
+from preform_pipeline.errors import StoreError
+from preform_pipeline.executor import BuildOutcome, BuildStatus
+from preform_pipeline.hotfolder.daemon import HotFolderDaemon
+from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.store import Build, JobState, SqliteJobStore
 from tests.small_disk import SmallDisk
 
@@ -34,18 +41,37 @@ def clock() -> ManualClock:
 
 
 @pytest.fixture
-def outcomes(tmp_path: Path, small_disk: SmallDisk, store: SqliteJobStore, script: Script,
-             recipe: Path, clock: ManualClock) -> OutcomeFolders:
-    """The outcome folders of a daemon (not started) whose inbox is on the small disk, on
-    the manual clock."""
-    daemon = make_daemon(small_disk.root, store, script, recipe, clock=clock,
-                         hot={"output_root": tmp_path / "out"})
+def daemon(tmp_path: Path, small_disk: SmallDisk, store: SqliteJobStore, script: Script,
+           recipe: Path, clock: ManualClock) -> HotFolderDaemon:
+    """A daemon (not started) whose inbox is on the small disk, on the manual clock."""
+    return make_daemon(small_disk.root, store, script, recipe, clock=clock,
+                       hot={"output_root": tmp_path / "out"})
+
+
+@pytest.fixture
+def outcomes(daemon: HotFolderDaemon) -> OutcomeFolders:
     return daemon.outcomes
 
 
 def _tries(logs: list[dict[str, object]]) -> list[object]:
     """The wait each refused retry set before the next (``retry_in_s``), in order."""
     return [e["retry_in_s"] for e in logs if e["event"] == "build_files_still_unsettled"]
+
+
+def _looks(logs: list[dict[str, object]]) -> list[object]:
+    """The wait each look that found the disk full set before the next, in order."""
+    return [e["retry_in_s"] for e in logs if e["event"] == "build_files_wait_for_room"]
+
+
+def _waiting_on_a_full_disk(store: SqliteJobStore, small_disk: SmallDisk,
+                            outcomes: OutcomeFolders) -> Build:
+    """A prepared build whose settle the filled disk refused: its files wait for room."""
+    build = _prepared(store, small_disk.root / "inbox")
+    small_disk.fill()
+    with pytest.raises(OSError):
+        outcomes.settle_build(build, None)
+    assert outcomes.room_due_in() == 0.0  # looked at on the loop's next pass
+    return build
 
 
 class TestNoWriteOnADiskThatLooksFull:
@@ -56,25 +82,23 @@ class TestNoWriteOnADiskThatLooksFull:
         clock: ManualClock,
     ) -> None:
         inbox = small_disk.root / "inbox"
-        build = _prepared(store, inbox)
-        small_disk.fill()
-        with pytest.raises(OSError):
-            outcomes.settle_build(build, None)
-        assert outcomes.waiting_for_room()
+        build = _waiting_on_a_full_disk(store, small_disk, outcomes)
 
         with capture_logs() as logs:
             for _ in range(3):  # each pass long after any wait a refusal would set
                 clock.advance(ROOM_RETRY_MAX_S * 2)
                 outcomes.settle_where_room()
             assert _tries(logs) == []  # no write tried, so none refused
+            assert _looks(logs) == [2.0, 4.0, 8.0]
             assert names(inbox / "done") == []
             small_disk.free()
+            clock.advance(ROOM_RETRY_MAX_S)
             outcomes.settle_where_room()
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
         assert [e["build_id"] for e in logs if e["event"] == "build_files_settled"] == [
             build.id]
-        assert not outcomes.waiting_for_room()
+        assert outcomes.room_due_in() is None
 
 
 class TestARefusalTheLookCannotSee:
@@ -106,4 +130,107 @@ class TestARefusalTheLookCannotSee:
             outcomes.settle_where_room()
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
-        assert not outcomes.waiting_for_room()
+        assert outcomes.room_due_in() is None
+
+
+class TestTheLooksAtAFullDiskBackOff:
+    """A disk that stays full is looked at 2, 4, 8 ... s apart, at most a minute, however
+    often the loop passes; freed, the files move at the next look, not before."""
+
+    def test_looked_at_only_when_due_and_settled_at_the_first_look_after_freeing(
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+        clock: ManualClock,
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        _waiting_on_a_full_disk(store, small_disk, outcomes)
+        start = clock.monotonic()
+
+        with capture_logs() as logs:
+            for _ in range(180):  # a loop passing once a second for three minutes
+                outcomes.settle_where_room()
+                clock.advance(1.0)
+            # Looked at 0, 2, 6, 14, 30, 62 and 122 s in: 7 looks in 180 passes.
+            assert _looks(logs) == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+            assert clock.monotonic() - start == 180.0
+            assert outcomes.room_due_in() == 2.0  # the next at 182 s
+            small_disk.free()
+            clock.advance(outcomes.room_due_in() - 0.01)
+            outcomes.settle_where_room()
+            assert names(inbox / "done") == []  # not due yet: not looked at
+            clock.advance(0.01)
+            outcomes.settle_where_room()
+
+        assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
+        assert outcomes.room_due_in() is None
+
+
+class TestTheLoopSleepsUntilTheNextLook:
+    """The daemon's wait ends when a waiting build's next look is due."""
+
+    def test_the_wait_ends_at_the_next_look(
+        self, small_disk: SmallDisk, store: SqliteJobStore, daemon: HotFolderDaemon,
+        clock: ManualClock,
+    ) -> None:
+        _waiting_on_a_full_disk(store, small_disk, daemon.outcomes)
+        daemon.outcomes.settle_where_room()  # looked at: full, the next look in 2 s
+        clock.advance(1.8)
+
+        started = time.monotonic()
+        daemon._wait(next_rescan=clock.monotonic() + 3600.0)
+        waited = time.monotonic() - started
+
+        # The loop's own longest wait is 1 s: a wait that ignored the look would last it.
+        assert 0.15 <= waited < 0.7
+
+
+class TestAStoreAwayDuringARetry:
+    """The store away when a waiting build is tried: tried again after the first wait, so
+    the loop, which sleeps until the next try, does not spin while the store is away."""
+
+    def test_tried_again_after_the_first_wait(
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+        clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        _waiting_on_a_full_disk(store, small_disk, outcomes)
+        small_disk.free()
+        read = store.get_build
+
+        def away(build_id: int) -> Build:
+            monkeypatch.setattr(store, "get_build", read)  # back for the next read
+            raise StoreError("the job store is away", hint="it comes back")
+
+        monkeypatch.setattr(store, "get_build", away)
+
+        with capture_logs() as logs:
+            outcomes.settle_where_room()
+            assert _tries(logs) == [2.0]
+            assert outcomes.room_due_in() == 2.0
+            clock.advance(2.0)
+            outcomes.settle_where_room()
+
+        assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
+
+
+class TestTheSweepLeavesAWaitingBuildToItsLook:
+    """The periodic sweep of processing/ leaves the files of a build waiting for room to
+    that build's next look, whose report keeps the run's outcome (the sweep has none)."""
+
+    def test_the_report_written_after_room_is_made_keeps_the_runs_outcome(
+        self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
+    ) -> None:
+        inbox = small_disk.root / "inbox"
+        build = _prepared(store, inbox)
+        outcome = BuildOutcome(name=build.job_key, index=1, status=BuildStatus.SUCCEEDED,
+                               models=("p",), source_files=("p.stl",))
+        small_disk.fill()
+        with pytest.raises(OSError):
+            outcomes.settle_build(build, outcome)
+        small_disk.free()
+
+        outcomes.settle_processing_folders()  # a rescan's sweep between two looks
+        assert names(inbox / "done") == []
+        outcomes.settle_where_room()  # the look
+
+        report = json.loads((inbox / "done" / "p.stl.report.json").read_text("utf-8"))
+        assert report["outcome"]["status"] == "succeeded"
