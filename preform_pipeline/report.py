@@ -2,13 +2,13 @@
 
 One row per build: build, models, source files, material volume, estimated print time,
 status, the full reason, job id, server, attempts, the files written, the verification
-outcome, the printer, job name and job key the print was sent with, the case ids and the
-warnings; plus one row per model refused up front (status ``rejected``, with its size). The
+outcome, the printer, job name and job key the print was sent with, the case ids, the
+warnings, and whether it was held or left waiting (``held``, ``waiting``: the CSV's last
+columns); plus one row per model refused up front (status ``rejected``, with its size). The
 JSON report adds the run: id, recipe, ``simulated`` (true whenever the built-in simulator
 stood in for PreFormServer), dry run, interrupted, wall time (verification included), the
 builds counted by status (``counts``) and as the console counts them (``tally``: held and
-waiting apart from succeeded), and per build its steps, attempts and whether it was held or
-left waiting (``held``, ``waiting``).
+waiting apart from succeeded), and per build its steps and attempts.
 
 Each build also gets a small JSON report of its own at the recipe's ``outputs.report`` path
 (:func:`write_build_report`), written as soon as the build finishes.
@@ -86,6 +86,10 @@ CSV_COLUMNS: Final[tuple[str, ...]] = (
     "warnings",
     "units",
     *SLS_COLUMNS,
+    # Added last, so a reader that takes the columns by position still finds the others:
+    # a held or waiting build's status is "succeeded", though nothing was sent.
+    "held",
+    "waiting",
 )
 
 _LIST_SEPARATOR: Final = ";"

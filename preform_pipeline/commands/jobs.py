@@ -509,9 +509,10 @@ def _write_show(
         if build.full_disk is not None:
             # The reason says what the write hit; this says what a person frees, from the
             # store's field (the reason's words are no rule: errors.refused_by_a_full_disk).
-            # Its job is failed: a retried job no longer names the build.
-            lines.append(("disk full", f"{full_disk_advice(build.full_disk)}, then: {jobs} "
-                                       f"retry {job.job_key}"))
+            # Its job is failed (a retried job no longer names the build), but one a later job
+            # put right is not retried (`jobs retry` refuses it: "nothing to do" above).
+            then = "" if superseded_by is not None else f", then: {jobs} retry {job.job_key}"
+            lines.append(("disk full", full_disk_advice(build.full_disk) + then))
     if job.print_job_id or job.printer or (build is not None and build.job_name):
         lines.append(("print", _print_text(job, build)))
     if job.verified_status or job.verified_at:

@@ -543,6 +543,9 @@ class BuildPage:
     target: str = ""
     material: str | None = None
     machine_type: str | None = None
+    #: The later job that put right each failed member (store/superseded.py), by its id:
+    #: Failed cases offers no Retry for it, nor does ``jobs retry``.
+    superseded_by: Mapping[int, Job] = field(default_factory=dict)
 
     @property
     def awaiting(self) -> bool:
@@ -579,8 +582,11 @@ class BuildPage:
 
     @property
     def retryable(self) -> bool:
-        """A case of it can be retried (from Failed cases) once the cause is fixed."""
-        return any(j.state in RETRYABLE_STATES for j in self.members)
+        """A case of it can be retried (from Failed cases) once the cause is fixed: a
+        member in a retryable state that no later job put right (Failed cases leaves such a
+        failure out, and its Retry would not queue it: ``CaseRow.retryable``)."""
+        return any(j.state in RETRYABLE_STATES and j.id not in self.superseded_by
+                   for j in self.members)
 
     @property
     def steps_done(self) -> tuple[str, ...]:
@@ -622,9 +628,10 @@ def build_page(store: JobStore, build_id: int) -> BuildPage:
     build = store.get_build(build_id)
     target = PrintTarget.from_json(build.print_target) if build.print_target else None
     report = _report_of(build)
+    members = store.list_jobs(build_id=build.id)
     return BuildPage(
         build=build,
-        members=store.list_jobs(build_id=build.id),
+        members=members,
         history=store.build_history(build.id),
         screenshot=screenshot_of(build),
         report=report,
@@ -633,6 +640,7 @@ def build_page(store: JobStore, build_id: int) -> BuildPage:
         material=(target.material if target else None) or _text(report.get("material")),
         machine_type=(target.machine_type if target else None)
         or _text(report.get("machine_type")),
+        superseded_by=superseded(store, members),
     )
 
 

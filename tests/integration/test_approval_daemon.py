@@ -29,6 +29,7 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
+from preform_pipeline.report import REPORT_FORMAT
 from preform_pipeline.store import Build, JobState, SqliteJobStore, extract_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +195,16 @@ def _events(root: Path, name: str) -> list[dict[str, Any]]:
     return found
 
 
+def _run_reports(root: Path) -> list[dict[str, Any]]:
+    """The run reports the daemon's batches wrote (each written whole, by a rename)."""
+    found = []
+    for path in root.rglob("reports/*.json"):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if data.get("format") == REPORT_FORMAT:
+            found.append(data)
+    return found
+
+
 def _decide(root: Path, *args: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     code = run(["jobs", *args, "--store", str(root / "jobs.sqlite3")], out, err)
@@ -222,6 +233,15 @@ class TestTheConsoleFollowsAHeldBuild:
         assert sum(int(n) for n, _ in held) == sum(int(h) for _, h in held) == 2, said
         assert sorted(e["job_key"] for e in _events(watching, "build_held_for_approval")) == (
             sorted([first.job_key, second.job_key]))
+        # Its batches' run reports say it as the console does: each held build flagged, the
+        # tally counting it held and not succeeded; ``counts`` keeps it by status.
+        wait_for(lambda: sum(r["tally"]["held"] for r in _run_reports(watching)) == 2,
+                 WAIT_S, what="the held builds in their runs' reports")
+        reports = _run_reports(watching)
+        assert sorted(b["job_key"] for r in reports for b in r["builds"] if b["held"]) == (
+            sorted([first.job_key, second.job_key]))
+        assert {(r["tally"]["succeeded"], r["tally"]["waiting"]) for r in reports} == {(0, 0)}
+        assert sum(r["counts"]["succeeded"] for r in reports) == 2
 
         _decide(watching, "approve", first.job_key)
         _decide(watching, "reject", second.job_key, "--reason", "crown 3 overlaps the raft")

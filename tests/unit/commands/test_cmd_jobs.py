@@ -295,6 +295,28 @@ class TestShow:
         code, out, _ = invoke("show", str(job.id), "--store", str(lab.path), "--format", "json")
         assert json.loads(out)["build"]["full_disk"] == "/lab/out/day"
 
+    def test_a_full_disk_failure_a_later_job_put_right_asks_for_no_retry(
+        self, lab: Lab
+    ) -> None:
+        """A later job printed the same file with the same recipe: `jobs retry` refuses the
+        failed one ("nothing to do"), so its `disk full` line names no retry."""
+        job = lab.store.create_job(recipe="dental", source_path="/hot/processing/crown.stl",
+                                   content_hash="c1", state=S.PROCESSING)
+        build = lab.store.create_build(recipe="dental", job_ids=[job.id])
+        lab.store.transition_build(build.id, S.PREPARING, "on a server")
+        lab.store.transition_build(build.id, S.FAILED, "No space left on device",
+                                   full_disk=Path("/lab/out/day"))
+        later = lab.store.create_job(recipe="dental", source_path="/hot/processing/crown.stl",
+                                     content_hash="c1", state=S.PROCESSING)
+        again = lab.store.create_build(recipe="dental", job_ids=[later.id])
+        for state in (S.PREPARING, S.PREPARED, S.DONE):
+            lab.store.transition_build(again.id, state, "test")
+        code, out, err = invoke("show", str(job.id), "--store", str(lab.path))
+        assert (code, err) == (0, "")
+        assert "nothing to do" in out
+        assert [x for x in out.splitlines() if x.startswith("disk full")] == [
+            "disk full   free some space on the disk holding /lab/out/day"]
+
     def test_a_build_failed_for_another_cause_names_no_disk(self, lab: Lab) -> None:
         job, build = lab.build("crown.stl", S.PREPARING)
         lab.store.transition_build(build.id, S.FAILED, "not a mesh")

@@ -136,7 +136,7 @@ class TestHeldAndWaitingBuilds:
             outcome("b5.1", BuildStatus.SUCCEEDED, parent="b5", waiting=True, printer="auto"),
             outcome("b5.2", BuildStatus.PRINT_UNCONFIRMED, parent="b5", reason="no answer"),
         )
-        json_path, _ = write_run_report(run, tmp_path)
+        json_path, csv_path = write_run_report(run, tmp_path)
         data = json.loads(json_path.read_text(encoding="utf-8"))
         assert data["tally"] == {"builds": 6, "succeeded": 1, "held": 1, "waiting": 2,
                                  "failed": 1, "print_unconfirmed": 1, "cancelled": 0,
@@ -147,6 +147,15 @@ class TestHeldAndWaitingBuilds:
             ("b1", False, False), ("b2", True, False), ("b3", False, True),
             ("b4", False, False), ("b5", False, False), ("b5.1", False, True),
             ("b5.2", False, False)]
+        # The CSV says them too, as its last columns: its status alone reads "succeeded".
+        with csv_path.open(encoding="utf-8", newline="") as stream:
+            rows = list(csv.DictReader(stream))
+        assert list(CSV_COLUMNS[-2:]) == ["held", "waiting"]
+        assert [(r["build"], r["status"], r["held"], r["waiting"]) for r in rows] == [
+            ("b1", "succeeded", "false", "false"), ("b2", "succeeded", "true", "false"),
+            ("b3", "succeeded", "false", "true"), ("b4", "failed", "false", "false"),
+            ("b5", "split", "false", "false"), ("b5.1", "succeeded", "false", "true"),
+            ("b5.2", "print_unconfirmed", "false", "false")]
         said = (f"{data['tally']['succeeded']} of {data['tally']['builds']} builds succeeded, "
                 f"{data['tally']['held']} held for approval, {data['tally']['waiting']} "
                 "waiting for a free printer")

@@ -14,6 +14,7 @@ from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_SECRET,
     Served,
+    ended_job,
     logged_in,
     refused,
 )
@@ -429,9 +430,10 @@ class TestABuildAFullDiskStopped:
     @staticmethod
     def _failed(served: Served, tmp_path: Path, full_disk: Path | None) -> tuple[int, int]:
         """A case's build failed (for want of room when ``full_disk``): its id, its job's."""
-        job = served.store.create_job(recipe="crowns", source_path=tmp_path / "C-3.stl",
-                                      case_id="C-3", state=JobState.PROCESSING)
-        build = served.store.create_build(recipe="crowns", job_ids=[job.id])
+        job = served.store.create_job(recipe="grey", source_path=tmp_path / "C-3.stl",
+                                      content_hash="h1", case_id="C-3",
+                                      state=JobState.PROCESSING)
+        build = served.store.create_build(recipe="grey", job_ids=[job.id])
         served.store.transition_build(build.id, JobState.PREPARING, "on a server")
         served.store.transition_build(
             build.id, JobState.FAILED, "cannot save the .form: No space left on device",
@@ -470,3 +472,12 @@ class TestABuildAFullDiskStopped:
     ) -> None:
         build_id, _ = self._failed(served, tmp_path, None)
         assert self._said(served, build_id) is None
+
+    def test_once_a_later_job_printed_its_file_the_page_asks_for_no_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        """Its failed case is superseded: Failed cases leaves it out and offers no Retry."""
+        build_id, _ = self._failed(served, tmp_path, tmp_path / "out")
+        ended_job(served.store, tmp_path, "C-4", JobState.DONE)  # the same recipe and file
+        assert self._said(served, build_id) == (
+            f"Stopped by a full disk: free some space on the disk holding {tmp_path / 'out'}.")
