@@ -15,7 +15,7 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from daemon_support import Script, make_daemon, run_daemon_once
 from structlog.testing import capture_logs
@@ -29,6 +29,9 @@ from tests.command_line import InProcess
 REPO_ROOT = Path(__file__).resolve().parents[3]
 RECIPE = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(120)
+#: What helps with a file whose content is no model, in the hot folder's words.
+NOT_A_MODEL_TODO = ("it holds no model to fix: drop the model's own file instead, and keep this "
+                    "one out of the inbox")
 #: One file of each kind the brief of session 42 names, none of them a format printed.
 OTHER_FORMATS: dict[str, bytes] = {
     "scan.zip": b"PK\x03\x04" + bytes(26),
@@ -110,3 +113,39 @@ class TestAFileOfAnotherFormat:
         failed = {e["job_key"]: e["reason"] for e in logs
                   if e["event"] == "job_transition" and e["to_state"] == "failed"}
         assert sorted(failed.values()) == sorted(by_name(Path(n)).why for n in OTHER_FORMATS)
+
+
+class TestAFileThatIsNoModelUnderAModelsName:
+    """A PNG or a text renamed ``.stl`` is said to be no model, by both, and kept."""
+
+    FILES: ClassVar[dict[str, bytes]] = {"photo.stl": PNG, "words.stl": b"just some words\n"}
+
+    def test_run_calls_it_a_file_and_says_what_it_looks_like(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        headings, reasons, events = _said_by_run(tmp_path, in_process, self.FILES)
+        assert headings == ["rejected 2 files:"]
+        assert reasons["photo.stl"].startswith("this is a PNG image, not an STL (")
+        assert reasons["words.stl"].startswith("this is a text file that is not an STL (")
+        unreadable = {Path(e["path"]).name: (e["not_a_model"], e["looks_like"])
+                      for e in events if e["event"] == "model_unreadable"}
+        assert unreadable == {"photo.stl": (True, "a PNG image"),
+                              "words.stl": (True, "a text file")}
+        for name, data in self.FILES.items():  # the user's files stay as they were
+            assert (tmp_path / "given" / name).read_bytes() == data
+
+    def test_the_hot_folder_calls_it_a_file_and_does_not_send_it_to_preform(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        headings, reasons, logs = _said_by_the_hot_folder(tmp_path, store, self.FILES)
+        assert headings == ["rejected 2 files:"]
+        assert reasons["photo.stl"].startswith("this is a PNG image, not an STL (")
+        assert reasons["words.stl"].startswith("this is a text file that is not an STL (")
+        assert all(reason.endswith(f"; {NOT_A_MODEL_TODO}") for reason in reasons.values()), reasons
+        assert "PreForm" not in "".join(reasons.values())
+        unreadable = {Path(e["path"]).name: (e["not_a_model"], e["looks_like"])
+                      for e in logs if e["event"] == "model_unreadable"}
+        assert unreadable == {"photo.stl": (True, "a PNG image"),
+                              "words.stl": (True, "a text file")}
+        for name, data in self.FILES.items():  # kept, beside its note
+            assert (tmp_path / "inbox" / "failed" / name).read_bytes() == data
