@@ -120,10 +120,10 @@ class TestAFileThatIsNoModelUnderAModelsName:
 
     FILES: ClassVar[dict[str, bytes]] = {"photo.stl": PNG, "words.stl": b"just some words\n"}
 
-    def test_run_calls_it_a_file_and_says_what_it_looks_like(
-        self, tmp_path: Path, in_process: InProcess
-    ) -> None:
-        headings, reasons, events = _said_by_run(tmp_path, in_process, self.FILES)
+    @staticmethod
+    def _said_to_be_no_model(headings: list[str], reasons: dict[str, str],
+                             events: list[dict[str, Any]]) -> None:
+        """Counted as files, each said to be what its bytes show, in the line and the event."""
         assert headings == ["rejected 2 files:"]
         assert reasons["photo.stl"].startswith("this is a PNG image, not an STL (")
         assert reasons["words.stl"].startswith("this is a text file that is not an STL (")
@@ -131,6 +131,12 @@ class TestAFileThatIsNoModelUnderAModelsName:
                       for e in events if e["event"] == "model_unreadable"}
         assert unreadable == {"photo.stl": (True, "a PNG image"),
                               "words.stl": (True, "a text file")}
+
+    def test_run_calls_it_a_file_and_says_what_it_looks_like(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        headings, reasons, events = _said_by_run(tmp_path, in_process, self.FILES)
+        self._said_to_be_no_model(headings, reasons, events)
         for name, data in self.FILES.items():  # the user's files stay as they were
             assert (tmp_path / "given" / name).read_bytes() == data
 
@@ -138,14 +144,8 @@ class TestAFileThatIsNoModelUnderAModelsName:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         headings, reasons, logs = _said_by_the_hot_folder(tmp_path, store, self.FILES)
-        assert headings == ["rejected 2 files:"]
-        assert reasons["photo.stl"].startswith("this is a PNG image, not an STL (")
-        assert reasons["words.stl"].startswith("this is a text file that is not an STL (")
+        self._said_to_be_no_model(headings, reasons, logs)
         assert all(reason.endswith(f"; {NOT_A_MODEL_TODO}") for reason in reasons.values()), reasons
         assert "PreForm" not in "".join(reasons.values())
-        unreadable = {Path(e["path"]).name: (e["not_a_model"], e["looks_like"])
-                      for e in logs if e["event"] == "model_unreadable"}
-        assert unreadable == {"photo.stl": (True, "a PNG image"),
-                              "words.stl": (True, "a text file")}
         for name, data in self.FILES.items():  # kept, beside its note
             assert (tmp_path / "inbox" / "failed" / name).read_bytes() == data
