@@ -13,6 +13,7 @@ PipelineError
  ├── RecipeError                      a recipe is invalid (carries every problem at once)
  ├── TemplateError                    an output template is unsafe or names an unknown field
  ├── ModelFileError                   a model file cannot be read (truncated, malformed, missing)
+ │    └── NotAModelError              its content is plainly no model (a PNG, a PDF, plain text)
  ├── SidecarError                     a hot-folder sidecar (.json/.yaml) is unreadable or invalid
  ├── PlanningError                    models cannot be grouped into builds
  │    ├── ModelTooLargeError          a model does not fit an empty build platform
@@ -78,6 +79,7 @@ __all__ = [
     "LeaseLostError",
     "LeaseTimeoutError",
     "ModelFileError",
+    "NotAModelError",
     "ModelTooLargeError",
     "NotBatchableError",
     "OperationFailedError",
@@ -307,6 +309,18 @@ class ModelFileError(PipelineError):
         super().__init__(f"{path}: {reason}", hint=hint)
         self.path = Path(path)
         self.reason = reason
+
+
+class NotAModelError(ModelFileError):
+    """A file named as a model whose content is plainly something else: a PNG or a PDF
+    renamed ``.stl``, text that is no ASCII STL. Nothing in it is a model to fix, so it is
+    not called a broken model (``rejected 1 file``). ``looks_like`` is what its bytes show it
+    is (``"a PNG image"``), None when only that it is no model is known."""
+
+    def __init__(self, path: Path | str, reason: str, *, looks_like: str | None,
+                 hint: str | None = None) -> None:
+        super().__init__(path, reason, hint=hint)
+        self.looks_like = looks_like
 
 
 class SourceCopyError(PipelineError):

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import BuildPlan, Rejection
-from preform_pipeline.plan.parts import is_part
 from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
@@ -128,8 +127,8 @@ class NullReporter:
 
 def counted_rejections(rejected: Sequence[Rejection]) -> str:
     """``2 models``, or ``2 files`` when one of them is no part (a text, a photo, a path not
-    found): a notes file is not called a model."""
-    kind = "model" if all(is_part(r.path) for r in rejected) else "file"
+    found, a PNG named ``.stl``): a notes file is not called a model."""
+    kind = "model" if all(r.of_a_model for r in rejected) else "file"
     return counted(len(rejected), kind)
 
 

@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from preform_pipeline.wording import counted
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, NotAModelError
 from ._checks import (
     MAX_NUMBER_CHARS,
     OVERLONG_TOKEN,
@@ -80,8 +80,9 @@ def read_obj_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     """
     require_format(data[:SNIFF_BYTES], ".obj", origin)
     if mostly_binary(data[:SNIFF_BYTES]):
-        raise ModelFileError(
-            origin, "this is a binary file, not an OBJ (an OBJ is text)", hint=EXPORT_HINT
+        raise NotAModelError(
+            origin, "this is a binary file, not an OBJ (an OBJ is text)",
+            looks_like="a binary file", hint=EXPORT_HINT,
         )
     # Lines ended by a CR alone (classic Mac OS), in a whole file or among LF lines: every
     # pattern here reads LF-ended lines, and would join such a line to the next.

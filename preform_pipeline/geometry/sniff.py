@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Final
 
-from ..errors import ModelFileError
+from ..errors import NotAModelError
 
 __all__ = [
     "EXPORT_HINT", "FORMAT_NAMES", "SNIFF_BYTES", "impostor", "mostly_binary", "require_format",
@@ -119,8 +119,9 @@ def _mostly_text(head: bytes) -> bool:
 
 
 def require_format(head: bytes, suffix: str, origin: Path) -> None:
-    """Raise :class:`ModelFileError` when ``head`` shows the file is not a ``suffix`` mesh."""
+    """Raise :class:`NotAModelError` when ``head`` shows the file is not a ``suffix`` mesh."""
     what = impostor(head, suffix)
     if what is not None:
         expected = FORMAT_NAMES.get(suffix, "a model file")
-        raise ModelFileError(origin, f"this is {what}, not {expected}", hint=EXPORT_HINT)
+        raise NotAModelError(origin, f"this is {what}, not {expected}", looks_like=what,
+                             hint=EXPORT_HINT)

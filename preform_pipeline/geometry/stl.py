@@ -38,7 +38,7 @@ import numpy.typing as npt
 
 from preform_pipeline.wording import counted
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, NotAModelError
 from ._checks import (
     MAX_NUMBER_CHARS,
     OVERLONG_TOKEN,
@@ -224,9 +224,10 @@ def _raise_bad_binary(head: bytes, size: int, origin: Path) -> NoReturn:
     if _looks_like_text(head):
         _raise_not_stl_text(head, origin)
     if not _plausible_records(head, size):
-        raise ModelFileError(
+        raise NotAModelError(
             origin,
             "this is not a mesh: neither ASCII STL text nor binary STL triangles",
+            looks_like=None,
             hint=EXPORT_HINT,
         )
     room = (size - BINARY_HEADER_BYTES) // 50
@@ -301,9 +302,10 @@ def _stream_binary(
 
 
 def _raise_not_stl_text(data: bytes, origin: Path) -> NoReturn:
-    raise ModelFileError(
+    raise NotAModelError(
         origin,
         "this is a text file that is not an STL (an ASCII STL starts with 'solid')",
+        looks_like="a text file",
         hint=EXPORT_HINT,
     )
 

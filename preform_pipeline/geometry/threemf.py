@@ -20,7 +20,7 @@ from typing import NoReturn
 import numpy as np
 import numpy.typing as npt
 
-from ..errors import ModelFileError
+from ..errors import ModelFileError, NotAModelError
 from ..wording import noun, quoted
 from ._checks import checked_mesh
 from .bounded import DEFAULT_MAX_MODEL_FILE_BYTES, parse_xml, read_zip_member
@@ -257,8 +257,9 @@ def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     """Parse a 3MF package into one mesh holding every build item, in millimetres."""
     if not data.startswith(_ZIP_SIGNATURES):
         require_format(data[:SNIFF_BYTES], ".3mf", origin)
-        raise ModelFileError(
-            origin, "this is not a 3MF package (a 3MF file is a ZIP archive)", hint=EXPORT_HINT
+        raise NotAModelError(
+            origin, "this is not a 3MF package (a 3MF file is a ZIP archive)", looks_like=None,
+            hint=EXPORT_HINT,
         )
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:

@@ -79,6 +79,7 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.hotfolder.stability import FileKind, is_ignored_name, kind_of
 from preform_pipeline.logging import get_logger
+from preform_pipeline.plan.advice import IMPORTED, by_name
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
 from preform_pipeline.plan.rejection import Rejection
@@ -1413,7 +1414,7 @@ def _other_reason(path: Path) -> tuple[str, str]:
     if path.name.endswith(REPORT_SUFFIX):  # not ours: is_own_note took ours out
         return (
             f"{path.name} is not a job report of this hot folder, nor a model file "
-            "(preform-pipeline prepares .stl, .obj and .3mf)",
+            f"({IMPORTED})",
             "keep your own files out of the inbox; drop model files (and their sidecars)",
         )
     if kind_of(path) is FileKind.SIDECAR:
@@ -1422,13 +1423,8 @@ def _other_reason(path: Path) -> tuple[str, str]:
             "drop the sidecar together with its model (write the sidecar first, or drop "
             "both in a case folder)",
         )
-    why = (f"{path.suffix or 'a file without extension'} is not a model file "
-           "(preform-pipeline prepares .stl, .obj and .3mf)")
-    if is_part(path):  # a CAD file, another mesh: a model, once converted
-        return why, "convert it to STL, OBJ or 3MF and drop it again"
-    # A text, a photo, a prescription: nothing to convert, and nothing of a case is missing.
-    return why, ("it is not a model to print: keep it out of the inbox (drop model files, "
-                 "and their sidecars)")
+    advice = by_name(path)  # in `run`'s words
+    return advice.why, advice.todo
 
 
 def _bad_files(drop: Drop) -> list[tuple[Path, str, str]]:

@@ -103,6 +103,12 @@ FILL_TOLERANCE: Final = 1e-6
 SIDECAR_PRINTER_FIELD: Final = "printer"
 #: The print step's options that name its target (one of them, in a recipe).
 _TARGET_OPTIONS: Final = ("printer", "printer_ip", "fleet_group")
+#: What helps with a model its reader or the planner refused: a broken or oversized model.
+_READ_TODO: Final = "check the file (open it in PreForm); fix or re-export it and drop it again"
+#: What helps with a file whose content is no model (a PNG named .stl): nothing in it to open
+#: in PreForm or to fix; the reader's reason already says to export the model.
+_NOT_A_MODEL_TODO: Final = ("it holds no model to fix: drop the model's own file instead, and "
+                            "keep this one out of the inbox")
 
 
 def sidecar_target(job: Job) -> str | None:
@@ -432,7 +438,8 @@ class BatchWorker:
 
     def _fail_said(self, job: Job, reason: str, todo: str, *,
                    where: str = "preparing the batch",
-                   size_mm: tuple[float, float, float] | None = None) -> Rejection:
+                   size_mm: tuple[float, float, float] | None = None,
+                   not_a_model: bool = False) -> Rejection:
         """Fail ``job`` before it is batched (its file to failed/, the note beside it) and
         return the console's line for it: where the file is now, what failed, what helps.
 
@@ -443,7 +450,7 @@ class BatchWorker:
         # The reason as recorded names no processing/ folder; the path is said once.
         shown = self.outcomes.as_dropped(reason.removeprefix(f"{job.source_path}: "), [job])
         return Rejection(self.store.get_job(job.id).source_path, f"{shown}; {todo}",
-                         size_mm=size_mm)
+                         size_mm=size_mm, not_a_model=not_a_model)
 
     def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
         """The jobs whose sidecar target can be used; the others fail, each case alone."""
@@ -540,9 +547,9 @@ class BatchWorker:
             return
         said = [
             self._fail_said(by_path[rejection.path], rejection.reason,
-                            "check the file (open it in PreForm); fix or re-export it and drop "
-                            "it again", where="reading and planning the model",
-                            size_mm=rejection.size_mm)
+                            _NOT_A_MODEL_TODO if rejection.not_a_model else _READ_TODO,
+                            where="reading and planning the model",
+                            size_mm=rejection.size_mm, not_a_model=rejection.not_a_model)
             for rejection in plan.rejected if rejection.path in by_path
         ]
         # The console's line for them: a batch whose every model was rejected said nothing

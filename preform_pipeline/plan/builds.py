@@ -51,7 +51,12 @@ import numpy as np
 import numpy.typing as npt
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
-from preform_pipeline.errors import ModelFileError, ModelTooLargeError, PlanningError
+from preform_pipeline.errors import (
+    ModelFileError,
+    ModelTooLargeError,
+    NotAModelError,
+    PlanningError,
+)
 from preform_pipeline.geometry import (
     INCH_MM,
     SUPPORTED_SUFFIXES,
@@ -482,8 +487,12 @@ def read_models(
         except ModelFileError as exc:
             if rejected is None:
                 raise
-            log.warning("model_unreadable", path=str(path), reason=exc.reason)
-            rejected.append(Rejection(path, str(exc)))
+            # A PNG named .stl is no broken model: the event and the heading say so.
+            looks_like = exc.looks_like if isinstance(exc, NotAModelError) else None
+            no_model = isinstance(exc, NotAModelError)
+            log.warning("model_unreadable", path=str(path), reason=exc.reason,
+                        not_a_model=no_model, looks_like=looks_like)
+            rejected.append(Rejection(path, str(exc), not_a_model=no_model))
     return infos
 
 

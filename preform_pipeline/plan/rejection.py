@@ -11,14 +11,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from preform_pipeline.plan.parts import is_part
+
 __all__ = ["Rejection"]
 
 
 @dataclass(frozen=True)
 class Rejection:
-    """A model that cannot be planned, and why; sizes are None when the file was unreadable."""
+    """A model that cannot be planned, and why; sizes are None when the file was unreadable.
+    ``not_a_model``: its content, once read, showed it is no model at all (a PNG named
+    ``.stl``: :class:`~preform_pipeline.errors.NotAModelError`), whatever its name says."""
 
     path: Path
     reason: str
     size_mm: tuple[float, float, float] | None = None
     build_volume_mm: tuple[float, float, float] | None = None
+    not_a_model: bool = False
+
+    @property
+    def of_a_model(self) -> bool:
+        """Whether the refused file is a model (or a part in another format): by its name
+        (:func:`~preform_pipeline.plan.parts.is_part`), and by its content once read. What
+        ``run``'s and the hot folder's headings count (``rejected 1 model`` or ``1 file``)."""
+        return is_part(self.path) and not self.not_a_model

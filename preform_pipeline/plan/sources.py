@@ -7,8 +7,8 @@ is passed over in silence:
 - a model file still being written (judged in one look by
   :func:`preform_pipeline.geometry.completeness.judge_at_rest`: the hot folder's format
   rules, or a quiet period since its last change) is *waiting*: left for the next run;
-- a file in a format the server does not import is *unsupported*, with what to do
-  (``.step: export as STL, OBJ or 3MF``);
+- a file in a format the server does not import is *unsupported*, with what to do, in the
+  words the hot folder's intake says (:func:`preform_pipeline.plan.advice.by_name`);
 - a copy tool's temporary name (``.part``, ``.tmp``, ``.crdownload``, ``~``) is *waiting*;
 - a case folder below a named folder (``inbox/C-1042/``) is kept on one build: while one of
   its model files is still being written, its complete ones wait with it (taken alone, the
@@ -41,30 +41,15 @@ from typing import Final
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES
 from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.geometry.completeness import judge_at_rest
+from preform_pipeline.plan.advice import by_name
 from preform_pipeline.plan.builds import case_folder, walk_folder
-from preform_pipeline.plan.parts import CAD_SUFFIXES, OTHER_MESH_SUFFIXES
 from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
 
-__all__ = ["Sources", "find_sources", "unsupported_hint"]
+__all__ = ["Sources", "find_sources"]
 
 _NOT_MODELS: Final = frozenset({".json", ".yaml", ".yml"})
 #: Names copy tools and browsers give a file until it is complete.
 _IN_PROGRESS_SUFFIXES: Final = (".tmp", ".part", ".partial", ".crdownload", ".download")
-
-
-def unsupported_hint(path: Path) -> str:
-    """What to do with a file of a format the server does not import."""
-    suffix = path.suffix.lower() or "(no extension)"
-    if suffix in CAD_SUFFIXES:
-        return f"{suffix}: export as STL, OBJ or 3MF"
-    if suffix in OTHER_MESH_SUFFIXES:
-        return f"{suffix}: not imported by PreFormServer; convert to STL, OBJ or 3MF"
-    if suffix == ".form":
-        return ".form: a PreForm job; open it in PreForm, or give the model files instead"
-    if suffix == ".zip":
-        return ".zip: unpack it into the folder"
-    return (f"{suffix}: not a model file; only .stl, .obj and .3mf are imported (keep it out "
-            "of the models' folder)")
 
 
 @dataclass(frozen=True)
@@ -118,7 +103,7 @@ def find_sources(
         if name.startswith(".") or file.suffix.lower() in _NOT_MODELS:
             return
         if file.suffix.lower() not in SUPPORTED_SUFFIXES:
-            unsupported.append((file, unsupported_hint(file)))
+            unsupported.append((file, by_name(file).said))
             return
         if not is_text_path(file):  # the hot folder sets such a file aside for the same
             unsupported.append((file, NAME_NOT_TEXT))

@@ -72,7 +72,7 @@ class TestQuiet:
         assert run.returncode == 1
         assert run.stdout == ""
         lines = run.stderr.splitlines()
-        assert any("bracket.step" in line and ".step: export as STL, OBJ or 3MF" in line
+        assert any("bracket.step" in line and ".step is a CAD file, not a mesh" in line
                    for line in lines), run.stderr
         assert lines[-1].startswith("exit 1: 1 model rejected")
         # The good model was still printed, and the report lists the rejection.

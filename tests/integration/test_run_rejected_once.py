@@ -39,7 +39,9 @@ class TestARejectedFileInACronInbox:
             return in_process(tmp_path, "run", str(RECIPE), "inbox", "--store", "jobs.sqlite3",
                               "--output", "out", *extra)
 
-        rejected = "rejected: inbox/part.step: .step: export as STL, OBJ or 3MF"
+        rejected = ("rejected: inbox/part.step: .step is a CAD file, not a mesh (preform-pipeline "
+                    "prepares .stl, .obj and .3mf); export the part from the CAD software as "
+                    "STL, OBJ or 3MF, and give that file instead")
         first = night("--quiet")
         assert (first.returncode, first.stdout) == (1, ""), first.stderr
         assert first.stderr.splitlines() == [
@@ -55,8 +57,9 @@ class TestARejectedFileInACronInbox:
             "inbox/part.step (-v says why; a changed file is looked at again)")
         told = night("-v")
         assert told.stdout.splitlines()[0] == (
-            "passed over inbox/part.step: rejected by an earlier run, unchanged since: .step: "
-            "export as STL, OBJ or 3MF")
+            "passed over inbox/part.step: rejected by an earlier run, unchanged since: .step "
+            "is a CAD file, not a mesh (preform-pipeline prepares .stl, .obj and .3mf); export "
+            "the part from the CAD software as STL, OBJ or 3MF, and give that file instead")
 
         step.write_bytes(b"ISO-10303-21;\nHEADER;\nFILE_NAME('v2');\nENDSEC;\n")  # replaced
         os.utime(step, OLD)

@@ -18,8 +18,14 @@ from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.fenced import NodeJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
+from tests.command_line import in_process
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.two_nodes import two_nodes
+
+__all__ = [  # in_process: `run` in the test's process, beside the hot folder (tests/command_line)
+    "database", "in_process", "inbox", "nodes", "other_disk", "plain_store", "recipe", "script",
+    "store", "stores", "url",
+]
 
 
 @pytest.fixture

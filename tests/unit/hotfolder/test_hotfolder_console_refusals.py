@@ -203,8 +203,8 @@ class TestAFileRefusedAsItIsTaken:
 
     NOT_A_MODEL = "is not a model file (preform-pipeline prepares .stl, .obj and .3mf)"
     #: Session 41: a text or a photo is no model to convert, and it is not called a model.
-    LEAVE_IT_OUT = ("it is not a model to print: keep it out of the inbox (drop model files, "
-                    "and their sidecars)")
+    LEAVE_IT_OUT = ("it is not a model to print: keep it out of folders of models (only model "
+                    "files and their sidecars belong there)")
 
     @staticmethod
     def _watch_once(tmp_path: Path, store: SqliteJobStore,

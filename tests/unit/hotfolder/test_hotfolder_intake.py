@@ -179,7 +179,7 @@ class TestOthers:
         assert job.state is JobState.FAILED
         note = (inbox.folder("failed") / "scan.pdf.error.txt").read_text(encoding="utf-8")
         # A PDF is no model in another format: nothing to convert, only to keep out.
-        assert "not a model file" in note and "keep it out of the inbox" in note
+        assert "not a model file" in note and "keep it out of folders of models" in note
         assert "convert" not in note
 
     def test_no_recipe_rejects_with_the_hint(

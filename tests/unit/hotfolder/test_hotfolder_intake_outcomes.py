@@ -209,8 +209,8 @@ class TestFilesThatAreNotModels:
         assert result.taken == ()
         failed = inbox.folder("failed") / "C-4"
         assert _note(failed, "lower.step").startswith(
-            "What failed: .step is not a model file (preform-pipeline prepares .stl, .obj and "
-            ".3mf)\n")
+            "What failed: .step is a CAD file, not a mesh (preform-pipeline prepares .stl, "
+            ".obj and .3mf)\n")
         held = _note(failed, "upper.stl")
         # Named by the case id its sidecar gives.
         assert held.startswith("What failed: held with its case P-4: lower.step cannot be "
@@ -238,8 +238,8 @@ class TestFilesThatAreNotModels:
         note = _note(inbox.folder("failed"), "README")
         assert ("What failed: a file without extension is not a model file "
                 "(preform-pipeline prepares .stl, .obj and .3mf)\n") in note
-        assert ("What to do: it is not a model to print: keep it out of the inbox (drop model "
-                "files, and their sidecars)\n") in note
+        assert ("What to do: it is not a model to print: keep it out of folders of models "
+                "(only model files and their sidecars belong there)\n") in note
 
     def test_an_unknown_type_is_named_by_its_extension(
         self, store: SqliteJobStore, inbox: InboxSettings
@@ -247,8 +247,9 @@ class TestFilesThatAreNotModels:
         path = _file(inbox, "part.step", b"ISO-10303")
         Intake(store, [inbox]).take(Drop(inbox, path, "r", False, others=(path,)))
         note = _note(inbox.folder("failed"), "part.step")
-        assert "What failed: .step is not a model file" in note
-        assert "What to do: convert it to STL, OBJ or 3MF and drop it again\n" in note
+        assert "What failed: .step is a CAD file, not a mesh" in note
+        assert ("What to do: export the part from the CAD software as STL, OBJ or 3MF, and "
+                "give that file instead\n") in note
 
 
 class TestTakenJobs:

@@ -97,7 +97,7 @@ class TestTakeSources:
             assert reasons.pop(f"{case}/upper.stl") == (
                 f"{HELD.format(case=case, bad=bad)}; {HELD_HINT}")
             assert not reasons.pop(f"{case}/{bad}").startswith("held")  # its own reason
-        assert reasons.pop("C-5/rx.pdf").startswith(".pdf: not a model file")
+        assert reasons.pop("C-5/rx.pdf").startswith(".pdf is not a model file")
         assert list(reasons) == ["bad.stl"]  # a loose file holds nothing else
 
 

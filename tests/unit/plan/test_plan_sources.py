@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from preform_pipeline.geometry import write_obj, write_stl
-from preform_pipeline.plan.sources import find_sources, unsupported_hint
+from preform_pipeline.plan.advice import by_name
+from preform_pipeline.plan.sources import find_sources
 from tests.unit.plan.planning_factories import box_triangles
 
 NOW = 2_000_000_000.0
@@ -55,10 +56,10 @@ class TestSources:
         assert "STL is incomplete" in waiting["half.stl"]
         assert "5 s without change" in waiting["fresh.obj"]
         unsupported = {p.name: why for p, why in found.unsupported}
-        assert unsupported == {
-            "bracket.STEP": ".step: export as STL, OBJ or 3MF",
-            "scan.ply": ".ply: not imported by PreFormServer; convert to STL, OBJ or 3MF",
-        }
+        # Each said as the hot folder's intake says it (test_plan_advice.py).
+        assert unsupported == {"bracket.STEP": by_name(case / "bracket.STEP").said,
+                               "scan.ply": by_name(case / "scan.ply").said}
+        assert unsupported["bracket.STEP"].startswith(".STEP is a CAD file")
 
     def test_a_case_folder_waits_whole_for_its_file_being_written(
         self, tmp_path: Path
@@ -118,16 +119,6 @@ class TestSources:
         assert found.models == {part: None}
         assert found.waiting == ()
         assert [p.name for p, _ in found.unsupported] == ["notes.txt"]
-
-
-class TestWhatToDoWithAFileOfAnotherFormat:
-    """A model in another format is to be converted; a file that is no model, left out."""
-
-    def test_a_text_is_to_be_left_out_and_a_step_file_exported(self) -> None:
-        assert unsupported_hint(Path("notes.txt")) == (
-            ".txt: not a model file; only .stl, .obj and .3mf are imported (keep it out of "
-            "the models' folder)")
-        assert unsupported_hint(Path("part.step")) == ".step: export as STL, OBJ or 3MF"
 
 
 class TestANamedCaseFolder:
