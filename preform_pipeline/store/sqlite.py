@@ -33,6 +33,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -302,6 +303,13 @@ def _disk_full(exc: sqlite3.Error, path: Path) -> bool:
     return name in _FULL_DISK_ERRORS and disk_is_full(path.parent)
 
 
+def _refused_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for another connection's lock: the plain SQLITE_BUSY (not
+    ``_RECOVERY`` or ``_SNAPSHOT``). Python 3.10 names no error code: there, SQLite's text."""
+    name = getattr(exc, "sqlite_errorname", None)
+    return str(exc) == "database is locked" if name is None else name == "SQLITE_BUSY"
+
+
 def _unreadable(path: Path) -> str | None:
     """Why the file at ``path`` cannot be read (None: it can, or it is not there)."""
     try:
@@ -424,20 +432,33 @@ class SqliteJobStore(SqlStoreCore):
         fail to open in a millisecond, saying it stayed locked for the whole busy timeout.
         ``BEGIN IMMEDIATE`` holds nothing while it waits for the write lock, so it waits
         (busy_timeout) until the other's switch has committed; the next try finds the file in
-        WAL already and writes nothing. Tries stop after the busy timeout in all: a refusal
-        after SQLite's own wait for the lock is the long-held lock a write reports too.
+        WAL already and writes nothing. Tries stop once the busy timeout has passed since the
+        first, on the real clock (SQLite waits real time, whatever clock the store was handed):
+        a refusal after SQLite's own wait is the long-held lock a write reports too. A switch
+        refused ``WAL_SWITCH_TRIES`` times before that (other processes writing the file one
+        after another) says how long it was tried, not that the busy timeout passed.
         """
-        deadline = self._clock.monotonic() + self.busy_timeout_s
-        for _ in range(WAL_SWITCH_TRIES - 1):
+        started = time.monotonic()
+        tries = 1
+        while True:
             try:
                 return str(conn.execute(_TO_WAL).fetchone()[0])
             except sqlite3.OperationalError as exc:
-                if (exc.sqlite_errorcode != sqlite3.SQLITE_BUSY
-                        or self._clock.monotonic() >= deadline):
+                tried_s = time.monotonic() - started
+                if not _refused_busy(exc) or tried_s >= self.busy_timeout_s:
                     raise
+                if tries == WAL_SWITCH_TRIES:
+                    raise StoreError(
+                        f"{self.path}: other processes kept the job store locked while "
+                        f"opening ({tries} writes in a row refused its switch to WAL in "
+                        f"{tried_s:.1f} s)",
+                        hint="several processes were writing a store not yet in WAL mode: "
+                        "start this one again; if it recurs, the file may sit on a network "
+                        "share that cannot lock: keep the store on a local disk",
+                    ) from exc
             conn.execute("BEGIN IMMEDIATE")
             conn.execute("ROLLBACK")
-        return str(conn.execute(_TO_WAL).fetchone()[0])
+            tries += 1
 
     def _connect(self, database: str, *, uri: bool = False) -> sqlite3.Connection:
         return sqlite3.connect(
