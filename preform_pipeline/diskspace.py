@@ -12,8 +12,14 @@ disk formatted for large scans), and the bytes alone would call it a disk with r
 
 A used-up quota (EDQUOT) shows in neither: the room a quota leaves this user is not what
 ``statvfs`` reports. A caller retrying a write refused so cannot wait for this to say "room"
-and backs off instead: :func:`room_retry_in`, the one wait for every writer that tries again
-after a disk refused it (the hot folder's files waiting for room, the JSON log's file).
+and backs off instead.
+
+The waits of every writer a disk refused for want of room (the hot folder's files waiting
+for room, the JSON log's file) are one rule: a look (this module's one ``statvfs``, a few
+microseconds) is made at most every :data:`ROOM_LOOK_EVERY_S` while the disk stays full, so
+room a person makes is taken up within about a second; only a write refused again on a disk
+that looked to have room waits longer each time (:func:`room_retry_in`), since that write
+is what costs (a quota, or a write larger than the room left, refuses it again and again).
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from preform_pipeline.backoff import backoff
 __all__ = [
     "FULL_BELOW_BYTES",
     "FULL_BELOW_INODES",
+    "ROOM_LOOK_EVERY_S",
     "ROOM_RETRY_FIRST_S",
     "ROOM_RETRY_MAX_S",
     "disk_is_full",
@@ -40,18 +47,25 @@ FULL_BELOW_BYTES: Final = 64 * 1024
 #: through a temporary beside it, and may make a case's folder for it.
 FULL_BELOW_INODES: Final = 16
 
-#: The wait after a write a disk refused for want of room (or a look that found it still
-#: full) before the next look or try, doubled at each such miss up to :data:`ROOM_RETRY_MAX_S`:
-#: a person freeing space, or a quota's room, sees the writer take it up within that, and a
-#: disk that stays full is neither written to nor looked at on every pass or event.
+#: How often a writer waiting for room looks at its disk while the disk stays full: a
+#: look costs next to nothing, and a person who frees space sees the writer take it up
+#: within it (looks backing off to a minute apart cost them up to that minute, and saved
+#: only a ``statvfs`` a second).
+ROOM_LOOK_EVERY_S: Final = 1.0
+#: The wait after a write refused for want of room before the next try, doubled at each
+#: refusal up to :data:`ROOM_RETRY_MAX_S`: a disk whose refusals no look can see (a used-up
+#: quota, a write larger than the room left) is not written to on every pass or event, and
+#: room made on it is taken up within a minute.
 ROOM_RETRY_FIRST_S: Final = 2.0
 ROOM_RETRY_MAX_S: Final = 60.0
 
 
-def room_retry_in(misses: int) -> float:
-    """Seconds before the next look or try at a disk that refused a write for want of room,
-    after ``misses`` looks or tries since that found no room (0: the first wait)."""
-    return backoff(misses, ROOM_RETRY_FIRST_S, ROOM_RETRY_MAX_S)
+def room_retry_in(refused: int) -> float:
+    """Seconds before the next try of a write a disk refused for want of room, after
+    ``refused`` earlier such refusals since the writer began to wait (0: the first wait).
+    A look that finds the disk still full is no refusal: the next look is
+    :data:`ROOM_LOOK_EVERY_S` later."""
+    return backoff(refused, ROOM_RETRY_FIRST_S, ROOM_RETRY_MAX_S)
 
 
 def disk_is_full(folder: Path) -> bool:

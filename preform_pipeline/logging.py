@@ -32,7 +32,7 @@ from structlog.testing import capture_logs
 from structlog.typing import ExcInfo
 
 from .clock import SYSTEM_CLOCK, Clock
-from .diskspace import disk_is_full, room_retry_in
+from .diskspace import ROOM_LOOK_EVERY_S, disk_is_full, room_retry_in
 from .errors import write_hint
 from .wording import visible
 
@@ -442,11 +442,12 @@ class _JsonLinesHandler(logging.FileHandler):
     how many were left out. The file keeps whole lines only: the piece of a line a full
     disk cut off is removed, so every line of the file stays JSON.
 
-    A refused file is looked at and tried again on ``clock``, not at every event: 2 s after
-    the refusal, then 4, 8 ... at most a minute apart (:func:`.diskspace.room_retry_in`, the
-    hot folder's rule for its files waiting for room), so a disk that stays full (a used-up
-    quota no free-space figure shows, a line larger than the room left) costs an event
-    neither a write nor a look at the disk.
+    A refused file is looked at and tried again on ``clock``, not at every event (the hot
+    folder's rule for its files waiting for room, :mod:`.diskspace`): first 2 s after the
+    refusal; a disk still full is looked at again a second later, and so on, so room made
+    is taken up within about a second; a try refused again (a used-up quota no free-space
+    figure shows, a line larger than the room left) waits 4, 8 ... at most 60 s before the
+    next. A disk that stays full costs an event neither a write nor a look at the disk.
     """
 
     def __init__(self, filename: Path, *, encoding: str, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -456,9 +457,9 @@ class _JsonLinesHandler(logging.FileHandler):
         self.lost = 0
         #: The errno of the write that started the present gap.
         self._refusal = 0
-        #: Refusals, looks and tries that found no room since an event was last written:
-        #: each doubles the wait before the next look (:meth:`_missed`).
-        self._misses = 0
+        #: Writes refused since an event was last written: each doubles the wait before the
+        #: next try (:meth:`_refused`).
+        self._refusals = 0
         #: The monotonic time before which the file is neither looked at nor tried again.
         self._not_before = 0.0
         #: Set while this handler's own warning goes to the other handlers.
@@ -477,7 +478,7 @@ class _JsonLinesHandler(logging.FileHandler):
             if not self.lost:
                 # Not at the resumed line: a disk with room for it but not for the events
                 # (a line larger than what is left) would restart the wait at its shortest.
-                self._misses = 0
+                self._refusals = 0
             return written
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -489,7 +490,7 @@ class _JsonLinesHandler(logging.FileHandler):
         self.lost += 1
         if self.lost == 1:
             self._refusal = error.errno or 0
-            self._missed()
+            self._refused()
             self._announce("log_file_unwritable", path=self.baseFilename,
                            error=error.strerror or str(error), hint=write_hint(error),
                            effect="its events are left out until it can be written again")
@@ -527,16 +528,16 @@ class _JsonLinesHandler(logging.FileHandler):
         with contextlib.suppress(OSError):
             _cut_to_whole_lines(Path(self.baseFilename))
 
-    def _missed(self) -> None:
-        """The file was refused, or looked at or tried again in vain: the next look waits
-        longer (the class docstring)."""
-        self._not_before = self.clock.monotonic() + room_retry_in(self._misses)
-        self._misses += 1
+    def _refused(self) -> None:
+        """A write to the file was refused: the next look or try waits longer each time
+        (the class docstring)."""
+        self._not_before = self.clock.monotonic() + room_retry_in(self._refusals)
+        self._refusals += 1
 
     def _resume(self) -> bool:
         """Once its wait is over, try the file again with the line that says where its gap
         is: written, the console is told too and the file takes events again; refused, it
-        stays left out and waits longer.
+        stays left out and waits (longer, if the write was refused).
 
         A full disk is tried again only once it is no longer full (:mod:`.diskspace`): the
         bytes a cut line gave back would take the next line or two, and the file would go
@@ -544,7 +545,7 @@ class _JsonLinesHandler(logging.FileHandler):
         if self.clock.monotonic() < self._not_before:
             return False
         if self._refusal == errno.ENOSPC and disk_is_full(Path(self.baseFilename).parent):
-            self._missed()
+            self._not_before = self.clock.monotonic() + ROOM_LOOK_EVERY_S  # no refusal
             return False
         line = _JSON_ENCODER.encode({
             "path": self.baseFilename, "events_left_out": self.lost,
@@ -557,7 +558,7 @@ class _JsonLinesHandler(logging.FileHandler):
             self.stream.flush()
         except OSError:
             self._drop_stream()
-            self._missed()
+            self._refused()
             return False
         lost, self.lost = self.lost, 0
         self._announce("log_file_resumed", path=self.baseFilename, events_left_out=lost)

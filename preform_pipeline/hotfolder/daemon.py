@@ -577,7 +577,7 @@ class HotFolderDaemon:
         if self.recovery.has_unresolved():
             timeout = min(timeout, DEFAULT_CHECK_INTERVAL_S * 4)
         room = self.outcomes.room_due_in()
-        if room is not None:  # files waiting for room: their next look, not every pass
+        if room is not None:  # files waiting for room: their next look or try is due then
             timeout = min(timeout, room)
         if timeout > 0:
             self._wake.wait(timeout)

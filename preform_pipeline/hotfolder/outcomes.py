@@ -9,13 +9,13 @@ elsewhere (``jobs cancel``, a restart), and the two must not race for one file.
 A build whose files a full disk kept in processing/ (its report or note refused for want of
 room) is settled again with its run's outcome at the loop's first look that finds room on
 that disk (:meth:`OutcomeFolders.settle_where_room`), not at the periodic sweep: a person
-who frees space sees the files move within a minute, and the note still knows what the run
-knew. Each look that finds the disk still full, and each try refused again for want of room
-(a used-up quota, or a write larger than the room left, which the free-space look cannot
-see), is followed by a longer wait before the next: 2 s doubling to a minute
-(:func:`~preform_pipeline.diskspace.room_retry_in`, the JSON log's rule too). A disk that
-stays full is neither written to nor looked at on every pass, and the loop sleeps until the
-next look is due (:meth:`OutcomeFolders.room_due_in`).
+who frees space sees the files move within about a second, and the note still knows what
+the run knew. The disk is looked at (no write tried) at most once a second while it stays
+full; a try refused again for want of room (a used-up quota, or a write larger than the
+room left, which the look cannot see) is followed by a longer wait before the next: 2 s
+doubling to a minute. Both are :mod:`~preform_pipeline.diskspace`'s rule, the JSON log's
+too; the loop sleeps no longer than until the next look or try is due
+(:meth:`OutcomeFolders.room_due_in`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.diskspace import disk_is_full, room_retry_in
+from preform_pipeline.diskspace import ROOM_LOOK_EVERY_S, disk_is_full, room_retry_in
 from preform_pipeline.errors import (
     FileWriteError,
     StoreConflictError,
@@ -113,9 +113,9 @@ class _WaitingForRoom:
     folder: Path
     outcome: BuildOutcome | None
     report_path: Path | None
-    #: Looks that found the disk full and tries refused for want of room since it began to
-    #: wait (each doubles the wait before the next).
-    misses: int = 0
+    #: Tries refused for want of room since it began to wait (each doubles the wait before
+    #: the next try; a look that finds the disk full does not).
+    refused: int = 0
     #: The monotonic time before which it is neither looked at nor tried again.
     not_before: float = 0.0
 
@@ -247,7 +247,7 @@ class OutcomeFolders:
                 continue
             if disk_is_full(waiting.folder):
                 log.debug("build_files_wait_for_room", build_id=waiting.build_id,
-                          folder=str(waiting.folder), retry_in_s=self._missed(waiting, now))
+                          folder=str(waiting.folder), retry_in_s=self._look_later(waiting, now))
                 continue
             with self._waiting_lock:
                 self._waiting.pop(waiting.build_id, None)
@@ -265,28 +265,32 @@ class OutcomeFolders:
 
     def _wait_again(self, waiting: _WaitingForRoom, exc: Exception, now: float) -> float | None:
         """After a try to settle ``waiting`` failed with ``exc``: the seconds until its next
-        try. The store away: the first wait, not counted as a miss (the disk did not refuse;
-        a wait of none would have the loop spin while the store is away). Refused for want
-        of room again (:meth:`settle_build` made it wait anew): a wait doubled at each miss.
-        None: it waits no more (refused otherwise: the periodic sweep settles its files)."""
+        try. The store away: the next look's wait, not counted as a refusal (the disk did
+        not refuse; a wait of none would have the loop spin while the store is away).
+        Refused for want of room again (:meth:`settle_build` made it wait anew): a wait
+        doubled at each refusal. None: it waits no more (refused otherwise: the periodic
+        sweep settles its files)."""
         if isinstance(exc, StoreError) and exc.outage:
-            wait_s = room_retry_in(0)
             with self._waiting_lock:
-                self._waiting.setdefault(waiting.build_id,
-                                         replace(waiting, not_before=now + wait_s))
-            return wait_s
-        return self._missed(waiting, now)
+                self._waiting.setdefault(waiting.build_id, waiting)
+            return self._look_later(waiting, now)
+        return self._wait(waiting, now, room_retry_in(waiting.refused), waiting.refused + 1)
 
-    def _missed(self, waiting: _WaitingForRoom, now: float) -> float | None:
-        """``waiting``'s look or try found no room: its next one waits longer (module
-        docstring); the seconds until then. None: it no longer waits for room."""
+    def _look_later(self, waiting: _WaitingForRoom, now: float) -> float | None:
+        """``waiting``'s disk is still full, or the store away: looked at again a second on,
+        its count of refusals kept (module docstring)."""
+        return self._wait(waiting, now, ROOM_LOOK_EVERY_S, waiting.refused)
+
+    def _wait(self, waiting: _WaitingForRoom, now: float, wait_s: float,
+              refused: int) -> float | None:
+        """``waiting`` next looked at ``wait_s`` from ``now``, with ``refused`` refusals;
+        ``wait_s``. None: it no longer waits for room."""
         with self._waiting_lock:
             again = self._waiting.get(waiting.build_id)
             if again is None:
                 return None
-            wait_s = room_retry_in(waiting.misses)
-            self._waiting[waiting.build_id] = replace(
-                again, misses=waiting.misses + 1, not_before=now + wait_s)
+            self._waiting[waiting.build_id] = replace(again, refused=refused,
+                                                      not_before=now + wait_s)
             return wait_s
 
     def as_dropped(self, reason: str, jobs: Iterable[Job]) -> str:

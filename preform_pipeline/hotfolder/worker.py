@@ -669,14 +669,14 @@ class BatchWorker:
                     except OSError as exc:
                         # The store has the outcome; the files that could not move wait in
                         # processing/: for room on a full disk (the loop settles them with
-                        # this outcome at its first look that finds room: looks back off to
-                        # a minute apart while the disk stays full), else for the
+                        # this outcome at its first look that finds room: a look a second
+                        # while the disk stays full), else for the
                         # loop's periodic sweep (or the next start). The
                         # console said the build succeeded or failed: where its files are
                         # (not done/ or failed/) is said there too, or a --once run under
                         # cron would end with them in processing/ and no line about it.
                         log.error("build_finish_failed", build=outcome.name, error=str(exc))
-                        when = ("this daemon within a minute of the disk having room"
+                        when = ("this daemon as soon as the disk has room"
                                 if refused_by_a_full_disk(exc) else "this daemon's next sweep")
                         self.outcomes.say(
                             f"build {outcome.name}'s files stay in processing/: {exc}; they "

@@ -45,8 +45,8 @@ class TestTheInboxDiskFull:
         assert said.endswith(
             f"'s files stay in processing/: {inbox}/done/part.stl.report.json: writing failed: "
             "No space left on device (the disk is full: free some space on it, then try "
-            "again); they are settled once that is fixed (the next run, or this daemon "
-            "within a minute of the disk having room)")
+            "again); they are settled once that is fixed (the next run, or this daemon as "
+            "soon as the disk has room)")
         # Nothing half-written under a name of its own, nor a temporary left.
         assert sorted(p.name for p in inbox.rglob("*")) == [
             job, "done", "failed", "part.stl", "processing"]

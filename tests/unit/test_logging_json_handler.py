@@ -342,8 +342,9 @@ class TestAFullDisk:
 
 
 class TestARefusedFileWaits:
-    """A file refused again and again is looked at and tried 2, 4, 8 ... s apart on the
-    process's clock, not at every event; the console gets every event meanwhile."""
+    """A refused file is looked at 2 s later, then once a second while its disk stays full,
+    and a try refused again waits 4, 8 ... s, on the process's clock, not at every event;
+    the console gets every event meanwhile."""
 
     @pytest.fixture
     def clock(self, small_disk: SmallDisk, log_file: Path) -> ManualClock:
@@ -376,21 +377,25 @@ class TestARefusedFileWaits:
         assert [e["event"] for e in recorder.said] == [
             "log_file_unwritable", *["log_file_resumed", "log_file_unwritable"] * 3]
 
-    def test_a_disk_that_stays_full_is_looked_at_once_per_wait(
+    def test_a_disk_that_stays_full_is_looked_at_once_a_second_and_taken_at_the_next_look(
         self, small_disk: SmallDisk, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         small_disk.fill()
         looks = looks_at_disks(monkeypatch)
 
         with _Recorder.on_package() as recorder:
-            self._each_second(recorder, clock, 40)
-            assert looks == [small_disk.root] * 4  # at 2, 6, 14 and 30 s
+            for n in range(40 * 4):  # four events a second for 40 s
+                get_logger(LOGGER).info("step_done", n=n)
+                clock.advance(0.25)
+            # Refused at 0 s, the first look 2 s on; then one a second: at 2, 3 ... 39 s.
+            assert looks == [small_disk.root] * 38
             small_disk.free()
-            clock.advance(ROOM_RETRY_MAX_S)
-            get_logger(LOGGER).info("after")
+            get_logger(LOGGER).info("after")  # at 40 s, a second after the last look
 
-        assert [e["event"] for e in recorder.said] == ["log_file_unwritable",
-                                                        "log_file_resumed"]
+        assert [e["n"] for e in recorder.events if e["event"] == "step_done"] == list(
+            range(160))  # every event still reaches the console
+        assert [(e["event"], e.get("events_left_out")) for e in recorder.said] == [
+            ("log_file_unwritable", None), ("log_file_resumed", 160)]
         assert [line["event"] for line in _lines(small_disk.root / "run.jsonl")] == [
             "log_file_resumed", "after"]
 

@@ -1,14 +1,13 @@
 """A build whose files wait in processing/ for room: no write is tried on its disk while that
-disk looks full (bytes or files), and a look that finds it full or a try refused on a disk
-that looks to have room (a quota, or a write larger than the room left) is followed by a
-doubling wait on the daemon's clock, not by a look or a try on every pass; the loop sleeps
-until the next look is due. The inbox is on a real small tmpfs; the loop's call is made by
-the test, on a manual clock."""
+disk looks full (bytes or files), which is looked at once a second on the daemon's clock
+however often the loop passes; a try refused on a disk that looks to have room (a quota, or
+a write larger than the room left) is followed by a doubling wait, not by a try on every
+pass; the loop sleeps no longer than until the next look or try. The inbox is on a real
+small tmpfs; the loop's call is made by the test, on a manual clock."""
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from daemon_support import Script, make_daemon, names, processing_job
 from structlog.testing import capture_logs
 
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.diskspace import ROOM_RETRY_MAX_S
+from preform_pipeline.diskspace import ROOM_LOOK_EVERY_S, ROOM_RETRY_MAX_S
 from preform_pipeline.errors import StoreError
 from preform_pipeline.executor import BuildOutcome, BuildStatus
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -89,10 +88,10 @@ class TestNoWriteOnADiskThatLooksFull:
                 clock.advance(ROOM_RETRY_MAX_S * 2)
                 outcomes.settle_where_room()
             assert _tries(logs) == []  # no write tried, so none refused
-            assert _looks(logs) == [2.0, 4.0, 8.0]
+            assert _looks(logs) == [ROOM_LOOK_EVERY_S] * 3
             assert names(inbox / "done") == []
             small_disk.free()
-            clock.advance(ROOM_RETRY_MAX_S)
+            clock.advance(ROOM_LOOK_EVERY_S)
             outcomes.settle_where_room()
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
@@ -133,61 +132,61 @@ class TestARefusalTheLookCannotSee:
         assert outcomes.room_due_in() is None
 
 
-class TestTheLooksAtAFullDiskBackOff:
-    """A disk that stays full is looked at 2, 4, 8 ... s apart, at most a minute, however
-    often the loop passes; freed, the files move at the next look, not before."""
+class TestTheLooksAtAFullDiskArePrompt:
+    """A disk that stays full is looked at once a second however often the loop passes, and
+    never less often: freed after minutes, the files move within a second."""
 
-    def test_looked_at_only_when_due_and_settled_at_the_first_look_after_freeing(
+    def test_looked_at_once_a_second_and_settled_within_a_second_of_freeing(
         self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
         clock: ManualClock,
     ) -> None:
         inbox = small_disk.root / "inbox"
         _waiting_on_a_full_disk(store, small_disk, outcomes)
-        start = clock.monotonic()
 
         with capture_logs() as logs:
-            for _ in range(180):  # a loop passing once a second for three minutes
+            for _ in range(180 * 4 + 1):  # a loop passing four times a second, 3 minutes
                 outcomes.settle_where_room()
-                clock.advance(1.0)
-            # Looked at 0, 2, 6, 14, 30, 62 and 122 s in: 7 looks in 180 passes.
-            assert _looks(logs) == [2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
-            assert clock.monotonic() - start == 180.0
-            assert outcomes.room_due_in() == 2.0  # the next at 182 s
-            small_disk.free()
-            clock.advance(outcomes.room_due_in() - 0.01)
+                clock.advance(0.25)
+            # Looked at 0, 1, 2 ... 180 s in: 181 looks in 721 passes, none further apart.
+            assert _looks(logs) == [ROOM_LOOK_EVERY_S] * 181
+            small_disk.free()  # a quarter of a second after the last look
+            clock.advance(0.5)
             outcomes.settle_where_room()
-            assert names(inbox / "done") == []  # not due yet: not looked at
-            clock.advance(0.01)
-            outcomes.settle_where_room()
+            assert names(inbox / "done") == []  # the next look not due: not made
+            assert outcomes.room_due_in() == 0.25
+            clock.advance(0.25)
+            outcomes.settle_where_room()  # the look at 181 s: a second after the last
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
         assert outcomes.room_due_in() is None
 
 
 class TestTheLoopSleepsUntilTheNextLook:
-    """The daemon's wait ends when a waiting build's next look is due."""
+    """The daemon's wait ends when a waiting build's next look is due: the timeout it hands
+    its wake event, on the manual clock (no real time measured)."""
 
     def test_the_wait_ends_at_the_next_look(
         self, small_disk: SmallDisk, store: SqliteJobStore, daemon: HotFolderDaemon,
-        clock: ManualClock,
+        clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         _waiting_on_a_full_disk(store, small_disk, daemon.outcomes)
-        daemon.outcomes.settle_where_room()  # looked at: full, the next look in 2 s
-        clock.advance(1.8)
+        daemon.outcomes.settle_where_room()  # looked at: full, the next look a second on
+        clock.advance(0.75)
+        timeouts: list[float] = []
+        monkeypatch.setattr(daemon._wake, "wait", timeouts.append)
 
-        started = time.monotonic()
         daemon._wait(next_rescan=clock.monotonic() + 3600.0)
-        waited = time.monotonic() - started
 
         # The loop's own longest wait is 1 s: a wait that ignored the look would last it.
-        assert 0.15 <= waited < 0.7
+        assert timeouts == [0.25]
 
 
 class TestAStoreAwayDuringARetry:
-    """The store away when a waiting build is tried: tried again after the first wait, so
-    the loop, which sleeps until the next try, does not spin while the store is away."""
+    """The store away when a waiting build is tried: tried again a second later (its next
+    look), so the loop, which sleeps until the next try, does not spin while the store is
+    away."""
 
-    def test_tried_again_after_the_first_wait(
+    def test_tried_again_a_second_later(
         self, small_disk: SmallDisk, store: SqliteJobStore, outcomes: OutcomeFolders,
         clock: ManualClock, monkeypatch: pytest.MonkeyPatch,
     ) -> None:
@@ -204,9 +203,9 @@ class TestAStoreAwayDuringARetry:
 
         with capture_logs() as logs:
             outcomes.settle_where_room()
-            assert _tries(logs) == [2.0]
-            assert outcomes.room_due_in() == 2.0
-            clock.advance(2.0)
+            assert _tries(logs) == [ROOM_LOOK_EVERY_S]
+            assert outcomes.room_due_in() == ROOM_LOOK_EVERY_S
+            clock.advance(ROOM_LOOK_EVERY_S)
             outcomes.settle_where_room()
 
         assert names(inbox / "done") == ["p.stl", "p.stl.report.json"]
