@@ -4,7 +4,9 @@ Real subprocesses: the command line, its pool and simulator processes. The decla
 one Form 4 that is busy while it prints (``simulator.print_time_scale``), so the second of two
 one-model builds finds it busy. Within ``dispatch.run_wait_s`` the run waits and sends it;
 past that the prepared build waits in the job store and the next run sends it once, from its
-saved .form.
+saved .form. Where a test's point is what is sent after the wait, not the wait itself, the
+test ends the print (:func:`~tests.fleet_prints.end_print`, as the printer finishing it) rather
+than sleeping through it.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.settings import load_settings
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import Build, JobState, SqliteJobStore
+from tests.fleet_prints import end_print
 
 PRINTER = "Form4-Only"
 STEPS = """\
@@ -168,6 +171,9 @@ class TestRunWaitsForAPrinter:
         assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
         with SqliteJobStore(store_path) as store:
             [waiting] = store.list_builds(state=JobState.WAITING_FOR_PRINTER)
+        # The printer finishes its print now: watch sending a run's waiting build is what is
+        # tested here (its dispatch loop waiting for a printer is test_dispatch_daemon's).
+        assert end_print(tmp_path / "fleet") == PRINTER
 
         loaded = load_settings(settings, env={})
         store = SqliteJobStore(store_path)
@@ -207,10 +213,13 @@ class TestARunWhoseOnlyWorkIsALeftBuildItSends:
     it says it sent it, and to which printer, and exits 0 (cron mails nothing)."""
 
     def test_it_says_what_it_sent_and_exits_0(self, tmp_path: Path) -> None:
-        # A print takes ~3.4 s.
-        argv, inbox, waiting = _one_left_waiting(tmp_path, scale=0.002, run_wait_s=0.1)
+        # A print takes ~7 s, ended by the test once the run left the build waiting.
+        argv, inbox, waiting = _one_left_waiting(tmp_path, scale=0.004, run_wait_s=0.1)
         for model in inbox.iterdir():  # taken from the inbox, as a print shop does
             model.unlink()
+        # The printer finishes its print: what the run says of the build it sends is tested
+        # here, not how long it waits for the printer.
+        assert end_print(tmp_path / "fleet") == PRINTER
 
         _settings(tmp_path, scale=0.002, run_wait_s=60)
         second = run_cli(tmp_path, argv)

@@ -32,13 +32,16 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
+from tests.fleet_prints import end_print
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHILD = Path(__file__).resolve().parent / "claim_then_die_child.py"
 PRINTER = "Bench-A"
-#: The first print keeps the printer busy for a few seconds (its estimate times this): the
-#: second build waits in the store, and the dispatch loop claims the printer once it is free.
-BUSY_SCALE = 0.012
+#: The first print keeps the printer busy far past any wait (its ~440 s estimate times this):
+#: the second build waits in the store, and the test ends the print once it does (the printer
+#: finishing it), so the dispatch loop claims the printer then. A print of a few seconds (0.012)
+#: made the test wait for it, and on a loaded machine could end before the second build waited.
+BUSY_SCALE = 1.0
 #: Far inside a claim's 900 s lease: the restarted daemon sends within seconds or not at all.
 WAIT_S = 60.0
 
@@ -82,6 +85,14 @@ def _claims_left(store: Path) -> list[tuple[str, str]]:
                 conn.execute("SELECT printer, holder FROM printer_claims").fetchall()]
 
 
+def _waiting(store: Path) -> int:
+    """How many builds wait for a printer in the store, as it is written (0: no store yet)."""
+    if not store.exists():
+        return 0
+    with SqliteJobStore(store, create=False) as opened:
+        return len(opened.list_builds(state=JobState.WAITING_FOR_PRINTER))
+
+
 def _events(log: Path, event: str) -> list[dict[str, Any]]:
     if not log.exists():
         return []
@@ -106,6 +117,9 @@ class TestAWatchKilledBetweenItsClaimAndItsSend:
         for seed in (1, 2):  # the first prints at once, the second waits for the printer
             (tmp_path / f"part{seed}.stl").write_bytes(tetra_stl_bytes(seed))
             (tmp_path / f"part{seed}.stl").rename(inbox / f"part{seed}.stl")
+        wait_for(lambda: _waiting(store) == 1, WAIT_S,
+                 what="the second build waiting for the printer")
+        assert end_print(fleet) == PRINTER
         assert first.wait(WAIT_S) == -signal.SIGKILL
         said = (tmp_path / "first.out").read_text(encoding="utf-8", errors="replace")
         claimed = [line.split() for line in said.splitlines() if line.startswith("CLAIMED ")]

@@ -13,7 +13,6 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
+from tests.fleet_prints import end_print
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A sent build: the daemon verifies it from the fleet folder from then on.
@@ -34,9 +34,10 @@ _SENT_OR_LATER = (JobState.PRINT_SENT, JobState.VERIFYING, JobState.FINISHED)
 WAIT_S = 60.0
 #: Two printers. A tiny print is estimated at 440 s, and at this scale a printer is busy for
 #: all of it: far past every wait, so a printer frees only when the test ends its print
-#: (:func:`_end_print`). Printers freed by the clock (15 s at 0.035) made the test wait that
-#: long at every turn, and at 0.012 (about 5 s) raced a loaded 2-core machine: ``jobs
-#: waiting`` found nothing left waiting, or a printer freed before the urgent build was ready.
+#: (:func:`~tests.fleet_prints.end_print`). Printers freed by the clock (15 s at 0.035) made
+#: the test wait that long at every turn, and at 0.012 (about 5 s) raced a loaded 2-core
+#: machine: ``jobs waiting`` found nothing left waiting, or a printer freed before the urgent
+#: build was ready.
 FLEET = [
     {"name": "Bench-A", "machine_type": "FORM-4-0", "material": "FLGPGR05"},
     {"name": "Bench-B", "machine_type": "FORM-4-0", "material": "FLGPGR05"},
@@ -119,23 +120,6 @@ def _jobs_waiting(store_path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _end_print(fleet: Path) -> str:
-    """End the print that would end first among those still printing, now, as its printer
-    does when it finishes: its job file's ``ends_at`` (the fleet folder's record, which the
-    simulators read for a printer's state) set to this moment, written aside and renamed in
-    as the simulator writes it. The printer freed (one at a time: each free printer is one
-    choice among the waiting builds)."""
-    now = datetime.now(timezone.utc)
-    running = [(datetime.fromisoformat(str(job["ends_at"]).replace("Z", "+00:00")), path, job)
-               for path in sorted((fleet / "jobs").glob("*.json"))
-               for job in [json.loads(path.read_text(encoding="utf-8"))]]
-    _, path, job = min((r for r in running if r[0] > now), key=lambda r: r[0])
-    aside = path.with_name(path.name + ".tmp")
-    aside.write_text(json.dumps({**job, "ends_at": now.isoformat()}), encoding="utf-8")
-    os.replace(aside, path)
-    return str(job["printer"])
-
-
 def _sent_order(fleet: Path) -> list[str]:
     """Build keys in the order the fleet accepted their prints."""
     jobs = sorted(fleet_jobs(fleet), key=lambda j: str(j["created_at"]))
@@ -167,7 +151,7 @@ class TestWaitingForPrinters:
         assert all(row["waited_s"] >= 0 and row["waiting_since"] for row in shown)
         # A printer frees; the daemon sends one waiting build to it; and again.
         for printed in (3, 4, 5):
-            freed = _end_print(fleet)
+            freed = end_print(fleet)
             wait_for(lambda n=printed: len(fleet_jobs(fleet)) == n, WAIT_S,
                      what=f"print {printed} sent once {freed} finished")
         daemon.stop()

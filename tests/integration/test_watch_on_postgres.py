@@ -139,8 +139,11 @@ class TestLocalCopies:
 
 @pytest.fixture
 def farm(shared: str, tmp_path: Path) -> Iterator[DaemonFarm]:
-    """One real daemon (``node-1``) on the shared store, started by the test."""
-    made = DaemonFarm(tmp_path, shared, FarmTiming(lease_s=3.0, request_timeout_s=2.0,
+    """One real daemon (``node-1``) on the shared store, started by the test. Its requests may
+    take 15 s: at time scale 1 the simulator's ``auto_support`` takes ~4.5 s, and a bound below
+    that (2 s was) timed each first try out and restarted the server, ~4 s of every lost-lease
+    test spent on a hang it does not test."""
+    made = DaemonFarm(tmp_path, shared, FarmTiming(lease_s=3.0, request_timeout_s=15.0,
                                                    time_scale=1.0, per_build=1, window_s=1.0))
     try:
         yield made
