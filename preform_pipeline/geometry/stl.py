@@ -57,6 +57,7 @@ __all__ = [
     "STREAM_RECORDS",
     "read_stl_bytes",
     "read_stl_file",
+    "records_follow_header",
     "stl_completeness",
     "write_binary_stl",
     "write_stl",
@@ -207,6 +208,19 @@ def _triangles_follow_header(head: bytes, size: int) -> bool:
     count = min((size - BINARY_HEADER_BYTES) // 50, _PLAUSIBILITY_RECORDS)
     records = np.frombuffer(head, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
     return bool(records["vertices"].any())  # zeros (a black bitmap's pixels) are no mesh
+
+
+def records_follow_header(path: Path) -> bool:
+    """Whether triangle records follow the header of the STL file ``path``: a binary STL
+    then, still being written or damaged, whatever its header's first bytes look like
+    (:func:`_triangles_follow_header`). False when it cannot be read."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    return _triangles_follow_header(head, size)
 
 
 def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:

@@ -16,6 +16,7 @@ import pytest
 
 from preform_pipeline.errors import ModelFileError, NotAModelError
 from preform_pipeline.geometry import DEFAULT_MAX_MODEL_FILE_BYTES, read_mesh, read_mesh_bytes
+from preform_pipeline.geometry.completeness import format_completeness
 from preform_pipeline.geometry.stl import (
     BINARY_HEADER_BYTES,
     EXPORT_HINT,
@@ -94,6 +95,28 @@ class TestAHeaderThatStartsLikeAnotherFormatCutShortOrPadded:
                 read()
             assert not isinstance(caught.value, NotAModelError)
             assert caught.value.reason.startswith(said)
+
+
+class TestAHeaderThatStartsLikeAnImageWhileBeingCopied:
+    """A binary STL whose header starts like a PNG, or a PLY, keeps the STL's rule for
+    whether it is whole while being copied (it waits), and passes once whole; a real PNG
+    named ``.stl`` has no rule (only time tells), as before."""
+
+    @pytest.mark.parametrize("header", [b"\x89PNG\r\n\x1a\n exported", b"Plywood jig",
+                                        b"BMW bracket rev 2"])
+    def test_it_waits_while_cut_and_is_whole_when_whole(self, header: bytes,
+                                                        tmp_path: Path) -> None:
+        whole = header.ljust(HEADER_TEXT_BYTES, b" ") + SAMPLE_STL.read_bytes()[HEADER_TEXT_BYTES:]
+        path = tmp_path / "part.stl"
+        path.write_bytes(whole[:-500])
+        assert format_completeness(path, path.stat().st_size) is False
+        path.write_bytes(whole)
+        assert format_completeness(path, path.stat().st_size) is True
+
+    def test_a_real_png_named_stl_has_no_rule(self, tmp_path: Path) -> None:
+        path = tmp_path / "photo.stl"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(7).bytes(4000))
+        assert format_completeness(path, path.stat().st_size) is None
 
 
 class TestRecordsWithShortNormals:
