@@ -157,6 +157,9 @@ def rejection_to_dict(rejection: Rejection) -> dict[str, Any]:
         "reason": rejection.reason,
         "size_mm": [round(v, 3) for v in rejection.size_mm] if rejection.size_mm else None,
         "build_volume_mm": list(rejection.build_volume_mm) if rejection.build_volume_mm else None,
+        # A file that is no model (a PNG named .stl): what its bytes show, as the event says.
+        "not_a_model": rejection.not_a_model,
+        "looks_like": rejection.looks_like,
     }
 
 

@@ -33,6 +33,7 @@ from preform_pipeline.hotfolder.sidecar import (
 )
 from preform_pipeline.plan.builds import ModelInfo, Rejection, read_models, recipe_machine
 from preform_pipeline.plan.held import HELD_HINT, CaseOf, hold_cases
+from preform_pipeline.plan.rejection import advised
 from preform_pipeline.plan.sources import find_sources
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.settings.run import RunSettings
@@ -96,7 +97,7 @@ def _whole_cases(
     by): each held one is appended to ``rejected`` as held with its case."""
     kept, held = hold_cases(recipe, models, cases, rejected)
     for one in held:
-        rejected.append(Rejection(one.path, f"{one.path}: {one.reason}; {HELD_HINT}"))
+        rejected.append(Rejection(one.path, advised(f"{one.path}: {one.reason}", HELD_HINT)))
     return kept
 
 

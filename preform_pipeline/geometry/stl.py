@@ -57,6 +57,7 @@ __all__ = [
     "STREAM_RECORDS",
     "read_stl_bytes",
     "read_stl_file",
+    "records_follow_header",
     "stl_completeness",
     "write_binary_stl",
     "write_stl",
@@ -165,7 +166,7 @@ def read_stl_bytes(data: bytes, *, origin: Path, name: str, source: Path | None)
     exact_binary = len(data) >= BINARY_HEADER_BYTES and len(data) == (
         BINARY_HEADER_BYTES + 50 * _binary_count(data)
     )
-    if not exact_binary:
+    if not exact_binary and not _triangles_follow_header(data[:_HEAD_BYTES], len(data)):
         require_format(data[:SNIFF_BYTES], ".stl", origin)
     if _is_binary(data):
         return _read_binary(data, origin, name, source)
@@ -193,6 +194,33 @@ def _plausible_records(head: bytes, size: int) -> bool:
         lengths = np.linalg.norm(normals, axis=1)
     unit_or_zero = (np.abs(lengths - 1.0) < 0.01) | (lengths < 1e-6)
     return bool(sane and np.isfinite(lengths).all() and unit_or_zero.mean() >= 0.9)
+
+
+def _triangles_follow_header(head: bytes, size: int) -> bool:
+    """Do triangle records (not all zeros) follow the 84-byte header of a file of ``size``
+    bytes starting with ``head``? Then it is a binary STL, damaged when its size is wrong,
+    whatever its header's first bytes look like: the header is 80 bytes of free text, where
+    an exporter may write ``Plywood jig``, ``BMW bracket`` or a PNG's signature (session 42's
+    review: such a file cut short was called "a PNG image, not an STL", and a hot folder told
+    to keep it out of the inbox). A renamed image or document holds no such records."""
+    if size < BINARY_HEADER_BYTES + 50 or not _plausible_records(head, size):
+        return False
+    count = min((size - BINARY_HEADER_BYTES) // 50, _PLAUSIBILITY_RECORDS)
+    records = np.frombuffer(head, dtype=BINARY_RECORD_DTYPE, count=count, offset=84)
+    return bool(records["vertices"].any())  # zeros (a black bitmap's pixels) are no mesh
+
+
+def records_follow_header(path: Path) -> bool:
+    """Whether triangle records follow the header of the STL file ``path``: a binary STL
+    then, still being written or damaged, whatever its header's first bytes look like
+    (:func:`_triangles_follow_header`). False when it cannot be read."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+    except OSError:
+        return False
+    return _triangles_follow_header(head, size)
 
 
 def _read_binary(data: bytes, origin: Path, name: str, source: Path | None) -> Mesh:
@@ -267,7 +295,8 @@ def read_stl_file(
         raise ModelFileError(
             path, f"cannot be read ({exc.strerror or exc})", hint="check file permissions"
         ) from None
-    require_format(head[:SNIFF_BYTES], ".stl", path)
+    if not _triangles_follow_header(head, size):
+        require_format(head[:SNIFF_BYTES], ".stl", path)
     stripped = _text_start(head).lstrip()
     if len(stripped) < 5 or _ascii_head(head):
         # Text (or blanks running past the head): ASCII STL is parsed as a whole.

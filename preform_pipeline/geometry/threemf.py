@@ -255,7 +255,9 @@ def _read_model_part(xml: bytes, origin: Path, part: str) -> _ModelPart:
 
 def read_3mf_bytes(data: bytes, *, origin: Path, name: str, source: Path | None) -> Mesh:
     """Parse a 3MF package into one mesh holding every build item, in millimetres."""
-    if not data.startswith(_ZIP_SIGNATURES):
+    # A ZIP is read from its end: bytes before its first entry (a stub, padding) leave it a
+    # valid package, so only a file that is no ZIP at all is called no 3MF.
+    if not data.startswith(_ZIP_SIGNATURES) and not zipfile.is_zipfile(io.BytesIO(data)):
         require_format(data[:SNIFF_BYTES], ".3mf", origin)
         raise NotAModelError(
             origin, "this is not a 3MF package (a 3MF file is a ZIP archive)", looks_like=None,

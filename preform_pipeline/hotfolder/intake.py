@@ -82,7 +82,7 @@ from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.advice import IMPORTED, by_name
 from preform_pipeline.plan.held import CaseOf, held_with_cases
 from preform_pipeline.plan.parts import is_part
-from preform_pipeline.plan.rejection import Rejection
+from preform_pipeline.plan.rejection import Rejection, advised
 from preform_pipeline.settings.hotfolder import DuplicatePolicy, InboxSettings
 from preform_pipeline.store import DUPLICATE_STATES, Job, JobState, JobStore
 from preform_pipeline.store.content import content_hash
@@ -1407,7 +1407,7 @@ def _inside(path: Path, folder: Path) -> bool:
 def _said(job: Job, reason: str, todo: str) -> Rejection:
     """The console's line for ``job``, settled in failed/ at its take: where its file is
     now, what failed; what helps (the words of its note)."""
-    return Rejection(job.source_path, f"{reason}; {todo}")
+    return Rejection(job.source_path, advised(reason, todo))
 
 
 def _other_reason(path: Path) -> tuple[str, str]:

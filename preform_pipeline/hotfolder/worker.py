@@ -65,6 +65,7 @@ from preform_pipeline.plan.builds import (
 )
 from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.plan.held import CaseOf, hold_cases
+from preform_pipeline.plan.rejection import advised
 from preform_pipeline.plan.warnings import plan_warnings
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
@@ -106,7 +107,7 @@ _TARGET_OPTIONS: Final = ("printer", "printer_ip", "fleet_group")
 #: What helps with a model its reader or the planner refused: a broken or oversized model.
 _READ_TODO: Final = "check the file (open it in PreForm); fix or re-export it and drop it again"
 #: What helps with a file whose content is no model (a PNG named .stl): nothing in it to open
-#: in PreForm or to fix; the reader's reason already says to export the model.
+#: in PreForm or to fix. Said instead of the reader's hint (``Rejection.why``), not after it.
 _NOT_A_MODEL_TODO: Final = ("it holds no model to fix: drop the model's own file instead, and "
                             "keep this one out of the inbox")
 
@@ -449,7 +450,7 @@ class BatchWorker:
         self.outcomes.fail_job(job, reason, todo, where=where)
         # The reason as recorded names no processing/ folder; the path is said once.
         shown = self.outcomes.as_dropped(reason.removeprefix(f"{job.source_path}: "), [job])
-        return Rejection(self.store.get_job(job.id).source_path, f"{shown}; {todo}",
+        return Rejection(self.store.get_job(job.id).source_path, advised(shown, todo),
                          size_mm=size_mm, not_a_model=not_a_model)
 
     def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
@@ -546,7 +547,10 @@ class BatchWorker:
                 for job in live])
             return
         said = [
-            self._fail_said(by_path[rejection.path], rejection.reason,
+            # A file that is no model is told the hot folder's advice alone, not the
+            # reader's bracketed hint before it as well: what helps is said once.
+            self._fail_said(by_path[rejection.path],
+                            rejection.why if rejection.not_a_model else rejection.reason,
                             _NOT_A_MODEL_TODO if rejection.not_a_model else _READ_TODO,
                             where="reading and planning the model",
                             size_mm=rejection.size_mm, not_a_model=rejection.not_a_model)

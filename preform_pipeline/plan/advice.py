@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.plan.parts import CAD_SUFFIXES, OTHER_MESH_SUFFIXES
+from preform_pipeline.plan.rejection import advised
 
 __all__ = ["IMPORTED", "Advice", "by_name"]
 
@@ -48,8 +49,8 @@ class Advice:
 
     @property
     def said(self) -> str:
-        """The one line: why, then what helps."""
-        return f"{self.why}; {self.todo}"
+        """The one line: why, then what helps (:func:`~.rejection.advised`)."""
+        return advised(self.why, self.todo)
 
 
 def by_name(path: Path) -> Advice:

@@ -492,7 +492,8 @@ def read_models(
             no_model = isinstance(exc, NotAModelError)
             log.warning("model_unreadable", path=str(path), reason=exc.reason,
                         not_a_model=no_model, looks_like=looks_like)
-            rejected.append(Rejection(path, str(exc), not_a_model=no_model))
+            rejected.append(Rejection(path, str(exc), not_a_model=no_model,
+                                      looks_like=looks_like, hint=exc.hint or None))
     return infos
 
 

@@ -125,7 +125,10 @@ class TestWatch:
         assert held.startswith(f"What failed: {HELD}\n")
         assert f"What to do: {HELD_TODO}\n" in held
         bad = (failed / "C-1" / "lower.stl.error.txt").read_text(encoding="utf-8")
-        assert f"{CORRUPT} (export" in bad.splitlines()[0]
+        # No model in it: the hot folder's advice alone, not the reader's hint before it too.
+        assert bad.splitlines()[0] == f"What failed: C-1/lower.stl: {CORRUPT}"
+        assert ("What to do: it holds no model to fix: drop the model's own file instead, and "
+                "keep this one out of the inbox\n") in bad
         assert (failed / "C-2" / "upper.stl.error.txt").read_text(encoding="utf-8").startswith(
             "What failed: held with its case C-2: lower.stl cannot be prepared")
         assert f"{failed / 'C-1' / 'upper.stl'}: {HELD}; {HELD_TODO}" in done.stdout

@@ -7,14 +7,16 @@ from __future__ import annotations
 
 import struct
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
 import pytest
 
-from preform_pipeline.errors import ModelFileError
+from preform_pipeline.errors import ModelFileError, NotAModelError
 from preform_pipeline.geometry import DEFAULT_MAX_MODEL_FILE_BYTES, read_mesh, read_mesh_bytes
+from preform_pipeline.geometry.completeness import format_completeness
 from preform_pipeline.geometry.stl import (
     BINARY_HEADER_BYTES,
     EXPORT_HINT,
@@ -60,6 +62,61 @@ class TestAHeaderThatStartsLikeAnotherFormat:
         path = tmp_path / "scan.stl"
         path.write_bytes(_binary_stl(tetrahedron, self.HEADER, tmp_path))
         np.testing.assert_array_equal(read_mesh(path).triangles, tetrahedron)
+
+
+#: A real binary STL of the shipped samples (1,084 bytes: 20 triangles).
+SAMPLE_STL = Path(__file__).parents[3] / "sample_models" / "parts" / "l_bracket.stl"
+
+
+class TestAHeaderThatStartsLikeAnotherFormatCutShortOrPadded:
+    """A real binary STL whose free-text header starts like an image, an archive, a document
+    or a program, cut short or with bytes added, is a damaged STL, not "no model": its
+    triangles follow the header (session 42's review: it was "a PNG image, not an STL", and a
+    hot folder told to keep the file out of the inbox instead of copying it again)."""
+
+    HEADERS = (b"\x89PNG\r\n\x1a\n exported", b"PK\x03\x04 exported", b"%PDF-1.4 exported",
+               b"BMW bracket rev 2", b"MZ-100 housing", b"Plywood jig", b"<?xml-ish name",
+               b"ISO-10303-21 converted", b"#!part", b"glTF converted")
+
+    @pytest.mark.parametrize("header", HEADERS)
+    @pytest.mark.parametrize(("damage", "said"), [
+        (lambda data: data[:-10], "binary STL is truncated"),
+        (lambda data: data + b"\r\n", "binary STL is longer than its header says"),
+    ], ids=["cut", "padded"])
+    def test_it_is_said_damaged_when_read_as_bytes_or_as_a_file(
+        self, header: bytes, damage: Callable[[bytes], bytes], said: str, tmp_path: Path
+    ) -> None:
+        real = SAMPLE_STL.read_bytes()
+        data = damage(header.ljust(HEADER_TEXT_BYTES, b" ") + real[HEADER_TEXT_BYTES:])
+        path = tmp_path / "part.stl"
+        path.write_bytes(data)
+        for read in (lambda: read_mesh_bytes(data, ".stl", name="part"), lambda: read_mesh(path)):
+            with pytest.raises(ModelFileError) as caught:
+                read()
+            assert not isinstance(caught.value, NotAModelError)
+            assert caught.value.reason.startswith(said)
+
+
+class TestAHeaderThatStartsLikeAnImageWhileBeingCopied:
+    """A binary STL whose header starts like a PNG, or a PLY, keeps the STL's rule for
+    whether it is whole while being copied (it waits), and passes once whole; a real PNG
+    named ``.stl`` has no rule (only time tells), as before."""
+
+    @pytest.mark.parametrize("header", [b"\x89PNG\r\n\x1a\n exported", b"Plywood jig",
+                                        b"BMW bracket rev 2"])
+    def test_it_waits_while_cut_and_is_whole_when_whole(self, header: bytes,
+                                                        tmp_path: Path) -> None:
+        whole = header.ljust(HEADER_TEXT_BYTES, b" ") + SAMPLE_STL.read_bytes()[HEADER_TEXT_BYTES:]
+        path = tmp_path / "part.stl"
+        path.write_bytes(whole[:-500])
+        assert format_completeness(path, path.stat().st_size) is False
+        path.write_bytes(whole)
+        assert format_completeness(path, path.stat().st_size) is True
+
+    def test_a_real_png_named_stl_has_no_rule(self, tmp_path: Path) -> None:
+        path = tmp_path / "photo.stl"
+        path.write_bytes(b"\x89PNG\r\n\x1a\n" + np.random.default_rng(7).bytes(4000))
+        assert format_completeness(path, path.stat().st_size) is None
 
 
 class TestRecordsWithShortNormals:

@@ -12,7 +12,7 @@ import test_geometry_readers as readers
 from test_geometry_threemf_parts import _zip
 
 from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import read_mesh_bytes
+from preform_pipeline.geometry import read_mesh, read_mesh_bytes
 from preform_pipeline.geometry.threemf import threemf_completeness
 
 DAMAGED = "the 3MF package is damaged or incomplete; export it again"
@@ -169,6 +169,15 @@ class TestNotAPackage:
         with pytest.raises(ModelFileError) as caught:
             read_mesh_bytes(b"hello, this is text", ".3mf", name="m")
         assert caught.value.reason == "this is not a 3MF package (a 3MF file is a ZIP archive)"
+
+    def test_a_valid_zip_with_bytes_before_its_first_entry_is_read(self, tmp_path: Path) -> None:
+        """A ZIP is read from its end: a stub before it (a self-extractor's, padding) leaves
+        a valid package, read as one, not "no 3MF package" (session 42's review)."""
+        data = b"\x00" * 16 + _zip({PART: INCH})
+        assert zipfile.is_zipfile(io.BytesIO(data))
+        assert read_mesh_bytes(data, ".3mf", name="m").size == pytest.approx((25.4,) * 3)
+        (tmp_path / "m.3mf").write_bytes(data)
+        assert read_mesh(tmp_path / "m.3mf").size == pytest.approx((25.4,) * 3)
 
     def test_a_package_without_any_mesh(self) -> None:
         with pytest.raises(ModelFileError) as caught:

@@ -21,6 +21,7 @@ from daemon_support import Script, make_daemon, run_daemon_once
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import PlainReporter
+from preform_pipeline.geometry.sniff import EXPORT_HINT
 from preform_pipeline.hotfolder.testing import write_recipe
 from preform_pipeline.plan.advice import by_name
 from preform_pipeline.store import SqliteJobStore
@@ -125,7 +126,7 @@ class TestAFileThatIsNoModelUnderAModelsName:
                              events: list[dict[str, Any]]) -> None:
         """Counted as files, each said to be what its bytes show, in the line and the event."""
         assert headings == ["rejected 2 files:"]
-        assert reasons["photo.stl"].startswith("this is a PNG image, not an STL (")
+        assert reasons["photo.stl"].startswith("this is a PNG image, not an STL")
         assert reasons["words.stl"].startswith("this is a text file that is not an STL (")
         unreadable = {Path(e["path"]).name: (e["not_a_model"], e["looks_like"])
                       for e in events if e["event"] == "model_unreadable"}
@@ -137,6 +138,13 @@ class TestAFileThatIsNoModelUnderAModelsName:
     ) -> None:
         headings, reasons, events = _said_by_run(tmp_path, in_process, self.FILES)
         self._said_to_be_no_model(headings, reasons, events)
+        # The reader's advice, once: `run` has no advice of its own for such a file.
+        assert all(reason.count(EXPORT_HINT) == 1 for reason in reasons.values()), reasons
+        # The JSON report's entries say it as the event does (session 42's review).
+        (report,) = (tmp_path / "out" / "reports").glob("*.json")
+        rejected = {Path(r["path"]).name: (r["not_a_model"], r["looks_like"])
+                    for r in json.loads(report.read_text(encoding="utf-8"))["rejected"]}
+        assert rejected == {"photo.stl": (True, "a PNG image"), "words.stl": (True, "a text file")}
         for name, data in self.FILES.items():  # the user's files stay as they were
             assert (tmp_path / "given" / name).read_bytes() == data
 
@@ -145,7 +153,15 @@ class TestAFileThatIsNoModelUnderAModelsName:
     ) -> None:
         headings, reasons, logs = _said_by_the_hot_folder(tmp_path, store, self.FILES)
         self._said_to_be_no_model(headings, reasons, logs)
-        assert all(reason.endswith(f"; {NOT_A_MODEL_TODO}") for reason in reasons.values()), reasons
-        assert "PreForm" not in "".join(reasons.values())
+        # What helps is said once: the hot folder's advice, not the reader's hint before it
+        # (session 42's review); the same in the job's recorded reason.
+        assert reasons == {
+            "photo.stl": f"this is a PNG image, not an STL; {NOT_A_MODEL_TODO}",
+            "words.stl": ("this is a text file that is not an STL (an ASCII STL starts with "
+                          f"'solid'); {NOT_A_MODEL_TODO}"),
+        }
+        failed = [e["reason"] for e in logs
+                  if e["event"] == "job_transition" and e["to_state"] == "failed"]
+        assert len(failed) == 2 and not any(EXPORT_HINT in reason for reason in failed), failed
         for name, data in self.FILES.items():  # kept, beside its note
             assert (tmp_path / "inbox" / "failed" / name).read_bytes() == data
