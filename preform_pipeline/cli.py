@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import NoReturn, Protocol, TextIO, cast
 
 from preform_pipeline import __version__
+from preform_pipeline.cloud.credentials import ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE
 from preform_pipeline.commands._common import (
     DEFAULT_CONSOLE_LOG_LEVEL,
     EXIT_BROKEN_PIPE,
@@ -32,6 +33,7 @@ from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
+from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.wording import quoted, visible_lines
 
@@ -76,6 +78,12 @@ def _commands(argv: Sequence[str]) -> list[Command]:
     # Every listed command exists: a missing module is a packaging bug and fails loudly.
     chosen = _MODULE_OF.get(argv[0]) if argv else None
     return [importlib.import_module(name) for name in ((chosen,) if chosen else COMMAND_MODULES)]
+
+
+#: Where the one secret the commands use is read from instead (docs/settings.md, "cloud").
+_SECRETS_GO = (f"give the Web API client secret as ${ENV_CLIENT_SECRET}, or in a file named "
+               f"by ${ENV_CLIENT_SECRET_FILE} or the settings' cloud.client_secret_file "
+               "(docs/settings.md)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -145,6 +153,12 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
     stderr = _VisibleLines.over(stderr)
+    secret_option = secret_option_in(argv)
+    if secret_option is not None:
+        # Before argparse, which would echo the value ("unrecognized arguments: ...").
+        _print_safely(f"error: {secret_option_refusal(secret_option, instead=_SECRETS_GO)}",
+                      stderr)
+        return EXIT_USAGE
     try:
         # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,
         # which echo what was typed: an unknown option holding ESC[2J cleared the terminal):

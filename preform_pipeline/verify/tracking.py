@@ -948,7 +948,12 @@ def tracking_for_run(
             if on_warning is not None:
                 on_warning(line)
         except CloudError as exc:
+            # Prints go out all the same (an outage must not stop a lab), so the console says
+            # so at once: the event alone left a newcomer who had not started the Dashboard
+            # simulator watching a run that printed and then polled, backing off, for hours.
             log.warning("web_api_unreachable_at_start", error=str(exc))
+            if on_warning is not None:
+                on_warning(_unreachable_line(exc, auto=auto, verifies=verify_step is not None))
     poller: VerificationPoller | None = None
     if client is not None and verify_step is not None:
         options = verify_step.options
@@ -983,17 +988,36 @@ def _rate_limited_line(exc: CloudRateLimitError, clock: Clock, *, auto: bool,
     "try again after", which a run that goes on has no use for)."""
     until = _until(exc, clock)
     why = exc.message.removeprefix(f"{exc.request}: ") if exc.request else exc.message
-    meanwhile = [
-        *(["`printer: auto` chooses from the PreFormServer's device list"] if auto else []),
-        *([f"verification polls again after {'that time' if until else 'a while'}"]
-          if verifies else []),
-    ]
+    meanwhile = _meanwhile(
+        auto=auto, polls=f"verification polls again after {'that time' if until else 'a while'}"
+        if verifies else None)
     text = f"the Web API is rate-limited{f' until {until}' if until else ''} ({why})"
     text += ": this run goes on without it"
     if meanwhile:
         text += f" ({'; '.join(meanwhile)})"
     helps = re.sub(r"^try again after [^;,]*[;,]\s*(or\s+)?", "", exc.hint or "")
     return f"{text}; {helps}" if helps else text
+
+
+def _unreachable_line(exc: CloudError, *, auto: bool, verifies: bool) -> str:
+    """The console's line for a run that starts while the Web API cannot be reached (or
+    fails): the request and what happened, that the run prints without it and what it does
+    meanwhile, and what helps (the error's hint)."""
+    meanwhile = _meanwhile(
+        auto=auto, polls="the prints are sent, and verification polls again, less often each "
+        "time, until the verify step's timeout_s" if verifies else None)
+    text = f"{exc.message}: this run goes on without it"
+    if meanwhile:
+        text += f" ({'; '.join(meanwhile)})"
+    return f"{text}; {exc.hint}" if exc.hint else text
+
+
+def _meanwhile(*, auto: bool, polls: str | None) -> list[str]:
+    """What a run started without the Web API does instead, for its console line."""
+    return [
+        *(["`printer: auto` chooses from the PreFormServer's device list"] if auto else []),
+        *([polls] if polls else []),
+    ]
 
 
 def web_locators(client: WebApiClient | None, verify: VerifySettings) -> tuple[PrintLocator, ...]:

@@ -154,7 +154,10 @@ class Dashboard:
                          reason=said.text)
                 if access.session is None:
                     # A script's bearer request reads the status; it has no page to return to.
-                    return self.render(request, "error.html", access, status_code=409,
+                    # A build that does not exist is not a conflict: 409 sent a script
+                    # looking for who had decided first.
+                    status = 404 if isinstance(exc, StoreNotFoundError) else 409
+                    return self.render(request, "error.html", access, status_code=status,
                                        message=said.text, hint=said.hint, back=back)
                 return self.redirect(sid, back, said)
             log.info("web_action", path=request.url.path, user=access.user.name,

@@ -87,12 +87,14 @@ def _run(
     material: str = "FLGPGR05",
     models: int = 2,
     verify: bool = True,
+    verify_timeout_s: int = 600,
     store: Path | None = None,
 ) -> Run:
     recipe = tmp_path / "recipe.yaml"
     text = RECIPE.format(printer=printer, material=material)
+    text = text.replace("timeout_s: 600", f"timeout_s: {verify_timeout_s}")
     if not verify:
-        text = text.replace("  - verify:\n      timeout_s: 600\n", "")
+        text = text.replace(f"  - verify:\n      timeout_s: {verify_timeout_s}\n", "")
     recipe.write_text(text, encoding="utf-8")
     settings = tmp_path / "settings.yaml"
     settings.write_text(
@@ -164,6 +166,33 @@ class TestVerifiedRun:
         assert run.returncode == 0, run.stderr
         assert run.build("verified-001")["verify"] == "skipped (no Web API credentials)"
         assert len(run.jobs) == 1
+
+
+class TestStartedWithoutTheWebApi:
+    """A run whose Web API cannot be reached (the Dashboard simulator not started, a wrong
+    base URL) prints all the same, and its console says so at once: it showed only the log
+    event, then polls failing, less often each time, until the verify step's deadline."""
+
+    def test_the_run_says_it_goes_on_without_the_web_api_and_prints(
+        self, tmp_path: Path
+    ) -> None:
+        with dashboard_server(tmp_path / "gone-fleet",
+                              credentials=Credentials(TEST_CLIENT_ID, SECRET)) as gone:
+            pass  # stopped: its address now refuses connections
+        run = _run(tmp_path, gone, models=1, verify_timeout_s=2)
+
+        assert run.returncode == 1, run.stderr  # its print could not be confirmed
+        [line] = [x for x in run.stdout.splitlines()
+                  if x.startswith("warning: ") and "cannot reach the Web API" in x]
+        assert line.startswith(f"warning: GET {gone.url}/developer/v1/")
+        assert line.endswith(
+            ": this run goes on without it (the prints are sent, and verification polls "
+            "again, less often each time, until the verify step's timeout_s); check the "
+            "network connection, proxy settings and the configured base URL")
+        assert "web_api_unreachable_at_start" in run.stderr
+        assert SECRET not in run.stderr + run.stdout
+        assert len(run.jobs) == 1
+        assert run.build("verified-001")["verify"] == "unverified"
 
 
 class TestAutoPrinter:

@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "interrupts", "crash", "preflight", "yamlerrors",
                "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
                "thirdparty", "userpath", "diskspace", "answers", "extras",
-               "serverlines"}),
+               "serverlines", "secretargs"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),
@@ -41,7 +41,9 @@ SIMULATOR_MAY_IMPORT = frozenset(
      # Its --drive folders are user paths, refused by the one rule when ~name has no home.
      "userpath",
      # The lines PreFormServer prints (ready, port taken): what it models, written once.
-     "serverlines"}
+     "serverlines",
+     # A secret typed on its command line is refused by the one rule, the value not repeated.
+     "secretargs"}
 )
 
 #: Settings are a leaf: plain values and their readers, built from the file, the environment and

@@ -256,6 +256,23 @@ class TestPacing:
         assert (first.next_interval_s, second.next_interval_s) == (200, 400)
         assert poller.poll(items).error is None
 
+    def test_a_failing_web_api_polls_again_at_a_deadline_sooner_than_its_backoff(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # Sent an hour ago with a deadline of 62.5 minutes: due in 150 s, before the 200 s
+        # the first failure's backoff would wait (a run said "no final status within 5 s"
+        # at 61 s, its Web API unreachable).
+        items = _pending(clock)
+        poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900,
+                                    deadline_s=3750)
+        fake_api.script(*[ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS)] * 2)
+        first = poller.poll(items)
+        assert first.error is not None
+        assert first.next_interval_s == pytest.approx(150)
+        clock.advance(first.next_interval_s)
+        [overdue] = poller.poll(items).results
+        assert overdue.status is VerifiedStatus.UNVERIFIED
+
     def test_a_long_retry_after_is_reported_with_its_wait_not_waited(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:

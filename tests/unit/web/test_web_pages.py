@@ -149,7 +149,17 @@ class TestPages:
             headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}", "Origin": served.url,
                      "Sec-Fetch-Site": "same-origin"},
         )
-        assert acted.status_code == 409 and f"no build {huge}" in acted.text
+        assert acted.status_code == 404 and f"no build {huge}" in acted.text
+
+    def test_a_scripts_action_on_a_build_that_does_not_exist_is_a_404(
+        self, served: Served
+    ) -> None:
+        # Not a 409: no one decided first; there is nothing to decide.
+        for action, form in (("approve", {}), ("reject", {"reason": "warped"})):
+            acted = httpx.post(f"{served.url}/builds/999/{action}", data=form,
+                               headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"})
+            assert acted.status_code == 404, action
+            assert "no build 999" in acted.text
 
 
 class TestWrongAddresses:
