@@ -60,16 +60,22 @@ def _everything_written(result: subprocess.CompletedProcess[str], data_home: Pat
     return "\n".join([result.stdout, result.stderr, *files])
 
 
+def _refused(login: tuple[str, str], password: str, data_home: Path) -> tuple[str, str]:
+    """``jobs --store`` with ``password`` written into the URL as it is, refused: (its
+    stderr, everything it wrote)."""
+    url, role = login
+    result = _jobs(url.replace(f"://{role}@", f"://{role}:{password}@"), data_home)
+    assert result.returncode == 1, result.stderr
+    return result.stderr, _everything_written(result, data_home)
+
+
 class TestAPasswordAUrlCannotCarryAsItIs:
     def test_is_refused_before_connecting_and_no_piece_of_it_is_shown(
         self, odd_login: tuple[str, str], own_data_folder: Path
     ) -> None:
         url, role = odd_login
-        raw = url.replace(f"://{role}@", f"://{role}:{ODD_PASSWORD}@")
-        result = _jobs(raw, own_data_folder)
-        assert result.returncode == 1, result.stderr
-        said = _everything_written(result, own_data_folder)
-        assert result.stderr == (
+        stderr, said = _refused(odd_login, ODD_PASSWORD, own_data_folder)
+        assert stderr == (
             f"error: {url.replace(f'{role}@', f'{role}:***@')}: the URL's user or password "
             "holds @, / or a bare %, which it must percent-encode (@ %40, / %2F, % %25) (or "
             f"leave the password out of the URL: {PASSWORD_ENV} (docs/multi-node.md))\n")
@@ -80,11 +86,8 @@ class TestAPasswordAUrlCannotCarryAsItIs:
         self, odd_login: tuple[str, str], own_data_folder: Path
     ) -> None:
         # Before session 42 libpq read "wr" as the password and "ng@127.0.0.1" as the host.
-        url, role = odd_login
-        result = _jobs(url.replace(f"://{role}@", f"://{role}:wr@ng@"), own_data_folder)
-        assert result.returncode == 1, result.stderr
-        said = _everything_written(result, own_data_folder)
-        assert "which it must percent-encode" in result.stderr
+        stderr, said = _refused(odd_login, "wr@ng", own_data_folder)
+        assert "which it must percent-encode" in stderr
         assert "ng@" not in said and "wr@" not in said
 
     def test_the_same_password_percent_encoded_opens_the_store(
