@@ -41,7 +41,8 @@ PipelineError
  │    ├── StoreConflictError          compare-and-set lost: the state changed meanwhile
  │    ├── StoreNotFoundError          no job or build of that id (the store answered)
  │    ├── NotBatchableError           a job is not free to batch (another build has it)
- │    └── StoreLockedError            another daemon holds the store (names its host and PID)
+ │    ├── StoreLockedError            another daemon holds the store (names its host and PID)
+ │    └── NodeIdInUseError            a running daemon already has this node id on a shared store
  ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
  │    ├── CloudAuthError               credentials or access token refused
  │    ├── CloudRateLimitError          request budget exhausted and the caller would not wait
@@ -81,6 +82,7 @@ __all__ = [
     "ModelFileError",
     "NotAModelError",
     "ModelTooLargeError",
+    "NodeIdInUseError",
     "NotBatchableError",
     "OperationFailedError",
     "PermanentApiError",
@@ -612,6 +614,27 @@ class StoreLockedError(StoreError):
     ) -> None:
         super().__init__(message, hint=hint)
         self.lock_path = lock_path
+        self.host = host
+        self.pid = pid
+
+
+class NodeIdInUseError(StoreError):
+    """A daemon of this node id still beats on the shared store (another PC, or another live
+    process of this one): two daemons with one id would take each other's builds as a
+    restarted node's own. Names the holder so a person can find it."""
+
+    outage: ClassVar[bool] = False
+
+    def __init__(self, node_id: str, host: str, pid: int | None, beat_age_s: float) -> None:
+        process = f"host {host}" if pid is None else f"host {host}, pid {pid}"
+        super().__init__(
+            f"node id {node_id!r} is in use by a running daemon ({process}, last heartbeat "
+            f"{beat_age_s:.0f} s ago)",
+            hint="give each daemon its own store.node_id (or PREFORM_PIPELINE_NODE_ID); if "
+            "that daemon is gone, this one starts once its heartbeat is a lease old "
+            "(store.lease_s; `preform-pipeline nodes` shows it silent)",
+        )
+        self.node_id = node_id
         self.host = host
         self.pid = pid
 

@@ -25,6 +25,7 @@ from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.settings.store import JOBS_COMMAND, rehearsal_store_path
+from preform_pipeline.store import pgurl
 from preform_pipeline.store.pgurl import is_postgres_url
 from preform_pipeline.userpath import expand_user
 
@@ -42,6 +43,7 @@ __all__ = [
     "positive_seconds",
     "store_argument",
     "store_location",
+    "warn_typed_password",
     "configure_command_logging",
     "load_command_settings",
     "output_line",
@@ -91,10 +93,24 @@ def store_argument(text: str) -> str:
     return text
 
 
-def store_location(text: str) -> Path | str:
-    """What a ``--store`` (after :func:`store_argument`) opens: a shared store's URL as written,
-    else the file, ``~`` expanded (jobs and verify took ``~/jobs.db`` as a folder named ``~``)."""
-    return text if is_postgres_url(text) else expand_user(text, source="--store")
+def store_location(text: str, stderr: TextIO) -> Path | str:
+    """What a ``--store`` (after :func:`store_argument`) opens: a shared store's URL as written
+    (:func:`warn_typed_password` said if it holds a password), else the file, ``~`` expanded
+    (jobs and verify took ``~/jobs.db`` as a folder named ``~``)."""
+    if is_postgres_url(text):
+        warn_typed_password(text, "--store", stderr)
+        return text
+    return expand_user(text, source="--store")
+
+
+def warn_typed_password(url: str, option: str, stderr: TextIO) -> None:
+    """Say that a password typed into a command line's URL is in the process list (``ps``,
+    Task Manager) for every user of the PC while the command runs, and where it belongs.
+    The command goes on: the person typed it on purpose, and it works."""
+    if "***" in pgurl.redact_url(url) and "***" not in url:
+        print(f"warning: the {option} URL holds a password, which every user of this PC can "
+              "read in the process list while this command runs; leave it out of the URL and "
+              f"set {pgurl.PASSWORD_ENV} (or {pgurl.PASSWORD_FILE_ENV})", file=stderr)
 
 
 def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:

@@ -549,10 +549,10 @@ def _write_show(
 # --- actions ---------------------------------------------------------------------------------
 
 
-def _store_path(args: argparse.Namespace) -> tuple[Path | str, str]:
+def _store_path(args: argparse.Namespace, stderr: TextIO) -> tuple[Path | str, str]:
     """The store to open, and the ``jobs`` command that reaches it, for this one's hints."""
     if args.store is not None:
-        location = store_location(args.store)
+        location = store_location(args.store, stderr)
         return location, jobs_command(Settings(), location)
     settings = load_settings(args.settings)
     return settings.store.location, jobs_command(settings)
@@ -864,5 +864,5 @@ _ACTIONS: Final[Mapping[str, Callable[[argparse.Namespace, Path | str, TextIO, T
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    path, args.jobs_command = _store_path(args)
+    path, args.jobs_command = _store_path(args, stderr)
     return _ACTIONS[args.action or "list"](args, path, stdout, stderr)

@@ -471,7 +471,7 @@ def _run(
     if not args.dry_run:
         location: Path | str
         if args.store is not None:
-            location = store_location(args.store)
+            location = store_location(args.store, stderr)
         elif settings.store.url:
             location = settings.store.url  # a shared store is chosen on purpose: kept
         else:

@@ -16,7 +16,12 @@ import argparse
 from pathlib import Path
 from typing import TextIO
 
-from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
+from preform_pipeline.commands._common import (
+    EXIT_FAILURE,
+    EXIT_OK,
+    load_command_settings,
+    warn_typed_password,
+)
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
 from preform_pipeline.userpath import expand_user
@@ -45,6 +50,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"error: --to must be a postgresql:// URL, got {redact_url(args.to)!r}",
               file=stderr)
         return EXIT_FAILURE
+    warn_typed_password(args.to, "--to", stderr)
     source: Path
     if args.store is not None:
         source = expand_user(args.store, source="--store")

@@ -124,7 +124,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return EXIT_FAILURE
     path: Path | str = settings.store.location
     if args.store is not None:
-        path = store_location(args.store)
+        path = store_location(args.store, stderr)
     if not store_exists(path):
         _nothing(args, path, f"no job store at {path}: nothing to verify"
                  f"{rehearsal_aside(path, command=_COMMAND, does='verifies them')}",

@@ -35,7 +35,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from preform_pipeline.errors import LeaseLostError, StoreError
+import psutil
+
+from preform_pipeline.errors import LeaseLostError, NodeIdInUseError, StoreError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.model import INTERRUPTED_STATES, Build, JobState
 from preform_pipeline.store.protocol import StateFilter
@@ -203,6 +205,15 @@ def _lease_from(row: Any) -> Lease:
                  previous_owner=row.get("previous_owner"))
 
 
+def _another_daemon(node: NodeInfo, host: str, pid: int | None) -> bool:
+    """Whether a node row's beating holder is another daemon than ``node``, not its own
+    previous life: on another host, or another process of this host that still runs (pid
+    reuse within a lease is unlikely enough to wait one lease for)."""
+    if host != node.host:
+        return True
+    return pid is not None and pid != node.pid and psutil.pid_exists(pid)
+
+
 class LeasingStore(SqlStoreCore):
     """The node, claim and fence operations; PostgreSQL only (``now()``, SKIP LOCKED)."""
 
@@ -218,9 +229,22 @@ class LeasingStore(SqlStoreCore):
 
     # --- nodes -------------------------------------------------------------------------------
 
-    def register_node(self, node: NodeInfo) -> None:
-        """Record (or re-record, after a restart) this node and its first beat."""
+    def register_node(self, node: NodeInfo, *, lease_s: float = DEFAULT_LEASE_S) -> None:
+        """Record (or re-record, after a restart) this node and its first beat.
+
+        Refused (:class:`NodeIdInUseError`) while another daemon of this id still beats: one
+        on another host, or another process of this host that still runs. A restart after a
+        kill -9 (that pid gone) or a clean stop registers at once.
+        """
         with self._claim_transaction(f"registering node {node.id}") as conn:
+            held = conn.execute(
+                "SELECT host, pid, extract(epoch FROM now() - heartbeat_at) AS age_s "
+                "FROM nodes WHERE id = ? AND stopped_at IS NULL FOR UPDATE", (node.id,),
+            ).fetchone()
+            if held is not None and float(held["age_s"]) < lease_s and _another_daemon(
+                    node, held["host"], held["pid"]):
+                raise NodeIdInUseError(node.id, held["host"], held["pid"],
+                                       float(held["age_s"]))
             conn.execute(
                 "INSERT INTO nodes (id, host, version, pid, printers, machine_types, inboxes, "
                 "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, now(), "

@@ -11,6 +11,7 @@ shown through :func:`redact_url`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
@@ -21,6 +22,7 @@ from preform_pipeline.errors import StoreError
 __all__ = [
     "PASSWORD_ENV",
     "PASSWORD_FILE_ENV",
+    "check_login",
     "hide_url",
     "is_postgres_url",
     "redact_url",
@@ -30,6 +32,11 @@ __all__ = [
 PASSWORD_ENV: Final = "PREFORM_PIPELINE_STORE_PASSWORD"
 PASSWORD_FILE_ENV: Final = "PREFORM_PIPELINE_STORE_PASSWORD_FILE"
 _SCHEMES: Final = ("postgresql://", "postgres://")
+#: Characters that end a URL's login early where libpq reads it (it splits at the first ``@``
+#: and ends the host at ``/``), so a login holding one is misread: part of the password becomes
+#: the host or the database, and lands in libpq's messages.
+_LOGIN_BREAKERS: Final = frozenset("@/")
+_BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
 
 def is_postgres_url(text: str) -> bool:
@@ -37,8 +44,44 @@ def is_postgres_url(text: str) -> bool:
     return text.strip().lower().startswith(_SCHEMES)
 
 
+def _login(url: str) -> tuple[int, int] | None:
+    """Where the login a person wrote stands in ``url`` (start, end: the last ``@`` before the
+    query), or None without one. A password holding ``/`` ends a URL's authority early for
+    urlsplit and libpq alike, so the login is found by its ``@``, not by the authority."""
+    start = url.find("://")
+    if start < 0:
+        return None
+    start += len("://")
+    end = url.rfind("@", start, len(url.split("?", 1)[0]))
+    return (start, end) if end >= 0 else None
+
+
+def check_login(url: str) -> None:
+    """Refuse a URL whose user or password libpq would misread (a raw ``@`` or ``/``, a ``%``
+    not starting an escape), naming neither: libpq would take part of the password for the
+    host or database and quote it in its messages, or say "invalid percent-encoded token"
+    quoting it."""
+    span = _login(url)
+    if span is None:
+        return
+    login = url[span[0]:span[1]]
+    if _LOGIN_BREAKERS.isdisjoint(login) and not _BAD_ESCAPE.search(login):
+        return
+    # Short: the console cuts an error line past 300 characters, and the URL comes first.
+    raise StoreError(
+        f"{redact_url(url)}: the URL's user or password holds @, / or a bare %, which it must "
+        "percent-encode (@ %40, / %2F, % %25)",
+        hint=f"or leave the password out of the URL: {PASSWORD_ENV} (docs/multi-node.md)",
+    )
+
+
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ``***`` (user, host, port and database kept)."""
+    span = _login(url)
+    if span is not None and ":" in url[span[0]:span[1]]:
+        # A login libpq would misread (check_login refuses it) is hidden up to its last "@".
+        user = url[span[0]:span[1]].split(":", 1)[0]
+        url = f"{url[:span[0]]}{user}:***{url[span[1]:]}"
     try:
         parts = urlsplit(url)
     except ValueError:

@@ -43,7 +43,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.extras import install_extra_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.leases import LeasingStore
-from preform_pipeline.store.pgurl import hide_url, redact_url, store_password
+from preform_pipeline.store.pgurl import check_login, hide_url, redact_url, store_password
 from preform_pipeline.store.sqlcore import Connection, Cursor
 
 if TYPE_CHECKING:
@@ -171,6 +171,7 @@ class PostgresJobStore(LeasingStore):
         self.stall_timeout_s = stall_timeout_s
         self.url = url
         self.location = redact_url(url)
+        check_login(url)
         self.connect_timeout_s = connect_timeout_s
         self._password = password if password is not None else store_password()
         self._psycopg = _psycopg()

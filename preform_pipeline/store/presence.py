@@ -58,7 +58,7 @@ class NodePresence:
         return cls(store, node, lease_s=lease_s)
 
     def start(self) -> None:
-        self.store.register_node(self.node)
+        self.store.register_node(self.node, lease_s=self.lease_s)
         self._thread = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
         self._thread.start()
 

@@ -69,6 +69,9 @@ class TestNodeRecords:
         self, pg_store: PostgresJobStore
     ) -> None:
         pg_store.register_node(_node("pc-1"))
+        # Its previous life stopped: one still beating on another host is refused (session
+        # 42, test_store_node_ids.py).
+        pg_store.node_stopped("pc-1")
         with capture_logs() as logs:
             pg_store.register_node(_node("pc-1", host="new.farm.local", version="0.2.0", pid=7,
                                          printers=("Form4-B", "Form4-C"),

@@ -84,12 +84,13 @@ class TestOpeningAUrl:
         assert "hunter2" not in str(caught.value)
 
     def test_a_url_libpq_cannot_read_is_a_store_error_without_the_password(self) -> None:
-        # libpq quotes the badly encoded part of the password (session 31).
+        # libpq quotes the badly encoded part of the password (session 31); since session 42
+        # such a URL is refused before libpq reads it.
         with pytest.raises(StoreError) as caught:
             open_store("postgresql://pipeline:hunter2-secret%ZZ@127.0.0.1:1/jobs", create=False)
         assert str(caught.value).startswith(
-            "postgresql://pipeline:***@127.0.0.1:1/jobs: the job store failed while connecting: "
-            'invalid percent-encoded token: "***"')
+            "postgresql://pipeline:***@127.0.0.1:1/jobs: the URL's user or password holds @, / "
+            "or a bare %, which it must percent-encode")
         assert "hunter2" not in str(caught.value)
 
     def test_a_url_opens_the_postgresql_store_on_the_given_clock(

@@ -1,0 +1,109 @@
+"""A store URL whose password holds ``@``, ``/`` or a bare ``%`` (session 42's farm trial):
+libpq misreads such a login, takes part of the password for the host or the database and
+quotes it in its messages. The command line refuses it before connecting, saying how to write
+it and naming no part of it; the same password percent-encoded opens the store (real
+PostgreSQL, the real command line)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+from preform_pipeline.store.pgurl import PASSWORD_ENV, PASSWORD_FILE_ENV, redact_url
+from tests.conftest import REPO_ROOT
+from tests.unit.store.conftest import admin_connection
+
+#: Every character a newcomer's password brings that a URL reads otherwise, and a colon.
+ODD_PASSWORD = "p@ss:w/rd%x"
+#: Pieces of it that a misread login put into libpq's messages before session 42.
+PIECES = ("p@ss", "ss:w", "w/rd", "rd%x", "s:w/r")
+
+
+@pytest.fixture
+def odd_login(fresh_url: str) -> Iterator[tuple[str, str]]:
+    """A role with :data:`ODD_PASSWORD` owning a new, empty database: (its URL without a
+    password, the role's name)."""
+    role = f"odd_{uuid.uuid4().hex[:10]}"
+    database = fresh_url.rsplit("/", 1)[1]
+    with admin_connection(fresh_url) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{ODD_PASSWORD}'")
+        admin.execute(f'ALTER DATABASE "{database}" OWNER TO {role}')
+    try:
+        yield fresh_url.replace("://pipeline@", f"://{role}@"), role
+    finally:
+        with admin_connection(fresh_url) as admin:
+            admin.execute(f"REASSIGN OWNED BY {role} TO pipeline")
+            admin.execute(f"DROP OWNED BY {role}")
+            admin.execute(f"DROP ROLE {role}")
+
+
+def _jobs(url: str, data_home: Path) -> subprocess.CompletedProcess[str]:
+    """``preform-pipeline jobs --store URL`` as a person types it, no password elsewhere."""
+    env = {key: value for key, value in os.environ.items()
+           if key not in (PASSWORD_ENV, PASSWORD_FILE_ENV, "PGPASSWORD")}
+    env["PGPASSFILE"] = str(data_home / "no-pgpass")
+    return subprocess.run([sys.executable, "-m", "preform_pipeline", "jobs", "--store", url],
+                          capture_output=True, text=True, timeout=60, cwd=REPO_ROOT, env=env,
+                          check=False)
+
+
+def _everything_written(result: subprocess.CompletedProcess[str], data_home: Path) -> str:
+    """What the command said, and every file it left in its data folder (a crash report)."""
+    files = [p.read_text(errors="replace") for p in data_home.rglob("*") if p.is_file()]
+    return "\n".join([result.stdout, result.stderr, *files])
+
+
+def _refused(login: tuple[str, str], password: str, data_home: Path) -> tuple[str, str]:
+    """``jobs --store`` with ``password`` written into the URL as it is, refused: (its
+    stderr, everything it wrote)."""
+    url, role = login
+    result = _jobs(url.replace(f"://{role}@", f"://{role}:{password}@"), data_home)
+    assert result.returncode == 1, result.stderr
+    return result.stderr, _everything_written(result, data_home)
+
+
+class TestAPasswordAUrlCannotCarryAsItIs:
+    def test_is_refused_before_connecting_and_no_piece_of_it_is_shown(
+        self, odd_login: tuple[str, str], own_data_folder: Path
+    ) -> None:
+        url, role = odd_login
+        stderr, said = _refused(odd_login, ODD_PASSWORD, own_data_folder)
+        # The first line: a password typed into a command line (commands/_common.py).
+        assert stderr.splitlines(keepends=True)[1:] == [(
+            f"error: {url.replace(f'{role}@', f'{role}:***@')}: the URL's user or password "
+            "holds @, / or a bare %, which it must percent-encode (@ %40, / %2F, % %25) (or "
+            f"leave the password out of the URL: {PASSWORD_ENV} (docs/multi-node.md))\n")]
+        assert stderr.startswith("warning: the --store URL holds a password")
+        assert "Traceback" not in said
+        assert [piece for piece in PIECES if piece in said] == []
+
+    def test_an_at_sign_alone_is_refused_too_without_its_tail_as_a_host(
+        self, odd_login: tuple[str, str], own_data_folder: Path
+    ) -> None:
+        # Before session 42 libpq read "wr" as the password and "ng@127.0.0.1" as the host.
+        stderr, said = _refused(odd_login, "wr@ng", own_data_folder)
+        assert "which it must percent-encode" in stderr
+        assert "ng@" not in said and "wr@" not in said
+
+    def test_the_same_password_percent_encoded_opens_the_store(
+        self, odd_login: tuple[str, str], own_data_folder: Path
+    ) -> None:
+        url, role = odd_login
+        encoded = url.replace(f"://{role}@", f"://{role}:{quote(ODD_PASSWORD, safe='')}@")
+        result = _jobs(encoded, own_data_folder)
+        assert (result.returncode, result.stdout.strip()) == (0, "no jobs"), result.stderr
+
+
+class TestShowingSuchAUrl:
+    def test_its_password_is_hidden_whole_though_a_slash_ends_the_authority_early(
+        self,
+    ) -> None:
+        assert redact_url(f"postgresql://odd:{ODD_PASSWORD}@db.lab:5432/jobs") == (
+            "postgresql://odd:***@db.lab:5432/jobs")
