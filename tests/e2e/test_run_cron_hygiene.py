@@ -6,6 +6,7 @@ test's own default store (see ``conftest``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -185,3 +186,33 @@ class TestFileBeingWritten:
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"not taken yet: {copied}" in run.stdout
         assert "nothing to do" in run.stdout
+
+
+class TestBuildReports:
+    """Each run's build report is kept, beside its ``.form``, whatever ran before that day."""
+
+    def test_a_second_run_of_the_day_keeps_the_first_runs_build_report(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 42: build names start at -001 every run, so every run from cron rendered
+        # {date}/e2e-001.json and wrote it over the last run's report, while its .form went
+        # to e2e-001-2.form: the first run's report was lost, and the one beside the second
+        # .form (the one the dashboard and the dispatcher read) was never written.
+        inbox = tmp_path / "inbox"
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        runs = []
+        for name in ("first.stl", "second.stl"):
+            _box(inbox / name, 20.0 if name == "first.stl" else 25.0)
+            run = run_cli(tmp_path, argv)
+            assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+            runs.append(run)
+
+        for run in runs:
+            [build] = run.builds()
+            [form] = [Path(p) for p in build["outputs"] if p.endswith(".form")]
+            beside = json.loads(form.with_suffix(".json").read_text(encoding="utf-8"))
+            assert (beside["run_id"], beside["source_files"]) == (
+                run.report["run_id"], build["source_files"])
+        assert len(list(tmp_path.joinpath("out").rglob("e2e-001*.json"))) == 2
