@@ -187,6 +187,28 @@ class TestFileBeingWritten:
         assert f"not taken yet: {copied}" in run.stdout
         assert "nothing to do" in run.stdout
 
+    def test_an_obj_dated_ahead_of_the_clock_is_said_so_not_just_changed(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 42: a file whose time is ahead (the clock set back, a share's server clock
+        # ahead) was "changed 0.0 s ago" on every run until this clock caught up.
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        source = Path(__file__).resolve().parents[2] / "sample_models" / "parts"
+        obj = next(iter(sorted(source.glob("*.obj"))))
+        copied = Path(shutil.copy(obj, inbox / obj.name))
+        ahead = time.time() + 3600
+        os.utime(copied, (ahead, ahead))
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--dry-run",
+                                        "--settings", str(settings)))
+        assert run.returncode == 0, run.stderr[-3000:]
+        [line] = [line for line in run.stdout.splitlines() if obj.name in line]
+        assert line.startswith(f"not taken yet: {copied}: its modification time is 3")
+        assert "s ahead of this machine's clock" in line and "changed" not in line
+        assert "until it is 5 s old by this clock, 360" in line
+
 
 class TestBuildReports:
     """Each run's build report is kept, beside its ``.form``, whatever ran before that day."""
