@@ -238,3 +238,40 @@ class TestBuildReports:
             assert (beside["run_id"], beside["source_files"]) == (
                 run.report["run_id"], build["source_files"])
         assert len(list(tmp_path.joinpath("out").rglob("e2e-001*.json"))) == 2
+
+
+class TestAStoreThatForgot:
+    """A deleted job store does not make the next run print the whole folder again."""
+
+    def test_a_run_after_the_store_was_deleted_prints_nothing_and_says_why(
+        self, tmp_path: Path, own_data_folder: Path
+    ) -> None:
+        # Session 42: with the store deleted, the next run from cron printed every model of
+        # the inbox again, and --quiet said nothing of it.
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        first = run_cli(tmp_path, argv)
+        assert (first.returncode, first.stdout, first.stderr) == (0, "", "")
+        [store] = list(own_data_folder.rglob("*jobs.sqlite3"))
+        store.unlink()
+
+        refused = run_cli(tmp_path, argv)
+        assert refused.returncode == 1 and refused.stdout == ""
+        error, nothing = refused.stderr.splitlines()
+        assert error.startswith(f"error: the job store {store} holds no job of this recipe, "
+                                f"but run {first.report['run_id']} printed into ")
+        assert "run once with --reprint" in error
+        assert nothing.endswith(": nothing was run")
+        [event] = refused.events_named("store_forgot_prints")
+        assert event["job_keys"] == [first.builds()[0]["job_key"]]
+        assert len(fleet_jobs(tmp_path)) == 1
+
+        again = run_cli(tmp_path, [*argv, "--reprint"])
+        assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+        assert len(fleet_jobs(tmp_path)) == 2
+        after = run_cli(tmp_path, argv)  # the new store knows the folder now
+        assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+        assert len(fleet_jobs(tmp_path)) == 2
