@@ -24,6 +24,7 @@ from typing import Any, Final
 
 from preform_pipeline import __version__
 from preform_pipeline.atomicfile import write_atomically, write_text_atomically
+from preform_pipeline.executor.outputs import claim_output, companion_output, release_output
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
@@ -268,12 +269,22 @@ def write_build_report(
     *,
     run_id: str,
 ) -> Path:
-    """One build's report at ``template`` (the recipe's ``outputs.report``) below ``root``."""
+    """One build's report at ``template`` (the recipe's ``outputs.report``) below ``root``,
+    beside its ``.form`` by name (the same ``-N``), never over an earlier run's report: build
+    names start again at ``-001`` every run, so a second run of the day renders the first's
+    report path."""
     path = render_output_path(template, values, root)
+    if outcome.saved_form is not None:
+        path = companion_output(path, outcome.saved_form)
+    path = claim_output(path)
     data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome),
             # The scene's machine and material (an .fps scene's as the server reported it):
             # the dashboard shows them for builds that never waited with a print target.
             "machine_type": str(values.get("machine") or "") or None,
             "material": str(values.get("material") or "") or None}
-    write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+    try:
+        write_text_atomically(path, json.dumps(data, indent=2) + "\n")
+    except BaseException:
+        release_output(path)  # an empty claimed name would read as a report
+        raise
     return path

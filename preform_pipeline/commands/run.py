@@ -73,6 +73,7 @@ from preform_pipeline.commands._console import (
 )
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.commands._sources import take_sources, waiting_lines
+from preform_pipeline.commands._store_history import earlier_prints, forgotten_prints_error
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.dispatch.leftover import LeftWaiting, send_left_waiting
 from preform_pipeline.errors import (
@@ -454,7 +455,8 @@ def _run(
     # the event (the hot folder, which prints no such line, shows it on its console).
     # Likewise each unreadable model: its `rejected` line says it (once: a repeat passes
     # over it), so the reader's warning would say it again, on every repeat from cron.
-    keep_off_console("units_guessed", "model_unreadable")
+    # So is a store that forgot the folder's prints: its `error:` line says it.
+    keep_off_console("units_guessed", "model_unreadable", "store_forgot_prints")
     # Reports and journals a killed run of this host left half-written go (the log file
     # names them), by the hot folder's rule: never a live writer's (another run at work in
     # the same folder), nor another host's on a shared output folder.
@@ -486,6 +488,16 @@ def _run(
         # What the reasons and hints of this run's prints name: `jobs` reaching this store.
         jobs = jobs_command(settings, location)
     try:
+        if store is not None and not (args.reprint or settings.hotfolders.duplicates == "print"):
+            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated)
+            if found is not None:
+                # A deleted store would have every model printed again, silently from cron.
+                log.error("store_forgot_prints", store=str(location), report=str(found.report),
+                          run_id=found.run_id, job_keys=list(found.job_keys))
+                print(f"error: {forgotten_prints_error(found, str(location), root)}",
+                      file=stderr)
+                print(f"{args.recipe}: nothing was run", file=stderr)
+                return EXIT_FAILURE
         code = _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
                              stdout, stderr, termination, jobs)
         if code is None:  # nothing to do: gone as if it had not run

@@ -14,7 +14,9 @@ processes rendering the same path never get the same name:
   it at once: only a kill between those two steps can leave the empty name;
 - :func:`claim_output` alone creates the free name empty (``O_CREAT | O_EXCL``).
 
-Reports name the path actually written.
+A file that goes with another (a build's report with its ``.form``) takes the same suffix
+(:func:`companion_output`), so the two still pair by name after the ``.form`` was given
+``-6``. Reports name the path actually written.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import contextlib
 import errno
 import functools
 import os
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -32,6 +35,7 @@ from preform_pipeline.atomicfile import fitted_name
 __all__ = [
     "MAX_OUTPUT_SUFFIX",
     "claim_output",
+    "companion_output",
     "create_empty",
     "place_output",
     "release_output",
@@ -48,6 +52,21 @@ def _candidate(path: Path, n: int) -> Path:
     # A name near the file systems' 255 bytes has no room for "-N": its stem is cut, with a
     # hash of the whole stem, by the rule every name made from a user's name follows.
     return path.with_name(fitted_name(path.stem, f"-{n}{path.suffix}"))
+
+
+def companion_output(path: Path, placed: Path) -> Path:
+    """``path`` with the suffix ``placed`` was given: ``{date}/{build}.json`` is
+    ``{date}/{build}-6.json`` when the build's ``.form``, rendered as
+    ``{date}/{build}.form``, was placed at ``{date}/{build}-6.form``. ``path`` itself when
+    ``placed`` is no name of ``path``'s stem in ``path``'s folder (a report kept elsewhere)."""
+    rendered = path.with_suffix(placed.suffix)
+    found = re.search(r"-([0-9]+)" + re.escape(placed.suffix) + r"$", placed.name)
+    if found is None:
+        return path
+    n = int(found.group(1))
+    # Compared whole, so a long stem cut with a hash (fitted_name) is matched as it was made.
+    return _candidate(path, n) if 1 < n < MAX_OUTPUT_SUFFIX and _candidate(
+        rendered, n) == placed else path
 
 
 def create_empty(candidate: Path) -> None:

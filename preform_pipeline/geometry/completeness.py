@@ -85,8 +85,9 @@ class AtRest:
 def judge_at_rest(
     path: Path, *, age_s: float, size: int, quiet_period_s: float, incomplete_timeout_s: float
 ) -> AtRest:
-    """Judge ``path`` last modified ``age_s`` seconds ago: whole by its format's rule, or,
-    without a rule, unchanged for ``quiet_period_s``. A file that fails its rule for
+    """Judge ``path`` last modified ``age_s`` seconds ago (negative: its time is ahead of
+    this clock): whole by its format's rule, or, without a rule, unchanged for
+    ``quiet_period_s``. A file that fails its rule for
     ``incomplete_timeout_s`` is taken anyway, so it fails with the reader's reason."""
     whole = format_completeness(path, size)
     if whole:
@@ -94,6 +95,16 @@ def judge_at_rest(
     if whole is None:
         if age_s >= quiet_period_s:
             return AtRest(True, f"unchanged for {age_s:.0f} s")
+        if age_s < 0:
+            # A time ahead of this clock is no age at all: "changed 0.0 s ago" was said of it
+            # on every run until the clock caught up (session 42's cron trial).
+            return AtRest(
+                False,
+                f"its modification time is {-age_s:.0f} s ahead of this machine's clock (this "
+                "clock was set back, or the file server's clock runs ahead), so it counts as "
+                f"still being written until it is {quiet_period_s:g} s old by this clock, "
+                f"{quiet_period_s - age_s:.0f} s from now",
+            )
         return AtRest(
             False,
             f"still being written (changed {age_s:.1f} s ago; taken after "

@@ -121,7 +121,7 @@ def find_sources(
             return
         verdict = judge_at_rest(
             file,
-            age_s=max(0.0, moment - info.st_mtime),
+            age_s=moment - info.st_mtime,
             size=info.st_size,
             quiet_period_s=quiet_period_s,
             incomplete_timeout_s=incomplete_timeout_s,

@@ -6,6 +6,7 @@ test's own default store (see ``conftest``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -185,3 +186,92 @@ class TestFileBeingWritten:
         assert run.returncode == 0, run.stderr[-3000:]
         assert f"not taken yet: {copied}" in run.stdout
         assert "nothing to do" in run.stdout
+
+    def test_an_obj_dated_ahead_of_the_clock_is_said_so_not_just_changed(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 42: a file whose time is ahead (the clock set back, a share's server clock
+        # ahead) was "changed 0.0 s ago" on every run until this clock caught up.
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        source = Path(__file__).resolve().parents[2] / "sample_models" / "parts"
+        obj = next(iter(sorted(source.glob("*.obj"))))
+        copied = Path(shutil.copy(obj, inbox / obj.name))
+        ahead = time.time() + 3600
+        os.utime(copied, (ahead, ahead))
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--dry-run",
+                                        "--settings", str(settings)))
+        assert run.returncode == 0, run.stderr[-3000:]
+        [line] = [line for line in run.stdout.splitlines() if obj.name in line]
+        assert line.startswith(f"not taken yet: {copied}: its modification time is 3")
+        assert "s ahead of this machine's clock" in line and "changed" not in line
+        assert "until it is 5 s old by this clock, 360" in line
+
+
+class TestBuildReports:
+    """Each run's build report is kept, beside its ``.form``, whatever ran before that day."""
+
+    def test_a_second_run_of_the_day_keeps_the_first_runs_build_report(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 42: build names start at -001 every run, so every run from cron rendered
+        # {date}/e2e-001.json and wrote it over the last run's report, while its .form went
+        # to e2e-001-2.form: the first run's report was lost, and the one beside the second
+        # .form (the one the dashboard and the dispatcher read) was never written.
+        inbox = tmp_path / "inbox"
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        runs = []
+        for name in ("first.stl", "second.stl"):
+            _box(inbox / name, 20.0 if name == "first.stl" else 25.0)
+            run = run_cli(tmp_path, argv)
+            assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+            runs.append(run)
+
+        for run in runs:
+            [build] = run.builds()
+            [form] = [Path(p) for p in build["outputs"] if p.endswith(".form")]
+            beside = json.loads(form.with_suffix(".json").read_text(encoding="utf-8"))
+            assert (beside["run_id"], beside["source_files"]) == (
+                run.report["run_id"], build["source_files"])
+        assert len(list(tmp_path.joinpath("out").rglob("e2e-001*.json"))) == 2
+
+
+class TestAStoreThatForgot:
+    """A deleted job store does not make the next run print the whole folder again."""
+
+    def test_a_run_after_the_store_was_deleted_prints_nothing_and_says_why(
+        self, tmp_path: Path, own_data_folder: Path
+    ) -> None:
+        # Session 42: with the store deleted, the next run from cron printed every model of
+        # the inbox again, and --quiet said nothing of it.
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        first = run_cli(tmp_path, argv)
+        assert (first.returncode, first.stdout, first.stderr) == (0, "", "")
+        [store] = list(own_data_folder.rglob("*jobs.sqlite3"))
+        store.unlink()
+
+        refused = run_cli(tmp_path, argv)
+        assert refused.returncode == 1 and refused.stdout == ""
+        error, nothing = refused.stderr.splitlines()
+        assert error.startswith(f"error: the job store {store} holds no job of this recipe, "
+                                f"but run {first.report['run_id']} printed into ")
+        assert "run once with --reprint" in error
+        assert nothing.endswith(": nothing was run")
+        [event] = refused.events_named("store_forgot_prints")
+        assert event["job_keys"] == [first.builds()[0]["job_key"]]
+        assert len(fleet_jobs(tmp_path)) == 1
+
+        again = run_cli(tmp_path, [*argv, "--reprint"])
+        assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+        assert len(fleet_jobs(tmp_path)) == 2
+        after = run_cli(tmp_path, argv)  # the new store knows the folder now
+        assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+        assert len(fleet_jobs(tmp_path)) == 2

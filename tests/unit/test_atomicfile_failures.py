@@ -38,7 +38,7 @@ RECORD = ServerRecord(
 )
 
 
-def _build_report(path: Path) -> object:
+def _build_report(path: Path) -> Path:
     return write_build_report(
         RUN.outcomes[0], path.name, {}, path.parent, run_id=RUN.run_id
     )
@@ -48,7 +48,6 @@ def _build_report(path: Path) -> object:
 WRITERS: dict[str, Callable[[Path], object]] = {
     "json report": lambda path: write_json_report(RUN, path),
     "csv report": lambda path: write_csv_report(RUN, path),
-    "build report": _build_report,
     "hot-folder note": lambda path: write_text_atomic(path, "failed: x\n"),
     "server record": lambda path: ServerRecords(path.parent).add(RECORD),
     "text": lambda path: write_text_atomically(path, "text\n"),
@@ -61,6 +60,28 @@ WRITERS: dict[str, Callable[[Path], object]] = {
 def _target(folder: Path, writer: str) -> Path:
     names = {"server record": RECORD.file_name, "build journal": "journal.json"}
     return folder / names.get(writer, "out.json")
+
+
+class TestABuildReport:
+    """A build report takes a free name (executor/outputs.py): nothing at its name is
+    replaced, so no rename onto a folder is ever tried."""
+
+    def test_a_second_report_of_one_name_keeps_the_first(self, tmp_path: Path) -> None:
+        # Session 42: every run from cron names its first build -001, and its report
+        # replaced the report of the day's earlier run.
+        first, second = _build_report(tmp_path / "r-001.json"), _build_report(
+            tmp_path / "r-001.json")
+        assert (first.name, second.name) == ("r-001.json", "r-001-2.json")
+
+    def test_a_folder_at_its_name_is_left_and_the_next_name_taken(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "r-001.json").mkdir()
+        (tmp_path / "r-001.json" / "kept.txt").write_text("the user's", encoding="utf-8")
+        written = _build_report(tmp_path / "r-001.json")
+        assert written == tmp_path / "r-001-2.json" and written.stat().st_size > 0
+        assert (tmp_path / "r-001.json" / "kept.txt").read_text(encoding="utf-8") == (
+            "the user's")
 
 
 class TestARenameThatFails:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.executor.outputs import claim_output, release_output
+from preform_pipeline.executor.outputs import claim_output, companion_output, release_output
 from tests.unit.executor.executor_support import (
     FakePool,
     SimFarm,
@@ -119,3 +119,34 @@ class TestSameDayRuns:
         [b] = [p for p in second.outputs if p.suffix == ".form"]
         assert b == a.with_name(f"{a.stem}-2.form")
         assert a.stat().st_size > 0 and b.stat().st_size > 0
+
+
+class TestACompanionFile:
+    """A build's report takes the suffix its ``.form`` was given, so the two pair by name."""
+
+    def test_it_takes_the_suffix_of_the_file_it_goes_with(self, tmp_path: Path) -> None:
+        day = tmp_path / "2026-12-07"
+        assert companion_output(day / "e2e-001.json", day / "e2e-001-6.form") == (
+            day / "e2e-001-6.json")
+
+    def test_it_keeps_its_name_beside_an_unsuffixed_file(self, tmp_path: Path) -> None:
+        assert companion_output(tmp_path / "e2e-001.json", tmp_path / "e2e-001.form") == (
+            tmp_path / "e2e-001.json")
+
+    def test_it_keeps_its_name_when_kept_elsewhere_or_named_otherwise(
+        self, tmp_path: Path
+    ) -> None:
+        report = tmp_path / "reports" / "e2e-001.json"
+        assert companion_output(report, tmp_path / "forms" / "e2e-001-6.form") == report
+        # A build whose own name ends in a number is not taken for a suffixed one.
+        assert companion_output(tmp_path / "lot-7.json", tmp_path / "lot-7.form") == (
+            tmp_path / "lot-7.json")
+
+    def test_a_long_cut_name_is_matched_as_it_was_made(self, tmp_path: Path) -> None:
+        stem = "b" * 250
+        form = tmp_path / f"{stem}.form"
+        claim_output(form)
+        second = claim_output(form)
+        assert "~" in second.name  # cut, with a hash of the whole stem
+        paired = companion_output(tmp_path / f"{stem}.json", second)
+        assert paired.suffix == ".json" and paired.name[:-5] == second.name[:-5]
