@@ -563,9 +563,16 @@ class StoreConflictError(StoreError):
 class StoreNotFoundError(StoreError):
     """The store holds no job or build of the id asked for. An answer, not an outage: the
     dashboard says "no such build" for it, and for an outage that the store cannot be read
-    (it said "no such build" for both)."""
+    (it said "no such build" for both). ``what`` is the answer without the store's
+    ``location`` (a file path, a database URL): a browser is told ``what`` only."""
 
     outage: ClassVar[bool] = False
+
+    def __init__(self, what: str, *, location: str | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(f"{location}: {what}" if location else what, hint=hint)
+        self.what = what
+        self.location = location
 
 
 class NotBatchableError(StoreError):

@@ -574,7 +574,8 @@ def _find(store: JobStore, text: str, jobs: str) -> Job:
             return store.get_job(int(cleaned))
         except StoreNotFoundError as exc:
             # The store's own hint names no store; this one names the store just read.
-            raise StoreNotFoundError(exc.message, hint=f"`{jobs}` lists the jobs") from None
+            raise StoreNotFoundError(exc.what, location=exc.location,
+                                     hint=f"`{jobs}` lists the jobs") from None
     if normalize_key(cleaned) is None:
         raise StoreError(
             f"{text!r} is neither a job id nor a job key",

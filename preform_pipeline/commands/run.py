@@ -697,6 +697,11 @@ def _run_recorded(
     passed = LeftWaiting((), ())  # what became of the builds earlier runs left waiting
     if tracking is not None:
         tracking.on_poll = reporter.verify_waiting
+        if tracking.poller is not None:
+            # The progress says each failed poll ("last poll failed: ..."): the poller's
+            # warning said it again on the console. Quiet, the reporter says nothing, but
+            # its log level (ERROR) dropped the warning all the same.
+            tracking.poller.reports_failures = True
     try:
         if prepares:
             statuses = start_saying_refusals(pool, stderr)

@@ -27,13 +27,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import Any, Final, NoReturn, TextIO
 
 import psutil
 
 from preform_pipeline import __version__
 from preform_pipeline.errors import REFUSAL_PREFIX, write_hint
 from preform_pipeline.logging import get_logger
+from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
 from preform_pipeline.simulator.fleet import default_fleet_dir
@@ -382,8 +383,19 @@ def _resolve_dirs(config: SimulatorConfig) -> tuple[Path, Path, Path | None]:
     return fleet_dir.resolve(), work_dir.resolve(), remove
 
 
+#: What the refusal of a secret on its command line says instead: it has none to take.
+_NO_SECRET: Final = "the simulated PreFormServer takes no secret (the Local API has no login)"
+
+
 def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     """Run the simulator until a stop signal; returns the exit status."""
+    secret_option = secret_option_in(argv)
+    if secret_option is not None:
+        # Before argparse, which echoes what it does not know ("unrecognized arguments:
+        # --client-secret VALUE") onto the console of whatever started the simulator.
+        stderr.write(f"error: {secret_option_refusal(secret_option, instead=_NO_SECRET)}\n")
+        stderr.flush()
+        return EXIT_USAGE
     try:
         config = parse_args(argv)
     except SystemExit as exc:  # --help, --version, usage errors

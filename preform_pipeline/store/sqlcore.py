@@ -422,9 +422,8 @@ class SqlStoreCore(ABC):
             "SELECT * FROM jobs WHERE id = ?", (job_id,)
         ).fetchone()
         if row is None:
-            raise StoreNotFoundError(
-                f"{self.location}: no job {job_id}", hint="`preform-pipeline jobs` lists the jobs"
-            )
+            raise StoreNotFoundError(f"no job {job_id}", location=self.location,
+                                     hint="`preform-pipeline jobs` lists the jobs")
         return row
 
     def _build_row(self, conn: Connection, build_id: int) -> Row:
@@ -432,7 +431,7 @@ class SqlStoreCore(ABC):
             "SELECT * FROM builds WHERE id = ?", (build_id,)
         ).fetchone()
         if row is None:
-            raise StoreNotFoundError(f"{self.location}: no build {build_id}")
+            raise StoreNotFoundError(f"no build {build_id}", location=self.location)
         return row
 
     def _build(self, conn: Connection, row: Row) -> Build:

@@ -553,28 +553,24 @@ class VerificationPoller:
         if failed:
             interval = backoff(self._failures, self.interval_s, self.max_interval_s,
                                floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)
-            # A deadline is kept whatever the Web API does: a doubling wait past it reported
-            # "no final status within 5 s" a minute on.
-            return self._by_deadline(interval, deadlines)
-        estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
-        unknown = len(estimates) < len(progress) or bool(unseen)
-        wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s
-        if unknown:
-            wanted = min(wanted, self.interval_s)
-        interval = min(self.max_interval_s, max(self.min_interval_s, wanted))
-        interval = self._by_deadline(interval, deadlines)
+        else:
+            estimates = [p.remaining_s for p in progress if p.remaining_s is not None]
+            unknown = len(estimates) < len(progress) or bool(unseen)
+            wanted = min(estimates) + self.finish_margin_s if estimates else self.max_interval_s
+            if unknown:
+                wanted = min(wanted, self.interval_s)
+            interval = min(self.max_interval_s, max(self.min_interval_s, wanted))
+        # A deadline is kept whatever the Web API does (a failing one's doubling wait past it
+        # reported "no final status within 5 s" a minute on), but within the budget below:
+        # a failed poll spent its requests too, and staggered deadlines polled an outage
+        # every 30 s, past the share of the account's hour verification may spend.
+        if deadlines:
+            interval = min(interval, max(self.min_interval_s, min(deadlines)))
         # Budget: a poll of N requests waits N times the per-request share of the hour.
         interval = max(interval, requests * 3600.0 / self.requests_per_hour)
         if budget.remaining < max(1, requests) * 2:
             interval = max(interval, self.max_interval_s)
         return interval
-
-    def _by_deadline(self, interval: float, deadlines: Sequence[float]) -> float:
-        """``interval``, or less when a deadline (seconds from now) falls earlier, never
-        under the shortest interval."""
-        if not deadlines:
-            return interval
-        return min(interval, max(self.min_interval_s, min(deadlines)))
 
     # -- until done ---------------------------------------------------------------------------
 

@@ -148,8 +148,11 @@ class Dashboard:
                 if isinstance(exc, StoreError) and exc.outage:
                     raise  # the store was away, not the action refused: store_away says so
                 # A PipelineError's str() already ends with its hint, shown on its own below.
-                said = Said(getattr(exc, "message", str(exc)), getattr(exc, "hint", None),
-                            refused=True)
+                # A missing build is said without the store's location: its file path (or
+                # database URL) is nothing a browser is told.
+                text = (exc.what if isinstance(exc, StoreNotFoundError)
+                        else getattr(exc, "message", str(exc)))
+                said = Said(text, getattr(exc, "hint", None), refused=True)
                 log.info("web_action_refused", path=request.url.path, user=access.user.name,
                          reason=said.text)
                 if access.session is None:

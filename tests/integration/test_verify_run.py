@@ -190,6 +190,9 @@ class TestStartedWithoutTheWebApi:
             "again, less often each time, until the verify step's timeout_s); check the "
             "network connection, proxy settings and the configured base URL")
         assert "web_api_unreachable_at_start" in run.stderr
+        # Each failed poll is said once, by the progress line (its warning said it again).
+        assert "last poll failed: GET " in run.stdout
+        assert "verify_poll_failed" not in run.stderr
         assert SECRET not in run.stderr + run.stdout
         assert len(run.jobs) == 1
         assert run.build("verified-001")["verify"] == "unverified"

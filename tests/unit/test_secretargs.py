@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import io
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from preform_pipeline import cli
 from preform_pipeline.secretargs import secret_option_in
+from preform_pipeline.simulator import cli as simulator_cli
+from preform_pipeline.simulator.cloud import cli as cloud_cli
 from tests.command_line import TIMEOUT_S, InProcess, in_a_process, user_environment
 
 SECRET = "hunter2-s3cr3t-value"
@@ -71,3 +78,76 @@ class TestWhatCountsAsASecretOption:
     ])
     def test_other_options_and_names_after_a_double_dash(self, argv: list[str]) -> None:
         assert secret_option_in(argv) is None
+
+
+class TestAbbreviationsAndOtherNames:
+    """argparse takes an option's abbreviation (``--client-sec`` was the simulator's
+    ``--client-secret-file``, naming the secret as a file) and echoes an unknown option with
+    its value (``--api-token VALUE``): both are refused before argparse reads the line."""
+
+    @pytest.mark.parametrize("argv", [
+        ["verify", "--client-sec", SECRET], ["verify", f"--client-sec={SECRET}"],
+        ["serve", "--pass", SECRET], ["run", "r.yaml", "m.stl", "--api-token", SECRET],
+        ["verify", f"--Secret_Key={SECRET}"], ["serve", "--db-password", SECRET],
+    ])
+    def test_the_pipelines_command_line_refuses_them(
+        self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
+
+        assert done.returncode == 2
+        assert SECRET not in done.stderr + done.stdout
+        assert done.stderr.startswith(f"error: {secret_option_in(argv)}: a secret is never")
+
+    @pytest.mark.parametrize("argv", [
+        ["--client-sec", SECRET], [f"--client-secre={SECRET}"], ["--api-token", SECRET],
+    ])
+    def test_the_dashboard_simulator_refuses_them(self, argv: list[str]) -> None:
+        out, err = io.StringIO(), io.StringIO()
+
+        assert cloud_cli.run(["--port", "0", *argv], out, err, environ={}) == 2
+        assert SECRET not in out.getvalue() + err.getvalue()
+        assert err.getvalue().startswith("error: --")
+        assert "--client-secret-file FILE" in err.getvalue()
+
+    def test_the_preformserver_simulator_refuses_them(self) -> None:
+        # It takes no secret; argparse echoed "unrecognized arguments: --client-secret VALUE".
+        for argv in (["--client-secret", SECRET], [f"--token={SECRET}"]):
+            out, err = io.StringIO(), io.StringIO()
+            assert simulator_cli.run(["--port", "0", *argv], out, err) == 2, argv
+            assert SECRET not in out.getvalue() + err.getvalue()
+            assert "takes no secret" in err.getvalue()
+
+
+class TestNoFalsePositives:
+    @pytest.mark.parametrize("argv", [
+        ["verify", "--client-secret-file", "f"], ["x", "--secret-file", "f"],
+        ["x", "--password-file=f"], ["run", "r.yaml", "secret.stl"],
+        ["run", "recipes/token/r.yaml", "--recipe=token.yaml"], ["serve", "--hash-secret"],
+        ["--token-lifetime", "60"], ["--client-id", "c"],
+    ])
+    def test_options_that_name_where_a_secret_is_or_take_none(self, argv: list[str]) -> None:
+        assert secret_option_in(argv) is None
+
+    def test_no_option_of_the_projects_command_lines_is_refused(self) -> None:
+        # A new option whose name holds "secret" or "token" and takes no secret belongs in
+        # OWN_OPTIONS (or ends in -file); this says which.
+        top = argparse.ArgumentParser()
+        sub = top.add_subparsers()
+        for name in cli.COMMAND_MODULES:
+            command = importlib.import_module(name)
+            command.add_arguments(sub.add_parser(command.NAME))
+        options = {*_options(top), *_options(simulator_cli.build_parser()),
+                   *_options(cloud_cli.build_parser())}
+        assert len(options) > 50
+        assert [o for o in sorted(options) if secret_option_in([o, "x"]) is not None] == []
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
+    """Every long option of ``parser`` and of its subcommands' parsers."""
+    for action in parser._actions:
+        yield from (o for o in action.option_strings if o.startswith("--"))
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                yield from _options(child)

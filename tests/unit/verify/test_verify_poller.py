@@ -273,6 +273,20 @@ class TestPacing:
         [overdue] = poller.poll(items).results
         assert overdue.status is VerifiedStatus.UNVERIFIED
 
+    def test_a_deadline_sooner_than_a_failing_web_apis_backoff_keeps_the_budget_share(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # A failed poll spends its requests like any other: the deadline 150 s away does not
+        # bring the next one sooner than the 300 s a request's share of 12 an hour allows
+        # (staggered deadlines polled an outage every 30 s, whatever the share).
+        items = _pending(clock)
+        poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900,
+                                    deadline_s=3750, requests_per_hour=12)
+        fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
+        failed = poller.poll(items)
+        assert failed.error is not None and failed.requests >= 1
+        assert failed.next_interval_s == pytest.approx(failed.requests * 300)
+
     def test_a_long_retry_after_is_reported_with_its_wait_not_waited(
         self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:

@@ -161,6 +161,22 @@ class TestPages:
             assert acted.status_code == 404, action
             assert "no build 999" in acted.text
 
+    def test_a_missing_build_is_said_without_the_stores_path(self, served: Served) -> None:
+        # The store's message began with its file's path ("/srv/.../jobs.sqlite3: no build
+        # 999"), which the 404 and a browser's refusal line showed to whoever asked.
+        where = served.store.location
+        acted = httpx.post(f"{served.url}/builds/999/approve",
+                           headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"})
+        assert acted.status_code == 404
+        assert "no build 999" in acted.text and where not in html.unescape(acted.text)
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            said = refused(client, client.post("/builds/999/reject",
+                                               data={"csrf": csrf, "next": "/",
+                                                     "reason": "warped"}))
+        assert said.said == "Not done: no build 999"
+        assert where not in html.unescape(said.page)
+
 
 class TestWrongAddresses:
     """A wrong address or a GET on an action gets the dashboard's page, with the way back;
