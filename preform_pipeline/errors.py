@@ -628,22 +628,31 @@ class StoreLockedError(StoreError):
 class NodeIdInUseError(StoreError):
     """A daemon of this node id still beats on the shared store (another PC, or another live
     process of this one): two daemons with one id would take each other's builds as a
-    restarted node's own. Names the holder so a person can find it."""
+    restarted node's own. Names the holder so a person can find it, and when the id is free
+    if that daemon is gone after all (``free_in_s``: its beat a lease old). ``running``: the
+    holder is proven to run (a process of this host and instance, liveness.py); else only
+    its beat says so, and ``heartbeat_at`` (the database's time of it) tells a waiting
+    starter whether it beats again."""
 
     outage: ClassVar[bool] = False
 
-    def __init__(self, node_id: str, host: str, pid: int | None, beat_age_s: float) -> None:
+    def __init__(self, node_id: str, host: str, pid: int | None, beat_age_s: float, *,
+                 free_in_s: float, running: bool, heartbeat_at: object = None) -> None:
         process = f"host {host}" if pid is None else f"host {host}, pid {pid}"
         super().__init__(
             f"node id {node_id!r} is in use by a running daemon ({process}, last heartbeat "
             f"{beat_age_s:.0f} s ago)",
             hint="give each daemon its own store.node_id (or PREFORM_PIPELINE_NODE_ID); if "
-            "that daemon is gone, this one starts once its heartbeat is a lease old "
-            "(store.lease_s; `preform-pipeline nodes` shows it silent)",
+            f"that daemon is gone, the id is free in {max(free_in_s, 0.0):.0f} s, once its "
+            "heartbeat is a lease old (store.lease_s; `preform-pipeline nodes` shows it "
+            "silent)",
         )
         self.node_id = node_id
         self.host = host
         self.pid = pid
+        self.free_in_s = free_in_s
+        self.running = running
+        self.heartbeat_at = heartbeat_at
 
 
 class CloudError(PipelineError):

@@ -35,9 +35,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-import psutil
-
 from preform_pipeline.errors import LeaseLostError, NodeIdInUseError, StoreError
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.model import INTERRUPTED_STATES, Build, JobState
 from preform_pipeline.store.protocol import StateFilter
@@ -159,6 +158,9 @@ class NodeInfo:
     machine_types: tuple[str, ...] = ()
     #: The inboxes its hot folder watches, as its settings name them (``JobPlace.inbox``).
     inboxes: tuple[str, ...] = ()
+    #: Its daemon's process (:meth:`~preform_pipeline.liveness.ProcessIdentity.label`): tells
+    #: a restart of this node after a kill from another daemon with its id. None: not known.
+    process: str | None = None
 
 
 @dataclass(frozen=True)
@@ -205,13 +207,26 @@ def _lease_from(row: Any) -> Lease:
                  previous_owner=row.get("previous_owner"))
 
 
-def _another_daemon(node: NodeInfo, host: str, pid: int | None) -> bool:
-    """Whether a node row's beating holder is another daemon than ``node``, not its own
-    previous life: on another host, or another process of this host that still runs (pid
-    reuse within a lease is unlikely enough to wait one lease for)."""
-    if host != node.host:
+def _previous_life(node: NodeInfo, held: Any) -> bool:
+    """Whether a node row ``held`` (its host, pid and ``process`` label) is ``node``'s own
+    previous life, so ``node`` may take the row at once: this very registration again, or a
+    process of this host and instance that certainly ended (killed: one rule, liveness.py, as
+    a printer claim's holder, sqlcore ``_holder_ended``). A holder of another host or instance
+    (another PC, container, or boot), or a row naming no process (written before rows named
+    one), is never proven gone: its beat decides."""
+    process = held["process"]
+    if (held["host"], held["pid"], process) == (node.host, node.pid, node.process):
         return True
-    return pid is not None and pid != node.pid and psutil.pid_exists(pid)
+    if process is None:
+        return False
+    holder = ProcessIdentity.from_label(process)
+    return holder is not None and holder.has_ended()
+
+
+def _proven_running(process: str | None) -> bool:
+    """Whether a node row's holder certainly runs: a process of this host and instance."""
+    holder = ProcessIdentity.from_label(process) if process is not None else None
+    return holder is not None and holder.is_running()
 
 
 class LeasingStore(SqlStoreCore):
@@ -232,28 +247,35 @@ class LeasingStore(SqlStoreCore):
     def register_node(self, node: NodeInfo, *, lease_s: float = DEFAULT_LEASE_S) -> None:
         """Record (or re-record, after a restart) this node and its first beat.
 
-        Refused (:class:`NodeIdInUseError`) while another daemon of this id still beats: one
-        on another host, or another process of this host that still runs. A restart after a
-        kill -9 (that pid gone) or a clean stop registers at once.
+        Refused (:class:`NodeIdInUseError`) while another daemon of this id may still run:
+        not stopped, beating within ``lease_s``, and not proven ``node``'s own previous life
+        (:func:`_previous_life`: a restart after a kill -9 on this PC registers at once, as
+        after a clean stop or a beat a lease old).
         """
         with self._claim_transaction(f"registering node {node.id}") as conn:
             held = conn.execute(
-                "SELECT host, pid, extract(epoch FROM now() - heartbeat_at) AS age_s "
+                "SELECT host, pid, process, heartbeat_at, "
+                "extract(epoch FROM now() - heartbeat_at) AS age_s "
                 "FROM nodes WHERE id = ? AND stopped_at IS NULL FOR UPDATE", (node.id,),
             ).fetchone()
-            if held is not None and float(held["age_s"]) < lease_s and _another_daemon(
-                    node, held["host"], held["pid"]):
-                raise NodeIdInUseError(node.id, held["host"], held["pid"],
-                                       float(held["age_s"]))
+            if held is not None and float(held["age_s"]) < lease_s and not _previous_life(
+                    node, held):
+                age = float(held["age_s"])
+                raise NodeIdInUseError(node.id, held["host"], held["pid"], age,
+                                       free_in_s=lease_s - age,
+                                       running=_proven_running(held["process"]),
+                                       heartbeat_at=held["heartbeat_at"])
             conn.execute(
                 "INSERT INTO nodes (id, host, version, pid, printers, machine_types, inboxes, "
-                "started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, now(), "
-                "now(), NULL) ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, "
+                "process, started_at, heartbeat_at, stopped_at) VALUES (?, ?, ?, ?, ?, ?, ?, "
+                "?, now(), now(), NULL) ON CONFLICT (id) DO UPDATE SET host = EXCLUDED.host, "
                 "version = EXCLUDED.version, pid = EXCLUDED.pid, printers = EXCLUDED.printers, "
                 "machine_types = EXCLUDED.machine_types, inboxes = EXCLUDED.inboxes, "
+                "process = EXCLUDED.process, "
                 "started_at = now(), heartbeat_at = now(), stopped_at = NULL",
                 (node.id, node.host, node.version, node.pid, json.dumps(list(node.printers)),
-                 json.dumps(list(node.machine_types)), json.dumps(list(node.inboxes))),
+                 json.dumps(list(node.machine_types)), json.dumps(list(node.inboxes)),
+                 node.process),
             )
             # A node starting afresh holds nothing: what its id still holds is its previous
             # life's (killed mid-build). Let it run out now so any node may recover it, rather
@@ -295,7 +317,7 @@ class LeasingStore(SqlStoreCore):
                 info=NodeInfo(id=r["id"], host=r["host"], version=r["version"], pid=r["pid"],
                               printers=tuple(r["printers"]),
                               machine_types=tuple(r["machine_types"]),
-                              inboxes=tuple(r["inboxes"])),
+                              inboxes=tuple(r["inboxes"]), process=r["process"]),
                 started_at=r["started_at"], heartbeat_at=r["heartbeat_at"],
                 heartbeat_age_s=float(r["age_s"]), stopped=r["stopped_at"] is not None,
                 held_builds=tuple(int(b) for b in r["held"]),

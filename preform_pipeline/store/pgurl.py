@@ -47,12 +47,18 @@ def is_postgres_url(text: str) -> bool:
 def _login(url: str) -> tuple[int, int] | None:
     """Where the login a person wrote stands in ``url`` (start, end: the last ``@`` before the
     query), or None without one. A password holding ``/`` ends a URL's authority early for
-    urlsplit and libpq alike, so the login is found by its ``@``, not by the authority."""
+    urlsplit and libpq alike, so the login is found by its ``@``, not by the authority. The
+    query starts at the first ``?`` after the first ``@`` or ``/``: libpq ends a login only
+    at those two, so a ``?`` before them is the password's (it connects) and must be hidden
+    with it."""
     start = url.find("://")
     if start < 0:
         return None
     start += len("://")
-    end = url.rfind("@", start, len(url.split("?", 1)[0]))
+    first = min((i for i in (url.find("@", start), url.find("/", start)) if i >= 0),
+                default=len(url))
+    query = url.find("?", first)
+    end = url.rfind("@", start, query if query >= 0 else len(url))
     return (start, end) if end >= 0 else None
 
 

@@ -17,7 +17,8 @@ from types import TracebackType
 from typing import Final
 
 from preform_pipeline import __version__
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import NodeIdInUseError, StoreError
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.leases import DEFAULT_LEASE_S, NodeInfo
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -28,6 +29,8 @@ log = get_logger(__name__)
 
 #: Beats per lease: two may be missed (a slow database, a busy PC) before the lease runs out.
 _BEATS_PER_LEASE: Final = 3
+#: Past the moment a silent holder's beat is a lease old, so the next look finds it so.
+_WAIT_MARGIN_S: Final = 0.1
 
 
 def default_node_id() -> str:
@@ -54,13 +57,36 @@ class NodePresence:
                     inboxes: tuple[str, ...] = ()) -> NodePresence:
         node = NodeInfo(id=node_id or default_node_id(), host=socket.gethostname(),
                         version=__version__, pid=os.getpid(), printers=printers,
-                        machine_types=machine_types, inboxes=inboxes)
+                        machine_types=machine_types, inboxes=inboxes,
+                        process=ProcessIdentity.current().label())
         return cls(store, node, lease_s=lease_s)
 
     def start(self) -> None:
-        self.store.register_node(self.node, lease_s=self.lease_s)
+        self._register()
         self._thread = threading.Thread(target=self._beat, name="node-heartbeat", daemon=True)
         self._thread.start()
+
+    def _register(self) -> None:
+        """Register, waiting (at most one lease, said as ``node_id_waiting``) while a holder of
+        this id that is not proven to run (another PC, container or boot: this node's own
+        previous life, perhaps) still has a fresh beat: it is taken once that beat is a lease
+        old, as claims take a silent node's builds. Refused (:class:`NodeIdInUseError`) at once
+        when the holder is proven to run, or as soon as it beats again while this one waits."""
+        seen: object = None
+        while True:
+            try:
+                self.store.register_node(self.node, lease_s=self.lease_s)
+                return
+            except NodeIdInUseError as exc:
+                if exc.running or (seen is not None and exc.heartbeat_at != seen):
+                    raise
+                if seen is None:
+                    log.warning("node_id_waiting", node=self.node.id, host=exc.host,
+                                pid=exc.pid, free_in_s=round(exc.free_in_s, 1))
+                seen = exc.heartbeat_at
+                # Look again at least twice per beat interval: a live holder is refused soon.
+                pause = min(exc.free_in_s, self.lease_s / _BEATS_PER_LEASE / 2)
+                self._stop.wait(max(pause, 0.0) + _WAIT_MARGIN_S)
 
     def _beat(self) -> None:
         while not self._stop.wait(self.lease_s / _BEATS_PER_LEASE):

@@ -17,6 +17,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline import __version__
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.store.leases import DEFAULT_LEASE_S, NodeInfo, NodeStatus
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
@@ -187,7 +188,8 @@ class TestThisPc:
         assert presence.node == NodeInfo(id="bench-3", host=socket.gethostname(),
                                          version=__version__, pid=os.getpid(),
                                          printers=("Form4-A", "Form4-B"),
-                                         machine_types=("FORM-4-0",))
+                                         machine_types=("FORM-4-0",),
+                                         process=ProcessIdentity.current().label())
         assert presence.lease_s == 7.5
         assert presence.store is pg_store
 

@@ -16,7 +16,12 @@ from urllib.parse import quote
 
 import pytest
 
-from preform_pipeline.store.pgurl import PASSWORD_ENV, PASSWORD_FILE_ENV, redact_url
+from preform_pipeline.store.pgurl import (
+    PASSWORD_ENV,
+    PASSWORD_FILE_ENV,
+    check_login,
+    redact_url,
+)
 from tests.conftest import REPO_ROOT
 from tests.unit.store.conftest import admin_connection
 
@@ -99,6 +104,29 @@ class TestAPasswordAUrlCannotCarryAsItIs:
         encoded = url.replace(f"://{role}@", f"://{role}:{quote(ODD_PASSWORD, safe='')}@")
         result = _jobs(encoded, own_data_folder)
         assert (result.returncode, result.stdout.strip()) == (0, "no jobs"), result.stderr
+
+
+class TestAQuestionMarkInThePassword:
+    """libpq reads a raw ``?`` before the login's ``@`` as part of the password (it ends the
+    login at its first ``@`` or ``/``), so the URL connects; a ``?`` is no query there."""
+
+    def test_a_wrong_one_is_said_without_showing_it(
+        self, odd_login: tuple[str, str], own_data_folder: Path
+    ) -> None:
+        url, role = odd_login
+        result = _jobs(url.replace(f"://{role}@", f"://{role}:wr?ng@"), own_data_folder)
+        assert result.returncode == 1, result.stderr
+        said = _everything_written(result, own_data_folder)
+        assert result.stderr.startswith("warning: the --store URL holds a password")
+        assert f"error: {url.replace(f'{role}@', f'{role}:***@')}: cannot reach" in result.stderr
+        assert "wr?ng" not in said and "ng@" not in said and "?ng" not in said
+
+    def test_it_is_hidden_whole_and_a_query_s_at_sign_is_no_login(self) -> None:
+        assert redact_url("postgresql://odd:pa?ss@db.lab/jobs?application_name=a@b") == (
+            "postgresql://odd:***@db.lab/jobs?application_name=a@b")
+        check_login("postgresql://odd:pa?ss@db.lab/jobs")
+        check_login("postgresql://db.lab/jobs?application_name=a@b")
+        check_login("postgresql://odd:pw@db.lab?application_name=a@b")
 
 
 class TestShowingSuchAUrl:
