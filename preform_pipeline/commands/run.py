@@ -489,7 +489,8 @@ def _run(
         jobs = jobs_command(settings, location)
     try:
         if store is not None and not (args.reprint or settings.hotfolders.duplicates == "print"):
-            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated)
+            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated,
+                                   models=args.models)
             if found is not None:
                 # A deleted store would have every model printed again, silently from cron.
                 log.error("store_forgot_prints", store=str(location), report=str(found.report),
