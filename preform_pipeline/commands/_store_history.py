@@ -22,6 +22,7 @@ from pathlib import Path
 
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import JobStore
+from preform_pipeline.store.opening import describe_store
 
 __all__ = ["EarlierPrints", "earlier_prints", "forgotten_prints_error"]
 
@@ -88,8 +89,10 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.abspath(path))
 
 
-def forgotten_prints_error(found: EarlierPrints, store_name: str, root: Path) -> StoreError:
-    """What a refused run says: which store, which earlier run, and the ways on."""
+def forgotten_prints_error(found: EarlierPrints, location: Path | str, root: Path) -> StoreError:
+    """What a refused run says: which store (a URL without its password: cron mails this),
+    which earlier run, and the ways on."""
+    store_name = describe_store(location)
     shown = ", ".join(found.job_keys[:3]) + (", ..." if len(found.job_keys) > 3 else "")
     return StoreError(
         f"the job store {store_name} holds no job of this recipe, but run {found.run_id} "

@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from preform_pipeline.commands._store_history import EarlierPrints, earlier_prints
+from preform_pipeline.commands._store_history import (
+    EarlierPrints,
+    earlier_prints,
+    forgotten_prints_error,
+)
 from preform_pipeline.store import SqliteJobStore
 
 
@@ -84,3 +88,15 @@ class TestModelsNoLongerThere:
         assert _found(tmp_path, store) is None
         found = _found(tmp_path, store, models=(tmp_path / "inbox", elsewhere))
         assert found is not None and found.job_keys == ("PP-AAAAAA",)
+
+
+class TestTheRefusal:
+    """What a refused run says names the store as every other line does."""
+
+    def test_a_store_url_is_named_without_its_password(self, tmp_path: Path) -> None:
+        # Review of session 42: the refusal printed the store's URL as given, password and
+        # all, on stderr, which cron mails (a typed password is only warned of).
+        found = EarlierPrints(tmp_path / "reports" / "r.json", "r", ("PP-AAAAAA",))
+        said = str(forgotten_prints_error(found, "postgresql://lab:s3cret@db/pp", tmp_path))
+        assert "s3cret" not in said
+        assert "the job store postgresql://lab:***@db/pp holds no job" in said
