@@ -133,7 +133,7 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import open_store
+from preform_pipeline.store.opening import describe_store, open_store
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
@@ -489,13 +489,14 @@ def _run(
         jobs = jobs_command(settings, location)
     try:
         if store is not None and not (args.reprint or settings.hotfolders.duplicates == "print"):
-            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated)
+            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated,
+                                   models=args.models)
             if found is not None:
                 # A deleted store would have every model printed again, silently from cron.
-                log.error("store_forgot_prints", store=str(location), report=str(found.report),
-                          run_id=found.run_id, job_keys=list(found.job_keys))
-                print(f"error: {forgotten_prints_error(found, str(location), root)}",
-                      file=stderr)
+                log.error("store_forgot_prints", store=describe_store(location),
+                          report=str(found.report), run_id=found.run_id,
+                          job_keys=list(found.job_keys))
+                print(f"error: {forgotten_prints_error(found, location, root)}", file=stderr)
                 print(f"{args.recipe}: nothing was run", file=stderr)
                 return EXIT_FAILURE
         code = _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,

@@ -16,7 +16,10 @@ processes rendering the same path never get the same name:
 
 A file that goes with another (a build's report with its ``.form``) takes the same suffix
 (:func:`companion_output`), so the two still pair by name after the ``.form`` was given
-``-6``. Reports name the path actually written.
+``-6``. A placed file never takes a name whose report (``.json`` of that name) is there: that
+report is another build's (one that failed with no ``.form``, an earlier run's), and the
+dispatcher and the dashboard read the report beside a ``.form`` as its own. Reports name the
+path actually written.
 """
 
 from __future__ import annotations
@@ -109,12 +112,20 @@ def _make_folder(folder: Path) -> None:
 
 def place_output(written: Path, path: Path) -> Path:
     """Move the finished file ``written`` to ``path``, or the first free ``stem-N.suffix``
-    (module docstring); the path it now has. ``written`` stays as a second name of the file
-    where a hard link was made: the caller removes its folder."""
+    (free: no file, and no other build's report, at that name; module docstring); the path
+    it now has. ``written`` stays as a second name of the file where a hard link was made:
+    the caller removes its folder."""
     return claim_output(path, functools.partial(_place, written))
 
 
+#: The suffix of a build's report beside its outputs (the shipped ``{date}/{build}.json``).
+_REPORT_SUFFIX: Final = ".json"
+
+
 def _place(written: Path, candidate: Path) -> None:
+    if candidate.suffix != _REPORT_SUFFIX and candidate.with_suffix(_REPORT_SUFFIX).exists():
+        # Another build's report has this name: this file beside it would pair with it.
+        raise FileExistsError(errno.EEXIST, "the name of another build's report", str(candidate))
     try:
         os.link(written, candidate)
     except (FileExistsError, FileNotFoundError, NotADirectoryError):

@@ -275,3 +275,27 @@ class TestAStoreThatForgot:
         after = run_cli(tmp_path, argv)  # the new store knows the folder now
         assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
         assert len(fleet_jobs(tmp_path)) == 2
+
+    def test_after_the_printed_models_were_moved_out_a_new_model_is_printed(
+        self, tmp_path: Path, own_data_folder: Path
+    ) -> None:
+        # Review of session 42: the refusal's advice (move the printed models out, run once
+        # with --reprint) left the new store empty, as that run had nothing to do: every
+        # later run from cron, the next model dropped in included, was refused by the same
+        # old report, and the lab printed nothing until someone ran --reprint again.
+        inbox = tmp_path / "inbox"
+        printed = _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        assert run_cli(tmp_path, argv).returncode == 0
+        [store] = list(own_data_folder.rglob("*jobs.sqlite3"))
+        store.unlink()
+        assert run_cli(tmp_path, argv).returncode == 1
+        printed.rename(tmp_path / printed.name)
+        _box(inbox / "b.stl", 25.0)
+
+        after = run_cli(tmp_path, argv)
+        assert (after.returncode, after.stdout, after.stderr) == (0, "", "")
+        [build] = after.builds()
+        assert [Path(p).name for p in build["source_files"]] == ["b.stl"]

@@ -5,18 +5,34 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from preform_pipeline.commands._store_history import earlier_prints
+from preform_pipeline.commands._store_history import (
+    EarlierPrints,
+    earlier_prints,
+    forgotten_prints_error,
+)
 from preform_pipeline.store import SqliteJobStore
 
 
 def _report(root: Path, run_id: str, *, simulated: bool, dry_run: bool = False,
-            recipe: str = "nightly") -> None:
-    path = root / "reports" / f"{run_id}.json"
+            recipe: str = "nightly", model: Path | None = None) -> Path:
+    """An earlier run's report of one build of ``model`` (made: ``inbox/<run id>.stl``)."""
+    if model is None:
+        model = root / "inbox" / f"{run_id}.stl"
+        model.parent.mkdir(parents=True, exist_ok=True)
+        model.write_bytes(b"solid x\nendsolid x\n")
+    path = root / "out" / "reports" / f"{run_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({
         "run_id": run_id, "recipe": recipe, "simulated": simulated, "dry_run": dry_run,
-        "builds": [{"job_key": f"PP-{run_id[-6:].upper()}"}],
+        "builds": [{"job_key": f"PP-{run_id[-6:].upper()}", "source_files": [str(model)]}],
     }), encoding="utf-8")
+    return model
+
+
+def _found(root: Path, store: SqliteJobStore, *, simulated: bool = False,
+           models: tuple[Path, ...] = ()) -> EarlierPrints | None:
+    return earlier_prints(root / "out", store, recipe="nightly", simulated=simulated,
+                          models=models or (root / "inbox",))
 
 
 class TestEarlierPrints:
@@ -27,7 +43,7 @@ class TestEarlierPrints:
     ) -> None:
         _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
         _report(tmp_path, "20261202-020000-bbbbbb", simulated=False)
-        found = earlier_prints(tmp_path, store, recipe="nightly", simulated=False)
+        found = _found(tmp_path, store)
         assert found is not None
         assert (found.run_id, found.job_keys) == ("20261202-020000-bbbbbb", ("PP-BBBBBB",))
 
@@ -35,11 +51,52 @@ class TestEarlierPrints:
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         _report(tmp_path, "20261201-020000-aaaaaa", simulated=True)
-        assert earlier_prints(tmp_path, store, recipe="nightly", simulated=False) is None
+        assert _found(tmp_path, store) is None
 
     def test_a_dry_run_or_another_recipe_proves_nothing(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         _report(tmp_path, "20261201-020000-aaaaaa", simulated=False, dry_run=True)
         _report(tmp_path, "20261202-020000-bbbbbb", simulated=False, recipe="other")
-        assert earlier_prints(tmp_path, store, recipe="nightly", simulated=False) is None
+        assert _found(tmp_path, store) is None
+
+
+class TestModelsNoLongerThere:
+    """A report proves forgotten prints only of models still in this run's folders."""
+
+    def test_a_model_moved_out_of_the_folders_holds_up_no_run(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        # Review of session 42: the refusal says to move the printed models out and run
+        # once with --reprint; that run found nothing to do and recorded no job, so every
+        # later run (a new model in the inbox) was refused again by the same old report.
+        printed = _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
+        assert _found(tmp_path, store) is not None
+        printed.rename(tmp_path / printed.name)
+        assert _found(tmp_path, store) is None
+
+    def test_a_report_of_models_from_another_folder_proves_nothing(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        # A hot folder's batches (its models in processing/) or another inbox's runs write
+        # their reports into the same output folder: this run's models were never printed.
+        elsewhere = tmp_path / "hot" / "processing" / "crown.stl"
+        elsewhere.parent.mkdir(parents=True)
+        elsewhere.write_bytes(b"solid x\nendsolid x\n")
+        _report(tmp_path, "20261201-020000-aaaaaa", simulated=False, model=elsewhere)
+        (tmp_path / "inbox").mkdir()
+        assert _found(tmp_path, store) is None
+        found = _found(tmp_path, store, models=(tmp_path / "inbox", elsewhere))
+        assert found is not None and found.job_keys == ("PP-AAAAAA",)
+
+
+class TestTheRefusal:
+    """What a refused run says names the store as every other line does."""
+
+    def test_a_store_url_is_named_without_its_password(self, tmp_path: Path) -> None:
+        # Review of session 42: the refusal printed the store's URL as given, password and
+        # all, on stderr, which cron mails (a typed password is only warned of).
+        found = EarlierPrints(tmp_path / "reports" / "r.json", "r", ("PP-AAAAAA",))
+        said = str(forgotten_prints_error(found, "postgresql://lab:s3cret@db/pp", tmp_path))
+        assert "s3cret" not in said
+        assert "the job store postgresql://lab:***@db/pp holds no job" in said

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.executor.outputs import claim_output, companion_output, release_output
+from preform_pipeline.executor.outputs import (
+    claim_output,
+    companion_output,
+    place_output,
+    release_output,
+)
 from tests.unit.executor.executor_support import (
     FakePool,
     SimFarm,
@@ -150,3 +155,19 @@ class TestACompanionFile:
         assert "~" in second.name  # cut, with a hash of the whole stem
         paired = companion_output(tmp_path / f"{stem}.json", second)
         assert paired.suffix == ".json" and paired.name[:-5] == second.name[:-5]
+
+    def test_a_form_never_takes_the_name_of_another_builds_report(
+        self, tmp_path: Path
+    ) -> None:
+        # Review of session 42: an earlier run's build that failed (no .form) left its report
+        # at e2e-001.json; the next run's .form took e2e-001.form beside it and its own
+        # report went to e2e-001-2.json, so the dispatcher and the dashboard, reading the
+        # report beside the .form, found the failed build's and not this one's.
+        (tmp_path / "e2e-001.json").write_text("{}\n", encoding="utf-8")
+        saved = tmp_path / "save" / "e2e-001.form"
+        saved.parent.mkdir()
+        saved.write_bytes(b"form")
+        placed = place_output(saved, tmp_path / "e2e-001.form")
+        assert placed == tmp_path / "e2e-001-2.form"
+        assert companion_output(tmp_path / "e2e-001.json", placed) == tmp_path / "e2e-001-2.json"
+        assert not (tmp_path / "e2e-001.form").exists()

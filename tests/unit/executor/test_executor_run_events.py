@@ -205,16 +205,20 @@ class TestSucceededBuild:
     def test_a_build_report_that_cannot_be_written_is_a_warning_and_the_build_stands(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        # A folder where the build's report (outputs.report: {date}/{build}.json) goes.
-        (tmp_path / "out" / "2026-01-02" / "unit-001.json").mkdir(parents=True)
+        # A file where the folder of the build's report (outputs.report) goes. (A folder at
+        # the report's own name no longer fails it: since session 42 the report takes the
+        # next free name, as every output does.)
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "reports").write_text("not a folder\n", encoding="utf-8")
         result, _, logs = _run_logged(
-            tmp_path, farm, "steps:\n  - auto_layout\n  - save_form\n",
+            tmp_path, farm, "outputs:\n  report: reports/{build}.json\n"
+            "steps:\n  - auto_layout\n  - save_form\n",
             started_at=datetime(2026, 1, 2, 9, 30), build_report=write_build_report,
         )
         assert [o.status for o in result.outcomes] == [BuildStatus.SUCCEEDED]
         assert (tmp_path / "out" / "2026-01-02" / "unit-001.form").is_file()
         (failed,) = iter_events(logs, "build_report_failed")
-        assert failed["build"] == "unit-001" and "unit-001.json" in failed["error"]
+        assert failed["build"] == "unit-001" and "reports" in failed["error"]
 
 
 class TestFailedStep:
