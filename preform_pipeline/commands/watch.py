@@ -52,7 +52,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.commands._console import keep_off_console, start_saying_refusals
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
-from preform_pipeline.errors import ConfigError, PipelineError, RecipeError
+from preform_pipeline.errors import ConfigError, PipelineError, RecipeError, StoreError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.nodes import FarmMembership, join_farm
@@ -233,6 +233,21 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         lock.release()
 
 
+def _join_saying_waits(settings: Settings, stdout: TextIO) -> FarmMembership:
+    """Join the farm; while its database is away, the console says so once (the event of each
+    try stays in the log file), so nothing the user reads says it watches before it can."""
+
+    def say(error: StoreError, wait_s: float) -> None:
+        print(visible_lines(f"waiting for the job store (trying again for up to {wait_s:g} s): "
+                            f"{error.message}"), file=stdout, flush=True)
+
+    undo = keep_off_console("store_unreachable_waiting")
+    try:
+        return join_farm(settings, on_wait=say)
+    finally:
+        undo()
+
+
 def _run_locked(
     args: argparse.Namespace, settings: Settings, reporter: Reporter, stdout: TextIO,
     stderr: TextIO,
@@ -243,7 +258,7 @@ def _run_locked(
     farm: FarmMembership | None = None
     try:
         if is_shared_store(settings.store.location):
-            farm = join_farm(settings)
+            farm = _join_saying_waits(settings, stdout)
             store: JobStore = farm.store
         else:
             store = open_store(settings.store.location)

@@ -489,18 +489,23 @@ class FarmMembership:
             self.store.close()
 
 
-def join_farm(settings: Settings, *, clock: Clock = SYSTEM_CLOCK) -> FarmMembership:
+def join_farm(
+    settings: Settings, *, clock: Clock = SYSTEM_CLOCK,
+    on_wait: Callable[[StoreError, float], None] | None = None,
+) -> FarmMembership:
     """Open the shared store named by ``settings`` as this node, register it and start its
     heartbeat and lease renewals (StoreError when the store cannot be reached). While the
     database does not accept connections yet, joining is tried again for up to
-    ``store.start_wait_s`` (:mod:`~preform_pipeline.hotfolder.storewait`)."""
+    ``store.start_wait_s`` (:mod:`~preform_pipeline.hotfolder.storewait`; ``on_wait`` is
+    told when that wait begins)."""
     lease_s = settings.store.lease_s or DEFAULT_LEASE_S
     node_id = settings.store.node_id or default_node_id()
     wait_s = settings.store.start_wait_s
     membership = wait_for_store(
         functools.partial(_join_once, settings, node_id, lease_s),
         location=describe_store(settings.store.location),
-        wait_s=DEFAULT_START_WAIT_S if wait_s is None else wait_s, clock=clock)
+        wait_s=DEFAULT_START_WAIT_S if wait_s is None else wait_s, clock=clock,
+        on_wait=on_wait)
     membership.store.start_renewing()
     log.info("node_joined", node=node_id, lease_s=lease_s)
     return membership

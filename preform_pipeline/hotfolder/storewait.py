@@ -7,8 +7,10 @@ wait instead. So joining the farm is tried again while the database is *away*: t
 connection is refused, the server is starting up, shutting down or recovering, the session
 was cut, or it has no free connection slot. Each failed try is logged
 (``store_unreachable_waiting``, with the error and when the next try is), the tries back off
-up to :data:`MAX_RETRY_S` apart, and after ``store.start_wait_s`` (:data:`DEFAULT_START_WAIT_S`
-unless set; 0: no wait) the last error stands, with a hint.
+up to :data:`MAX_RETRY_S` apart, the first one is also handed to ``on_wait`` (what a
+command prints, so its console says it waits, not nothing nor that it watches), and after
+``store.start_wait_s`` (:data:`DEFAULT_START_WAIT_S` unless set; 0: no wait) the last error
+stands, with a hint.
 
 What no wait can cure fails at once, as before: a wrong password or user, a database that
 does not exist, a host name that does not resolve, a schema newer than this node's code.
@@ -84,9 +86,11 @@ def wait_for_store(
     location: str,
     wait_s: float = DEFAULT_START_WAIT_S,
     clock: Clock = SYSTEM_CLOCK,
+    on_wait: Callable[[StoreError, float], None] | None = None,
 ) -> T:
     """``join()``, tried again while the database is away, for up to ``wait_s`` seconds
-    (module docstring). ``join`` must leave nothing open when it fails."""
+    (module docstring). ``join`` must leave nothing open when it fails. ``on_wait(error,
+    wait_s)`` is called once, when the first wait begins."""
     started = clock.monotonic()
     tries = 0
     while True:
@@ -108,6 +112,8 @@ def wait_for_store(
             log.warning("store_unreachable_waiting", store=location, attempt=tries,
                         retry_in_s=round(delay, 1), waited_s=round(waited, 1),
                         wait_s=wait_s, error=exc.message)
+            if tries == 1 and on_wait is not None:
+                on_wait(exc, wait_s)
             clock.sleep(delay)
             continue
         if tries:

@@ -20,7 +20,9 @@ module supplies PostgreSQL's plumbing:
 - **A node frozen inside a transaction** is cut off by the server after
   ``stall_timeout_s`` (``idle_in_transaction_session_timeout``), releasing its locks.
 - **A lost connection** (the server restarted, a network blip) fails the call in flight with
-  a StoreError; the next call connects again.
+  a StoreError; the next call connects again. The error puts libpq's cause ("password
+  authentication failed ...") first and the server it came from after it, so the console's
+  cut of a long line (crash.shorten) never takes the words that say what is wrong.
 
 It also keeps the nodes, build claims and fences of several nodes
 (:mod:`preform_pipeline.store.leases`).
@@ -30,6 +32,7 @@ One :class:`PostgresJobStore` holds one connection, shared by a process's thread
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -57,6 +60,8 @@ __all__ = [
     "PG_SCHEMA_VERSION",
     "PgMigration",
     "PostgresJobStore",
+    "UNREACHABLE_HINT",
+    "cause_first",
 ]
 
 log = get_logger(__name__)
@@ -70,6 +75,20 @@ CANCELLED_HINT: Final = (
     "other's, so a timeout shorter than the longest wait cancels them (raise or unset it for "
     "this user); the next call tries again"
 )
+#: What helps when the server cannot be reached (or refused the login). One rule for every
+#: caller: a daemon (``watch``) tries again by itself, a command that exits does not.
+UNREACHABLE_HINT: Final = (
+    "check that the database server runs and this node reaches it, and the user, database "
+    "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); watch tries again by "
+    "itself, other commands: run them again once the database is back"
+)
+#: libpq's preamble before what failed, once per address tried: ``connection to server at
+#: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``
+#: (psycopg adds ``connection failed: `` before it).
+_LIBPQ_PREAMBLE: Final = re.compile(
+    r'^(?:connection failed: )?connection to server '
+    r'(?:at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+)|on socket "(?P<socket>[^"]*)") '
+    r'failed: ')
 #: A session that sits inside a transaction this long (a node frozen mid-write: a paused VM, a
 #: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
 #: whole farm up. Transactions here last milliseconds.
@@ -279,10 +298,8 @@ class PostgresJobStore(LeasingStore):
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
-                f"{self._said(exc)}",
-                hint="check that the database server runs and is reachable from this node, "
-                "and the user, database and password (PREFORM_PIPELINE_STORE_PASSWORD or "
-                "its _FILE); the next call connects again",
+                f"{cause_first(self._said(exc))}",
+                hint=UNREACHABLE_HINT,
             ) from exc
         except psycopg.Error as exc:
             raise StoreError(
@@ -366,6 +383,21 @@ class PostgresJobStore(LeasingStore):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"PostgresJobStore({self.location!r}, {state})"
+
+
+def cause_first(said: str) -> str:
+    """libpq's ``said`` with what failed first: ``connection failed: connection to server at
+    "db1" (10.0.0.5), port 5432 failed: FATAL:  password authentication failed for user "u"``
+    becomes ``FATAL: password authentication failed for user "u" (server "db1", port 5432)``.
+    The preamble is a long, fixed text before the cause; a console line cut to its length
+    kept the preamble and cut the cause. Text in another shape is returned unchanged."""
+    found = _LIBPQ_PREAMBLE.match(said)
+    if found is None:
+        return said
+    cause = " ".join(said[found.end():].split())  # libpq's "FATAL:  " has two spaces
+    if found["socket"] is not None:
+        return f'{cause} (server socket "{found["socket"]}")'
+    return f'{cause} (server "{found["host"]}", port {found["port"]})'
 
 
 def _first_line(exc: BaseException) -> str:

@@ -160,3 +160,41 @@ class TestTheCommandSaysWhatFailed:
         assert result.returncode == 1, result.stderr
         assert "error:" in result.stderr and "Connection refused" in result.stderr
         assert "Traceback" not in result.stderr + result.stdout
+
+
+class TestTheConsoleSaysItWaitsBeforeItWatches:
+    """``watch`` on a database that is down says it waits for the job store (once, with the
+    cause), and says it watches only once it has joined; the log file keeps each try."""
+
+    def test_waiting_comes_first_then_watching_once_the_server_is_up(
+        self, stopped: PgCluster, tmp_path: Path
+    ) -> None:
+        settings = _settings(tmp_path, stopped, start_wait_s=15)
+        log_file = tmp_path / "watch.jsonl"
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["logging"] = {"file": str(log_file)}
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--once"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={"PATH": "/usr/bin:/bin", PASSWORD_ENV: PG_PASSWORD,
+                 "PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        )
+        try:
+            assert watch.stdout is not None
+            first = watch.stdout.readline()  # within a second; at worst after 15 s
+            assert first.startswith("waiting for the job store (trying again for up to 15 s): ")
+            assert "Connection refused" in first
+            stopped.start()
+            out, err = watch.communicate(timeout=60)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+                watch.communicate()
+        assert watch.returncode == 0, err
+        assert [line for line in out.splitlines() if line.startswith("watching ")] != []
+        assert "store_unreachable_waiting" not in err  # said once above, not per try
+        events = [json.loads(line)["event"]
+                  for line in log_file.read_text(encoding="utf-8").splitlines()]
+        waited = events.index("store_unreachable_waiting")
+        assert events.index("store_reachable") > waited

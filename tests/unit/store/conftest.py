@@ -59,9 +59,9 @@ CLOCK_START = datetime(2024, 5, 1, 8, 0, 0, tzinfo=timezone.utc)
 
 #: The hint every "cannot reach the database" error of the PostgreSQL store carries.
 UNREACHABLE_HINT: Final = (
-    "check that the database server runs and is reachable from this node, and the user, "
-    "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); the next call "
-    "connects again"
+    "check that the database server runs and this node reaches it, and the user, database "
+    "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); watch tries again by "
+    "itself, other commands: run them again once the database is back"
 )
 
 

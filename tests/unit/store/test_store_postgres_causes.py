@@ -1,0 +1,102 @@
+"""The line a user reads when the PostgreSQL store cannot be reached keeps libpq's cause
+(store/postgres.py ``cause_first``) within the console's cut (crash.shorten), and its hint is
+true for a command that exits as for ``watch``: real libpq messages from a real server."""
+
+from __future__ import annotations
+
+import io
+import socket
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline import cli
+from preform_pipeline.store.pgurl import PASSWORD_ENV
+from preform_pipeline.store.postgres import cause_first
+from tests.pg_cluster import PG_PASSWORD, PgCluster
+
+
+def _refused_port() -> int:
+    """A loopback port nothing listens on (bound, then freed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _jobs_says(url: str, password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+               ) -> str:
+    """What ``jobs --store URL`` prints on stderr (it must fail)."""
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    monkeypatch.setenv("PREFORM_PIPELINE_CRASH_DIR", str(tmp_path / "crash"))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run(["jobs", "--store", url], out, err) == 1
+    return err.getvalue()
+
+
+def _first_line(said: str) -> str:
+    return said.splitlines()[0]
+
+
+class TestTheLineAUserReadsNamesTheCause:
+    """Each error line stays within the console's cut, and the words that say what failed are
+    in what is shown, not in the cut."""
+
+    def test_a_wrong_password_says_password_authentication_failed(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        said = _jobs_says(pg_cluster.url(), "wrongpw", tmp_path, monkeypatch)
+        assert 'password authentication failed for user "pipeline"' in _first_line(said)
+        assert "wrongpw" not in said
+
+    def test_an_unknown_database_says_it_does_not_exist(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        said = _jobs_says(pg_cluster.url("no_such_db"), PG_PASSWORD, tmp_path, monkeypatch)
+        assert 'database "no_such_db" does not exist' in _first_line(said)
+
+    def test_a_refused_port_says_connection_refused_and_the_port(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        port = _refused_port()
+        said = _jobs_says(f"postgresql://pipeline@127.0.0.1:{port}/jobs", PG_PASSWORD,
+                          tmp_path, monkeypatch)
+        assert f'Connection refused (server "127.0.0.1", port {port})' in _first_line(said)
+
+    def test_several_hosts_say_why_the_last_one_failed(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        port = pg_cluster.url().rsplit(":", 1)[1].split("/")[0]
+        url = f"postgresql://pipeline@127.0.0.1:{_refused_port()},localhost:{port}/postgres"
+        said = _jobs_says(url, "wrongpw", tmp_path, monkeypatch)
+        assert 'password authentication failed for user "pipeline"' in _first_line(said)
+
+
+class TestTheHintIsTrueForACommandThatExits:
+    def test_it_says_to_run_the_command_again_and_that_watch_retries(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        said = _jobs_says(pg_cluster.url(), "wrongpw", tmp_path, monkeypatch)
+        (full,) = (tmp_path / "crash").iterdir()  # the cut line names this file
+        assert str(full) in said
+        whole = full.read_text(encoding="utf-8")
+        assert "the next call connects again" not in whole
+        assert whole.rstrip().endswith(
+            "watch tries again by itself, other commands: run them again once the database "
+            "is back)")
+        # The console keeps the line's end: what to do for this command.
+        assert _first_line(said).endswith("run them again once the database is back)")
+
+
+class TestCauseFirst:
+    """libpq's preamble moves behind its cause; other text is left as it is."""
+
+    def test_a_socket_preamble_names_the_socket(self) -> None:
+        assert cause_first(
+            'connection failed: connection to server on socket "/run/pg/.s.PGSQL.5432" '
+            "failed: No such file or directory") == (
+            'No such file or directory (server socket "/run/pg/.s.PGSQL.5432")')
+
+    def test_text_without_the_preamble_is_unchanged(self) -> None:
+        said = ('could not translate host name "db.nowhere" to address: Name or service not '
+                "known")
+        assert cause_first(said) == said
