@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.executor.runner import CHECKPOINT_FOLDER
 from preform_pipeline.logging import get_logger
 from preform_pipeline.wording import counted
 
@@ -27,7 +28,6 @@ SECONDS_PER_DAY: Final = 86400.0
 OUTPUT_SUFFIXES: Final = frozenset(
     {".form", ".png", ".webp", ".jpg", ".json", ".csv", ".jsonl", ".log", ".tmp"}
 )
-_CHECKPOINT_FOLDER: Final = ".checkpoints"
 
 log = get_logger(__name__)
 
@@ -68,7 +68,7 @@ def prune_outputs(
     emptied: set[Path] = set()
     for folder, _dirs, files in os.walk(root, topdown=False, followlinks=False):
         here = Path(folder)
-        in_checkpoints = _CHECKPOINT_FOLDER in here.relative_to(root).parts
+        in_checkpoints = CHECKPOINT_FOLDER in here.relative_to(root).parts
         for name in files:
             path = here / name
             if not (in_checkpoints or path.suffix.lower() in OUTPUT_SUFFIXES):

@@ -211,7 +211,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--keep-checkpoints", action="store_true",
-        help="keep the checkpoint .form files of successful builds",
+        help="keep the checkpoint .form files and journals of successful builds",
     )
     parser.add_argument(
         "--quiet", action="store_true",
@@ -445,8 +445,9 @@ def _run(
         # Taken back if the run finds nothing to do (_take_back): made now, so a folder that
         # cannot be used is refused and every event of the run is in its log from the start.
         # Read after the check: a name too long for the file system fails even `exists`.
-        made: _Made | None = _Made(folders=_missing_folders(root / "logs"),
-                                   log_file=log_file if own_log else None)
+        log_made = _Made(folders=_missing_folders(root / "logs"),
+                         log_file=log_file if own_log else None)
+        made: _Made | None = log_made
         make_folders(output_checks)
     except UnusablePathError as exc:  # say where the folder came from, not "the settings"
         raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
@@ -506,6 +507,12 @@ def _run(
                 _take_back(made, settings, args.log_level, stderr)
             return EXIT_OK
         return code
+    except BaseException:
+        # The run ends in its error line, which names no log; a log it could not write a
+        # line to (the disk full) is no record, only an empty file more for each try.
+        if _nothing_in(log_made.log_file):
+            _take_back(log_made, settings, args.log_level, stderr)
+        raise
     finally:
         if store is not None:
             store.close()
@@ -529,6 +536,14 @@ def _missing_folders(folder: Path) -> tuple[Path, ...]:
             break
         missing.append(path)
     return tuple(missing)
+
+
+def _nothing_in(log_file: Path | None) -> bool:
+    """The run's own log file exists and holds not a byte."""
+    try:
+        return log_file is not None and log_file.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _take_back(made: _Made, settings: Settings, log_level: str, stderr: TextIO) -> None:

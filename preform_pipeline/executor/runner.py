@@ -43,6 +43,7 @@ Every log event of a build carries ``run_id``, ``build``, ``server`` and ``step`
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -480,6 +481,16 @@ class BuildJournal:
             return
         for name in names:
             (self.folder / name).unlink(missing_ok=True)
+
+    def discard(self) -> None:
+        """Remove the build's checkpoint files, its journal and its folder: the build
+        succeeded, and nothing reads a journal once its build's outcome is recorded (a later
+        run or ``jobs retry`` starts from the models and the job store, not from here). A
+        file of someone else's in the folder keeps it."""
+        self.discard_checkpoints()
+        self.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            self.folder.rmdir()
 
 
 def split_build(recipe: Recipe, build: BuildPlan, first_index: int) -> tuple[BuildPlan, BuildPlan]:
@@ -965,7 +976,7 @@ class _BuildWorker:
             lease.release(healthy=True)
             self._record(attempt, None)
             if not self.options.keep_checkpoints:
-                self.journal.discard_checkpoints()
+                self.journal.discard()
             return self._outcome(BuildStatus.SUCCEEDED)
 
     def _poll_after_timeout(self, exc: BaseException) -> None:
@@ -1654,6 +1665,12 @@ class Runner:
             self._wind_down()
         self.clients.close()
         result = self._result(self.clock.monotonic() - started)
+        if not self._pending():
+            # Every build has its outcome: the folder is left only when a build kept files
+            # in it (a failed build's checkpoint, --keep-checkpoints). `.checkpoints/`
+            # itself stays: another run on this output folder may be making its own below it.
+            with contextlib.suppress(OSError):
+                self.resolved_checkpoint_root.rmdir()
         tracking = self.options.print_tracking
         if tracking is not None and not self.cancelled and not self.options.dry_run:
             # Every build is sent: one shared poller verifies their prints (recipe `verify`).

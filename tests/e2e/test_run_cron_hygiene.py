@@ -240,6 +240,25 @@ class TestBuildReports:
         assert len(list(tmp_path.joinpath("out").rglob("e2e-001*.json"))) == 2
 
 
+class TestCheckpoints:
+    """A run's checkpoints serve its own retries only: a run whose builds all succeeded
+    leaves none of them behind."""
+
+    def test_a_succeeded_run_leaves_no_checkpoint_folder(self, tmp_path: Path) -> None:
+        # Session 42: every run with builds left `.checkpoints/<run id>/` (a journal per
+        # build) below the output folder, a folder more on every run from cron.
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_support\n" + STEPS[len("steps:\n"):])
+        settings = write_settings(tmp_path, count=1)
+        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
+                                        "--quiet"))
+        assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+        assert [e["after_step"] for e in run.events_named("checkpoint_saved")] == [
+            "auto_support"]
+        assert list((run.out / ".checkpoints").iterdir()) == []
+
+
 class TestAStoreThatForgot:
     """A deleted job store does not make the next run print the whole folder again."""
 

@@ -58,20 +58,36 @@ class TestCheckpointFiles:
     """A checkpoint follows each expensive step that is not the last; the files go once the
     build succeeded, unless they are to be kept."""
 
-    def test_a_succeeded_build_keeps_only_its_journal(self, tmp_path: Path, farm: SimFarm) -> None:
+    def test_a_succeeded_run_leaves_no_checkpoint_folder(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Session 42: every run with builds left `.checkpoints/<run id>/<build>/journal.json`
+        # for good, though nothing reads a journal after its build's outcome.
         outcome, saved, folder = _run(tmp_path, farm)
         assert outcome.status is BuildStatus.SUCCEEDED
         assert saved == ["auto_support"]
-        assert sorted(p.name for p in folder.iterdir()) == ["journal.json"]
+        assert not folder.parent.exists()
+        assert (tmp_path / "out" / ".checkpoints").is_dir()  # another run's may be below it
 
-    def test_the_journal_left_names_the_build_the_run_and_the_last_checkpoint(
+    def test_the_journal_kept_names_the_build_the_run_and_the_last_checkpoint(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        outcome, _, folder = _run(tmp_path, farm)
+        outcome, _, folder = _run(tmp_path, farm, keep_checkpoints=True)
         assert outcome.status is BuildStatus.SUCCEEDED
         journal = json.loads((folder / "journal.json").read_text(encoding="utf-8"))
         assert (journal["build"], journal["run_id"], journal["checkpoint_step"]) == (
             "unit-001", "run-1", "auto_support")
+
+    def test_a_failed_build_keeps_its_checkpoint_and_journal(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # What the build reached, for a person to open in PreForm (docs/running.md).
+        farm.add(ScriptedFaults(fail={"auto_layout": 1}))
+        outcome, saved, folder = _run(tmp_path, farm, max_build_attempts=1)
+        assert outcome.status is BuildStatus.FAILED
+        assert saved == ["auto_support"]
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "after-auto_support.form", "journal.json"]
 
     def test_kept_checkpoints_stay_after_success(self, tmp_path: Path, farm: SimFarm) -> None:
         outcome, _, folder = _run(tmp_path, farm, keep_checkpoints=True)
