@@ -233,13 +233,15 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         lock.release()
 
 
-def _join_saying_waits(settings: Settings, stdout: TextIO) -> FarmMembership:
-    """Join the farm; while its database is away, the console says so once (the event of each
-    try stays in the log file), so nothing the user reads says it watches before it can."""
+def _join_saying_waits(settings: Settings, console: TextIO) -> FarmMembership:
+    """Join the farm; while its database is away, ``console`` says so once (the event of each
+    try stays in the log file), so nothing the user reads says it watches before it can.
+    With ``--quiet`` that is stderr: a quiet daemon (or cron) still learns why it has not
+    started, as it learns of warnings."""
 
     def say(error: StoreError, wait_s: float) -> None:
         print(visible_lines(f"waiting for the job store (trying again for up to {wait_s:g} s): "
-                            f"{error.message}"), file=stdout, flush=True)
+                            f"{error.message}"), file=console, flush=True)
 
     undo = keep_off_console("store_unreachable_waiting")
     try:
@@ -258,7 +260,7 @@ def _run_locked(
     farm: FarmMembership | None = None
     try:
         if is_shared_store(settings.store.location):
-            farm = _join_saying_waits(settings, stdout)
+            farm = _join_saying_waits(settings, stderr if args.quiet else stdout)
             store: JobStore = farm.store
         else:
             store = open_store(settings.store.location)

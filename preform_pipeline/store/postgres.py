@@ -60,6 +60,7 @@ __all__ = [
     "PG_SCHEMA_VERSION",
     "PgMigration",
     "PostgresJobStore",
+    "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "cause_first",
 ]
@@ -68,27 +69,34 @@ log = get_logger(__name__)
 
 #: Seconds to wait for the server when connecting; a store that cannot be reached says so.
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10
+#: How a store error's hint ends: what comes after it. One rule for every caller and every
+#: such hint: a daemon (``watch``) tries again by itself, a command that exits does not.
+TRIES_AGAIN: Final = "watch tries again by itself, other commands: run them again"
 #: What helps when the server cancelled a statement of the store's.
 CANCELLED_HINT: Final = (
     "the database cancelled the statement: a statement_timeout or lock_timeout set for the "
     "store's user or database, or an administrator; the store's writes wait for each "
     "other's, so a timeout shorter than the longest wait cancels them (raise or unset it for "
-    "this user); the next call tries again"
+    f"this user); {TRIES_AGAIN}"
 )
-#: What helps when the server cannot be reached (or refused the login). One rule for every
-#: caller: a daemon (``watch``) tries again by itself, a command that exits does not.
+#: What helps when the server cannot be reached (or refused the login).
 UNREACHABLE_HINT: Final = (
     "check that the database server runs and this node reaches it, and the user, database "
-    "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); watch tries again by "
-    "itself, other commands: run them again once the database is back"
+    "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); "
+    f"{TRIES_AGAIN} once the database is back"
 )
 #: libpq's preamble before what failed, once per address tried: ``connection to server at
 #: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``
-#: (psycopg adds ``connection failed: `` before it).
+#: (psycopg adds ``connection failed: `` or ``connection is bad: `` before it). In another
+#: client language the preamble is other words: the text is then left as it is.
 _LIBPQ_PREAMBLE: Final = re.compile(
-    r'^(?:connection failed: )?connection to server '
-    r'(?:at "(?P<host>[^"]*)"(?: \([^)]*\))?, port (?P<port>\d+)|on socket "(?P<socket>[^"]*)") '
-    r'failed: ')
+    r'^(?:connection (?:failed|is bad): )?connection to server '
+    r'(?:at "(?P<host>[^"]*)"(?P<addr> \([^)]*\))?, port (?P<port>\d+)'
+    r'|on socket "(?P<socket>[^"]*)") failed: ')
+#: psycopg's line per host when it tried several: ``- host: 'H', port: 'P', hostaddr: 'A': ``.
+_ATTEMPT: Final = re.compile(r"^- host: '[^']*', port: '[^']*'(?:, hostaddr: '[^']*')?: ")
+#: libpq's severity is followed by two spaces (``FATAL:  password ...``).
+_SEVERITY: Final = re.compile(r"^(\w+):  ")
 #: A session that sits inside a transaction this long (a node frozen mid-write: a paused VM, a
 #: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
 #: whole farm up. Transactions here last milliseconds.
@@ -298,7 +306,7 @@ class PostgresJobStore(LeasingStore):
         except psycopg.OperationalError as exc:
             raise StoreError(
                 f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
-                f"{cause_first(self._said(exc))}",
+                f"{cause_first(self._said(exc, whole=True))}",
                 hint=UNREACHABLE_HINT,
             ) from exc
         except psycopg.Error as exc:
@@ -307,11 +315,13 @@ class PostgresJobStore(LeasingStore):
                 hint="see docs/multi-node.md; the database log has the details",
             ) from exc
 
-    def _said(self, exc: BaseException) -> str:
-        """The driver's first line without the URL's password: libpq quotes a URL it cannot
-        parse whole (``in URI: "postgresql://u:secret@[::1/db"``) and a password's bad
-        encoding (``invalid percent-encoded token: "secr%ZZet"``)."""
-        return hide_url(_first_line(exc), self.url)
+    def _said(self, exc: BaseException, *, whole: bool = False) -> str:
+        """The driver's first line (``whole``: all of it, for :func:`cause_first`) without
+        the URL's password: libpq quotes a URL it cannot parse whole (``in URI:
+        "postgresql://u:secret@[::1/db"``) and a password's bad encoding (``invalid
+        percent-encoded token: "secr%ZZet"``)."""
+        text = (str(exc).strip() or type(exc).__name__) if whole else _first_line(exc)
+        return hide_url(text, self.url)
 
     def _connection(self) -> _Connection:
         if self._closed:
@@ -386,18 +396,34 @@ class PostgresJobStore(LeasingStore):
 
 
 def cause_first(said: str) -> str:
-    """libpq's ``said`` with what failed first: ``connection failed: connection to server at
-    "db1" (10.0.0.5), port 5432 failed: FATAL:  password authentication failed for user "u"``
-    becomes ``FATAL: password authentication failed for user "u" (server "db1", port 5432)``.
-    The preamble is a long, fixed text before the cause; a console line cut to its length
-    kept the preamble and cut the cause. Text in another shape is returned unchanged."""
-    found = _LIBPQ_PREAMBLE.match(said)
+    """libpq's ``said`` (the driver's whole message) with what failed first: ``connection
+    failed: connection to server at "db1" (10.0.0.5), port 5432 failed: FATAL:  password
+    authentication failed for user "u"`` becomes ``FATAL: password authentication failed for
+    user "u" (server "db1" (10.0.0.5), port 5432)``. The preamble is a long, fixed text before
+    the cause; a console line cut to its length kept the preamble and cut the cause.
+
+    Each try has its line: psycopg's, one per host when it tried several (its first line is
+    then only the last one's failure), and libpq's, one per way it tried a server (with SSL,
+    then without). Each is said, joined by ``; ``, the last one tried first (what psycopg puts
+    first, and what the console's cut keeps), then the ones before it. Text in another shape
+    is its first line, unchanged."""
+    lines = said.strip().splitlines()
+    if not lines or _LIBPQ_PREAMBLE.match(lines[0]) is None:
+        return lines[0] if lines else said
+    if any(_ATTEMPT.match(line) for line in lines[1:]):
+        lines = [_ATTEMPT.sub("", line, count=1) for line in lines[1:]]
+    tries = [line for line in lines if _LIBPQ_PREAMBLE.match(line)]
+    return "; ".join(_one_cause_first(line) for line in reversed(tries))
+
+
+def _one_cause_first(line: str) -> str:
+    found = _LIBPQ_PREAMBLE.match(line)
     if found is None:
-        return said
-    cause = " ".join(said[found.end():].split())  # libpq's "FATAL:  " has two spaces
+        return line
+    cause = _SEVERITY.sub(r"\1: ", line[found.end():].strip(), count=1)
     if found["socket"] is not None:
         return f'{cause} (server socket "{found["socket"]}")'
-    return f'{cause} (server "{found["host"]}", port {found["port"]})'
+    return f'{cause} (server "{found["host"]}"{found["addr"] or ""}, port {found["port"]})'
 
 
 def _first_line(exc: BaseException) -> str:

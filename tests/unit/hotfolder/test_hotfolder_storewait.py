@@ -5,6 +5,7 @@ it waits and tries again, logging each try, up to ``store.start_wait_s``; a refu
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -198,3 +199,20 @@ class TestTheConsoleSaysItWaitsBeforeItWatches:
                   for line in log_file.read_text(encoding="utf-8").splitlines()]
         waited = events.index("store_unreachable_waiting")
         assert events.index("store_reachable") > waited
+
+    def test_a_quiet_watch_says_it_waits_once_on_stderr(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """``--quiet`` turns off progress lines, not why the daemon has not started: the
+        waiting line goes to stderr (cron mails it), once, and stdout stays empty."""
+        from preform_pipeline import cli
+
+        monkeypatch.setenv(PASSWORD_ENV, PG_PASSWORD)
+        monkeypatch.setenv("PREFORM_PIPELINE_CRASH_DIR", str(tmp_path / "crash"))
+        settings = _settings(tmp_path, stopped, start_wait_s=1)
+        out, err = io.StringIO(), io.StringIO()
+        assert cli.run(["watch", str(settings), "--once", "--quiet"], out, err) == 1
+        waiting = [line for line in err.getvalue().splitlines()
+                   if line.startswith("waiting for the job store ")]
+        assert len(waiting) == 1 and "Connection refused" in waiting[0], err.getvalue()
+        assert out.getvalue() == ""

@@ -12,7 +12,12 @@ import pytest
 
 from preform_pipeline import cli
 from preform_pipeline.store.pgurl import PASSWORD_ENV
-from preform_pipeline.store.postgres import cause_first
+from preform_pipeline.store.postgres import (
+    CANCELLED_HINT,
+    TRIES_AGAIN,
+    UNREACHABLE_HINT,
+    cause_first,
+)
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 
@@ -92,7 +97,7 @@ class TestCauseFirst:
 
     def test_a_socket_preamble_names_the_socket(self) -> None:
         assert cause_first(
-            'connection failed: connection to server on socket "/run/pg/.s.PGSQL.5432" '
+            'connection is bad: connection to server on socket "/run/pg/.s.PGSQL.5432" '
             "failed: No such file or directory") == (
             'No such file or directory (server socket "/run/pg/.s.PGSQL.5432")')
 
@@ -100,3 +105,69 @@ class TestCauseFirst:
         said = ('could not translate host name "db.nowhere" to address: Name or service not '
                 "known")
         assert cause_first(said) == said
+
+
+class TestEveryShapeOfLibpqKeepsItsText:
+    """Real messages of the driver, no server needed: nothing of what failed, nor which
+    server, is lost, and the password never shows."""
+
+    def test_several_hosts_refused_name_each_host_tried(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        first, last = _refused_port(), _refused_port()
+        url = f"postgresql://pipeline:s3cr3t-pw@127.0.0.1:{first},localhost:{last}/jobs"
+        said = _jobs_says(url, PG_PASSWORD, tmp_path, monkeypatch)
+        (full,) = (tmp_path / "crash").iterdir()  # the console's line is cut, this is whole
+        assert (f'while connecting: Connection refused (server "127.0.0.1", port {last}); '
+                f'Connection refused (server "127.0.0.1", port {first}) (check that') in (
+            full.read_text(encoding="utf-8"))
+        assert "s3cr3t-pw" not in said + full.read_text(encoding="utf-8")
+
+    def test_a_unix_socket_says_its_cause_first(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        folder = "/no-such-pp-socket-folder"  # never made: libpq finds no socket there
+        said = _first_line(_jobs_says(f"postgresql://pipeline@/jobs?host={folder}",
+                                      PG_PASSWORD, tmp_path, monkeypatch))
+        assert (f'while connecting: No such file or directory (server socket '
+                f'"{folder}/.s.PGSQL.5432")') in said
+
+
+class TestCauseFirstText:
+    def test_the_address_of_a_named_host_is_kept(self) -> None:
+        assert cause_first(
+            'connection failed: connection to server at "db1" (10.0.0.5), port 5432 failed: '
+            'FATAL:  password authentication failed for user "u"') == (
+            'FATAL: password authentication failed for user "u" '
+            '(server "db1" (10.0.0.5), port 5432)')
+
+    def test_a_preamble_in_another_language_is_left_whole(self) -> None:
+        said = ('connection failed: Verbindung zum Server auf „db1“ (10.0.0.5), Port 5432 '
+                'fehlgeschlagen: FATAL:  Passwort-Authentifizierung für Benutzer »u« '
+                'fehlgeschlagen')
+        assert cause_first(said) == said
+
+    def test_each_way_libpq_tried_one_server_is_said(self) -> None:
+        """sslmode=prefer: libpq tries with SSL, then without, one line each."""
+        hba = 'FATAL:  no pg_hba.conf entry for host "10.0.0.9", user "u", database "d"'
+        said = (f'connection failed: connection to server at "db1" (10.0.0.5), port 5432 '
+                f'failed: {hba}, SSL encryption\n'
+                f'connection to server at "db1" (10.0.0.5), port 5432 failed: {hba}, no '
+                f'encryption')
+        one = hba.replace(":  ", ": ")
+        assert cause_first(said) == (
+            f'{one}, no encryption (server "db1" (10.0.0.5), port 5432); '
+            f'{one}, SSL encryption (server "db1" (10.0.0.5), port 5432)')
+
+    def test_a_cut_session_keeps_its_first_line_as_before(self) -> None:
+        said = ("consuming input failed: server closed the connection unexpectedly\n"
+                "\tThis probably means the server terminated abnormally")
+        assert cause_first(said) == (
+            "consuming input failed: server closed the connection unexpectedly")
+
+
+class TestTheHintsShareOneRule:
+    def test_a_cancelled_statement_says_what_a_command_that_exits_does(self) -> None:
+        assert CANCELLED_HINT.endswith(f"; {TRIES_AGAIN}")
+        assert UNREACHABLE_HINT.endswith(f"; {TRIES_AGAIN} once the database is back")
+        assert "the next call" not in CANCELLED_HINT + UNREACHABLE_HINT
