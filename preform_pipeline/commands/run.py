@@ -507,9 +507,11 @@ def _run(
                 _take_back(made, settings, args.log_level, stderr)
             return EXIT_OK
         return code
-    except BaseException:
-        # The run ends in its error line, which names no log; a log it could not write a
-        # line to (the disk full) is no record, only an empty file more for each try.
+    except (PipelineError, KeyboardInterrupt):
+        # The run ends in its error line (or `interrupted`), which names no log and writes
+        # none; a log it could not write a line to (the disk full) is no record, only an
+        # empty file more for each try. Not a crash: the log records its crash report
+        # (`command_crashed`, written after this), so the file is kept for it.
         if _nothing_in(log_made.log_file):
             _take_back(log_made, settings, args.log_level, stderr)
         raise

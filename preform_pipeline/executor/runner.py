@@ -975,9 +975,14 @@ class _BuildWorker:
                 intake.holding(self.build.name, False)
             lease.release(healthy=True)
             self._record(attempt, None)
-            if not self.options.keep_checkpoints:
-                self.journal.discard()
+            self._discard_journal()
             return self._outcome(BuildStatus.SUCCEEDED)
+
+    def _discard_journal(self) -> None:
+        """The build's checkpoints and journal go unless kept: it succeeded, or it was split
+        (its halves start from scratch, so nothing reads its checkpoint of all the models)."""
+        if not self.options.keep_checkpoints:
+            self.journal.discard()
 
     def _poll_after_timeout(self, exc: BaseException) -> None:
         """A step sent as one blocking request timed out: when its deadline is longer than
@@ -1063,6 +1068,7 @@ class _BuildWorker:
         if self.runner.cancelled:
             return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")
         children = self.runner.split(kept)
+        self._discard_journal()
         log.info(
             "build_split",
             reason=exc.reason,

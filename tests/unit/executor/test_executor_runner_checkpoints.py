@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from executor_support import (
+    STEP_LIMIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -17,6 +18,7 @@ from executor_support import (
     write_box,
     write_recipe,
 )
+from test_executor_runner_split_reason import _two_cubes_in_one_build
 
 from preform_pipeline.executor import BuildOutcome, BuildStatus, NullReporter, RunOptions, run_plan
 from preform_pipeline.simulator.protocol import SimError
@@ -105,6 +107,33 @@ class TestCheckpointFiles:
     def test_no_kinds_no_checkpoint(self, tmp_path: Path, farm: SimFarm) -> None:
         outcome, saved, folder = _run(tmp_path, farm, checkpoint_kinds=frozenset())
         assert (outcome.status, saved, folder.exists()) == (BuildStatus.SUCCEEDED, [], False)
+
+
+class TestASplitBuildsCheckpoint:
+    """A split build's halves start from scratch: nothing reads the checkpoint it saved of
+    all its models, which went unprinted (review rv42-litter: it stayed, and with it the
+    run's `.checkpoints/<run id>/`, though every model was printed)."""
+
+    def _split(self, tmp_path: Path, farm: SimFarm, **options: Any) -> Path:
+        farm.add()
+        result = run_plan(
+            _two_cubes_in_one_build(tmp_path), FakePool([s.url for s in farm.servers]),
+            options=RunOptions(output_root=tmp_path / "out", run_id="run-1",
+                               step_timeout_s=STEP_LIMIT_S,
+                               # A checkpoint before the packing that does not fit.
+                               checkpoint_kinds=frozenset({"import_models"}), **options),
+            reporter=NullReporter())
+        assert [o.status for o in result.outcomes] == [
+            BuildStatus.SPLIT, BuildStatus.SUCCEEDED, BuildStatus.SUCCEEDED]
+        return tmp_path / "out" / ".checkpoints" / "run-1"
+
+    def test_the_run_leaves_no_checkpoint_folder(self, tmp_path: Path, farm: SimFarm) -> None:
+        assert not self._split(tmp_path, farm).exists()
+
+    def test_kept_checkpoints_keep_the_split_builds(self, tmp_path: Path, farm: SimFarm) -> None:
+        folder = self._split(tmp_path, farm, keep_checkpoints=True) / "fuse-001"
+        assert sorted(p.name for p in folder.iterdir()) == [
+            "after-import_models.form", "journal.json"]
 
 
 class TestStepsDone:
