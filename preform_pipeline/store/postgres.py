@@ -410,7 +410,7 @@ def cause_first(said: str) -> str:
     lines = said.strip().splitlines()
     if not lines or _LIBPQ_PREAMBLE.match(lines[0]) is None:
         return lines[0] if lines else said
-    listed = next((i for i, line in enumerate(lines) if i and _ATTEMPT.match(line)), None)
+    listed = next((i for i, line in enumerate(lines) if _ATTEMPT.match(line)), None)
     if listed is not None:
         # psycopg puts its last try's whole message before the list of tries, and that try is
         # in the list too: read from the list on, or a last try of several lines (SSL, then
