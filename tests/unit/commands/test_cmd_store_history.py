@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.commands._store_history import (
     EarlierPrints,
     earlier_prints,
@@ -130,29 +132,18 @@ class TestWhichStoreHasForgotten:
 class TestANewerReportThatProvesNothing:
     """A newer report that proves nothing does not hide an older one that does."""
 
-    def test_a_damaged_report_is_passed_over(
-        self, tmp_path: Path, store: SqliteJobStore
+    @pytest.mark.parametrize("newer", [
+        '{"run_id": "cut sh',  # damaged
+        json.dumps({"run_id": "b", "recipe": "other", "simulated": False, "dry_run": False,
+                    "builds": [{"job_key": "PP-B", "source_files": []}]}),
+        json.dumps({"run_id": "b", "recipe": "nightly", "simulated": False,
+                    "dry_run": False, "builds": None}),
+    ], ids=["damaged", "another recipe", "no list of builds"])
+    def test_it_is_passed_over(
+        self, newer: str, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
-        _write(tmp_path, "20261202-020000-bbbbbb.json", '{"run_id": "cut sh')
-        found = _found(tmp_path, store)
-        assert found is not None and found.run_id == "20261201-020000-aaaaaa"
-
-    def test_a_report_of_another_recipe_is_passed_over(
-        self, tmp_path: Path, store: SqliteJobStore
-    ) -> None:
-        _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
-        _report(tmp_path, "20261202-020000-bbbbbb", simulated=False, recipe="other")
-        found = _found(tmp_path, store)
-        assert found is not None and found.run_id == "20261201-020000-aaaaaa"
-
-    def test_a_report_without_a_list_of_builds_is_passed_over(
-        self, tmp_path: Path, store: SqliteJobStore
-    ) -> None:
-        _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
-        _write(tmp_path, "20261202-020000-bbbbbb.json", json.dumps({
-            "run_id": "20261202-020000-bbbbbb", "recipe": "nightly", "simulated": False,
-            "dry_run": False, "builds": None}))
+        _write(tmp_path, "20261202-020000-bbbbbb.json", newer)
         found = _found(tmp_path, store)
         assert found is not None and found.run_id == "20261201-020000-aaaaaa"
 
@@ -167,17 +158,14 @@ class TestANewerReportThatProvesNothing:
 
 
 class TestWhatIsFound:
-    def test_the_report_and_the_run_id_it_names_are_found(
+    def test_a_report_kept_under_another_name_still_names_its_run(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
-        model = _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
-        # A copy kept under another name still names the run that made it.
-        report = tmp_path / "out" / "reports" / "20261201-020000-aaaaaa.json"
-        kept = report.rename(report.with_name("kept.json"))
-        found = _found(tmp_path, store)
-        assert found is not None
+        _report(tmp_path, "20261201-020000-aaaaaa", simulated=False)
+        reports = tmp_path / "out" / "reports"
+        kept = (reports / "20261201-020000-aaaaaa.json").rename(reports / "kept.json")
+        assert (found := _found(tmp_path, store)) is not None
         assert (found.report, found.run_id) == (kept, "20261201-020000-aaaaaa")
-        assert str(model) in kept.read_text(encoding="utf-8")
 
     def test_a_report_without_a_run_id_is_named_by_its_file(
         self, tmp_path: Path, store: SqliteJobStore
