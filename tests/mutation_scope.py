@@ -139,6 +139,13 @@ _GEOMETRY_PLAIN_TESTS = tuple(
 AREA_TESTS: dict[str, tuple[str, ...]] = {
     # s32: the Host rule alone (the other web tests start a server each and never vary it)
     "preform_pipeline/web/hosts.py": ("tests/unit/web/test_web_hosts.py",),
+    # s42: the new rules, each against its own file (the command's tests run it in-process)
+    "preform_pipeline/secretargs.py": ("tests/unit/test_secretargs.py",),
+    "preform_pipeline/plan/advice.py": ("tests/unit/plan/test_plan_advice.py",),
+    "preform_pipeline/commands/_store_history.py": (
+        "tests/unit/commands/test_cmd_store_history.py",),
+    "preform_pipeline/diskspace.py": ("tests/unit/test_diskspace.py",
+                                      "tests/unit/hotfolder/test_hotfolder_room_retries.py"),
     "preform_pipeline/recipes/orientation.py": (
         "tests/unit/recipes/test_recipe_orientations.py",
         "tests/unit/recipes/test_recipe_hostile_values.py"),
@@ -451,7 +458,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
                                            # log, a user that may not create tables
                                            "tests/unit/store/test_store_postgres_s23.py",
                                            # s30: the statements a page runs (on_statement)
-                                           "tests/unit/store/test_store_history_page_reads.py"),
+                                           "tests/unit/store/test_store_history_page_reads.py",
+                                           # s42: libpq's cause first (cause_first)
+                                           "tests/unit/store/test_store_postgres_causes.py"),
     # The store's small modules, each against the files that test it directly (the whole
     # store folder holds the process races and the state machine: seconds per mutant).
     # presence.py and migrate.py need PREFORM_PIPELINE_MUTATION_PG_PORT, like leases.py.
@@ -465,7 +474,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/store/pgurl.py": ("tests/unit/store/test_store_pgurl.py",
                                         "tests/unit/store/test_store_opening.py",
                                         # s22: the password file under an ASCII locale
-                                        "tests/unit/store/test_store_seed40.py"),
+                                        "tests/unit/store/test_store_seed40.py",
+                                        # s42: a login libpq would misread, refused, hidden
+                                        "tests/unit/store/test_store_url_login.py"),
     "preform_pipeline/store/opening.py": ("tests/unit/store/test_store_opening.py",),
     "preform_pipeline/store/presence.py": ("tests/unit/store/test_store_presence.py",),
     "preform_pipeline/store/migrate.py": ("tests/unit/store/test_store_migrate_copy.py",

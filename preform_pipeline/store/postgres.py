@@ -410,8 +410,12 @@ def cause_first(said: str) -> str:
     lines = said.strip().splitlines()
     if not lines or _LIBPQ_PREAMBLE.match(lines[0]) is None:
         return lines[0] if lines else said
-    if any(_ATTEMPT.match(line) for line in lines[1:]):
-        lines = [_ATTEMPT.sub("", line, count=1) for line in lines[1:]]
+    listed = next((i for i, line in enumerate(lines) if _ATTEMPT.match(line)), None)
+    if listed is not None:
+        # psycopg puts its last try's whole message before the list of tries, and that try is
+        # in the list too: read from the list on, or a last try of several lines (SSL, then
+        # without) has its later lines said twice.
+        lines = [_ATTEMPT.sub("", line, count=1) for line in lines[listed:]]
     tries = [line for line in lines if _LIBPQ_PREAMBLE.match(line)]
     return "; ".join(_one_cause_first(line) for line in reversed(tries))
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.atomicfile import write_text_atomically
-from preform_pipeline.diskspace import disk_is_full
+from preform_pipeline.diskspace import FULL_BELOW_BYTES, disk_is_full
 from preform_pipeline.errors import (
     FileWriteError,
     PipelineError,
@@ -65,6 +65,17 @@ class TestDiskIsFull:
             assert not disk_is_full(disk.root / "inbox" / "failed")
             disk.fill()
             assert disk_is_full(disk.root / "inbox")  # its bytes still count
+
+    def test_a_disk_with_exactly_64_kib_free_has_room(self, small_disk: SmallDisk) -> None:
+        # Session 42's mutation run: nothing told "below 64 KiB" from "64 KiB or less".
+        small_disk.fill()
+        filled = small_disk.filler.stat().st_size
+        os.truncate(small_disk.filler, filled - FULL_BELOW_BYTES)
+        assert small_disk.free_bytes() == FULL_BELOW_BYTES
+        assert not disk_is_full(small_disk.root)
+        with open(small_disk.filler, "ab") as filler:
+            filler.write(b"x")  # one more byte takes a page of the 64 KiB
+        assert disk_is_full(small_disk.root)
 
     def test_a_disk_that_cannot_be_asked_is_not_called_full(self, tmp_path: Path) -> None:
         (tmp_path / "file").write_text("a file, not a folder")

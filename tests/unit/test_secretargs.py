@@ -73,6 +73,14 @@ class TestWhatCountsAsASecretOption:
     def test_options_that_give_a_secret(self, argv: list[str]) -> None:
         assert secret_option_in(argv) is not None
 
+    @pytest.mark.parametrize(("argv", "named"), [
+        (["--cloud-api-key", "x"], "--cloud-api-key"),
+        (["--hash-secret", "--token-lifetime", "60", "--token", "x"], "--token"),
+    ])
+    def test_the_option_named_is_the_one_that_gives_it(self, argv: list[str], named: str
+                                                        ) -> None:
+        assert secret_option_in(argv) == named
+
     @pytest.mark.parametrize("argv", [
         ["serve", "--hash-secret"], ["--client-secret-file", "f"], ["run", "r", "--", "--token"],
     ])
@@ -89,6 +97,9 @@ class TestAbbreviationsAndOtherNames:
         ["verify", "--client-sec", SECRET], ["verify", f"--client-sec={SECRET}"],
         ["serve", "--pass", SECRET], ["run", "r.yaml", "m.stl", "--api-token", SECRET],
         ["verify", f"--Secret_Key={SECRET}"], ["serve", "--db-password", SECRET],
+        # Session 42's mutation run: an API key spelt over several words, and a secret
+        # option after one of the project's own (the look went on past it).
+        ["run", "r.yaml", "--cloud-api-key", SECRET], ["serve", "--hash-secret", "--token", SECRET],
     ])
     def test_the_pipelines_command_line_refuses_them(
         self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],

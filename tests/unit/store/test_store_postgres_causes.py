@@ -159,6 +159,27 @@ class TestCauseFirstText:
             f'{one}, no encryption (server "db1" (10.0.0.5), port 5432); '
             f'{one}, SSL encryption (server "db1" (10.0.0.5), port 5432)')
 
+    def test_several_hosts_whose_last_was_tried_two_ways_say_each_try_once(self) -> None:
+        # Session 42's mutation run: psycopg repeats the last try's whole message before its
+        # list of tries, and that message's second line (no SSL) was said twice.
+        ssl, plain = (f'connection to server at "h2" (10.0.0.2), port 5432 failed: FATAL:  '
+                      f'no pg_hba.conf entry, {way}' for way in ("SSL encryption",
+                                                                  "no encryption"))
+        refused = 'connection to server at "h1" (10.0.0.1), port 5432 failed: Connection refused'
+        last = f"connection failed: {ssl}\n{plain}"
+        said = "\n".join([
+            last, "Multiple connection attempts failed. All failures were:",
+            f"- host: 'h1', port: '5432', hostaddr: '10.0.0.1': connection failed: {refused}",
+            f"- host: 'h2', port: '5432', hostaddr: '10.0.0.2': {last}"])
+        assert cause_first(said) == (
+            'FATAL: no pg_hba.conf entry, no encryption (server "h2" (10.0.0.2), port 5432); '
+            'FATAL: no pg_hba.conf entry, SSL encryption (server "h2" (10.0.0.2), port 5432); '
+            'Connection refused (server "h1" (10.0.0.1), port 5432)')
+
+    def test_an_empty_message_is_said_as_it_is(self) -> None:
+        assert cause_first("") == ""
+        assert cause_first(" \n") == " \n"
+
     def test_a_cut_session_keeps_its_first_line_as_before(self) -> None:
         said = ("consuming input failed: server closed the connection unexpectedly\n"
                 "\tThis probably means the server terminated abnormally")

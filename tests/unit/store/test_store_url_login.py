@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from preform_pipeline.errors import StoreError
 from preform_pipeline.store.pgurl import (
     PASSWORD_ENV,
     PASSWORD_FILE_ENV,
@@ -135,3 +136,35 @@ class TestShowingSuchAUrl:
     ) -> None:
         assert redact_url(f"postgresql://odd:{ODD_PASSWORD}@db.lab:5432/jobs") == (
             "postgresql://odd:***@db.lab:5432/jobs")
+
+
+class TestEveryLoginIsReadWhereLibpqReadsIt:
+    """Session 42's mutation run: the shapes of URL the rules above left unpinned."""
+
+    def test_a_url_with_neither_a_login_nor_a_database_is_neither_refused_nor_changed(
+        self
+    ) -> None:
+        check_login("postgresql://db")
+        assert redact_url("postgresql://db") == "postgresql://db"
+
+    def test_a_url_in_the_query_does_not_hide_a_login_libpq_would_misread(self) -> None:
+        with pytest.raises(StoreError):
+            check_login("postgresql://u:p@ss@db/pp?options=-c%20x&target=http://h")
+
+    def test_a_query_with_an_at_sign_and_a_second_question_mark_is_no_login(self) -> None:
+        check_login("postgresql://u@db/pp?application_name=ops@lab?2")
+
+    def test_a_colon_in_a_misread_password_is_hidden_with_the_rest(self) -> None:
+        assert redact_url("postgresql://u:pa:ss@x@db/pp") == "postgresql://u:***@db/pp"
+
+    def test_a_password_is_hidden_and_nothing_is_added(self) -> None:
+        assert redact_url("postgresql://u:secret@db:5433/pp") == "postgresql://u:***@db:5433/pp"
+
+    def test_the_refusal_says_how_to_write_it(self) -> None:
+        with pytest.raises(StoreError) as refused:
+            check_login("postgresql://u:a/b@db/pp")
+        assert refused.value.message == (
+            "postgresql://u:***@db/pp: the URL's user or password holds @, / or a bare %, "
+            "which it must percent-encode (@ %40, / %2F, % %25)")
+        assert refused.value.hint == (
+            f"or leave the password out of the URL: {PASSWORD_ENV} (docs/multi-node.md)")
