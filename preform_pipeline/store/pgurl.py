@@ -59,7 +59,19 @@ def _login(url: str) -> tuple[int, int] | None:
                 default=len(url))
     query = url.find("?", first)
     end = url.rfind("@", start, query if query >= 0 else len(url))
-    return (start, end) if end >= 0 else None
+    if end >= 0:
+        return start, end
+    # A password holding "/" and then "?" (``u:pa/ss?x@host``) put its "?" after that "/":
+    # read as a query, its "@" hid the login, shown in clear and never refused. An "@" that
+    # is a query value's comes after the "=" of its item; one with no "=" between the "?"
+    # before it and itself ends a login (libpq misreads it: check_login refuses it).
+    end = url.rfind("@", start)
+    while end >= 0:
+        mark = url.find("?", start, end)
+        if mark < 0 or "=" not in url[mark:end]:
+            return start, end
+        end = url.rfind("@", start, mark)
+    return None
 
 
 def check_login(url: str) -> None:

@@ -154,6 +154,18 @@ class TestEveryLoginIsReadWhereLibpqReadsIt:
     def test_a_query_with_an_at_sign_and_a_second_question_mark_is_no_login(self) -> None:
         check_login("postgresql://u@db/pp?application_name=ops@lab?2")
 
+    def test_a_password_with_a_slash_then_a_question_mark_is_refused_and_hidden(
+        self
+    ) -> None:
+        # libpq ends the host at the "/": "pa" would be read as a port, "ss" as the database.
+        url = "postgresql://u:pa/ss?x@db/pp"
+        assert redact_url(url) == "postgresql://u:***@db/pp"
+        with pytest.raises(StoreError) as refused:
+            check_login(url)
+        assert "pa/ss" not in str(refused.value) and "?x" not in str(refused.value)
+        assert redact_url("postgresql://db/pp?application_name=a@b") == (
+            "postgresql://db/pp?application_name=a@b")
+
     def test_a_colon_in_a_misread_password_is_hidden_with_the_rest(self) -> None:
         assert redact_url("postgresql://u:pa:ss@x@db/pp") == "postgresql://u:***@db/pp"
 
