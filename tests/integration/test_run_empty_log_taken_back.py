@@ -85,6 +85,25 @@ class TestTheEmptyLog:
         events = [json.loads(line) for line in log_file.read_text().splitlines()]
         assert [e["event"] for e in events] == ["work_refused"]
 
+    def test_an_interrupt_before_any_work_takes_the_log_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, err, out = _run_failing_with(KeyboardInterrupt(), tmp_path, monkeypatch,
+                                           logged=True)
+        assert (code, err.splitlines()[-1]) == (run_command.EXIT_INTERRUPTED, "interrupted")
+        assert not out.exists()
+
+    def test_an_interrupt_during_a_send_keeps_the_log(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A print may have gone out: the record of what the run began stays.
+        code, _, out = _run_failing_with(KeyboardInterrupt(), tmp_path, monkeypatch,
+                                         logged=True, begun=Deed.SENT)
+        assert code == run_command.EXIT_INTERRUPTED
+        (log_file,) = (out / "logs").iterdir()
+        assert [json.loads(line)["event"] for line in log_file.read_text().splitlines()] == [
+            "work_refused"]
+
     def test_a_crash_keeps_the_log_that_names_its_crash_report(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
