@@ -491,20 +491,39 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         ) from exc
 
 
-#: What systemctl says when the service manager it was asked for cannot be reached from here,
-#: why, and where the command can work: every later command would fail the same way (session
-#: 35: `service install` run under `su` printed "Failed to connect to bus: No medium found"
-#: twice, and nothing else). Looked for in this order: a machine without systemd says "Failed
-#: to connect to bus" too, after its own reason (session 41).
-_UNREACHABLE: Final = (
-    ("System has not been booted with systemd",
-     "this machine does not run systemd (a container, or WSL without systemd enabled)",
-     "On a machine that runs systemd"),
-    ("Failed to connect to bus",
-     "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
-     "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open",
-     "From a session that reaches it (log in as that user over ssh or at the console)"),
+#: Why the service manager cannot be reached from here, and where the command can work.
+_NOT_BOOTED: Final = (
+    "this machine does not run systemd (a container, or WSL without systemd enabled)",
+    "On a machine that runs systemd",
 )
+_NO_USER_MANAGER: Final = (
+    "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
+    "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open",
+    "From a session that reaches it (log in as that user over ssh or at the console)",
+)
+#: What systemctl says when the service manager it was asked for cannot be reached from here:
+#: every later command would fail the same way (session 35: `service install` run under `su`
+#: printed "Failed to connect to bus: No medium found" twice, and nothing else). Looked for in
+#: this order: a machine without systemd says "Failed to connect to bus" too, after its own
+#: reason (session 41).
+_UNREACHABLE: Final = (
+    ("System has not been booted with systemd", _NOT_BOOTED),
+    ("Failed to connect to bus", _NO_USER_MANAGER),
+)
+#: What sd_booted(3) looks for: the folder exists only while systemd is the init system.
+_SYSTEMD_BOOTED_MARKER: Final = Path("/run/systemd/system")
+
+
+def _unreachable(said: str) -> tuple[str, str] | None:
+    """Why the manager cannot be reached, from what systemctl ``said``, or None.
+
+    `systemctl --user` on a machine that does not run systemd says only "Failed to connect to
+    bus", as under `su` (session 43: a container's `service install --scope user` was told to
+    log in over ssh, which would not have helped): the machine is asked, as sd_booted does."""
+    found = next((reason for text, reason in _UNREACHABLE if text in said), None)
+    if found is _NO_USER_MANAGER and not _SYSTEMD_BOOTED_MARKER.is_dir():
+        return _NOT_BOOTED
+    return found
 
 
 def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
@@ -558,8 +577,7 @@ def _run_all(
         if done.returncode != 0:
             print(f"{shlex.join(command)} exited {done.returncode}", file=stderr)
             status = EXIT_FAILURE
-            found = next(((why, where) for said, why, where in _UNREACHABLE
-                          if said in done.stderr), None)
+            found = _unreachable(done.stderr)
             if found is not None:
                 why, where = found
                 left = "; ".join(f"`{shlex.join(c)}`" for c in commands[index:])

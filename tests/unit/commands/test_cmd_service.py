@@ -16,6 +16,9 @@ from preform_pipeline.errors import ConfigError
 from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
 
 GOLDEN = Path(__file__).parent / "golden"
+#: Whether this machine runs systemd (sd_booted's test): `systemctl --user` then fails for
+#: want of a login session, else for want of systemd.
+BOOTED_WITH_SYSTEMD = Path("/run/systemd/system").is_dir()
 #: Set to rewrite the golden files from the current output (then review the diff).
 UPDATE = os.environ.get("PREFORM_PIPELINE_UPDATE_GOLDEN") == "1"
 
@@ -160,6 +163,8 @@ class TestAUserManagerThisSessionCannotReach:
                         "--name", TestAUserManagerThisSessionCannotReach.NAME], out, err)
         return code, out, err
 
+    @pytest.mark.skipif(not BOOTED_WITH_SYSTEMD,
+                        reason="needs a machine booted with systemd (under `su`)")
     def test_the_install_stops_at_the_first_refusal_and_says_what_helps(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -223,7 +228,7 @@ class TestAUserManagerThisSessionCannotReach:
 
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
-                    or Path("/run/systemd/system").exists(),
+                    or BOOTED_WITH_SYSTEMD,
                     reason="needs systemctl on a machine not booted with systemd")
 class TestAMachineNotBootedWithSystemd:
     """In a container (or WSL without systemd) the real `systemctl` says both "System has not
@@ -242,6 +247,24 @@ class TestAMachineNotBootedWithSystemd:
         assert said.startswith("not done: this machine does not run systemd (a container, or "
                                "WSL without systemd enabled). ")
         assert "--user" not in said
+
+    def test_a_user_unit_is_told_the_machine_s_reason_not_to_log_in_again(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # `systemctl --user` here says only "Failed to connect to bus", as under `su`: the
+        # install was told to log in over ssh, which reaches no manager either (session 43).
+        home, name = tmp_path / "home", TestAUserManagerThisSessionCannotReach.NAME
+
+        code, out, err = TestAUserManagerThisSessionCannotReach._install(
+            home, tmp_path, monkeypatch)
+
+        assert code == 1
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        assert f"wrote {unit}" in out.getvalue().splitlines()
+        assert err.getvalue().splitlines()[-1] == (
+            "not done: this machine does not run systemd (a container, or WSL without systemd "
+            "enabled). On a machine that runs systemd, run this command again, or: "
+            f"`systemctl --user daemon-reload`; `systemctl --user enable --now {name}.service`")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
