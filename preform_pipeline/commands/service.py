@@ -39,6 +39,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Final, Literal, TextIO
@@ -146,11 +147,24 @@ class ServicePlan:
 # -- definitions --------------------------------------------------------------------------------
 
 
+def _unit_value(text: str | PurePath) -> str:
+    """``text`` as a unit file's value that systemd reads back as written: ``%`` starts a
+    specifier there (session 43: a settings folder ``lab%20share`` made the unit fail to
+    load, "Invalid slot"; ``lab%hfolder`` silently became ``lab/rootfolder``)."""
+    return str(text).replace("%", "%%")
+
+
+def _unit_command(words: Sequence[str]) -> str:
+    """An ``ExecStart=`` command line: quoted as a shell would, and, since systemd also
+    expands ``$VARIABLES`` and C escapes inside the quotes, ``$`` and ``\\`` escaped too."""
+    return _unit_value(shlex.join(words).replace("\\", "\\\\").replace("$", "$$"))
+
+
 def _systemd_unit(host: Host, settings: PurePath, env_file: PurePath, scope: str) -> str:
     lines = [
         "# Written by `preform-pipeline service install`; `service uninstall` removes it.",
         "[Unit]",
-        f"Description=preform-pipeline hot folder ({settings})",
+        f"Description=preform-pipeline hot folder ({_unit_value(settings)})",
         "Wants=network-online.target",
         "After=network-online.target remote-fs.target",
         "",
@@ -160,10 +174,10 @@ def _systemd_unit(host: Host, settings: PurePath, env_file: PurePath, scope: str
     if scope == "system":
         lines.append(f"User={host.user}")
     lines += [
-        f"WorkingDirectory={settings.parent}",
-        f"ExecStart={shlex.join([str(host.executable), 'watch', str(settings)])}",
+        f"WorkingDirectory={_unit_value(settings.parent)}",
+        f"ExecStart={_unit_command([str(host.executable), 'watch', str(settings)])}",
         "# Credentials and other PREFORM_PIPELINE_* variables: never in this file.",
-        f"EnvironmentFile=-{env_file}",
+        f"EnvironmentFile=-{_unit_value(env_file)}",
         "Environment=PYTHONUNBUFFERED=1",
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={DEFAULT_STOP_TIMEOUT_S}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -225,6 +226,44 @@ class TestAUserManagerThisSessionCannotReach:
         lines = out.getvalue().splitlines()
         assert f"write {unit}:" in lines and f"wrote {unit}" in lines, out.getvalue()
         assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
+
+
+@pytest.mark.skipif(sys.platform == "win32" or shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed here")
+class TestAUnitSystemdReadsBackAsWritten:
+    """systemd reads `%` in a unit as a specifier, and `$` and `\\` in ExecStart as a variable
+    and an escape: a settings folder named so is written escaped, and systemd's own parser
+    (`systemd-analyze verify`) loads the unit (session 43: `lab%20share` made it fail to load,
+    "Invalid slot"; `lab%hfolder` became `lab/rootfolder` without a word)."""
+
+    def test_a_settings_folder_with_percent_and_dollar_signs_is_written_escaped(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        folder = tmp_path / "lab%20share %h $HOME"
+        folder.mkdir()
+        settings = folder / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        home, runtime, name = tmp_path / "home", tmp_path / "run", "pp-escaped-test"
+        runtime.mkdir()
+        monkeypatch.setenv("HOME", str(home))
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # no manager reached: written only
+        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
+
+        cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
+                 "--name", name], io.StringIO(), io.StringIO())
+
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        checked = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                                 capture_output=True, text=True, check=False, timeout=60)
+        assert checked.returncode == 0, checked.stderr
+        assert "specifier" not in checked.stderr, checked.stderr
+        # What it loads: the folder itself, not %2's refusal or %h's home folder (which
+        # verify lets pass), nor $HOME's value.
+        lines = unit.read_text(encoding="utf-8").splitlines()
+        escaped = str(folder).replace("%", "%%")
+        assert f"WorkingDirectory={escaped}" in lines
+        assert any(line.startswith("ExecStart=") and line.endswith(
+            f" watch '{escaped.replace('$', '$$')}/settings.yaml'") for line in lines), lines
 
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
