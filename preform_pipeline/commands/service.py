@@ -37,6 +37,7 @@ import getpass
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -47,6 +48,7 @@ from xml.sax.saxutils import escape
 
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.settings import load_settings
+from preform_pipeline.settings.files import read_settings_file
 from preform_pipeline.userpath import expand_user, own_home
 from preform_pipeline.wording import visible, visible_lines
 
@@ -450,6 +452,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
+#: The secret a settings file may hold in plain text (docs/settings.md: "prefer
+#: client_secret_file or the environment, since settings files are often shared").
+_PLAIN_SECRET: Final = ("cloud", "client_secret")
+
+
+def _exposed_secret(settings: Path) -> str:
+    """What to say when ``settings`` holds the Web API's secret in plain text and other users
+    of this machine may read it, else "". A service keeps that file for years: session 43's
+    newcomer installed one whose settings, mode 0644, held ``cloud.client_secret``, and was
+    told only that the unit holds no secret."""
+    section = read_settings_file(settings).get(_PLAIN_SECRET[0])
+    if not isinstance(section, dict) or not section.get(_PLAIN_SECRET[1]):
+        return ""
+    mode = settings.stat().st_mode
+    if os.name == "nt" or not mode & 0o044:
+        return ""
+    return (f"{settings} holds {'.'.join(_PLAIN_SECRET)} in plain text, and its mode "
+            f"({stat.S_IMODE(mode):04o}) lets other users of this machine read it: the service "
+            "would keep it so. Move the secret into a file named by cloud.client_secret_file (mode "
+            "0600), or into the environment file the unit names, or make the settings "
+            f"readable by their owner only (chmod 600 {shlex.quote(str(settings))})")
+
+
 def _confirm(question: str, stdout: TextIO) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -478,6 +503,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 print(f"error: {args.settings}: no such settings file", file=stderr)
                 return EXIT_FAILURE
             load_settings(settings)  # a service that cannot start is worse than none
+            exposed = _exposed_secret(settings)
+            if exposed:
+                print(f"warning: {visible(exposed)}", file=stderr)
     plan = plan_service(
         args.action, settings, host, method=method, name=args.name, scope=args.scope,
         env_file=env_file,

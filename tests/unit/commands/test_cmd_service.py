@@ -392,6 +392,52 @@ class TestAnUninstallWhereNoManagerIsInstalled:
         assert out.getvalue().splitlines()[-1] == f"removed {unit}"
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes are POSIX's")
+class TestASecretInTheSettings:
+    """A service keeps its settings file for years: one that holds the Web API's secret in
+    plain text where other users may read it is named at install, the secret not shown
+    (session 43: the newcomer was told only that the unit holds no secret)."""
+
+    SECRET = "trial-secret-never-shown-43"
+
+    def _dry_run(self, tmp_path: Path, cloud: str, mode: int) -> tuple[int, str, str]:
+        settings = tmp_path / "lab settings" / "settings.yaml"
+        settings.parent.mkdir()
+        settings.write_text(f"cloud: {cloud}\n", encoding="utf-8")
+        settings.chmod(mode)
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.run(["service", "install", str(settings), "--method", "systemd",
+                        "--scope", "user", "--dry-run"], out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    def test_a_plain_secret_others_may_read_is_named_with_what_helps(
+        self, tmp_path: Path
+    ) -> None:
+        code, out, err = self._dry_run(
+            tmp_path, f"{{client_id: lab, client_secret: {self.SECRET}}}", 0o644)
+
+        assert code == 0
+        settings = tmp_path / "lab settings" / "settings.yaml"
+        assert err.splitlines() == [
+            f"warning: {settings} holds cloud.client_secret in plain text, and its mode (0644) "
+            "lets other users of this machine read it: the service would keep it so. Move the "
+            "secret into a file named by cloud.client_secret_file (mode 0600), or into the "
+            "environment file the unit names, or make the settings readable by their owner "
+            f"only (chmod 600 '{settings}')"]
+        assert self.SECRET not in out + err
+
+    @pytest.mark.parametrize(("cloud", "mode"), [
+        (f"{{client_id: lab, client_secret: {SECRET}}}", 0o600),
+        ("{client_id: lab, client_secret_file: secret.txt}", 0o644),
+    ])
+    def test_a_secret_kept_to_its_owner_or_in_a_file_says_nothing(
+        self, tmp_path: Path, cloud: str, mode: int
+    ) -> None:
+        code, out, err = self._dry_run(tmp_path, cloud, mode)
+        assert (code, err) == (0, "")
+        assert self.SECRET not in out
+
+
 class TestStatusNeedsNoSettings:
     """``service status`` asks the service manager by the service's name: no settings file."""
 
