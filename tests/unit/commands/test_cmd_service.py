@@ -150,14 +150,15 @@ class TestAUserManagerThisSessionCannotReach:
 
     @staticmethod
     def _install(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 ) -> tuple[int, io.StringIO, io.StringIO]:
-        """``service install --scope user --yes`` with ``home`` as HOME, no manager reached."""
+                 folder: Path | None = None) -> tuple[int, io.StringIO, io.StringIO]:
+        """``service install --scope user --yes`` with ``home`` as HOME, no manager reached,
+        for a settings file in ``folder`` (default ``tmp_path``)."""
         runtime = tmp_path / "run"
         runtime.mkdir()  # a runtime folder with no manager's socket in it: as under `su`
         monkeypatch.setenv("HOME", str(home))
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
         monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
-        settings = tmp_path / "settings.yaml"
+        settings = (folder or tmp_path) / "settings.yaml"
         settings.write_text("servers: {count: 1}\n", encoding="utf-8")
         out, err = io.StringIO(), io.StringIO()
         code = cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
@@ -239,19 +240,13 @@ class TestAUnitSystemdReadsBackAsWritten:
     def test_a_settings_folder_with_percent_and_dollar_signs_is_written_escaped(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        folder = tmp_path / "lab%20share %h $HOME"
+        folder, home = tmp_path / "lab%20share %h $HOME", tmp_path / "home"
         folder.mkdir()
-        settings = folder / "settings.yaml"
-        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
-        home, runtime, name = tmp_path / "home", tmp_path / "run", "pp-escaped-test"
-        runtime.mkdir()
-        monkeypatch.setenv("HOME", str(home))
-        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # no manager reached: written only
-        monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
 
-        cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
-                 "--name", name], io.StringIO(), io.StringIO())
+        # No manager is reached: the unit is written, and nothing is started.
+        TestAUserManagerThisSessionCannotReach._install(home, tmp_path, monkeypatch, folder)
 
+        name = TestAUserManagerThisSessionCannotReach.NAME
         unit = home / ".config" / "systemd" / "user" / f"{name}.service"
         checked = subprocess.run(["systemd-analyze", "verify", str(unit)],
                                  capture_output=True, text=True, check=False, timeout=60)
