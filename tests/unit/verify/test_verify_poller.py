@@ -240,10 +240,31 @@ class TestPacing:
                        created=i.sent_at)
             for n, i in enumerate(items)
         ]
-        outcome = VerificationPoller(client, clock=clock, requests_per_hour=60).poll(items)
-        # 3 pages + the token request: 4 requests at 60 an hour is 4 minutes.
+        # The even pace alone (no credit, verify/pace.py): 3 pages + the token request, 4
+        # requests at 60 an hour, is 4 minutes.
+        outcome = VerificationPoller(client, clock=clock, requests_per_hour=60,
+                                     credit_requests=0).poll(items)
         assert (outcome.pages, outcome.requests) == (3, 4)
         assert outcome.next_interval_s == pytest.approx(240)
+
+    def test_a_poller_that_spent_little_lately_counts_its_credit_then_keeps_the_pace(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        items = _pending(clock, 250)
+        fake_api.prints = [
+            run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
+                       created=i.sent_at)
+            for n, i in enumerate(items)
+        ]
+        poller = VerificationPoller(client, clock=clock, requests_per_hour=60)
+        first = poller.poll(items)
+        # 4 requests (the token, 3 pages), 2 of them the credit: 2 earned at 58 an hour.
+        assert first.requests == 4
+        assert first.next_interval_s == pytest.approx(2 * 3600 / 58)
+        clock.advance(first.next_interval_s)
+        second = poller.poll(items)
+        # The credit spent: 3 pages earned at 58 an hour.
+        assert second.next_interval_s == pytest.approx(3 * 3600 / 58)
 
     def test_a_failing_web_api_is_reported_and_backed_off_not_raised(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
@@ -281,7 +302,7 @@ class TestPacing:
         # (staggered deadlines polled an outage every 30 s, whatever the share).
         items = _pending(clock)
         poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900,
-                                    deadline_s=3750, requests_per_hour=12)
+                                    deadline_s=3750, requests_per_hour=12, credit_requests=0)
         fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
         failed = poller.poll(items)
         assert failed.error is not None and failed.requests >= 1
