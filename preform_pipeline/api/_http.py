@@ -362,7 +362,7 @@ class HttpSession:
                              status=answer.status, retry_after_s=round(wait.seconds, 3),
                              attempt=tries + 1)
                 limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
-                    f"the {max(0.0, left):.3g} s left of the request's time"
+                    f"the {max(0.0, left):.0f} s left of the request's time"
                 raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit)
             log.warning("api_retry_after", method=method, path=path, status=answer.status,
                         retry_after_s=round(wait.seconds, 3), attempt=tries + 1,

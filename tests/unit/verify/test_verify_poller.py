@@ -33,6 +33,17 @@ def _pending(clock: ManualClock, count: int = 1, *, ago_min: float = 60) -> list
     return [PendingPrint(key=new_key(), sent_at=sent, name=f"build-{n}") for n in range(count)]
 
 
+def _printing(api: FakeWebApi, clock: ManualClock, count: int) -> list[PendingPrint]:
+    """``count`` pending prints, each printing in the feed with a minute to go."""
+    items = _pending(clock, count)
+    api.prints = [
+        run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
+                   created=i.sent_at)
+        for n, i in enumerate(items)
+    ]
+    return items
+
+
 def _feed_requests(api: FakeWebApi) -> list[httpx.Request]:
     return [r for r in api.api_requests() if r.url.path == PRINTS]
 
@@ -234,12 +245,7 @@ class TestPacing:
     def test_a_poll_of_many_pages_waits_its_share_of_the_hourly_budget(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
-        items = _pending(clock, 250)
-        fake_api.prints = [
-            run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
-                       created=i.sent_at)
-            for n, i in enumerate(items)
-        ]
+        items = _printing(fake_api, clock, 250)
         # The even pace alone (no credit, verify/pace.py): 3 pages + the token request, 4
         # requests at 60 an hour, is 4 minutes.
         outcome = VerificationPoller(client, clock=clock, requests_per_hour=60,
@@ -250,12 +256,7 @@ class TestPacing:
     def test_a_poller_that_spent_little_lately_counts_its_credit_then_keeps_the_pace(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
-        items = _pending(clock, 250)
-        fake_api.prints = [
-            run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
-                       created=i.sent_at)
-            for n, i in enumerate(items)
-        ]
+        items = _printing(fake_api, clock, 250)
         poller = VerificationPoller(client, clock=clock, requests_per_hour=60)
         first = poller.poll(items)
         # 4 requests (the token, 3 pages), 2 of them the credit: 2 earned at 58 an hour.
