@@ -341,6 +341,20 @@ class TestPacing:
         assert outcome.retry_after_s == pytest.approx(float(retry_after))
         assert outcome.next_interval_s == pytest.approx(expected)
 
+    def test_a_web_api_down_for_maintenance_is_polled_again_when_it_said(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # A 503 whose Retry-After is longer than the run's client waits: the poll fails,
+        # and the next comes when the Web API said it is back, not at a doubling backoff.
+        client = make_client(max_wait_s=10)
+        fake_api.script(ScriptedAnswer(503, json={"detail": "maintenance"},
+                                       headers={"Retry-After": "1200"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900)
+        outcome = poller.poll(_pending(clock))
+        assert outcome.error is not None and "asked to wait 1200 s" in outcome.error
+        assert outcome.retry_after_s == pytest.approx(1200)
+        assert outcome.next_interval_s == pytest.approx(1200)
+
     # By default (verify --wait, a run) the poll's warning is the only one; a caller that
     # defers (the hot folder) or tells every failed poll (one verify) says so itself.
     @pytest.mark.parametrize(("options", "level"), [({}, "warning"),
