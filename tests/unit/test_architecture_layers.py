@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
 #: Layers, lowest first: a part imports only from its own layer or below.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff",
+    frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff", "retryafter",
                "interrupts", "crash", "preflight", "yamlerrors",
                "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
                "thirdparty", "userpath", "diskspace", "answers", "extras",
