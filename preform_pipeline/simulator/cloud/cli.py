@@ -36,7 +36,7 @@ from typing import Final, NoReturn, TextIO
 from preform_pipeline import __version__
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
-from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
+from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.startup import (
     EXIT_FAILURE,
@@ -238,12 +238,7 @@ def run(
     stop: threading.Event | None = None,
 ) -> int:
     """Run the Dashboard simulator until a stop signal (or ``stop`` is set); the exit status."""
-    secret_option = secret_option_in(argv)
-    if secret_option is not None:
-        # Before argparse, which reads --client-secret as a prefix of --client-secret-file
-        # and would name the secret as a file it cannot read.
-        stderr.write(f"error: {secret_option_refusal(secret_option, instead=_SECRET_GOES)}\n")
-        stderr.flush()
+    if refuse_secret_option(argv, stderr, instead=_SECRET_GOES):
         return EXIT_USAGE
     try:
         config = parse_args(argv)
