@@ -50,6 +50,7 @@ from preform_pipeline.simulator.startup import (
     serve_until_stopped,
     stop_on_signals,
 )
+from preform_pipeline.userpath import secret_file_named
 
 from .auth import DEFAULT_TOKEN_LIFETIME_S, TokenStore
 from .fleet_view import DEFAULT_TIME_SCALE, FleetView, OutcomeSource
@@ -215,11 +216,15 @@ def resolve_credentials(
         try:
             secret = config.client_secret_file.read_text(encoding="utf-8").removesuffix("\n")
         except (OSError, UnicodeDecodeError) as exc:
+            # Neither the OSError's text (it quotes the name) nor the decoder's (it quotes a
+            # byte of the secret): the name only as the one rule shows it.
+            why = (exc.strerror or "it cannot be opened") if isinstance(exc, OSError) else (
+                "it is not UTF-8 text")
+            named = secret_file_named(str(config.client_secret_file), config.client_secret_file)
             raise ConfigError(
-                f"cannot read the client secret: {exc}",
-                source=str(config.client_secret_file),
+                f"cannot read the client secret from {named}: {why}", source="--client-secret-file",
                 hint="pass a readable file holding only the secret",
-            ) from exc
+            ) from None
         if not secret:
             raise ConfigError(
                 "the client secret file is empty", source=str(config.client_secret_file)
