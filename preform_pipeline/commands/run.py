@@ -112,6 +112,7 @@ from preform_pipeline.executor.said_rejections import (
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import LOGS_FOLDER, REPORTS_FOLDER
 from preform_pipeline.plan.builds import (
     Plan,
     Rejection,
@@ -439,13 +440,13 @@ def _run(
     output_checks = [PathCheck(root, "folder", "output folder")]
     own_log = args.log_file is None and settings.logging.file is None
     log_file = ((expand_user(args.log_file, source="--log-file") if args.log_file else None)
-                or settings.logging.file or root / "logs" / f"{run_id}.jsonl")
+                or settings.logging.file or root / LOGS_FOLDER / f"{run_id}.jsonl")
     try:
         check_paths(output_checks)  # before anything is written
         # Taken back if the run finds nothing to do (_take_back): made now, so a folder that
         # cannot be used is refused and every event of the run is in its log from the start.
         # Read after the check: a name too long for the file system fails even `exists`.
-        log_made = _Made(folders=_missing_folders(root / "logs"),
+        log_made = _Made(folders=_missing_folders(root / LOGS_FOLDER),
                          log_file=log_file if own_log else None)
         made: _Made | None = log_made
         make_folders(output_checks)
@@ -761,7 +762,7 @@ def _run_recorded(
     earlier = passed.reasons()
     # The report's verdict is the exit status's: a script reading "ok" from a night with
     # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
-    json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)
+    json_path, csv_path = write_run_report(result, root / REPORTS_FOLDER, ok=code == EXIT_OK)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []

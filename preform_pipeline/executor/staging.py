@@ -44,11 +44,10 @@ from preform_pipeline.errors import FileWriteError, refused_by_a_full_disk, writ
 from preform_pipeline.executor.outputs import create_empty, place_output
 from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import STAGING_FOLDER
 
-__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "save_staged", "sweep_staging"]
+__all__ = ["owner_of", "process_folder_name", "save_staged", "sweep_staging"]
 
-#: The folder below the output folder where servers write; hidden, and named for us.
-STAGING_FOLDER: Final = ".preform-staging"
 #: A process's name: ``<pid>-<start time in ms>-<host and instance tag>``; the name of a
 #: session 31 process folder, and the end of a save's owner file.
 _PROCESS: Final = re.compile(r"(?P<pid>[1-9][0-9]*)-(?P<ms>[0-9]+)-(?P<host>[0-9a-f]{8})")
