@@ -100,6 +100,10 @@ class TestAbbreviationsAndOtherNames:
         # Session 42's mutation run: an API key spelt over several words, and a secret
         # option after one of the project's own (the look went on past it).
         ["run", "r.yaml", "--cloud-api-key", SECRET], ["serve", "--hash-secret", "--token", SECRET],
+        # Session 43: one dash, as Go's and Java's tools spell a long option (TestASingleDash).
+        ["verify", "-password", SECRET], ["verify", f"-client-secret={SECRET}"],
+        ["serve", "-Client_Secret", SECRET], ["run", "r.yaml", "m.stl", f"-pass={SECRET}"],
+        ["verify", "-api-token", SECRET],
     ])
     def test_the_pipelines_command_line_refuses_them(
         self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
@@ -135,21 +139,13 @@ class TestASingleDash:
     """Go's and Java's tools spell a long option with one dash: argparse echoed
     ``-password VALUE`` and ``-client-secret=VALUE`` as unrecognized, the value with them."""
 
-    @pytest.mark.parametrize("argv", [
-        ["verify", "-password", SECRET], ["verify", f"-client-secret={SECRET}"],
-        ["serve", "-Client_Secret", SECRET], ["run", "r.yaml", "m.stl", f"-pass={SECRET}"],
-        ["verify", "-api-token", SECRET],
+    @pytest.mark.parametrize(("argv", "named"), [
+        (["verify", "-Client_Secret", SECRET], "-client-secret"), ([f"-pass={SECRET}"], "-pass"),
     ])
-    def test_the_pipelines_command_line_refuses_a_name_after_one_dash(
-        self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
-
-        assert done.returncode == 2
-        assert SECRET not in done.stderr + done.stdout
-        assert done.stderr.startswith(f"error: {secret_option_in(argv)}: a secret is never")
-        assert done.stderr.startswith("error: -") and not done.stderr.startswith("error: --")
+    def test_the_option_is_named_with_the_one_dash_typed(self, argv: list[str], named: str
+                                                          ) -> None:
+        # The pipeline's refusals of one dash are among TestAbbreviationsAndOtherNames'.
+        assert secret_option_in(argv) == named
 
     def test_both_simulators_refuse_it(self) -> None:
         for run, argv in ((cloud_cli.run, ["-client-secret", SECRET]),
