@@ -37,6 +37,14 @@ class TestACutLine:
         assert head.endswith("port 5432);")
         assert tail.startswith(("watch", "other", "run")) and line[-len(tail) - 1] == " "
 
+    def test_the_kept_end_starts_at_a_field_rather_than_inside_one(self) -> None:
+        line = ("error: " + "first words " * 30 + "; " + "a middle clause goes on " * 4
+                + "; then the last clause says what helps, and what to run once it is back)")
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail == "then the last clause says what helps, and what to run once it is back)"
+
     def test_a_path_at_the_cut_is_kept_whole_or_left_out(self) -> None:
         path = "/srv/lab/incoming/" + "/".join(f"case-{n:04d}-upper-arch" for n in range(6))
         for before in range(120, 260, 7):  # the path across the cut, wherever it falls
