@@ -117,6 +117,7 @@ from preform_pipeline.executor.said_rejections import (
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import LOGS_FOLDER, REPORTS_FOLDER
 from preform_pipeline.plan.builds import (
     Plan,
     Rejection,
@@ -444,13 +445,13 @@ def _run(
     output_checks = [PathCheck(root, "folder", "output folder")]
     own_log = _own_log(args, settings)
     log_file = ((expand_user(args.log_file, source="--log-file") if args.log_file else None)
-                or settings.logging.file or root / "logs" / f"{run_id}.jsonl")
+                or settings.logging.file or root / LOGS_FOLDER / f"{run_id}.jsonl")
     try:
         check_paths(output_checks)  # before anything is written
         # Taken back if the run does nothing (_take_back): made now, so a folder that cannot
         # be used is refused and every event of the run is in its log from the start.
         # Read after the check: a name too long for the file system fails even `exists`.
-        made = _Made(folders=_missing_folders(root / "logs"),
+        made = _Made(folders=_missing_folders(root / LOGS_FOLDER),
                      log_file=log_file if own_log else None)
         make_folders(output_checks)
     except UnusablePathError as exc:  # say where the folder came from, not "the settings"
@@ -810,7 +811,7 @@ def _run_recorded(
     # The report's verdict is the exit status's: a script reading "ok" from a night with
     # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
     # A run that did nothing writes none (nor keeps its log: `_run`), as an empty folder's.
-    written = None if deeds.nothing else write_run_report(result, root / "reports",
+    written = None if deeds.nothing else write_run_report(result, root / REPORTS_FOLDER,
                                                           ok=code == EXIT_OK)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
