@@ -58,7 +58,7 @@ the newcomer; the newcomer alone may also take finer turns
 platform takes may change places with a smaller unit of one, which then has to move in its
 turn. When every unit has moved the platform goes and the search starts again; when one
 cannot, nothing of that try is kept and the next emptiest platform is tried; the search stops
-when none empties, or when its work is spent: :data:`EMPTYING_CHECKS_PER_MODEL` plain passes
+when none empties, or when its work is spent: :data:`EMPTYING_CHECKS_PER_MODEL` moves tried
 per model (the planning thread's CPU time is again only a safety limit), so the plan is the
 same on any machine. Every platform it changes is one plain pass's layout (the newcomer
 perhaps at a finer turn), and there are never more platforms than before.
@@ -112,8 +112,9 @@ _MIN_ORDERS: Final = 3
 DEFAULT_SEARCH_S_PER_MODEL: Final = 0.05
 #: The safety limit at least, however few the models.
 MIN_SEARCH_S: Final = 5.0
-#: Emptying platforms: plain passes tried at most per model of the batch (a budget counted in
-#: work, so the plan is the same on any machine; it grows with the batch, as issue 11 asks).
+#: Emptying platforms: moves tried at most per model of the batch, each asking the rules'
+#: plain passes in turn (a budget counted in work, so the plan is the same on any machine; it
+#: grows with the batch, as issue 11 asks).
 EMPTYING_CHECKS_PER_MODEL: Final = 1
 #: Emptying platforms: the turn step a model being moved may also take (the others keep theirs).
 FINE_TURN_STEP_DEG: Final = 5.0
@@ -613,6 +614,9 @@ def nest(
     refuses of a model whatever else comes with it, asked before a case is planned). Raises
     :class:`~preform_pipeline.errors.PlanningError` naming a model (or group) that does not
     fit an empty platform (without ``unfit``), or a group larger than ``max_items``.
+
+    ``empty_platforms`` then empties what platforms it can (module docstring, "Emptying
+    platforms"), the moved models also at ``fine_turn_step_deg`` turns (None: not).
     """
     if not all(math.isfinite(v) and v > 0 for v in platform):
         raise ValueError(f"platform size must be two positive numbers, got {platform}")
