@@ -26,13 +26,17 @@ could reach with the same builds' server times (:func:`best_makespan`).
 
     python bench/bench_builds.py [--sets mixed200,arches64] [--servers 1,4] [--time-scale F]
         [--repeat N] [--baseline-from bench/results/builds_session10.json] [--output STEM|PATH]
-        [--raft-type FULL_RAFT|MINI_RAFT|MINI_RAFTS_ON_BP]
+        [--raft-type FULL_RAFT|MINI_RAFT|MINI_RAFTS_ON_BP] [--empty-builds]
 
 ``--repeat N`` runs the pipeline N times per set and server count and reports the run of
 median runner CPU (CPU time on a shared machine varies from run to run); ``--baseline-from``
 reuses the baselines of an earlier results file instead of running them again.
 ``--raft-type`` sets the raft of both sides' auto_support (full rafts by default; mini rafts,
 as the engineering recipe uses, show how much of the density the raft rim takes).
+``--empty-builds`` plans with the recipe's ``batching.empty_builds: true`` (the planner also
+tries to empty its emptiest builds; docs/planning.md). Every run also records its wall-time
+ratio with the planning CPU of the plan it ran added to its wall (the ratio a user waits for:
+planning happens before the first server request).
 
 ``--vendor-script PATH`` also runs Formlabs' own ``batching-minimal.py`` (from
 formlabs-api-python, kept outside this project) unmodified, as a second baseline, with
@@ -626,10 +630,13 @@ def _median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def bench_set(name: str, counts: list[int], work: Path, scale: float,
               baseline: bool | dict[str, Any], repeat: int = 1,
               raft_type: str = "FULL_RAFT",
-              vendor: tuple[Path, Path] | None = None) -> dict[str, Any]:
+              vendor: tuple[Path, Path] | None = None,
+              empty_builds: bool = False) -> dict[str, Any]:
     paths = _models(name, work / "models")
     recipe_path = work / "recipe.yaml"
-    recipe_path.write_text(RECIPE.format(raft_type=raft_type), encoding="utf-8")
+    recipe_path.write_text(
+        RECIPE.format(raft_type=raft_type) + ("  empty_builds: true\n" if empty_builds else ""),
+        encoding="utf-8")
     recipe = load_recipe(recipe_path)
     cpu = time.process_time()
     models = read_models(paths, import_spec=recipe.import_options)
@@ -650,6 +657,7 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         "planned_density": round(sum(b.fill_ratio for b in plan.builds) / len(plan.builds), 4),
         "read_cpu_ms_per_model": round(read_cpu * 1000 / len(models), 3),
         "plan_cpu_ms_per_model": round(plan_cpu * 1000 / len(models), 3),
+        "empty_builds": empty_builds,
         "pipeline": [],
     }
     print(f"{name}: {len(models)} models, {len(plan.builds)} planned builds (bound {bound})",
@@ -658,7 +666,9 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         # Planned for the servers that run it (plan/balance.py): builds of even work.
         cpu = time.process_time()
         balanced = plan_builds(recipe, models, servers=count) if count > 1 else plan
-        planned = _planned(plan, balanced, count, time.process_time() - cpu)
+        # The plan this run ran cost its own planning (on 1 server, the first plan's).
+        planned = _planned(plan, balanced, count,
+                           time.process_time() - cpu if count > 1 else plan_cpu)
         print(f"  planned for {count}: {planned}", file=sys.stderr, flush=True)
         runs = []
         for number in range(1, repeat + 1):
@@ -680,6 +690,8 @@ def bench_set(name: str, counts: list[int], work: Path, scale: float,
         data["baseline"] = base
         for run in data["pipeline"]:
             run["speedup"] = round(base["wall_s"] / run["wall_s"], 2)
+            run["speedup_with_planning"] = round(
+                base["wall_s"] / (run["wall_s"] + run["planned"]["plan_cpu_s"]), 2)
     if vendor is not None:
         script = run_vendor_script(models, work / f"{name}-vendor", scale, *vendor)
         print(f"  vendor script: {script}", file=sys.stderr, flush=True)
@@ -703,6 +715,7 @@ def _planned(plan: Plan, balanced: Plan, servers: int, cpu_s: float) -> dict[str
         "builds": len(balanced.builds),
         "density": round(sum(b.fill_ratio for b in balanced.builds) / len(balanced.builds), 4),
         "plan_cpu_ms_per_model": round(cpu_s * 1000 / max(1, balanced.model_count), 3),
+        "plan_cpu_s": round(cpu_s, 3),
         "models_moved": moved,
         "work_span": [round(_work_span(plan, servers), 1), round(_work_span(balanced, servers), 1)],
         "work_mean": round(sum(build_work(b) for b in plan.builds) / servers, 1),
@@ -824,6 +837,15 @@ def _markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
                     f"{p['models_moved']} models in another build, longest queue's work "
                     f"{p['work_span'][0]} -> {p['work_span'][1]} (mean {p['work_mean']})."
                 )
+        with_planning = [
+            f"{run['servers']} server(s) {run['speedup_with_planning']}x"
+            for run in r["pipeline"] if "speedup_with_planning" in run
+        ]
+        if with_planning:
+            lines.append("  - against the baseline with the plan's planning CPU added to the "
+                         "run's wall: " + ", ".join(with_planning) + ".")
+        if r.get("empty_builds"):
+            lines.append("  - planned with `batching.empty_builds: true`.")
     lines += [
         "",
         "Density is the sum of the convex-hull areas of the models' shadows (as oriented) over "
@@ -873,6 +895,10 @@ def main(argv: list[str] | None = None) -> int:
         help="the raft of both sides' auto_support (default full rafts)",
     )
     parser.add_argument(
+        "--empty-builds", action="store_true",
+        help="plan with batching.empty_builds: true (the planner empties its emptiest builds)",
+    )
+    parser.add_argument(
         "--vendor-script", type=Path, default=None,
         help="Formlabs' batching-minimal.py, run unmodified as a second baseline",
     )
@@ -910,7 +936,7 @@ def main(argv: list[str] | None = None) -> int:
             baseline: bool | dict[str, Any] = earlier.get(name, not args.no_baseline)
             results.append(
                 bench_set(name, counts, work, args.time_scale, baseline, max(1, args.repeat),
-                          args.raft_type, vendor)
+                          args.raft_type, vendor, args.empty_builds)
             )
     finally:
         shutil.rmtree(work, ignore_errors=True)

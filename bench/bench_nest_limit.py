@@ -46,6 +46,17 @@ run: one set per run keeps each run under ten minutes).
 the counts and CPU to ``STEM.json`` (the Markdown, with its reading written by hand, is left
 alone). ``--run-builds`` runs ``bench_builds.py`` on arches64 and one simulated server with
 the nester set as the knob that made 12 builds, to see whether the server lays them out.
+
+    nice -n 15 python bench/bench_nest_limit.py --trace-overflow STEM [--empty-builds]
+
+``--trace-overflow`` plans arches64 with the nester set as that knob (``--empty-builds``:
+instead as the product plans with ``batching.empty_builds: true``), lays every build out on
+an in-process simulator engine as the runner asks a server to (import each file, orient,
+support with full rafts, lay out), and for every build that does not fit compares the
+planner's predicted footprint of each model with the simulator's own (shadow points,
+growth), which rules of the planner's plain pass lay the build out (at 15 and 5 degree
+turns), and how many of the simulator packer's layouts it takes to place them all. Writes
+``STEM.json``.
 """
 
 from __future__ import annotations
@@ -60,7 +71,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -80,7 +91,7 @@ from preform_pipeline.plan.builds import ModelInfo, plan_builds, read_models
 from preform_pipeline.plan.footprint import Footprint, predict
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
-from preform_pipeline.simulator.outline_pack import Shape, pack_shapes
+from preform_pipeline.simulator.outline_pack import MAX_LAYOUT_TRIES, Shape, pack_shapes
 
 __all__ = [
     "Grid", "Masks", "fine_grown_area", "first_fit", "main", "masks", "repack", "search",
@@ -653,6 +664,113 @@ def _run_builds(stem: str) -> int:
         nesting.nest.__kwdefaults__ = defaults
 
 
+def _simulated_layout(engine: Any, paths: Sequence[str]) -> tuple[bool, list[Any]]:
+    """Whether the simulator's auto_layout places every model of a build prepared as the
+    runner prepares one (import, orient, support with full rafts), and its models."""
+    from preform_pipeline.simulator.protocol import SimError
+
+    scene = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
+                                             "material_code": "FLGPGR05",
+                                             "layer_thickness_mm": 0.1})["id"]
+    where = {"scene_id": scene}
+    for path in paths:
+        engine.call("import_model", where, {"file": path, "units": "MILLIMETERS",
+                                            "repair_behavior": "REPAIR"})
+    engine.call("auto_orient", where, {"models": "ALL"})
+    engine.call("auto_support", where, {"models": "ALL", "raft_type": "FULL_RAFT"})
+    with engine.scenes.use(scene) as held:
+        sim_models = list(held.models.values())
+    try:
+        engine.call("auto_layout", where, {"models": "ALL"})
+    except SimError:
+        return False, sim_models
+    return True, sim_models
+
+
+def _plain_rules(footprints: Sequence[Footprint], step: float) -> str:
+    """Which of the planner's plain-pass rules lay these footprints out ('x' per rule)."""
+    outlines = [nesting.Outline(str(i), f.points, f.grow_mm, f.hull_mm2)
+                for i, f in enumerate(footprints)]
+    half = footprints[0].spacing_mm / 2.0
+    rules = nesting._Rules(outlines, PLATFORM, 0.0, True, nesting.DEFAULT_CELL_MM, step, None,
+                           half)
+    units = sorted(nesting._units(outlines), key=lambda u: (-u.hull, u.outlines[0].key))
+    marks = ""
+    for rule in range(len(rules.variants)):
+        nester = rules.nester(rule)
+        platform = nester.empty()
+        marks += "x" if all(nester.place(platform, u) for u in units) else "."
+    return marks
+
+
+def _layouts_needed(footprints: Sequence[Footprint]) -> int | None:
+    """How many of the simulator packer's layouts place every footprint (None: none of
+    all it has)."""
+    spacing = footprints[0].spacing_mm
+    shapes = [Shape(str(i), f.points, f.grow_mm) for i, f in enumerate(footprints)]
+    for tries in range(1, 61):
+        _, unplaced = pack_shapes(shapes, (PLATFORM[0] + spacing, PLATFORM[1] + spacing),
+                                  allow_rotation=True, max_tries=tries)
+        if not unplaced:
+            return tries
+    return None
+
+
+def _trace_overflow(stem: str, empty_builds: bool) -> int:
+    """The 12-build arch plan laid out build by build on an in-process simulator; every
+    build that overflows traced (see the module docstring)."""
+    from preform_pipeline.simulator.engine import SimEngine
+
+    with tempfile.TemporaryDirectory(prefix="pp-trace-") as tmp:
+        recipe, models = _read("arches64", Path(tmp) / "arches64")
+        if empty_builds:
+            label = "batching.empty_builds: true"
+            cpu = time.process_time()
+            plan = plan_builds(replace(recipe, batching=replace(recipe.batching,
+                                                                empty_builds=True)), models)
+            spent = time.process_time() - cpu
+        else:
+            label, constants, options = next(k for k in KNOBS if k[0].endswith("100 orders")
+                                             and k[0].startswith("5-degree"))
+            plan, spent = _patched_plan(recipe, models, constants, options)
+        by_path = {m.path: m for m in models}
+        engine = SimEngine()
+        builds = []
+        for build in plan.builds:
+            paths = [str(m.path) for m in build.models]
+            fits, sim_models = _simulated_layout(engine, paths)
+            entry: dict[str, Any] = {"build": build.index, "models": len(paths), "fits": fits}
+            if not fits:
+                footprints = _footprints(recipe, [by_path[m.path] for m in build.models])
+                sim_by_name = {m.name: m for m in sim_models}
+                entry["arches"] = [Path(p).stem for p in paths]
+                entry["placements"] = [
+                    {"arch": p.path.stem, "angle_deg": p.angle_deg,
+                     "x_mm": round(p.x_mm, 2), "y_mm": round(p.y_mm, 2)}
+                    for p in build.placements
+                ]
+                # The same points, or how far apart (the simulator centres its own).
+                entry["shadow_max_difference_mm"] = max(
+                    float(np.abs(f.points - sim_by_name[Path(p).stem].shadow()).max())
+                    if f.points.shape == sim_by_name[Path(p).stem].shadow().shape
+                    else math.inf
+                    for f, p in zip(footprints, paths, strict=True))
+                entry["simulator_orientations"] = [
+                    list(sim_by_name[Path(p).stem].orientation) for p in paths]
+                entry["planner_grow_mm"] = sorted({f.grow_mm for f in footprints})
+                entry["planner_rules_15deg"] = _plain_rules(footprints, 15.0)
+                entry["planner_rules_5deg"] = _plain_rules(footprints, 5.0)
+                entry["simulator_layouts_needed"] = _layouts_needed(footprints)
+                entry["simulator_layout_budget"] = MAX_LAYOUT_TRIES
+            print(f"  build {build.index}: {entry}", file=sys.stderr, flush=True)
+            builds.append(entry)
+    out = {"plan": label, "builds": len(plan.builds),
+           "plan_cpu_ms_per_model": round(spent * 1000 / len(models), 1),
+           "load": round(os.getloadavg()[0], 2), "per_build": builds}
+    results_path(stem, ".json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def _run_knobs(names: Sequence[str], output: str) -> int:
     stored = results_path(output, ".json")
     kept = json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {"sets": []}
@@ -686,6 +804,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-builds", metavar="STEM",
                         help="run bench_builds.py (arches64, 1 server, no baseline) with the "
                         "nester set as the knob that made 12 arch builds, output to STEM")
+    parser.add_argument("--trace-overflow", metavar="STEM",
+                        help="lay the 12-build arch plan out on an in-process simulator and "
+                        "trace each build that overflows, output to STEM.json")
+    parser.add_argument("--empty-builds", action="store_true",
+                        help="with --trace-overflow: plan with batching.empty_builds instead")
     parser.add_argument("--knobs", action="store_true",
                         help="only the planner under each of KNOBS, added to the output's "
                         "JSON beside its set (the Markdown is left as it is)")
@@ -694,6 +817,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_knobs(args.sets.split(","), args.output)
     if args.run_builds:
         return _run_builds(args.run_builds)
+    if args.trace_overflow:
+        return _trace_overflow(args.trace_overflow, args.empty_builds)
     facts: dict[str, Any] = {
         "machine": f"{os.cpu_count()} cores, {host.platform()}, Python {host.python_version()}",
         "load_before": round(os.getloadavg()[0], 2),

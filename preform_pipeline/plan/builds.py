@@ -663,6 +663,7 @@ def _nest(
         allow_rotation=batching.allow_rotation,
         unfit=unfit,
         search=search,
+        empty_platforms=batching.empty_builds,
     )
 
 

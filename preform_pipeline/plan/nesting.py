@@ -50,6 +50,19 @@ models a platform's best plain pass leaves out move to another platform whose pl
 then takes them all (roomiest first), and only when none can does the platform stay as the
 search packed it. The number of platforms never grows.
 
+**Emptying platforms** (``empty_platforms``, a recipe's ``batching.empty_builds``; off by
+default). Starting from the plan above, the emptiest platform's units go, largest first, each
+to the roomiest other platform whose plain pass, from empty, then places all it holds and
+the newcomer; the newcomer alone may also take finer turns
+(:data:`FINE_TURN_STEP_DEG`) when no rule places them all at the usual ones. A unit no
+platform takes may change places with a smaller unit of one, which then has to move in its
+turn. When every unit has moved the platform goes and the search starts again; when one
+cannot, nothing of that try is kept and the next emptiest platform is tried; the search stops
+when none empties, or when its work is spent: :data:`EMPTYING_CHECKS_PER_MODEL` moves tried
+per model (the planning thread's CPU time is again only a safety limit), so the plan is the
+same on any machine. Every platform it changes is one plain pass's layout (the newcomer
+perhaps at a finer turn), and there are never more platforms than before.
+
 Coordinates: ``(0, 0)`` is the platform centre, x right, y away from the user; a placement
 gives the centre of the turned shadow's bounding box and the turn (counter-clockwise).
 """
@@ -72,6 +85,8 @@ __all__ = [
     "DEFAULT_CELL_MM",
     "DEFAULT_SEARCH_S_PER_MODEL",
     "DEFAULT_TURN_STEP_DEG",
+    "EMPTYING_CHECKS_PER_MODEL",
+    "FINE_TURN_STEP_DEG",
     "MIN_SEARCH_S",
     "SEARCH_MODEL_ORDERS",
     "NestedBin",
@@ -97,6 +112,12 @@ _MIN_ORDERS: Final = 3
 DEFAULT_SEARCH_S_PER_MODEL: Final = 0.05
 #: The safety limit at least, however few the models.
 MIN_SEARCH_S: Final = 5.0
+#: Emptying platforms: moves tried at most per model of the batch, each asking the rules'
+#: plain passes in turn (a budget counted in work, so the plan is the same on any machine; it
+#: grows with the batch, as issue 11 asks).
+EMPTYING_CHECKS_PER_MODEL: Final = 1
+#: Emptying platforms: the turn step a model being moved may also take (the others keep theirs).
+FINE_TURN_STEP_DEG: Final = 5.0
 #: Platforms kept open for the greedy pass: later models rarely fit further back.
 _OPEN_BINS: Final = 3
 #: Orders tried by the local search at most, whatever the budget.
@@ -238,6 +259,10 @@ class _Platform:
     placed: list[tuple[str, int, int, float, _Turns]] = field(default_factory=list)
     hull: float = 0.0
 
+    def clone(self) -> _Platform:
+        return _Platform(self.skyline.copy(), self.depth, self.nester, list(self.placed),
+                         self.hull)
+
     def snapshot(self) -> tuple[_Array, int, float]:
         return self.skyline.copy(), len(self.placed), self.hull
 
@@ -372,6 +397,7 @@ class _Rules:
         )
         self._args = (outlines, platform, margin, allow_rotation, cell)
         self._rest = (max_items, spill)
+        self.max_items = max_items
         self._made: dict[int, _Nester] = {}
         self._single: dict[tuple[bytes, float], bool] = {}
         # Profiles by (turn step, swap): the lowest-top rule's are the other rule's.
@@ -575,6 +601,8 @@ def nest(
     turn_step_deg: float = DEFAULT_TURN_STEP_DEG,
     search_s_per_model: float = DEFAULT_SEARCH_S_PER_MODEL,
     search: bool = True,
+    empty_platforms: bool = False,
+    fine_turn_step_deg: float | None = FINE_TURN_STEP_DEG,
 ) -> list[NestedBin]:
     """Every outline on as few platforms as the search finds; see the module docstring.
 
@@ -586,6 +614,9 @@ def nest(
     refuses of a model whatever else comes with it, asked before a case is planned). Raises
     :class:`~preform_pipeline.errors.PlanningError` naming a model (or group) that does not
     fit an empty platform (without ``unfit``), or a group larger than ``max_items``.
+
+    ``empty_platforms`` then empties what platforms it can (module docstring, "Emptying
+    platforms"), the moved models also at ``fine_turn_step_deg`` turns (None: not).
     """
     if not all(math.isfinite(v) and v > 0 for v in platform):
         raise ValueError(f"platform size must be two positive numbers, got {platform}")
@@ -662,7 +693,17 @@ def nest(
         refilled = _refill(rules, units, deadline)
         if refilled is not None and score(refilled) < score(best):
             best = refilled
-    return [p.nester.result(p) for p in _plain_platforms(rules, best, units)]
+    laid = _plain_platforms(rules, best, units)
+    if empty_platforms and len(laid) > bound:
+        fine = None
+        if allow_rotation and fine_turn_step_deg is not None and (
+            fine_turn_step_deg < turn_step_deg
+        ):
+            fine = _fine_rules(platform, margin, cell, fine_turn_step_deg, max_items, spill)
+        checks = EMPTYING_CHECKS_PER_MODEL * len(outlines)
+        safety = time.thread_time() + max(budget, MIN_SEARCH_S)
+        laid = _empty_platforms(rules, fine, laid, units, checks, safety)
+    return [p.nester.result(p) for p in laid]
 
 
 def _refill(rules: _Rules, units: Sequence[_Unit], deadline: float) -> list[_Platform] | None:
@@ -707,20 +748,24 @@ def _plain_pass(rules: _Rules, units: Sequence[_Unit]) -> tuple[_Platform, list[
     return best
 
 
+def _contents(platforms: Sequence[_Platform], units: Sequence[_Unit]) -> list[list[_Unit]]:
+    """The units each platform holds, in placing order."""
+    unit_of = {o.key: unit for unit in units for o in unit.outlines}
+    held = []
+    for platform in platforms:
+        seen: dict[int, _Unit] = {}
+        for key, *_ in platform.placed:
+            seen.setdefault(id(unit_of[key]), unit_of[key])
+        held.append(list(seen.values()))
+    return held
+
+
 def _plain_platforms(
     rules: _Rules, platforms: list[_Platform], units: Sequence[_Unit]
 ) -> list[_Platform]:
     """The chosen platforms, each laid out by a plain pass where one places all its models
     (see the module docstring); as many platforms as before, every unit on one of them."""
-    unit_of = {o.key: unit for unit in units for o in unit.outlines}
-
-    def contents(platform: _Platform) -> list[_Unit]:
-        seen: dict[int, _Unit] = {}
-        for key, *_ in platform.placed:
-            seen.setdefault(id(unit_of[key]), unit_of[key])
-        return list(seen.values())
-
-    held = [contents(p) for p in platforms]
+    held = _contents(platforms, units)
     laid: list[_Platform | None] = [None] * len(platforms)
     for index, mine in enumerate(held):
         platform, left = _plain_pass(rules, mine)
@@ -739,6 +784,169 @@ def _plain_platforms(
                 break
     # A platform no plain pass fills stays as the search packed it.
     return [p if p is not None else platforms[i] for i, p in enumerate(laid)]
+
+
+#: The finer turns' rules for one unit being moved (its own outlines only: profiles at fine
+#: turns cost three times the usual, and only the moved models need them).
+_FineRules = Callable[[_Unit], _Rules]
+
+
+class _Prefixes:
+    """Plain passes of the units a move leaves in front of the newcomer (largest first), by
+    rule, remembered: every newcomer smaller than they are finds them laid out alike, so a
+    move's check lays out only the newcomer and what comes after it."""
+
+    def __init__(self, rules: _Rules) -> None:
+        self.rules = rules
+        self._laid: dict[tuple[int, tuple[int, ...]], _Platform | None] = {}
+
+    def laid(self, rule: int, units: Sequence[_Unit]) -> _Platform | None:
+        """A copy of ``rule``'s platform holding ``units`` placed in that order, or None
+        when the rule cannot place them all."""
+        key = (rule, tuple(id(u) for u in units))
+        if key not in self._laid:
+            before = self.laid(rule, units[:-1]) if units else None
+            if not units:
+                found: _Platform | None = self.rules.nester(rule).empty()
+            elif before is not None and before.nester.place(before, units[-1]):
+                found = before
+            else:
+                found = None
+            self._laid[key] = found
+        found = self._laid[key]
+        return None if found is None else found.clone()
+
+    def with_newcomer(self, units: Sequence[_Unit], newcomer: _Unit,
+                      fine: _FineRules | None) -> _Platform | None:
+        """A platform on which one rule's plain pass (largest first, from empty) places every
+        one of ``units`` and ``newcomer``, or None: the server-rule test of a move. With
+        ``fine``, the newcomer alone may also take that rule's finer turns (the others keep
+        the turns they are planned with), tried when no rule places them all at the usual
+        turns."""
+        ordered = sorted([*units, newcomer], key=lambda u: (-u.hull, u.outlines[0].key))
+        at = next(i for i, u in enumerate(ordered) if u is newcomer)
+        front, back = ordered[:at], ordered[at + 1 :]
+        for finer in (None, fine) if fine is not None else (None,):
+            for rule in range(len(self.rules.variants)):
+                # Quarter-turn rules have no finer turns: asked once is enough.
+                if finer is not None and (
+                    finer(newcomer).variants[rule] == self.rules.variants[rule]
+                ):
+                    continue
+                platform = self.laid(rule, front)
+                if platform is None:
+                    continue
+                nester = self.rules.nester(rule)
+                mover = nester if finer is None else finer(newcomer).nester(rule)
+                if mover.place(platform, newcomer) and all(
+                    nester.place(platform, unit) for unit in back
+                ):
+                    return platform
+        return None
+
+
+@dataclass
+class _Emptying:
+    """The improvement search's state: units per platform, their layouts, the work left."""
+
+    held: list[list[_Unit]]
+    laid: list[_Platform]
+    checks_left: int
+    deadline: float
+    prefixes: _Prefixes
+
+    def spent(self) -> bool:
+        return self.checks_left <= 0 or time.thread_time() > self.deadline
+
+
+def _fine_rules(platform: tuple[float, float], margin: float, cell: float, step: float,
+                max_items: int | None, spill: float) -> _FineRules:
+    """Rules at ``step``-degree turns for one unit at a time, made once per unit."""
+    made: dict[int, tuple[_Unit, _Rules]] = {}
+
+    def of(unit: _Unit) -> _Rules:
+        if id(unit) not in made:
+            made[id(unit)] = (unit, _Rules(unit.outlines, platform, margin, True, cell, step,
+                                           max_items, spill))
+        return made[id(unit)][1]
+
+    return of
+
+
+def _empty_platforms(
+    rules: _Rules, fine: _FineRules | None, platforms: list[_Platform],
+    units: Sequence[_Unit], checks: int, deadline: float,
+) -> list[_Platform]:
+    """``platforms`` with as many emptied as the search finds (see the module docstring,
+    "Emptying platforms"): never more platforms, each changed one laid out by a plain pass."""
+    state = _Emptying(_contents(platforms, units), list(platforms), checks, deadline,
+                      _Prefixes(rules))
+    while len(state.held) > 1 and not state.spent():
+        loads = [sum(u.hull for u in mine) for mine in state.held]
+        for index in sorted(range(len(state.held)), key=lambda i: (loads[i], -i)):
+            if _empty_one(rules, fine, state, index):
+                break
+            if state.spent():
+                return state.laid
+        else:
+            break
+    return state.laid
+
+
+def _empty_one(rules: _Rules, fine: _FineRules | None, state: _Emptying, index: int) -> bool:
+    """Move every unit of platform ``index`` to the others (a unit that fits nowhere may
+    change places with a smaller one, which then has to move in its turn); on success the
+    platform is gone from ``state``, else ``state`` is as it was."""
+    held = [list(mine) for mine in state.held]
+    laid = list(state.laid)
+    hulls = [sum(u.hull for u in mine) for mine in held]
+    pending = sorted(held[index], key=lambda u: (-u.hull, u.outlines[0].key))
+    limit = rules.max_items
+    while pending:
+        unit = pending.pop(0)
+        # Roomiest first. (No area test first: nested arches' hulls overlap, so no sum of
+        # areas says that a platform cannot take one more.)
+        homes = sorted((j for j in range(len(held)) if j != index),
+                       key=lambda j: (hulls[j], j))
+        moved = False
+        for home in homes:
+            if limit is not None and sum(len(u.outlines) for u in held[home]) + len(
+                unit.outlines
+            ) > limit:
+                continue
+            if state.spent():
+                return False
+            state.checks_left -= 1
+            platform = state.prefixes.with_newcomer(held[home], unit, fine)
+            if platform is not None:
+                held[home].append(unit)
+                laid[home], hulls[home], moved = platform, hulls[home] + unit.hull, True
+                break
+        for home in homes if not moved else ():
+            for other in sorted(held[home], key=lambda u: (u.hull, u.outlines[0].key)):
+                if other.hull >= unit.hull:
+                    break
+                rest = [u for u in held[home] if u is not other]
+                if state.spent():
+                    return False
+                state.checks_left -= 1
+                platform = state.prefixes.with_newcomer(rest, unit, fine)
+                if platform is not None:
+                    # The smaller unit takes the freed place in the queue: the platform
+                    # being emptied still has to lose it.
+                    held[home] = [*rest, unit]
+                    laid[home], hulls[home] = platform, hulls[home] - other.hull + unit.hull
+                    pending.append(other)
+                    pending.sort(key=lambda u: (-u.hull, u.outlines[0].key))
+                    moved = True
+                    break
+            if moved:
+                break
+        if not moved:
+            return False
+    del held[index], laid[index]
+    state.held, state.laid = held, laid
+    return True
 
 
 def fits_one_platform(

@@ -305,6 +305,9 @@ class BatchingSpec:
     allow_rotation: bool = True
     #: SLS: share of the chamber a build's parts may fill; None: the planner's default.
     packing_density: float | None = None
+    #: Resin: after its search, the planner also tries to empty its emptiest builds into the
+    #: others (fewer builds for more planning time; off by default, docs/planning.md).
+    empty_builds: bool = False
 
 
 @dataclass(frozen=True)

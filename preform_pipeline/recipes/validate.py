@@ -253,6 +253,7 @@ def _build_recipe(path: Path, doc: Document, ctx: Context) -> Recipe:
             batching.get("keep_cases_together", defaults.keep_cases_together)
         ),
         allow_rotation=bool(batching.get("allow_rotation", defaults.allow_rotation)),
+        empty_builds=bool(batching.get("empty_builds", defaults.empty_builds)),
         packing_density=(
             None if batching.get("packing_density") is None
             else float(batching["packing_density"])
