@@ -56,7 +56,7 @@ import functools
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -648,9 +648,15 @@ class HotFolderDaemon:
             if not inbox.path.is_dir():
                 continue
             try:
+                there = _case_folder_inodes(inbox, self._routes[inbox.path])
+            except OSError as exc:  # a held folder renamed in it could not be found
+                log.warning("case_holds_kept", root=str(inbox.path), error=str(exc),
+                            reason="its case folders could not be listed: none is known gone")
+                continue
+            try:
                 gone, self._holds_gone_once[inbox.path] = forget_holds_of_gone(
                     self.store, inbox.path, functools.partial(_inode_of, inbox=inbox.path),
-                    once)
+                    once, there=there)
             except StoreError as exc:  # the next scan tries again
                 log.warning("case_holds_not_forgotten", root=str(inbox.path),
                             error=exc.message)
@@ -1263,6 +1269,23 @@ class HotFolderDaemon:
                 worker.join()
         self.worker.close_pool()
         self.followup.stop()
+
+
+def _case_folder_inodes(inbox: InboxSettings, routes: Collection[str]) -> frozenset[int]:
+    """The inodes of the folders that are cases in ``inbox`` now: at its top, and at the top
+    of its route folders (``routes``); :class:`OSError` when one of those cannot be listed."""
+    inodes: set[int] = set()
+    for base, top in [(inbox.path, True), *((inbox.path / name, False) for name in routes)]:
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            continue  # (a route folder removed: no case is there)
+        for entry in entries:
+            if top and (entry.name in inbox.reserved_names or entry.name in routes):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                inodes.add(entry.stat(follow_symlinks=False).st_ino)  # as lstat tells it
+    return frozenset(inodes)
 
 
 def _inode_of(root: Path, *, inbox: Path) -> int | None:

@@ -501,7 +501,8 @@ class Intake:
         case = self._case_folder(drop)
         # Its parts set aside before it was taken, by whichever daemon met them
         # (:mod:`.caseholds`: kept in the job store).
-        set_aside = held_parts(self.store, drop.root, case.inode) if case is not None else ()
+        set_aside = (held_parts(self.store, drop.root, case.inode, inbox=drop.inbox.path)
+                     if case is not None else ())
         if bad or set_aside:
             # A case is taken whole or not at all (plan/held.py): each bad file goes to
             # failed/ with its own reason, the rest of its case held with it, nothing taken.
@@ -759,6 +760,7 @@ class Intake:
         case being copied in, held with it. Forgotten first, that rest was taken as a case
         of its own and printed without the part set aside.
         """
+        before = _folder_identity(root)
         prune_empty_tree(root)
         try:
             there = _folder_identity(root, strict=True) is not None
@@ -772,7 +774,8 @@ class Intake:
                      "refused): its holds stay, and what came is held with its case")
             return ()
         try:
-            return forget_holds(self.store, root)
+            return forget_holds(self.store, root, inbox=self._inbox_path(root),
+                                inode=before[1] if before is not None else None)
         except StoreError as exc:
             log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
             return ()
@@ -804,7 +807,7 @@ class Intake:
         identity = _folder_identity(root)
         if identity is None:
             return None
-        if held_parts(self.store, root, identity[1]):
+        if held_parts(self.store, root, identity[1], inbox=self._inbox_path(root)):
             return HELD_EMPTIED
         for job in reversed(self.store.list_jobs(limit=DEFAULT_RECENT_TAKES)):
             place = place_of(job)
@@ -1312,6 +1315,12 @@ class Intake:
         place = place_of(job)
         if place is not None:  # a case's folder in failed/, now empty, goes with its notes
             remove_empty_dirs(note.parent, self.inbox_of(place).folder("failed"))
+
+    def _inbox_path(self, path: Path) -> Path:
+        """The inbox ``path`` is in (the innermost, when one inbox is inside another), or its
+        folder when it is in none."""
+        inside = [inbox for inbox in self.inboxes if _inside(path, inbox)]
+        return max(inside, key=lambda inbox: len(inbox.parts)) if inside else path.parent
 
     def in_drop_area(self, path: Path) -> bool:
         """True when ``path`` is in an inbox and not in one of its outcome folders."""

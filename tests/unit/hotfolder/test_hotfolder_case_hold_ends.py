@@ -183,9 +183,11 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
             (inbox / name / BAD).write_bytes(tetra_stl_bytes(2))
         _look(daemon, clock)  # each one's part set aside; each case still quiet-waiting
         assert len(_holds(store)) == 3
-        shutil.rmtree(inbox / "C-1")  # removed by the user
         (inbox / "C-3").rename(tmp_path / "kept")  # renamed away, and another made
         (inbox / "C-3").mkdir()
+        # (Removed after: made after, the other C-3 may get C-1's inode, and would be held
+        # as C-1 renamed: a hold follows its folder's inode under any name in the inbox.)
+        shutil.rmtree(inbox / "C-1")  # removed by the user
 
         with capture_logs() as logs:
             _look(daemon, clock, after_s=1.0)
@@ -253,3 +255,36 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
 
         assert len(_holds(store)) == 1
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+
+
+class TestAHeldCaseFolderRenamedInTheInbox:
+    """The same folder under another name (a technician's ``C12`` to ``C12-smith``): its
+    holds follow its inode, so it stays held. (Until session 43 they were keyed by its path
+    alone: the rest of the case printed without the part set aside.)"""
+
+    def test_it_stays_held_under_its_new_name(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        case = inbox / "C12"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        with capture_logs() as logs:
+            _look(daemon, clock)  # its part set aside: held
+            case.rename(inbox / "C12-smith")
+            _look(daemon, clock, after_s=1.0)  # two scans meet C12 gone, C12-smith new
+            _look(daemon, clock, after_s=1.0)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.FAILED)}  # held, not printed
+        assert names(inbox / "failed") == sorted(
+            [f"C12/{BAD}", f"C12/{BAD}{ERROR_SUFFIX}", "C12-smith/upper.stl",
+             f"C12-smith/upper.stl{ERROR_SUFFIX}"])
+        (held,) = [e for e in logs if e["event"] == "case_held"]
+        assert (held["root"], held["bad"]) == (str(inbox / "C12-smith"), ["lower\\xff.stl"])
+        assert _holds(store) == ()  # its hold ended with the case, under its old name too
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"
+                and e["reason"].startswith("its folder is not in the inbox")] == []
