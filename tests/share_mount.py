@@ -37,6 +37,12 @@ class Share:
                        capture_output=True)
         self.mounted = True
 
+    def read_only(self) -> None:
+        """The share as an account that may read it and change nothing: every removal in it
+        fails with ``EROFS``."""
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(self.at)], check=True,
+                       capture_output=True)
+
     def unmount(self) -> None:
         """Away: ``at`` is its empty mount point again."""
         subprocess.run(["umount", str(self.at)], check=True, capture_output=True)

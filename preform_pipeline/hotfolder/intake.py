@@ -710,10 +710,11 @@ class Intake:
                 continue
             if not self.finish_move(job):
                 continue
-            if os.path.lexists(path):
+            if not os.path.lexists(path):
+                log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
+                         target=str(job.source_path), state=job.state.value)
+            elif not _kept_by_the_disk(path, job.source_path):
                 return None  # changed since the cut: a new drop (finish_move said so)
-            log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
-                     target=str(job.source_path), state=job.state.value)
             return job
         return None
 
@@ -739,10 +740,8 @@ class Intake:
             if not os.path.lexists(path):
                 log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
                          target=str(target), state=job.state.value)
-            elif _changed_after(path, target) or not _same_content(path, target):
+            elif not _kept_by_the_disk(path, target):
                 return None  # a new drop (finish_move said why)
-            # (Else the same file, which the disk would not let go: it stays, the warning
-            # said so, and the next look tries again; it is not a second job.)
             return job
         return None
 
@@ -1204,7 +1203,12 @@ class Intake:
             self._move(job, place.previous, target, place.attachments)
         else:
             self._move_attachments(job, place.attachments)
-        if place.moved is False:
+        if place.moved is False and not (
+                place.previous is not None and self.in_drop_area(place.previous)
+                and os.path.lexists(place.previous)
+                and _kept_by_the_disk(place.previous, target)):
+            # (Not while the disk keeps the inbox copy: recorded as made, the copy would be
+            # a user's put-back, taken again at every look as a new job, each a duplicate.)
             self._record_moved(job, place)
         if place.previous is not None:
             self._leave_processing(place, place.previous)
@@ -1403,6 +1407,14 @@ def _on_two_disks(first: Path, second: Path) -> bool:
         return os.lstat(first).st_dev != os.lstat(second).st_dev
     except OSError:
         return False
+
+
+def _kept_by_the_disk(path: Path, target: Path) -> bool:
+    """Whether ``path``, a file still in the inbox after the move of a job's file to
+    ``target`` was finished, is the same file, which the disk would not let go (the warning
+    said so; the next look tries again): not a second job, however many looks meet it. One
+    that differs, or was put there after the copy was made, is a new drop."""
+    return not _changed_after(path, target) and _same_content(path, target)
 
 
 def _inside(path: Path, folder: Path) -> bool:
