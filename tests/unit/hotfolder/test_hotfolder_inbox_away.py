@@ -96,6 +96,13 @@ def _events(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
 
+def _held_case(case: Path) -> None:
+    """Case folder ``case``: upper.stl, and a part whose name holds the case."""
+    case.mkdir()
+    for seed, name in enumerate(("upper.stl", BAD), start=1):
+        (case / name).write_bytes(tetra_stl_bytes(seed))
+
+
 def _away_for_three_scans(share: Share, daemon: HotFolderDaemon, clock: ManualClock) -> None:
     share.unmount()
     assert names(share.at) == []  # its mount point, empty
@@ -111,10 +118,7 @@ class TestAShareAwayForScans:
         self, share: Share, store: SqliteJobStore, clock: ManualClock,
         daemon: HotFolderDaemon,
     ) -> None:
-        case = share.at / "C-1"
-        case.mkdir()
-        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
-        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _held_case(share.at / "C-1")
         with capture_logs() as logs:
             _look(daemon, clock)  # its part set aside: the case held, its rest waiting
             assert len(store.notice_keys(HOLD_NOTICE)) == 1
