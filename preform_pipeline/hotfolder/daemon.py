@@ -1302,17 +1302,16 @@ class HotFolderDaemon:
 
 
 def _case_folder_inodes(inbox: InboxSettings, routes: Collection[str]) -> frozenset[int]:
-    """The inodes of the folders that are cases in ``inbox`` now: at its top, and at the top
-    of its route folders (``routes``); :class:`OSError` when one of those cannot be listed."""
+    """The inodes of the folders that may be cases in ``inbox`` now: at its top, and at the
+    top of its route folders (``routes``); :class:`OSError` when one of those cannot be
+    listed. (The route and outcome folders themselves are among them: no hold names them.)"""
     inodes: set[int] = set()
-    for base, top in [(inbox.path, True), *((inbox.path / name, False) for name in routes)]:
+    for base in [inbox.path, *(inbox.path / name for name in routes)]:
         try:
             entries = list(os.scandir(base))
         except FileNotFoundError:
             continue  # (a route folder removed: no case is there)
         for entry in entries:
-            if top and (entry.name in inbox.reserved_names or entry.name in routes):
-                continue
             if entry.is_dir(follow_symlinks=False):
                 inodes.add(entry.stat(follow_symlinks=False).st_ino)  # as lstat tells it
     return frozenset(inodes)

@@ -231,6 +231,36 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
         assert (kept["root"], kept["log_level"]) == (str(case), "warning")
 
+    def test_an_inbox_that_cannot_be_listed_keeps_them(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A held folder may be in the inbox under another name (renamed): when the inbox's
+        folders cannot be listed, none is known gone."""
+        inbox = tmp_path / "inbox"
+        (inbox / "C-1").mkdir(parents=True)
+        (inbox / "C-1" / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (inbox / "C-1" / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)
+        (inbox / "C-1").rename(inbox / "C-1-smith")
+        real_scandir = os.scandir
+
+        def share_away(path: object = ".") -> object:
+            if os.fspath(path) == str(inbox):  # type: ignore[call-overload]
+                raise OSError(errno.EIO, "Input/output error", str(inbox))
+            return real_scandir(path)  # type: ignore[call-overload]
+
+        with capture_logs() as logs:
+            monkeypatch.setattr(os, "scandir", share_away)
+            daemon._forget_gone_holds()
+            daemon._forget_gone_holds()
+            monkeypatch.undo()
+
+        assert len(_holds(store)) == 1
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+        assert [(e["root"], e["log_level"]) for e in logs if e["event"] == "case_holds_kept"
+                ] == [(str(inbox), "warning")] * 2
+
     def test_an_inbox_unmounted_for_a_moment_keeps_them(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
         daemon: HotFolderDaemon,
@@ -288,3 +318,43 @@ class TestAHeldCaseFolderRenamedInTheInbox:
         assert _holds(store) == ()  # its hold ended with the case, under its old name too
         assert [e for e in logs if e["event"] == "case_holds_forgotten"
                 and e["reason"].startswith("its folder is not in the inbox")] == []
+
+    def test_one_in_a_route_folder_stays_held_too(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        other = write_recipe(tmp_path, name="other", printer=None)
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path, printer=None), clock=clock,
+                             inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
+        route = tmp_path / "inbox" / "other"
+        case = route / "C12"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)
+        case.rename(route / "C12-smith")
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.recipe, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", "other", JobState.FAILED)}
+
+    def test_a_route_folder_removed_does_not_keep_the_holds_of_the_others(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        other = write_recipe(tmp_path, name="other", printer=None)
+        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                             write_recipe(tmp_path, printer=None), clock=clock,
+                             inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
+        case = tmp_path / "inbox" / "C-1"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)
+        assert not (tmp_path / "inbox" / "other").exists()  # (its route folder: not there)
+        shutil.rmtree(case)
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=1.0)
+
+        assert _holds(store) == ()
