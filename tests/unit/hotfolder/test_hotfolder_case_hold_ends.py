@@ -65,6 +65,22 @@ def _only_a_bad_part(tmp_path: Path) -> Path:
     return case
 
 
+def _a_case_with_a_bad_part(case: Path) -> Path:
+    """Case folder ``case`` (made): upper.stl, and a part whose name holds the case."""
+    case.mkdir(parents=True)
+    (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+    (case / BAD).write_bytes(tetra_stl_bytes(2))
+    return case
+
+
+def _routed(tmp_path: Path, store: SqliteJobStore, clock: ManualClock) -> HotFolderDaemon:
+    """The daemon, with route folder ``other`` in its inbox (for recipe ``other``)."""
+    other = write_recipe(tmp_path, name="other", printer=None)
+    return make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                       write_recipe(tmp_path, printer=None), clock=clock,
+                       inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
+
+
 class TestAFolderWhosePartsWereAllSetAside:
     """Its case went to failed/ whole: once the folder is empty and quiet for the settle
     window, its holds are forgotten and the folder leaves the inbox; files put there later
@@ -238,9 +254,7 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         """A held folder may be in the inbox under another name (renamed): when the inbox's
         folders cannot be listed, none is known gone."""
         inbox = tmp_path / "inbox"
-        (inbox / "C-1").mkdir(parents=True)
-        (inbox / "C-1" / "upper.stl").write_bytes(tetra_stl_bytes(1))
-        (inbox / "C-1" / BAD).write_bytes(tetra_stl_bytes(2))
+        _a_case_with_a_bad_part(inbox / "C-1")
         _look(daemon, clock)
         (inbox / "C-1").rename(inbox / "C-1-smith")
         real_scandir = os.scandir
@@ -297,10 +311,7 @@ class TestAHeldCaseFolderRenamedInTheInbox:
         daemon: HotFolderDaemon,
     ) -> None:
         inbox = tmp_path / "inbox"
-        case = inbox / "C12"
-        case.mkdir(parents=True)
-        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
-        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        case = _a_case_with_a_bad_part(inbox / "C12")
         with capture_logs() as logs:
             _look(daemon, clock)  # its part set aside: held
             case.rename(inbox / "C12-smith")
@@ -322,15 +333,9 @@ class TestAHeldCaseFolderRenamedInTheInbox:
     def test_one_in_a_route_folder_stays_held_too(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
     ) -> None:
-        other = write_recipe(tmp_path, name="other", printer=None)
-        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
-                             write_recipe(tmp_path, printer=None), clock=clock,
-                             inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
+        daemon = _routed(tmp_path, store, clock)
         route = tmp_path / "inbox" / "other"
-        case = route / "C12"
-        case.mkdir(parents=True)
-        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
-        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        case = _a_case_with_a_bad_part(route / "C12")
         _look(daemon, clock)
         case.rename(route / "C12-smith")
         _look(daemon, clock, after_s=1.0)
@@ -343,14 +348,8 @@ class TestAHeldCaseFolderRenamedInTheInbox:
     def test_a_route_folder_removed_does_not_keep_the_holds_of_the_others(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
     ) -> None:
-        other = write_recipe(tmp_path, name="other", printer=None)
-        daemon = make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
-                             write_recipe(tmp_path, printer=None), clock=clock,
-                             inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
-        case = tmp_path / "inbox" / "C-1"
-        case.mkdir(parents=True)
-        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
-        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        daemon = _routed(tmp_path, store, clock)
+        case = _a_case_with_a_bad_part(tmp_path / "inbox" / "C-1")
         _look(daemon, clock)
         assert not (tmp_path / "inbox" / "other").exists()  # (its route folder: not there)
         shutil.rmtree(case)
