@@ -33,7 +33,7 @@ from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
-from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
+from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.wording import quoted, visible_lines
 
@@ -153,11 +153,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
     stderr = _VisibleLines.over(stderr)
-    secret_option = secret_option_in(argv)
-    if secret_option is not None:
-        # Before argparse, which would echo the value ("unrecognized arguments: ...").
-        _print_safely(f"error: {secret_option_refusal(secret_option, instead=_SECRETS_GO)}",
-                      stderr)
+    if refuse_secret_option(argv, stderr, instead=_SECRETS_GO):
         return EXIT_USAGE
     try:
         # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,

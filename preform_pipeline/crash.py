@@ -1,7 +1,9 @@
 """What a user sees when a command fails: a short true line, never a traceback.
 
 * :func:`shorten` cuts a message to a readable length (a 10,000-character label inside a
-  reason must not become a 10 KB line), saying how much was cut;
+  reason must not become a 10 KB line), saying how much was cut; the middle goes, at the
+  edges of words and whole fields where it can, so the start (what failed) and the end (the
+  last cause, the hint's end) stay and no path is cut in half;
 * :func:`write_crash_report` saves the full text of an unexpected failure (the traceback, the
   command line, the version) to a file and returns its path, so the one line printed can
   point at it and a bug report can attach it.
@@ -44,11 +46,54 @@ _CRASH_FOLDER_NAME: Final = "crash-reports"
 
 
 def _cut_line(line: str, limit: int) -> str:
+    """``line`` in at most ``limit`` characters: its start and its end, the middle cut out at
+    the edges of words, so a path is kept whole or left out (session 42's cut took
+    ``authenti`` of "authentication" and half a host's field). Whole ``; ``-separated fields
+    go first (a store's tries, a hint's clauses); a word that fills the whole room (a
+    10,000-character label) is cut where it must be."""
     if len(line) <= limit:
         return line
-    tail = max(limit // 5, 20)
-    head = max(limit - tail - 40, 20)
-    return f"{line[:head]} [... {len(line) - head - tail} characters cut ...] {line[-tail:]}"
+    room = limit - len(_CUT.format(len(line)))
+    if room < _LEAST_KEPT:  # too little room to choose where: the start, cut plainly
+        plain = max(room, 0)
+        return line[:plain] + _CUT.format(len(line) - plain).rstrip()
+    head = line[:_head_end(line, room * 3 // 4)].rstrip()
+    tail = line[_tail_start(line, room - len(head)):].lstrip()
+    return head + _CUT.format(len(line) - len(head) - len(tail)) + tail
+
+
+#: What stands for the cut middle of a line.
+_CUT: Final = " [... {} characters cut ...] "
+#: Below this many characters kept, a line is cut without looking for the edges of words.
+_LEAST_KEPT: Final = 60
+#: Where a field of a message ends, and how much of the room the cut may give up to cut
+#: there: "; " between a store's tries and a hint's clauses, then ", " and ": " within one.
+_FIELD_ENDS: Final = (("; ", 3), (", ", 4), (": ", 4))
+
+
+def _head_end(line: str, room: int) -> int:
+    """Where the kept start of ``line`` ends, at most ``room``: after a field's end or before
+    a hint's "(" near the room's end (:data:`_FIELD_ENDS`), else at a space in its last two
+    thirds (a long path before the cut is left out whole), else at ``room`` itself."""
+    for end, share in (_FIELD_ENDS[0], (" (", 3), *_FIELD_ENDS[1:]):
+        found = line.rfind(end, room - room // share, room + 1)
+        if found > 0:
+            return found + 1  # the field's own ";" or "," is kept; a hint's "(" is not
+    found = line.rfind(" ", room // 3, room + 1)
+    return found if found > 0 else room
+
+
+def _tail_start(line: str, room: int) -> int:
+    """Where the kept end of ``line`` starts, keeping at most ``room`` characters: at a
+    field's start (or a hint's "(") near the room's start, else at the first word that
+    starts in its first two thirds, else ``room`` from the end."""
+    first = len(line) - room
+    for end, share in (*_FIELD_ENDS, (" (", 3)):
+        found = line.find(end, first - 1, first + room // share)
+        if found >= first - 1:
+            return found + 1
+    found = line.find(" ", first - 1, len(line) - room // 3)
+    return found + 1 if found >= first - 1 else first
 
 
 def shorten(

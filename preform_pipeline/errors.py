@@ -24,6 +24,7 @@ PipelineError
  │    │    ├── ServerUnreachableError     connect refused / reset / protocol broken
  │    │    ├── ServerTimeoutError         no answer before the caller's deadline
  │    │    ├── ServerInternalError        the server answered 5xx
+ │    │    │    ├── ServerBusyError       429 or 503: busy or down for now (its Retry-After)
  │    │    │    └── SceneLostError        the server no longer has the scene (restarted)
  │    │    └── ImportNotAppliedError      import answered success but added no model
  │    └── PermanentApiError           this input is wrong: retrying elsewhere will not help
@@ -98,6 +99,7 @@ __all__ = [
     "RequestInfo",
     "RequestRejectedError",
     "SceneLostError",
+    "ServerBusyError",
     "ServerInternalError",
     "ServerProcessError",
     "ServerRefusedError",
@@ -439,6 +441,17 @@ class ServerInternalError(TransientApiError):
     """The server answered with a 5xx status."""
 
 
+class ServerBusyError(ServerInternalError):
+    """The server, or a proxy in front of it, answered 429 or 503: too busy or unavailable
+    for now. ``retry_after_s`` is its ``Retry-After`` (None: it gave none) when that was
+    longer than the request could wait (retryafter.py)."""
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None,
+                 **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.retry_after_s = retry_after_s
+
+
 class SceneLostError(ServerInternalError):
     """The server no longer has the scene a request named: it restarted since it made it.
     Nothing was done to the scene; the build starts again."""
@@ -659,7 +672,9 @@ class CloudError(PipelineError):
     """Talking to the Formlabs Web API (Dashboard) failed; carries the request and the answer.
 
     ``body`` is the decoded answer (JSON where it parsed, else text); it never holds the
-    request's credentials, which are not part of any answer.
+    request's credentials, which are not part of any answer. ``retry_after_s``: seconds until
+    a request may be sent again, when that is known (a server's ``Retry-After`` on a 429 or a
+    503, the limiter's hold, a spent hourly budget); None otherwise.
     """
 
     def __init__(
@@ -670,6 +685,7 @@ class CloudError(PipelineError):
         status_code: int | None = None,
         body: Any = None,
         hint: str | None = None,
+        retry_after_s: float | None = None,
     ) -> None:
         where = f"{request}: " if request else ""
         status = f" (HTTP {status_code})" if status_code is not None else ""
@@ -677,6 +693,7 @@ class CloudError(PipelineError):
         self.request = request
         self.status_code = status_code
         self.body = body
+        self.retry_after_s = retry_after_s
 
 
 class CloudAuthError(CloudError):
@@ -686,22 +703,10 @@ class CloudAuthError(CloudError):
 class CloudRateLimitError(CloudError):
     """The request budget is spent and the caller asked not to wait for it to refill."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        retry_after_s: float | None = None,
-        request: RequestInfo | None = None,
-        status_code: int | None = None,
-        body: Any = None,
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(message, request=request, status_code=status_code, body=body, hint=hint)
-        self.retry_after_s = retry_after_s
-
 
 class CloudUnavailableError(CloudError):
-    """The Web API could not be reached, timed out, or answered with a 5xx status."""
+    """The Web API could not be reached, timed out, or answered with a 5xx status (a 503's
+    ``Retry-After``, when it gave one, in ``retry_after_s``)."""
 
 
 class PrinterSelectionError(PipelineError):

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.executor.runner import CHECKPOINT_FOLDER
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import CHECKPOINT_FOLDER
 from preform_pipeline.wording import counted
 
 __all__ = ["OUTPUT_SUFFIXES", "SECONDS_PER_DAY", "Pruned", "prune_outputs"]

@@ -5,17 +5,28 @@ directory")`` for ``~name`` naming no user of this machine, and takes an empty `
 the root folder ``/`` (a data folder of ``/.local/share``). Every option, setting and variable
 that takes a path goes through :func:`expand_user`, and every default below the home folder
 through :func:`own_home`, so neither ends a command with a crash or writes below ``/``.
+
+Where a file holding a secret is named, a newcomer now and then types the secret itself:
+``--client-secret-file hunter2`` was said as "hunter2: cannot read the client secret" on the
+console, in a cron mail and in the log. :func:`secret_file_named` names such a path only when
+it reads as one.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path, PurePath
+from typing import Final
 
 from preform_pipeline.errors import ConfigError
 
-__all__ = ["expand_user", "own_home"]
+__all__ = ["expand_user", "own_home", "secret_file_named"]
+
+#: A file name's extension as people give one (``.txt``, ``.key``, ``.secret``): lower case,
+#: a letter first, short. A secret ending in a dot and letters is rarely spelt so.
+_EXTENSION: Final = re.compile(r"\.[a-z][a-z0-9]{0,7}")
 
 
 def own_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -60,3 +71,29 @@ def expand_user(text: str | PurePath, *, source: str, key: str = "") -> Path:
         source=source,
         hint="write the path in full, or start it with ~/ for your own home folder",
     )
+
+
+def secret_file_named(written: str, path: PurePath) -> str:
+    """How an error names the file that should hold a secret and could not be read:
+    ``written`` (as the user wrote it, before ``~`` was expanded or a settings folder put
+    before it), or, when it may be the secret itself, its length and where it was looked for.
+
+    A mistyped path is the likelier mistake, and naming it helps most, so it is named
+    whenever it reads as a path: something is at ``path`` (a folder, a file this user may not
+    read), it is anchored (``/``, ``~``, ``./``, ``../``, a drive), it has a folder and that
+    folder is there (a typo in the file's name), or it ends in an extension (``secret.txt``).
+    What is left (a bare word naming nothing, or words after a folder that is not there) is
+    what a secret typed in place of its file looks like."""
+    path = Path(path).absolute()
+    anchored = (PurePath(written).is_absolute() or written.startswith(("~", "./", "../"))
+                or bool(PurePath(written).drive))
+    folder = PurePath(written).parent != PurePath(".")
+    if (os.path.lexists(path) or anchored or (folder and os.path.isdir(path.parent))
+            or _EXTENSION.fullmatch(PurePath(written).suffix) is not None):
+        return written
+    # Relative, so path is the folder it was read from with written's parts after it; that
+    # folder is said, none of written's parts (a secret's first part before a "/").
+    below = PurePath(*path.parts[:len(path.parts) - len(PurePath(written).parts)])
+    return (f"the name given ({len(written)} characters, not repeated here: no file is at it "
+            f"and it does not read as a path, so it may be the secret itself; looked for "
+            f"below {below})")

@@ -9,10 +9,17 @@ what happened                          error                        kind
 connect refused, reset, broken reply   ServerUnreachableError       transient
 no whole answer before the timeout     ServerTimeoutError           transient
 HTTP 408                               ServerTimeoutError           transient
+HTTP 429, 503 (after their Retry-After)  ServerBusyError            transient
 HTTP 5xx, 1xx/3xx, unreadable 2xx      ServerInternalError          transient
 an answer over MAX_ANSWER_BYTES        ServerInternalError          transient
 HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
+
+A 429 or 503 that says when to come back (``Retry-After``: a proxy in front of PreFormServer
+in maintenance) is waited out and the request sent again, within the request's own time and
+the rules of :mod:`preform_pipeline.retryafter`; one that still stands, or asks for longer,
+is a :class:`~preform_pipeline.errors.ServerBusyError` saying until when (another server
+takes the build meanwhile).
 
 Every error carries the :class:`~preform_pipeline.errors.RequestInfo` (method, URL, contract
 operation id), the HTTP status, and the ErrorModel ``code`` and ``message`` when the server
@@ -25,7 +32,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -43,16 +50,25 @@ from preform_pipeline.answers import (
     tls_mismatch,
 )
 from preform_pipeline.api._wire import WireAnswer, WireTransport
+from preform_pipeline.clock import Clock
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT
 from preform_pipeline.errors import (
     ApiError,
     RequestInfo,
     RequestRejectedError,
+    ServerBusyError,
     ServerInternalError,
     ServerTimeoutError,
     ServerUnreachableError,
 )
 from preform_pipeline.logging import dropped, get_logger
+from preform_pipeline.retryafter import (
+    MAX_RETRY_AFTER_S,
+    MAX_RETRY_AFTER_TRIES,
+    RETRY_AFTER_STATUSES,
+    AnswersWait,
+    asked_to_wait,
+)
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -140,8 +156,13 @@ def _describe(status: int, code: str | None, message: str | None) -> str:
     return f"server answered {status}" + (f" {detail}" if detail else "")
 
 
-def error_for_status(status: int, body: Any, request: RequestInfo) -> ApiError:
-    """The error for a non-2xx answer (see the table in the module docstring)."""
+def error_for_status(
+    status: int, body: Any, request: RequestInfo, wait: AnswersWait | None = None, *,
+    limit_s: float = MAX_RETRY_AFTER_S, limit: str = "",
+) -> ApiError:
+    """The error for a non-2xx answer (see the table in the module docstring). ``wait``: what
+    a 429 or 503 said of when to come back; ``limit_s`` and ``limit``: the longest wait the
+    request could take, and its words when that was not the Retry-After rule's own."""
     code, message = error_fields(body)
     text = _describe(status, code, message)
     fields: dict[str, Any] = {
@@ -151,6 +172,15 @@ def error_for_status(status: int, body: Any, request: RequestInfo) -> ApiError:
         "server_message": message,
         "body": body,
     }
+    if status in RETRY_AFTER_STATUSES:
+        seconds = None if wait is None else wait.seconds
+        asked = "" if wait is None or seconds is None else (
+            f": {asked_to_wait(seconds, wait.now, limit_s=limit_s, limit=limit)}")
+        when = "" if wait is None or seconds is None else f", or try again {wait.when}"
+        return ServerBusyError(
+            text + asked, retry_after_s=seconds,
+            hint=f"the server, or a proxy in front of it, is busy or down for now: the build "
+            f"is tried on another server{when}", **fields)
     if status == httpx.codes.REQUEST_TIMEOUT:
         return ServerTimeoutError(text, hint=_HINT_TIMEOUT, **fields)
     if 400 <= status < 500:
@@ -252,7 +282,7 @@ class HttpSession:
         base_url: str,
         *,
         transport: httpx.BaseTransport | None,
-        clock: Callable[[], float],
+        clock: Clock,
     ) -> None:
         parsed = httpx.URL(base_url)
         self._base = str(parsed).rstrip("/")
@@ -274,7 +304,9 @@ class HttpSession:
         # Made once, not per JSON request.
         self._json_headers = (*self._wire_headers, ("Content-Type", "application/json"))
         self._headers = httpx.Headers(dict(self._wire_headers))
-        self._clock = clock
+        self._clock = clock.monotonic
+        self._wall = clock.now
+        self._sleep = clock.sleep
 
     @property
     def base_url(self) -> str:
@@ -301,19 +333,42 @@ class HttpSession:
             raise ServerTimeoutError(
                 "the deadline passed before the request was sent", request=info, hint=_HINT_TIMEOUT
             )
-        connect = min(timeout, DEFAULT_CONNECT_TIMEOUT_S)
-        started = self._clock()
-        try:
-            if self._wire is not None:
-                answer = self._exchange(method, path + query, json_body, timeout, connect)
-            else:
-                answer = self._send(method, url, json_body, timeout, connect)
-        except httpx.TransportError as exc:
-            self._log(info, path, None, started, error=type(exc).__name__)
-            raise error_for_transport(exc, info, timeout) from exc
-        if not dropped(__name__, logging.DEBUG):  # asked here: no call when it is dropped
-            self._log(info, path, answer.status, started)
-        return _api_response(answer, info)
+        ends = self._clock() + timeout
+        tries = 0
+        while True:
+            left = ends - self._clock()
+            connect = min(left, DEFAULT_CONNECT_TIMEOUT_S)
+            started = self._clock()
+            try:
+                if self._wire is not None:
+                    answer = self._exchange(method, path + query, json_body, left, connect)
+                else:
+                    answer = self._send(method, url, json_body, left, connect)
+            except httpx.TransportError as exc:
+                self._log(info, path, None, started, error=type(exc).__name__)
+                raise error_for_transport(exc, info, left) from exc
+            if not dropped(__name__, logging.DEBUG):  # asked here: no call when it is dropped
+                self._log(info, path, answer.status, started)
+            if answer.status not in RETRY_AFTER_STATUSES:
+                return _api_response(answer, info)
+            wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall())
+            # The wait counts against the request's own time: a repeat must still have some.
+            left = ends - self._clock()
+            limit_s = min(MAX_RETRY_AFTER_S, left)
+            if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
+                    or wait.seconds >= limit_s:
+                if wait.seconds is not None:
+                    log.info("api_retry_after_not_waited", method=method, path=path,
+                             status=answer.status, retry_after_s=round(wait.seconds, 3),
+                             attempt=tries + 1)
+                limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
+                    f"the {max(0.0, left):.0f} s left of the request's time"
+                raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit)
+            log.warning("api_retry_after", method=method, path=path, status=answer.status,
+                        retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
+                        max_retries=MAX_RETRY_AFTER_TRIES)
+            self._sleep(wait.seconds)
+            tries += 1
 
     def _exchange(
         self, method: str, target: str, json_body: Any, timeout: float, connect: float
@@ -344,7 +399,7 @@ class HttpSession:
             response.close()
         headers = tuple(
             (name, response.headers[name])
-            for name in ("content-type", "location") if name in response.headers
+            for name in ("content-type", "location", "retry-after") if name in response.headers
         )
         return WireAnswer(response.status_code, headers, response.content)
 
@@ -379,24 +434,40 @@ def _quoted_target(target: str) -> str:
     return quote(target, safe=_TARGET_SAFE)
 
 
-def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
-    """A 2xx answer's decoded body; any other answer, or an unreadable 2xx, raises.
+def _body(answer: WireAnswer) -> Any:
+    """The answer's decoded JSON body, else an excerpt of its text (raises ``ValueError``
+    when a 2xx is not JSON).
 
     The header pairs are searched for the content type only when the body is not JSON (its
     charset decodes the error excerpt), not for every answer."""
+    try:
+        return _decode(answer.body)
+    except ValueError:
+        if 200 <= answer.status < 300:
+            raise
+        return _text(answer.body, answer.header("content-type"))[:_BODY_EXCERPT_CHARS]
+
+
+def _api_error(answer: WireAnswer, info: RequestInfo, wait: AnswersWait, *,
+               limit_s: float, limit: str) -> ApiError:
+    """The error for a 429 or 503 not waited out (see :func:`error_for_status`)."""
+    return error_for_status(answer.status, _body(answer), info, wait, limit_s=limit_s,
+                            limit=limit)
+
+
+def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
+    """A 2xx answer's decoded body; any other answer, or an unreadable 2xx, raises."""
     success = 200 <= answer.status < 300
     try:
-        body = _decode(answer.body)
+        body = _body(answer)
     except ValueError:
-        body = _text(answer.body, answer.header("content-type"))[:_BODY_EXCERPT_CHARS]
-        if success:
-            raise ServerInternalError(
-                f"server answered {answer.status} with a body that is not JSON",
-                request=info,
-                status_code=answer.status,
-                body=body,
-                hint=_HINT_INTERNAL,
-            ) from None
+        raise ServerInternalError(
+            f"server answered {answer.status} with a body that is not JSON",
+            request=info,
+            status_code=answer.status,
+            body=_text(answer.body, answer.header("content-type"))[:_BODY_EXCERPT_CHARS],
+            hint=_HINT_INTERNAL,
+        ) from None
     if 300 <= answer.status < 400:
         # PreFormServer never redirects: whatever does is in front of it, or in its place.
         raise ServerInternalError(

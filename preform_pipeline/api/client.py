@@ -218,7 +218,7 @@ class PreFormClient:
     ) -> None:
         if timeout <= 0 or operation_timeout <= 0:
             raise ValueError("timeout and operation_timeout must be positive numbers of seconds")
-        self._http = HttpSession(base_url, transport=transport, clock=clock.monotonic)
+        self._http = HttpSession(base_url, transport=transport, clock=clock)
         self._timeout = timeout
         self._operation_timeout = operation_timeout
         self._path_mapper = path_mapper

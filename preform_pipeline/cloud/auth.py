@@ -20,7 +20,6 @@ import httpx
 from preform_pipeline.answers import USE_HTTPS, https_port_answer, redirect_target
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import Credentials
-from preform_pipeline.cloud.ratelimit import parse_retry_after
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -29,6 +28,7 @@ from preform_pipeline.errors import (
     RequestInfo,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.retryafter import AnswersWait, parse_retry_after
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME_S",
@@ -290,12 +290,15 @@ class ClientCredentialsAuth(httpx.Auth):
                 hint="wait for the Retry-After time, or lower the request rate",
             )
         if status >= httpx.codes.INTERNAL_SERVER_ERROR:
+            wait = AnswersWait.of(status, response.headers.get("Retry-After"), self._clock.now())
             return CloudUnavailableError(
-                message + ": the server failed",
+                wait.after(f"{message}: the server failed"),
+                retry_after_s=wait.seconds,
                 request=request,
                 status_code=status,
                 body=body,
-                hint="the Web API is having trouble; try again later",
+                hint="the Web API is having trouble (or is down for maintenance); try again "
+                f"{wait.when}",
             )
         return CloudError(message, request=request, status_code=status, body=body)
 

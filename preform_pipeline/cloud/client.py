@@ -7,8 +7,10 @@ Every request goes through three layers, outermost first:
 2. :class:`~preform_pipeline.cloud.auth.ClientCredentialsAuth` adds the bearer token, fetching
    and refreshing it as needed;
 3. a metering transport takes each request, the token requests included, from the
-   :class:`~preform_pipeline.cloud.ratelimit.RateLimiter`, repeats it after a 429 once the
-   server's ``Retry-After`` has passed, and logs one ``web_api_request`` event per exchange.
+   :class:`~preform_pipeline.cloud.ratelimit.RateLimiter`, repeats it after a 429, or a 503
+   that says when to come back, once the server's ``Retry-After`` has passed (never longer
+   than the rules of :mod:`preform_pipeline.retryafter` allow), and logs one
+   ``web_api_request`` event per exchange.
 
 Group changes (create, update, delete, members, bulk-add printers) send JSON bodies shaped as
 the Web API's request schemas and parse the documented answers; a refusal (400 with one message
@@ -64,8 +66,6 @@ from preform_pipeline.cloud.ratelimit import (
     DEFAULT_RETRY_AFTER_S,
     BudgetSnapshot,
     RateLimiter,
-    parse_retry_after,
-    resume_time,
 )
 from preform_pipeline.cloud.skew import ClockSkew
 from preform_pipeline.errors import (
@@ -76,6 +76,12 @@ from preform_pipeline.errors import (
     RequestInfo,
 )
 from preform_pipeline.logging import dropped, get_logger
+from preform_pipeline.retryafter import (
+    MAX_RETRY_AFTER_S,
+    RETRY_AFTER_STATUSES,
+    AnswersWait,
+    parse_retry_after,
+)
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
 
 __all__ = [
@@ -102,7 +108,8 @@ Params = list[tuple[str, str]]
 
 
 class _MeteredTransport(httpx.BaseTransport):
-    """Takes every request from the limiter, honours 429 Retry-After, logs each exchange,
+    """Takes every request from the limiter, honours the Retry-After of a 429 or a 503 (at
+    most :data:`~preform_pipeline.retryafter.MAX_RETRY_AFTER_S`), logs each exchange,
     reads the server's clock from each answer's ``Date``, and bounds each answer's body
     (:mod:`preform_pipeline.answers`: its size, and its arrival within the request's read
     timeout, so an answer dripping in never outlasts it)."""
@@ -117,10 +124,12 @@ class _MeteredTransport(httpx.BaseTransport):
         wait_for_budget: bool,
         max_wait_s: float | None,
         skew: ClockSkew,
+        sleep: Sleep,
     ) -> None:
         self._inner = inner
         self._limiter = limiter
         self._clock = clock
+        self._sleep = sleep
         self._skew = skew
         self._max_429_retries = max_429_retries
         self._wait = wait_for_budget
@@ -130,7 +139,9 @@ class _MeteredTransport(httpx.BaseTransport):
         attempt = 0
         while True:
             try:
-                self._limiter.acquire(wait=self._wait, max_wait_s=self._max_wait_s)
+                # A hold longer than a request waits for (a 429's "retry after a day")
+                # fails now, saying until when, rather than hanging the caller.
+                self._limiter.acquire(wait=self._wait, max_wait_s=self._longest_wait_s)
             except CloudRateLimitError as exc:
                 raise CloudRateLimitError(
                     exc.message,
@@ -165,28 +176,45 @@ class _MeteredTransport(httpx.BaseTransport):
                     elapsed_ms=round((self._clock.monotonic() - started) * 1000, 1),
                     budget_remaining=self._limiter.remaining_this_hour,
                 )
-            if response.status_code != httpx.codes.TOO_MANY_REQUESTS:
+            status = response.status_code
+            if status not in RETRY_AFTER_STATUSES:
                 return response
             delay = parse_retry_after(response.headers.get("Retry-After"), self._clock.now())
+            limited = status == httpx.codes.TOO_MANY_REQUESTS
+            if delay is None and not limited:
+                return response  # a 503 that says no time: the caller's own backoff
             wait_s = DEFAULT_RETRY_AFTER_S if delay is None else delay
-            # Everyone sharing this limiter holds back, not only this request.
-            self._limiter.defer(wait_s)
+            if limited:
+                # Everyone sharing this limiter holds back, not only this request. A 503 is
+                # not: its hold would be told to every process of the ledger as a rate limit.
+                self._limiter.defer(wait_s)
             retries = (self._wait and attempt < self._max_429_retries
-                       and (self._max_wait_s is None or wait_s <= self._max_wait_s))
-            # A warning when this request waits the 429 out; when it gives up instead, the
-            # error goes to the caller, which says what it does (defers, falls back): info.
+                       and wait_s <= self._longest_wait_s)
+            # A warning when this request waits the answer out; when it gives up instead,
+            # the error goes to the caller, which says what it does (defers, falls back): info.
             (log.warning if retries else log.info)(
-                "web_api_rate_limited",
+                "web_api_rate_limited" if limited else "web_api_unavailable",
                 path=request.url.path,
+                status=status,
                 retry_after_s=round(wait_s, 3),
                 attempt=attempt + 1,
                 max_retries=self._max_429_retries,
             )
-            if attempt >= self._max_429_retries or not self._wait:
+            if not retries:
                 return response
             response.read()
             response.close()
+            if not limited:
+                self._sleep(wait_s)  # a 429's wait is the limiter's, taken at the next acquire
             attempt += 1
+
+    @property
+    def _longest_wait_s(self) -> float:
+        """The longest wait for a server's Retry-After or the limiter this request takes:
+        the caller's ``max_wait_s``, never past :data:`MAX_RETRY_AFTER_S`."""
+        if self._max_wait_s is None:
+            return MAX_RETRY_AFTER_S
+        return min(self._max_wait_s, MAX_RETRY_AFTER_S)
 
     def close(self) -> None:
         self._inner.close()
@@ -234,6 +262,7 @@ class WebApiClient:
             wait_for_budget=wait_for_budget,
             max_wait_s=max_wait_s,
             skew=self._skew,
+            sleep=sleep,
         )
         self._http = httpx.Client(
             base_url=base_url,
@@ -744,25 +773,27 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
             hint="the application credentials are valid but lack access to this resource; "
             "check them on the Dashboard's Developer Tools page",
         )
+    wait = AnswersWait.of(status, response.headers.get("Retry-After"), now)
     if status == httpx.codes.TOO_MANY_REQUESTS:
-        retry_after_s = parse_retry_after(response.headers.get("Retry-After"), now)
-        when = "" if retry_after_s is None else f" after {resume_time(now, retry_after_s)}"
         return CloudRateLimitError(
-            "the Web API kept answering 'too many requests'",
-            retry_after_s=retry_after_s,
+            "the Web API answered 'too many requests'" if wait.asked is None
+            else f"the Web API {wait.asked}",
+            retry_after_s=wait.seconds,
             request=request,
             status_code=status,
             body=body,
             hint="another program may be spending the same account's 1,500 requests/hour; "
-            f"lower the hourly budget share, or try again{when}",
+            f"lower the hourly budget share, or try again {wait.when}",
         )
     if status >= httpx.codes.INTERNAL_SERVER_ERROR:
         return CloudUnavailableError(
-            "the Web API failed",
+            wait.after("the Web API failed"),
+            retry_after_s=wait.seconds,
             request=request,
             status_code=status,
             body=body,
-            hint="the Web API is having trouble; try again later",
+            hint="the Web API is having trouble (or is down for maintenance); try again "
+            f"{wait.when}",
         )
     hints: dict[int, str] = {
         httpx.codes.BAD_REQUEST: "the Web API said what it refused; correct that and try again",

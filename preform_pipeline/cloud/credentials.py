@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.userpath import expand_user
+from preform_pipeline.userpath import expand_user, secret_file_named
 
 __all__ = [
     "ENV_CLIENT_ID",
@@ -160,7 +160,7 @@ def _find(
     if from_file is not None:
         named_by = f"${lookup.env_file}"
         path = expand_user(from_file, source=f"environment variable {lookup.env_file}")
-        return (_read_secret_file(path, lookup, named_by),
+        return (_read_secret_file(path, lookup, named_by, from_file),
                 f"{named_by} ({from_file})")
 
     value = section.get(lookup.key)
@@ -187,18 +187,27 @@ def _find(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         named_by = f"{settings_source}: {lookup.key_file}"
-        return _read_secret_file(path, lookup, named_by), f"{named_by} ({path})"
+        return (_read_secret_file(path, lookup, named_by, str(path_value)),
+                f"{named_by} ({path})")
     return None, ""
 
 
-def _read_secret_file(path: Path, lookup: _Lookup, named_by: str) -> str:
+def _read_secret_file(path: Path, lookup: _Lookup, named_by: str, written: str) -> str:
+    """The secret in the file at ``path``, which ``named_by`` gave as ``written``."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(
-            f"cannot read the {lookup.what} file named by {named_by}: {exc.strerror or exc}",
-            source=str(path),
+            f"cannot read the {lookup.what} file named by {named_by}: "
+            f"{exc.strerror or 'it cannot be opened'}",
+            source=secret_file_named(written, path),
             hint="check that the file exists and that this user may read it",
+        ) from None
+    except UnicodeDecodeError:
+        # Not the decoder's text: it quotes the byte it could not read, a part of the secret.
+        raise ConfigError(
+            f"the {lookup.what} file named by {named_by} is not UTF-8 text", source=str(path),
+            hint=f"save the {lookup.what} file as UTF-8",
         ) from None
     # Editors and `echo` add a final newline that is not part of the value; other whitespace
     # is kept because it could be.

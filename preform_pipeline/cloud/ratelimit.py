@@ -40,13 +40,13 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from typing import Any, Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, Sleep
 from preform_pipeline.errors import CloudRateLimitError, ConfigError, StoreError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.retryafter import MAX_RETRY_AFTER_TRIES, parse_retry_after, resume_time
 from preform_pipeline.settings.cloud import DEFAULT_HOURLY_BUDGET_SHARE, DEFAULT_MAX_PER_SECOND
 
 __all__ = [
@@ -76,8 +76,9 @@ HOURLY_WINDOW_S = 3600.0
 
 #: Requests that may leave back to back after a quiet spell, on top of the steady rate.
 DEFAULT_BURST = 5
-#: Times one request is repeated after a 429 before the caller gets the 429 as an error.
-DEFAULT_MAX_429_RETRIES = 3
+#: Times one request is repeated after a 429 (or a 503 with a Retry-After) before the caller
+#: gets the answer as an error: the rule of both HTTP clients (retryafter.py).
+DEFAULT_MAX_429_RETRIES = MAX_RETRY_AFTER_TRIES
 #: Wait after a 429 whose Retry-After is missing or unreadable.
 DEFAULT_RETRY_AFTER_S = 60.0
 #: Waits for the budget or a Retry-After this long or longer are logged as warnings: a user
@@ -142,39 +143,6 @@ def account_key(base_url: str, account: str) -> str:
     credential or address, and per base URL, so a simulator's requests are not the Web API's."""
     digest = hashlib.sha256(f"{base_url.rstrip('/')}\n{account}".encode()).hexdigest()
     return f"web-api:{digest[:24]}"
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a ``Retry-After`` value: delay-seconds or an HTTP date.
-
-    ``now`` is the current wall-clock time (aware). Dates in the past give 0; a missing or
-    unreadable value gives ``None`` so the caller can choose its own default.
-    """
-    if value is None:
-        return None
-    text = value.strip()
-    if not text:
-        return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        # RFC 9110 dates are always GMT; a naive result means the zone was "-0000".
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - now).total_seconds())
-
-
-def resume_time(now: datetime, wait_s: float) -> str:
-    """When a wait of ``wait_s`` seconds from ``now`` ends, as a person reads it (UTC)."""
-    ends = now.astimezone(timezone.utc) + timedelta(seconds=math.ceil(wait_s))
-    return ends.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 class RateLimiter:

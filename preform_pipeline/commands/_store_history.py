@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.outputfolders import REPORTS_FOLDER
 from preform_pipeline.store import JobStore
 from preform_pipeline.store.opening import describe_store
 
@@ -48,7 +49,7 @@ def earlier_prints(
     taken = tuple(_absolute(path) for path in models)
     seen: dict[str, bool] = {}  # a model in many reports is looked at once
     try:
-        reports = sorted((root / "reports").glob("*.json"), reverse=True)  # run ids by time
+        reports = sorted((root / REPORTS_FOLDER).glob("*.json"), reverse=True)  # run ids by time
     except OSError:
         return None
     for path in reports:

@@ -10,9 +10,12 @@ a run report (JSON and CSV) plus a summary table close the run.
 Outputs (.form files, screenshots, per-build reports) go below the output folder: ``--output``,
 or the recipe's ``outputs.root`` (relative to the recipe's folder). The run report is
 ``<output>/reports/<run id>.json`` and ``.csv``; the JSON-lines log is
-``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another. A run's
-start removes the hidden temporaries of reports and journals that a killed run of this host
-left there (``files.sweep_temporaries``, the hot folder's rule).
+``<output>/logs/<run id>.jsonl`` unless ``--log-file`` or the settings name another. A run
+that did nothing (:mod:`~preform_pipeline.commands._run_deeds`: an empty inbox, one of
+models already printed, a refusal said on stderr) writes no report and takes its own log
+back, with the folders it made for it. A run's start removes the hidden temporaries of
+reports and journals that a killed run of this host left there (``files.sweep_temporaries``,
+the hot folder's rule).
 
 ``--simulator-arg`` passes flags to simulated servers (ignored for real ones): ``ARG`` goes
 to every server, ``SERVER:ARG`` to one (``server-1:--exit-during=auto_support``; a server
@@ -38,6 +41,7 @@ import argparse
 import io
 import os
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -72,6 +76,7 @@ from preform_pipeline.commands._console import (
     units_line,
 )
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
+from preform_pipeline.commands._run_deeds import Deed, RunDeeds
 from preform_pipeline.commands._sources import take_sources, waiting_lines
 from preform_pipeline.commands._store_history import earlier_prints, forgotten_prints_error
 from preform_pipeline.commands.validate import format_text
@@ -112,6 +117,7 @@ from preform_pipeline.executor.said_rejections import (
 from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import LOGS_FOLDER, REPORTS_FOLDER
 from preform_pipeline.plan.builds import (
     Plan,
     Rejection,
@@ -437,17 +443,16 @@ def _run(
         print(f"{args.recipe}: nothing was run", file=stderr)
         return EXIT_FAILURE
     output_checks = [PathCheck(root, "folder", "output folder")]
-    own_log = args.log_file is None and settings.logging.file is None
+    own_log = _own_log(args, settings)
     log_file = ((expand_user(args.log_file, source="--log-file") if args.log_file else None)
-                or settings.logging.file or root / "logs" / f"{run_id}.jsonl")
+                or settings.logging.file or root / LOGS_FOLDER / f"{run_id}.jsonl")
     try:
         check_paths(output_checks)  # before anything is written
-        # Taken back if the run finds nothing to do (_take_back): made now, so a folder that
-        # cannot be used is refused and every event of the run is in its log from the start.
+        # Taken back if the run does nothing (_take_back): made now, so a folder that cannot
+        # be used is refused and every event of the run is in its log from the start.
         # Read after the check: a name too long for the file system fails even `exists`.
-        log_made = _Made(folders=_missing_folders(root / "logs"),
-                         log_file=log_file if own_log else None)
-        made: _Made | None = log_made
+        made = _Made(folders=_missing_folders(root / LOGS_FOLDER),
+                     log_file=log_file if own_log else None)
         make_folders(output_checks)
     except UnusablePathError as exc:  # say where the folder came from, not "the settings"
         raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
@@ -458,40 +463,76 @@ def _run(
     # over it), so the reader's warning would say it again, on every repeat from cron.
     # So is a store that forgot the folder's prints: its `error:` line says it.
     keep_off_console("units_guessed", "model_unreadable", "store_forgot_prints")
-    # Reports and journals a killed run of this host left half-written go (the log file
-    # names them), by the hot folder's rule: never a live writer's (another run at work in
-    # the same folder), nor another host's on a shared output folder.
-    sweep_temporaries([root])
+    deeds = RunDeeds()
+    store: JobStore | None = None
+    try:
+        _tidy_output(root, settings, log_file, stdout, deeds)
+        opened = _checked_store(args, settings, recipe, root, stderr)
+        if opened is None:
+            code = EXIT_FAILURE
+        else:
+            store, jobs = opened
+            code = _run_recorded(args, settings, recipe, store, started_at, run_id, root,
+                                 log_file, stdout, stderr, termination, jobs, deeds)
+    except (PipelineError, KeyboardInterrupt):
+        # The run ends in its error line (or `interrupted`), which names no log and writes
+        # none. A log it could not write a line to (the disk full) is no record either, only
+        # an empty file more for each try. Not a crash: the log records its crash report
+        # (`command_crashed`, written after this), so the file is kept for it.
+        if deeds.nothing or _nothing_in(made.log_file):
+            _take_back(made, settings, args.log_level, stderr)
+        raise
+    finally:
+        if store is not None:
+            store.close()
+    if deeds.nothing:  # refused, or nothing new: a run that did nothing leaves nothing
+        _take_back(made, settings, args.log_level, stderr)
+    return code
+
+
+def _tidy_output(
+    root: Path, settings: Settings, log_file: Path, stdout: TextIO, deeds: RunDeeds
+) -> None:
+    """What a run does first below its output folder; each file removed is added to
+    ``deeds`` (its log names it)."""
+    # Reports and journals a killed run of this host left half-written go, by the hot
+    # folder's rule: never a live writer's (another run at work in the same folder), nor
+    # another host's on a shared output folder.
+    deeds.add(Deed.REMOVED, len(sweep_temporaries([root])))
     if settings.run.retention_days is not None:
         # First, so a night with nothing new still prunes; this run's log is kept.
         pruned = prune_outputs(root, settings.run.retention_days, keep=(log_file,))
         print(visible(pruned.describe(root)), file=stdout)
-        if pruned.files:
-            made = None  # the run did something: its log says what it removed
+        deeds.add(Deed.REMOVED, len(pruned.files))
 
-    store: JobStore | None = None
-    jobs = JOBS_COMMAND
-    if not args.dry_run:
-        location: Path | str
-        if args.store is not None:
-            location = store_location(args.store, stderr)
-        elif settings.store.url:
-            location = settings.store.url  # a shared store is chosen on purpose: kept
-        else:
-            # A rehearsal's prints go to the rehearsal store (named in the closing lines).
-            location = rehearsal_store_path(settings.store.path, simulated=settings.simulated)
-        try:
-            store = open_store(location)
-        except PipelineError as exc:
-            print(f"error: {exc}", file=stderr)
-            print(f"{args.recipe}: nothing was run", file=stderr)
-            return EXIT_FAILURE
-        # What the reasons and hints of this run's prints name: `jobs` reaching this store.
-        jobs = jobs_command(settings, location)
+
+def _checked_store(
+    args: argparse.Namespace, settings: Settings, recipe: Recipe, root: Path, stderr: TextIO
+) -> tuple[JobStore | None, str] | None:
+    """The run's job store (None for a dry run) and the `jobs` command that reaches it; None
+    when it cannot be opened, or has forgotten the prints the output folder's reports name
+    (each said on stderr; the store closed)."""
+    if args.dry_run:
+        return None, JOBS_COMMAND
+    location: Path | str
+    if args.store is not None:
+        location = store_location(args.store, stderr)
+    elif settings.store.url:
+        location = settings.store.url  # a shared store is chosen on purpose: kept
+    else:
+        # A rehearsal's prints go to the rehearsal store (named in the closing lines).
+        location = rehearsal_store_path(settings.store.path, simulated=settings.simulated)
     try:
-        if store is not None and not (args.reprint or settings.hotfolders.duplicates == "print"):
-            found = earlier_prints(root, store, recipe=recipe.name, simulated=settings.simulated,
-                                   models=args.models)
+        store = open_store(location)
+    except PipelineError as exc:
+        print(f"error: {exc}", file=stderr)
+        print(f"{args.recipe}: nothing was run", file=stderr)
+        return None
+    with ExitStack() as refused:  # closes the store unless it is handed over
+        refused.callback(store.close)
+        if not (args.reprint or settings.hotfolders.duplicates == "print"):
+            found = earlier_prints(root, store, recipe=recipe.name,
+                                   simulated=settings.simulated, models=args.models)
             if found is not None:
                 # A deleted store would have every model printed again, silently from cron.
                 log.error("store_forgot_prints", store=describe_store(location),
@@ -499,25 +540,10 @@ def _run(
                           job_keys=list(found.job_keys))
                 print(f"error: {forgotten_prints_error(found, location, root)}", file=stderr)
                 print(f"{args.recipe}: nothing was run", file=stderr)
-                return EXIT_FAILURE
-        code = _run_recorded(args, settings, recipe, store, started_at, run_id, root, log_file,
-                             stdout, stderr, termination, jobs)
-        if code is None:  # nothing to do: gone as if it had not run
-            if made is not None:
-                _take_back(made, settings, args.log_level, stderr)
-            return EXIT_OK
-        return code
-    except (PipelineError, KeyboardInterrupt):
-        # The run ends in its error line (or `interrupted`), which names no log and writes
-        # none; a log it could not write a line to (the disk full) is no record, only an
-        # empty file more for each try. Not a crash: the log records its crash report
-        # (`command_crashed`, written after this), so the file is kept for it.
-        if _nothing_in(log_made.log_file):
-            _take_back(log_made, settings, args.log_level, stderr)
-        raise
-    finally:
-        if store is not None:
-            store.close()
+                return None
+        refused.pop_all()
+    # What the reasons and hints of this run's prints name: `jobs` reaching this store.
+    return store, jobs_command(settings, location)
 
 
 @dataclass(frozen=True)
@@ -528,6 +554,12 @@ class _Made:
 
     folders: tuple[Path, ...]
     log_file: Path | None
+
+
+def _own_log(args: argparse.Namespace, settings: Settings) -> bool:
+    """Whether the run's log is its own (``logs/<run id>.jsonl``), not one the user asked
+    for (``--log-file``, the settings' ``logging.file``), which is written however it ends."""
+    return args.log_file is None and settings.logging.file is None
 
 
 def _missing_folders(folder: Path) -> tuple[Path, ...]:
@@ -549,10 +581,11 @@ def _nothing_in(log_file: Path | None) -> bool:
 
 
 def _take_back(made: _Made, settings: Settings, log_level: str, stderr: TextIO) -> None:
-    """Remove what a run that found nothing to do wrote: a cron job over an empty inbox left a
-    log file (and the folders for it) below the recipe's folder every night (docs/running.md:
-    such a run is silent and leaves nothing). A folder that is no longer empty (another run's
-    output meanwhile) stays, and so does every folder above it."""
+    """Remove what a run that did nothing wrote (:mod:`~preform_pipeline.commands._run_deeds`):
+    a cron job over an empty inbox, or one of printed models every 5 minutes, left a log
+    file (and the folders for it) below the output folder each time (docs/running.md: such a
+    run leaves nothing). A folder that is no longer empty (another run's output meanwhile)
+    stays, and so does every folder above it."""
     if made.log_file is not None:
         # The log is closed first: Windows removes no open file.
         configure_command_logging(settings, log_level, stderr, json_file=None)
@@ -564,6 +597,14 @@ def _take_back(made: _Made, settings: Settings, log_level: str, stderr: TextIO) 
             continue  # not made after all (the log went elsewhere: no logs/ folder)
         except OSError:
             break  # something else is in it now: it and the folders above it stay
+
+
+def _nothing_kept_line(asked_log: Path | None) -> str:
+    """The closing line of a run that did nothing, where others name their report and log:
+    ``asked_log`` is a log file the user asked for (written all the same), or None."""
+    if asked_log is None:
+        return "nothing new: no report or log kept (a run that does nothing leaves nothing)"
+    return f"nothing new: no report kept; log: {asked_log}"
 
 
 def _with_fleet_args(settings: Settings, simulator_args: Sequence[str]) -> Settings:
@@ -589,9 +630,9 @@ def _run_recorded(
     stderr: TextIO,
     termination: Termination,
     jobs: str,
-) -> int | None:
-    """The run's exit status; None when it found nothing to do and did nothing (released
-    no work of an earlier run that died), and said so."""
+    deeds: RunDeeds,
+) -> int:
+    """The run's exit status; what it does is added to ``deeds`` as it goes."""
     # Where an interrupted send is found: the simulators' fleet folder here; the Web API
     # locator comes with the print tracking (its client is the run's).
     as_served = _with_fleet_args(settings, args.simulator_arg)
@@ -626,6 +667,7 @@ def _run_recorded(
         )
         # The ledger's lines name model files: shown as escapes.
         recovered = ledger.recover()
+        deeds.add(Deed.RELEASED, len(recovered))
         for line in recovered:
             print(visible(line), file=stdout)
     # Balanced for the pool this run starts (right-sized below: never more servers than
@@ -642,6 +684,8 @@ def _run_recorded(
         plan, said_once = replace(plan, rejected=fresh), True
         for line in passed_over_lines(said, verbose=args.verbose):
             print(line, file=stdout)
+    if plan is not None:
+        deeds.add(Deed.REJECTED, len(plan.rejected))
     nothing = plan is not None and not plan.builds and not plan.rejected
     # Builds an earlier run left waiting for a printer go out first (docs/dispatch.md).
     left = store is not None and not args.dry_run and any(
@@ -656,7 +700,7 @@ def _run_recorded(
         print(visible(f"nothing to do: no complete model files (.stl, .obj, .3mf) in "
                       f"{', '.join(str(p) for p in args.models)}"
                       f"{' but those passed over' if said else ''}"), file=stdout)
-        return EXIT_OK if recovered else None
+        return EXIT_OK
     _print_rejections(plan.rejected, stdout)
     if plan.rejected and said_once:
         print(SAID_ONCE, file=stdout)
@@ -720,6 +764,8 @@ def _run_recorded(
             # warning said it again on the console. Quiet, the reporter says nothing, but
             # its log level (ERROR) dropped the warning all the same.
             tracking.poller.reports_failures = True
+    # Counted as begun: a run stopped midway keeps the record of what it started.
+    deeds.add(Deed.PREPARED, len(plan.builds))
     try:
         if prepares:
             statuses = start_saying_refusals(pool, stderr)
@@ -729,6 +775,7 @@ def _run_recorded(
                 print(describe_reaped(pool.reaped), file=stdout, flush=True)
         if left and store is not None:
             owner = tracking.owner if tracking is not None else None
+            deeds.add(Deed.SENT)  # a send may go out: counted until the pass says what it did
             passed = send_left_waiting(
                 store, pool, owner or PrintOwner(store, locators, jobs=jobs),
                 wait_s=settings.dispatch.run_wait_s,
@@ -736,6 +783,8 @@ def _run_recorded(
                 request_timeout_s=settings.servers.request_timeout_s,
                 say=lambda line: print(visible(line), file=stdout, flush=True),  # printers
             )
+            # A build that still waits is no news: the store holds it, the next run tries.
+            deeds.settle(Deed.SENT, len(passed.sent) + len(passed.unsent))
         runner = Runner(plan, pool, options=options, reporter=reporter)
         result = runner.run()
         if ledger is not None:
@@ -761,15 +810,21 @@ def _run_recorded(
     earlier = passed.reasons()
     # The report's verdict is the exit status's: a script reading "ok" from a night with
     # nothing due (exit 0) or a print that ended in error (exit 1) must not read otherwise.
-    json_path, csv_path = write_run_report(result, root / "reports", ok=code == EXIT_OK)
+    # A run that did nothing writes none (nor keeps its log: `_run`), as an empty folder's.
+    written = None if deeds.nothing else write_run_report(result, root / REPORTS_FOLDER,
+                                                          ok=code == EXIT_OK)
     if result.cancelled:
         print("interrupted: servers stopped, unfinished builds are marked cancelled", file=stderr)
     extra = [SIMULATED_LINE] if result.simulated and prepares else []
     if isinstance(store, SqliteJobStore) and store.path.name == REHEARSAL_STORE_FILENAME:
         extra.append(_rehearsal_line(store.path, jobs, ledger))
-    extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
-                             elsewhere="--output DIR"))
-    extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
+    if written is not None:
+        json_path, csv_path = written
+        extra.append(output_line([(root, recipe)], chosen=args.output or settings.output_root,
+                                 elsewhere="--output DIR"))
+        extra.append(f"report: {json_path} and {csv_path.name}; log: {log_file}")
+    else:
+        extra.append(_nothing_kept_line(None if _own_log(args, settings) else log_file))
     if store is not None:
         saved = {Path(t).suffix.lower() for t in (recipe.outputs.form, recipe.outputs.screenshot)}
         empty = unsaid_empty_outputs(store, empty_outputs(root, saved - {""},

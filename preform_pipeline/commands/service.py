@@ -37,8 +37,10 @@ import getpass
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath, PureWindowsPath
 from typing import Final, Literal, TextIO
@@ -46,6 +48,7 @@ from xml.sax.saxutils import escape
 
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.settings import load_settings
+from preform_pipeline.settings.files import read_settings_file
 from preform_pipeline.userpath import expand_user, own_home
 from preform_pipeline.wording import visible, visible_lines
 
@@ -146,11 +149,24 @@ class ServicePlan:
 # -- definitions --------------------------------------------------------------------------------
 
 
+def _unit_value(text: str | PurePath) -> str:
+    """``text`` as a unit file's value that systemd reads back as written: ``%`` starts a
+    specifier there (session 43: a settings folder ``lab%20share`` made the unit fail to
+    load, "Invalid slot"; ``lab%hfolder`` silently became ``lab/rootfolder``)."""
+    return str(text).replace("%", "%%")
+
+
+def _unit_command(words: Sequence[str]) -> str:
+    """An ``ExecStart=`` command line: quoted as a shell would, and, since systemd also
+    expands ``$VARIABLES`` and C escapes inside the quotes, ``$`` and ``\\`` escaped too."""
+    return _unit_value(shlex.join(words).replace("\\", "\\\\").replace("$", "$$"))
+
+
 def _systemd_unit(host: Host, settings: PurePath, env_file: PurePath, scope: str) -> str:
     lines = [
         "# Written by `preform-pipeline service install`; `service uninstall` removes it.",
         "[Unit]",
-        f"Description=preform-pipeline hot folder ({settings})",
+        f"Description=preform-pipeline hot folder ({_unit_value(settings)})",
         "Wants=network-online.target",
         "After=network-online.target remote-fs.target",
         "",
@@ -160,10 +176,10 @@ def _systemd_unit(host: Host, settings: PurePath, env_file: PurePath, scope: str
     if scope == "system":
         lines.append(f"User={host.user}")
     lines += [
-        f"WorkingDirectory={settings.parent}",
-        f"ExecStart={shlex.join([str(host.executable), 'watch', str(settings)])}",
+        f"WorkingDirectory={_unit_value(settings.parent)}",
+        f"ExecStart={_unit_command([str(host.executable), 'watch', str(settings)])}",
         "# Credentials and other PREFORM_PIPELINE_* variables: never in this file.",
-        f"EnvironmentFile=-{env_file}",
+        f"EnvironmentFile=-{_unit_value(env_file)}",
         "Environment=PYTHONUNBUFFERED=1",
         "KillSignal=SIGTERM",
         f"TimeoutStopSec={DEFAULT_STOP_TIMEOUT_S}",
@@ -436,6 +452,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             sub.add_argument("--yes", action="store_true", help="do not ask for confirmation")
 
 
+#: The secret a settings file may hold in plain text (docs/settings.md: "prefer
+#: client_secret_file or the environment, since settings files are often shared").
+_PLAIN_SECRET: Final = ("cloud", "client_secret")
+
+
+def _exposed_secret(settings: Path) -> str:
+    """What to say when ``settings`` holds the Web API's secret in plain text and other users
+    of this machine may read it, else "". A service keeps that file for years: session 43's
+    newcomer installed one whose settings, mode 0644, held ``cloud.client_secret``, and was
+    told only that the unit holds no secret."""
+    section = read_settings_file(settings).get(_PLAIN_SECRET[0])
+    if not isinstance(section, dict) or not section.get(_PLAIN_SECRET[1]):
+        return ""
+    mode = settings.stat().st_mode
+    if os.name == "nt" or not mode & 0o044:
+        return ""
+    return (f"{settings} holds {'.'.join(_PLAIN_SECRET)} in plain text, and its mode "
+            f"({stat.S_IMODE(mode):04o}) lets other users of this machine read it: the service "
+            "would keep it so. Move the secret into a file named by cloud.client_secret_file (mode "
+            "0600), or into the environment file the unit names, or make the settings "
+            f"readable by their owner only (chmod 600 {shlex.quote(str(settings))})")
+
+
 def _confirm(question: str, stdout: TextIO) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -464,6 +503,9 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 print(f"error: {args.settings}: no such settings file", file=stderr)
                 return EXIT_FAILURE
             load_settings(settings)  # a service that cannot start is worse than none
+            exposed = _exposed_secret(settings)
+            if exposed:
+                print(f"warning: {visible(exposed)}", file=stderr)
     plan = plan_service(
         args.action, settings, host, method=method, name=args.name, scope=args.scope,
         env_file=env_file,
@@ -491,20 +533,39 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         ) from exc
 
 
-#: What systemctl says when the service manager it was asked for cannot be reached from here,
-#: why, and where the command can work: every later command would fail the same way (session
-#: 35: `service install` run under `su` printed "Failed to connect to bus: No medium found"
-#: twice, and nothing else). Looked for in this order: a machine without systemd says "Failed
-#: to connect to bus" too, after its own reason (session 41).
-_UNREACHABLE: Final = (
-    ("System has not been booted with systemd",
-     "this machine does not run systemd (a container, or WSL without systemd enabled)",
-     "On a machine that runs systemd"),
-    ("Failed to connect to bus",
-     "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
-     "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open",
-     "From a session that reaches it (log in as that user over ssh or at the console)"),
+#: Why the service manager cannot be reached from here, and where the command can work.
+_NOT_BOOTED: Final = (
+    "this machine does not run systemd (a container, or WSL without systemd enabled)",
+    "On a machine that runs systemd",
 )
+_NO_USER_MANAGER: Final = (
+    "this session reaches no systemd user manager: `systemctl --user` needs the user's own "
+    "login session (its XDG_RUNTIME_DIR), which `su` and `sudo -u` do not open",
+    "From a session that reaches it (log in as that user over ssh or at the console)",
+)
+#: What systemctl says when the service manager it was asked for cannot be reached from here:
+#: every later command would fail the same way (session 35: `service install` run under `su`
+#: printed "Failed to connect to bus: No medium found" twice, and nothing else). Looked for in
+#: this order: a machine without systemd says "Failed to connect to bus" too, after its own
+#: reason (session 41).
+_UNREACHABLE: Final = (
+    ("System has not been booted with systemd", _NOT_BOOTED),
+    ("Failed to connect to bus", _NO_USER_MANAGER),
+)
+#: What sd_booted(3) looks for: the folder exists only while systemd is the init system.
+_SYSTEMD_BOOTED_MARKER: Final = Path("/run/systemd/system")
+
+
+def _unreachable(said: str) -> tuple[str, str] | None:
+    """Why the manager cannot be reached, from what systemctl ``said``, or None.
+
+    `systemctl --user` on a machine that does not run systemd says only "Failed to connect to
+    bus", as under `su` (session 43: a container's `service install --scope user` was told to
+    log in over ssh, which would not have helped): the machine is asked, as sd_booted does."""
+    found = next((reason for text, reason in _UNREACHABLE if text in said), None)
+    if found is _NO_USER_MANAGER and not _SYSTEMD_BOOTED_MARKER.is_dir():
+        return _NOT_BOOTED
+    return found
 
 
 def _apply(plan: ServicePlan, stdout: TextIO, stderr: TextIO) -> int:
@@ -558,8 +619,7 @@ def _run_all(
         if done.returncode != 0:
             print(f"{shlex.join(command)} exited {done.returncode}", file=stderr)
             status = EXIT_FAILURE
-            found = next(((why, where) for said, why, where in _UNREACHABLE
-                          if said in done.stderr), None)
+            found = _unreachable(done.stderr)
             if found is not None:
                 why, where = found
                 left = "; ".join(f"`{shlex.join(c)}`" for c in commands[index:])

@@ -16,10 +16,11 @@ processes rendering the same path never get the same name:
 
 A file that goes with another (a build's report with its ``.form``) takes the same suffix
 (:func:`companion_output`), so the two still pair by name after the ``.form`` was given
-``-6``. A placed file never takes a name whose report (``.json`` of that name) is there: that
-report is another build's (one that failed with no ``.form``, an earlier run's), and the
-dispatcher and the dashboard read the report beside a ``.form`` as its own. Reports name the
-path actually written.
+``-6``. A placed file never takes a name whose report is there: a ``.json`` of that name,
+which the dispatcher and the dashboard read as the report beside a ``.form``, or the
+recipe's report of that name whatever its suffix (``{build}.txt``, ``{build}.JSON``, none).
+Such a report is another build's (one that failed with no ``.form``, an earlier run's).
+Reports name the path actually written.
 """
 
 from __future__ import annotations
@@ -110,20 +111,27 @@ def _make_folder(folder: Path) -> None:
                                  "should be", str(folder)) from exc
 
 
-def place_output(written: Path, path: Path) -> Path:
+def place_output(written: Path, path: Path, *, report: Path | None = None) -> Path:
     """Move the finished file ``written`` to ``path``, or the first free ``stem-N.suffix``
     (free: no file, and no other build's report, at that name; module docstring); the path
-    it now has. ``written`` stays as a second name of the file where a hard link was made:
-    the caller removes its folder."""
-    return claim_output(path, functools.partial(_place, written))
+    it now has. ``report`` is where the build's report is rendered, when the recipe writes
+    one: beside ``path`` (its name but the suffix), a name whose report is there is not free.
+    ``written`` stays as a second name of the file where a hard link was made: the caller
+    removes its folder."""
+    beside = report if report is not None and report.with_suffix(path.suffix) == path else None
+    return claim_output(path, functools.partial(_place, written, beside))
 
 
-#: The suffix of a build's report beside its outputs (the shipped ``{date}/{build}.json``).
-_REPORT_SUFFIX: Final = ".json"
+#: The suffix of the report the dispatcher and the dashboard read beside a ``.form``.
+_READ_REPORT_SUFFIX: Final = ".json"
 
 
-def _place(written: Path, candidate: Path) -> None:
-    if candidate.suffix != _REPORT_SUFFIX and candidate.with_suffix(_REPORT_SUFFIX).exists():
+def _place(written: Path, report: Path | None, candidate: Path) -> None:
+    reports = [] if candidate.suffix == _READ_REPORT_SUFFIX else [
+        candidate.with_suffix(_READ_REPORT_SUFFIX)]
+    if report is not None:
+        reports.append(companion_output(report, candidate))
+    if any(path != candidate and path.exists() for path in reports):
         # Another build's report has this name: this file beside it would pair with it.
         raise FileExistsError(errno.EEXIST, "the name of another build's report", str(candidate))
     try:

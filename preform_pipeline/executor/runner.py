@@ -115,6 +115,7 @@ from preform_pipeline.executor.steps import (
     shared_values,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import CHECKPOINT_FOLDER
 from preform_pipeline.plan.balance import build_work  # the planner balances by it too
 from preform_pipeline.plan.builds import (
     MM3_PER_ML,
@@ -141,7 +142,6 @@ from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
 __all__ = [
-    "CHECKPOINT_FOLDER",
     "DEFAULT_CANCEL_GRACE_S",
     "DEFAULT_CHECKPOINT_KINDS",
     "DEFAULT_MAX_BUILD_ATTEMPTS",
@@ -174,8 +174,6 @@ DEFAULT_STEP_TIMEOUT_S: Final = 900.0
 DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "hollow"})
 #: After Ctrl-C, how long running steps may take to finish before the servers are stopped.
 DEFAULT_CANCEL_GRACE_S: Final = 10.0
-#: Checkpoints and build journals live here, below the output root.
-CHECKPOINT_FOLDER: Final = ".checkpoints"
 #: The requests that make the server write a file into the output folder.
 _SAVING_OPERATIONS: Final = frozenset({"saveFormFile", "saveScreenshot", "saveFpsFile"})
 # After a cancel (and on Windows, while builds run) the main thread wakes this often, so a

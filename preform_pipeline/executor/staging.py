@@ -44,11 +44,10 @@ from preform_pipeline.errors import FileWriteError, refused_by_a_full_disk, writ
 from preform_pipeline.executor.outputs import create_empty, place_output
 from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import STAGING_FOLDER
 
-__all__ = ["STAGING_FOLDER", "owner_of", "process_folder_name", "save_staged", "sweep_staging"]
+__all__ = ["owner_of", "process_folder_name", "save_staged", "sweep_staging"]
 
-#: The folder below the output folder where servers write; hidden, and named for us.
-STAGING_FOLDER: Final = ".preform-staging"
 #: A process's name: ``<pid>-<start time in ms>-<host and instance tag>``; the name of a
 #: session 31 process folder, and the end of a save's owner file.
 _PROCESS: Final = re.compile(r"(?P<pid>[1-9][0-9]*)-(?P<ms>[0-9]+)-(?P<host>[0-9a-f]{8})")
@@ -122,11 +121,13 @@ def _remove_save(folder: Path, owners: tuple[Path, ...]) -> bool:
     return found
 
 
-def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]) -> Path:
+def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None], *,
+                report: Path | None = None) -> Path:
     """Let ``write`` (a server's save) write the output rendered as ``rendered`` into a new
     save folder below ``output_root`` (under the same name), then place it at ``rendered``
-    or the first free ``name-N``; the path it now has. The save's folder is removed however
-    it ends.
+    or the first free ``name-N`` (``report``: where the build's report is rendered; a name
+    whose report is there is not free, :func:`~.outputs.place_output`); the path it now
+    has. The save's folder is removed however it ends.
 
     Raises :class:`FileWriteError` when the staging folder cannot be made, or the file
     cannot be placed (the server answered but wrote nothing there); what ``write`` raises
@@ -143,7 +144,7 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
         path = folder / rendered.name
         write(path)
         try:
-            return place_output(path, rendered)
+            return place_output(path, rendered, report=report)
         except OSError as exc:
             raise _move_error(rendered, path, exc) from exc
     finally:

@@ -70,6 +70,7 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
     SceneLostError,
+    TemplateError,
 )
 from preform_pipeline.executor.hooks import (
     PRINT_HELD,
@@ -965,7 +966,14 @@ def _save(ctx: StepContext, template: str, write: Callable[[Path], None]) -> Pat
     where we can remove them, and no name taken."""
     # Resolved below the resolved root, as resolve() would; placing makes a missing folder.
     root = ctx.resolved_output_root or ctx.output_root.resolve()
-    return save_staged(resolved_output_path(template, ctx.values, root), root, write)
+    try:
+        report: Path | None = resolved_output_path(ctx.recipe.outputs.report, ctx.values, root)
+    except TemplateError:
+        # The report's own writing says so (build_report_failed) and the build stands: a
+        # save is not failed for it. The ``.json`` beside is checked all the same.
+        report = None
+    return save_staged(resolved_output_path(template, ctx.values, root), root, write,
+                       report=report)
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

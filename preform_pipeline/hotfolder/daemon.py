@@ -312,6 +312,7 @@ class HotFolderDaemon:
         #: Verification of its own prints (with ``web_client``) and notifications.
         self.followup = FollowUp(store, client=web_client, notifier=notifier,
                                  verify=settings.verify, clock=clock)
+        self.followup.say = lambda line: self.notice(line)
         self.intake = Intake(
             store,
             self.hot.inboxes,

@@ -43,7 +43,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -59,7 +59,7 @@ from preform_pipeline.store import Build, Job, JobState, JobStore
 from preform_pipeline.store.fields import CASE_FAILED_FIELD
 from preform_pipeline.verify.notify import Notification, Notifier
 from preform_pipeline.verify.poller import PrintsFeed, VerificationPoller, describe_duration
-from preform_pipeline.verify.service import verify_pending
+from preform_pipeline.verify.service import BuildVerification, verify_pending
 
 __all__ = [
     "CASE_FAILED_FIELD",
@@ -114,6 +114,8 @@ class FollowUp:
         self._thread: threading.Thread | None = None
         #: Until when verification waits for the Web API's rate limit (None: it does not).
         self.deferred_until: datetime | None = None
+        #: Where a line for the user goes (the daemon's console, ``watch`` prints it).
+        self.say: Callable[[str], None] = lambda line: None
         # Refused credentials were notified (until a poll succeeds again): once, not per poll.
         self._refusal_told = False
         self._poller = (
@@ -335,6 +337,7 @@ class FollowUp:
             if row.changed and row.state in FINAL_PRINT_STATES:
                 ended += 1
                 self.refresh_reports(self.store.get_build(row.build_id))
+                self.say(_print_end_line(row))
         return ended
 
     def _defer(self, retry_after_s: float | None, pending: int) -> None:
@@ -386,6 +389,15 @@ class FollowUp:
             write_text_atomic(path, json.dumps(data, indent=2, default=str) + "\n")
             log.info("case_report_updated", job_key=job.job_key, case_id=job.case_id,
                      state=job.state.value, path=str(Path(path)))
+
+
+def _print_end_line(row: BuildVerification) -> str:
+    """The console's line for a print that ended, in ``run``'s words (``verify NAME:
+    print_error: MESSAGE``): the console said the build was sent, and then nothing, of a print
+    that failed for low resin (session 43), and a service's journal is its console."""
+    on = f" on {row.printer}" if row.printer else ""
+    said = f": {row.message}" if row.message else ""
+    return f"[{row.job_key}] verify: {row.state.value}{on}{said}"
 
 
 def _reason(job: Job) -> str:

@@ -55,6 +55,7 @@ from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.hotfolder.recovery import GiveBack, LeftBuild, Recovery
 from preform_pipeline.hotfolder.sharedpool import DEFAULT_START_RETRY_S, PoolFactory, SharedPool
 from preform_pipeline.logging import get_logger
+from preform_pipeline.outputfolders import REPORTS_FOLDER
 from preform_pipeline.plan.builds import (
     BuildPlan,
     ModelInfo,
@@ -653,7 +654,7 @@ class BatchWorker:
                 tracking.claims.release(list(tracking.build_ids), by="run")
         report_path: Path | None = None
         try:
-            report_path, _ = write_run_report(result, options.output_root / "reports")
+            report_path, _ = write_run_report(result, options.output_root / REPORTS_FOLDER)
         except OSError as exc:
             log.warning("run_report_failed", error=str(exc))
         try:

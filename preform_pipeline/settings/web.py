@@ -35,6 +35,7 @@ from typing import Any, Final
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings.reading import BaseDir, SourceOf, resolve_path, unknown_source
 from preform_pipeline.textfiles import read_small_text
+from preform_pipeline.userpath import secret_file_named
 
 __all__ = [
     "DEFAULT_WEB_HOST",
@@ -141,7 +142,8 @@ def _secret_of(
         try:
             text = read_small_text(path, max_bytes=_MAX_SECRET_FILE_BYTES).strip()
         except OSError as exc:
-            raise ConfigError(f"cannot read the secret file {path}: {exc.strerror}",
+            named = secret_file_named(str(raw["secret_file"]), path)
+            raise ConfigError(f"cannot read the secret file {named}: {exc.strerror}",
                               source=source, hint="check the path and its permissions") from None
         except UnicodeDecodeError:
             raise ConfigError(f"the secret file {path} is not UTF-8 text", source=source,

@@ -34,7 +34,7 @@ import psutil
 from preform_pipeline import __version__
 from preform_pipeline.errors import REFUSAL_PREFIX, write_hint
 from preform_pipeline.logging import get_logger
-from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
+from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.simulator.bodies import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
 from preform_pipeline.simulator.fleet import default_fleet_dir
@@ -389,12 +389,7 @@ _NO_SECRET: Final = "the simulated PreFormServer takes no secret (the Local API 
 
 def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     """Run the simulator until a stop signal; returns the exit status."""
-    secret_option = secret_option_in(argv)
-    if secret_option is not None:
-        # Before argparse, which echoes what it does not know ("unrecognized arguments:
-        # --client-secret VALUE") onto the console of whatever started the simulator.
-        stderr.write(f"error: {secret_option_refusal(secret_option, instead=_NO_SECRET)}\n")
-        stderr.flush()
+    if refuse_secret_option(argv, stderr, instead=_NO_SECRET):
         return EXIT_USAGE
     try:
         config = parse_args(argv)

@@ -18,6 +18,7 @@ from typing import Final
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.userpath import secret_file_named
 
 __all__ = [
     "PASSWORD_ENV",
@@ -152,7 +153,8 @@ def store_password(environ: Mapping[str, str] | None = None) -> str | None:
         return Path(named).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise StoreError(
-            f"cannot read the store password file {named} ({exc.strerror})",
+            f"cannot read the store password file {secret_file_named(named, Path(named))} "
+            f"({exc.strerror})",
             hint=f"{PASSWORD_FILE_ENV} must name a file this account can read",
         ) from exc
     except UnicodeDecodeError:

@@ -16,9 +16,10 @@ make a poll more expensive, only the prints still waiting do.
 The interval between polls adapts (:meth:`VerificationPoller.next_interval`): it follows the
 soonest estimated finish the feed reports (``estimated_time_remaining_ms``), within
 ``min_interval_s`` .. ``max_interval_s``, and never spends more than ``requests_per_hour``
-on verification: a poll that needed five pages waits five times as long as one that needed
-one. That keeps verification far under the hourly budget the client's limiter enforces
-(which still holds everything else back if it must). Every poll logs one ``verify_poll``
+on verification: once its small credit is spent (:mod:`~preform_pipeline.verify.pace`), a
+poll that needed five pages waits five times as long as one that needed one. That keeps
+verification far under the hourly budget the client's limiter enforces (which still holds
+everything else back if it must). Every poll logs one ``verify_poll``
 event with the requests it spent and the budget left.
 
 Time comes from ``clock`` and waiting from ``sleep`` (tests pass a
@@ -42,7 +43,7 @@ from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.models import Page
 from preform_pipeline.cloud.skew import behind_s
-from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitError
+from preform_pipeline.errors import CloudAuthError, CloudError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.verify import (
     DEFAULT_POLL_INTERVAL_S,
@@ -50,6 +51,7 @@ from preform_pipeline.settings.verify import (
     DEFAULT_VERIFY_DEADLINE_S,
 )
 from preform_pipeline.store import JobState, extract_key
+from preform_pipeline.verify.pace import DEFAULT_CREDIT_REQUESTS, RequestPace
 
 __all__ = [
     "DEFAULT_FEED_OVERLAP_S",
@@ -264,6 +266,7 @@ class VerificationPoller:
         per_page: int = DEFAULT_PER_PAGE,
         defers_rate_limits: bool = False,
         reports_failures: bool = False,
+        credit_requests: float = DEFAULT_CREDIT_REQUESTS,
     ) -> None:
         for name, value in (
             ("interval_s", interval_s),
@@ -285,6 +288,7 @@ class VerificationPoller:
         self.deadline_s = float(deadline_s)
         self.overlap_s = float(overlap_s)
         self.requests_per_hour = float(requests_per_hour)
+        self.pace = RequestPace(self.requests_per_hour, credit=credit_requests, clock=clock)
         # Never later than a base interval after the estimate (a short test interval too).
         self.finish_margin_s = min(float(finish_margin_s), self.interval_s)
         self.per_page = per_page
@@ -339,8 +343,8 @@ class VerificationPoller:
             # Our own errors say what failed and what helps; their class name is for the log
             # (the error is shown to users: verify's "the prints feed could not be read").
             error = str(exc)
-            if isinstance(exc, CloudRateLimitError):
-                retry_after_s = exc.retry_after_s
+            # A rate limit's hold, or a 503 that said when the Web API is back.
+            retry_after_s = exc.retry_after_s
             told = self.reports_failures or (
                 self.defers_rate_limits and retry_after_s is not None)
             (log.info if told else log.warning)(
@@ -382,6 +386,7 @@ class VerificationPoller:
             progress, unseen, requests=spent, budget=budget, now=now, failed=error is not None,
             retry_after_s=retry_after_s,
         )
+        self.pace.spend(spent)
         log.info(
             "verify_poll",
             pending=len(pending),
@@ -566,8 +571,9 @@ class VerificationPoller:
         # every 30 s, past the share of the account's hour verification may spend.
         if deadlines:
             interval = min(interval, max(self.min_interval_s, min(deadlines)))
-        # Budget: a poll of N requests waits N times the per-request share of the hour.
-        interval = max(interval, requests * 3600.0 / self.requests_per_hour)
+        # Budget: a poll of N requests waits what the hour's share takes to earn them, less
+        # the credit a poller that spent little lately holds (verify/pace.py).
+        interval = max(interval, self.pace.wait_after(requests))
         if budget.remaining < max(1, requests) * 2:
             interval = max(interval, self.max_interval_s)
         return interval

@@ -115,6 +115,8 @@ class Dashboard:
         async def handler(request: Request) -> Response:
             access = self.access(request)
             if access.user is None:
+                if access.ended:
+                    return await _session_ended(request)
                 return _unauthorised()
             async with request.form() as posted:
                 form = {k: v for k, v in posted.items() if isinstance(v, str)}
@@ -306,6 +308,16 @@ def _unauthorised() -> Response:
                              headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
 
 
+async def _session_ended(request: Request) -> Response:
+    """A browser's action sent after its session ended: to the login page, which says so, and
+    back to the page its button was on. A restart had answered a bare "401 unauthorised"
+    text page to a click on Approve or Reject in a tab opened before it (session 43)."""
+    async with request.form() as posted:
+        back = _local(str(posted.get("next") or ""))
+    log.info("web_session_ended", path=request.url.path)
+    return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
+
+
 def _wanted(request: Request) -> str:
     """The path and query asked for: the query is the queue's filters and page, which a bare
     path dropped (after a login, after an action); an action's token is not kept."""
@@ -464,6 +476,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def login_page(request: Request) -> Response:
         return d.render(request, "login.html", Access(None), failed=False,
+                        ended=d.access(request).ended,
                         next=_local(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:

@@ -63,6 +63,9 @@ class Access:
     session: Session | None = None
     #: True when a credential was offered and was wrong (401, not a redirect to the login).
     refused: bool = False
+    #: True when a browser's session cookie names a session that has ended (the server
+    #: restarted, or it went unused too long): the browser is sent to log in again.
+    ended: bool = False
 
 
 class Gate:
@@ -117,7 +120,7 @@ class Gate:
             found = self._sessions.get(sid)
             if found is None or now - found[1] > SESSION_TTL_S:
                 self._sessions.pop(sid, None)
-                return Access(None)
+                return Access(None, ended=True)
             self._sessions[sid] = (found[0], now)
         return Access(found[0].user, found[0])
 

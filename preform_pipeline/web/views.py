@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from urllib.parse import urlencode
 
+from preform_pipeline.cloud.models import Printer
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError, full_disk_advice
 from preform_pipeline.hotfolder.whereabouts import retry_check, unwatched
@@ -663,6 +664,8 @@ class PrinterRow:
     #: Builds waiting for it beyond those, and builds held for approval that would go to it.
     more_waiting: int = 0
     awaiting: int = 0
+    #: How its last print ended when it failed (:func:`_last_print_failed`), else "".
+    last_print_failed: str = ""
 
 
 def _tank(raw: Any) -> str:
@@ -676,6 +679,24 @@ def _tank(raw: Any) -> str:
         return " · ".join(named)
     status = data.get("printer_status")
     return _tank(status) if isinstance(status, Mapping) else str(data.get("tank") or "")
+
+
+#: The ends of a print a person at the printer must see to: the printer says IDLE and ready
+#: again once a print errs or is aborted, and its card said "ready" and nothing else (session
+#: 43: a print that failed for low resin, the printer shown as ready for the next).
+_FAILED_ENDS: Final = {"ERROR": "error", "ABORTED": "aborted"}
+
+
+def _last_print_failed(raw: Any) -> str:
+    """How the printer's latest print ended when it failed, with the printer's message and
+    the print's name (the Web API's ``current_print_run``), else "" (or when its status does
+    not say: the Local API's devices)."""
+    run = raw.current_print if isinstance(raw, Printer) else None
+    if run is None or run.status not in _FAILED_ENDS:
+        return ""
+    said = f"{_FAILED_ENDS[run.status]}: {run.message}" if run.message else _FAILED_ENDS[
+        run.status]
+    return f"{run.name} ({said})" if run.name else said
 
 
 def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow], str]:
@@ -705,7 +726,8 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
             "ready" if c.ready else f"not ready{f' ({c.ready_detail})' if c.ready_detail else ''}"
             if c.ready is False else "online"))
         rows[c.name] = PrinterRow(c.name, status, ", ".join(c.machine_types),
-                                  ", ".join(c.materials), _tank(c.raw))
+                                  ", ".join(c.materials), _tank(c.raw),
+                                  last_print_failed=_last_print_failed(c.raw))
     for b in printing:
         if b.printer and b.printer not in rows:
             rows[b.printer] = PrinterRow(b.printer, "not known here")
@@ -718,7 +740,8 @@ def printer_rows(store: JobStore, sources: LiveSources) -> tuple[list[PrinterRow
         ready = waiting_order([b for b in waits if b.state is JobState.WAITING_FOR_PRINTER])
         result.append(PrinterRow(row.name, row.status, row.machine_types, row.materials,
                                  row.tank, current, tuple(ready[:NEXT_SHOWN]),
-                                 max(len(ready) - NEXT_SHOWN, 0), len(waits) - len(ready)))
+                                 max(len(ready) - NEXT_SHOWN, 0), len(waits) - len(ready),
+                                 row.last_print_failed))
     return result, note
 
 

@@ -12,7 +12,15 @@ import shutil
 import time
 from pathlib import Path
 
-from run_e2e_support import command, fleet_jobs, full_steps, run_cli, write_recipe, write_settings
+from run_e2e_support import (
+    RunOutcome,
+    command,
+    fleet_jobs,
+    full_steps,
+    run_cli,
+    write_recipe,
+    write_settings,
+)
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.meshops import box_triangles
@@ -259,6 +267,92 @@ class TestCheckpoints:
         assert list((run.out / ".checkpoints").iterdir()) == []
 
 
+def _files(folder: Path) -> set[str]:
+    """Every file below ``folder``, relative to it."""
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+
+
+def _printed_once(tmp_path: Path, *extra: str) -> tuple[Path, list[str], RunOutcome]:
+    """An inbox whose ``a.stl`` a first run from cron (``--quiet``) printed, in silence: the
+    inbox, the command line (without ``--quiet``) and that first run."""
+    inbox = tmp_path / "inbox"
+    _box(inbox / "a.stl")
+    recipe = write_recipe(tmp_path, STEPS)
+    settings = write_settings(tmp_path, count=1)
+    argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), *extra)
+    first = run_cli(tmp_path, [*argv, "--quiet"])
+    assert (first.returncode, first.stdout, first.stderr) == (0, "", "")
+    return inbox, argv, first
+
+
+def _record_of(run: RunOutcome) -> set[str]:
+    """The report (JSON and CSV) and the log a run is to keep below its output folder."""
+    run_id = run.report["run_id"]
+    return {f"reports/{run_id}.json", f"reports/{run_id}.csv", f"logs/{run_id}.jsonl"}
+
+
+class TestARunThatDidNothing:
+    """A run that prepared, sent, released, rejected and removed nothing new leaves no report
+    and no log; a run that did something keeps both (docs/running.md, "From cron")."""
+
+    def test_a_repeat_over_printed_models_leaves_nothing_and_a_new_model_is_recorded(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 43: a cron line every 5 minutes over an inbox it does not empty wrote two
+        # reports and a log each time (~860 files a day) saying that nothing happened.
+        inbox, argv, first = _printed_once(tmp_path, "--quiet")
+        after_first = _files(first.out)
+        assert _record_of(first) <= after_first
+
+        repeat = run_cli(tmp_path, argv)
+        assert (repeat.returncode, repeat.stdout, repeat.stderr) == (0, "", "")
+        assert _files(repeat.out) == after_first
+
+        _box(inbox / "b.stl", 25.0)
+        new = run_cli(tmp_path, argv)
+        assert (new.returncode, new.stdout, new.stderr) == (0, "", "")
+        assert _record_of(new) <= _files(new.out) - after_first
+        assert [Path(f).name for b in new.builds() for f in b["source_files"]] == ["b.stl"]
+
+    def test_a_file_rejected_once_is_nothing_new_on_the_next_run(self, tmp_path: Path) -> None:
+        inbox = tmp_path / "inbox"
+        _box(inbox / "a.stl")
+        (inbox / "bracket.step").write_text("ISO-10303-21;\n", encoding="utf-8")
+        recipe = write_recipe(tmp_path, STEPS)
+        settings = write_settings(tmp_path, count=1)
+        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 1 and "bracket.step" in first.stderr
+        after_first = _files(first.out)
+
+        second = run_cli(tmp_path, argv)
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+        assert _files(second.out) == after_first
+
+    def test_a_log_file_asked_for_is_written_and_the_run_says_no_report_was_kept(
+        self, tmp_path: Path
+    ) -> None:
+        inbox, argv, first = _printed_once(tmp_path)
+        before = _files(first.out)
+        asked = tmp_path / "looks.jsonl"
+
+        repeat = run_cli(tmp_path, [*argv, "--log-file", str(asked)])
+        assert repeat.returncode == 0, repeat.stderr[-3000:]
+        assert _files(repeat.out) == before
+        lines = repeat.stdout.splitlines()
+        assert lines[-2:] == [f"nothing new: no report kept; log: {asked}",
+                              "exit 0: nothing to run, 0 of 0 builds succeeded"]
+        assert not any(line.startswith(("report: ", "output: ")) for line in lines)
+        events = [json.loads(line) for line in asked.read_text(encoding="utf-8").splitlines()]
+        assert [e["path"] for e in events if e["event"] == "model_skipped"] == [
+            str(inbox / "a.stl")]
+
+        own = run_cli(tmp_path, argv)  # its own log: none kept, and it says so
+        assert own.returncode == 0 and _files(own.out) == before
+        assert own.stdout.splitlines()[-2] == (
+            "nothing new: no report or log kept (a run that does nothing leaves nothing)")
+
+
 class TestAStoreThatForgot:
     """A deleted job store does not make the next run print the whole folder again."""
 
@@ -267,16 +361,11 @@ class TestAStoreThatForgot:
     ) -> None:
         # Session 42: with the store deleted, the next run from cron printed every model of
         # the inbox again, and --quiet said nothing of it.
-        inbox = tmp_path / "inbox"
-        _box(inbox / "a.stl")
-        recipe = write_recipe(tmp_path, STEPS)
-        settings = write_settings(tmp_path, count=1)
-        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
-        first = run_cli(tmp_path, argv)
-        assert (first.returncode, first.stdout, first.stderr) == (0, "", "")
+        _, argv, first = _printed_once(tmp_path, "--quiet")
         [store] = list(own_data_folder.rglob("*jobs.sqlite3"))
         store.unlink()
 
+        after_first = _files(first.out)
         refused = run_cli(tmp_path, argv)
         assert refused.returncode == 1 and refused.stdout == ""
         error, nothing = refused.stderr.splitlines()
@@ -284,7 +373,12 @@ class TestAStoreThatForgot:
                                 f"but run {first.report['run_id']} printed into ")
         assert "run once with --reprint" in error
         assert nothing.endswith(": nothing was run")
-        [event] = refused.events_named("store_forgot_prints")
+        # Said on stderr, so no log of its own is kept (session 43: one more a try).
+        assert _files(refused.out) == after_first
+        asked = tmp_path / "refused.jsonl"
+        assert run_cli(tmp_path, [*argv, "--log-file", str(asked)]).returncode == 1
+        [event] = [e for e in map(json.loads, asked.read_text(encoding="utf-8").splitlines())
+                   if e["event"] == "store_forgot_prints"]
         assert event["job_keys"] == [first.builds()[0]["job_key"]]
         assert len(fleet_jobs(tmp_path)) == 1
 

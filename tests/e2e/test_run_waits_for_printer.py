@@ -200,12 +200,16 @@ class TestRunWaitsForAPrinter:
         # A print takes ~70 s: the printer stays busy through both runs.
         argv, _, waiting = _one_left_waiting(tmp_path, scale=0.04, run_wait_s=0.5)
 
-        second = run_cli(tmp_path, argv)
+        asked = tmp_path / "second.jsonl"
+        second = run_cli(tmp_path, [*argv, "--log-file", str(asked)])
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         assert (f"1 build still waits for a printer: {waiting.job_key} (the next run or "
                 "watch sends it)") in second.stdout
-        assert [e["still_waiting"] for e in second.events_named("left_waiting_pass")] == [1]
+        events = [json.loads(line) for line in asked.read_text(encoding="utf-8").splitlines()]
+        assert [e["still_waiting"] for e in events if e["event"] == "left_waiting_pass"] == [1]
         assert len(fleet_jobs(tmp_path)) == 1
+        # A build that still waits is no news (the store holds it): no report of this run.
+        assert second.report == {}
 
 
 class TestARunWhoseOnlyWorkIsALeftBuildItSends:

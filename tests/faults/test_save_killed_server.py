@@ -28,8 +28,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from preform_pipeline.executor.staging import STAGING_FOLDER
 from preform_pipeline.geometry.stl import write_stl
+from preform_pipeline.outputfolders import STAGING_FOLDER
 from preform_pipeline.servers.process import SIMULATOR_MODULE
 from preform_pipeline.simulator.meshops import box_triangles
 from tests.e2e.run_e2e_support import (

@@ -1,6 +1,8 @@
 """``run`` ending in an exception with its own log file still empty (session 42: the full
-disk's refused report left one empty log per try): the ``error:`` line's run takes the file
-back; a crash keeps it, for the log records the crash report; a ``--log-file`` stays."""
+disk's refused report left one empty log per try), or having done nothing yet (session 43:
+a refusal's log held only what its ``error:`` line said): the ``error:`` line's run takes the
+file back; a run that had begun its work keeps it; a crash keeps it, for the log records the
+crash report; a ``--log-file`` stays."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import pytest
 
 from preform_pipeline import cli
 from preform_pipeline.commands import run as run_command
+from preform_pipeline.commands._run_deeds import Deed, RunDeeds
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes, write_recipe
 from preform_pipeline.logging import configure_logging
@@ -28,11 +31,19 @@ def _logging_put_back() -> Iterator[None]:
 
 
 def _run_failing_with(
-    exc: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str
+    exc: BaseException, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *extra: str,
+    logged: bool = False, begun: Deed | None = None,
 ) -> tuple[int, str, Path]:
-    """A dry ``run`` whose work raises ``exc`` (its log set up, nothing written to it): its
-    status, its stderr and its output folder."""
-    def fail(*_args: object, **_kwargs: object) -> None:
+    """A dry ``run`` whose work raises ``exc`` (its log set up; a line written to it first
+    when ``logged``, and ``begun`` counted as done): its status, its stderr and its output
+    folder."""
+    def fail(*args: object, **_kwargs: object) -> None:
+        if logged:
+            run_command.log.error("work_refused", reason="for the test")
+        if begun is not None:
+            deeds = args[-1]
+            assert isinstance(deeds, RunDeeds)
+            deeds.add(begun)
         raise exc
 
     monkeypatch.setattr(run_command, "_run_recorded", fail)
@@ -53,6 +64,45 @@ class TestTheEmptyLog:
         code, err, out = _run_failing_with(PipelineError("refused"), tmp_path, monkeypatch)
         assert (code, err.splitlines()[-1]) == (1, "error: refused")
         assert not (out / "logs").exists()
+
+    def test_an_error_line_before_any_work_takes_a_log_with_lines_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Session 43: a refused run (a store that forgot its prints, a recipe error) kept
+        # a log saying only what its error line said, one more file on every try from cron.
+        code, err, out = _run_failing_with(PipelineError("refused"), tmp_path, monkeypatch,
+                                           logged=True)
+        assert (code, err.splitlines()[-1]) == (1, "error: refused")
+        assert not out.exists()
+
+    def test_an_error_line_after_work_began_keeps_the_log(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, err, out = _run_failing_with(PipelineError("report refused"), tmp_path,
+                                           monkeypatch, logged=True, begun=Deed.PREPARED)
+        assert (code, err.splitlines()[-1]) == (1, "error: report refused")
+        (log_file,) = (out / "logs").iterdir()
+        events = [json.loads(line) for line in log_file.read_text().splitlines()]
+        assert [e["event"] for e in events] == ["work_refused"]
+
+    def test_an_interrupt_before_any_work_takes_the_log_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, err, out = _run_failing_with(KeyboardInterrupt(), tmp_path, monkeypatch,
+                                           logged=True)
+        assert (code, err.splitlines()[-1]) == (run_command.EXIT_INTERRUPTED, "interrupted")
+        assert not out.exists()
+
+    def test_an_interrupt_during_a_send_keeps_the_log(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # A print may have gone out: the record of what the run began stays.
+        code, _, out = _run_failing_with(KeyboardInterrupt(), tmp_path, monkeypatch,
+                                         logged=True, begun=Deed.SENT)
+        assert code == run_command.EXIT_INTERRUPTED
+        (log_file,) = (out / "logs").iterdir()
+        assert [json.loads(line)["event"] for line in log_file.read_text().splitlines()] == [
+            "work_refused"]
 
     def test_a_crash_keeps_the_log_that_names_its_crash_report(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -7,6 +7,7 @@ every path below its folders before and after a real command line.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -110,6 +111,54 @@ class TestAnEmptyInbox:
         assert done.returncode == 0, done.stderr
         assert done.stdout.startswith("released gear.obj: its run died before building it\n")
         assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
+
+
+    def test_a_run_that_swept_a_dead_runs_temporary_keeps_its_log(
+        self, tmp_path: Path
+    ) -> None:
+        # Removed files are something done, as retention's: the log names each.
+        from tests.integration.test_cli_refusals_said_once import _dead_writers_temporary
+
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        out = tmp_path / "out"
+        dead = _dead_writers_temporary(tmp_path, out / "reports" / "20261201-0101-aa.json")
+        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(out), "--quiet")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+        assert not dead.exists()
+        (log_file,) = (out / "logs").iterdir()
+        events = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+        assert [e["path"] for e in events if e["event"] == "temporary_swept"] == [str(dead)]
+
+
+class TestARefusedRun:
+    """A run refused with its ``error:`` line on stderr leaves nothing: the line is the
+    record, and cron mails it (session 42 left an empty or near-empty log each try)."""
+
+    def test_a_store_path_of_a_user_who_is_not_there_leaves_no_output_folder(
+        self, tmp_path: Path
+    ) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        (inbox / "gear.obj").write_bytes(
+            (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
+        before = _tree(tmp_path)
+        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
+                    "--store", "~no-such-user-s43/jobs.db", "--quiet")
+        assert done.returncode == 1 and done.stdout == ""
+        assert done.stderr.startswith(
+            "error: --store: '~no-such-user-s43/jobs.db': no user named 'no-such-user-s43' "
+            "on this machine"), done.stderr
+        assert _tree(tmp_path) == before
+
+    def test_a_log_file_asked_for_keeps_the_refusal(self, tmp_path: Path) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        (inbox / "gear.obj").write_bytes(
+            (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
+        log = tmp_path / "nightly.jsonl"
+        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
+                    "--store", "~no-such-user-s43/jobs.db", "--log-file", str(log))
+        assert done.returncode == 1
+        assert log.is_file()
+        assert not (tmp_path / "out").exists()
 
 
 class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:

@@ -17,11 +17,11 @@ ROOT = Path(__file__).resolve().parents[2] / PACKAGE
 
 #: Layers, lowest first: a part imports only from its own layer or below.
 LAYERS: tuple[frozenset[str], ...] = (
-    frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff",
+    frozenset({"", "errors", "clock", "settings", "logging", "catalogue", "backoff", "retryafter",
                "interrupts", "crash", "preflight", "yamlerrors",
                "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
                "thirdparty", "userpath", "diskspace", "answers", "extras",
-               "serverlines", "secretargs"}),
+               "serverlines", "secretargs", "outputfolders"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),

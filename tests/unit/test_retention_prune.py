@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 from structlog.testing import capture_logs
@@ -73,3 +76,18 @@ class TestSetting:
         assert settings.run.quiet_period_s == 2
         assert settings.servers.remote_wait_s == 90
         assert load_settings(None).run.retention_days is None
+
+
+class TestItsImport:
+    """Retention imported the whole executor (runner, progress consoles, build states: about
+    0.4 s) to learn the checkpoint folder's name."""
+
+    def test_it_reads_the_folders_names_without_the_executor(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import json, sys, preform_pipeline.retention; "
+             "print(json.dumps(sorted(sys.modules)))"],
+            capture_output=True, text=True, timeout=60, check=True)
+        modules = json.loads(done.stdout)
+
+        assert "preform_pipeline.outputfolders" in modules
+        assert [m for m in modules if m.startswith("preform_pipeline.executor")] == []

@@ -100,6 +100,10 @@ class TestAbbreviationsAndOtherNames:
         # Session 42's mutation run: an API key spelt over several words, and a secret
         # option after one of the project's own (the look went on past it).
         ["run", "r.yaml", "--cloud-api-key", SECRET], ["serve", "--hash-secret", "--token", SECRET],
+        # Session 43: one dash, as Go's and Java's tools spell a long option (TestASingleDash).
+        ["verify", "-password", SECRET], ["verify", f"-client-secret={SECRET}"],
+        ["serve", "-Client_Secret", SECRET], ["run", "r.yaml", "m.stl", f"-pass={SECRET}"],
+        ["verify", "-api-token", SECRET],
     ])
     def test_the_pipelines_command_line_refuses_them(
         self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
@@ -131,6 +135,53 @@ class TestAbbreviationsAndOtherNames:
             assert "takes no secret" in err.getvalue()
 
 
+class TestASingleDash:
+    """Go's and Java's tools spell a long option with one dash: argparse echoed
+    ``-password VALUE`` and ``-client-secret=VALUE`` as unrecognized, the value with them."""
+
+    @pytest.mark.parametrize(("argv", "named"), [
+        (["verify", "-Client_Secret", SECRET], "-client-secret"), ([f"-pass={SECRET}"], "-pass"),
+    ])
+    def test_the_option_is_named_with_the_one_dash_typed(self, argv: list[str], named: str
+                                                          ) -> None:
+        # The pipeline's refusals of one dash are among TestAbbreviationsAndOtherNames'.
+        assert secret_option_in(argv) == named
+
+    def test_both_simulators_refuse_it(self) -> None:
+        for run, argv in ((cloud_cli.run, ["-client-secret", SECRET]),
+                          (simulator_cli.run, [f"-token={SECRET}"])):
+            out, err = io.StringIO(), io.StringIO()
+            kwargs = {"environ": {}} if run is cloud_cli.run else {}
+            assert run(["--port", "0", *argv], out, err, **kwargs) == 2, argv
+            assert SECRET not in out.getvalue() + err.getvalue()
+            assert err.getvalue().startswith(f"error: {argv[0].partition('=')[0]}: a secret")
+
+    @pytest.mark.parametrize("argv", [
+        ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["--port", "-p", "8080"], ["-"],
+        ["--offset", "-5"], ["-x", "secret.txt"],
+    ])
+    def test_a_single_letter_a_number_and_standard_input_are_left_to_argparse(
+        self, argv: list[str]
+    ) -> None:
+        assert secret_option_in(argv) is None
+
+
+class TestTheRefusalLine:
+    def test_a_hidden_character_in_the_option_is_shown_escaped(self) -> None:
+        # The simulators write to their stderr as it is; the option is what was typed.
+        out, err = io.StringIO(), io.StringIO()
+
+        assert simulator_cli.run(["--port", "0", "--api\x1b[2J-token", SECRET], out, err) == 2
+        assert "\x1b" not in err.getvalue()
+        assert err.getvalue().startswith("error: --api\\x1b[2j-token: a secret is never")
+
+    def test_a_closed_stderr_still_refuses(self) -> None:
+        err = io.StringIO()
+        err.close()
+
+        assert simulator_cli.run(["--port", "0", "--token", SECRET], io.StringIO(), err) == 2
+
+
 class TestNoFalsePositives:
     @pytest.mark.parametrize("argv", [
         ["verify", "--client-secret-file", "f"], ["x", "--secret-file", "f"],
@@ -156,9 +207,9 @@ class TestNoFalsePositives:
 
 
 def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
-    """Every long option of ``parser`` and of its subcommands' parsers."""
+    """Every option of ``parser`` and of its subcommands' parsers, short ones too."""
     for action in parser._actions:
-        yield from (o for o in action.option_strings if o.startswith("--"))
+        yield from action.option_strings
         if isinstance(action, argparse._SubParsersAction):
             for child in action.choices.values():
                 yield from _options(child)

@@ -16,7 +16,7 @@ import pytest
 
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings import default_store_path
-from preform_pipeline.userpath import expand_user, own_home
+from preform_pipeline.userpath import expand_user, own_home, secret_file_named
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A user id no password database of a test machine lists.
@@ -92,3 +92,49 @@ class TestNoSuchHome:
             f"environment variable HOME: no home folder is known for this user: HOME is not "
             f"set and the user database lists no user {UNLISTED_UID} (set HOME, or write the "
             "paths in full)"]
+
+
+class TestASecretFilesName:
+    """``--client-secret-file hunter2`` (the secret typed where its file's name belongs) was
+    said back as the file that could not be read. A name is said only when it reads as a path;
+    else its length and where it was looked for, and no part of it."""
+
+    SECRET = "hunter2-s3cr3t"
+
+    @pytest.mark.parametrize("written", [
+        "/run/secrets/formlabs", "~/formlabs-secret", "./formlabs", "../formlabs",
+        "client-secret.txt", "nowhere/client.key",
+    ])
+    def test_a_name_that_reads_as_a_path_is_said_as_written(
+        self, written: str, tmp_path: Path
+    ) -> None:
+        assert secret_file_named(written, tmp_path / written) == written
+
+    def test_a_name_in_a_folder_that_is_there_is_said(self, tmp_path: Path) -> None:
+        (tmp_path / "secrets").mkdir()
+
+        assert secret_file_named("secrets/clinet", tmp_path / "secrets/clinet") == (
+            "secrets/clinet")
+
+    def test_a_bare_name_at_which_something_is_is_said(self, tmp_path: Path) -> None:
+        (tmp_path / "formlabs").mkdir()  # a folder: said, so the user sees what was read
+
+        assert secret_file_named("formlabs", tmp_path / "formlabs") == "formlabs"
+
+    @pytest.mark.parametrize("written", [SECRET, f"{SECRET}/aB3+x==", "p@ss.Word"])
+    def test_what_may_be_the_secret_is_said_by_its_length_and_folder_only(
+        self, written: str, tmp_path: Path
+    ) -> None:
+        shown = secret_file_named(written, tmp_path / written)
+
+        assert written.split("/")[0] not in shown and written.split("/")[-1] not in shown
+        assert shown.startswith(f"the name given ({len(written)} characters, not repeated")
+        assert shown.endswith(f"looked for below {tmp_path})")
+
+    def test_a_relative_name_is_looked_for_below_the_working_folder(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+
+        assert secret_file_named(self.SECRET, Path(self.SECRET)).endswith(
+            f"looked for below {tmp_path})")

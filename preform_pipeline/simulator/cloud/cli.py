@@ -36,7 +36,7 @@ from typing import Final, NoReturn, TextIO
 from preform_pipeline import __version__
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
-from preform_pipeline.secretargs import secret_option_in, secret_option_refusal
+from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.startup import (
     EXIT_FAILURE,
@@ -50,6 +50,7 @@ from preform_pipeline.simulator.startup import (
     serve_until_stopped,
     stop_on_signals,
 )
+from preform_pipeline.userpath import secret_file_named
 
 from .auth import DEFAULT_TOKEN_LIFETIME_S, TokenStore
 from .fleet_view import DEFAULT_TIME_SCALE, FleetView, OutcomeSource
@@ -215,11 +216,15 @@ def resolve_credentials(
         try:
             secret = config.client_secret_file.read_text(encoding="utf-8").removesuffix("\n")
         except (OSError, UnicodeDecodeError) as exc:
+            # Neither the OSError's text (it quotes the name) nor the decoder's (it quotes a
+            # byte of the secret): the name only as the one rule shows it.
+            why = (exc.strerror or "it cannot be opened") if isinstance(exc, OSError) else (
+                "it is not UTF-8 text")
+            named = secret_file_named(str(config.client_secret_file), config.client_secret_file)
             raise ConfigError(
-                f"cannot read the client secret: {exc}",
-                source=str(config.client_secret_file),
+                f"cannot read the client secret from {named}: {why}", source="--client-secret-file",
                 hint="pass a readable file holding only the secret",
-            ) from exc
+            ) from None
         if not secret:
             raise ConfigError(
                 "the client secret file is empty", source=str(config.client_secret_file)
@@ -238,12 +243,7 @@ def run(
     stop: threading.Event | None = None,
 ) -> int:
     """Run the Dashboard simulator until a stop signal (or ``stop`` is set); the exit status."""
-    secret_option = secret_option_in(argv)
-    if secret_option is not None:
-        # Before argparse, which reads --client-secret as a prefix of --client-secret-file
-        # and would name the secret as a file it cannot read.
-        stderr.write(f"error: {secret_option_refusal(secret_option, instead=_SECRET_GOES)}\n")
-        stderr.flush()
+    if refuse_secret_option(argv, stderr, instead=_SECRET_GOES):
         return EXIT_USAGE
     try:
         config = parse_args(argv)

@@ -302,10 +302,12 @@ class TestTooManyRequests:
         assert caught.value.retry_after_s == 1
         assert len(_page_requests(fake_api, PRINTERS)) == 3
 
-    def test_a_429_on_the_token_endpoint_is_retried_too(
-        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    @pytest.mark.parametrize("status", [429, 503])
+    def test_a_429_or_503_on_the_token_endpoint_is_retried_too(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock, status: int
     ) -> None:
-        fake_api.script(ScriptedAnswer(429, headers={"Retry-After": "3"}, path=TOKEN_PATH))
+        # A 503 that says when (a Dashboard in maintenance) is waited as a 429 is.
+        fake_api.script(ScriptedAnswer(status, headers={"Retry-After": "3"}, path=TOKEN_PATH))
         client.list_printers()
         assert len(fake_api.token_requests()) == 2
         assert clock.slept >= 3

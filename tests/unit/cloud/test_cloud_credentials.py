@@ -140,6 +140,29 @@ class TestMissingOrBroken:
         assert str(missing) in str(caught.value)
         assert ENV_CLIENT_SECRET_FILE in str(caught.value)
 
+    def test_a_secret_given_as_the_files_name_is_not_said_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        by_variable = {ENV_CLIENT_ID: "id", ENV_CLIENT_SECRET_FILE: SECRET}
+        in_settings = {"client_id": "id", "client_secret_file": SECRET}
+
+        for section, env, base in ((None, by_variable, None), (in_settings, {}, tmp_path)):
+            with pytest.raises(ConfigError) as caught:
+                load_credentials(section, env, base_dir=base)
+            assert SECRET not in str(caught.value)
+            assert str(caught.value).startswith(f"the name given ({len(SECRET)} characters")
+            assert f"looked for below {tmp_path})" in str(caught.value)
+
+    def test_a_secret_file_that_is_not_text_is_said_without_its_bytes(
+        self, tmp_path: Path
+    ) -> None:
+        (tmp_path / "secret").write_bytes(b"s3cr\xe9t")
+        env = {ENV_CLIENT_ID: "id", ENV_CLIENT_SECRET_FILE: str(tmp_path / "secret")}
+        with pytest.raises(ConfigError, match="is not UTF-8 text") as caught:
+            load_credentials(None, env)
+        assert "0xe9" not in str(caught.value)
+
     def test_an_empty_secret_file_is_refused(self, tmp_path: Path) -> None:
         (tmp_path / "secret").write_text("\n", encoding="utf-8")
         env = {ENV_CLIENT_ID: "id", ENV_CLIENT_SECRET_FILE: str(tmp_path / "secret")}

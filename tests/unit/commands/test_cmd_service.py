@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
@@ -16,6 +17,9 @@ from preform_pipeline.errors import ConfigError
 from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
 
 GOLDEN = Path(__file__).parent / "golden"
+#: Whether this machine runs systemd (sd_booted's test): `systemctl --user` then fails for
+#: want of a login session, else for want of systemd.
+BOOTED_WITH_SYSTEMD = Path("/run/systemd/system").is_dir()
 #: Set to rewrite the golden files from the current output (then review the diff).
 UPDATE = os.environ.get("PREFORM_PIPELINE_UPDATE_GOLDEN") == "1"
 
@@ -146,20 +150,23 @@ class TestAUserManagerThisSessionCannotReach:
 
     @staticmethod
     def _install(home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                 ) -> tuple[int, io.StringIO, io.StringIO]:
-        """``service install --scope user --yes`` with ``home`` as HOME, no manager reached."""
+                 folder: Path | None = None) -> tuple[int, io.StringIO, io.StringIO]:
+        """``service install --scope user --yes`` with ``home`` as HOME, no manager reached,
+        for a settings file in ``folder`` (default ``tmp_path``)."""
         runtime = tmp_path / "run"
         runtime.mkdir()  # a runtime folder with no manager's socket in it: as under `su`
         monkeypatch.setenv("HOME", str(home))
         monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))
         monkeypatch.delenv("DBUS_SESSION_BUS_ADDRESS", raising=False)
-        settings = tmp_path / "settings.yaml"
+        settings = (folder or tmp_path) / "settings.yaml"
         settings.write_text("servers: {count: 1}\n", encoding="utf-8")
         out, err = io.StringIO(), io.StringIO()
         code = cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
                         "--name", TestAUserManagerThisSessionCannotReach.NAME], out, err)
         return code, out, err
 
+    @pytest.mark.skipif(not BOOTED_WITH_SYSTEMD,
+                        reason="needs a machine booted with systemd (under `su`)")
     def test_the_install_stops_at_the_first_refusal_and_says_what_helps(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
@@ -222,8 +229,40 @@ class TestAUserManagerThisSessionCannotReach:
         assert not {"\x1b", "\x07", "\u202e"} & set(out.getvalue()), out.getvalue()
 
 
+@pytest.mark.skipif(sys.platform == "win32" or shutil.which("systemd-analyze") is None,
+                    reason="systemd-analyze is not installed here")
+class TestAUnitSystemdReadsBackAsWritten:
+    """systemd reads `%` in a unit as a specifier, and `$` and `\\` in ExecStart as a variable
+    and an escape: a settings folder named so is written escaped, and systemd's own parser
+    (`systemd-analyze verify`) loads the unit (session 43: `lab%20share` made it fail to load,
+    "Invalid slot"; `lab%hfolder` became `lab/rootfolder` without a word)."""
+
+    def test_a_settings_folder_with_percent_and_dollar_signs_is_written_escaped(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        folder, home = tmp_path / "lab%20share %h $HOME", tmp_path / "home"
+        folder.mkdir()
+
+        # No manager is reached: the unit is written, and nothing is started.
+        TestAUserManagerThisSessionCannotReach._install(home, tmp_path, monkeypatch, folder)
+
+        name = TestAUserManagerThisSessionCannotReach.NAME
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        checked = subprocess.run(["systemd-analyze", "verify", str(unit)],
+                                 capture_output=True, text=True, check=False, timeout=60)
+        assert checked.returncode == 0, checked.stderr
+        assert "specifier" not in checked.stderr, checked.stderr
+        # What it loads: the folder itself, not %2's refusal or %h's home folder (which
+        # verify lets pass), nor $HOME's value.
+        lines = unit.read_text(encoding="utf-8").splitlines()
+        escaped = str(folder).replace("%", "%%")
+        assert f"WorkingDirectory={escaped}" in lines
+        assert any(line.startswith("ExecStart=") and line.endswith(
+            f" watch '{escaped.replace('$', '$$')}/settings.yaml'") for line in lines), lines
+
+
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
-                    or Path("/run/systemd/system").exists(),
+                    or BOOTED_WITH_SYSTEMD,
                     reason="needs systemctl on a machine not booted with systemd")
 class TestAMachineNotBootedWithSystemd:
     """In a container (or WSL without systemd) the real `systemctl` says both "System has not
@@ -242,6 +281,24 @@ class TestAMachineNotBootedWithSystemd:
         assert said.startswith("not done: this machine does not run systemd (a container, or "
                                "WSL without systemd enabled). ")
         assert "--user" not in said
+
+    def test_a_user_unit_is_told_the_machine_s_reason_not_to_log_in_again(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # `systemctl --user` here says only "Failed to connect to bus", as under `su`: the
+        # install was told to log in over ssh, which reaches no manager either (session 43).
+        home, name = tmp_path / "home", TestAUserManagerThisSessionCannotReach.NAME
+
+        code, out, err = TestAUserManagerThisSessionCannotReach._install(
+            home, tmp_path, monkeypatch)
+
+        assert code == 1
+        unit = home / ".config" / "systemd" / "user" / f"{name}.service"
+        assert f"wrote {unit}" in out.getvalue().splitlines()
+        assert err.getvalue().splitlines()[-1] == (
+            "not done: this machine does not run systemd (a container, or WSL without systemd "
+            "enabled). On a machine that runs systemd, run this command again, or: "
+            f"`systemctl --user daemon-reload`; `systemctl --user enable --now {name}.service`")
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
@@ -328,6 +385,52 @@ class TestAnUninstallWhereNoManagerIsInstalled:
             "again with systemctl on PATH; if not, nothing here can run the service",
         ])
         assert out.getvalue().splitlines()[-1] == f"removed {unit}"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="file modes are POSIX's")
+class TestASecretInTheSettings:
+    """A service keeps its settings file for years: one that holds the Web API's secret in
+    plain text where other users may read it is named at install, the secret not shown
+    (session 43: the newcomer was told only that the unit holds no secret)."""
+
+    SECRET = "trial-secret-never-shown-43"
+
+    def _dry_run(self, tmp_path: Path, cloud: str, mode: int) -> tuple[int, str, str]:
+        settings = tmp_path / "lab settings" / "settings.yaml"
+        settings.parent.mkdir()
+        settings.write_text(f"cloud: {cloud}\n", encoding="utf-8")
+        settings.chmod(mode)
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.run(["service", "install", str(settings), "--method", "systemd",
+                        "--scope", "user", "--dry-run"], out, err)
+        return code, out.getvalue(), err.getvalue()
+
+    def test_a_plain_secret_others_may_read_is_named_with_what_helps(
+        self, tmp_path: Path
+    ) -> None:
+        code, out, err = self._dry_run(
+            tmp_path, f"{{client_id: lab, client_secret: {self.SECRET}}}", 0o644)
+
+        assert code == 0
+        settings = tmp_path / "lab settings" / "settings.yaml"
+        assert err.splitlines() == [
+            f"warning: {settings} holds cloud.client_secret in plain text, and its mode (0644) "
+            "lets other users of this machine read it: the service would keep it so. Move the "
+            "secret into a file named by cloud.client_secret_file (mode 0600), or into the "
+            "environment file the unit names, or make the settings readable by their owner "
+            f"only (chmod 600 '{settings}')"]
+        assert self.SECRET not in out + err
+
+    @pytest.mark.parametrize(("cloud", "mode"), [
+        (f"{{client_id: lab, client_secret: {SECRET}}}", 0o600),
+        ("{client_id: lab, client_secret_file: secret.txt}", 0o644),
+    ])
+    def test_a_secret_kept_to_its_owner_or_in_a_file_says_nothing(
+        self, tmp_path: Path, cloud: str, mode: int
+    ) -> None:
+        code, out, err = self._dry_run(tmp_path, cloud, mode)
+        assert (code, err) == (0, "")
+        assert self.SECRET not in out
 
 
 class TestStatusNeedsNoSettings:

@@ -36,9 +36,10 @@ from preform_pipeline.executor import (
     RunResult,
     run_plan,
 )
-from preform_pipeline.executor.staging import STAGING_FOLDER, process_folder_name
+from preform_pipeline.executor.staging import process_folder_name
 from preform_pipeline.geometry.stl import write_stl
 from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.outputfolders import STAGING_FOLDER
 from preform_pipeline.plan.builds import Plan, plan_builds, read_models
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.report import write_build_report

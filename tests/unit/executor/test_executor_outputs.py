@@ -171,3 +171,33 @@ class TestACompanionFile:
         assert placed == tmp_path / "e2e-001-2.form"
         assert companion_output(tmp_path / "e2e-001.json", placed) == tmp_path / "e2e-001-2.json"
         assert not (tmp_path / "e2e-001.form").exists()
+
+    @pytest.mark.parametrize("suffix", [".txt", ".JSON", ""])
+    def test_nor_the_name_of_a_report_of_another_suffix(
+        self, tmp_path: Path, suffix: str
+    ) -> None:
+        # The recipe's outputs.report may be {build}.txt, .JSON or have no suffix: the
+        # failed build's report at e2e-001<suffix> is as much another build's.
+        report = tmp_path / f"e2e-001{suffix}"
+        report.write_text("{}\n", encoding="utf-8")
+        placed = place_output(_saved(tmp_path), tmp_path / "e2e-001.form", report=report)
+        assert placed == tmp_path / "e2e-001-2.form"
+        assert companion_output(report, placed) == tmp_path / f"e2e-001-2{suffix}"
+
+    def test_a_report_kept_elsewhere_or_named_otherwise_leaves_the_name_free(
+        self, tmp_path: Path
+    ) -> None:
+        for report in (tmp_path / "a" / "reports" / "e2e-001.txt",
+                       tmp_path / "b" / "e2e-001-summary.txt"):
+            report.parent.mkdir(parents=True)
+            report.write_text("{}\n", encoding="utf-8")
+            form = tmp_path / report.relative_to(tmp_path).parts[0] / "e2e-001.form"
+            assert place_output(_saved(tmp_path), form, report=report) == form
+
+
+def _saved(tmp_path: Path) -> Path:
+    """A finished .form in a save folder of its own, as a server's save leaves it."""
+    saved = tmp_path / "save" / "e2e-001.form"
+    saved.parent.mkdir(exist_ok=True)
+    saved.write_bytes(b"form")
+    return saved

@@ -110,3 +110,33 @@ class TestFailedBuild:
         assert "print time" in data["reason"]
         assert data["steps_done"] == ["create_scene", "import_models", "auto_layout"]
         assert (data["layout_calls"], data["job_id"], data["outputs"]) == (1, None, [])
+
+
+class TestAReportOfAnotherSuffix:
+    """A recipe's report need not be ``.json``: an earlier build's report at the name (one
+    that failed, with no ``.form``) kept the next ``.form`` off only when it was ``.json``,
+    and the new ``.form`` then sat beside the other build's report, its own at ``-2``."""
+
+    def test_the_form_and_its_report_take_the_same_free_name(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        folder = tmp_path / "m" / CASE
+        write_box(folder, "box0", 10, 10, 10)
+        farm.add()
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "unit-001.txt").write_text("an earlier failed build's\n", encoding="utf-8")
+        recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
+                              "outputs:\n  form: '{build}.form'\n  report: '{build}.txt'\n")
+
+        result = run(plan_for(recipe, [folder]), FakePool([s.url for s in farm.servers]), out,
+                     step_timeout_s=30.0)
+
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == [
+            "unit-001-2.form", "unit-001-2.txt", "unit-001.txt"]
+        assert json.loads((out / "unit-001-2.txt").read_text(encoding="utf-8"))["outputs"] == [
+            str(out / "unit-001-2.form")]
+        assert (out / "unit-001.txt").read_text(encoding="utf-8") == (
+            "an earlier failed build's\n")

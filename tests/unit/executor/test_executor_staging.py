@@ -21,13 +21,13 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.executor import staging
 from preform_pipeline.executor.staging import (
-    STAGING_FOLDER,
     owner_of,
     process_folder_name,
     save_staged,
     sweep_staging,
 )
 from preform_pipeline.liveness import ProcessIdentity, this_host
+from preform_pipeline.outputfolders import STAGING_FOLDER
 from tests.instances import other_instance
 from tests.small_disk import mounted_small_disk
 from tests.staging_support import SERVER_TEMPORARY, Saver

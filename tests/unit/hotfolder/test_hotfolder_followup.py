@@ -8,11 +8,13 @@ from pathlib import Path
 import httpx
 from structlog.testing import capture_logs
 
-from preform_pipeline.cloud import WebApiClient, load_credentials
+from preform_pipeline.cloud import Credentials, WebApiClient, load_credentials
 from preform_pipeline.hotfolder.followup import FollowUp
-from preform_pipeline.simulator.cloud.testing import FakeWebApi
+from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
+from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, FakeWebApi, dashboard_server
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.verify.notify import Notifier
+from tests.integration.test_verify_command import sent_print
 
 
 def _failed(store: SqliteJobStore, name: str, case_id: str, reason: str) -> int:
@@ -101,3 +103,37 @@ class TestRefusedCredentials:
         assert [b["event"] for b in bodies] == ["verification_failed"] * 2
         assert "print ends are not confirmed" in str(bodies[0]["message"])
         assert "s3cret-before" not in json.dumps(bodies) + json.dumps(failed, default=str)
+
+
+class TestPrintEndsOnTheConsole:
+    """The console said "sent to Form4-..." and then nothing of a print that failed for low
+    resin (session 43): each print end is a line, in `run`'s words, with the printer's
+    message. Over real HTTP on 127.0.0.1 from the Dashboard simulator."""
+
+    def test_an_error_an_abort_and_a_finish_each_say_a_line(self, tmp_path: Path) -> None:
+        fleet, said = tmp_path / "fleet", []
+        outcomes = parse_outcomes({"jobs": [
+            {"name": "low-resin*", "outcome": "ERROR", "message": "Resin level too low"},
+            {"name": "stopped*", "outcome": "ABORTED"}]})
+        credentials = Credentials(TEST_CLIENT_ID, "followup-secret")
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, dashboard_server(
+                fleet, credentials=credentials, outcomes=outcomes, time_scale=0.0) as api, \
+                WebApiClient(credentials, base_url=api.url) as client:
+            builds = [sent_print(store, fleet, label, printer=printer) for label, printer in (
+                ("low-resin C-3", "SimulatedForm4-1"), ("stopped C-4", "SimulatedForm4-2"),
+                ("fine C-5", "SimulatedForm3-1"))]
+            followup = FollowUp(store, client=client)
+            followup.say = said.append
+
+            assert followup.poll_once() == 3
+            followup.stop()
+            states = [store.get_build(b.id).state for b in builds]
+
+        assert states == [JobState.PRINT_ERROR, JobState.ABORTED, JobState.FINISHED]
+        assert sorted(said) == sorted([
+            f"[{builds[0].job_key}] verify: print_error on SimulatedForm4-1: "
+            "Resin level too low",
+            f"[{builds[1].job_key}] verify: aborted on SimulatedForm4-2: "
+            "Print aborted (simulated)",
+            f"[{builds[2].job_key}] verify: finished on SimulatedForm3-1",
+        ])

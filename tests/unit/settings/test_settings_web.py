@@ -64,6 +64,12 @@ class TestWebSettings:
             _load(tmp_path, {"users": [
                 {"name": "o", "role": "operator", "secret_env": "UNSET_SECRET"}]})
 
+    def test_a_secret_written_as_its_files_name_is_not_said_back(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="cannot read the secret file the name") as caught:
+            _load(tmp_path, {"users": [
+                {"name": "o", "role": "operator", "secret_file": SECRET}]})
+        assert SECRET not in str(caught.value)
+
     def test_a_user_named_twice_or_an_unknown_role_is_refused(self, tmp_path: Path) -> None:
         encoded = hash_secret(SECRET)
         with pytest.raises(ConfigError, match="used twice"):

@@ -22,6 +22,7 @@ from preform_pipeline.simulator.cloud.cli import (
 )
 
 WAIT_S = 10.0
+SECRET = "hunter2-s3cr3t"
 
 
 class _Lines(io.StringIO):
@@ -130,6 +131,51 @@ class TestRun:
         argv = ["--client-secret-file", str(tmp_path / "absent")]
 
         assert run(argv, io.StringIO(), io.StringIO(), environ={}) == 2
+
+
+class TestASecretTypedWhereItsFileBelongs:
+    """``--client-secret-file hunter2`` was said back: "error: hunter2: cannot read the client
+    secret: [Errno 2] No such file or directory: 'hunter2'"."""
+
+    def test_it_is_said_by_its_length_and_folder_not_repeated(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        stderr, log = io.StringIO(), tmp_path / "sim.log"
+
+        code = run(["--client-secret-file", SECRET, "--log-file", str(log)], io.StringIO(),
+                   stderr, environ={})
+
+        said = stderr.getvalue() + (log.read_text(encoding="utf-8") if log.exists() else "")
+        assert code == 2
+        assert SECRET not in said
+        assert said.startswith(
+            f"error: --client-secret-file: cannot read the client secret from the name given "
+            f"({len(SECRET)} characters, not repeated here")
+        assert f"looked for below {tmp_path}): No such file or directory" in said
+
+    def test_a_mistyped_path_is_named_as_typed(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        (tmp_path / "secrets").mkdir()
+        stderr = io.StringIO()
+
+        assert run(["--client-secret-file", "secrets/clinet"], io.StringIO(), stderr,
+                   environ={}) == 2
+        assert stderr.getvalue().startswith(
+            "error: --client-secret-file: cannot read the client secret from secrets/clinet: "
+            "No such file or directory")
+
+    def test_a_file_that_is_not_text_is_said_without_its_bytes(self, tmp_path: Path) -> None:
+        secret_file = tmp_path / "secret.txt"
+        secret_file.write_bytes(b"s3cr\xe9t")  # Latin-1, as an old editor saves it
+        stderr = io.StringIO()
+
+        assert run(["--client-secret-file", str(secret_file)], io.StringIO(), stderr,
+                   environ={}) == 2
+        assert "it is not UTF-8 text" in stderr.getvalue()
+        assert "0xe9" not in stderr.getvalue()
 
 
 class TestPrintHistory:

@@ -187,6 +187,16 @@ class TestWhereThePasswordComesFrom:
             f"cannot read the store password file {missing} (No such file or directory)")
         assert caught.value.hint == f"{PASSWORD_FILE_ENV} must name a file this account can read"
 
+    def test_a_password_given_as_the_files_name_is_not_said_back(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        with pytest.raises(StoreError) as caught:
+            store_password({PASSWORD_FILE_ENV: SECRET})
+        assert SECRET not in str(caught.value)
+        assert caught.value.message.startswith(
+            f"cannot read the store password file the name given ({len(SECRET)} characters")
+
     def test_a_file_that_cannot_be_read_never_shows_its_content(self, tmp_path: Path) -> None:
         folder = tmp_path / "secret"
         folder.mkdir()

@@ -33,6 +33,17 @@ def _pending(clock: ManualClock, count: int = 1, *, ago_min: float = 60) -> list
     return [PendingPrint(key=new_key(), sent_at=sent, name=f"build-{n}") for n in range(count)]
 
 
+def _printing(api: FakeWebApi, clock: ManualClock, count: int) -> list[PendingPrint]:
+    """``count`` pending prints, each printing in the feed with a minute to go."""
+    items = _pending(clock, count)
+    api.prints = [
+        run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
+                   created=i.sent_at)
+        for n, i in enumerate(items)
+    ]
+    return items
+
+
 def _feed_requests(api: FakeWebApi) -> list[httpx.Request]:
     return [r for r in api.api_requests() if r.url.path == PRINTS]
 
@@ -234,16 +245,27 @@ class TestPacing:
     def test_a_poll_of_many_pages_waits_its_share_of_the_hourly_budget(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
-        items = _pending(clock, 250)
-        fake_api.prints = [
-            run_record(embed_key("p", i.key), status="PRINTING", remaining_s=60, guid=f"g{n}",
-                       created=i.sent_at)
-            for n, i in enumerate(items)
-        ]
-        outcome = VerificationPoller(client, clock=clock, requests_per_hour=60).poll(items)
-        # 3 pages + the token request: 4 requests at 60 an hour is 4 minutes.
+        items = _printing(fake_api, clock, 250)
+        # The even pace alone (no credit, verify/pace.py): 3 pages + the token request, 4
+        # requests at 60 an hour, is 4 minutes.
+        outcome = VerificationPoller(client, clock=clock, requests_per_hour=60,
+                                     credit_requests=0).poll(items)
         assert (outcome.pages, outcome.requests) == (3, 4)
         assert outcome.next_interval_s == pytest.approx(240)
+
+    def test_a_poller_that_spent_little_lately_counts_its_credit_then_keeps_the_pace(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        items = _printing(fake_api, clock, 250)
+        poller = VerificationPoller(client, clock=clock, requests_per_hour=60)
+        first = poller.poll(items)
+        # 4 requests (the token, 3 pages), 2 of them the credit: 2 earned at 58 an hour.
+        assert first.requests == 4
+        assert first.next_interval_s == pytest.approx(2 * 3600 / 58)
+        clock.advance(first.next_interval_s)
+        second = poller.poll(items)
+        # The credit spent: 3 pages earned at 58 an hour.
+        assert second.next_interval_s == pytest.approx(3 * 3600 / 58)
 
     def test_a_failing_web_api_is_reported_and_backed_off_not_raised(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
@@ -281,7 +303,7 @@ class TestPacing:
         # (staggered deadlines polled an outage every 30 s, whatever the share).
         items = _pending(clock)
         poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900,
-                                    deadline_s=3750, requests_per_hour=12)
+                                    deadline_s=3750, requests_per_hour=12, credit_requests=0)
         fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=PRINTS))
         failed = poller.poll(items)
         assert failed.error is not None and failed.requests >= 1
@@ -318,6 +340,20 @@ class TestPacing:
         outcome = poller.poll(_pending(clock))
         assert outcome.retry_after_s == pytest.approx(float(retry_after))
         assert outcome.next_interval_s == pytest.approx(expected)
+
+    def test_a_web_api_down_for_maintenance_is_polled_again_when_it_said(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # A 503 whose Retry-After is longer than the run's client waits: the poll fails,
+        # and the next comes when the Web API said it is back, not at a doubling backoff.
+        client = make_client(max_wait_s=10)
+        fake_api.script(ScriptedAnswer(503, json={"detail": "maintenance"},
+                                       headers={"Retry-After": "1200"}, path=PRINTS))
+        poller = VerificationPoller(client, clock=clock, interval_s=100, max_interval_s=900)
+        outcome = poller.poll(_pending(clock))
+        assert outcome.error is not None and "asked to wait 1200 s" in outcome.error
+        assert outcome.retry_after_s == pytest.approx(1200)
+        assert outcome.next_interval_s == pytest.approx(1200)
 
     # By default (verify --wait, a run) the poll's warning is the only one; a caller that
     # defers (the hot folder) or tells every failed poll (one verify) says so itself.

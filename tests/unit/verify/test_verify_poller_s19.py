@@ -205,8 +205,8 @@ class TestEvents:
         fake_api.prints = newest_first([_run(done, "FINISHED", guid="a"),
                                         _run(running, "PRINTING", guid="b",
                                              created=running.sent_at - minutes(1))])
-        # Two requests (the token and one page) at 7 an hour: 1028.571... s.
-        poller = VerificationPoller(client, clock=clock, requests_per_hour=7)
+        # Two requests (the token and one page) at 7 an hour, no credit: 1028.571... s.
+        poller = VerificationPoller(client, clock=clock, requests_per_hour=7, credit_requests=0)
         with capture_logs() as logs:
             outcome = poller.poll([done, running, unseen])
         [event] = [e for e in logs if e["event"] == "verify_poll"]

@@ -8,7 +8,9 @@ from contextlib import closing
 import httpx
 from structlog.testing import capture_logs
 
+from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState
+from preform_pipeline.web import WebServer
 from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
 
@@ -147,6 +149,42 @@ class TestCrossSite:
                             data={"name": "olivia", "secret": OPERATOR_SECRET})
         cookie = answer.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
+
+
+class TestASessionThatEnded:
+    """A tab opened before the dashboard restarted (or before its session went 12 hours
+    unused) still shows its buttons: a press goes to the login page, which says that nothing
+    was done, and back to the button's page (session 43: a bare "401 unauthorised" text)."""
+
+    def test_an_approval_after_a_restart_is_sent_to_log_in_again_and_changes_nothing(
+        self, served: Served, users: tuple[WebUser, ...]
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        page = f"/builds/{served.held_id}"
+        restarted = WebServer(served.store, WebSettings(port=0, users=users))
+        restarted.start()  # a new process knows no session of the old one
+        try:
+            with closing(client), capture_logs() as events:
+                answer = client.post(f"{restarted.url}{page}/approve",
+                                     data={"csrf": csrf, "next": page})
+                login = client.get(restarted.url + answer.headers.get("location", "/"))
+        finally:
+            restarted.stop()
+
+        assert (answer.status_code, answer.headers["location"]) == (
+            303, f"/login?next={page}")
+        assert login.status_code == 200 and 'id="ended"' in login.text
+        assert "was not done" in login.text
+        assert f'name="next" value="{page}"' in login.text
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+        assert [e for e in events if e["event"] == "web_session_ended"] == [
+            {"event": "web_session_ended", "path": f"{page}/approve", "log_level": "info"}]
+
+    def test_a_script_without_a_credential_still_gets_401(self, served: Served) -> None:
+        answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+                            data={"next": "/"})
+        assert answer.status_code == 401
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
 
 class TestFraming:

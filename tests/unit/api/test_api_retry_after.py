@@ -1,0 +1,119 @@
+"""The Local API client honours a 429's or a 503's Retry-After (a proxy in front of
+PreFormServer in maintenance), within the request's time and the longest wait.
+
+Each test talks real HTTP over loopback to :mod:`tests.hostile_http`'s front; the client waits
+on a manual clock, so nothing sleeps. Both ways the client reaches a server are tried: its own
+transport (plain ``http://``) and httpx's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from email.utils import format_datetime as http_date
+
+import httpx
+import pytest
+from structlog.testing import capture_logs
+
+from preform_pipeline.api import PreFormClient
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.errors import ServerBusyError, TransientApiError
+from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, resume_time
+from tests.hostile_http import HostileFront, reply, running_front
+
+VERSION = b'{"version": "0.9.12"}'
+MAINTENANCE = b'{"detail": "down for maintenance"}'
+DAY_S = 86_400
+TRANSPORTS = [pytest.param(False, id="own-transport"), pytest.param(True, id="httpx-transport")]
+
+
+@pytest.fixture
+def front() -> Iterator[HostileFront]:
+    with running_front() as front:
+        yield front
+        front.check()
+
+
+def _client(front: HostileFront, clock: ManualClock, *, httpx_transport: bool = False,
+            timeout: float = 60) -> PreFormClient:
+    transport = httpx.HTTPTransport() if httpx_transport else None
+    return PreFormClient(front.url, timeout=timeout, transport=transport, clock=clock)
+
+
+def _busy_once(front: HostileFront, status: int, retry_after: str | None) -> None:
+    """``GET /`` answered ``status`` once (with ``retry_after``), then the version."""
+    headers = () if retry_after is None else (("Retry-After", retry_after),)
+    front.on("GET", "/", reply(status, MAINTENANCE, headers=headers), times=1)
+    front.on("GET", "/", reply(200, VERSION))
+
+
+class TestAWaitTheRequestCanTake:
+    """The server's wait is waited on the clock and the request sent again."""
+
+    @pytest.mark.parametrize("httpx_transport", TRANSPORTS)
+    @pytest.mark.parametrize("status", [503, 429])
+    def test_its_seconds_are_waited_and_the_request_sent_again(
+        self, front: HostileFront, httpx_transport: bool, status: int
+    ) -> None:
+        clock = ManualClock()
+        _busy_once(front, status, "5")
+        with _client(front, clock, httpx_transport=httpx_transport) as client, \
+                capture_logs() as logs:
+            assert client.get_api_version().version == "0.9.12"
+        assert clock.slept == 5
+        assert len(front.requests_to("/")) == 2
+        [event] = [e for e in logs if e["event"] == "api_retry_after"]
+        assert (event["status"], event["retry_after_s"], event["log_level"]) == (
+            status, 5, "warning")
+
+    def test_its_http_date_is_waited(self, front: HostileFront) -> None:
+        clock = ManualClock()
+        _busy_once(front, 503, http_date(clock.now() + timedelta(seconds=20), usegmt=True))
+        with _client(front, clock) as client:
+            client.get_api_version()
+        assert clock.slept == pytest.approx(20, abs=1)
+
+
+class TestAWaitTheRequestCannotTake:
+    """A wait past the request's time or the longest wait fails it at once, transient (the
+    build goes to another server), saying until when and why it was not waited."""
+
+    def test_a_day_is_not_waited_and_says_so(self, front: HostileFront) -> None:
+        clock = ManualClock()
+        _busy_once(front, 503, str(DAY_S))
+        # The request's own time is longer: the longest wait is what refuses the day's.
+        with _client(front, clock, timeout=2 * DAY_S) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        error = caught.value
+        until = resume_time(clock.now(), DAY_S)
+        assert isinstance(error, TransientApiError) and error.retry_after_s == DAY_S
+        assert (f"server answered 503: asked to wait {DAY_S} s (until {until}), longer than "
+                f"the {MAX_RETRY_AFTER_S:.0f} s a request waits for a Retry-After at most: "
+                "not waited, the request was not sent again") in str(error)
+        assert error.hint is not None and f"try again after {until}" in error.hint
+        assert clock.slept == 0 and len(front.requests_to("/")) == 1
+
+    def test_a_wait_past_the_requests_time_says_the_time_left(
+        self, front: HostileFront
+    ) -> None:
+        clock = ManualClock()
+        _busy_once(front, 503, "120")
+        with _client(front, clock, timeout=30) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert caught.value.retry_after_s == 120
+        assert "longer than the 30 s left of the request's time: not waited" in (
+            str(caught.value))
+        assert clock.slept == 0
+
+    def test_a_429_without_retry_after_is_transient_not_a_refused_input(
+        self, front: HostileFront
+    ) -> None:
+        clock = ManualClock()
+        _busy_once(front, 429, None)
+        with _client(front, clock) as client, pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert caught.value.retry_after_s is None and caught.value.status_code == 429
+        assert clock.slept == 0

@@ -1,0 +1,88 @@
+"""crash.shorten: a long line keeps its start and its end; the middle goes at the edges of
+words, whole fields first, and the line says how much went."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pytest
+
+from preform_pipeline.crash import DEFAULT_LINE_CHARS, shorten
+
+_CUT = re.compile(r" \[\.\.\. ([0-9]+) characters cut \.\.\.\] ?")
+
+
+def _kept(line: str, shown: str) -> tuple[str, str]:
+    """The start and the end of ``line`` that ``shown`` kept, after checking that they are
+    its own and that the count says exactly what went."""
+    head, count, tail = _CUT.split(shown)
+    assert line.startswith(head) and line.endswith(tail)
+    assert int(count) == len(line) - len(head) - len(tail)
+    return head, tail
+
+
+class TestACutLine:
+    def test_a_stores_tries_are_cut_whole(self) -> None:
+        # Session 42: "Connection refused (server  [... 243 characters cut ...] f, other
+        # commands: ...": half a try at the cut, and the hint's word "of" cut to "f".
+        tries = "; ".join(f'Connection refused (server "10.0.0.{n}", port 5432)'
+                          for n in range(1, 9))
+        line = (f"postgresql://pipeline@db1,db2/jobs: cannot reach the PostgreSQL job store "
+                f"while connecting: {tries} (check that the database server runs; watch "
+                f"tries again by itself, other commands: run them again once it is back)")
+
+        head, tail = _kept(line, shorten(line))
+
+        assert head.endswith("port 5432);")
+        assert tail.startswith(("watch", "other", "run")) and line[-len(tail) - 1] == " "
+
+    def test_the_kept_end_starts_at_a_field_rather_than_inside_one(self) -> None:
+        line = ("error: " + "first words " * 30 + "; " + "a middle clause goes on " * 4
+                + "; then the last clause says what helps, and what to run once it is back)")
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail == "then the last clause says what helps, and what to run once it is back)"
+
+    def test_a_path_at_the_cut_is_kept_whole_or_left_out(self) -> None:
+        path = "/srv/lab/incoming/" + "/".join(f"case-{n:04d}-upper-arch" for n in range(6))
+        for before in range(120, 260, 7):  # the path across the cut, wherever it falls
+            line = (f"{'word ' * (before // 5)}cannot read {path}: Permission denied (ask "
+                    f"whoever runs the file server to let this account read the folder)")
+            shown = shorten(line)
+
+            _kept(line, shown)
+            assert [w for w in shown.split() if "/" in w] in ([], [f"{path}:"]), before
+
+    def test_a_hint_before_the_cut_is_left_out_from_its_opening(self) -> None:
+        line = ('postgresql://pipeline@127.0.0.1:44749/jobs: cannot reach the PostgreSQL job '
+                'store while connecting: Connection refused (server "127.0.0.1", port 44749) '
+                '(check that the database server runs and this node reaches it, and the user, '
+                "database and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); watch "
+                "tries again by itself, other commands: run them again once the database is "
+                "back)")
+
+        head, _ = _kept(line, shorten(line))
+
+        assert head.endswith('(server "127.0.0.1", port 44749)')
+
+    def test_one_word_longer_than_the_line_is_cut_where_it_must_be(self) -> None:
+        label = "x" * 10_000
+        shown = shorten(label)
+
+        head, tail = _kept(label, shown)
+        assert len(shown) <= DEFAULT_LINE_CHARS and head and tail
+
+    @pytest.mark.parametrize("limit", [40, 120, 200, 300])
+    def test_any_line_is_cut_within_the_limit_and_says_how_much(self, limit: int) -> None:
+        pick = random.Random(43)
+        words = ["a", "reach", "/srv/lab/x.stl;", "(check", "server,", "port:", "x" * 90]
+        for _ in range(300):
+            line = " ".join(pick.choice(words) for _ in range(pick.randint(1, 80)))
+            shown = shorten(line, limit)
+            if len(line) <= limit:
+                assert shown == line
+            else:
+                assert len(shown) <= limit, (line, shown)
+                _kept(line, shown)
