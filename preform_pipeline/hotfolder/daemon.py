@@ -636,8 +636,8 @@ class HotFolderDaemon:
         """Remove the notices about names too long whose file is gone from its inbox (renamed,
         taken, deleted): the store keeps a row only while its file is there, and a new file
         under the old name is said again. With ``keep``, keep those whose file is there (their
-        time moves on: :meth:`_forget_old_notices`). An inbox that is not there (an unmounted
-        share) keeps its notices for now: its files are away, not gone."""
+        time moves on: :meth:`_forget_old_notices`). An inbox ``away`` (:mod:`.presence`: an
+        unmounted share) keeps its notices for now: its files are away, not gone."""
         for inbox in self.hot.inboxes:
             if inbox.path in away:
                 continue
