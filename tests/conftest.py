@@ -35,6 +35,7 @@ from tests.pg_cluster import PgCluster, require_postgres
 from tests.reaper import say_goodbye, watch_this_process
 from tests.rewrite_cache import UNAVAILABLE as REWRITE_CACHE_UNAVAILABLE
 from tests.rewrite_cache import write_rewritten_modules
+from tests.share_mount import SKIP_REASON as SHARE_SKIP_REASON
 from tests.small_disk import SKIP_REASON as SMALL_DISK_SKIP_REASON
 from tests.small_disk import SmallDisk, mounted_small_disk
 
@@ -165,6 +166,11 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "a full disk is met on a real one: a tmpfs mounted for the test, which needs root "
         "on Linux; CI runs as root on Linux and fails instead, so only a newcomer's machine "
         "skips it"
+    ),
+    SHARE_SKIP_REASON: (
+        "a share that goes away is met on a real mount: a folder bind-mounted at the inbox "
+        "for the test, which needs root on Linux; CI runs as root on Linux and fails "
+        "instead, so only a newcomer's machine skips it"
     ),
     "start ticks are read from /proc on Linux": (
         "a process's start in clock ticks after boot is Linux's /proc/PID/stat field; "

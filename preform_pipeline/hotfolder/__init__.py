@@ -7,6 +7,7 @@ as a service. Modules, one concern each:
 ============  ======================================================================
 stability     when a file is complete (format rules, quiet period, injected clock)
 watcher       watchdog observers (native or polling) and full scans
+presence      whether an inbox is there: a share unmounted is away, not emptied
 sidecar       ``part.json`` / ``part.yaml`` values for a model or a case
 intake        taking files: store first, then move; outcome folders
 batcher       which taken files are prepared together, and when

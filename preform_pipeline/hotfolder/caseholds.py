@@ -14,7 +14,10 @@ A hold belongs to the very folder, not its name: each notice records the folder'
 (:class:`~preform_pipeline.hotfolder.intake.CaseFolder`'s test: a shared disk has another
 device number on each machine). A folder removed from the inbox and made again under the
 same name is another case: the old folder's holds are forgotten when it is taken, not
-applied.
+applied. A folder renamed inside its inbox (a technician's ``C12`` to ``C12-smith``) is the
+same folder: its holds are found by its inode under any name in the inbox (the notice's key
+keeps the name it had when its part was set aside), and it stays held (session 43; until
+then it printed without the part set aside).
 
 A hold ends with its case (session 41). Taken, the case went to failed/ whole. Emptied (every
 part of it set aside, the folder quiet for the settle window), it is in failed/ whole too:
@@ -54,30 +57,39 @@ def remember_hold(store: JobStore, root: Path, inode: int, part: Path) -> None:
     store.note_notice(_prefix(root) + os.fsencode(part.relative_to(root)).hex(), str(inode))
 
 
-def held_parts(store: JobStore, root: Path, inode: int) -> tuple[Path, ...]:
-    """The parts set aside from case folder ``root`` while it was this folder (``inode``),
-    as they were named in it, in the order of their names."""
-    prefix = _prefix(root)
-    return _parts(root, [key for key in store.notice_keys(prefix)
-                         if store.notice_about(key) == str(inode)])
+def held_parts(store: JobStore, root: Path, inode: int, *, inbox: Path) -> tuple[Path, ...]:
+    """The parts set aside from case folder ``root`` of ``inbox`` while it was this folder
+    (``inode``), under this name or another it had in the inbox, as named in it now."""
+    return _parts(root, _keys_of(store, inbox, inode))
 
 
-def forget_holds(store: JobStore, root: Path) -> tuple[Path, ...]:
+def forget_holds(store: JobStore, root: Path, *, inbox: Path,
+                 inode: int | None) -> tuple[Path, ...]:
     """Forget every hold of case folder ``root`` (taken: held to failed/, or gone on; or
-    emptied); the parts it held, as named in it."""
-    keys = store.notice_keys(_prefix(root))
+    emptied), and those it had under another name in ``inbox`` when it was this folder
+    (``inode``, None: not known); the parts it held, as named in it."""
+    keys = list(store.notice_keys(_prefix(root)))
+    if inode is not None:
+        keys += [key for key in _keys_of(store, inbox, inode) if key not in keys]
     if keys:
         store.forget_notices(keys)
     return _parts(root, keys)
 
 
+def _keys_of(store: JobStore, inbox: Path, inode: int) -> list[str]:
+    """The hold notices of the case folders of ``inbox`` that were the folder ``inode``."""
+    return [key for key in store.notice_keys(_prefix(inbox))
+            if store.notice_about(key) == str(inode)]
+
+
 def forget_holds_of_gone(
     store: JobStore, inbox: Path, inode_of: Callable[[Path], int | None],
-    gone_before: Collection[str] = frozenset(),
+    gone_before: Collection[str] = frozenset(), *, there: Collection[int] = frozenset(),
 ) -> tuple[dict[Path, tuple[Path, ...]], frozenset[str]]:
     """Forget the holds of the case folders below ``inbox`` that are not there any more as
     the folder they held: removed, or another folder under the name (``inode_of`` a folder
-    now: None when it is gone; it raises :class:`OSError` when that cannot be told now).
+    now: None when it is gone; it raises :class:`OSError` when that cannot be told now), and
+    not renamed in the inbox either (``there``: the inodes of its case folders now).
 
     A hold is forgotten only when it was found gone at the look before too (its key in
     ``gone_before``): a share unmounted for a moment (its empty mount point in its place), or
@@ -99,8 +111,12 @@ def forget_holds_of_gone(
         inode = inodes[root]
         if isinstance(inode, OSError):
             continue
-        if inode is None or store.notice_about(key) != str(inode):
-            gone.setdefault(root, []).append(key)
+        held = store.notice_about(key)
+        if inode is not None and held == str(inode):
+            continue  # its folder, under the name it had
+        if held is not None and held.isdigit() and int(held) in there:
+            continue  # renamed in the inbox: the same folder under another name
+        gone.setdefault(root, []).append(key)
     now = {key for keys in gone.values() for key in keys}
     forget = {root: [key for key in keys if key in gone_before] for root, keys in gone.items()}
     forget = {root: keys for root, keys in forget.items() if keys}
@@ -111,5 +127,6 @@ def forget_holds_of_gone(
 
 
 def _parts(root: Path, keys: Sequence[str]) -> tuple[Path, ...]:
-    start = len(_prefix(root))
-    return tuple(root / os.fsdecode(bytes.fromhex(key[start:])) for key in keys)
+    """The parts the hold notices ``keys`` name, below ``root`` (the name their folder has
+    now: a key keeps the one it had when its part was set aside)."""
+    return tuple(root / os.fsdecode(bytes.fromhex(key.rpartition(os.sep)[2])) for key in keys)

@@ -56,7 +56,7 @@ import functools
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -97,6 +97,7 @@ from preform_pipeline.hotfolder.intake import (
 from preform_pipeline.hotfolder.localcopy import LOCAL_COPIES_DIR_NAME, LocalCopies
 from preform_pipeline.hotfolder.nodes import NodeRole
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
+from preform_pipeline.hotfolder.presence import InboxPresence
 from preform_pipeline.hotfolder.recovery import DEFAULT_RECENT_SETTLED, Recovery
 from preform_pipeline.hotfolder.sidecar import SIDECAR_SUFFIX_ORDER
 from preform_pipeline.hotfolder.stability import (
@@ -265,6 +266,8 @@ class HotFolderDaemon:
         self.node = node
         self.hot = settings.hotfolders
         self._folder_monitor = FolderMonitor(i.path for i in self.hot.inboxes)
+        #: Which inboxes are away (a share unmounted): their state is kept until they are back.
+        self._presence = InboxPresence(self.hot.inboxes)
         if not self.hot.inboxes:
             raise PipelineError(
                 "the settings name no hot folders",
@@ -595,32 +598,48 @@ class HotFolderDaemon:
                     folder.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     log.error("folder_unavailable", folder=str(folder), error=str(exc))
+        # The inbox folders as the daemon starts: the ones it watches (:mod:`.presence`).
+        self._presence.look()
 
     # -- finding drops -------------------------------------------------------------------------
 
     def _rescan(self) -> None:
         self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
+        away = self._inboxes_away()
         now = self.clock.monotonic()
         for root in self._roots:
-            for path in scan(root):
+            for path in scan(root):  # (an away inbox's units wait, not judged: _check_units)
                 self._note(path, now)
         # Daily (and at the first scan), not at every rescan: keeping a notice is a store
         # write, and a name too long may stay in its inbox for weeks.
         daily = now >= self._next_notice_expiry
-        self._forget_gone_notices(keep=daily)
-        self._forget_gone_holds()
+        self._forget_gone_notices(away, keep=daily)
+        self._forget_gone_holds(away)
         if daily:
             self._next_notice_expiry = now + _PRUNE_EVERY_S
             self._forget_old_notices()
 
-    def _forget_gone_notices(self, *, keep: bool) -> None:
+    def _inboxes_away(self) -> frozenset[Path]:
+        """The inboxes away now (:mod:`.presence`: a share unmounted leaves an empty mount
+        point, which is not an emptied inbox). One back is watched anew and listed at once:
+        what came while it was away, or arrives now, is not left to the next rescan."""
+        presence = self._presence.look()
+        now = self.clock.monotonic()
+        for root in self._roots:
+            if root.path in presence.back:
+                self.watcher.rewatch(root.path)
+                for path in scan(root):
+                    self._note(path, now)
+        return presence.away
+
+    def _forget_gone_notices(self, away: Collection[Path], *, keep: bool) -> None:
         """Remove the notices about names too long whose file is gone from its inbox (renamed,
         taken, deleted): the store keeps a row only while its file is there, and a new file
         under the old name is said again. With ``keep``, keep those whose file is there (their
-        time moves on: :meth:`_forget_old_notices`). An inbox that is not there (an unmounted
-        share) keeps its notices for now: its files are away, not gone."""
+        time moves on: :meth:`_forget_old_notices`). An inbox ``away`` (:mod:`.presence`: an
+        unmounted share) keeps its notices for now: its files are away, not gone."""
         for inbox in self.hot.inboxes:
-            if not inbox.path.is_dir():
+            if inbox.path in away:
                 continue
             prefix = f"{_TOO_LONG_NOTICE} {inbox.path}{os.sep}"
             try:
@@ -638,20 +657,27 @@ class HotFolderDaemon:
                 log.info("notices_forgotten", inbox=str(inbox.path),
                          paths=[key[len(_TOO_LONG_NOTICE) + 1:] for key in gone])
 
-    def _forget_gone_holds(self) -> None:
+    def _forget_gone_holds(self, away: Collection[Path] = frozenset()) -> None:
         """Forget the case holds (:mod:`.caseholds`) of folders gone from their inbox: a
         folder deleted and made again under its name may get the old inode back, and would
-        be held by them. An inbox that is not there (an unmounted share) keeps them: its
-        folders are away, not gone; so does a folder found gone by one scan only (a share
-        unmounted for a moment leaves an empty mount point: :func:`forget_holds_of_gone`)."""
+        be held by them. An inbox away (:mod:`.presence`: an unmounted share's empty mount
+        point) keeps them: its folders are away, not gone; so does a folder found gone by one
+        scan only (a farm node that does not see yet a folder another node held:
+        :func:`forget_holds_of_gone`)."""
         for inbox in self.hot.inboxes:
             once = self._holds_gone_once.pop(inbox.path, frozenset())
-            if not inbox.path.is_dir():
+            if inbox.path in away:
+                continue
+            try:
+                there = _case_folder_inodes(inbox, self._routes[inbox.path])
+            except OSError as exc:  # a held folder renamed in it could not be found
+                log.warning("case_holds_kept", root=str(inbox.path), error=str(exc),
+                            reason="its case folders could not be listed: none is known gone")
                 continue
             try:
                 gone, self._holds_gone_once[inbox.path] = forget_holds_of_gone(
                     self.store, inbox.path, functools.partial(_inode_of, inbox=inbox.path),
-                    once)
+                    once, there=there)
             except StoreError as exc:  # the next scan tries again
                 log.warning("case_holds_not_forgotten", root=str(inbox.path),
                             error=exc.message)
@@ -733,6 +759,7 @@ class HotFolderDaemon:
         now = self.clock.monotonic()
         release_at = now + _RELEASE_CHECK_S
         quiet_waiting = 0
+        away = self._inboxes_away()
         for root, unit in list(self._units.items()):
             if unit.next_check > now:
                 quiet_waiting += unit.settling
@@ -743,6 +770,11 @@ class HotFolderDaemon:
                 unit.inbox.poll_interval_s if unit.inbox.mode == "polling"
                 else DEFAULT_CHECK_INTERVAL_S
             )
+            if unit.inbox.path in away:
+                # Its files look gone, and are not: judged, it would be forgotten with what
+                # was said of it and its tries (a drop being given up taken when back).
+                unit.next_check = now + interval
+                continue
             try:
                 outcome = self._judge(unit)
             except OSError as exc:
@@ -1181,9 +1213,13 @@ class HotFolderDaemon:
     def _release_cut_cases(self) -> None:
         """A cut case's jobs go on alone when the rest of their folder will never be taken:
         the folder is no longer watched and holds no file (removed, or emptied by a user)."""
+        away = self._inboxes_away()
         for root, waiting in list(self._cut_cases.items()):
             if root in self._units or self.intake.case_left_in_inbox(waiting[0]) is not None:
                 continue
+            inbox = self._inbox_of(root)
+            if inbox is not None and inbox.path in away:
+                continue  # its rest is away with its inbox, not gone: it waits for it
             del self._cut_cases[root]
             log.info("case_take_not_resumed", root=str(root),
                      jobs=[j.job_key for j in waiting])
@@ -1264,6 +1300,22 @@ class HotFolderDaemon:
                 worker.join()
         self.worker.close_pool()
         self.followup.stop()
+
+
+def _case_folder_inodes(inbox: InboxSettings, routes: Collection[str]) -> frozenset[int]:
+    """The inodes of the folders that may be cases in ``inbox`` now: at its top, and at the
+    top of its route folders (``routes``); :class:`OSError` when one of those cannot be
+    listed. (The route and outcome folders themselves are among them: no hold names them.)"""
+    inodes: set[int] = set()
+    for base in [inbox.path, *(inbox.path / name for name in routes)]:
+        try:
+            entries = list(os.scandir(base))
+        except FileNotFoundError:
+            continue  # (a route folder removed: no case is there)
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                inodes.add(entry.stat(follow_symlinks=False).st_ino)  # as lstat tells it
+    return frozenset(inodes)
 
 
 def _inode_of(root: Path, *, inbox: Path) -> int | None:

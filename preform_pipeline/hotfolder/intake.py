@@ -501,7 +501,8 @@ class Intake:
         case = self._case_folder(drop)
         # Its parts set aside before it was taken, by whichever daemon met them
         # (:mod:`.caseholds`: kept in the job store).
-        set_aside = held_parts(self.store, drop.root, case.inode) if case is not None else ()
+        set_aside = (held_parts(self.store, drop.root, case.inode, inbox=drop.inbox.path)
+                     if case is not None else ())
         if bad or set_aside:
             # A case is taken whole or not at all (plan/held.py): each bad file goes to
             # failed/ with its own reason, the rest of its case held with it, nothing taken.
@@ -709,10 +710,11 @@ class Intake:
                 continue
             if not self.finish_move(job):
                 continue
-            if os.path.lexists(path):
+            if not os.path.lexists(path):
+                log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
+                         target=str(job.source_path), state=job.state.value)
+            elif not _kept_by_the_disk(path, job.source_path):
                 return None  # changed since the cut: a new drop (finish_move said so)
-            log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
-                     target=str(job.source_path), state=job.state.value)
             return job
         return None
 
@@ -738,10 +740,8 @@ class Intake:
             if not os.path.lexists(path):
                 log.info("cut_short_move_finished", job_key=job.job_key, path=str(path),
                          target=str(target), state=job.state.value)
-            elif _changed_after(path, target) or not _same_content(path, target):
+            elif not _kept_by_the_disk(path, target):
                 return None  # a new drop (finish_move said why)
-            # (Else the same file, which the disk would not let go: it stays, the warning
-            # said so, and the next look tries again; it is not a second job.)
             return job
         return None
 
@@ -759,6 +759,7 @@ class Intake:
         case being copied in, held with it. Forgotten first, that rest was taken as a case
         of its own and printed without the part set aside.
         """
+        before = _folder_identity(root)
         prune_empty_tree(root)
         try:
             there = _folder_identity(root, strict=True) is not None
@@ -772,7 +773,8 @@ class Intake:
                      "refused): its holds stay, and what came is held with its case")
             return ()
         try:
-            return forget_holds(self.store, root)
+            return forget_holds(self.store, root, inbox=self._inbox_path(root),
+                                inode=before[1] if before is not None else None)
         except StoreError as exc:
             log.warning("case_holds_not_forgotten", root=str(root), error=exc.message)
             return ()
@@ -804,7 +806,7 @@ class Intake:
         identity = _folder_identity(root)
         if identity is None:
             return None
-        if held_parts(self.store, root, identity[1]):
+        if held_parts(self.store, root, identity[1], inbox=self._inbox_path(root)):
             return HELD_EMPTIED
         for job in reversed(self.store.list_jobs(limit=DEFAULT_RECENT_TAKES)):
             place = place_of(job)
@@ -1201,7 +1203,12 @@ class Intake:
             self._move(job, place.previous, target, place.attachments)
         else:
             self._move_attachments(job, place.attachments)
-        if place.moved is False:
+        if place.moved is False and not (
+                place.previous is not None and self.in_drop_area(place.previous)
+                and os.path.lexists(place.previous)
+                and _kept_by_the_disk(place.previous, target)):
+            # (Not while the disk keeps the inbox copy: recorded as made, the copy would be
+            # a user's put-back, taken again at every look as a new job, each a duplicate.)
             self._record_moved(job, place)
         if place.previous is not None:
             self._leave_processing(place, place.previous)
@@ -1313,6 +1320,12 @@ class Intake:
         if place is not None:  # a case's folder in failed/, now empty, goes with its notes
             remove_empty_dirs(note.parent, self.inbox_of(place).folder("failed"))
 
+    def _inbox_path(self, path: Path) -> Path:
+        """The inbox ``path`` is in (the innermost, when one inbox is inside another), or its
+        folder when it is in none."""
+        inside = [inbox for inbox in self.inboxes if _inside(path, inbox)]
+        return max(inside, key=lambda inbox: len(inbox.parts)) if inside else path.parent
+
     def in_drop_area(self, path: Path) -> bool:
         """True when ``path`` is in an inbox and not in one of its outcome folders."""
         for inbox in self.inboxes.values():
@@ -1394,6 +1407,14 @@ def _on_two_disks(first: Path, second: Path) -> bool:
         return os.lstat(first).st_dev != os.lstat(second).st_dev
     except OSError:
         return False
+
+
+def _kept_by_the_disk(path: Path, target: Path) -> bool:
+    """Whether ``path``, a file still in the inbox after the move of a job's file to
+    ``target`` was finished, is the same file, which the disk would not let go (the warning
+    said so; the next look tries again): not a second job, however many looks meet it. One
+    that differs, or was put there after the copy was made, is a new drop."""
+    return not _changed_after(path, target) and _same_content(path, target)
 
 
 def _inside(path: Path, folder: Path) -> bool:

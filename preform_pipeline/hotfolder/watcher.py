@@ -34,7 +34,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserverVFS
 
 from preform_pipeline.hotfolder.stability import is_ignored_name
@@ -151,40 +151,78 @@ class InboxWatcher:
         self.roots = tuple(roots)
         self.on_path = on_path
         self._observers: list[BaseObserver] = []
+        self._native: BaseObserver | None = None
+        #: Each inbox's observer and watch, to watch it anew (:meth:`rewatch`).
+        self._watches: dict[Path, tuple[BaseObserver, ObservedWatch]] = {}
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
             if self._observers:
                 return
-            native: BaseObserver | None = None
             for root in self.roots:
                 try:
                     root.path.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     log.error("inbox_unavailable", inbox=str(root.path), error=str(exc))
                     continue
-                handler = _Handler(root, self.on_path)
-                if root.mode == "polling":
-                    observer: BaseObserver = PollingObserverVFS(
-                        os.stat, _listing_without(root), polling_interval=root.poll_interval_s
-                    )
-                    observer.schedule(handler, str(root.path), recursive=True)
-                    self._observers.append(observer)
-                else:
-                    if native is None:
-                        native = Observer()
-                        self._observers.append(native)
-                    native.schedule(handler, str(root.path), recursive=True)
-                log.info("inbox_watched", inbox=str(root.path), mode=root.mode,
-                         poll_interval_s=root.poll_interval_s if root.mode == "polling" else None)
+                self._schedule(root)
             for observer in self._observers:
                 observer.daemon = True
                 observer.start()
 
+    def rewatch(self, path: Path) -> None:
+        """Watch inbox ``path`` anew: the folder there now is not the one watched before (a
+        share mounted again: the native watch went with the share's unmount, or sees the
+        mount point's folder under it), or it was not there at the start. Nothing before
+        :meth:`start` (``watch --once`` watches nothing) or after :meth:`stop`."""
+        ended: list[BaseObserver] = []
+        with self._lock:
+            if not self._observers:
+                return
+            for root in self.roots:
+                if root.path != path:
+                    continue
+                old = self._watches.pop(root.path, None)
+                if old is not None:
+                    old[0].unschedule(old[1])
+                    if old[0] is not self._native:  # a polling inbox's own observer
+                        self._observers.remove(old[0])
+                        ended.append(old[0])
+                started = set(self._observers)
+                self._schedule(root)
+                for observer in self._observers:
+                    if observer not in started:
+                        observer.daemon = True
+                        observer.start()
+                log.info("inbox_watched_again", inbox=str(root.path), mode=root.mode)
+        for observer in ended:
+            observer.stop()
+            observer.join(DEFAULT_OBSERVER_STOP_TIMEOUT_S)
+
+    def _schedule(self, root: WatchRoot) -> None:
+        """Watch ``root`` (the lock held): the one native observer, or a polling one of its
+        own; an observer made here is started by the caller."""
+        handler = _Handler(root, self.on_path)
+        if root.mode == "polling":
+            observer: BaseObserver = PollingObserverVFS(
+                os.stat, _listing_without(root), polling_interval=root.poll_interval_s
+            )
+            self._observers.append(observer)
+        else:
+            if self._native is None:
+                self._native = Observer()
+                self._observers.append(self._native)
+            observer = self._native
+        self._watches[root.path] = (observer, observer.schedule(handler, str(root.path),
+                                                                recursive=True))
+        log.info("inbox_watched", inbox=str(root.path), mode=root.mode,
+                 poll_interval_s=root.poll_interval_s if root.mode == "polling" else None)
+
     def stop(self, timeout: float = DEFAULT_OBSERVER_STOP_TIMEOUT_S) -> None:
         with self._lock:
             observers, self._observers = self._observers, []
+            self._native, self._watches = None, {}
         for observer in observers:
             observer.stop()
         for observer in observers:

@@ -65,6 +65,22 @@ def _only_a_bad_part(tmp_path: Path) -> Path:
     return case
 
 
+def _a_case_with_a_bad_part(case: Path) -> Path:
+    """Case folder ``case`` (made): upper.stl, and a part whose name holds the case."""
+    case.mkdir(parents=True)
+    (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+    (case / BAD).write_bytes(tetra_stl_bytes(2))
+    return case
+
+
+def _routed(tmp_path: Path, store: SqliteJobStore, clock: ManualClock) -> HotFolderDaemon:
+    """The daemon, with route folder ``other`` in its inbox (for recipe ``other``)."""
+    other = write_recipe(tmp_path, name="other", printer=None)
+    return make_daemon(tmp_path, store, Script(fleet_dir=tmp_path / "fleet"),
+                       write_recipe(tmp_path, printer=None), clock=clock,
+                       inbox={"quiet_period_s": QUIET_S, "routes": (other,)})
+
+
 class TestAFolderWhosePartsWereAllSetAside:
     """Its case went to failed/ whole: once the folder is empty and quiet for the settle
     window, its holds are forgotten and the folder leaves the inbox; files put there later
@@ -183,9 +199,11 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
             (inbox / name / BAD).write_bytes(tetra_stl_bytes(2))
         _look(daemon, clock)  # each one's part set aside; each case still quiet-waiting
         assert len(_holds(store)) == 3
-        shutil.rmtree(inbox / "C-1")  # removed by the user
         (inbox / "C-3").rename(tmp_path / "kept")  # renamed away, and another made
         (inbox / "C-3").mkdir()
+        # (Removed after: made after, the other C-3 may get C-1's inode, and would be held
+        # as C-1 renamed: a hold follows its folder's inode under any name in the inbox.)
+        shutil.rmtree(inbox / "C-1")  # removed by the user
 
         with capture_logs() as logs:
             _look(daemon, clock, after_s=1.0)
@@ -229,6 +247,34 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
         assert (kept["root"], kept["log_level"]) == (str(case), "warning")
 
+    def test_an_inbox_that_cannot_be_listed_keeps_them(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """A held folder may be in the inbox under another name (renamed): when the inbox's
+        folders cannot be listed, none is known gone."""
+        inbox = tmp_path / "inbox"
+        _a_case_with_a_bad_part(inbox / "C-1")
+        _look(daemon, clock)
+        (inbox / "C-1").rename(inbox / "C-1-smith")
+        real_scandir = os.scandir
+
+        def share_away(path: object = ".") -> object:
+            if os.fspath(path) == str(inbox):  # type: ignore[call-overload]
+                raise OSError(errno.EIO, "Input/output error", str(inbox))
+            return real_scandir(path)  # type: ignore[call-overload]
+
+        with capture_logs() as logs:
+            monkeypatch.setattr(os, "scandir", share_away)
+            daemon._forget_gone_holds()
+            daemon._forget_gone_holds()
+            monkeypatch.undo()
+
+        assert len(_holds(store)) == 1
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+        assert [(e["root"], e["log_level"]) for e in logs if e["event"] == "case_holds_kept"
+                ] == [(str(inbox), "warning")] * 2
+
     def test_an_inbox_unmounted_for_a_moment_keeps_them(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
         daemon: HotFolderDaemon,
@@ -253,3 +299,61 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
 
         assert len(_holds(store)) == 1
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
+
+
+class TestAHeldCaseFolderRenamedInTheInbox:
+    """The same folder under another name (a technician's ``C12`` to ``C12-smith``): its
+    holds follow its inode, so it stays held. (Until session 43 they were keyed by its path
+    alone: the rest of the case printed without the part set aside.)"""
+
+    def test_it_stays_held_under_its_new_name(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        case = _a_case_with_a_bad_part(inbox / "C12")
+        with capture_logs() as logs:
+            _look(daemon, clock)  # its part set aside: held
+            case.rename(inbox / "C12-smith")
+            _look(daemon, clock, after_s=1.0)  # two scans meet C12 gone, C12-smith new
+            _look(daemon, clock, after_s=1.0)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.FAILED)}  # held, not printed
+        assert names(inbox / "failed") == sorted(
+            [f"C12/{BAD}", f"C12/{BAD}{ERROR_SUFFIX}", "C12-smith/upper.stl",
+             f"C12-smith/upper.stl{ERROR_SUFFIX}"])
+        (held,) = [e for e in logs if e["event"] == "case_held"]
+        assert (held["root"], held["bad"]) == (str(inbox / "C12-smith"), ["lower\\xff.stl"])
+        assert _holds(store) == ()  # its hold ended with the case, under its old name too
+        assert [e for e in logs if e["event"] == "case_holds_forgotten"
+                and e["reason"].startswith("its folder is not in the inbox")] == []
+
+    def test_one_in_a_route_folder_stays_held_too(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        daemon = _routed(tmp_path, store, clock)
+        route = tmp_path / "inbox" / "other"
+        case = _a_case_with_a_bad_part(route / "C12")
+        _look(daemon, clock)
+        case.rename(route / "C12-smith")
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.recipe, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", "other", JobState.FAILED)}
+
+    def test_a_route_folder_removed_does_not_keep_the_holds_of_the_others(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        daemon = _routed(tmp_path, store, clock)
+        case = _a_case_with_a_bad_part(tmp_path / "inbox" / "C-1")
+        _look(daemon, clock)
+        assert not (tmp_path / "inbox" / "other").exists()  # (its route folder: not there)
+        shutil.rmtree(case)
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=1.0)
+
+        assert _holds(store) == ()

@@ -71,6 +71,38 @@ class TestObservers:
             watcher.stop()
 
 
+class TestWatchedAnew:
+    """Another folder at the inbox's path (a share mounted again, a folder made again): the
+    watch of the one that left sees nothing of it until it is watched anew (``rewatch``),
+    which leaves no observer of the old one running."""
+
+    def test_a_file_in_the_folder_there_now_is_reported(self, tmp_path: Path,
+                                                        mode: str) -> None:
+        inbox = tmp_path / "inbox"
+        seen = Seen()
+        watcher = InboxWatcher([WatchRoot(inbox, mode, 0.1)], seen)  # type: ignore[arg-type]
+        watcher.start()
+        try:
+            before = list(watcher._observers)
+            inbox.rename(tmp_path / "old inbox")
+            inbox.mkdir()
+            watcher.rewatch(inbox)
+            part = inbox / "part.stl"
+            part.write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
+            assert len(watcher._observers) == 1
+            gone = [o for o in before if o not in watcher._observers]
+            assert all(not o.is_alive() for o in gone)  # (polling: its own observer ended)
+        finally:
+            watcher.stop()
+        assert not watcher.running
+
+    def test_nothing_is_watched_before_the_start(self, tmp_path: Path) -> None:
+        watcher = InboxWatcher([WatchRoot(tmp_path / "inbox")], Seen())
+        watcher.rewatch(tmp_path / "inbox")
+        assert not watcher.running and not (tmp_path / "inbox").exists()
+
+
 class TestScan:
     """A scan lists every drop, parents first, without outcome folders or hidden entries."""
 
