@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import re
 from contextlib import closing
+from http.cookies import SimpleCookie
 
 import httpx
 import pytest
@@ -13,7 +14,7 @@ from structlog.testing import capture_logs
 
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState
-from preform_pipeline.web import WebServer
+from preform_pipeline.web import WebServer, auth
 from preform_pipeline.web.auth import SESSION_COOKIE
 from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
@@ -235,6 +236,26 @@ class TestASessionThatEnded:
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
         assert [e["event"] for e in events if e["event"].startswith("web_")] == [
             "web_session_ended", "web_login"]
+
+    def test_a_session_idle_too_long_is_sent_to_log_in_again_not_refused(
+        self, served: Served, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review of session 43: the browser dropped the cookie 12 hours after the login
+        # (its Max-Age), by when an idle session had not yet ended on the server: the press
+        # came with no cookie and got the bare 401. The cookie now lives as long as the
+        # session does on the server, which ends it after 12 hours without a request.
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            cookie = SimpleCookie(client.post(
+                "/login", data={"name": "olivia", "secret": OPERATOR_SECRET, "next": "/"},
+            ).headers["set-cookie"])[SESSION_COOKIE]
+            monkeypatch.setattr(auth, "SESSION_TTL_S", 0.0)  # now idle for too long
+            answer = client.post(f"/builds/{served.held_id}/approve",
+                                 data={"csrf": csrf, "next": "/"})
+
+        assert (cookie["max-age"], cookie["expires"]) == ("", "")
+        assert (answer.status_code, answer.headers["location"]) == (303, "/login?next=/")
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
     def test_a_script_without_a_credential_still_gets_401(self, served: Served) -> None:
         answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
