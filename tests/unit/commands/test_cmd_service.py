@@ -372,6 +372,39 @@ class TestWhichReasonASilentBusFailureGets:
         assert calls == ["--user daemon-reload"]
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
+class TestAnUninstallOfAServiceNeverInstalled:
+    """Where no unit file is, `uninstall` says so first and runs nothing (s43-trial left it:
+    `systemctl disable` ran, said "unit ... does not exist", and the reason followed)."""
+
+    NAME = "preform-pipeline-never-installed"
+
+    @pytest.mark.parametrize("dry_run", [False, True])
+    def test_it_says_no_unit_is_there_and_runs_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+    ) -> None:
+        bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+        bin_dir.mkdir()
+        systemctl = bin_dir / "systemctl"
+        systemctl.write_text(f"#!/bin/sh\necho \"$*\" >> '{calls}'\nexit 0\n",
+                             encoding="utf-8")
+        systemctl.chmod(0o755)
+        monkeypatch.setenv("PATH", str(bin_dir))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
+                        "user", "--yes", "--name", self.NAME,
+                        *(["--dry-run"] if dry_run else [])], out, err)
+
+        unit = tmp_path / "home" / ".config" / "systemd" / "user" / f"{self.NAME}.service"
+        assert (code, err.getvalue().splitlines()) == (1, [
+            f"not installed: {unit} does not exist, so no service {self.NAME} was installed "
+            "here by `service install` in this scope (--scope user); nothing was run or "
+            "changed. Installed with another --scope or --name? Run the uninstall with those"])
+        assert not calls.exists()  # systemctl was not run
+        assert f"removed {unit}" not in out.getvalue()
+
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
                     or BOOTED_WITH_SYSTEMD,
                     reason="needs systemctl on a machine not booted with systemd")
