@@ -147,11 +147,15 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
     "needs a machine booted with systemd": (
         "under `su` the real `systemctl --user` of a machine that runs systemd fails for want "
         "of a login session; on a machine without systemd it fails for want of systemd, "
-        "which TestAMachineNotBootedWithSystemd checks against the same systemctl there"
+        "which TestAMachineNotBootedWithSystemd checks against the same systemctl there. "
+        "The reason each case gets, and the stop at the first refusal, are checked on every "
+        "POSIX machine with a stand-in systemctl (TestWhichReasonASilentBusFailureGets)"
     ),
     "systemd-analyze is not installed here": (
         "that systemd loads a unit written for a settings folder holding `%` and `$` is "
-        "checked by systemd's own parser, which a machine without systemd's tools lacks"
+        "checked by systemd's own parser, which a machine without systemd's tools lacks; "
+        "that each value reads back as the folder is checked everywhere "
+        "(TestAUnitReadsBackAsWritten)"
     ),
     "a shell script stands in for systemctl": (
         "the stand-in that prints a container's two systemctl lines is a POSIX shell "

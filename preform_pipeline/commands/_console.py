@@ -39,11 +39,7 @@ from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.warnings import MAX_NAMES_PER_WARNING, WarningGroup, plan_warnings
 from preform_pipeline.servers.pool import ServerPool, ServerStatus
-from preform_pipeline.verify.tracking import (
-    FAILED_VERIFY_STATES,
-    verification_failed,
-    verification_lines,
-)
+from preform_pipeline.verify.tracking import verification_failed, verification_lines
 from preform_pipeline.wording import counted, visible
 
 __all__ = [
@@ -312,9 +308,8 @@ def exit_line(result: RunResult, code: int, earlier: Sequence[str] = ()) -> str:
         reasons.append(counted(tally.cancelled, "build") + " cancelled")
     if result.rejected:
         reasons.append(counted_rejections(result.rejected) + " rejected")
-    bad_prints = sum(1 for o in settled if o.verify in FAILED_VERIFY_STATES)
-    if bad_prints:
-        reasons.append(counted(bad_prints, "print") + " did not finish well")
+    if tally.print_failed:
+        reasons.append(counted(tally.print_failed, "print") + " did not finish well")
     if not settled and not result.cancelled:
         if earlier:
             return f"exit {code}: " + ", ".join([*reasons, *earlier, "no new builds"])
@@ -340,7 +335,7 @@ def error_lines(result: RunResult, code: int, earlier: Sequence[str] = ()) -> li
                 f"{outcome.name} {outcome.status.value}: {outcome.reason or '-'} "
                 f"(models: {', '.join(outcome.models)})"
             )
-        if outcome.verify in FAILED_VERIFY_STATES:
+        if outcome.print_failed:
             message = f": {outcome.verify_message}" if outcome.verify_message else ""
             lines.append(f"verify {outcome.name}: {outcome.verify}{message}")
     lines.append(exit_line(result, code, earlier))
@@ -369,12 +364,19 @@ def _hours(seconds: float | None) -> str:
     return f"{minutes // 60}:{minutes % 60:02d}"
 
 
+def _status(o: BuildOutcome) -> str:
+    """The build's status as the summary shows it: a build whose print did not finish shows
+    how it ended (``print_error``), not ``succeeded`` (review of session 43: "succeeded"
+    above "verify ...: print_error: Resin level too low" was read as the print's)."""
+    return o.verify if o.print_failed and o.verify else o.status.value
+
+
 def _cells(o: BuildOutcome) -> tuple[str, ...]:
     # A build's name (from a job name template) and its reason may hold a file's name, and
     # with it a terminal's escape sequences: shown as escapes, as in every other line.
     return (
         visible(o.name),
-        o.status.value,
+        _status(o),
         str(len(o.models)),
         "-" if o.material_ml is None else f"{o.material_ml:.1f}",
         _hours(o.print_time_s),
@@ -413,7 +415,7 @@ def _blocks(result: RunResult) -> Group:
     """One block per build: name and status, then the figures it has, then the full reason."""
     parts: list[RenderableType] = [Text(f"run {result.run_id}")]
     for o in result.outcomes:
-        parts.append(Text(f"{visible(o.name)}  {o.status.value}"))
+        parts.append(Text(f"{visible(o.name)}  {_status(o)}"))
         figures = [counted(len(o.models), "model")]
         if o.material_ml is not None:
             figures.append(f"{o.material_ml:.1f} ml")

@@ -144,6 +144,8 @@ class ServicePlan:
     removes: tuple[PurePath, ...] = ()
     then: tuple[tuple[str, ...], ...] = ()
     notes: tuple[str, ...] = ()
+    #: systemd's scope (``system`` or ``user``); None for the other methods.
+    scope: str | None = None
 
 
 # -- definitions --------------------------------------------------------------------------------
@@ -314,7 +316,7 @@ def _systemd(
     if action == "uninstall":
         return ServicePlan(
             "systemd", name, commands=((*ctl, "disable", "--now", unit),), removes=(path,),
-            then=((*ctl, "daemon-reload"),),
+            then=((*ctl, "daemon-reload"),), scope=scope,
         )
     notes = [f"credentials and other variables: {env} (optional; keep it mode 0600)"]
     if scope == "user":
@@ -475,6 +477,19 @@ def _exposed_secret(settings: Path) -> str:
             f"readable by their owner only (chmod 600 {shlex.quote(str(settings))})")
 
 
+def _never_installed(plan: ServicePlan) -> str:
+    """What to say when ``plan`` uninstalls a systemd unit whose file is not there, else "".
+    `install` wrote none there, so there is nothing of it to disable: `systemctl disable`
+    said "unit ... does not exist" before the reason (session 43). The other managers keep a
+    service registered without the file `install` wrote: they are asked."""
+    if plan.method != "systemd" or any(Path(path).exists() for path in plan.removes):
+        return ""
+    return (f"not installed: {plan.removes[0]} does not exist, so no service {plan.name} was "
+            f"installed here by `service install` in this scope (--scope {plan.scope}); "
+            "nothing was run or changed. Installed with another --scope or --name? Run the "
+            "uninstall with those")
+
+
 def _confirm(question: str, stdout: TextIO) -> bool:
     if not sys.stdin.isatty():
         return False
@@ -517,6 +532,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"nothing changed: this is the {host.platform} definition, shown only",
               file=stderr)
         return EXIT_OK
+    never = _never_installed(plan) if args.action == "uninstall" else ""
+    if never:
+        print(visible(never), file=stderr)
+        return EXIT_FAILURE
     if args.action != "status" and args.dry_run:
         return EXIT_OK
     if args.action != "status" and not args.yes and not _confirm(

@@ -165,6 +165,8 @@ def run_line(result: RunResult) -> str:
         f"{tally.builds} {noun(tally.builds, 'build')} succeeded"
         + (f", {tally.held} held for approval" if tally.held else "")
         + (f", {tally.waiting} waiting for a free printer" if tally.waiting else "")
+        + (f", {tally.print_failed} {noun(tally.print_failed, 'print')} did not finish well"
+           if tally.print_failed else "")
         + (f" ({tally.split} split into smaller builds)" if tally.split else "")
         + (" (interrupted)" if result.cancelled else "")
     )

@@ -30,8 +30,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.store.model import JobState
 
 __all__ = [
+    "FAILED_PRINT_ENDS",
     "OK_STATUSES",
     "AttemptRecord",
     "BuildCounts",
@@ -52,6 +54,12 @@ class BuildStatus(str, Enum):
 
 #: Statuses that do not make a run fail: a split build's models live on in its children.
 OK_STATUSES: frozenset[BuildStatus] = frozenset({BuildStatus.SUCCEEDED, BuildStatus.SPLIT})
+
+#: ``verify`` values of a build whose print did not finish (the printer reported an error or
+#: an abort, or the end was never confirmed): its build succeeded, the run did not do its job.
+FAILED_PRINT_ENDS: frozenset[str] = frozenset(
+    {JobState.ABORTED.value, JobState.PRINT_ERROR.value, JobState.UNVERIFIED.value}
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,11 @@ class BuildOutcome:
         return self.status in OK_STATUSES
 
     @property
+    def print_failed(self) -> bool:
+        """Its print was sent and did not finish (:data:`FAILED_PRINT_ENDS`)."""
+        return self.verify in FAILED_PRINT_ENDS
+
+    @property
     def busy_s(self) -> float:
         """Seconds servers were leased to this build, over every attempt."""
         return sum(a.busy_s for a in self.attempts)
@@ -155,11 +168,14 @@ class BuildCounts:
     closing line, its exit line and the JSON report's ``tally`` all say these numbers, so
     none can count a build another way. Splits are left out (their halves are counted); a
     build held for approval or left waiting for a free printer was prepared and not sent, so
-    it is counted as such and not as succeeded, though its status is ``succeeded``."""
+    it is counted as such and not as succeeded, though its status is ``succeeded``; so is a
+    build whose print did not finish (review of session 43: ``2 of 2 builds succeeded``
+    above ``verify b-2: print_error: Resin level too low``)."""
 
     #: Every build that could succeed or fail (:attr:`RunResult.counted`).
     builds: int = 0
-    #: Succeeded, and neither held nor waiting: printed, sent, or prepared with no print step.
+    #: Succeeded, and neither held nor waiting, nor a print that did not finish: printed,
+    #: sent, or prepared with no print step.
     succeeded: int = 0
     held: int = 0
     waiting: int = 0
@@ -168,6 +184,9 @@ class BuildCounts:
     cancelled: int = 0
     #: Builds halved into smaller ones (not in :attr:`builds`).
     split: int = 0
+    #: Builds whose print was sent and did not finish (:data:`FAILED_PRINT_ENDS`): the printer
+    #: reported an error or an abort, or the end was never confirmed (``unverified``).
+    print_failed: int = 0
 
     @classmethod
     def of(cls, outcomes: tuple[BuildOutcome, ...]) -> BuildCounts:
@@ -178,11 +197,14 @@ class BuildCounts:
         # Never both: the print step ends on whichever the store answered (executor/steps).
         held = sum(1 for o in prepared if o.held)
         waiting = sum(1 for o in prepared if o.waiting)
+        sent_failed = sum(1 for o in prepared if o.print_failed and not (o.held or o.waiting))
         split = count(BuildStatus.SPLIT)
-        return cls(builds=len(outcomes) - split, succeeded=len(prepared) - held - waiting,
+        return cls(builds=len(outcomes) - split,
+                   succeeded=len(prepared) - held - waiting - sent_failed,
                    held=held, waiting=waiting, failed=count(BuildStatus.FAILED),
                    print_unconfirmed=count(BuildStatus.PRINT_UNCONFIRMED),
-                   cancelled=count(BuildStatus.CANCELLED), split=split)
+                   cancelled=count(BuildStatus.CANCELLED), split=split,
+                   print_failed=sum(1 for o in outcomes if o.print_failed))
 
     def to_dict(self) -> dict[str, int]:
         """The JSON report's ``tally`` (docs/running.md): every field, by its name."""

@@ -97,7 +97,6 @@ from preform_pipeline.verify.targets import (
 from preform_pipeline.verify.targets import select_printer as _select
 
 __all__ = [
-    "FAILED_VERIFY_STATES",
     "PRINTER_CLAIM_LEASE_S",
     "PRINTER_CLAIM_PHASE_MARGIN_S",
     "BuildTracker",
@@ -114,11 +113,6 @@ __all__ = [
 log = get_logger(__name__)
 
 UNVERIFIED = VerifiedStatus.UNVERIFIED
-
-#: ``verify`` values of a build whose print did not finish: the run did not do its job.
-FAILED_VERIFY_STATES: frozenset[str] = frozenset(
-    {JobState.ABORTED.value, JobState.PRINT_ERROR.value, JobState.UNVERIFIED.value}
-)
 
 _ALREADY_SENT = frozenset({JobState.PRINT_SENT, JobState.VERIFYING}) | (
     frozenset({JobState.FINISHED, JobState.ABORTED, JobState.PRINT_ERROR, JobState.UNVERIFIED})
@@ -1042,4 +1036,4 @@ def verification_lines(result: RunResult) -> list[str]:
 
 def verification_failed(result: RunResult) -> bool:
     """True when a print the run verified was aborted, failed or never confirmed."""
-    return any(o.verify in FAILED_VERIFY_STATES for o in result.outcomes)
+    return any(o.print_failed for o in result.outcomes)

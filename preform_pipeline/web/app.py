@@ -41,7 +41,6 @@ from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded_note
 from preform_pipeline.web import actions, shown, views
 from preform_pipeline.web.auth import (
     SESSION_COOKIE,
-    SESSION_TTL_S,
     Access,
     Gate,
     cross_site_reason,
@@ -490,8 +489,11 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
                             next=_local(form.get("next")))
         sid, _ = found
         response = RedirectResponse(_local(form.get("next")), status_code=303)
-        response.set_cookie(SESSION_COOKIE, sid, max_age=int(SESSION_TTL_S), httponly=True,
-                            samesite="strict", secure=request.url.scheme == "https")
+        # No Max-Age: the server ends the session (SESSION_TTL_S without a request, or a
+        # restart) and then says so. A cookie the browser dropped 12 hours after the login
+        # ended a session in use, and an idle tab's press came with no cookie: a bare 401.
+        response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
         return response
 
     async def logout(request: Request) -> Response:

@@ -131,7 +131,8 @@ class TestRunWaitsForAPrinter:
                 if b["waiting"] or b["held"]] == [(waiting.job_key, True, False)]
         assert first.report["tally"] == {"builds": 2, "succeeded": 1, "held": 0,
                                          "waiting": 1, "failed": 0, "print_unconfirmed": 0,
-                                         "cancelled": 0, "split": 0}
+                                         "cancelled": 0, "split": 0,
+                                         "print_failed": 0}
         assert first.report["counts"] == {"succeeded": 2}
         assert first.stdout.splitlines()[-1] == (
             "exit 0: 1 of 2 builds succeeded, 1 waiting for a free printer")

@@ -141,6 +141,15 @@ class TestVerifiedRun:
             "print_error", "Resin level too low"
         )
         assert "verify verified-002: print_error: Resin level too low" in run.stdout
+        # The build was sent; its print failed: neither the summary nor the counts call it
+        # succeeded (review of session 43: "2 of 2 builds succeeded" above the error).
+        lines = run.stdout.splitlines()
+        assert "verified-002  print_error" in lines and "verified-001  succeeded" in lines
+        assert any(line.endswith(": 1 of 2 builds succeeded, 1 print did not finish well")
+                   for line in lines), run.stdout
+        assert lines[-1] == "exit 1: 1 print did not finish well, 1 of 2 builds succeeded"
+        assert (run.report["ok"], run.report["tally"]["succeeded"],
+                run.report["tally"]["print_failed"]) == (False, 1, 1)
         verification = run.report["verification"]
         assert (verification["prints"], verification["verified"]) == (2, 2)
         assert verification["requests"] <= 3

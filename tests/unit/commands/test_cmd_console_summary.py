@@ -23,6 +23,7 @@ from preform_pipeline.commands._console import (
     servers_line,
 )
 from preform_pipeline.executor import AttemptRecord, BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.executor.progress import run_line
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.servers.pool import ServerState, ServerStatus
@@ -230,6 +231,41 @@ class TestExitLine:
         assert exit_code(run) == EXIT_INTERRUPTED
         assert exit_code(run, terminated=True) == EXIT_TERMINATED
         assert exit_line(run, EXIT_TERMINATED).startswith("exit 143: stopped by SIGTERM, ")
+
+
+class TestAPrintThatDidNotFinish:
+    """A build that was sent and whose print then failed is not summed up as succeeded: its
+    status in the summary is how the print ended, and the counts leave it out (review of
+    session 43: "verified-002  succeeded" and "2 of 2 builds succeeded" above "verify
+    verified-002: print_error: Resin level too low")."""
+
+    RUN = RunResult("r-43", "x", True, False, (
+        _outcome("b-ok", BuildStatus.SUCCEEDED, verify="finished"),
+        _outcome("b-erred", BuildStatus.SUCCEEDED, verify="print_error",
+                 verify_message="Resin level too low"),
+        _outcome("b-stopped", BuildStatus.SUCCEEDED, verify="aborted"),
+        _outcome("b-held", BuildStatus.SUCCEEDED, held=True)), wall_s=4.0)
+
+    def test_the_table_and_the_blocks_show_how_the_print_ended(self) -> None:
+        table = _render(self.RUN, 200).splitlines()
+        blocks = _render(self.RUN, 200, terminal=False).splitlines()
+
+        assert [row.split("│")[1:3] for row in table if "│ b-" in row] == [
+            [" b-ok      ", " succeeded   "], [" b-erred   ", " print_error "],
+            [" b-stopped ", " aborted     "], [" b-held    ", " succeeded   "]]
+        assert [line for line in blocks if line.startswith("b-")] == [
+            "b-ok  succeeded", "b-erred  print_error", "b-stopped  aborted", "b-held  succeeded"]
+
+    def test_the_counts_leave_it_out_of_succeeded(self) -> None:
+        assert self.RUN.tally.to_dict() == {
+            "builds": 4, "succeeded": 1, "held": 1, "waiting": 0, "failed": 0,
+            "print_unconfirmed": 0, "cancelled": 0, "split": 0, "print_failed": 2}
+        assert run_line(self.RUN) == (
+            "run r-43 finished in 4.0 s: 1 of 4 builds succeeded, 1 held for approval, "
+            "2 prints did not finish well")
+        assert exit_code(self.RUN) == EXIT_FAILURE
+        assert exit_line(self.RUN, EXIT_FAILURE) == (
+            "exit 1: 2 prints did not finish well, 1 of 4 builds succeeded, 1 held for approval")
 
 
 def _status(name: str, *, url: str | None, pid: int | None, remote: bool,

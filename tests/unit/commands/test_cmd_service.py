@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -12,6 +14,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 import pytest
 
 from preform_pipeline import cli
+from preform_pipeline.commands import service
 from preform_pipeline.commands.service import METHODS, Host, describe, plan_service
 from preform_pipeline.errors import ConfigError
 from tests.integration.test_cli_stdout_escaped import HOSTILE, SHOWN
@@ -260,6 +263,147 @@ class TestAUnitSystemdReadsBackAsWritten:
         assert any(line.startswith("ExecStart=") and line.endswith(
             f" watch '{escaped.replace('$', '$$')}/settings.yaml'") for line in lines), lines
 
+
+#: What systemd's ExecStart makes of an escape (the others: the character; `$NAME`: a value).
+_EXPANDED = {"$$": "$", "\\n": "\n", "\\t": "\t"}
+
+
+class TestAUnitReadsBackAsWritten:
+    """Wherever the tests run (`systemd-analyze` or not): each value the unit holds reads back,
+    by systemd's rules, as the path it names (`%%` a `%`; in ExecStart `$$` a `$` and `\\\\`
+    a `\\`, then the words as a shell splits them). Review of session 43: the escaping was
+    checked only where systemd-analyze is installed."""
+
+    FOLDER = PurePosixPath("/srv/lab%20share %h $HOME \\n")
+
+    @staticmethod
+    def _read_back(value: str, *, command: bool = False) -> str | list[str]:
+        """What systemd makes of ``value``: specifiers first, then (ExecStart) variables and
+        C escapes, and its words."""
+        value = value.replace("%%", "%")
+        if not command:
+            return value
+        value = re.sub(r"\$\$|\$\{?\w+\}?|\\.", lambda m: _EXPANDED.get(
+            m.group(0), m.group(0)[1] if m.group(0)[0] == "\\" else "<expanded>"), value)
+        return shlex.split(value)
+
+    def test_every_value_names_the_settings_folder_as_it_is(self) -> None:
+        settings = self.FOLDER / "settings.yaml"
+        plan = plan_service("install", settings, LINUX, method="systemd", scope="user")
+        ((_, unit),) = plan.writes
+        values = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line)
+
+        assert self._read_back(values["WorkingDirectory"]) == str(self.FOLDER)
+        assert self._read_back(values["ExecStart"], command=True) == [
+            str(LINUX.executable), "watch", str(settings)]
+        assert self._read_back(values["Description"]) == (
+            f"preform-pipeline hot folder ({settings})")
+        assert "%h" not in values["WorkingDirectory"].replace("%%", "")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
+class TestWhichReasonASilentBusFailureGets:
+    """`systemctl --user` says only "Failed to connect to bus" both under `su` on a machine
+    that runs systemd and on one that does not: the reason follows whether the machine runs
+    systemd (`/run/systemd/system`). Review of session 43: the `su` case was checked only on a
+    machine booted with systemd, which CI (a container) is not; here a stand-in `systemctl`
+    and the marker folder make both cases run everywhere."""
+
+    NAME = "preform-pipeline-bus-test"
+
+    def _install(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *, booted: bool,
+                 ) -> tuple[int, list[str], list[str], Path]:
+        bin_dir, marker = tmp_path / "bin", tmp_path / "run-systemd-system"
+        bin_dir.mkdir()
+        if booted:
+            marker.mkdir()
+        calls = tmp_path / "calls"
+        systemctl = bin_dir / "systemctl"
+        systemctl.write_text(
+            "#!/bin/sh\n"
+            f"echo \"$*\" >> '{calls}'\n"
+            "echo 'Failed to connect to bus: No medium found' >&2\n"
+            "exit 1\n", encoding="utf-8")
+        systemctl.chmod(0o755)
+        monkeypatch.setenv("PATH", str(bin_dir))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        monkeypatch.setattr(service, "_SYSTEMD_BOOTED_MARKER", marker)
+        settings = tmp_path / "settings.yaml"
+        settings.write_text("servers: {count: 1}\n", encoding="utf-8")
+        out, err = io.StringIO(), io.StringIO()
+        code = cli.run(["service", "install", str(settings), "--scope", "user", "--yes",
+                        "--name", self.NAME], out, err)
+        unit = tmp_path / "home" / ".config" / "systemd" / "user" / f"{self.NAME}.service"
+        assert f"wrote {unit}" in out.getvalue().splitlines()
+        return code, err.getvalue().splitlines(), calls.read_text().splitlines(), unit
+
+    def test_under_su_where_systemd_runs_the_login_session_is_named(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, lines, calls, unit = self._install(tmp_path, monkeypatch, booted=True)
+
+        assert code == 1
+        assert lines == [
+            "Failed to connect to bus: No medium found",
+            "systemctl --user daemon-reload exited 1",
+            "not done: this session reaches no systemd user manager: `systemctl --user` "
+            "needs the user's own login session (its XDG_RUNTIME_DIR), which `su` and "
+            "`sudo -u` do not open. From a session that reaches it (log in as that user "
+            "over ssh or at the console), run this command again, or: `systemctl --user "
+            f"daemon-reload`; `systemctl --user enable --now {self.NAME}.service`",
+        ]
+        # It stopped at the first refusal: enable was not tried.
+        assert calls == ["--user daemon-reload"]
+        assert not (unit.parent / "default.target.wants").exists()
+
+    def test_where_systemd_does_not_run_the_machine_is_named(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        code, lines, calls, _ = self._install(tmp_path, monkeypatch, booted=False)
+
+        assert code == 1
+        assert lines[1:] == [
+            "systemctl --user daemon-reload exited 1",
+            "not done: this machine does not run systemd (a container, or WSL without systemd "
+            "enabled). On a machine that runs systemd, run this command again, or: "
+            f"`systemctl --user daemon-reload`; `systemctl --user enable --now {self.NAME}"
+            ".service`",
+        ]
+        assert calls == ["--user daemon-reload"]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="a shell script stands in for systemctl")
+class TestAnUninstallOfAServiceNeverInstalled:
+    """Where no unit file is, `uninstall` says so first and runs nothing (s43-trial left it:
+    `systemctl disable` ran, said "unit ... does not exist", and the reason followed)."""
+
+    NAME = "preform-pipeline-never-installed"
+
+    @pytest.mark.parametrize("dry_run", [False, True])
+    def test_it_says_no_unit_is_there_and_runs_nothing(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, dry_run: bool
+    ) -> None:
+        bin_dir, calls = tmp_path / "bin", tmp_path / "calls"
+        bin_dir.mkdir()
+        systemctl = bin_dir / "systemctl"
+        systemctl.write_text(f"#!/bin/sh\necho \"$*\" >> '{calls}'\nexit 0\n",
+                             encoding="utf-8")
+        systemctl.chmod(0o755)
+        monkeypatch.setenv("PATH", str(bin_dir))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        out, err = io.StringIO(), io.StringIO()
+
+        code = cli.run(["service", "uninstall", str(tmp_path / "settings.yaml"), "--scope",
+                        "user", "--yes", "--name", self.NAME,
+                        *(["--dry-run"] if dry_run else [])], out, err)
+
+        unit = tmp_path / "home" / ".config" / "systemd" / "user" / f"{self.NAME}.service"
+        assert (code, err.getvalue().splitlines()) == (1, [
+            f"not installed: {unit} does not exist, so no service {self.NAME} was installed "
+            "here by `service install` in this scope (--scope user); nothing was run or "
+            "changed. Installed with another --scope or --name? Run the uninstall with those"])
+        assert not calls.exists()  # systemctl was not run
+        assert f"removed {unit}" not in out.getvalue()
 
 @pytest.mark.skipif(sys.platform != "linux" or shutil.which("systemctl") is None
                     or BOOTED_WITH_SYSTEMD,

@@ -140,7 +140,7 @@ class TestHeldAndWaitingBuilds:
         data = json.loads(json_path.read_text(encoding="utf-8"))
         assert data["tally"] == {"builds": 6, "succeeded": 1, "held": 1, "waiting": 2,
                                  "failed": 1, "print_unconfirmed": 1, "cancelled": 0,
-                                 "split": 1}
+                                 "split": 1, "print_failed": 0}
         assert data["counts"] == {"succeeded": 4, "failed": 1, "split": 1,
                                   "print_unconfirmed": 1}
         assert [(b["build"], b["held"], b["waiting"]) for b in data["builds"]] == [

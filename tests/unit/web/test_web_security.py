@@ -3,15 +3,33 @@ requests, and what reaches the logs."""
 
 from __future__ import annotations
 
+import html
+import re
 from contextlib import closing
+from http.cookies import SimpleCookie
 
 import httpx
+import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState
-from preform_pipeline.web import WebServer
+from preform_pipeline.web import WebServer, auth
+from preform_pipeline.web.auth import SESSION_COOKIE
 from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
+
+
+def _ended_client(served: Served) -> httpx.Client:
+    """A browser whose session cookie names a session the dashboard no longer knows (as
+    after a restart)."""
+    return httpx.Client(base_url=served.url, follow_redirects=False,
+                        cookies={SESSION_COOKIE: "a-session-before-the-restart"})
+
+
+def _form_value(page: str, name: str) -> str:
+    found = re.search(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
+    assert found is not None, page
+    return html.unescape(found.group(1))
 
 
 def _bearer(name: str, secret: str) -> dict[str, str]:
@@ -179,6 +197,65 @@ class TestASessionThatEnded:
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
         assert [e for e in events if e["event"] == "web_session_ended"] == [
             {"event": "web_session_ended", "path": f"{page}/approve", "log_level": "info"}]
+
+    @pytest.mark.parametrize("target", [
+        "//evil.example/builds/1", "https://evil.example/", "/\\evil.example/",
+        "/\t/evil.example/", "javascript:alert(1)", " //evil.example/",
+    ])
+    def test_the_way_back_is_a_path_on_this_site_only(self, served: Served, target: str
+                                                      ) -> None:
+        # Review of session 43: the `next` an ended session's action carries goes through the
+        # login and back; a page another site made may post any `next` it likes.
+        with closing(_ended_client(served)) as client:
+            answer = client.post(f"/builds/{served.held_id}/approve", data={"next": target})
+            login = client.get(answer.headers["location"])
+            back = _form_value(login.text, "next")
+            after = client.post("/login", data={"name": "olivia", "secret": OPERATOR_SECRET,
+                                                "next": back})
+
+        assert answer.headers["location"] == "/login?next=/"
+        assert (after.status_code, after.headers["location"]) == (303, "/")
+
+    def test_after_logging_in_again_the_button_is_offered_not_pressed(
+        self, served: Served
+    ) -> None:
+        # Review of session 43: the login's redirect is a GET of the page, never the POST
+        # again: nothing is done until the button is pressed once more.
+        page = f"/builds/{served.held_id}"
+        with closing(_ended_client(served)) as client, capture_logs() as events:
+            answer = client.post(f"{page}/reject", data={"next": page, "reason": "cracked"})
+            assert answer.status_code == 303  # a GET of the login page, not the POST again
+            login = client.get(answer.headers["location"])
+            after = client.post("/login", data={"name": "olivia", "secret": OPERATOR_SECRET,
+                                                "next": _form_value(login.text, "next")})
+            back = client.get(after.headers["location"])
+
+        assert after.headers["location"] == page
+        assert "a reason typed for it was not kept" in login.text  # not kept: said so
+        assert back.status_code == 200 and f'action="{page}/reject"' in back.text
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+        assert [e["event"] for e in events if e["event"].startswith("web_")] == [
+            "web_session_ended", "web_login"]
+
+    def test_a_session_idle_too_long_is_sent_to_log_in_again_not_refused(
+        self, served: Served, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review of session 43: the browser dropped the cookie 12 hours after the login
+        # (its Max-Age), by when an idle session had not yet ended on the server: the press
+        # came with no cookie and got the bare 401. The cookie now lives as long as the
+        # session does on the server, which ends it after 12 hours without a request.
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            cookie = SimpleCookie(client.post(
+                "/login", data={"name": "olivia", "secret": OPERATOR_SECRET, "next": "/"},
+            ).headers["set-cookie"])[SESSION_COOKIE]
+            monkeypatch.setattr(auth, "SESSION_TTL_S", 0.0)  # now idle for too long
+            answer = client.post(f"/builds/{served.held_id}/approve",
+                                 data={"csrf": csrf, "next": "/"})
+
+        assert (cookie["max-age"], cookie["expires"]) == ("", "")
+        assert (answer.status_code, answer.headers["location"]) == (303, "/login?next=/")
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
     def test_a_script_without_a_credential_still_gets_401(self, served: Served) -> None:
         answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
