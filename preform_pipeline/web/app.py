@@ -52,7 +52,7 @@ from preform_pipeline.web.sources import LiveSources
 from preform_pipeline.web.told import Said, Told
 from preform_pipeline.wording import counted, quoted
 
-__all__ = ["create_app"]
+__all__ = ["MAX_BODY_BYTES", "create_app"]
 
 log = get_logger(__name__)
 
@@ -293,6 +293,62 @@ class _KnownHost:
                 await refused(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+#: The longest request body the dashboard reads (_BodyLimit): a form with a 100,000-character
+#: field passes; a stranger's upload of megabytes does not.
+MAX_BODY_BYTES: Final = 1 << 20
+
+
+class _BodyLimit:
+    """A request's body may hold at most ``limit`` bytes, checked before anything reads it.
+    The login form and every action are read in whole (Starlette keeps a urlencoded form in
+    memory), and the login, or a tab whose session ended, is read before anyone is known: a
+    stranger's endless POST would otherwise fill the dashboard's memory. The dashboard's own
+    forms send a few hundred bytes; a longer body is refused with 413 before a byte of it is
+    parsed, whether its length is announced (Content-Length) or not (chunked)."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        announced = Headers(scope=scope).get("content-length")
+        if announced is not None and announced.strip().isdigit() \
+                and int(announced) > self.limit:
+            await self._refuse(scope, receive, send, f"{int(announced):,} bytes")
+            return
+        # Unannounced (or untrue) length: read up to the limit first, then hand the app what
+        # was read; past the limit the rest is never read.
+        held: list[Message] = []
+        size = 0
+        while True:
+            message = await receive()
+            held.append(message)
+            if message["type"] != "http.request":
+                break
+            size += len(message.get("body", b""))
+            if size > self.limit:
+                await self._refuse(scope, receive, send, f"more than {self.limit:,} bytes")
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay() -> Message:
+            return held.pop(0) if held else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, size: str) -> None:
+        log.warning("web_body_refused", path=scope["path"], size=size, limit=self.limit)
+        refused = PlainTextResponse(
+            f"refused: the request's body is {size}; the dashboard takes at most "
+            f"{self.limit:,} bytes (its forms send a few hundred)", status_code=413,
+            headers={"Connection": "close"})
+        await refused(scope, receive, send)
 
 
 #: How much of a refused Host header the log event keeps.
@@ -556,6 +612,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
     ]
     return Starlette(routes=routes,
                      middleware=[Middleware(_NotFramed),
-                                 Middleware(_KnownHost, hosts=served_hosts(web))],
+                                 Middleware(_KnownHost, hosts=served_hosts(web)),
+                                 Middleware(_BodyLimit)],
                      exception_handlers={404: d.no_route, 405: d.no_route,
                                          StoreError: d.store_away})

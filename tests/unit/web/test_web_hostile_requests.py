@@ -16,10 +16,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web.app import MAX_BODY_BYTES
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
 
@@ -138,3 +140,55 @@ class TestActionTargets:
                 "/cases/retry", data={"csrf": csrf, "target": "C" * 100_000}))
         assert f"no case or job '{'C' * 100}...' in the job store" in answer.said
         assert "C" * 101 not in answer.page
+
+
+class TestBodiesLargerThanAnyForm:
+    """A body past the dashboard's limit is refused before it is read, logged in or not."""
+
+    def test_an_announced_huge_login_is_a_413_and_the_dashboard_goes_on(
+        self, served: Served
+    ) -> None:
+        body = b"name=olivia&secret=" + b"x" * (MAX_BODY_BYTES + 1)
+        with httpx.Client(base_url=served.url) as client, capture_logs() as events:
+            answer = client.post("/login", content=body, headers={
+                "Content-Type": "application/x-www-form-urlencoded"})
+            assert answer.status_code == 413
+            assert answer.text == (f"refused: the request's body is {len(body):,} bytes; the "
+                                   f"dashboard takes at most {MAX_BODY_BYTES:,} bytes (its "
+                                   "forms send a few hundred)")
+        assert [e for e in events if e["event"] == "web_body_refused"] == [
+            {"event": "web_body_refused", "log_level": "warning", "path": "/login",
+             "size": f"{len(body):,} bytes", "limit": MAX_BODY_BYTES}]
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            assert client.get("/").status_code == 200
+
+    def test_an_unannounced_endless_body_is_cut_at_the_limit(self, served: Served) -> None:
+        sent = 0
+
+        def endless() -> Iterator[bytes]:
+            nonlocal sent
+            chunk = b"x" * 65_536
+            while sent < 64 * MAX_BODY_BYTES:  # stops the test if nothing refuses it
+                sent += len(chunk)
+                yield chunk
+
+        with httpx.Client(base_url=served.url) as client, capture_logs() as events:
+            try:
+                answer = client.post("/cases/retry", content=endless(), headers={
+                    "Content-Type": "application/x-www-form-urlencoded"})
+            except httpx.HTTPError:  # the server may close while the client still sends
+                answer = None
+        assert sent < 64 * MAX_BODY_BYTES
+        if answer is not None:
+            assert answer.status_code == 413
+        assert [e["size"] for e in events if e["event"] == "web_body_refused"] == [
+            f"more than {MAX_BODY_BYTES:,} bytes"]
+
+    def test_a_form_just_under_the_limit_is_read(self, served: Served) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        target = "C" * (MAX_BODY_BYTES - 200)
+        with closing(client):
+            answer = refused(client, client.post(
+                "/cases/retry", data={"csrf": csrf, "target": target}))
+        assert f"no case or job '{'C' * 100}...' in the job store" in answer.said
