@@ -3,7 +3,8 @@
 * :func:`shorten` cuts a message to a readable length (a 10,000-character label inside a
   reason must not become a 10 KB line), saying how much was cut; the middle goes, at the
   edges of words and whole fields where it can, so the start (what failed) and the end (the
-  last cause, the hint's end) stay and no path is cut in half;
+  last cause, the hint's end) stay and no path is cut in half unless it is longer than the
+  part kept on its side of the cut;
 * :func:`write_crash_report` saves the full text of an unexpected failure (the traceback, the
   command line, the version) to a file and returns its path, so the one line printed can
   point at it and a bug report can attach it.

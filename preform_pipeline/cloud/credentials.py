@@ -108,17 +108,22 @@ def load_credentials(
     *,
     settings_source: str = "settings",
     base_dir: Path | None = None,
+    files_written: Mapping[str, str] | None = None,
 ) -> Credentials:
     """Find the client id and secret (module docstring gives the order); ConfigError if absent.
 
     ``settings_source`` names the settings section in messages (``settings.yaml: cloud``);
     ``base_dir`` anchors relative ``*_file`` paths from the settings file (defaults to the
-    working directory). Environment ``*_FILE`` paths are taken as given.
+    working directory). Environment ``*_FILE`` paths are taken as given. ``files_written``:
+    the section's ``*_file`` keys as the settings file wrote them, when the section holds
+    them joined to its folder already (:class:`~preform_pipeline.settings.CloudSettings`),
+    for the error when such a file cannot be read.
     """
     section: Mapping[str, Any] = settings_section or {}
-    client_id, id_source = _find(_CLIENT_ID, section, env, settings_source, base_dir)
+    client_id, id_source = _find(_CLIENT_ID, section, env, settings_source, base_dir,
+                                 files_written)
     client_secret, secret_source = _find(_CLIENT_SECRET, section, env, settings_source,
-                                         base_dir)
+                                         base_dir, files_written)
     found = ((_CLIENT_ID, client_id), (_CLIENT_SECRET, client_secret))
     missing = [lookup for lookup, value in found if value is None]
     if missing:
@@ -145,8 +150,10 @@ def _find(
     env: Mapping[str, str],
     settings_source: str,
     base_dir: Path | None,
+    files_written: Mapping[str, str] | None = None,
 ) -> tuple[str | None, str]:
-    """The value and where it was found (a setting's name, and the file that held it)."""
+    """The value and where it was found (a setting's name, and the file that held it).
+    ``files_written``: as :func:`load_credentials` takes it."""
     direct = env.get(lookup.env) or None
     from_file = env.get(lookup.env_file) or None
     if direct is not None and from_file is not None:
@@ -187,7 +194,8 @@ def _find(
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         named_by = f"{settings_source}: {lookup.key_file}"
-        return (_read_secret_file(path, lookup, named_by, str(path_value)),
+        as_written = (files_written or {}).get(lookup.key_file, str(path_value))
+        return (_read_secret_file(path, lookup, named_by, as_written),
                 f"{named_by} ({path})")
     return None, ""
 

@@ -60,7 +60,8 @@ def load_cloud_credentials(
     cloud: CloudSettings, env: Mapping[str, str] = os.environ
 ) -> Credentials:
     """The client id and secret from the environment or this section (ConfigError if absent)."""
-    return load_credentials(cloud.credentials_section(), env, settings_source=cloud.source)
+    return load_credentials(cloud.credentials_section(), env, settings_source=cloud.source,
+                            files_written=cloud.files_written)
 
 
 def make_web_client(

@@ -49,7 +49,8 @@ class CloudSettings:
     client_id: str | None = None
     client_secret: str | None = field(default=None, repr=False)
     client_id_file: Path | None = None
-    client_secret_file: Path | None = None
+    #: Out of the repr, as the secret is: a secret typed in its file's place is this path.
+    client_secret_file: Path | None = field(default=None, repr=False)
     base_url: str = DEFAULT_WEB_API_URL
     #: The Dashboard user the credentials belong to: the Web API's hourly limit is per user,
     #: so applications of one user share one budget when they name it (None: the client id).
@@ -58,6 +59,11 @@ class CloudSettings:
     max_requests_per_second: float = DEFAULT_MAX_PER_SECOND
     #: Names this section in error messages (``settings.yaml: cloud``).
     source: str = "settings: cloud"
+    #: The ``*_file`` keys as the settings file wrote them, before ``~`` and its folder: a
+    #: file that cannot be read is judged by them (a path, or a secret typed in its file's
+    #: place: :func:`~preform_pipeline.userpath.secret_file_named`); joined to the folder,
+    #: every name reads as a path and a secret written there was said back.
+    files_written: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def credentials_section(self) -> dict[str, str]:
         """The section as :func:`~preform_pipeline.cloud.load_credentials` reads it."""
@@ -90,4 +96,6 @@ def read_cloud_settings(
             raw.get("max_requests_per_second", defaults.max_requests_per_second)
         ),
         source=f"{source_of(['cloud'])}: cloud",
+        files_written={key: str(raw[key]) for key in ("client_id_file", "client_secret_file")
+                       if raw.get(key)},
     )

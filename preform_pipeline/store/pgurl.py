@@ -152,11 +152,12 @@ def store_password(environ: Mapping[str, str] | None = None) -> str | None:
         # One trailing newline is how editors and `echo` end a secret file; it is not part of it.
         return Path(named).read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
+        # Not raised from the OSError: its text quotes the name, which may be the password.
         raise StoreError(
             f"cannot read the store password file {secret_file_named(named, Path(named))} "
             f"({exc.strerror})",
             hint=f"{PASSWORD_FILE_ENV} must name a file this account can read",
-        ) from exc
+        ) from None
     except UnicodeDecodeError:
         # Not the decoder's text: it quotes the byte it could not read, a part of the secret.
         raise StoreError(

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from preform_pipeline.cloud import load_cloud_credentials
 from preform_pipeline.cloud.credentials import (
     ENV_CLIENT_ID,
     ENV_CLIENT_ID_FILE,
@@ -15,6 +16,7 @@ from preform_pipeline.cloud.credentials import (
     load_credentials,
 )
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.settings import load_settings
 
 SECRET = "s3cr3t-value-never-shown"
 
@@ -153,6 +155,20 @@ class TestMissingOrBroken:
             assert SECRET not in str(caught.value)
             assert str(caught.value).startswith(f"the name given ({len(SECRET)} characters")
             assert f"looked for below {tmp_path})" in str(caught.value)
+
+    def test_a_secret_as_the_settings_files_name_is_not_said_back(self, tmp_path: Path) -> None:
+        # The product's way (rv43): the settings' path reaches the lookup joined to the
+        # settings' folder, which always reads as a path; it is judged as written.
+        path = tmp_path / "settings.yaml"
+        path.write_text(f"cloud:\n  client_id: id\n  client_secret_file: {SECRET}\n",
+                        encoding="utf-8")
+        cloud = load_settings(path, env={}).cloud
+
+        with pytest.raises(ConfigError) as caught:
+            load_cloud_credentials(cloud, {})
+        assert SECRET not in str(caught.value) + repr(cloud)
+        assert str(caught.value).startswith(f"the name given ({len(SECRET)} characters")
+        assert f"looked for below {tmp_path})" in str(caught.value)
 
     def test_a_secret_file_that_is_not_text_is_said_without_its_bytes(
         self, tmp_path: Path

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import traceback
 from pathlib import Path
 
 import pytest
@@ -196,6 +197,9 @@ class TestWhereThePasswordComesFrom:
         assert SECRET not in str(caught.value)
         assert caught.value.message.startswith(
             f"cannot read the store password file the name given ({len(SECRET)} characters")
+        # Nor by its cause (rv43): the OSError raised from quotes the name it could not open,
+        # and a traceback (a log's exc_info, a crash report of a later failure) shows it.
+        assert SECRET not in "".join(traceback.format_exception(caught.value))
 
     def test_a_file_that_cannot_be_read_never_shows_its_content(self, tmp_path: Path) -> None:
         folder = tmp_path / "secret"
