@@ -377,6 +377,8 @@ def _plan(
         return plan_builds(recipe, models, rejected=unreadable, servers=servers)
     except PipelineError as exc:
         print(f"error: {exc}", file=err)
+        if ledger is not None:  # the refusal is the run's end: its claims end with it
+            ledger.refused(str(exc))
         return None
 
 

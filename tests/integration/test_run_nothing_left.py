@@ -160,6 +160,31 @@ class TestARefusedRun:
         assert log.is_file()
         assert not (tmp_path / "out").exists()
 
+    def test_a_plan_the_recipe_refuses_leaves_nothing_on_each_try(self, tmp_path: Path) -> None:
+        # Review of session 43: the refused run's claims stayed in processing; each later
+        # try "released" them as a dead run's work (which it was not) and kept its log.
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        text = recipe.read_text(encoding="utf-8")
+        recipe.write_text(text.replace("max_models_per_build: null", "max_models_per_build: 1")
+                          .replace("on_overflow: split", "on_overflow: fail"), encoding="utf-8")
+        long_ago = time.time() - 60  # whole files, not still being written
+        for name in ("gear.obj", "l_bracket.stl"):
+            shutil.copyfile(REPO_ROOT / "sample_models" / "parts" / name, inbox / name)
+            os.utime(inbox / name, (long_ago, long_ago))
+        store = tmp_path / "jobs.sqlite3"
+        argv = ("run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
+                "--store", str(store))
+        before = _tree(tmp_path)
+        for _ in range(2):
+            done = _cli(tmp_path, *argv)
+            assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
+            assert "batching.on_overflow: fail" in done.stderr.splitlines()[0]
+            assert _tree(tmp_path) - {store.name} == before
+        with SqliteJobStore(store) as opened:
+            jobs = opened.list_jobs()
+        assert [j.state for j in jobs] == [JobState.FAILED] * 4
+        assert all("batching.on_overflow: fail" in j.reason for j in jobs)
+
 
 class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:
     """A run over an empty inbox whose only work is a build an earlier run left waiting,
