@@ -112,7 +112,6 @@ class TestAnEmptyInbox:
         assert done.stdout.startswith("released gear.obj: its run died before building it\n")
         assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
 
-
     def test_a_run_that_swept_a_dead_runs_temporary_keeps_its_log(
         self, tmp_path: Path
     ) -> None:
