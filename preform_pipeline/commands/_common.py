@@ -20,7 +20,7 @@ from typing import Final, TextIO
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT, load_dashboard_login
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging, redact_url
-from preform_pipeline.preflight import PathCheck, check_paths
+from preform_pipeline.preflight import PathCheck, check_paths, make_folders
 from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
@@ -130,8 +130,12 @@ def configure_command_logging(
     cannot be made or written (``--log-file``, ``logging.file``), before anything runs.
     """
     if json_file is not None:
+        folder = [PathCheck(json_file.parent, "folder", "log file's folder")]
         try:
-            check_paths([PathCheck(json_file.parent, "folder", "log file's folder")])
+            check_paths(folder)
+            # Made here, where a refusal the check cannot see (a folder below /proc) is an
+            # error naming it: left to the log handler, it was a crash report.
+            make_folders(folder)
         except UnusablePathError as exc:
             raise UnusablePathError(exc.problems, hint="fix --log-file, or logging.file in "
                                     "the settings (or the folder itself)") from None

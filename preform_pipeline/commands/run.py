@@ -41,7 +41,7 @@ import argparse
 import io
 import os
 from collections.abc import Callable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -378,6 +378,8 @@ def _plan(
         return plan_builds(recipe, models, rejected=unreadable, servers=servers)
     except PipelineError as exc:
         print(f"error: {exc}", file=err)
+        if ledger is not None:  # the refusal is the run's end: its claims end with it
+            ledger.refused(str(exc))
         return None
 
 
@@ -456,7 +458,12 @@ def _run(
         make_folders(output_checks)
     except UnusablePathError as exc:  # say where the folder came from, not "the settings"
         raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
-    configure_command_logging(settings, args.log_level, stderr, json_file=log_file.resolve())
+    try:
+        configure_command_logging(settings, args.log_level, stderr,
+                                  json_file=log_file.resolve())
+    except UnusablePathError:  # refused, said on stderr: the output folder made for it goes
+        _take_back(made, settings, args.log_level, stderr)
+        raise
     # Each guess is a `warning:` line below, with why and what to do; the log file keeps
     # the event (the hot folder, which prints no such line, shows it on its console).
     # Likewise each unreadable model: its `rejected` line says it (once: a repeat passes
@@ -589,7 +596,9 @@ def _take_back(made: _Made, settings: Settings, log_level: str, stderr: TextIO) 
     if made.log_file is not None:
         # The log is closed first: Windows removes no open file.
         configure_command_logging(settings, log_level, stderr, json_file=None)
-        made.log_file.unlink(missing_ok=True)
+        # Not there, or never could be (a file named `logs` where its folder goes).
+        with suppress(FileNotFoundError, NotADirectoryError):
+            made.log_file.unlink()
     for folder in made.folders:
         try:
             folder.rmdir()

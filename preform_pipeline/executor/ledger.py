@@ -159,16 +159,28 @@ class RunLedger:
         # A run killed between its claims and its builds (while reading or planning) left
         # jobs with no build: unreleased, every later run would skip their models for ever.
         for job in self.store.list_jobs(state=JobState.PROCESSING):
-            if job.build_id is not None or not _claimed_by_dead_run(job, gone):
-                continue
-            try:
-                self.store.transition(job.id, JobState.FAILED, _DIED_UNBUILT,
-                                      expect=JobState.PROCESSING)
-            except StoreError as exc:  # another writer moved it first: it is theirs now
-                log.warning("run_release_failed", job_id=job.id, error=str(exc))
-                continue
-            lines.append(f"released {Path(job.source_path).name}: {_DIED_UNBUILT}")
+            if job.build_id is None and _claimed_by_dead_run(job, gone) and self._fail_claim(
+                    job, _DIED_UNBUILT):
+                lines.append(f"released {Path(job.source_path).name}: {_DIED_UNBUILT}")
         return lines
+
+    def refused(self, reason: str) -> None:
+        """The planner refused this run after its claims (``batching.on_overflow: fail``):
+        each job it claimed fails with ``reason``, its file free for the next run. Left in
+        processing, every later run released them as a dead run's work ("its run died", which
+        it had not), and kept a log for that, on every try from cron."""
+        for job in self._jobs_of.values():
+            self._fail_claim(job, reason)
+
+    def _fail_claim(self, job: Job, reason: str) -> bool:
+        """A claimed job that has no build fails with ``reason``; False when another
+        writer moved it first (it is theirs now)."""
+        try:
+            self.store.transition(job.id, JobState.FAILED, reason, expect=JobState.PROCESSING)
+        except StoreError as exc:
+            log.warning("run_release_failed", job_id=job.id, error=str(exc))
+            return False
+        return True
 
     def _release(self, build: Build, reason: str) -> None:
         """Unsent work of a dead run: the build and its jobs fail, so the content is free."""

@@ -38,6 +38,12 @@ _SCHEMES: Final = ("postgresql://", "postgres://")
 #: the host or the database, and lands in libpq's messages.
 _LOGIN_BREAKERS: Final = frozenset("@/")
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
+#: A ``password=`` field of a URL's query or a libpq connection string: its value (quoted,
+#: or up to a blank, ``&`` or quote) is hidden, whatever it is.
+_PASSWORD_FIELD: Final = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
+#: Where a message gives a password as one (``{}``: the password, escaped): a whole quoted
+#: token, or a login between the user's ``:`` and the host's ``@``.
+_AS_PASSWORD: Final = "(?<=\")(?:{0})(?=\")|(?<=')(?:{0})(?=')|(?<=:)(?:{0})(?=@)"
 
 
 def is_postgres_url(text: str) -> bool:
@@ -119,10 +125,13 @@ def redact_url(url: str) -> str:
 
 
 def hide_url(text: str, url: str) -> str:
-    """``text`` (a driver's message about ``url``) with ``url`` as :func:`redact_url` shows it
-    and any password the URL carries as ``***``: libpq quotes a URL it cannot parse whole, and
-    a password's badly encoded part, in its messages."""
-    hidden = text.replace(url, redact_url(url))
+    """``text`` (a driver's message about ``url``) with ``url`` as :func:`redact_url` shows it,
+    and any password the URL carries (as written or decoded) as ``***`` where the message
+    gives it as the password: a quoted token (libpq quotes a URL it cannot parse whole, and a
+    password's badly encoded part: ``invalid percent-encoded token: "secr%ZZet"``), a URL's
+    login (``user:secret@``) and a ``password=`` field. Only there: a short password is in
+    words of the message too (``p`` in ``port 1 failed``), which stay as they are."""
+    hidden = _PASSWORD_FIELD.sub(r"\1***", text.replace(url, redact_url(url)))
     try:
         parts = urlsplit(url)
         found = [parts.password or ""]
@@ -132,7 +141,7 @@ def hide_url(text: str, url: str) -> str:
         return hidden
     for secret in sorted({s for f in found for s in (f, unquote(f))}, key=len, reverse=True):
         if secret:
-            hidden = hidden.replace(secret, "***")
+            hidden = re.sub(_AS_PASSWORD.format(re.escape(secret)), "***", hidden)
     return hidden
 
 

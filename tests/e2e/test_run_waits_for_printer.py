@@ -13,10 +13,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import queue
 import re
+import signal
+import subprocess
+import time
 from pathlib import Path
 
-from run_e2e_support import command, fleet_jobs, run_cli, write_recipe
+from run_e2e_support import command, environment, fleet_jobs, run_cli, write_recipe
 
 from preform_pipeline.geometry import write_stl
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -25,6 +29,7 @@ from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.settings import load_settings
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.store import Build, JobState, SqliteJobStore
+from tests.e2e.test_run_sigint import WAIT_S, _lines
 from tests.fleet_prints import end_print
 
 PRINTER = "Form4-Only"
@@ -240,6 +245,52 @@ class TestARunWhoseOnlyWorkIsALeftBuildItSends:
                              f"({waiting.job_key} to {PRINTER}), no new builds")
         assert second.report["ok"] is True
         assert sum(waiting.job_key in j["job_name"] for j in fleet_jobs(tmp_path)) == 1
+
+
+class TestARunStoppedInItsSends:
+    """A run stopped (SIGTERM) while it sends what earlier runs left waiting, after one build
+    went out, keeps its log: the send is in it (review of session 43: the pass is counted as
+    begun before it runs, so an interrupt midway keeps the record; nothing tested it)."""
+
+    def test_its_log_keeps_the_build_it_sent(self, tmp_path: Path) -> None:
+        inbox = _models(tmp_path)
+        write_stl(inbox / "c.stl", box_triangles((0.0, 0.0, 0.0), (20.0, 20.0, 20.0)))
+        settings = _settings(tmp_path, scale=0.04, run_wait_s=0.5)  # a print takes ~70 s
+        argv = command(tmp_path, write_recipe(tmp_path, STEPS), [inbox], "--settings",
+                       str(settings), "--store", str(tmp_path / "jobs.db"))
+        first = run_cli(tmp_path, argv)
+        assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+        for model in inbox.iterdir():
+            model.unlink()
+        assert end_print(tmp_path / "fleet") == PRINTER  # one of the two waiting can go out
+        _settings(tmp_path, scale=0.04, run_wait_s=60)  # the other waits: the pass goes on
+        logs = tmp_path / "out" / "logs"
+        before = set(logs.iterdir())
+
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                   text=True, encoding="utf-8", env=environment(),
+                                   cwd=tmp_path)
+        lines: queue.Queue[str | None] = queue.Queue()
+        _lines(process.stdout, lines)
+        _lines(process.stderr, queue.Queue())  # read, so a full pipe never holds the run
+        try:
+            deadline = time.monotonic() + WAIT_S
+            seen: list[str] = []
+            while not seen or not seen[-1].startswith("sent "):
+                line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
+                assert line is not None, f"the run ended early: {seen}"
+                seen.append(line)
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=WAIT_S) == 143
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+        [log] = set(logs.iterdir()) - before
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        sent = [e["job_key"] for e in events
+                if e["event"] == "build_transition" and e["to_state"] == "print_sent"]
+        assert [f"sent {key} to {PRINTER} from its saved .form" for key in sent] == [seen[-1]]
 
 
 class TestItsLinesNameTheBuildAsEscapes:

@@ -10,8 +10,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
+
+import pytest
 
 from preform_pipeline.store import JobState, SqliteJobStore
 from tests.command_line import InProcess
@@ -112,7 +115,6 @@ class TestAnEmptyInbox:
         assert done.stdout.startswith("released gear.obj: its run died before building it\n")
         assert len(list((tmp_path / "out" / "logs").glob("*.jsonl"))) == 1
 
-
     def test_a_run_that_swept_a_dead_runs_temporary_keeps_its_log(
         self, tmp_path: Path
     ) -> None:
@@ -159,6 +161,82 @@ class TestARefusedRun:
         assert done.returncode == 1
         assert log.is_file()
         assert not (tmp_path / "out").exists()
+
+    def test_a_plan_the_recipe_refuses_leaves_nothing_on_each_try(self, tmp_path: Path) -> None:
+        # Review of session 43: the refused run's claims stayed in processing; each later
+        # try "released" them as a dead run's work (which it was not) and kept its log.
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        text = recipe.read_text(encoding="utf-8")
+        recipe.write_text(text.replace("max_models_per_build: null", "max_models_per_build: 1")
+                          .replace("on_overflow: split", "on_overflow: fail"), encoding="utf-8")
+        long_ago = time.time() - 60  # whole files, not still being written
+        for name in ("gear.obj", "l_bracket.stl"):
+            shutil.copyfile(REPO_ROOT / "sample_models" / "parts" / name, inbox / name)
+            os.utime(inbox / name, (long_ago, long_ago))
+        store = tmp_path / "jobs.sqlite3"
+        argv = ("run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
+                "--store", str(store))
+        before = _tree(tmp_path)
+        for _ in range(2):
+            done = _cli(tmp_path, *argv)
+            assert done.returncode == 1 and done.stdout == "", done.stdout + done.stderr
+            assert "batching.on_overflow: fail" in done.stderr.splitlines()[0]
+            assert _tree(tmp_path) - {store.name} == before
+        with SqliteJobStore(store) as opened:
+            jobs = opened.list_jobs()
+        assert [j.state for j in jobs] == [JobState.FAILED] * 4
+        assert all("batching.on_overflow: fail" in j.reason for j in jobs)
+
+
+class TestALogFileThatCannotBeWritten:
+    """A log file whose folder cannot be used refuses the run before its work, as an output
+    folder that cannot is: its ``error:`` line, and nothing left (the review of session 43:
+    the output folder made for the run stayed, and a folder the check cannot judge was a
+    crash report)."""
+
+    def test_a_folder_that_is_a_file_leaves_no_output_folder(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        blocker = tmp_path / "blocker"
+        blocker.write_text("", encoding="utf-8")
+        before = _tree(tmp_path)
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(
+            f"error: log file's folder {blocker}: is a file, not a folder (fix --log-file"), (
+            done.stderr)
+        assert _tree(tmp_path) == before
+
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
+    def test_a_folder_below_proc_is_refused_not_a_crash(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # /proc grants root write access and still refuses a new folder: the check passes.
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        before = _tree(tmp_path)
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--log-file", "/proc/no-such-pp/run.jsonl")
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith("error: log file's folder /proc/no-such-pp: "), (
+            done.stderr)
+        assert _tree(tmp_path) == before
+
+    def test_a_file_named_logs_in_the_output_folder_is_said_not_a_crash(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        (tmp_path / "out").mkdir()
+        (tmp_path / "out" / "logs").write_text("", encoding="utf-8")
+        before = _tree(tmp_path)
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(
+            f"error: log file's folder {tmp_path / 'out' / 'logs'}: is a file, not a folder"), (
+            done.stderr)
+        assert _tree(tmp_path) == before
 
 
 class TestARunWhoseOnlyWorkIsALeftBuildItCannotSend:

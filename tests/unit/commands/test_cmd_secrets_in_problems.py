@@ -12,6 +12,7 @@ real subprocess, as a user types it.
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -108,6 +109,25 @@ class TestStoreUrlsLibpqCannotRead:
         assert shown in said
         assert ("the job store failed while connecting: " in said) is (
             "user or password" not in shown)
+
+
+class TestAStoreThatIsNotThere:
+    """A database that cannot be reached is said in the driver's words, the URL's password
+    hidden where it stands as one and nowhere else (the review of session 43: the password
+    "p" made the message read "***ort 1 failed")."""
+
+    def test_a_short_password_leaves_the_message_whole(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        code, said = command(in_process, tmp_path, "jobs", "--store",
+                             f"postgresql://u:p@127.0.0.1:{port}/jobs")
+        assert code == 1
+        assert (f"error: postgresql://u:***@127.0.0.1:{port}/jobs: cannot reach the PostgreSQL "
+                f'job store while connecting: Connection refused (server "127.0.0.1", port '
+                f"{port}) (check that the database server runs") in said, said
 
 
 class TestStoreUrlsOfOtherDatabases:

@@ -129,6 +129,25 @@ class TestDriverMessages:
         url = "postgresql://pipeline:secret@db.lab/jobs?password=asecret"
         assert hide_url('token "asecret" and "secret"', url) == 'token "***" and "***"'
 
+    def test_a_short_password_leaves_the_words_that_hold_it(self) -> None:
+        # Review of session 43: a password "p" hid every "p" ("***ort 1 failed").
+        url = "postgresql://u:p@127.0.0.1:1/db"
+        said = ('connection to server at "127.0.0.1", port 1 failed: Connection refused\n'
+                '\tIs the server running on that host and accepting TCP/IP connections?')
+        assert hide_url(said, url) == said
+
+    @pytest.mark.parametrize("said", [
+        f'in URI: "postgresql://pipeline:{SECRET}@db.lab/jobs?connect_timeout=5"',
+        f'invalid connection option in "user=pipeline password={SECRET} host=db.lab"',
+        f"invalid connection option in \"user=pipeline password='{SECRET} x' host=db.lab\"",
+        f'in URI: "postgresql://db.lab/jobs?sslmode=require&PASSWORD={SECRET}"',
+    ], ids=["login", "conninfo", "conninfo-quoted", "query"])
+    def test_a_password_where_the_message_gives_it_as_one_is_hidden(self, said: str) -> None:
+        # The message's URL or connection string is not the URL given (the driver added to
+        # it), so only where the password stands tells it.
+        url = f"postgresql://pipeline:{SECRET}@db.lab/jobs?password={SECRET}"
+        assert SECRET not in hide_url(said, url)
+
     @pytest.mark.parametrize("url", [
         "postgresql://pipeline:@db.lab/jobs", "postgresql://pipeline@db.lab/jobs?password=",
         "postgresql://pipeline@db.lab/jobs",
