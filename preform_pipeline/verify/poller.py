@@ -544,7 +544,8 @@ class VerificationPoller:
         ``requests`` requests; the longest interval while the hourly budget is nearly spent;
         doubling after failures; a rate limit's wait (``retry_after_s``, the failure's) is
         waited out in one: no poll before it ends could send a request (the ledger refuses
-        it here), so the next comes when it ends, or at a deadline that falls earlier.
+        it here), so the next comes when it ends, or at a deadline that falls earlier, and
+        never sooner than the requests the failed poll spent allow.
         """
         deadlines = [
             (item.sent_at + timedelta(seconds=self.deadline_s) - now).total_seconds()
@@ -553,8 +554,12 @@ class VerificationPoller:
         ]
         if failed and retry_after_s is not None:
             # Not the doubling backoff: its polls at 10, 20, 40 s ... of an hour's hold sent
-            # nothing, and each said the same refusal again on a run's console.
-            return max(self.min_interval_s, min([retry_after_s, *deadlines]))
+            # nothing, and each said the same refusal again on a run's console. Within the
+            # budget still: a 503 that says "back in 5 s" was sent, and waited and sent again
+            # three times, by a poll that spent 4 requests; polled again at the 30 s floor
+            # it spent 320 an hour of a share of 60.
+            return max(self.min_interval_s, min([retry_after_s, *deadlines]),
+                       self.pace.wait_after(requests))
         if failed:
             interval = backoff(self._failures, self.interval_s, self.max_interval_s,
                                floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)
