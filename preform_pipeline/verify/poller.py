@@ -289,6 +289,7 @@ class VerificationPoller:
         self.overlap_s = float(overlap_s)
         self.requests_per_hour = float(requests_per_hour)
         self.pace = RequestPace(self.requests_per_hour, credit=credit_requests, clock=clock)
+        self._credit_drawn = False
         # Never later than a base interval after the estimate (a short test interval too).
         self.finish_margin_s = min(float(finish_margin_s), self.interval_s)
         self.per_page = per_page
@@ -328,6 +329,9 @@ class VerificationPoller:
     def _poll(self, pending: list[PendingPrint]) -> PollOutcome:
         if not pending:
             return PollOutcome((), (), (), 0, 0, self.interval_s, self.client.budget())
+        if not self._credit_drawn:
+            self._credit_drawn = True
+            self._draw_credit()
         before = self.client.budget().total
         matched: dict[str, PrintRun] = {}
         error: str | None = None
@@ -405,6 +409,20 @@ class VerificationPoller:
             tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error,
             retry_after_s,
         )
+
+    def _draw_credit(self) -> None:
+        """Keep the pace's credit only when no other process sharing the account's record
+        (the job store's) sent a request for as long as the pace takes to earn it; else the
+        even pace (verify/pace.py: a cron's runs one after another each took it whole)."""
+        if self.pace.credit <= 0:
+            return
+        # A feed without a limiter (a fleet folder read directly) spends no shared budget.
+        limiter = getattr(self.client, "limiter", None)
+        others = 0 if limiter is None else limiter.spent_by_others(self.pace.earn_s)
+        if others != 0:
+            self.pace.forgo_credit()
+            log.info("verify_credit_forgone", others_requests=others,
+                     within_s=round(self.pace.earn_s, 1))
 
     def _read_feed(self, pending: list[PendingPrint], matched: dict[str, PrintRun]) -> int:
         """Read newest-first pages of the window; fill ``matched`` (key -> newest run).
