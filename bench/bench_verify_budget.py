@@ -297,8 +297,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "Each poll reads `GET /prints/?date__gt=<oldest pending send - 10 min>` newest first, "
         "100 per page, until every pending print is matched by its job key; with ~500 prints "
-        "running that is 6-8 pages. The interval follows the soonest estimated finish but never "
-        "spends more than 60 requests an hour, so a poll of 7 pages waits 7 minutes: the "
+        "running that is 6-8 pages. The interval follows the soonest estimated finish, but "
+        "once a credit of 2 requests is spent the share of 60 an hour is earned at an even "
+        "pace (58 an hour, verify/pace.py), so a poll of 7 pages waits 7.2 minutes: the "
         "cost stays flat however many prints wait, and the result of a print is known a few "
         "minutes after it ends.",
         "",

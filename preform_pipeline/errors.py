@@ -443,8 +443,9 @@ class ServerInternalError(TransientApiError):
 
 class ServerBusyError(ServerInternalError):
     """The server, or a proxy in front of it, answered 429 or 503: too busy or unavailable
-    for now. ``retry_after_s`` is its ``Retry-After`` (None: it gave none) when that was
-    longer than the request could wait (retryafter.py)."""
+    for now. ``retry_after_s`` is its ``Retry-After`` (None: it gave none): longer than the
+    request could wait, or still asked after the request was sent again as often as it may be
+    (retryafter.py)."""
 
     def __init__(self, message: str, *, retry_after_s: float | None = None,
                  **fields: Any) -> None:

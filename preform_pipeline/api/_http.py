@@ -158,11 +158,12 @@ def _describe(status: int, code: str | None, message: str | None) -> str:
 
 def error_for_status(
     status: int, body: Any, request: RequestInfo, wait: AnswersWait | None = None, *,
-    limit_s: float = MAX_RETRY_AFTER_S, limit: str = "",
+    limit_s: float = MAX_RETRY_AFTER_S, limit: str = "", sent: int = 1,
 ) -> ApiError:
     """The error for a non-2xx answer (see the table in the module docstring). ``wait``: what
     a 429 or 503 said of when to come back; ``limit_s`` and ``limit``: the longest wait the
-    request could take, and its words when that was not the Retry-After rule's own."""
+    request could take, and its words when that was not the Retry-After rule's own;
+    ``sent``: how many times the request was sent, each after the wait the last asked."""
     code, message = error_fields(body)
     text = _describe(status, code, message)
     fields: dict[str, Any] = {
@@ -177,10 +178,16 @@ def error_for_status(
         asked = "" if wait is None or seconds is None else (
             f": {asked_to_wait(seconds, wait.now, limit_s=limit_s, limit=limit)}")
         when = "" if wait is None or seconds is None else f", or try again {wait.when}"
+        # Its time waited out already, as often as a request is: not "asked to wait 1 s" alone.
+        again = "" if sent <= 1 else (
+            f"; sent {sent} times, waiting what it asked between them, as often as a request "
+            "may be")
         return ServerBusyError(
-            text + asked, retry_after_s=seconds,
-            hint=f"the server, or a proxy in front of it, is busy or down for now: the build "
-            f"is tried on another server{when}", **fields)
+            text + asked + again, retry_after_s=seconds,
+            # Not "the build is tried on another server": with one server, or on the last
+            # attempt, it is not; the runner says where a retry goes (build_retry).
+            hint=f"the server, or a proxy in front of it, is busy or down for now; retry on "
+            f"another server{when}", **fields)
     if status == httpx.codes.REQUEST_TIMEOUT:
         return ServerTimeoutError(text, hint=_HINT_TIMEOUT, **fields)
     if 400 <= status < 500:
@@ -363,7 +370,8 @@ class HttpSession:
                              attempt=tries + 1)
                 limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
                     f"the {max(0.0, left):.0f} s left of the request's time"
-                raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit)
+                raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit,
+                                 sent=tries + 1)
             log.warning("api_retry_after", method=method, path=path, status=answer.status,
                         retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
                         max_retries=MAX_RETRY_AFTER_TRIES)
@@ -449,10 +457,10 @@ def _body(answer: WireAnswer) -> Any:
 
 
 def _api_error(answer: WireAnswer, info: RequestInfo, wait: AnswersWait, *,
-               limit_s: float, limit: str) -> ApiError:
+               limit_s: float, limit: str, sent: int) -> ApiError:
     """The error for a 429 or 503 not waited out (see :func:`error_for_status`)."""
     return error_for_status(answer.status, _body(answer), info, wait, limit_s=limit_s,
-                            limit=limit)
+                            limit=limit, sent=sent)
 
 
 def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:

@@ -223,6 +223,24 @@ class RateLimiter:
         """Requests that may still be sent before the hourly budget makes callers wait."""
         return max(0, self.hourly_limit - self.spent_this_hour)
 
+    def spent_by_others(self, within_s: float) -> int | None:
+        """Requests the other processes sharing the ledger sent in the last ``within_s``
+        seconds (the ledger's count less this process's own): 0 without a ledger, where no
+        other is known; None when the ledger cannot tell now (it failed)."""
+        with self._lock:
+            now = self._clock.monotonic()
+            ledger = self._usable_ledger(now)
+            if ledger is None:
+                return None if self._ledger is not None else 0
+            own = sum(1 for sent in self._sent if sent > now - within_s)
+            try:
+                shared = ledger.web_requests_spent(self._account, now=self._clock.now(),
+                                                   window_s=within_s)
+            except StoreError as exc:
+                self._ledger_failed(now, exc)
+                return None
+        return max(0, shared - own)
+
     def snapshot(self) -> BudgetSnapshot:
         with self._lock:
             spent = self._spent(self._clock.monotonic())

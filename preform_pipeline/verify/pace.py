@@ -12,6 +12,14 @@ default: the poll at the send, and one at the print's estimated end) and refills
 what one poll of more pages than the last one overran, as before): one that has spent little
 lately polls when a print is due, never sooner than the poller's shortest interval, and a busy
 one (a farm's hundreds of pending prints) keeps an even pace, a little slower than before.
+
+A new process cannot know what pollers before it spent: a ``verify --wait`` from cron every
+5 minutes polling for 5, each starting with the whole credit, spent 85 requests an hour of a
+share of 60 (one after another at the even pace, 60). So the poller takes the credit only
+when the job store's record of the account holds no other process's request for as long as
+the pace takes to earn it (:attr:`RequestPace.earn_s`, 124 s), and otherwise starts at the
+even pace (:meth:`RequestPace.forgo_credit`; the poller's ``_draw_credit``): a credit then
+stands for requests nobody spent, and one poller after another stays within the share.
 """
 
 from __future__ import annotations
@@ -47,6 +55,17 @@ class RequestPace:
         self._clock = clock
         self._level = self.credit
         self._at = clock.monotonic()
+
+    @property
+    def earn_s(self) -> float:
+        """Seconds the pace takes to earn its whole credit (124 s: 2 requests at 58 an hour)."""
+        return self.credit / self._per_s
+
+    def forgo_credit(self) -> None:
+        """Start without the credit (what is left of it): the even pace from now on, until
+        time earns it back."""
+        self._level = min(self._level_now(self._clock.monotonic()), 0.0)
+        self._at = self._clock.monotonic()
 
     def _level_now(self, now: float) -> float:
         return min(self.credit, self._level + max(0.0, now - self._at) * self._per_s)

@@ -289,6 +289,7 @@ class VerificationPoller:
         self.overlap_s = float(overlap_s)
         self.requests_per_hour = float(requests_per_hour)
         self.pace = RequestPace(self.requests_per_hour, credit=credit_requests, clock=clock)
+        self._credit_drawn = False
         # Never later than a base interval after the estimate (a short test interval too).
         self.finish_margin_s = min(float(finish_margin_s), self.interval_s)
         self.per_page = per_page
@@ -328,6 +329,9 @@ class VerificationPoller:
     def _poll(self, pending: list[PendingPrint]) -> PollOutcome:
         if not pending:
             return PollOutcome((), (), (), 0, 0, self.interval_s, self.client.budget())
+        if not self._credit_drawn:
+            self._credit_drawn = True
+            self._draw_credit()
         before = self.client.budget().total
         matched: dict[str, PrintRun] = {}
         error: str | None = None
@@ -405,6 +409,20 @@ class VerificationPoller:
             tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error,
             retry_after_s,
         )
+
+    def _draw_credit(self) -> None:
+        """Keep the pace's credit only when no other process sharing the account's record
+        (the job store's) sent a request for as long as the pace takes to earn it; else the
+        even pace (verify/pace.py: a cron's runs one after another each took it whole)."""
+        if self.pace.credit <= 0:
+            return
+        # A feed without a limiter (a fleet folder read directly) spends no shared budget.
+        limiter = getattr(self.client, "limiter", None)
+        others = 0 if limiter is None else limiter.spent_by_others(self.pace.earn_s)
+        if others != 0:
+            self.pace.forgo_credit()
+            log.info("verify_credit_forgone", others_requests=others,
+                     within_s=round(self.pace.earn_s, 1))
 
     def _read_feed(self, pending: list[PendingPrint], matched: dict[str, PrintRun]) -> int:
         """Read newest-first pages of the window; fill ``matched`` (key -> newest run).
@@ -544,7 +562,8 @@ class VerificationPoller:
         ``requests`` requests; the longest interval while the hourly budget is nearly spent;
         doubling after failures; a rate limit's wait (``retry_after_s``, the failure's) is
         waited out in one: no poll before it ends could send a request (the ledger refuses
-        it here), so the next comes when it ends, or at a deadline that falls earlier.
+        it here), so the next comes when it ends, or at a deadline that falls earlier, and
+        never sooner than the requests the failed poll spent allow.
         """
         deadlines = [
             (item.sent_at + timedelta(seconds=self.deadline_s) - now).total_seconds()
@@ -553,8 +572,12 @@ class VerificationPoller:
         ]
         if failed and retry_after_s is not None:
             # Not the doubling backoff: its polls at 10, 20, 40 s ... of an hour's hold sent
-            # nothing, and each said the same refusal again on a run's console.
-            return max(self.min_interval_s, min([retry_after_s, *deadlines]))
+            # nothing, and each said the same refusal again on a run's console. Within the
+            # budget still: a 503 that says "back in 5 s" was sent, and waited and sent again
+            # three times, by a poll that spent 4 requests; polled again at the 30 s floor
+            # it spent 320 an hour of a share of 60.
+            return max(self.min_interval_s, min([retry_after_s, *deadlines]),
+                       self.pace.wait_after(requests))
         if failed:
             interval = backoff(self._failures, self.interval_s, self.max_interval_s,
                                floor_s=self.min_interval_s, max_doublings=_MAX_FAILURE_DOUBLINGS)

@@ -19,7 +19,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerBusyError, TransientApiError
-from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, resume_time
+from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TRIES, resume_time
 from tests.hostile_http import HostileFront, reply, running_front
 
 VERSION = b'{"version": "0.9.12"}'
@@ -75,6 +75,32 @@ class TestAWaitTheRequestCanTake:
         assert clock.slept == pytest.approx(20, abs=1)
 
 
+class TestAServerBusyForever:
+    """A server that says "back in a second" every time is sent a request 4 times at most."""
+
+    @pytest.mark.parametrize("status", [503, 429])
+    def test_three_waits_then_the_answer_is_the_error_with_its_time(
+        self, front: HostileFront, status: int
+    ) -> None:
+        clock = ManualClock()
+        front.on("GET", "/", reply(status, MAINTENANCE, headers=(("Retry-After", "1"),)))
+        with _client(front, clock) as client, capture_logs() as logs, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert len(front.requests_to("/")) == 1 + MAX_RETRY_AFTER_TRIES
+        assert clock.slept == MAX_RETRY_AFTER_TRIES
+        assert caught.value.retry_after_s == 1
+        waited = [e["attempt"] for e in logs if e["event"] == "api_retry_after"]
+        [given_up] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+        assert (waited, given_up["attempt"]) == ([1, 2, 3], 4)
+        until = resume_time(clock.now(), 1)
+        assert str(caught.value).endswith(
+            f"server answered {status}: asked to wait 1 s (until {until}); sent 4 times, "
+            "waiting what it asked between them, as often as a request may be (the server, or "
+            "a proxy in front of it, is busy or down for now; retry on another server, or try "
+            f"again after {until})")
+
+
 class TestAWaitTheRequestCannotTake:
     """A wait past the request's time or the longest wait fails it at once, transient (the
     build goes to another server), saying until when and why it was not waited."""
@@ -92,7 +118,9 @@ class TestAWaitTheRequestCannotTake:
         assert (f"server answered 503: asked to wait {DAY_S} s (until {until}), longer than "
                 f"the {MAX_RETRY_AFTER_S:.0f} s a request waits for a Retry-After at most: "
                 "not waited, the request was not sent again") in str(error)
-        assert error.hint is not None and f"try again after {until}" in error.hint
+        # What helps, not what the runner will do (one server, a last attempt: no other).
+        assert error.hint == ("the server, or a proxy in front of it, is busy or down for now; "
+                              f"retry on another server, or try again after {until}")
         assert clock.slept == 0 and len(front.requests_to("/")) == 1
 
     def test_a_wait_past_the_requests_time_says_the_time_left(

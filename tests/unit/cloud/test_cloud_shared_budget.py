@@ -249,3 +249,28 @@ class TestOneBudgetPerDashboardUser:
     def test_the_settings_read_the_account(self, tmp_path: Path) -> None:
         cloud = read_cloud_settings({"account": "lab@example.com"}, tmp_path)
         assert cloud.account == "lab@example.com"
+
+
+class TestWhatOthersSpentLately:
+    """``spent_by_others``: the ledger's count of a recent spell, less this process's own."""
+
+    def test_the_other_process_requests_in_the_spell_only(
+        self, clock: ManualClock, stores: tuple[SqliteJobStore, SqliteJobStore]
+    ) -> None:
+        first, second = (_limiter(clock, s) for s in stores)
+        first.acquire()
+        clock.advance(100)
+        first.acquire()
+        second.acquire()
+        assert (second.spent_by_others(60), second.spent_by_others(150)) == (1, 2)
+        assert first.spent_by_others(150) == 1
+
+    def test_without_a_ledger_none_is_known_and_a_failed_one_cannot_tell(
+        self, clock: ManualClock, tmp_path: Path
+    ) -> None:
+        assert _limiter(clock, None).spent_by_others(120) == 0
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        limiter = _limiter(clock, store)
+        store.close()
+        with capture_logs():
+            assert limiter.spent_by_others(120) is None

@@ -355,6 +355,26 @@ class TestPacing:
         assert outcome.retry_after_s == pytest.approx(1200)
         assert outcome.next_interval_s == pytest.approx(1200)
 
+    def test_a_web_api_in_maintenance_that_says_soon_is_polled_within_the_hours_share(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # verify --wait's client waits a 503's "back in 5 s" three times, then the poll fails
+        # having spent 4 requests: the next poll waits what they take of the share of 60 an
+        # hour, not the 30 s floor (4 requests every 45 s were 320 an hour).
+        client = make_client()
+        fake_api.script(*[ScriptedAnswer(503, json={"detail": "maintenance"},
+                                         headers={"Retry-After": "5"}, path=PRINTS)] * 400)
+        poller = VerificationPoller(client, clock=clock, requests_per_hour=60)
+        items = _pending(clock)
+        start, spent = clock.monotonic(), 0
+        while clock.monotonic() - start < 3600:
+            outcome = poller.poll(items)
+            assert outcome.retry_after_s == pytest.approx(5)
+            spent += outcome.requests
+            clock.advance(outcome.next_interval_s)
+        # The share of the hour, and the last poll's 4 (their wait falls in the next hour).
+        assert 40 <= spent <= 60 + 4
+
     # By default (verify --wait, a run) the poll's warning is the only one; a caller that
     # defers (the hot folder) or tells every failed poll (one verify) says so itself.
     @pytest.mark.parametrize(("options", "level"), [({}, "warning"),
