@@ -680,8 +680,9 @@ def plain_pass_fits(
     recipe: Recipe, models: Sequence[ModelInfo], machine: MachineType | None
 ) -> bool:
     """Whether ``models`` share one platform of ``machine`` by the planner's plain pass (the
-    test every planned build passed); True when there is no platform to judge: no machine
-    known, or a powder machine, whose server packs a volume."""
+    test every planned build passed, but one whose moved model took a finer turn under
+    ``batching.empty_builds``: it may fail this); True when there is no platform to judge: no
+    machine known, or a powder machine, whose server packs a volume."""
     if machine is None or machine.technology != "SLA":
         return True
     if not models:

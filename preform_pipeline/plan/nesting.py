@@ -59,8 +59,11 @@ platform takes may change places with a smaller unit of one, which then has to m
 turn. When every unit has moved the platform goes and the search starts again; when one
 cannot, nothing of that try is kept and the next emptiest platform is tried; the search stops
 when none empties, or when its work is spent: :data:`EMPTYING_CHECKS_PER_MODEL` moves tried
-per model (the planning thread's CPU time is again only a safety limit), so the plan is the
-same on any machine. Every platform it changes is one plain pass's layout (the newcomer
+per model, so the plan is the same on any machine. The planning thread's CPU time is again
+only a safety limit, counted per move allowed (:data:`EMPTYING_SAFETY_S_PER_CHECK`, about four
+times the dearest move measured): a far slower machine, or builds holding far more models
+than mixed200's (about 30, where a move costs most), may stop earlier and keep a plan with
+fewer platforms emptied. Every platform it changes is one plain pass's layout (the newcomer
 perhaps at a finer turn), and there are never more platforms than before.
 
 Coordinates: ``(0, 0)`` is the platform centre, x right, y away from the user; a placement
@@ -86,6 +89,7 @@ __all__ = [
     "DEFAULT_SEARCH_S_PER_MODEL",
     "DEFAULT_TURN_STEP_DEG",
     "EMPTYING_CHECKS_PER_MODEL",
+    "EMPTYING_SAFETY_S_PER_CHECK",
     "FINE_TURN_STEP_DEG",
     "MIN_SEARCH_S",
     "SEARCH_MODEL_ORDERS",
@@ -116,6 +120,12 @@ MIN_SEARCH_S: Final = 5.0
 #: plain passes in turn (a budget counted in work, so the plan is the same on any machine; it
 #: grows with the batch, as issue 11 asks).
 EMPTYING_CHECKS_PER_MODEL: Final = 1
+#: Emptying platforms: a safety limit only, in the planning thread's CPU time per move allowed
+#: above (at least :data:`MIN_SEARCH_S`): about four times the 62 ms a move took on mixed200
+#: (about 30 models a build), the dearest measured on a 2-core machine of 2026 (arches64: 21
+#: ms). The search's own per-model limit is not enough here: on mixed200 it stopped the moves
+#: at 161 of 200, so the plan hung on the machine's speed.
+EMPTYING_SAFETY_S_PER_CHECK: Final = 0.25
 #: Emptying platforms: the turn step a model being moved may also take (the others keep theirs).
 FINE_TURN_STEP_DEG: Final = 5.0
 #: Platforms kept open for the greedy pass: later models rarely fit further back.
@@ -372,6 +382,13 @@ class _Unit:
 def _together(members: Sequence[Outline]) -> _Unit:
     """Outlines that share a platform, placed largest hull first."""
     return _Unit(tuple(sorted(members, key=lambda o: (-o.hull_mm2, o.key))))
+
+
+def _largest_first(unit: _Unit) -> tuple[float, str]:
+    """The sort key of the plain pass's order (the search's first, and the emptying's):
+    largest hull first, ties by the first model's key. One rule, so that a move the emptying
+    accepts is the layout a plain pass of the build gives."""
+    return -unit.hull, unit.outlines[0].key
 
 
 _Alone = Callable[[_Unit], "_Platform | None"]
@@ -660,7 +677,7 @@ def nest(
     def score(result: list[_Platform]) -> tuple[int, float]:
         return len(result), min(p.hull for p in result)
 
-    by_hull = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    by_hull = sorted(units, key=_largest_first)
     by_span = sorted(units, key=lambda u: (-_span(u.outlines), -u.hull, u.outlines[0].key))
     best_nester, best = nester, nester.run(by_hull, rules.alone)
     budget = search_s_per_model * len(outlines)
@@ -701,7 +718,7 @@ def nest(
         ):
             fine = _fine_rules(platform, margin, cell, fine_turn_step_deg, max_items, spill)
         checks = EMPTYING_CHECKS_PER_MODEL * len(outlines)
-        safety = time.thread_time() + max(budget, MIN_SEARCH_S)
+        safety = time.thread_time() + max(checks * EMPTYING_SAFETY_S_PER_CHECK, MIN_SEARCH_S)
         laid = _empty_platforms(rules, fine, laid, units, checks, safety)
     return [p.nester.result(p) for p in laid]
 
@@ -734,7 +751,7 @@ def _plain_pass(rules: _Rules, units: Sequence[_Unit]) -> tuple[_Platform, list[
     """A platform filled by one rule's plain pass over ``units`` (largest first), and the
     units it left out: the first rule that places them all, else the one leaving the least
     hull out (the first such)."""
-    ordered = sorted(units, key=lambda u: (-u.hull, u.outlines[0].key))
+    ordered = sorted(units, key=_largest_first)
     best: tuple[_Platform, list[_Unit]] | None = None
     for rule in range(len(rules.variants)):
         nester = rules.nester(rule)
@@ -823,7 +840,7 @@ class _Prefixes:
         ``fine``, the newcomer alone may also take that rule's finer turns (the others keep
         the turns they are planned with), tried when no rule places them all at the usual
         turns."""
-        ordered = sorted([*units, newcomer], key=lambda u: (-u.hull, u.outlines[0].key))
+        ordered = sorted([*units, newcomer], key=_largest_first)
         at = next(i for i, u in enumerate(ordered) if u is newcomer)
         front, back = ordered[:at], ordered[at + 1 :]
         for finer in (None, fine) if fine is not None else (None,):
@@ -900,7 +917,7 @@ def _empty_one(rules: _Rules, fine: _FineRules | None, state: _Emptying, index: 
     held = [list(mine) for mine in state.held]
     laid = list(state.laid)
     hulls = [sum(u.hull for u in mine) for mine in held]
-    pending = sorted(held[index], key=lambda u: (-u.hull, u.outlines[0].key))
+    pending = sorted(held[index], key=_largest_first)
     limit = rules.max_items
     while pending:
         unit = pending.pop(0)
@@ -937,7 +954,7 @@ def _empty_one(rules: _Rules, fine: _FineRules | None, state: _Emptying, index: 
                     held[home] = [*rest, unit]
                     laid[home], hulls[home] = platform, hulls[home] - other.hull + unit.hull
                     pending.append(other)
-                    pending.sort(key=lambda u: (-u.hull, u.outlines[0].key))
+                    pending.sort(key=_largest_first)
                     moved = True
                     break
             if moved:

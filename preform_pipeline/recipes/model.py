@@ -306,7 +306,8 @@ class BatchingSpec:
     #: SLS: share of the chamber a build's parts may fill; None: the planner's default.
     packing_density: float | None = None
     #: Resin: after its search, the planner also tries to empty its emptiest builds into the
-    #: others (fewer builds for more planning time; off by default, docs/planning.md).
+    #: others (never more builds, several times the planning time, and on the bench no build
+    #: saved on the simulated server; off by default, docs/planning.md).
     empty_builds: bool = False
 
 

@@ -4,7 +4,9 @@ same plan, every footprint inside its platform and apart from the others."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,7 +17,12 @@ from preform_pipeline.geometry.projection import hull_area
 from preform_pipeline.plan import nesting
 from preform_pipeline.plan.builds import ModelInfo, plan_builds
 from preform_pipeline.plan.footprint import Shadow
-from preform_pipeline.plan.nesting import NestedBin, nest
+from preform_pipeline.plan.nesting import (
+    EMPTYING_SAFETY_S_PER_CHECK,
+    NestedBin,
+    nest,
+    one_platform_layout,
+)
 from tests.unit.plan.planning_factories import make_model, make_recipe
 from tests.unit.plan.test_plan_nesting import check
 from tests.unit.plan.test_plan_nesting_search import outlines_of, parts, shape
@@ -68,6 +75,19 @@ class TestEmptying:
         assert len(bins) == before - 1
         check(outlines, bins, PLATFORM, 0.0, 0.0, [])
 
+    @pytest.mark.parametrize("found", [BY_MOVES, BY_A_SWAP], ids=["moves", "a-swap"])
+    def test_every_platform_is_the_plain_pass_of_its_models(
+        self, found: list[tuple[str, float, float]]
+    ) -> None:
+        # What the server's one pass would do with the build: the planner's own plain pass
+        # (largest first, from empty) lays each platform out exactly so.
+        outlines = outlines_of(found)
+        by_key = {o.key: o for o in outlines}
+        for laid in nest(outlines, PLATFORM, empty_platforms=True):
+            again = one_platform_layout([by_key[p.key] for p in laid.placements], PLATFORM)
+            assert again is not None
+            assert layout([again]) == layout([laid])
+
     def test_off_by_default(self) -> None:
         assert len(nest(outlines_of(BY_MOVES), PLATFORM)) == 3
 
@@ -81,6 +101,35 @@ class TestEmptying:
         # The budget is counted in plain passes, never the clock: none allowed, none tried.
         monkeypatch.setattr(nesting, "EMPTYING_CHECKS_PER_MODEL", 0)
         assert len(nest(outlines_of(BY_MOVES), PLATFORM, empty_platforms=True)) == 3
+
+    def test_a_machine_where_moves_cost_most_of_their_allowance_tries_them_all(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Two moves per model (40): more CPU than the least safety limit (5 s) hides, so
+        # the limit must grow with the moves allowed, or a slower machine tries fewer.
+        monkeypatch.setattr(nesting, "EMPTYING_CHECKS_PER_MODEL", 2)
+        tried: list[float] = []
+        extra = [0.0]
+        cost = [0.0]
+        real = nesting._Prefixes.with_newcomer
+
+        def move(prefixes: nesting._Prefixes, *args: object) -> object:
+            tried.append(cost[0])
+            extra[0] += cost[0]
+            return real(prefixes, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(nesting._Prefixes, "with_newcomer", move)
+        # The planning thread's CPU clock as the nester reads it, each move costing ``cost``.
+        monkeypatch.setattr(nesting, "time", SimpleNamespace(
+            thread_time=lambda: time.thread_time() + extra[0]))
+        outlines = outlines_of(BY_A_SWAP)
+        fast = layout(nest(outlines, PLATFORM, empty_platforms=True))
+        moves = len(tried)
+        assert moves > 5.0 / (0.8 * EMPTYING_SAFETY_S_PER_CHECK)
+        tried.clear()
+        cost[0] = 0.8 * EMPTYING_SAFETY_S_PER_CHECK
+        assert layout(nest(outlines, PLATFORM, empty_platforms=True)) == fast
+        assert len(tried) == moves
 
     def test_a_platform_that_cannot_empty_is_left_as_it_was(self) -> None:
         outlines = outlines_of(HALF_WAY)

@@ -22,7 +22,18 @@ class TestEmptyBuilds:
         assert recipe.batching.empty_builds is True
 
     def test_anything_but_a_boolean_is_a_problem_at_its_key(self, tmp_path: Path) -> None:
-        report = validate_text(tmp_path, sla(STEPS, "batching:\n  empty_builds: often\n"))
+        text = sla(STEPS, "batching:\n  empty_builds: often\n")
+        report = validate_text(tmp_path, text)
         assert report.recipe is None
         problem = only_problem_at(report, "$.batching.empty_builds")
         assert "boolean" in problem.message
+        line = text.splitlines().index("  empty_builds: often") + 1
+        assert (problem.file, problem.line, problem.column) == ("recipe.yaml", line, 17)
+
+    def test_a_misspelt_key_is_a_problem_that_names_it(self, tmp_path: Path) -> None:
+        text = sla(STEPS, "batching:\n  empty_bulds: true\n")
+        report = validate_text(tmp_path, text)
+        assert report.recipe is None
+        problem = only_problem_at(report, "$.batching.empty_bulds")
+        line = text.splitlines().index("  empty_bulds: true") + 1
+        assert (problem.line, problem.column, problem.suggestion) == (line, 3, "empty_builds")
