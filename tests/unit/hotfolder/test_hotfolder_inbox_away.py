@@ -311,7 +311,7 @@ class TestALocalInboxFolderDeleted:
         assert [(j.original_name, j.state) for j in store.list_jobs()] == [
             ("a.stl", JobState.PROCESSING)]
         (away,) = _events(logs, "inbox_unavailable")
-        assert (away["inbox"], away["reason"]) == (
-            str(inbox), "its folder cannot be looked at (No such file or directory)")
+        assert away["inbox"] == str(inbox)
+        assert away["reason"].startswith("its folder cannot be looked at")
         assert [e["inbox"] for e in _events(logs, "inbox_changed")] == [str(inbox)]
         assert [e["inbox"] for e in _events(logs, "inbox_available_again")] == [str(inbox)]

@@ -33,6 +33,13 @@ def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
+def _reported(inbox: Path, seen: Seen) -> None:
+    """A file dropped into ``inbox`` now is reported to ``seen`` (within TIMEOUT_S)."""
+    part = inbox / "part.stl"
+    part.write_bytes(tetra_stl_bytes())
+    wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
+
+
 class TestObservers:
     """Both modes report files written into the inbox, and skip outcome folders."""
 
@@ -88,9 +95,7 @@ class TestWatchedAnew:
             inbox.rename(tmp_path / "old inbox")
             inbox.mkdir()
             watcher.rewatch(inbox)
-            part = inbox / "part.stl"
-            part.write_bytes(tetra_stl_bytes())
-            wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
+            _reported(inbox, seen)
             assert len(watcher._observers) == 1
             gone = [o for o in before if o not in watcher._observers]
             assert all(not o.is_alive() for o in gone)  # (polling: its own observer ended)
@@ -113,9 +118,7 @@ class TestWatchedAnew:
                 watcher.rewatch(inbox)
             inbox.mkdir()
             watcher.rewatch(inbox)
-            part = inbox / "part.stl"
-            part.write_bytes(tetra_stl_bytes())
-            wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
+            _reported(inbox, seen)
             assert len(watcher._observers) == 1
         finally:
             watcher.stop()
