@@ -195,17 +195,15 @@ def forget_holds_of_gone(
         inode = inodes[root]
         if isinstance(inode, OSError):
             continue
-        held = _Held.of(store.notice_about(key))
-        if held is None:
-            continue  # (none of ours: left alone)
-        if _is_the_folder(held, root, root, inode, None):
+        held = _Held.of(store.notice_about(key))  # (None: unreadable, of no folder)
+        if held is not None and _is_the_folder(held, root, root, inode, None):
             now = files_of(root)
             if now and now != held.files:  # its rest came since: a rename keeps it
                 store.note_notice(key, _Held(held.inode, now).text())
             continue  # its folder, under the name it had
-        renamed = (there or {}).get(held.inode)
-        if renamed is not None and _is_the_folder(held, root, renamed, held.inode,
-                                                  files_of(renamed)):
+        renamed = (there or {}).get(held.inode) if held is not None else None
+        if held is not None and renamed is not None and _is_the_folder(
+                held, root, renamed, held.inode, files_of(renamed)):
             continue  # renamed in the inbox: the same folder under another name
         gone.setdefault(root, []).append(key)
     found = {key for keys in gone.values() for key in keys}

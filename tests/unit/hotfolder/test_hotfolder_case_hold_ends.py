@@ -2,11 +2,12 @@
 ``_forget_gone_holds``): real folders, a real SQLite store, the real daemon in-process.
 
 A part whose name is not UTF-8 is set aside at first sight and holds its case in the job
-store, keyed by the folder's path and valued by its inode. Until session 41 such a hold
-outlived its case in two ways: a folder whose only part was set aside stayed in the inbox,
-empty and held, so the fixed case copied back into it went to failed/ whole; and the holds
-of a folder removed from the inbox stayed, so a folder made again under its name that got
-the old inode back (ext4 reuses them) was held by them.
+store, keyed by the folder's path and valued by its inode (and, since session 43's review,
+its files: a renamed folder keeps them, a new one that got the inode back has not). Until
+session 41 such a hold outlived its case in two ways: a folder whose only part was set aside
+stayed in the inbox, empty and held, so the fixed case copied back into it went to failed/
+whole; and the holds of a folder removed from the inbox stayed, so a folder made again under
+its name that got the old inode back (ext4 reuses them) was held by them.
 """
 
 from __future__ import annotations
@@ -244,6 +245,17 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
         (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
         assert (kept["root"], kept["log_level"]) == (str(case), "warning")
+
+    def test_one_whose_record_cannot_be_read_is_forgotten_too(
+        self, tmp_path: Path, store: SqliteJobStore, daemon: HotFolderDaemon,
+    ) -> None:
+        """A hold whose value is no folder's (not written by this version) holds nothing
+        and is not kept for ever."""
+        key = f"{HOLD_NOTICE} {tmp_path / 'inbox' / 'C-9'}{os.sep}{b'upper.stl'.hex()}"
+        store.note_notice(key, "not an inode")
+        daemon._forget_gone_holds()
+        daemon._forget_gone_holds()
+        assert _holds(store) == ()
 
     def test_an_inbox_that_cannot_be_listed_keeps_them(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
