@@ -8,6 +8,7 @@ as a service. Modules, one concern each:
 stability     when a file is complete (format rules, quiet period, injected clock)
 watcher       watchdog observers (native or polling) and full scans
 presence      whether an inbox is there: a share unmounted is away, not emptied
+mounts        which mount a path is on: a bind mount of one disk told apart
 sidecar       ``part.json`` / ``part.yaml`` values for a model or a case
 intake        taking files: store first, then move; outcome folders
 batcher       which taken files are prepared together, and when

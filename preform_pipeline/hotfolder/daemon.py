@@ -669,7 +669,7 @@ class HotFolderDaemon:
             if inbox.path in away:
                 continue
             try:
-                there = _case_folder_inodes(inbox, self._routes[inbox.path])
+                there = _case_folders(inbox, self._routes[inbox.path])
             except OSError as exc:  # a held folder renamed in it could not be found
                 log.warning("case_holds_kept", root=str(inbox.path), error=str(exc),
                             reason="its case folders could not be listed: none is known gone")
@@ -1302,11 +1302,11 @@ class HotFolderDaemon:
         self.followup.stop()
 
 
-def _case_folder_inodes(inbox: InboxSettings, routes: Collection[str]) -> frozenset[int]:
-    """The inodes of the folders that may be cases in ``inbox`` now: at its top, and at the
-    top of its route folders (``routes``); :class:`OSError` when one of those cannot be
-    listed. (The route and outcome folders themselves are among them: no hold names them.)"""
-    inodes: set[int] = set()
+def _case_folders(inbox: InboxSettings, routes: Collection[str]) -> dict[int, Path]:
+    """The folders that may be cases in ``inbox`` now, by inode: at its top, and at the top
+    of its route folders (``routes``); :class:`OSError` when one of those cannot be listed.
+    (The route and outcome folders themselves are among them: no hold names them.)"""
+    folders: dict[int, Path] = {}
     for base in [inbox.path, *(inbox.path / name for name in routes)]:
         try:
             entries = list(os.scandir(base))
@@ -1314,8 +1314,8 @@ def _case_folder_inodes(inbox: InboxSettings, routes: Collection[str]) -> frozen
             continue  # (a route folder removed: no case is there)
         for entry in entries:
             if entry.is_dir(follow_symlinks=False):
-                inodes.add(entry.stat(follow_symlinks=False).st_ino)  # as lstat tells it
-    return frozenset(inodes)
+                folders[entry.stat(follow_symlinks=False).st_ino] = Path(entry.path)
+    return folders
 
 
 def _inode_of(root: Path, *, inbox: Path) -> int | None:

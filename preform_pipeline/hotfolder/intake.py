@@ -71,6 +71,7 @@ from preform_pipeline.hotfolder.files import (
     withdraw_note,
     write_note,
 )
+from preform_pipeline.hotfolder.mounts import on_two_mounts
 from preform_pipeline.hotfolder.sidecar import (
     SIDECAR_SUFFIX_ORDER,
     SidecarValues,
@@ -1236,10 +1237,13 @@ class Intake:
         """Whether ``job``'s file may be in both places because its take, a move from the
         inbox into a processing/ on another disk, was cut after the copy's rename: the store
         names the file in processing/ and its previous place in the inbox, and the two are on
-        two file systems (only a move between two copies the file; on one, a rename moves it
-        whole, so a file in the inbox then is a new drop)."""
+        two file systems, or two mounts of one (a bind mount: only a move between two copies
+        the file; on one, a rename moves it whole, so a file in the inbox then is a new
+        drop). Until session 43's review two mounts of one disk, one device number, were
+        one: the failed removal of such a copy raised out of the take (``take_failed``) and
+        its job waited in processing/ unbatched until a restart."""
         source = self._taken_from(job, place)
-        return source is not None and _on_two_disks(source, job.source_path)
+        return source is not None and on_two_mounts(source, job.source_path)
 
     def _taken_from(self, job: Job, place: JobPlace) -> Path | None:
         """The inbox file ``job``'s take moved, when the store names the job's file in its
@@ -1398,15 +1402,6 @@ def _same_content(source: Path, target: Path) -> bool:
         return content_hash(source) == content_hash(target)
     except OSError:
         return False  # gone or unreadable meanwhile: nothing is removed on a guess
-
-
-def _on_two_disks(first: Path, second: Path) -> bool:
-    """Whether ``first`` and ``second`` (both there) are on two file systems; False when
-    either cannot be read."""
-    try:
-        return os.lstat(first).st_dev != os.lstat(second).st_dev
-    except OSError:
-        return False
 
 
 def _kept_by_the_disk(path: Path, target: Path) -> bool:

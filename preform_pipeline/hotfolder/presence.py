@@ -8,16 +8,18 @@ aside were forgotten (:mod:`.caseholds`), so when the share came back the rest o
 case was taken as a new case and printed without that part (session 43 reproduced it with a
 bind mount).
 
-Told apart by something true: whether the inbox folder is a mount point. One that was (a
-share mounted at the inbox's path) and is not any more is the share's mount point left
-behind: the inbox is *away*, whatever that folder holds (files copied onto the mount point
-meanwhile are hidden again under the share when it comes back), and the daemon keeps all it
-knows of the inbox until it is back. No folder at the inbox's path, or one that cannot be
-looked at (``ESTALE``, ``EIO``: a share above the inbox gone), is away too. Any other folder
-is there: one emptied by a user is emptied (its files are gone), and another folder at the
-path (a share mounted again, under a new device number; a folder made again) is the inbox
-from then on, watched anew (``inbox_changed``). An inbox turned for good from a share into a
-local folder stays away until the daemon starts again (the error says so).
+Told apart by something true: whether the inbox folder is a mount point (in the kernel's
+mount table, :mod:`.mounts`: a folder of the same disk bind-mounted there is one too, which
+:func:`os.path.ismount` does not see). One that was (a share mounted at the inbox's path)
+and is not any more is the share's mount point left behind: the inbox is *away*, whatever
+that folder holds (files copied onto the mount point meanwhile are hidden again under the
+share when it comes back), and the daemon keeps all it knows of the inbox until it is back.
+No folder at the inbox's path, or one that cannot be looked at (``ESTALE``, ``EIO``: a share
+above the inbox gone), is away too. Any other folder is there: one emptied by a user is
+emptied (its files are gone), and another folder at the path (a share mounted again, under a
+new device number; a folder made again) is the inbox from then on, watched anew
+(``inbox_changed``). An inbox turned for good from a share into a local folder stays away
+until the daemon starts again (the error says so).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from preform_pipeline.hotfolder.mounts import is_mount_point
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.hotfolder import InboxSettings
 
@@ -80,8 +83,9 @@ class InboxPresence:
                 log.error("inbox_unavailable", inbox=str(path), reason=why,
                           action="nothing is taken from it, and nothing it held is "
                           "forgotten (waiting files, held cases, notices), until it is back",
-                          hint="mount the share again; if the inbox is no longer a share, "
-                          "start the hot folder again")
+                          hint="mount the share again, or make the folder again if it was "
+                          "deleted: it is taken up as it comes back; if the inbox is no "
+                          "longer a share, start the hot folder again")
         return Presence(frozenset(self._away), frozenset(back))
 
     def _why_away(self, path: Path, changed: set[Path]) -> str | None:
@@ -91,7 +95,7 @@ class InboxPresence:
             return f"its folder cannot be looked at ({exc.strerror or exc})"
         if not stat.S_ISDIR(info.st_mode):
             return "there is no folder at its path"
-        now = _Folder(info.st_dev, info.st_ino, os.path.ismount(path))
+        now = _Folder(info.st_dev, info.st_ino, is_mount_point(path))
         known = self._known.setdefault(path, now)
         if now == known:
             return None

@@ -154,12 +154,16 @@ class InboxWatcher:
         self._native: BaseObserver | None = None
         #: Each inbox's observer and watch, to watch it anew (:meth:`rewatch`).
         self._watches: dict[Path, tuple[BaseObserver, ObservedWatch]] = {}
+        #: Between :meth:`start` and :meth:`stop` (not told by the observers: a polling
+        #: inbox that could not be watched anew has none left, and is watched at its next).
+        self._started = False
         self._lock = threading.Lock()
 
     def start(self) -> None:
         with self._lock:
-            if self._observers:
+            if self._started:
                 return
+            self._started = True
             for root in self.roots:
                 try:
                     root.path.mkdir(parents=True, exist_ok=True)
@@ -178,7 +182,7 @@ class InboxWatcher:
         :meth:`start` (``watch --once`` watches nothing) or after :meth:`stop`."""
         ended: list[BaseObserver] = []
         with self._lock:
-            if not self._observers:
+            if not self._started:
                 return
             for root in self.roots:
                 if root.path != path:
@@ -190,11 +194,23 @@ class InboxWatcher:
                         self._observers.remove(old[0])
                         ended.append(old[0])
                 started = set(self._observers)
-                self._schedule(root)
-                for observer in self._observers:
-                    if observer not in started:
-                        observer.daemon = True
-                        observer.start()
+                try:
+                    self._schedule(root)
+                    for observer in self._observers:
+                        if observer not in started:
+                            observer.daemon = True
+                            observer.start()
+                except OSError as exc:
+                    # Gone again since it was found back (a share that flaps, a folder made
+                    # and deleted), or no watch left (inotify's limit): raised, it stopped
+                    # the daemon. The rescans still list it; once away and back again, it is
+                    # watched anew. (An observer that failed to start has no thread.)
+                    self._observers = [o for o in self._observers if o in started]
+                    self._watches.pop(root.path, None)
+                    log.warning("inbox_not_watched", inbox=str(root.path), error=str(exc),
+                                reason="its folder could not be watched anew: its files are "
+                                "found by the rescans only")
+                    continue
                 log.info("inbox_watched_again", inbox=str(root.path), mode=root.mode)
         for observer in ended:
             observer.stop()
@@ -222,7 +238,7 @@ class InboxWatcher:
     def stop(self, timeout: float = DEFAULT_OBSERVER_STOP_TIMEOUT_S) -> None:
         with self._lock:
             observers, self._observers = self._observers, []
-            self._native, self._watches = None, {}
+            self._native, self._watches, self._started = None, {}, False
         for observer in observers:
             observer.stop()
         for observer in observers:

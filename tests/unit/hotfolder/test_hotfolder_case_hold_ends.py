@@ -2,11 +2,12 @@
 ``_forget_gone_holds``): real folders, a real SQLite store, the real daemon in-process.
 
 A part whose name is not UTF-8 is set aside at first sight and holds its case in the job
-store, keyed by the folder's path and valued by its inode. Until session 41 such a hold
-outlived its case in two ways: a folder whose only part was set aside stayed in the inbox,
-empty and held, so the fixed case copied back into it went to failed/ whole; and the holds
-of a folder removed from the inbox stayed, so a folder made again under its name that got
-the old inode back (ext4 reuses them) was held by them.
+store, keyed by the folder's path and valued by its inode (and, since session 43's review,
+its files: a renamed folder keeps them, a new one that got the inode back has not). Until
+session 41 such a hold outlived its case in two ways: a folder whose only part was set aside
+stayed in the inbox, empty and held, so the fixed case copied back into it went to failed/
+whole; and the holds of a folder removed from the inbox stayed, so a folder made again under
+its name that got the old inode back (ext4 reuses them) was held by them.
 """
 
 from __future__ import annotations
@@ -199,11 +200,9 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
             (inbox / name / BAD).write_bytes(tetra_stl_bytes(2))
         _look(daemon, clock)  # each one's part set aside; each case still quiet-waiting
         assert len(_holds(store)) == 3
-        (inbox / "C-3").rename(tmp_path / "kept")  # renamed away, and another made
-        (inbox / "C-3").mkdir()
-        # (Removed after: made after, the other C-3 may get C-1's inode, and would be held
-        # as C-1 renamed: a hold follows its folder's inode under any name in the inbox.)
         shutil.rmtree(inbox / "C-1")  # removed by the user
+        (inbox / "C-3").rename(tmp_path / "kept")  # renamed away, and another made
+        (inbox / "C-3").mkdir()  # (on ext4 it gets C-1's inode: not C-1 renamed all the same)
 
         with capture_logs() as logs:
             _look(daemon, clock, after_s=1.0)
@@ -246,6 +245,17 @@ class TestTheHoldsOfAFolderGoneFromTheInbox:
         assert [e for e in logs if e["event"] == "case_holds_forgotten"] == []
         (kept,) = [e for e in logs if e["event"] == "case_holds_kept"]
         assert (kept["root"], kept["log_level"]) == (str(case), "warning")
+
+    def test_one_whose_record_cannot_be_read_is_forgotten_too(
+        self, tmp_path: Path, store: SqliteJobStore, daemon: HotFolderDaemon,
+    ) -> None:
+        """A hold whose value is no folder's (not written by this version) holds nothing
+        and is not kept for ever."""
+        key = f"{HOLD_NOTICE} {tmp_path / 'inbox' / 'C-9'}{os.sep}{b'upper.stl'.hex()}"
+        store.note_notice(key, "not an inode")
+        daemon._forget_gone_holds()
+        daemon._forget_gone_holds()
+        assert _holds(store) == ()
 
     def test_an_inbox_that_cannot_be_listed_keeps_them(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
@@ -329,6 +339,53 @@ class TestAHeldCaseFolderRenamedInTheInbox:
         assert _holds(store) == ()  # its hold ended with the case, under its old name too
         assert [e for e in logs if e["event"] == "case_holds_forgotten"
                 and e["reason"].startswith("its folder is not in the inbox")] == []
+
+    def test_its_rest_copied_in_after_the_hold_keeps_it_held(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        """Its badly named part came first (the folder held nothing else then): the files
+        that came after, noted at the scan, show it is the same folder under its new name."""
+        inbox = tmp_path / "inbox"
+        case = inbox / "C12"
+        case.mkdir(parents=True)
+        (case / BAD).write_bytes(tetra_stl_bytes(2))
+        _look(daemon, clock)  # its part set aside: held, nothing else in it
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        _look(daemon, clock, after_s=1.0)
+        case.rename(inbox / "C12-smith")
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=1.0)
+        _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.FAILED)}  # held, not printed
+
+    def test_a_folder_that_has_its_inode_and_none_of_its_files_is_another_case(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+        daemon: HotFolderDaemon,
+    ) -> None:
+        """A held folder removed, and the next one made given its inode back (ext4 does),
+        looks like it renamed: only what it holds tells them apart. Here the held folder's
+        own files are removed and another case's put in before it is renamed (what a
+        reused inode shows, on any file system): it is that other case, and prints."""
+        inbox = tmp_path / "inbox"
+        case = _a_case_with_a_bad_part(inbox / "C-1")
+        _look(daemon, clock)  # its part set aside: held
+        (case / "upper.stl").unlink()
+        case.rename(inbox / "C-3")
+        (inbox / "C-3" / "upper.stl").write_bytes(tetra_stl_bytes(3))  # another case's
+        with capture_logs() as logs:
+            _look(daemon, clock, after_s=1.0)
+            _look(daemon, clock, after_s=1.0)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.PROCESSING)}
+        assert [e for e in logs if e["event"] == "case_held"] == []
+        (forgotten,) = [e for e in logs if e["event"] == "case_holds_forgotten"]
+        assert forgotten["root"] == str(inbox / "C-1")
+        assert _holds(store) == ()
 
     def test_one_in_a_route_folder_stays_held_too(
         self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,

@@ -259,3 +259,59 @@ def _wait_for_event(daemon: HotFolderDaemon, path: Path) -> bool:
         if reported == path:
             return True
     return False
+
+
+class TestAFolderOfTheSameDiskMountedThere:
+    """A folder of the inbox's own disk bind-mounted at its path (a container's volume): one
+    device number on both sides, so :func:`os.path.ismount` does not see the mount; unmounted,
+    it is away all the same (until session 43's review it was an emptied inbox)."""
+
+    def test_a_held_case_stays_held_when_it_is_back(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        with mounted_share(tmp_path / "volume", tmp_path / "inbox") as share:
+            assert os.stat(share.content).st_dev == os.stat(share.at).st_dev
+            with _started(tmp_path, store, clock) as daemon:
+                _held_case(share.at / "C-1")
+                with capture_logs() as logs:
+                    _look(daemon, clock)
+                    _away_for_three_scans(share, daemon, clock)
+                    _look(daemon, clock, after_s=1.0)
+                    _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert {(j.original_name, j.state) for j in store.list_jobs()} == {
+            ("upper.stl", JobState.FAILED)}  # held with its case, not printed
+        (away,) = _events(logs, "inbox_unavailable")
+        assert away["reason"].startswith("its share is not mounted")
+        assert _events(logs, "case_holds_forgotten") == []
+
+
+class TestALocalInboxFolderDeleted:
+    """No share: a user deleted the inbox folder. Away (nothing taken, nothing forgotten)
+    until it is made again, which is the inbox from then on: no restart needed."""
+
+    def test_it_goes_on_when_made_again(
+        self, tmp_path: Path, store: SqliteJobStore, clock: ManualClock,
+    ) -> None:
+        inbox = tmp_path / "inbox"
+        with _started(tmp_path, store, clock) as daemon, capture_logs() as logs:
+            assert not os.path.ismount(inbox)
+            made = tmp_path / "made again"  # (made now: it cannot get the old inode back)
+            made.mkdir()
+            for folder in sorted(inbox.rglob("*"), reverse=True):  # (its outcome folders)
+                folder.rmdir()
+            inbox.rmdir()
+            _look(daemon, clock, after_s=SCAN_S)
+            _look(daemon, clock, after_s=SCAN_S)
+            made.rename(inbox)
+            (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+            _look(daemon, clock, after_s=1.0)
+            _look(daemon, clock, after_s=QUIET_S + 1)
+
+        assert [(j.original_name, j.state) for j in store.list_jobs()] == [
+            ("a.stl", JobState.PROCESSING)]
+        (away,) = _events(logs, "inbox_unavailable")
+        assert away["inbox"] == str(inbox)
+        assert away["reason"].startswith("its folder cannot be looked at")
+        assert [e["inbox"] for e in _events(logs, "inbox_changed")] == [str(inbox)]
+        assert [e["inbox"] for e in _events(logs, "inbox_available_again")] == [str(inbox)]

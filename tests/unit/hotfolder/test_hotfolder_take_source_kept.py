@@ -81,6 +81,25 @@ class TestATakeWhoseInboxCopyTheDiskKeeps:
         assert [e["event"] for e in logs if e["event"] in ("take_move_failed", "take_failed")
                 ] == ["take_move_failed"]
 
+    def test_its_job_prints_from_the_same_disk_across_the_mount(
+        self, tmp_path: Path, store: SqliteJobStore, share: Share, recipe: Path,
+    ) -> None:
+        """processing/ on the inbox's own file system, outside its mount (a bind mount of a
+        folder of the same disk, as a container's volume is): the rename into it crosses
+        the mount (``EXDEV``), so the take copies as to another disk, though both have the
+        same device number."""
+        same_disk = tmp_path / "outcomes"
+        assert os.stat(same_disk.parent).st_dev == os.stat(share.at).st_dev
+        with capture_logs() as logs:
+            _printed(tmp_path, store, recipe, same_disk, logs)
+
+        (job,) = store.list_jobs()
+        assert job.state is JobState.PRINT_SENT
+        assert names(same_disk / "done") == ["a.stl", "a.stl.report.json"]
+        assert names(share.at) == ["a.stl"]
+        assert [e["event"] for e in logs if e["event"] in ("take_move_failed", "take_failed")
+                ] == ["take_move_failed"]
+
     def test_its_inbox_copy_is_not_taken_again_at_each_look(
         self, tmp_path: Path, store: SqliteJobStore, other_disk: Path, share: Share,
         recipe: Path,

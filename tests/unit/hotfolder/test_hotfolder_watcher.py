@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes, wait_for
 from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot, scan
@@ -30,6 +31,13 @@ class Seen:
 @pytest.fixture(params=["native", "polling"])
 def mode(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def _reported(inbox: Path, seen: Seen) -> None:
+    """A file dropped into ``inbox`` now is reported to ``seen`` (within TIMEOUT_S)."""
+    part = inbox / "part.stl"
+    part.write_bytes(tetra_stl_bytes())
+    wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
 
 
 class TestObservers:
@@ -87,15 +95,35 @@ class TestWatchedAnew:
             inbox.rename(tmp_path / "old inbox")
             inbox.mkdir()
             watcher.rewatch(inbox)
-            part = inbox / "part.stl"
-            part.write_bytes(tetra_stl_bytes())
-            wait_for(lambda: seen.has(part), TIMEOUT_S, what="the event for part.stl")
+            _reported(inbox, seen)
             assert len(watcher._observers) == 1
             gone = [o for o in before if o not in watcher._observers]
             assert all(not o.is_alive() for o in gone)  # (polling: its own observer ended)
         finally:
             watcher.stop()
         assert not watcher.running
+
+    def test_a_folder_gone_again_is_said_and_watched_when_made_again(
+        self, tmp_path: Path, mode: str,
+    ) -> None:
+        """Gone between the daemon's look that found it back and the watch: said, not
+        raised (it stopped the daemon), and watched once it is back again."""
+        inbox = tmp_path / "inbox"
+        seen = Seen()
+        watcher = InboxWatcher([WatchRoot(inbox, mode, 0.1)], seen)  # type: ignore[arg-type]
+        watcher.start()
+        try:
+            inbox.rename(tmp_path / "old inbox")
+            with capture_logs() as logs:
+                watcher.rewatch(inbox)
+            inbox.mkdir()
+            watcher.rewatch(inbox)
+            _reported(inbox, seen)
+            assert len(watcher._observers) == 1
+        finally:
+            watcher.stop()
+        (said,) = [e for e in logs if e["event"] == "inbox_not_watched"]
+        assert (said["inbox"], said["log_level"]) == (str(inbox), "warning")
 
     def test_nothing_is_watched_before_the_start(self, tmp_path: Path) -> None:
         watcher = InboxWatcher([WatchRoot(tmp_path / "inbox")], Seen())
