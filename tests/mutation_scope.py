@@ -150,7 +150,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # dashboard's security file apart: it starts a server a test, about 13 s in all)
     "preform_pipeline/commands/_run_deeds.py": ("tests/unit/commands/test_cmd_run_deeds.py",),
     "preform_pipeline/verify/pace.py": ("tests/unit/verify/test_verify_pace.py",
-                                        "tests/unit/verify/test_verify_poller_first_polls.py"),
+                                        "tests/unit/verify/test_verify_poller_first_polls.py",
+                                        # the credit drawn only after a quiet spell (rv43)
+                                        "tests/unit/verify/test_verify_pace_shared.py"),
     # with the limiter's file, which reads seconds, dates and resume times (moved from it)
     "preform_pipeline/retryafter.py": ("tests/unit/api/test_api_retry_after.py",
                                        "tests/unit/cloud/test_cloud_client_retry_after.py",
