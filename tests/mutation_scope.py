@@ -146,6 +146,23 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/commands/test_cmd_store_history.py",),
     "preform_pipeline/diskspace.py": ("tests/unit/test_diskspace.py",
                                       "tests/unit/hotfolder/test_hotfolder_room_retries.py"),
+    # s43: the new rules, each against the files that test it (under a second each, the
+    # dashboard's security file apart: it starts a server a test, about 13 s in all)
+    "preform_pipeline/commands/_run_deeds.py": ("tests/unit/commands/test_cmd_run_deeds.py",),
+    "preform_pipeline/verify/pace.py": ("tests/unit/verify/test_verify_pace.py",
+                                        "tests/unit/verify/test_verify_poller_first_polls.py",
+                                        # the credit drawn only after a quiet spell (rv43)
+                                        "tests/unit/verify/test_verify_pace_shared.py"),
+    # with the limiter's file, which reads seconds, dates and resume times (moved from it)
+    "preform_pipeline/retryafter.py": ("tests/unit/api/test_api_retry_after.py",
+                                       "tests/unit/cloud/test_cloud_client_retry_after.py",
+                                       "tests/unit/cloud/test_cloud_ratelimit.py"),
+    "preform_pipeline/userpath.py": ("tests/unit/test_userpath.py",
+                                     "tests/unit/cloud/test_cloud_credentials.py"),
+    "preform_pipeline/crash.py": ("tests/unit/test_crash_shorten.py",),
+    "preform_pipeline/commands/service.py": ("tests/unit/commands/test_cmd_service.py",),
+    "preform_pipeline/web/auth.py": ("tests/unit/web/test_web_security.py",),
+    "preform_pipeline/web/app.py": ("tests/unit/web/test_web_security.py",),
     "preform_pipeline/recipes/orientation.py": (
         "tests/unit/recipes/test_recipe_orientations.py",
         "tests/unit/recipes/test_recipe_hostile_values.py"),

@@ -86,3 +86,82 @@ class TestACutLine:
             else:
                 assert len(shown) <= limit, (line, shown)
                 _kept(line, shown)
+
+
+class TestWhereTheCutFalls:
+    """Session 43's mutation run: the cut keeps as much of each end as fits, from a field's or
+    a hint's edge when one is near, else from a word's, and cuts a word only when it must."""
+
+    @pytest.mark.parametrize("limit", [120, 200, 300])
+    def test_a_line_of_words_keeps_whole_words_up_to_the_room(self, limit: int) -> None:
+        pick = random.Random(4343)
+        words = ["a", "reach", "the", "printer", "answered", "nothing", "Form4-ab12"]
+        longest = max(len(w) for w in words)
+        for _ in range(200):
+            line = " ".join(pick.choice(words) for _ in range(pick.randint(30, 120)))
+            if len(line) <= limit:
+                continue
+            shown = shorten(line, limit)
+            head, tail = _kept(line, shown)
+
+            assert line[len(head)] == " " and line[-len(tail) - 1] == " ", (line, shown)
+            # Each end gives up at most one word to its edge (the marker's count may be a
+            # digit shorter than the line's length).
+            assert len(shown) >= limit - 2 * (longest + 1) - 1, (line, shown)
+
+    def test_the_kept_end_starts_at_a_hint_from_its_opening(self) -> None:
+        hint = "(check that the folder is shared with this account)"
+        line = "error: " + "cannot read the model " * 20 + hint
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail == hint
+
+    def test_the_kept_start_ends_after_a_clause_near_the_cut(self) -> None:
+        line = ("error: " + "the printer did not answer " * 6 + "after three tries, "
+                + "so the build waits for it " * 20 + "and is sent once it answers")
+
+        head, _ = _kept(line, shorten(line))
+
+        assert head.endswith("after three tries,")
+
+    def test_the_kept_end_starts_at_the_first_field_that_fits(self) -> None:
+        line = ("error: " + "words go on " * 40 + "; the store said no; then the last field "
+                "says what to run once it is back")
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail == "the store said no; then the last field says what to run once it is back"
+
+    def test_a_field_far_into_the_end_does_not_shorten_it(self) -> None:
+        line = "error: " + "words go on " * 40 + "and on until the end; done"
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail.endswith("and on until the end; done") and len(tail) > 40
+
+    def test_a_word_that_fills_the_start_is_cut_inside_rather_than_left_out(self) -> None:
+        line = "error: " + "x" * 400 + " and the end of the message says what to do"
+
+        head, tail = _kept(line, shorten(line))
+
+        assert head.startswith("error: xxx") and len(head) > 150  # not "error:" alone
+        assert tail == "and the end of the message says what to do"
+
+    def test_a_word_that_fills_the_end_is_cut_inside_rather_than_left_out(self) -> None:
+        line = "error: cannot read the model " * 10 + "y" * 400 + " end"
+
+        _, tail = _kept(line, shorten(line))
+
+        assert tail.endswith("y end") and len(tail) > 40  # not "end" alone
+
+    def test_the_least_room_still_keeps_both_ends_at_words(self) -> None:
+        line = "word " * 40  # 200 characters: a marker of 30, so a limit of 90 leaves 60
+        head, tail = _kept(line.strip(), shorten(line.strip(), 90))
+
+        assert head.startswith("word") and tail.endswith("word") and " " not in tail[:4]
+
+    def test_a_limit_shorter_than_the_marker_keeps_none_of_the_line(self) -> None:
+        line = "word " * 40
+
+        assert shorten(line.strip(), 10) == " [... 199 characters cut ...]"

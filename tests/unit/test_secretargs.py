@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline import cli
-from preform_pipeline.secretargs import secret_option_in
+from preform_pipeline.secretargs import refuse_secret_option, secret_option_in
 from preform_pipeline.simulator import cli as simulator_cli
 from preform_pipeline.simulator.cloud import cli as cloud_cli
 from tests.command_line import TIMEOUT_S, InProcess, in_a_process, user_environment
@@ -175,6 +175,13 @@ class TestTheRefusalLine:
         assert "\x1b" not in err.getvalue()
         assert err.getvalue().startswith("error: --api\\x1b[2j-token: a secret is never")
 
+    def test_a_line_without_a_secret_is_let_through_and_nothing_is_said(self) -> None:
+        err = io.StringIO()
+
+        assert refuse_secret_option(["verify", "--client-secret-file", "f"], err,
+                                    instead="give it in a file") is False
+        assert err.getvalue() == ""
+
     def test_a_closed_stderr_still_refuses(self) -> None:
         err = io.StringIO()
         err.close()
@@ -188,6 +195,9 @@ class TestNoFalsePositives:
         ["x", "--password-file=f"], ["run", "r.yaml", "secret.stl"],
         ["run", "recipes/token/r.yaml", "--recipe=token.yaml"], ["serve", "--hash-secret"],
         ["--token-lifetime", "60"], ["--client-id", "c"],
+        # Session 43's mutation run: a word with no dash before it is a value or a name
+        # however its parts read (a model's file name here), never an option.
+        ["run", "r.yaml", "implant-token-holder.stl"], ["x", "--name", "lab-client-secret"],
     ])
     def test_options_that_name_where_a_secret_is_or_take_none(self, argv: list[str]) -> None:
         assert secret_option_in(argv) is None

@@ -104,6 +104,9 @@ class TestASecretFilesName:
     @pytest.mark.parametrize("written", [
         "/run/secrets/formlabs", "~/formlabs-secret", "./formlabs", "../formlabs",
         "client-secret.txt", "nowhere/client.key",
+        # Session 43's mutation run: up a level into a folder that is not there (a moved lab
+        # folder): "../" anchors it, as no folder found does.
+        "../old-lab/formlabs",
     ])
     def test_a_name_that_reads_as_a_path_is_said_as_written(
         self, written: str, tmp_path: Path

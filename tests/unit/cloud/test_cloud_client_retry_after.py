@@ -93,8 +93,38 @@ class TestAnUnavailableWebApiThatSaysWhen:
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
         error = _refusal(client, fake_api, _unavailable(), CloudUnavailableError)
-        assert error.retry_after_s is None and "asked to wait" not in str(error)
+        assert error.retry_after_s is None
+        assert f"{PRINTERS}: the Web API failed (HTTP 503) (" in str(error)
         assert clock.slept == 0 and len(_sent(fake_api)) == 2
+
+    def test_the_longest_wait_itself_is_waited_and_not_said_to_be_too_long(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        # Waited at each of its tries; the error after them says only what was asked.
+        hour = _unavailable(f"{MAX_RETRY_AFTER_S:.0f}")
+        client.list_printers()
+        fake_api.script(*[hour] * 4)
+        with pytest.raises(CloudUnavailableError) as caught:
+            client.list_printers()
+        error = caught.value
+        assert clock.slept == pytest.approx(3 * MAX_RETRY_AFTER_S)
+        assert (f"{PRINTERS}: the Web API failed and asked to wait {MAX_RETRY_AFTER_S:.0f} s "
+                f"(until {resume_time(clock.now(), MAX_RETRY_AFTER_S)}) (HTTP 503) (") in str(error)
+
+
+class TestAnAnswerThatCarriesNoWait:
+    """Only a 429 and a 503 say when to come back: another status's Retry-After is not read."""
+
+    def test_a_500s_retry_after_is_not_said(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        broken = ScriptedAnswer(500, json={"detail": "boom"}, headers={"Retry-After": "120"},
+                                path=PRINTERS)
+        error = _refusal(client, fake_api, broken, CloudUnavailableError)
+        assert error.retry_after_s is None
+        assert f"{PRINTERS}: the Web API failed (HTTP 500) (" in str(error)
+        assert str(error).endswith("try again later)")
+        assert clock.slept == 0
 
 
 class TestAWaitLongerThanTheRequestTakes:

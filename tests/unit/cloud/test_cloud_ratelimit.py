@@ -356,6 +356,17 @@ class TestParseRetryAfter:
         when = clock.now() + timedelta(seconds=90)
         assert parse_retry_after(format_datetime(when, usegmt=True), clock.now()) == 90
 
+    def test_no_seconds_means_now(self, clock: ManualClock) -> None:
+        assert parse_retry_after("0", clock.now()) == 0
+
+    def test_a_date_in_the_unknown_zone_minus_0000_is_read_as_gmt(
+        self, clock: ManualClock
+    ) -> None:
+        # RFC 5322's "-0000" (a zone not known): email.utils gives a naive time for it.
+        when = format_datetime(clock.now() + timedelta(seconds=90)).replace("+0000", "-0000")
+        assert when.endswith(" -0000")
+        assert parse_retry_after(when, clock.now()) == 90
+
     def test_a_date_in_the_past_means_now(self, clock: ManualClock) -> None:
         when = clock.now() - timedelta(seconds=90)
         assert parse_retry_after(format_datetime(when, usegmt=True), clock.now()) == 0

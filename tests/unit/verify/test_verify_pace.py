@@ -42,6 +42,24 @@ class TestTheCredit:
         assert RequestPace(3, credit=2, clock=ManualClock()).credit == 1.5
 
 
+class TestWhatAPaceIs:
+    """Any rate above nothing is a pace, a fraction of one request an hour too; no requests
+    an hour (no wait would ever end) and a negative credit are refused, naming both."""
+
+    def test_less_than_one_request_an_hour_is_a_pace(self) -> None:
+        pace = RequestPace(0.5, credit=0, clock=ManualClock())
+        assert pace.wait_after(1) == pytest.approx(7200)
+
+    @pytest.mark.parametrize(("per_hour", "credit"), [(0, 2), (-60, 2), (60, -1)])
+    def test_no_requests_an_hour_or_a_negative_credit_is_refused(
+        self, per_hour: float, credit: float
+    ) -> None:
+        with pytest.raises(ValueError) as refused:
+            RequestPace(per_hour, credit=credit, clock=ManualClock())
+        assert str(refused.value) == (
+            f"per_hour ({per_hour}) must be more than 0, credit ({credit}) not negative")
+
+
 class TestTheHour:
     """However the polls come, no hour holds more than the even pace let it hold."""
 
