@@ -362,8 +362,9 @@ class HttpSession:
             # The wait counts against the request's own time: a repeat must still have some.
             left = ends - self._clock()
             limit_s = min(MAX_RETRY_AFTER_S, left)
+            # "At most" the longest wait, as the Web API client and asked_to_wait read it.
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
-                    or wait.seconds >= limit_s:
+                    or wait.seconds > limit_s:
                 if wait.seconds is not None:
                     log.info("api_retry_after_not_waited", method=method, path=path,
                              status=answer.status, retry_after_s=round(wait.seconds, 3),

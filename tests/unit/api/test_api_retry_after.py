@@ -67,6 +67,14 @@ class TestAWaitTheRequestCanTake:
         assert (event["status"], event["retry_after_s"], event["log_level"]) == (
             status, 5, "warning")
 
+    def test_the_longest_wait_itself_is_waited(self, front: HostileFront) -> None:
+        clock = ManualClock()
+        _busy_once(front, 503, f"{MAX_RETRY_AFTER_S:.0f}")
+        with _client(front, clock, timeout=2 * DAY_S) as client:
+            assert client.get_api_version().version == "0.9.12"
+        assert clock.slept == MAX_RETRY_AFTER_S
+        assert len(front.requests_to("/")) == 2
+
     def test_its_http_date_is_waited(self, front: HostileFront) -> None:
         clock = ManualClock()
         _busy_once(front, 503, http_date(clock.now() + timedelta(seconds=20), usegmt=True))
