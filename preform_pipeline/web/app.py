@@ -31,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
@@ -75,12 +76,12 @@ class Dashboard:
     ``jobs`` command that reaches the store (``hotfolder.files.jobs_command``) for hints."""
 
     def __init__(self, store: JobStore, web: WebSettings, sources: LiveSources,
-                 jobs: str = JOBS_COMMAND) -> None:
+                 jobs: str = JOBS_COMMAND, clock: Clock = SYSTEM_CLOCK) -> None:
         self.store = store
         self.jobs = jobs
         self.web = web
         self.sources = sources
-        self.gate = Gate(web.users)
+        self.gate = Gate(web.users, clock)
         #: What the last action of a session did, shown once on the page it returns to.
         self.told = Told()
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
@@ -426,10 +427,11 @@ def _build_id(request: Request) -> int:
 
 
 def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = None,
-               *, jobs: str = JOBS_COMMAND) -> Starlette:
+               *, jobs: str = JOBS_COMMAND, clock: Clock = SYSTEM_CLOCK) -> Starlette:
     """The dashboard on ``store``, for ``web.users``, with optional live sources; ``jobs``:
-    the ``jobs`` command reaching ``store``, which refusals' hints name."""
-    d = Dashboard(store, web, sources or LiveSources(), jobs)
+    the ``jobs`` command reaching ``store``, which refusals' hints name; ``clock``: what
+    sessions' idle time is read on."""
+    d = Dashboard(store, web, sources or LiveSources(), jobs, clock)
 
     def unsearchable(request: Request, access: Access, flt: views.QueueFilter) -> Response | None:
         """A search the store could not run is refused on the page: one longer than any name

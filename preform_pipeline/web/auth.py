@@ -20,12 +20,12 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urlsplit
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.web import WebUser, check_secret
 
@@ -71,8 +71,9 @@ class Access:
 class Gate:
     """Checks credentials against the configured users; holds the sessions."""
 
-    def __init__(self, users: tuple[WebUser, ...]) -> None:
+    def __init__(self, users: tuple[WebUser, ...], clock: Clock = SYSTEM_CLOCK) -> None:
         self.users = {u.name: u for u in users}
+        self._clock = clock
         self._sessions: dict[str, tuple[Session, float]] = {}
         self._tokens: dict[str, str] = {}  # sha256(name:secret) → name, once checked
         self._lock = threading.Lock()
@@ -87,7 +88,7 @@ class Gate:
         session = Session(user, secrets.token_urlsafe(32))
         sid = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[sid] = (session, time.monotonic())
+            self._sessions[sid] = (session, self._clock.monotonic())
         log.info("web_login", user=user.name, role=user.role)
         return sid, session
 
@@ -115,7 +116,7 @@ class Gate:
         sid = cookies.get(SESSION_COOKIE)
         if not sid:
             return Access(None)
-        now = time.monotonic()
+        now = self._clock.monotonic()
         with self._lock:
             found = self._sessions.get(sid)
             if found is None or now - found[1] > SESSION_TTL_S:
