@@ -205,8 +205,25 @@ class TestALogFileThatCannotBeWritten:
                           str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith(
-            f"error: log file's folder {blocker}: is a file, not a folder (fix --log-file"), (
-            done.stderr)
+            f"error: log file's folder {blocker}: is a file, not a folder (fix --log-file (or "
+            "the folder itself))\n"), done.stderr
+        assert _tree(tmp_path) == before
+
+    def test_a_log_the_settings_name_is_fixed_there(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        recipe, inbox = _recipe_and_inbox(tmp_path)
+        blocker = tmp_path / "blocker"
+        blocker.write_text("", encoding="utf-8")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"logging:\n  file: {blocker / 'run.jsonl'}\n", encoding="utf-8")
+        before = _tree(tmp_path)
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--settings", str(settings))
+        assert done.returncode == 1, done.stderr
+        assert done.stderr.startswith(
+            f"error: log file's folder {blocker}: is a file, not a folder (fix logging.file "
+            "in the settings (or the folder itself))\n"), done.stderr
         assert _tree(tmp_path) == before
 
     @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc is Linux's")
@@ -233,9 +250,11 @@ class TestALogFileThatCannotBeWritten:
         done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
                           str(tmp_path / "out"))
         assert done.returncode == 1, done.stderr
+        # No --log-file was given: the hint named it as the thing to fix (review rv43-litter).
         assert done.stderr.startswith(
-            f"error: log file's folder {tmp_path / 'out' / 'logs'}: is a file, not a folder"), (
-            done.stderr)
+            f"error: log file's folder {tmp_path / 'out' / 'logs'}: is a file, not a folder "
+            "(the run keeps its log in the output folder's logs folder: move away what stands "
+            "at that name or let this user write there, or give --log-file)\n"), done.stderr
         assert _tree(tmp_path) == before
 
 
