@@ -22,26 +22,23 @@ PRINTER = "SimulatedForm4-1"
 
 
 @pytest.fixture
-def farm(tmp_path: Path) -> Iterator[SimFarm]:
+def served(tmp_path: Path) -> Iterator[tuple[SimFarm, FakePool]]:
+    """One in-process simulated server, and the pool that leases it."""
     farm = SimFarm(tmp_path)
     farm.add()
-    yield farm
-    farm.close()
-
-
-@pytest.fixture
-def pool(farm: SimFarm) -> Iterator[FakePool]:
     pool = FakePool([s.url for s in farm.servers])
-    yield pool
+    yield farm, pool
     pool.close()
+    farm.close()
 
 
 class TestAReportOfTheRecipesSuffix:
     @pytest.mark.parametrize("suffix", [".txt", ".JSON"])
     def test_the_sent_builds_report_names_its_print(
-        self, store: SqliteJobStore, farm: SimFarm, pool: FakePool, tmp_path: Path,
+        self, store: SqliteJobStore, served: tuple[SimFarm, FakePool], tmp_path: Path,
         suffix: str,
     ) -> None:
+        farm, pool = served
         form = _saved_form(farm.servers[0].url, tmp_path, "unit-001")
         build = _waiting(store, form, "unit-001")
         report = form.with_suffix(suffix)
