@@ -25,6 +25,7 @@ from typing import Any, Final
 from preform_pipeline import __version__
 from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.executor.outputs import claim_output, companion_output, release_output
+from preform_pipeline.executor.report_beside import BUILD_REPORT_FORMAT
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.recipes.templates import render_output_path
@@ -277,7 +278,7 @@ def write_build_report(
     if outcome.saved_form is not None:
         path = companion_output(path, outcome.saved_form)
     path = claim_output(path)
-    data = {"format": REPORT_FORMAT + "-build", "run_id": run_id, **build_to_dict(outcome),
+    data = {"format": BUILD_REPORT_FORMAT, "run_id": run_id, **build_to_dict(outcome),
             # The scene's machine and material (an .fps scene's as the server reported it):
             # the dashboard shows them for builds that never waited with a print target.
             "machine_type": str(values.get("machine") or "") or None,

@@ -190,7 +190,9 @@ def _find(
     if value is not None:
         return str(value), f"{settings_source}: {lookup.key}"
     if path_value is not None:
-        path = Path(str(path_value))
+        # The rule every settings path follows (settings.reading.resolve_path): ``~`` first,
+        # then a relative path is the settings folder's.
+        path = expand_user(str(path_value), source=settings_source, key=lookup.key_file)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         named_by = f"{settings_source}: {lookup.key_file}"

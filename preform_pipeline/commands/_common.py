@@ -39,6 +39,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TERMINATED",
     "EXIT_USAGE",
+    "LOG_SETTING_HINT",
     "add_console_level_argument",
     "positive_seconds",
     "store_argument",
@@ -121,13 +122,19 @@ def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) 
     )
 
 
+#: What to fix when the log file's folder cannot be used, for a log the settings name.
+LOG_SETTING_HINT: Final = "fix logging.file in the settings (or the folder itself)"
+
+
 def configure_command_logging(
-    settings: Settings, console_level: str, err: TextIO, *, json_file: Path | None
+    settings: Settings, console_level: str, err: TextIO, *, json_file: Path | None,
+    hint: str = LOG_SETTING_HINT,
 ) -> None:
     """Logging at the settings' level (to ``json_file`` when given), the console at its own.
 
-    Raises :class:`~preform_pipeline.errors.UnusablePathError` when the log file's folder
-    cannot be made or written (``--log-file``, ``logging.file``), before anything runs.
+    Raises :class:`~preform_pipeline.errors.UnusablePathError` with ``hint`` (what to fix,
+    where the log file was chosen) when the log file's folder cannot be made or written,
+    before anything runs.
     """
     if json_file is not None:
         folder = [PathCheck(json_file.parent, "folder", "log file's folder")]
@@ -137,8 +144,7 @@ def configure_command_logging(
             # error naming it: left to the log handler, it was a crash report.
             make_folders(folder)
         except UnusablePathError as exc:
-            raise UnusablePathError(exc.problems, hint="fix --log-file, or logging.file in "
-                                    "the settings (or the folder itself)") from None
+            raise UnusablePathError(exc.problems, hint=hint) from None
     configure_logging(level=settings.logging.level, json_file=json_file, console=err)
     level = logging.getLevelName(console_level)
     if not isinstance(level, int):

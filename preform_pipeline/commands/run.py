@@ -53,6 +53,7 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     EXIT_TERMINATED,
     EXIT_USAGE,
+    LOG_SETTING_HINT,
     add_console_level_argument,
     configure_command_logging,
     load_command_settings,
@@ -460,7 +461,7 @@ def _run(
         raise UnusablePathError(exc.problems, hint=_output_hint(args.output, settings)) from None
     try:
         configure_command_logging(settings, args.log_level, stderr,
-                                  json_file=log_file.resolve())
+                                  json_file=log_file.resolve(), hint=_log_hint(args, settings))
     except UnusablePathError:  # refused, said on stderr: the output folder made for it goes
         _take_back(made, settings, args.log_level, stderr)
         raise
@@ -567,6 +568,17 @@ def _own_log(args: argparse.Namespace, settings: Settings) -> bool:
     """Whether the run's log is its own (``logs/<run id>.jsonl``), not one the user asked
     for (``--log-file``, the settings' ``logging.file``), which is written however it ends."""
     return args.log_file is None and settings.logging.file is None
+
+
+def _log_hint(args: argparse.Namespace, settings: Settings) -> str:
+    """What to fix when the log file's folder cannot be used, where that log was chosen: a
+    file named ``logs`` in the output folder was said as "fix --log-file", which no one gave."""
+    if args.log_file is not None:
+        return "fix --log-file (or the folder itself)"
+    if settings.logging.file is not None:
+        return LOG_SETTING_HINT
+    return (f"the run keeps its log in the output folder's {LOGS_FOLDER} folder: move away "
+            "what stands at that name or let this user write there, or give --log-file")
 
 
 def _missing_folders(folder: Path) -> tuple[Path, ...]:

@@ -19,14 +19,15 @@ out before the send began: an earlier send of the pass took that long) stops the
 the print is begun; the build keeps waiting and a later pass chooses again.
 
 Once sent, the build's own report beside its .form (written when it was prepared, before it
-waited) is brought up to date: the printer it went to, the print's job id, and ``print`` among
-its steps, as a build printed at once has them.
+waited; of any suffix the recipe gives it) is brought up to date: the printer it went to, the
+print's job id, and ``print`` among its steps, as a build printed at once has them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import PreFormClient, PrintOptions
@@ -39,6 +40,7 @@ from preform_pipeline.errors import (
     SceneLostError,
 )
 from preform_pipeline.executor.ledger import is_run_build
+from preform_pipeline.executor.report_beside import report_beside
 from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
@@ -187,22 +189,21 @@ class FormSender:
 
 
 def _note_print_in_report(build: Build, printer: str, job_id: str | None) -> None:
-    """The report beside the build's .form (the recipe's default ``outputs.report``, the one
-    the dashboard reads) names the print now; a report elsewhere, or none, is left as it is.
-    A report that cannot be read or written is logged: the print is out whatever it says."""
+    """The build's report beside its .form (:func:`~preform_pipeline.executor.report_beside.
+    report_beside`: the recipe's ``outputs.report`` of any suffix, the one the dashboard
+    reads) names the print now; a report elsewhere, or none, is left as it is. A report that
+    cannot be read or written is logged: the print is out whatever it says."""
     if build.form_path is None:
         return
-    path = build.form_path.with_suffix(".json")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return
-    except (OSError, ValueError) as exc:
+
+    def unreadable(path: Path, error: str) -> None:
         log.warning("build_report_not_updated", build=build.job_key, path=str(path),
-                    error=str(exc))
+                    error=error)
+
+    found = report_beside(build.form_path, build.job_key, unreadable)
+    if found is None:
         return
-    if not isinstance(data, dict) or data.get("job_key") not in (None, build.job_key):
-        return  # another file of that name, not this build's report
+    path, data = found
     steps = data.get("steps_done")
     data["printer"] = printer
     data["job_id"] = job_id

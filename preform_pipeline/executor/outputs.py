@@ -16,11 +16,15 @@ processes rendering the same path never get the same name:
 
 A file that goes with another (a build's report with its ``.form``) takes the same suffix
 (:func:`companion_output`), so the two still pair by name after the ``.form`` was given
-``-6``. A placed file never takes a name whose report is there: a ``.json`` of that name,
-which the dispatcher and the dashboard read as the report beside a ``.form``, or the
-recipe's report of that name whatever its suffix (``{build}.txt``, ``{build}.JSON``, none).
-Such a report is another build's (one that failed with no ``.form``, an earlier run's).
-Reports name the path actually written.
+``-6``. A build's files rendered beside one another (its ``.form``, screenshot and report:
+one folder, one name, their suffixes apart) are its *fellows*, and a placed file never takes
+a name at which a fellow's name is taken by another build's file: a ``.json`` of that name,
+which the dispatcher and the dashboard read as the report beside a ``.form``, the recipe's
+report of that name whatever its suffix (``{build}.txt``, ``{build}.JSON``, none), or a
+screenshot or ``.form`` (one build failed or killed between its screenshot and its save, an
+earlier run's). So the first of a build's files placed takes the first ``-N`` free for all of
+them, and the next ones, whose names at that ``-N`` are free but for the build's own files,
+take it too. Reports name the path actually written.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import errno
 import functools
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -111,29 +115,31 @@ def _make_folder(folder: Path) -> None:
                                  "should be", str(folder)) from exc
 
 
-def place_output(written: Path, path: Path, *, report: Path | None = None) -> Path:
+def place_output(written: Path, path: Path, *, fellows: Sequence[Path] = (),
+                 ours: Collection[Path] = ()) -> Path:
     """Move the finished file ``written`` to ``path``, or the first free ``stem-N.suffix``
-    (free: no file, and no other build's report, at that name; module docstring); the path
-    it now has. ``report`` is where the build's report is rendered, when the recipe writes
-    one: beside ``path`` (its name but the suffix), a name whose report is there is not free.
-    ``written`` stays as a second name of the file where a hard link was made: the caller
-    removes its folder."""
-    beside = report if report is not None and report.with_suffix(path.suffix) == path else None
-    return claim_output(path, functools.partial(_place, written, beside))
+    (free: no file at that name, nor at a fellow's name at that ``-N``, but the build's own
+    ones; module docstring); the path it now has. ``fellows``: where the build's other files
+    (its report, screenshot or ``.form``) are rendered; those beside ``path`` (its name but
+    the suffix) are fellows. ``ours``: the files the build has placed already. ``written``
+    stays as a second name of the file where a hard link was made: the caller removes its
+    folder."""
+    beside = tuple(f for f in fellows if f != path and f.with_suffix(path.suffix) == path)
+    return claim_output(path, functools.partial(_place, written, beside, frozenset(ours)))
 
 
 #: The suffix of the report the dispatcher and the dashboard read beside a ``.form``.
 _READ_REPORT_SUFFIX: Final = ".json"
 
 
-def _place(written: Path, report: Path | None, candidate: Path) -> None:
-    reports = [] if candidate.suffix == _READ_REPORT_SUFFIX else [
-        candidate.with_suffix(_READ_REPORT_SUFFIX)]
-    if report is not None:
-        reports.append(companion_output(report, candidate))
-    if any(path != candidate and path.exists() for path in reports):
-        # Another build's report has this name: this file beside it would pair with it.
-        raise FileExistsError(errno.EEXIST, "the name of another build's report", str(candidate))
+def _place(written: Path, fellows: tuple[Path, ...], ours: frozenset[Path],
+           candidate: Path) -> None:
+    names = [companion_output(fellow, candidate) for fellow in fellows]
+    if candidate.suffix != _READ_REPORT_SUFFIX:
+        names.append(candidate.with_suffix(_READ_REPORT_SUFFIX))
+    if any(name != candidate and name not in ours and name.exists() for name in names):
+        # Another build's file has a fellow's name: this one beside it would pair with it.
+        raise FileExistsError(errno.EEXIST, "the name of another build's file", str(candidate))
     try:
         os.link(written, candidate)
     except (FileExistsError, FileNotFoundError, NotADirectoryError):

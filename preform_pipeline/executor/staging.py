@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -122,12 +122,13 @@ def _remove_save(folder: Path, owners: tuple[Path, ...]) -> bool:
 
 
 def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None], *,
-                report: Path | None = None) -> Path:
+                fellows: Sequence[Path] = (), ours: Collection[Path] = ()) -> Path:
     """Let ``write`` (a server's save) write the output rendered as ``rendered`` into a new
     save folder below ``output_root`` (under the same name), then place it at ``rendered``
-    or the first free ``name-N`` (``report``: where the build's report is rendered; a name
-    whose report is there is not free, :func:`~.outputs.place_output`); the path it now
-    has. The save's folder is removed however it ends.
+    or the first free ``name-N`` (``fellows``: where the build's other files are rendered,
+    ``ours``: those it has placed; a name at which a fellow's is another build's is not
+    free, :func:`~.outputs.place_output`); the path it now has. The save's folder is removed
+    however it ends.
 
     Raises :class:`FileWriteError` when the staging folder cannot be made, or the file
     cannot be placed (the server answered but wrote nothing there); what ``write`` raises
@@ -144,7 +145,7 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
         path = folder / rendered.name
         write(path)
         try:
-            return place_output(path, rendered, report=report)
+            return place_output(path, rendered, fellows=fellows, ours=ours)
         except OSError as exc:
             raise _move_error(rendered, path, exc) from exc
     finally:

@@ -961,19 +961,25 @@ def estimate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> No
 
 def _save(ctx: StepContext, template: str, write: Callable[[Path], None]) -> Path:
     """The output ``write`` saves, placed at its rendered path or the first free ``-N``
-    (:mod:`.outputs`: an existing file is never replaced); the path it has. The server writes
-    into our staging folder (:mod:`.staging`): one that dies mid-save leaves its temporaries
-    where we can remove them, and no name taken."""
+    (:mod:`.outputs`: an existing file is never replaced, and the build's ``.form``,
+    screenshot and report rendered beside one another take one ``-N``); the path it has. The
+    server writes into our staging folder (:mod:`.staging`): one that dies mid-save leaves
+    its temporaries where we can remove them, and no name taken."""
     # Resolved below the resolved root, as resolve() would; placing makes a missing folder.
     root = ctx.resolved_output_root or ctx.output_root.resolve()
-    try:
-        report: Path | None = resolved_output_path(ctx.recipe.outputs.report, ctx.values, root)
-    except TemplateError:
-        # The report's own writing says so (build_report_failed) and the build stands: a
-        # save is not failed for it. The ``.json`` beside is checked all the same.
-        report = None
+    outputs = ctx.recipe.outputs
+    fellows: list[Path] = []
+    for other in (outputs.form, outputs.screenshot, outputs.report):
+        if other == template:
+            continue
+        try:
+            fellows.append(resolved_output_path(other, ctx.values, root))
+        except TemplateError:
+            # The report's own writing says so (build_report_failed) and the build stands: a
+            # save is not failed for it. The ``.json`` beside is checked all the same.
+            continue
     return save_staged(resolved_output_path(template, ctx.values, root), root, write,
-                       report=report)
+                       fellows=fellows, ours=ctx.facts.outputs)
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

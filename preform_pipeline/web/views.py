@@ -6,7 +6,6 @@ comes from :mod:`preform_pipeline.store.model` and the rows' own reasons.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -17,6 +16,7 @@ from urllib.parse import urlencode
 from preform_pipeline.cloud.models import Printer
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError, full_disk_advice
+from preform_pipeline.executor.report_beside import report_beside
 from preform_pipeline.hotfolder.whereabouts import retry_check, unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, CaseKey, Job, JobState, JobStore, Transition
@@ -613,16 +613,8 @@ def screenshot_of(build: Build) -> Path | None:
 
 
 def _report_of(build: Build) -> dict[str, Any]:
-    for path in _siblings(build):
-        if path.suffix.lower() != ".json":
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(data, dict) and data.get("job_key") in (None, build.job_key):
-            return data
-    return {}
+    found = None if build.form_path is None else report_beside(build.form_path, build.job_key)
+    return {} if found is None else found[1]
 
 
 def build_page(store: JobStore, build_id: int) -> BuildPage:

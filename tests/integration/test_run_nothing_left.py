@@ -194,18 +194,27 @@ class TestALogFileThatCannotBeWritten:
     the output folder made for the run stayed, and a folder the check cannot judge was a
     crash report)."""
 
+    @pytest.mark.parametrize(("named_by", "fix"), [
+        ("--log-file", "fix --log-file (or the folder itself)"),
+        ("logging.file", "fix logging.file in the settings (or the folder itself)"),
+    ])
     def test_a_folder_that_is_a_file_leaves_no_output_folder(
-        self, tmp_path: Path, in_process: InProcess
+        self, tmp_path: Path, in_process: InProcess, named_by: str, fix: str
     ) -> None:
+        # The hint names what was given (before session 43's loose ends, both at once).
         recipe, inbox = _recipe_and_inbox(tmp_path)
         blocker = tmp_path / "blocker"
         blocker.write_text("", encoding="utf-8")
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(f"logging:\n  file: {blocker / 'run.jsonl'}\n", encoding="utf-8")
+        log = (["--log-file", str(blocker / "run.jsonl")] if named_by == "--log-file"
+               else ["--settings", str(settings)])
         before = _tree(tmp_path)
         done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
-                          str(tmp_path / "out"), "--log-file", str(blocker / "run.jsonl"))
+                          str(tmp_path / "out"), *log)
         assert done.returncode == 1, done.stderr
         assert done.stderr.startswith(
-            f"error: log file's folder {blocker}: is a file, not a folder (fix --log-file"), (
+            f"error: log file's folder {blocker}: is a file, not a folder ({fix})\n"), (
             done.stderr)
         assert _tree(tmp_path) == before
 
@@ -233,9 +242,11 @@ class TestALogFileThatCannotBeWritten:
         done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
                           str(tmp_path / "out"))
         assert done.returncode == 1, done.stderr
+        # No --log-file was given: the hint named it as the thing to fix (review rv43-litter).
         assert done.stderr.startswith(
-            f"error: log file's folder {tmp_path / 'out' / 'logs'}: is a file, not a folder"), (
-            done.stderr)
+            f"error: log file's folder {tmp_path / 'out' / 'logs'}: is a file, not a folder "
+            "(the run keeps its log in the output folder's logs folder: move away what stands "
+            "at that name or let this user write there, or give --log-file)\n"), done.stderr
         assert _tree(tmp_path) == before
 
 

@@ -180,7 +180,7 @@ class TestACompanionFile:
         # failed build's report at e2e-001<suffix> is as much another build's.
         report = tmp_path / f"e2e-001{suffix}"
         report.write_text("{}\n", encoding="utf-8")
-        placed = place_output(_saved(tmp_path), tmp_path / "e2e-001.form", report=report)
+        placed = place_output(_saved(tmp_path), tmp_path / "e2e-001.form", fellows=(report,))
         assert placed == tmp_path / "e2e-001-2.form"
         assert companion_output(report, placed) == tmp_path / f"e2e-001-2{suffix}"
 
@@ -192,7 +192,31 @@ class TestACompanionFile:
             report.parent.mkdir(parents=True)
             report.write_text("{}\n", encoding="utf-8")
             form = tmp_path / report.relative_to(tmp_path).parts[0] / "e2e-001.form"
-            assert place_output(_saved(tmp_path), form, report=report) == form
+            assert place_output(_saved(tmp_path), form, fellows=(report,)) == form
+
+
+class TestABuildsFellows:
+    """A build's ``.form``, screenshot and report rendered beside one another take one
+    ``-N``: a name at which a fellow's name is another build's file is not free, and the
+    build's own files placed already do not count."""
+
+    def test_a_form_is_kept_off_a_name_whose_screenshot_another_build_left(
+        self, tmp_path: Path
+    ) -> None:
+        # An earlier build was killed between its screenshot and its save: only its .png.
+        (tmp_path / "e2e-001.png").write_bytes(b"png")
+        placed = place_output(_saved(tmp_path), tmp_path / "e2e-001.form",
+                              fellows=(tmp_path / "e2e-001.png",))
+        assert placed == tmp_path / "e2e-001-2.form"
+
+    def test_the_builds_own_screenshot_leaves_its_name_to_the_form(
+        self, tmp_path: Path
+    ) -> None:
+        screenshot = tmp_path / "e2e-001.png"
+        screenshot.write_bytes(b"png")
+        placed = place_output(_saved(tmp_path), tmp_path / "e2e-001.form",
+                              fellows=(screenshot,), ours=(screenshot,))
+        assert placed == tmp_path / "e2e-001.form"
 
 
 def _saved(tmp_path: Path) -> Path:

@@ -120,17 +120,13 @@ class TestAReportOfAnotherSuffix:
     def test_the_form_and_its_report_take_the_same_free_name(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        folder = tmp_path / "m" / CASE
-        write_box(folder, "box0", 10, 10, 10)
-        farm.add()
-        out = tmp_path / "out"
+        folder, out = _one_box_on_one_server(tmp_path, farm)
         out.mkdir()
         (out / "unit-001.txt").write_text("an earlier failed build's\n", encoding="utf-8")
         recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - save_form\n"
                               "outputs:\n  form: '{build}.form'\n  report: '{build}.txt'\n")
 
-        result = run(plan_for(recipe, [folder]), FakePool([s.url for s in farm.servers]), out,
-                     step_timeout_s=30.0)
+        result = _run_on(farm, recipe, folder, out)
 
         (outcome,) = result.outcomes
         assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
@@ -140,3 +136,44 @@ class TestAReportOfAnotherSuffix:
             str(out / "unit-001-2.form")]
         assert (out / "unit-001.txt").read_text(encoding="utf-8") == (
             "an earlier failed build's\n")
+
+
+class TestAScreenshotBesideItsForm:
+    """A build's screenshot took its free name apart from its ``.form``: after an earlier
+    run's build that failed past its screenshot (its ``.png`` left, its report kept in
+    ``reports/``), the next run's screenshot went to ``unit-001-2.png`` and its ``.form`` to
+    ``unit-001.form``."""
+
+    def test_the_form_and_its_screenshot_take_one_free_name_over_two_runs(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        folder, out = _one_box_on_one_server(tmp_path, farm)
+        outputs = ("outputs:\n  form: '{build}.form'\n  screenshot: '{build}.png'\n"
+                   "  report: 'reports/{build}.json'\n")
+        results = []
+        for limit_s in (1, 10**6):  # the first run's build fails after its screenshot
+            recipe = write_recipe(tmp_path, "steps:\n  - auto_layout\n  - screenshot\n"
+                                  f"  - estimate:\n      max_print_time_s: {limit_s}\n"
+                                  "  - save_form\n" + outputs)
+            results.append(_run_on(farm, recipe, folder, out))
+
+        assert [o.status for r in results for o in r.outcomes] == [
+            BuildStatus.FAILED, BuildStatus.SUCCEEDED]
+        assert sorted(p.name for p in out.iterdir() if p.is_file()) == [
+            "unit-001-2.form", "unit-001-2.png", "unit-001.png"]
+        report = json.loads((out / "reports" / "unit-001-2.json").read_text(encoding="utf-8"))
+        assert report["outputs"] == [str(out / "unit-001-2.png"), str(out / "unit-001-2.form")]
+
+
+def _one_box_on_one_server(tmp_path: Path, farm: SimFarm) -> tuple[Path, Path]:
+    """A case folder of one 10 mm box, one simulated server, and the output folder's path."""
+    folder = tmp_path / "m" / CASE
+    write_box(folder, "box0", 10, 10, 10)
+    farm.add()
+    return folder, tmp_path / "out"
+
+
+def _run_on(farm: SimFarm, recipe: Path, folder: Path, out: Path) -> RunResult:
+    # A generous step deadline: one attempt each, even on a loaded machine.
+    return run(plan_for(recipe, [folder]), FakePool([s.url for s in farm.servers]), out,
+               step_timeout_s=30.0)

@@ -1,0 +1,63 @@
+"""Which file beside a build's ``.form`` is its report, for whoever reads it after the run:
+the dispatcher, which notes a waiting build's print in it, and the dashboard.
+
+The recipe's ``outputs.report`` may have any suffix (``{build}.json``, ``.JSON``, ``.txt``,
+none); rendered beside the ``.form`` it takes the ``.form``'s name but the suffix
+(:mod:`.outputs`), and what it holds is JSON whatever its suffix. The store keeps no report
+path and the recipe may have changed since the build was prepared, so the report is found by
+what it holds: a file of the ``.form``'s name, any suffix, holding a JSON object whose
+``job_key`` is the build's (or none: a run without a store). A file not named ``.json`` must
+also say it is a build report (``format``): a user's own file of that name is never taken
+for one, and never written into. ``.json`` names are looked at first, the exact one first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Final
+
+__all__ = ["BUILD_REPORT_FORMAT", "report_beside"]
+
+#: The ``format`` a build's report says it has.
+BUILD_REPORT_FORMAT: Final = "preform-pipeline-run-report-build"
+
+#: A build's report is a few kilobytes; a file of its name far larger (a screenshot, a
+#: model) is not read whole to find that out.
+_LARGEST_REPORT_BYTES: Final = 4 * 1024 * 1024
+
+
+def report_beside(
+    form: Path, job_key: str, unreadable: Callable[[Path, str], None] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The report beside ``form`` of the build ``job_key`` and what it holds, or None when
+    there is none (module docstring). ``unreadable`` is told of a ``.json`` of that name that
+    cannot be read or is not JSON (a file of another suffix may be anything)."""
+    try:
+        names = [p for p in form.parent.iterdir() if p.stem == form.stem and p != form]
+    except OSError:
+        return None
+    names.sort(key=lambda p: (p.suffix != ".json", p.suffix.lower() != ".json", p.name))
+    for path in names:
+        named_json = path.suffix.lower() == ".json"
+        try:
+            data = _read(path)
+        except (OSError, ValueError) as exc:
+            if named_json and unreadable is not None:
+                unreadable(path, str(exc))
+            continue
+        if (isinstance(data, dict) and data.get("job_key") in (None, job_key)
+                and (named_json or data.get("format") == BUILD_REPORT_FORMAT)):
+            return path, data
+    return None
+
+
+def _read(path: Path) -> object:
+    """What the file at ``path`` holds as JSON; OSError or ValueError (UnicodeDecodeError
+    too: an image, a model) when it holds none, None when it is too large to be a report."""
+    with path.open("rb") as file:
+        text = file.read(_LARGEST_REPORT_BYTES + 1)
+    if len(text) > _LARGEST_REPORT_BYTES:
+        return None
+    return json.loads(text.decode("utf-8"))
