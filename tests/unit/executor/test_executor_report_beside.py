@@ -3,7 +3,9 @@ user's own file of that name is never taken for it."""
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -50,3 +52,43 @@ class TestTheReportBesideAForm:
         assert report_beside(tmp_path / "unit-001.form", KEY,
                              lambda path, error: told.append(path)) is None
         assert told == [tmp_path / "unit-001.json"]
+
+    def test_a_users_own_json_of_that_name_is_left_alone(self, tmp_path: Path) -> None:
+        # A dict with no job_key was taken for a run without a store's report, and the
+        # dispatcher wrote the print's record into the user's file.
+        _write(tmp_path / "unit-001.json", {"note": "the operator's own"})
+        assert report_beside(tmp_path / "unit-001.form", KEY) is None
+
+    def test_the_json_name_is_tried_first(self, tmp_path: Path) -> None:
+        # By name alone ".JSON" and ".txt" sort before or after ".json" as case has it.
+        mine = _write(tmp_path / "unit-001.json", _report(steps_done=["json"]))
+        _write(tmp_path / "unit-001.JSON", _report(steps_done=["JSON"]))
+        _write(tmp_path / "unit-001.a", _report(steps_done=["a"]))
+        assert report_beside(tmp_path / "unit-001.form", KEY) == (
+            mine, _report(steps_done=["json"]))
+
+    def test_a_large_file_of_that_name_is_not_read_whole(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (tmp_path / "unit-001.png").write_bytes(b"\x89PNG\r\n" + bytes(1 << 20))
+        mine = _write(tmp_path / "unit-001.txt", _report())
+        reads: list[int] = []
+
+        class Counted(io.BufferedReader):
+            def read(self, size: int | None = -1) -> bytes:
+                got = super().read(size)
+                reads.append(len(got))
+                return got
+
+        def fdopen(fd: int, mode: str) -> io.BufferedReader:
+            return Counted(io.FileIO(fd, "rb"))
+
+        monkeypatch.setattr(os, "fdopen", fdopen)
+        assert report_beside(tmp_path / "unit-001.form", KEY) == (mine, _report())
+        assert reads and max(reads) < 1024
+
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+    def test_a_named_pipe_of_that_name_does_not_block(self, tmp_path: Path) -> None:
+        os.mkfifo(tmp_path / "unit-001.json")
+        mine = _write(tmp_path / "unit-001.txt", _report())
+        assert report_beside(tmp_path / "unit-001.form", KEY) == (mine, _report())
