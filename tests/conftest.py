@@ -127,6 +127,10 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "/proc/self/mem, the file no user can read, is Linux's; elsewhere there is none to use"
     ),
     "needs Linux's /proc": "the process facts these tests read are in Linux's /proc only",
+    "/proc is Linux's": (
+        "a folder that refuses a new folder even to root (the log file's folder below /proc) "
+        "exists on Linux only; elsewhere there is none to use"
+    ),
     "PR_SET_PDEATHSIG is Linux's": "the parent-death signal exists on Linux only",
     "the parent-death signal is Linux's": "the parent-death signal exists on Linux only",
     "POSIX local paths": "the paths these tests write are POSIX's; Windows spells them otherwise",

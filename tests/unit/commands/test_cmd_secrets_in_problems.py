@@ -125,9 +125,12 @@ class TestAStoreThatIsNotThere:
         code, said = command(in_process, tmp_path, "jobs", "--store",
                              f"postgresql://u:p@127.0.0.1:{port}/jobs")
         assert code == 1
+        # Up to the driver's words: the console's cut (crash.shorten) may take the hint's
+        # middle on a long line, never the cause at its start.
         assert (f"error: postgresql://u:***@127.0.0.1:{port}/jobs: cannot reach the PostgreSQL "
                 f'job store while connecting: Connection refused (server "127.0.0.1", port '
-                f"{port}) (check that the database server runs") in said, said
+                f"{port})") in said, said
+        assert "***ort" not in said and ":p@" not in said
 
 
 class TestStoreUrlsOfOtherDatabases:

@@ -87,7 +87,8 @@ class TestTheReportBesideAForm:
         assert report_beside(tmp_path / "unit-001.form", KEY) == (mine, _report())
         assert reads and max(reads) < 1024
 
-    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"),
+                        reason="named pipes, devices and modes are POSIX")
     def test_a_named_pipe_of_that_name_does_not_block(self, tmp_path: Path) -> None:
         os.mkfifo(tmp_path / "unit-001.json")
         mine = _write(tmp_path / "unit-001.txt", _report())
