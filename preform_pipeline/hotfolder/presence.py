@@ -95,6 +95,13 @@ class InboxPresence:
             return f"its folder cannot be looked at ({exc.strerror or exc})"
         if not stat.S_ISDIR(info.st_mode):
             return "there is no folder at its path"
+        known = self._known.get(path)
+        if known is not None and (info.st_dev, info.st_ino) == (known.device, known.inode):
+            # The same folder as last time: a mount on it, or its share's going, would have
+            # shown another folder here. The daemon looks at every wake-up, so the mount
+            # table (read whole when os.path.ismount does not see a mount) is read only when
+            # the folder changed.
+            return None
         now = _Folder(info.st_dev, info.st_ino, is_mount_point(path))
         known = self._known.setdefault(path, now)
         if now == known:
