@@ -39,6 +39,16 @@ def _box(path: Path, size: float = 20.0) -> Path:
     return path
 
 
+def _quiet_run_with_a_cad_file(tmp_path: Path) -> list[str]:
+    """A quiet run's command over an inbox of one model and a STEP file it rejects."""
+    inbox = tmp_path / "inbox"
+    _box(inbox / "a.stl")
+    (inbox / "bracket.step").write_text("ISO-10303-21;\n", encoding="utf-8")
+    recipe = write_recipe(tmp_path, STEPS)
+    settings = write_settings(tmp_path, count=1)
+    return command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+
+
 class TestQuiet:
     """``--quiet`` prints nothing on success, and only the errors on failure."""
 
@@ -71,13 +81,7 @@ class TestQuiet:
         assert len(fleet_jobs(tmp_path)) == 1
 
     def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
-        inbox = tmp_path / "inbox"
-        _box(inbox / "a.stl")
-        (inbox / "bracket.step").write_text("ISO-10303-21;\n", encoding="utf-8")
-        recipe = write_recipe(tmp_path, STEPS)
-        settings = write_settings(tmp_path, count=1)
-        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
-                                        "--quiet"))
+        run = run_cli(tmp_path, _quiet_run_with_a_cad_file(tmp_path))
         assert run.returncode == 1
         assert run.stdout == ""
         lines = run.stderr.splitlines()
@@ -315,12 +319,7 @@ class TestARunThatDidNothing:
         assert [Path(f).name for b in new.builds() for f in b["source_files"]] == ["b.stl"]
 
     def test_a_file_rejected_once_is_nothing_new_on_the_next_run(self, tmp_path: Path) -> None:
-        inbox = tmp_path / "inbox"
-        _box(inbox / "a.stl")
-        (inbox / "bracket.step").write_text("ISO-10303-21;\n", encoding="utf-8")
-        recipe = write_recipe(tmp_path, STEPS)
-        settings = write_settings(tmp_path, count=1)
-        argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
+        argv = _quiet_run_with_a_cad_file(tmp_path)
         first = run_cli(tmp_path, argv)
         assert first.returncode == 1 and "bracket.step" in first.stderr
         after_first = _files(first.out)
