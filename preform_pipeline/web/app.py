@@ -44,6 +44,7 @@ from preform_pipeline.web.auth import (
     SESSION_COOKIE,
     Access,
     Gate,
+    browser_signed_out,
     cross_site_reason,
     csrf_matches,
 )
@@ -64,6 +65,8 @@ _T = TypeVar("_T")
 #: The query parameter an action's redirect carries: the page that did the action shows its
 #: line, not another tab of the session that loads a page first.
 _DONE_PARAM: Final = "done"
+#: The login page's query parameter asking it to say the session has ended.
+_AGAIN_PARAM: Final = "again"
 Handler = Callable[[Request], Awaitable[Response]]
 
 #: The pages, in the navigation's order: (path, title).
@@ -106,7 +109,11 @@ class Dashboard:
             if access.user is None:
                 if access.refused:
                     return _unauthorised()
-                return RedirectResponse(_login_url(request), status_code=303)
+                # A live refresh without a cookie is a page opened logged in, whose browser
+                # has since lost the cookie: its login page says to log in again.
+                again = not access.ended and request.headers.get("x-live") == "1"
+                return RedirectResponse(_login_url(_wanted(request), again=again),
+                                        status_code=303)
             return await render(request, access.user, access)
         return handler
 
@@ -116,7 +123,12 @@ class Dashboard:
             access = self.access(request)
             if access.user is None:
                 if access.ended:
-                    return await _session_ended(request)
+                    return await _session_ended(request, "ended")
+                if (not access.refused and browser_signed_out(request.headers)
+                        and cross_site_reason(request.headers, request.url.scheme) is None):
+                    # A restarted browser's press on a page left open: it came with no
+                    # cookie at all, and was a bare 401 until session 44.
+                    return await _session_ended(request, "no cookie")
                 return _unauthorised()
             async with request.form() as posted:
                 form = {k: v for k, v in posted.items() if isinstance(v, str)}
@@ -364,14 +376,17 @@ def _unauthorised() -> Response:
                              headers={"WWW-Authenticate": 'Bearer realm="preform-pipeline"'})
 
 
-async def _session_ended(request: Request) -> Response:
-    """A browser's action sent after its session ended: to the login page, which says so, and
-    back to the page its button was on. A restart had answered a bare "401 unauthorised"
-    text page to a click on Approve or Reject in a tab opened before it (session 43)."""
+async def _session_ended(request: Request, why: str) -> Response:
+    """A browser's action sent after its session ended (``why``: "ended", its cookie names
+    a session the dashboard no longer has; "no cookie", the browser lost it): to the login
+    page, which says so, and back to the page its button was on. Nothing else of the form is
+    kept: it was not acted on, and its CSRF token was the old session's. A restart had
+    answered a bare "401 unauthorised" text page to a click on Approve or Reject in a tab
+    opened before it (session 43), and a restarted browser's click still did (session 44)."""
     async with request.form() as posted:
         back = _local(str(posted.get("next") or ""))
-    log.info("web_session_ended", path=request.url.path)
-    return RedirectResponse(f"/login?next={quote(back, safe='/')}", status_code=303)
+    log.info("web_session_ended", path=request.url.path, why=why)
+    return RedirectResponse(_login_url(back, again=why != "ended"), status_code=303)
 
 
 def _wanted(request: Request) -> str:
@@ -390,9 +405,11 @@ def _with_query(target: str, name: str, value: str) -> str:
     return urlunsplit(parts._replace(query=urlencode([*query, (name, value)])))
 
 
-def _login_url(request: Request) -> str:
-    """The login page, told to return to the whole URL asked for."""
-    return f"/login?next={quote(_wanted(request), safe='/')}"
+def _login_url(back: str, *, again: bool = False) -> str:
+    """The login page, told to return to ``back``; ``again``: told to say that the session
+    has ended (which it reads itself from a cookie naming an ended session, but not from a
+    browser that lost its cookie)."""
+    return f"/login?next={quote(back, safe='/')}" + (f"&{_AGAIN_PARAM}=1" if again else "")
 
 
 def _local(target: str | None) -> str:
@@ -533,7 +550,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def login_page(request: Request) -> Response:
         return d.render(request, "login.html", Access(None), failed=False,
-                        ended=d.access(request).ended,
+                        ended=(d.access(request).ended
+                               or request.query_params.get(_AGAIN_PARAM) == "1"),
                         next=_local(request.query_params.get("next")))
 
     async def login(request: Request) -> Response:

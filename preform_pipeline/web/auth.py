@@ -35,6 +35,7 @@ __all__ = [
     "Access",
     "Gate",
     "Session",
+    "browser_signed_out",
     "cross_site_reason",
     "csrf_matches",
 ]
@@ -147,6 +148,16 @@ def csrf_matches(session: Session | None, offered: str | None) -> bool:
     if session is None:
         return True
     return offered is not None and hmac.compare_digest(session.csrf, offered)
+
+
+def browser_signed_out(headers: Mapping[str, str]) -> bool:
+    """Whether a request that offers no credential came from a page this browser had open
+    while logged in: a form's press (a browser navigates to its answer) or a page's live
+    refresh (``X-Live``). Its cookie is gone (the browser was restarted, or its cookies were
+    cleared), so it is sent to log in again like an ended session; a script's request, which
+    does neither, is answered 401 for its status to be read."""
+    return (headers.get("sec-fetch-mode") == "navigate" or headers.get("x-live") == "1"
+            or "text/html" in headers.get("accept", ""))
 
 
 def cross_site_reason(headers: Mapping[str, str], scheme: str) -> str | None:

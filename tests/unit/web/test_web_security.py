@@ -26,6 +26,11 @@ def _ended_client(served: Served) -> httpx.Client:
                         cookies={SESSION_COOKIE: "a-session-before-the-restart"})
 
 
+#: What a browser sends with a form's press (a navigation to its answer).
+_BROWSER_PRESS = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8",
+                  "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin"}
+
+
 def _form_value(page: str, name: str) -> str:
     found = re.search(rf'<input type="hidden" name="{name}" value="([^"]*)">', page)
     assert found is not None, page
@@ -199,7 +204,8 @@ class TestASessionThatEnded:
         assert f'name="next" value="{page}"' in login.text
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
         assert [e for e in events if e["event"] == "web_session_ended"] == [
-            {"event": "web_session_ended", "path": f"{page}/approve", "log_level": "info"}]
+            {"event": "web_session_ended", "path": f"{page}/approve", "why": "ended",
+             "log_level": "info"}]
 
     @pytest.mark.parametrize("target", [
         "//evil.example/builds/1", "https://evil.example/", "/\\evil.example/",
@@ -265,6 +271,55 @@ class TestASessionThatEnded:
                             data={"next": "/"})
         assert answer.status_code == 401
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_restarted_browsers_press_is_sent_to_log_in_again_keeping_nothing_of_its_form(
+        self, served: Served
+    ) -> None:
+        # Session 44: a browser restarted with the page left open has no cookie at all (the
+        # session cookie has no expiry, so a browser drops it on closing): its press got the
+        # bare 401 that session 43 took away from an ended session's.
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        client.close()
+        page = f"/builds/{served.held_id}"
+        with closing(httpx.Client(base_url=served.url, headers=_BROWSER_PRESS)) as restarted, \
+                capture_logs() as events:
+            answer = restarted.post(f"{page}/reject", data={
+                "csrf": csrf, "next": page, "reason": "margin-cracked-xq"})
+            login = restarted.get(answer.headers.get("location", "/"))
+
+        assert (answer.status_code, answer.headers["location"]) == (
+            303, f"/login?next={page}&again=1")
+        assert login.status_code == 200 and 'id="ended"' in login.text
+        assert "this browser was restarted" in login.text and "was not done" in login.text
+        assert _form_value(login.text, "next") == page
+        assert "margin-cracked-xq" not in login.text and csrf not in login.text
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+        assert [e for e in events if e["event"] == "web_session_ended"] == [
+            {"event": "web_session_ended", "path": f"{page}/reject", "why": "no cookie",
+             "log_level": "info"}]
+
+    def test_a_page_left_open_in_a_restarted_browser_refreshes_into_a_login_saying_so(
+        self, served: Served
+    ) -> None:
+        answer = httpx.get(f"{served.url}/failed?recipe=grey", headers={"X-Live": "1"})
+        first_visit = httpx.get(f"{served.url}/failed", headers=_BROWSER_PRESS)
+
+        assert (answer.status_code, answer.headers["location"]) == (
+            303, "/login?next=/failed%3Frecipe%3Dgrey&again=1")
+        login = httpx.get(served.url + answer.headers["location"])
+        assert 'id="ended"' in login.text
+        # A page opened with no session is a first visit as often: its login says nothing.
+        assert first_visit.headers["location"] == "/login?next=/failed"
+
+    def test_a_cross_site_press_without_a_cookie_is_still_401(self, served: Served) -> None:
+        # SameSite=Strict keeps the cookie off another site's form: it is no signed-out
+        # browser of ours, and nothing is logged as a session that ended.
+        with capture_logs() as events:
+            answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+                                data={"next": "/"}, headers={
+                                    **_BROWSER_PRESS, "Sec-Fetch-Site": "cross-site"})
+        assert answer.status_code == 401
+        assert [e for e in events if e["event"] == "web_session_ended"] == []
 
 
 class TestFraming:
