@@ -48,6 +48,7 @@ PipelineError
  │    ├── CloudAuthError               credentials or access token refused
  │    ├── CloudRateLimitError          request budget exhausted and the caller would not wait
  │    └── CloudUnavailableError        network failure or the Web API answered 5xx
+ ├── DecidedAlreadyError              a build's approval was decided by someone else (who, when)
  ├── PrinterSelectionError            no printer fits the `printer: auto` policy (why, per printer)
  └── PrintLookupError                 an interrupted send cannot be looked up: never resent blindly
 ```
@@ -61,10 +62,11 @@ from __future__ import annotations
 import errno
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
-from preform_pipeline.wording import counted, millimetres
+from preform_pipeline.wording import counted, millimetres, utc_moment
 
 __all__ = [
     "ApiError",
@@ -73,6 +75,8 @@ __all__ = [
     "CloudRateLimitError",
     "CloudUnavailableError",
     "ConfigError",
+    "DecidedAlreadyError",
+    "Decision",
     "DISK_FULL_ERRNOS",
     "FileWriteError",
     "ImportNotAppliedError",
@@ -708,6 +712,30 @@ class CloudRateLimitError(CloudError):
 class CloudUnavailableError(CloudError):
     """The Web API could not be reached, timed out, or answered with a 5xx status (a 503's
     ``Retry-After``, when it gave one, in ``retry_after_s``)."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A person's recorded decision on a held build: ``decision`` (approved / rejected), ``by``
+    whom, and ``at`` (None: not recorded)."""
+
+    decision: str
+    by: str
+    at: datetime | None
+
+
+class DecidedAlreadyError(PipelineError):
+    """A decision on a build that is no longer awaiting approval. ``decided`` is the
+    decision the store records (who and when), None when none was taken (a cancelled case):
+    a second operator is told who was first, not only the state it left."""
+
+    def __init__(self, message: str, *, decided: Decision | None, hint: str | None = None
+                 ) -> None:
+        if decided is not None:
+            when = "" if decided.at is None else f" at {utc_moment(decided.at)}"
+            message += f"; {decided.decision} by {decided.by}{when}"
+        super().__init__(message, hint=hint)
+        self.decided = decided
 
 
 class PrinterSelectionError(PipelineError):

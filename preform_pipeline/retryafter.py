@@ -19,6 +19,8 @@ from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Final
 
+from preform_pipeline.wording import utc_moment
+
 __all__ = [
     "MAX_RETRY_AFTER_S",
     "MAX_RETRY_AFTER_TRIES",
@@ -69,8 +71,7 @@ def parse_retry_after(value: str | None, now: datetime) -> float | None:
 
 def resume_time(now: datetime, wait_s: float) -> str:
     """When a wait of ``wait_s`` seconds from ``now`` ends, as a person reads it (UTC)."""
-    ends = now.astimezone(timezone.utc) + timedelta(seconds=math.ceil(wait_s))
-    return ends.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return utc_moment(now + timedelta(seconds=math.ceil(wait_s)))
 
 
 def asked_to_wait(wait_s: float, now: datetime, *, limit_s: float = MAX_RETRY_AFTER_S,

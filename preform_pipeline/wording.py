@@ -6,7 +6,7 @@ hot folder's notes, ``jobs``, ``plan`` and ``run``), or, in text of several line
 line breaks kept (:func:`visible_lines`: the commands' stderr, ``plan``'s steps, what the
 commands print on stdout), and in a table's columns (:func:`aligned`: the cells escaped
 before they are measured); and the one way a model's size in millimetres is written
-(:func:`millimetres`).
+(:func:`millimetres`); and the one way a moment is written for a person (:func:`utc_moment`).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from typing import Final
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "millimetres",
     "noun",
     "quoted",
+    "utc_moment",
     "visible",
     "visible_lines",
 ]
@@ -145,3 +147,8 @@ def millimetres(size: Iterable[float]) -> str:
     millimetre each, but a length of a kilometre or more as ``1.0e+38``, so an absurd size
     still reads as one."""
     return " x ".join(f"{v:.1f}" if abs(v) < _ABSURD_MM else f"{v:.1e}" for v in size) + " mm"
+
+
+def utc_moment(when: datetime) -> str:
+    """``2026-12-07 10:02:00 UTC``: a moment (aware) as a person reads it in a message."""
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -15,10 +15,16 @@ store with an audit row naming the user, and ``Build.approval`` records who, whe
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.errors import PipelineError
+from preform_pipeline.errors import (
+    DecidedAlreadyError,
+    Decision,
+    PipelineError,
+    StoreConflictError,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.store import STATE_DESCRIPTIONS, Build, JobState, JobStore
@@ -59,15 +65,41 @@ def hold_for_approval(
 def _held(store: JobStore, build_id: int, jobs: str) -> Build:
     build = store.get_build(build_id)
     if build.state is not JobState.AWAITING_APPROVAL:
-        raise PipelineError(
+        raise DecidedAlreadyError(
             # What the state means, as `jobs` and the dashboard say it: "print_sent" is
             # the store's word, not the person's.
             f"build {build.job_key} is not awaiting approval: "
             f"{STATE_DESCRIPTIONS[build.state]}",
+            decided=_decided(build.approval),
             hint="someone decided already, or it was cancelled; reload the page or see "
             f"`{jobs} show {build.job_key}`",
         )
     return build
+
+
+def _decided(record: Mapping[str, Any] | None) -> Decision | None:
+    """The decision a build's ``approval`` record (:func:`_record`) holds; None: none taken."""
+    if not record or not record.get("decision"):
+        return None
+    try:
+        at: datetime | None = datetime.fromisoformat(str(record.get("at")))
+    except ValueError:
+        at = None
+    return Decision(str(record["decision"]), str(record.get("by") or "someone"), at)
+
+
+def _decide(store: JobStore, build_id: int, jobs: str, to: JobState, reason: str,
+            record: dict[str, Any]) -> Build:
+    """The one compare-and-set of a decision. Another person's decision between the check
+    and the write loses this one the compare-and-set: it is refused as a late decision (who
+    was first, and when), not as the store's "is waiting_for_printer, expected ..."."""
+    _held(store, build_id, jobs)
+    try:
+        return store.transition_build(build_id, to, reason, expect=JobState.AWAITING_APPROVAL,
+                                      approval=record)
+    except StoreConflictError:
+        _held(store, build_id, jobs)
+        raise
 
 
 def _record(clock: Clock, decision: str, user: str, reason: str) -> dict[str, Any]:
@@ -82,11 +114,8 @@ def approve(
     """AWAITING_APPROVAL → WAITING_FOR_PRINTER: dispatch sends it when its printer is free.
 
     ``jobs``: the ``jobs`` command reaching ``store``, for the hint of a refusal."""
-    _held(store, build_id, jobs)
-    build = store.transition_build(
-        build_id, JobState.WAITING_FOR_PRINTER, f"approved by {user}",
-        expect=JobState.AWAITING_APPROVAL, approval=_record(clock, APPROVED, user, ""),
-    )
+    build = _decide(store, build_id, jobs, JobState.WAITING_FOR_PRINTER, f"approved by {user}",
+                    _record(clock, APPROVED, user, ""))
     log.info("build_approved", build_id=build_id, job_key=build.job_key, user=user)
     return build
 
@@ -100,10 +129,7 @@ def reject(
     if not text:
         raise PipelineError("a rejection needs a reason",
                             hint="say what is wrong, e.g. 'crown 3 overlaps the raft'")
-    _held(store, build_id, jobs)
-    build = store.transition_build(
-        build_id, JobState.FAILED, f"rejected by {user}: {text}",
-        expect=JobState.AWAITING_APPROVAL, approval=_record(clock, REJECTED, user, text),
-    )
+    build = _decide(store, build_id, jobs, JobState.FAILED, f"rejected by {user}: {text}",
+                    _record(clock, REJECTED, user, text))
     log.info("build_rejected", build_id=build_id, job_key=build.job_key, user=user)
     return build

@@ -9,6 +9,7 @@ only that part. Every action is a POST form, checked by :mod:`preform_pipeline.w
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timezone
 from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -32,7 +33,12 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.errors import PipelineError, StoreError, StoreNotFoundError
+from preform_pipeline.errors import (
+    DecidedAlreadyError,
+    PipelineError,
+    StoreError,
+    StoreNotFoundError,
+)
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings, WebUser
@@ -168,7 +174,7 @@ class Dashboard:
                         else getattr(exc, "message", str(exc)))
                 said = Said(text, getattr(exc, "hint", None), refused=True)
                 log.info("web_action_refused", path=request.url.path, user=access.user.name,
-                         reason=said.text)
+                         reason=said.text, **_decided_fields(exc))
                 if access.session is None:
                     # A script's bearer request reads the status; it has no page to return to.
                     # A build that does not exist is not a conflict: 409 sent a script
@@ -387,6 +393,15 @@ async def _session_ended(request: Request, why: str) -> Response:
         back = _local(str(posted.get("next") or ""))
     log.info("web_session_ended", path=request.url.path, why=why)
     return RedirectResponse(_login_url(back, again=why != "ended"), status_code=303)
+
+
+def _decided_fields(exc: Exception) -> dict[str, str]:
+    """A late decision's event says whose decision came first, and when (ISO, UTC)."""
+    decided = exc.decided if isinstance(exc, DecidedAlreadyError) else None
+    if decided is None:
+        return {}
+    at = "" if decided.at is None else decided.at.astimezone(timezone.utc).isoformat()
+    return {"decided": decided.decision, "decided_by": decided.by, "decided_at": at}
 
 
 def _wanted(request: Request) -> str:

@@ -9,8 +9,13 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import PipelineError, StoreConflictError
+from preform_pipeline.clock import DEFAULT_MANUAL_START, ManualClock
+from preform_pipeline.errors import (
+    DecidedAlreadyError,
+    Decision,
+    PipelineError,
+    StoreConflictError,
+)
 from preform_pipeline.printing.approval import (
     MAX_REASON_CHARS,
     approve,
@@ -127,19 +132,24 @@ class TestLateDecisions:
     """A decision on a build no longer held names its state and where to look; nothing changes."""
 
     @pytest.mark.parametrize("decide", ["approve", "reject"])
-    def test_a_second_decision_is_refused_with_the_command_to_look(
-        self, store: SqliteJobStore, decide: str
+    def test_a_second_decision_is_refused_with_who_decided_when_and_the_command_to_look(
+        self, store: SqliteJobStore, clock: ManualClock, decide: str
     ) -> None:
         held = _hold(store)
-        first = approve(store, held.id, "alice")
-        with capture_logs() as logs, pytest.raises(PipelineError) as caught:
+        first = approve(store, held.id, "alice", clock=clock)
+        clock.advance(90)
+        with capture_logs() as logs, pytest.raises(DecidedAlreadyError) as caught:
             if decide == "approve":
-                approve(store, held.id, "bob")
+                approve(store, held.id, "bob", clock=clock)
             else:
-                reject(store, held.id, "bob", "too late")
+                reject(store, held.id, "bob", "too late", clock=clock)
+        # Session 44: who was first, and when, from the store's record (the second operator
+        # was told only the state it left).
         assert caught.value.message == (
             f"build {held.job_key} is not awaiting approval: prepared (.form saved); waits "
-            "for a matching printer to be free, then is sent (priority, then oldest first)")
+            "for a matching printer to be free, then is sent (priority, then oldest first); "
+            "approved by alice at 2024-05-01 12:00:00 UTC")
+        assert caught.value.decided == Decision("approved", "alice", DEFAULT_MANUAL_START)
         assert "waiting_for_printer" not in caught.value.message  # the store's word
         assert caught.value.hint == (
             "someone decided already, or it was cancelled; reload the page or see "
@@ -165,7 +175,7 @@ class _SlowReader(SqliteJobStore):
 
 class TestTwoOperatorsAtOnce:
     """When two operators decide at the same moment, the first decision stands and the other
-    one is told the build changed meanwhile."""
+    one is told whose decision came first, and when."""
 
     @pytest.fixture
     def slow(self, tmp_path: Path, clock: ManualClock) -> Any:
@@ -177,10 +187,13 @@ class TestTwoOperatorsAtOnce:
     ) -> None:
         held = _hold(slow)
         with SqliteJobStore(tmp_path / "race.db", clock=clock) as other:
-            slow.meanwhile = lambda: approve(other, held.id, "alice")
-            with pytest.raises(StoreConflictError) as caught:
+            slow.meanwhile = lambda: approve(other, held.id, "alice", clock=clock)
+            with pytest.raises(DecidedAlreadyError) as caught:
                 reject(slow, held.id, "bob", "margin cut")
-        assert caught.value.actual == "waiting_for_printer"
+        # The lost compare-and-set is said as the late decision it is (session 44), not as
+        # the store's "is waiting_for_printer, expected awaiting_approval".
+        assert caught.value.decided == Decision("approved", "alice", DEFAULT_MANUAL_START)
+        assert "waiting_for_printer" not in str(caught.value)
         build = slow.get_build(held.id)
         assert build.state is JobState.WAITING_FOR_PRINTER
         assert build.approval is not None and build.approval["by"] == "alice"
@@ -190,10 +203,11 @@ class TestTwoOperatorsAtOnce:
     ) -> None:
         held = _hold(slow)
         with SqliteJobStore(tmp_path / "race.db", clock=clock) as other:
-            slow.meanwhile = lambda: reject(other, held.id, "bob", "margin cut")
-            with pytest.raises(StoreConflictError) as caught:
+            slow.meanwhile = lambda: reject(other, held.id, "bob", "margin cut", clock=clock)
+            with pytest.raises(DecidedAlreadyError) as caught:
                 approve(slow, held.id, "alice")
-        assert caught.value.actual == "failed"
+        assert caught.value.message.endswith(
+            "; rejected by bob at 2024-05-01 12:00:00 UTC")
         build = slow.get_build(held.id)
         assert build.state is JobState.FAILED
         assert build.approval is not None and build.approval["by"] == "bob"

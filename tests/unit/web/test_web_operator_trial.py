@@ -13,6 +13,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -207,12 +208,22 @@ class TestTwoOperatorsOneBuild:
         back = f"/builds/{served.held_id}"
         with closing(first), closing(second):
             won = first.post(f"{back}/approve", data={"csrf": csrf_1, "next": back})
-            lost = second.post(f"{back}/approve", data={"csrf": csrf_2, "next": back})
+            with capture_logs() as events:
+                lost = second.post(f"{back}/approve", data={"csrf": csrf_2, "next": back})
             answer = refused(second, lost)
         assert won.status_code == 303
         build = served.store.get_build(served.held_id)
         assert (f"build {build.job_key} is not awaiting approval: prepared (.form saved); "
                 "waits for a matching printer to be free") in answer.said
+        # Session 44: who was first and when, as the store records it, on the page and in
+        # the event (the refusal said only the state the first decision left).
+        assert build.approval is not None
+        decided_at = datetime.fromisoformat(build.approval["at"]).astimezone(timezone.utc)
+        assert (f"; approved by olivia (web) at {decided_at:%Y-%m-%d %H:%M:%S} UTC"
+                in answer.said)
+        (event,) = [e for e in events if e["event"] == "web_action_refused"]
+        assert (event["decided"], event["decided_by"], event["decided_at"]) == (
+            "approved", "olivia (web)", decided_at.isoformat())
         # Back on the build's own page, which now shows who decided: not the action's address.
         assert answer.location.startswith(f"{back}?done=")
         assert "approved by olivia (web)" in answer.page
@@ -233,6 +244,7 @@ class TestTwoOperatorsOneBuild:
         build = served.store.get_build(served.held_id)
         assert (f"build {build.job_key} is not awaiting approval: in processing/; waiting "
                 "for a build") in late.said
+        assert " by olivia" not in late.said  # nobody decided: none is named
         assert build.state is JobState.PROCESSING and build.approval is None
 
 
