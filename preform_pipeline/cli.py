@@ -16,7 +16,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol, TextIO, cast
+from typing import Final, NoReturn, Protocol, TextIO, cast
 
 from preform_pipeline import __version__
 from preform_pipeline.cloud.credentials import ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE
@@ -37,7 +37,7 @@ from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.wording import quoted, visible_lines
 
-__all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
+__all__ = ["COMMAND_MODULES", "OWN_LETTERS", "Command", "main", "parse_args", "run"]
 
 #: Command modules in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -84,6 +84,11 @@ def _commands(argv: Sequence[str]) -> list[Command]:
 _SECRETS_GO = (f"give the Web API client secret as ${ENV_CLIENT_SECRET}, or in a file named "
                f"by ${ENV_CLIENT_SECRET_FILE} or the settings' cloud.client_secret_file "
                "(docs/settings.md)")
+
+
+#: The single-letter options of the commands (``-h``, ``run -v``): any other is refused before
+#: argparse reads the line, which echoed what followed it (``-p PASSWORD``).
+OWN_LETTERS: Final = "hv"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -153,7 +158,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
     stderr = _VisibleLines.over(stderr)
-    if refuse_secret_option(argv, stderr, instead=_SECRETS_GO):
+    if refuse_secret_option(argv, stderr, instead=_SECRETS_GO, letters=OWN_LETTERS):
         return EXIT_USAGE
     try:
         # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,

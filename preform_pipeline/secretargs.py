@@ -10,18 +10,22 @@ give a secret are looked for first, and the refusal names the option, never the 
 
 A single dash is read as two when a name follows it (``-password``, ``-client-secret=x``: the
 spelling of Go's and Java's tools), since argparse echoed those as unrecognized too. A single
-letter is left to argparse: the project's are ``-h`` and ``-v``, and an unknown one says
-nothing of a secret (``-p`` is a port as often as a password).
+letter that is none of the program's own (``-h``, and ``run``'s ``-v``) is refused too, and
+nothing typed with it or after it is repeated: ``-p hunter2`` (and mysql's ``-phunter2``) was
+echoed by argparse as "unrecognized arguments: -p hunter2", and ``-p`` gives a password as
+often as a port. No command of the project has a single-letter option that takes a value.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Final, TextIO
 
 from preform_pipeline.wording import visible
 
-__all__ = ["OWN_OPTIONS", "SECRET_OPTIONS", "refuse_secret_option", "secret_option_in"]
+__all__ = ["OWN_OPTIONS", "SECRET_OPTIONS", "foreign_letter_in", "refuse_secret_option",
+           "secret_option_in"]
 
 #: Options a newcomer types to give a secret; no command of the project has one of them.
 SECRET_OPTIONS: Final = frozenset({
@@ -37,25 +41,37 @@ _SECRET_WORDS: Final = frozenset({"secret", "password", "passwd", "token", "apik
 #: number). An option ending in ``-file`` names where a secret is, never the secret.
 OWN_OPTIONS: Final = frozenset({"--hash-secret", "--token-lifetime"})
 
+#: Why a secret is never taken there, as a refusal says it.
+_READABLE: Final = "where every user of this machine can read it"
+
 #: How much of a secret option's last word an abbreviation reaches before it counts:
 #: argparse takes ``--client-sec`` for the simulator's ``--client-secret-file`` (its one
 #: option of that prefix) and named the secret typed after it as a file it could not read.
 _ABBREVIATED_LETTERS: Final = 3
 
 
-def refuse_secret_option(argv: Sequence[str], stderr: TextIO, *, instead: str) -> bool:
-    """Whether ``argv`` gives a secret (:func:`secret_option_in`); when it does, the refusal
-    is written to ``stderr`` first: the option (shown escaped, as typed it may hold any
-    character), why, that the value is not repeated, and ``instead`` (where this program
-    reads the secret from). Called before argparse reads the line, which would echo the
-    value; the caller then exits with its usage status."""
+def refuse_secret_option(argv: Sequence[str], stderr: TextIO, *, instead: str,
+                         letters: str = "h") -> bool:
+    """Whether ``argv`` gives a secret (:func:`secret_option_in`), or may (a single-letter
+    option that is none of ``letters``, the program's own: :func:`foreign_letter_in`); when
+    it does, the refusal is written to ``stderr`` first: the option (shown escaped, as typed
+    it may hold any character), why, that the value is not repeated, and ``instead`` (where
+    this program reads the secret from). Called before argparse reads the line, which would
+    echo the value; the caller then exits with its usage status."""
     option = secret_option_in(argv)
-    if option is None:
+    letter = foreign_letter_in(argv, letters) if option is None else None
+    if option is not None:
+        why = "a secret is never taken on the command line"
+        said = f"{visible(option)}: {why}, {_READABLE} (the value typed is not repeated here)"
+    elif letter is not None:
+        said = (f"{letter}: no option of this command starts with {letter} (its options are "
+                f"spelt with two dashes: see --help); nothing typed with it or after it is "
+                f"repeated here, in case it was a secret (a password after -p, say): a secret "
+                f"is never taken on the command line, {_READABLE}")
+    else:
         return False
     try:
-        stderr.write(f"error: {visible(option)}: a secret is never taken on the command line, "
-                     f"where every user of this machine can read it (the value typed is not "
-                     f"repeated here); {instead}\n")
+        stderr.write(f"error: {said}; {instead}\n")
         stderr.flush()
     except (BrokenPipeError, OSError, ValueError):
         pass  # nowhere left to say it; refused all the same
@@ -85,6 +101,21 @@ def secret_option_in(argv: Sequence[str]) -> str | None:
         parts = name[2:].split("-")
         if any(part in _SECRET_WORDS for part in parts) or "apikey" in "".join(parts):
             return typed
+    return None
+
+
+def foreign_letter_in(argv: Sequence[str], letters: str) -> str | None:
+    """The first single-letter option in ``argv`` that is none of ``letters`` (the program's
+    own), as ``-p``, whatever is typed with it (``-phunter2``, ``-p=hunter2``), or None. A
+    negative number (``-5``) and a file of that name (``-rf.stl``, which the command's usage
+    error names as a file) are no options; words after ``--`` are names."""
+    for word in argv:
+        if word == "--":
+            return None
+        if (len(word) < 2 or word[0] != "-" or not word[1].isascii() or not word[1].isalpha()
+                or word[1] in letters or os.path.lexists(word)):
+            continue
+        return word[:2]
     return None
 
 

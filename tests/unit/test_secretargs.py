@@ -13,7 +13,11 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline import cli
-from preform_pipeline.secretargs import refuse_secret_option, secret_option_in
+from preform_pipeline.secretargs import (
+    foreign_letter_in,
+    refuse_secret_option,
+    secret_option_in,
+)
 from preform_pipeline.simulator import cli as simulator_cli
 from preform_pipeline.simulator.cloud import cli as cloud_cli
 from tests.command_line import TIMEOUT_S, InProcess, in_a_process, user_environment
@@ -164,6 +168,64 @@ class TestASingleDash:
         self, argv: list[str]
     ) -> None:
         assert secret_option_in(argv) is None
+
+
+class TestASingleLetter:
+    """Session 44: argparse echoed an unknown single-letter option with what followed it
+    ("unrecognized arguments: -p hunter2"); no command has a single-letter option that takes
+    a value, so any letter that is none of a program's own is refused, nothing after it said."""
+
+    @pytest.mark.parametrize("argv", [
+        ["verify", "-p", SECRET], ["verify", f"-p{SECRET}"], ["serve", "s.yaml", f"-P={SECRET}"],
+        ["jobs", "list", "-u", f"olivia:{SECRET}"], ["run", "r.yaml", "m.stl", "-v", "-k", SECRET],
+    ])
+    def test_the_pipelines_command_line_refuses_it_without_what_followed(
+        self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
+
+        letter = next(w[:2] for w in argv if w.startswith("-") and w[1:2] not in ("", "v"))
+        assert done.returncode == 2
+        assert SECRET not in done.stderr + done.stdout
+        assert done.stderr.startswith(
+            f"error: {letter}: no option of this command starts with {letter} ")
+        assert "$PREFORM_PIPELINE_CLIENT_SECRET_FILE" in done.stderr
+
+    def test_both_simulators_refuse_it(self) -> None:
+        for run, argv in ((cloud_cli.run, ["-p", SECRET]), (simulator_cli.run, [f"-t{SECRET}"])):
+            out, err = io.StringIO(), io.StringIO()
+            kwargs = {"environ": {}} if run is cloud_cli.run else {}
+            assert run(["--port", "0", *argv], out, err, **kwargs) == 2, argv
+            assert SECRET not in out.getvalue() + err.getvalue()
+            assert err.getvalue().startswith(f"error: {argv[0][:2]}: no option"), argv
+
+    @pytest.mark.parametrize("argv", [
+        ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["jobs", "-hv"], ["--offset", "-5"], ["-"],
+        ["run", "r.yaml", "--", "-p.stl"],
+    ])
+    def test_the_programs_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
+        assert foreign_letter_in(argv, cli.OWN_LETTERS) is None
+
+    def test_a_file_named_like_one_is_left_to_the_usage_error_that_names_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        assert foreign_letter_in(["run", "r.yaml", "-rf.stl"], cli.OWN_LETTERS) == "-r"
+        (tmp_path / "-rf.stl").write_bytes(b"solid x\nendsolid x\n")
+        assert foreign_letter_in(["run", "r.yaml", "-rf.stl"], cli.OWN_LETTERS) is None
+
+    def test_each_programs_letters_are_all_its_parsers_have(self) -> None:
+        # A new single-letter option belongs in its program's letters, or it is refused.
+        top = argparse.ArgumentParser()
+        sub = top.add_subparsers()
+        for name in cli.COMMAND_MODULES:
+            command = importlib.import_module(name)
+            command.add_arguments(sub.add_parser(command.NAME))
+        for parser, letters in ((top, cli.OWN_LETTERS), (simulator_cli.build_parser(), "h"),
+                                (cloud_cli.build_parser(), "h")):
+            own = {o[1] for o in _options(parser) if len(o) == 2}
+            assert own == set(letters), parser.prog
 
 
 class TestTheRefusalLine:
