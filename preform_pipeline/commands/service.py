@@ -284,10 +284,15 @@ def plan_service(
     methods = METHODS[host.platform]
     chosen = method or methods[0]
     if chosen not in methods:
-        raise ConfigError(
-            f"service method {chosen!r} is not available on {host.platform}",
-            hint=f"use one of: {', '.join(methods)}",
-        )
+        hint = f"use {' or '.join(methods)} on {host.platform}"
+        # "use systemd" alone left someone who wanted a Mac's plist from a Linux machine
+        # with no way to it: the platform it belongs to is the option they need.
+        elsewhere = [p for p, ms in METHODS.items() if chosen in ms]
+        if elsewhere:
+            hint += (f"; {chosen} is {elsewhere[0]}'s: add --platform {elsewhere[0]} to see "
+                     f"its definition for a {elsewhere[0]} machine, shown and not installed")
+        raise ConfigError(f"service method {chosen!r} is not available on {host.platform}",
+                          hint=hint)
     if chosen == "systemd":
         return _systemd(action, settings, host, name, scope, env_file)
     if chosen == "launchd":

@@ -85,6 +85,19 @@ class TestGoldenDefinitions:
         with pytest.raises(ConfigError, match="not available on macos"):
             plan_service("install", POSIX_SETTINGS, MACOS, method="nssm")
 
+    @pytest.mark.parametrize(("host", "method", "platform"), [
+        (LINUX, "launchd", "macos"), (MACOS, "systemd", "linux"), (LINUX, "schtasks", "windows"),
+    ])
+    def test_the_refusal_names_the_platform_whose_method_it_is(
+        self, host: Host, method: str, platform: str
+    ) -> None:
+        # Session 44: "use one of: systemd" left a Mac's plist wanted on Linux out of reach.
+        with pytest.raises(ConfigError) as caught:
+            plan_service("install", POSIX_SETTINGS, host, method=method)
+        assert caught.value.hint.endswith(
+            f"; {method} is {platform}'s: add --platform {platform} to see its definition "
+            f"for a {platform} machine, shown and not installed")
+
 
 class TestCommandLine:
     """The command checks its input, and changes nothing unless confirmed."""
@@ -93,6 +106,14 @@ class TestCommandLine:
         out, err = io.StringIO(), io.StringIO()
         code = cli.run(["service", *argv], out, err)
         return code, out.getvalue(), err.getvalue()
+
+    def test_launchd_on_linux_is_refused_with_the_platform_option_to_use(self) -> None:
+        code, out, err = self._run("status", "--platform", "linux", "--method", "launchd")
+        assert (code, out) == (1, "")
+        assert "service method 'launchd' is not available on linux" in err
+        assert "add --platform macos" in err
+        shown = self._run("status", "--platform", "macos", "--method", "launchd")
+        assert shown[0] == 0 and "launchctl" in shown[1]  # what the hint leads to works
 
     def test_a_dry_run_shows_this_platforms_definition_and_writes_nothing(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
