@@ -8,7 +8,9 @@ Both HTTP clients (the Web API's and the Local API's) honour it by these rules:
 - a request waits for it at most :data:`MAX_RETRY_AFTER_S` (less when its caller cannot
   wait so long) and is sent again at most :data:`MAX_RETRY_AFTER_TRIES` times; a longer wait is
   not waited: the request fails at once, and its error says the server's time and why it was
-  not waited (:func:`asked_to_wait`), so "retry after a day" never hangs a run.
+  not waited (:func:`asked_to_wait`), so "retry after a day" never hangs a run;
+- its waits together come to at most :data:`MAX_RETRY_AFTER_TOTAL_S` (:func:`longest_wait`): a
+  server asking an hour three times held one call of the Web API client three hours.
 """
 
 from __future__ import annotations
@@ -23,10 +25,13 @@ from preform_pipeline.wording import utc_moment
 
 __all__ = [
     "MAX_RETRY_AFTER_S",
+    "MAX_RETRY_AFTER_TOTAL_S",
     "MAX_RETRY_AFTER_TRIES",
     "RETRY_AFTER_STATUSES",
+    "WAITED_EXTENSION",
     "AnswersWait",
     "asked_to_wait",
+    "longest_wait",
     "parse_retry_after",
     "resume_time",
 ]
@@ -40,6 +45,13 @@ MAX_RETRY_AFTER_S: Final = 3600.0
 #: How many times one request is sent again for a ``Retry-After`` before its caller gets the
 #: answer as an error (a server that keeps saying "in 0 s" must not hold a request forever).
 MAX_RETRY_AFTER_TRIES: Final = 3
+#: The longest one request waits for ``Retry-After`` answers in all, its waits added up: the
+#: rate window again, which a call waiting longer outlasts. Each wait within the hour, three
+#: of them held one Web API call (a group sync, a verification's look-up) three hours.
+MAX_RETRY_AFTER_TOTAL_S: Final = MAX_RETRY_AFTER_S
+#: Where an HTTP client's transport records (an httpx response's ``extensions``) how long the
+#: request waited for earlier ``Retry-After`` answers, for the error of the one it returns.
+WAITED_EXTENSION: Final = "preform_pipeline.retry_after_waited_s"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -87,23 +99,40 @@ def asked_to_wait(wait_s: float, now: datetime, *, limit_s: float = MAX_RETRY_AF
     return text
 
 
+def longest_wait(waited_s: float, limit_s: float = MAX_RETRY_AFTER_S) -> tuple[float, str]:
+    """The longest ``Retry-After`` a request that has waited ``waited_s`` for earlier ones
+    may wait now (``limit_s``: its bound for one wait), and that bound's words for
+    :func:`asked_to_wait` ("": ``limit_s`` itself, not what is left of the total)."""
+    left = max(0.0, MAX_RETRY_AFTER_TOTAL_S - waited_s)
+    if left >= limit_s:
+        return limit_s, ""
+    return left, (f"the {left:.0f} s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request "
+                  f"waits for Retry-After answers in all (it had waited {waited_s:.0f} s)")
+
+
 @dataclass(frozen=True)
 class AnswersWait:
     """What an answer that failed says of when to come back, for its error: ``seconds`` is
-    its ``Retry-After`` (None: a status that carries none, or none given)."""
+    its ``Retry-After`` (None: a status that carries none, or none given); ``waited_s``: how
+    long the request had waited for earlier ones (:func:`longest_wait`)."""
 
     seconds: float | None
     now: datetime
+    waited_s: float = 0.0
 
     @classmethod
-    def of(cls, status: int, retry_after: str | None, now: datetime) -> AnswersWait:
+    def of(cls, status: int, retry_after: str | None, now: datetime, *,
+           waited_s: float = 0.0) -> AnswersWait:
         honoured = status in RETRY_AFTER_STATUSES
-        return cls(parse_retry_after(retry_after, now) if honoured else None, now)
+        return cls(parse_retry_after(retry_after, now) if honoured else None, now, waited_s)
 
     @property
     def asked(self) -> str | None:
         """``asked to wait ...`` (:func:`asked_to_wait`), or None without a time."""
-        return None if self.seconds is None else asked_to_wait(self.seconds, self.now)
+        if self.seconds is None:
+            return None
+        limit_s, limit = longest_wait(self.waited_s)
+        return asked_to_wait(self.seconds, self.now, limit_s=limit_s, limit=limit)
 
     def after(self, failed: str) -> str:
         """``{failed}``, followed by `` and asked to wait ...`` when the answer gave a time."""

@@ -28,7 +28,7 @@ from preform_pipeline.errors import (
     RequestInfo,
 )
 from preform_pipeline.logging import get_logger
-from preform_pipeline.retryafter import AnswersWait, parse_retry_after
+from preform_pipeline.retryafter import WAITED_EXTENSION, AnswersWait, parse_retry_after
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME_S",
@@ -290,7 +290,8 @@ class ClientCredentialsAuth(httpx.Auth):
                 hint="wait for the Retry-After time, or lower the request rate",
             )
         if status >= httpx.codes.INTERNAL_SERVER_ERROR:
-            wait = AnswersWait.of(status, response.headers.get("Retry-After"), self._clock.now())
+            wait = AnswersWait.of(status, response.headers.get("Retry-After"), self._clock.now(),
+                                  waited_s=response.extensions.get(WAITED_EXTENSION, 0.0))
             return CloudUnavailableError(
                 wait.after(f"{message}: the server failed"),
                 retry_after_s=wait.seconds,

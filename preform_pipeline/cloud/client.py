@@ -79,7 +79,9 @@ from preform_pipeline.logging import dropped, get_logger
 from preform_pipeline.retryafter import (
     MAX_RETRY_AFTER_S,
     RETRY_AFTER_STATUSES,
+    WAITED_EXTENSION,
     AnswersWait,
+    longest_wait,
     parse_retry_after,
 )
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
@@ -109,7 +111,8 @@ Params = list[tuple[str, str]]
 
 class _MeteredTransport(httpx.BaseTransport):
     """Takes every request from the limiter, honours the Retry-After of a 429 or a 503 (at
-    most :data:`~preform_pipeline.retryafter.MAX_RETRY_AFTER_S`), logs each exchange,
+    most :data:`~preform_pipeline.retryafter.MAX_RETRY_AFTER_S` each, and
+    :data:`~preform_pipeline.retryafter.MAX_RETRY_AFTER_TOTAL_S` in all), logs each exchange,
     reads the server's clock from each answer's ``Date``, and bounds each answer's body
     (:mod:`preform_pipeline.answers`: its size, and its arrival within the request's read
     timeout, so an answer dripping in never outlasts it)."""
@@ -137,6 +140,7 @@ class _MeteredTransport(httpx.BaseTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         attempt = 0
+        waited_s = 0.0  # the Retry-After waits this request took: at most their total
         while True:
             try:
                 # A hold longer than a request waits for (a 429's "retry after a day")
@@ -188,8 +192,8 @@ class _MeteredTransport(httpx.BaseTransport):
                 # Everyone sharing this limiter holds back, not only this request. A 503 is
                 # not: its hold would be told to every process of the ledger as a rate limit.
                 self._limiter.defer(wait_s)
-            retries = (self._wait and attempt < self._max_429_retries
-                       and wait_s <= self._longest_wait_s)
+            bound_s, _ = longest_wait(waited_s, self._longest_wait_s)
+            retries = self._wait and attempt < self._max_429_retries and wait_s <= bound_s
             # A warning when this request waits the answer out; when it gives up instead,
             # the error goes to the caller, which says what it does (defers, falls back): info.
             (log.warning if retries else log.info)(
@@ -199,13 +203,16 @@ class _MeteredTransport(httpx.BaseTransport):
                 retry_after_s=round(wait_s, 3),
                 attempt=attempt + 1,
                 max_retries=self._max_429_retries,
+                waited_s=round(waited_s, 3),
             )
             if not retries:
+                response.extensions[WAITED_EXTENSION] = waited_s  # for its error's words
                 return response
             response.read()
             response.close()
             if not limited:
                 self._sleep(wait_s)  # a 429's wait is the limiter's, taken at the next acquire
+            waited_s += wait_s
             attempt += 1
 
     @property
@@ -773,7 +780,8 @@ def _status_error(response: httpx.Response, now: datetime) -> CloudError:
             hint="the application credentials are valid but lack access to this resource; "
             "check them on the Dashboard's Developer Tools page",
         )
-    wait = AnswersWait.of(status, response.headers.get("Retry-After"), now)
+    wait = AnswersWait.of(status, response.headers.get("Retry-After"), now,
+                          waited_s=response.extensions.get(WAITED_EXTENSION, 0.0))
     if status == httpx.codes.TOO_MANY_REQUESTS:
         return CloudRateLimitError(
             "the Web API answered 'too many requests'" if wait.asked is None

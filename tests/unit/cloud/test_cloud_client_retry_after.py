@@ -20,7 +20,7 @@ from preform_pipeline.cloud import WebApiClient
 from preform_pipeline.cloud.auth import TOKEN_PATH
 from preform_pipeline.cloud.ratelimit import resume_time
 from preform_pipeline.errors import CloudRateLimitError, CloudUnavailableError
-from preform_pipeline.retryafter import MAX_RETRY_AFTER_S
+from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TOTAL_S
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, ScriptedAnswer
 
 ClientFactory = Callable[..., WebApiClient]
@@ -97,19 +97,67 @@ class TestAnUnavailableWebApiThatSaysWhen:
         assert f"{PRINTERS}: the Web API failed (HTTP 503) (" in str(error)
         assert clock.slept == 0 and len(_sent(fake_api)) == 2
 
-    def test_the_longest_wait_itself_is_waited_and_not_said_to_be_too_long(
+    def test_the_longest_wait_itself_is_waited_once_and_the_next_is_past_the_total(
         self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
     ) -> None:
-        # Waited at each of its tries; the error after them says only what was asked.
+        # Session 44: each of its tries waited the hour, three hours for one call; the hour
+        # is now what the call's waits come to in all.
         hour = _unavailable(f"{MAX_RETRY_AFTER_S:.0f}")
         client.list_printers()
         fake_api.script(*[hour] * 4)
         with pytest.raises(CloudUnavailableError) as caught:
             client.list_printers()
         error = caught.value
-        assert clock.slept == pytest.approx(3 * MAX_RETRY_AFTER_S)
+        assert clock.slept == pytest.approx(MAX_RETRY_AFTER_S)
         assert (f"{PRINTERS}: the Web API failed and asked to wait {MAX_RETRY_AFTER_S:.0f} s "
-                f"(until {resume_time(clock.now(), MAX_RETRY_AFTER_S)}) (HTTP 503) (") in str(error)
+                f"(until {resume_time(clock.now(), MAX_RETRY_AFTER_S)}), longer than the 0 s "
+                f"left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request waits for Retry-After "
+                f"answers in all (it had waited {MAX_RETRY_AFTER_S:.0f} s): not waited, the "
+                "request was not sent again (HTTP 503) (") in str(error)
+
+
+class TestTheTotalOfOneRequestsWaits:
+    """Each Retry-After within the hour, a call's waits together come to the hour at most
+    (retryafter.MAX_RETRY_AFTER_TOTAL_S); the error of the one not waited says so."""
+
+    def test_a_503s_second_wait_past_what_is_left_is_not_waited_and_said(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        client.list_printers()
+        fake_api.script(_unavailable("2000"), _unavailable("2000"))
+        with capture_logs() as logs, pytest.raises(CloudUnavailableError) as caught:
+            client.list_printers()
+
+        assert clock.slept == pytest.approx(2000) and len(_sent(fake_api)) == 3
+        assert caught.value.retry_after_s == 2000
+        assert ("asked to wait 2000 s (until "
+                f"{resume_time(clock.now(), 2000)}), longer than the 1600 s left of the "
+                f"{MAX_RETRY_AFTER_TOTAL_S:.0f} s a request waits for Retry-After answers in "
+                "all (it had waited 2000 s): not waited") in str(caught.value)
+        events = [e for e in logs if e["event"] == "web_api_unavailable"]
+        assert [(e["waited_s"], e["log_level"]) for e in events] == [
+            (0, "warning"), (2000, "info")]
+
+    def test_a_429s_too(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        limited = ScriptedAnswer(429, headers={"Retry-After": "2000"}, path=PRINTERS)
+        client.list_printers()
+        fake_api.script(limited, limited)
+        with pytest.raises(CloudRateLimitError) as caught:
+            client.list_printers()
+
+        assert clock.slept == pytest.approx(2000) and len(_sent(fake_api)) == 3
+        assert "longer than the 1600 s left of the" in str(caught.value)
+
+    def test_waits_within_the_total_are_all_waited(
+        self, client: WebApiClient, fake_api: FakeWebApi, clock: ManualClock
+    ) -> None:
+        client.list_printers()
+        fake_api.script(*[_unavailable(f"{MAX_RETRY_AFTER_TOTAL_S / 3:.0f}")] * 3)
+        client.list_printers()  # three waits of a third: the whole total, and answered
+        assert clock.slept == pytest.approx(MAX_RETRY_AFTER_TOTAL_S)
+        assert len(_sent(fake_api)) == 1 + 4
 
 
 class TestAnAnswerThatCarriesNoWait:
