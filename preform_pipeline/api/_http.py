@@ -16,8 +16,10 @@ HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
 
 A 429 or 503 that says when to come back (``Retry-After``: a proxy in front of PreFormServer
-in maintenance) is waited out and the request sent again, within the request's own time and
-the rules of :mod:`preform_pipeline.retryafter`; one that still stands, or asks for longer,
+in maintenance) is waited out and the request sent again, within the request's own time (or
+the time its caller says it may wait, ``wait_until``: a long operation's deadline for its
+status reads) and the rules of :mod:`preform_pipeline.retryafter`; one that still stands, or
+asks for longer,
 is a :class:`~preform_pipeline.errors.ServerBusyError` saying until when (another server
 takes the build meanwhile).
 
@@ -331,8 +333,14 @@ class HttpSession:
         timeout: float,
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
+        wait_until: tuple[float, str] | None = None,
     ) -> ApiResponse:
-        """Send one request; a 2xx answer comes back, anything else raises an ApiError."""
+        """Send one request; a 2xx answer comes back, anything else raises an ApiError.
+
+        ``wait_until``: how long a Retry-After may be waited when that is longer than the
+        request's own time, as a time on the clock and its words ("the operation's"): a long
+        operation's status read may wait out its proxy's maintenance as long as the operation
+        itself may take, each read sent again with its own ``timeout``."""
         query = "?" + urlencode(params) if params else ""
         url = self._base + path + query
         info = RequestInfo(method=method, url=url, operation=operation)
@@ -341,6 +349,9 @@ class HttpSession:
                 "the deadline passed before the request was sent", request=info, hint=_HINT_TIMEOUT
             )
         ends = self._clock() + timeout
+        waits_end, whose = ends, "the request's"
+        if wait_until is not None and wait_until[0] > ends:
+            waits_end, whose = wait_until
         tries = 0
         while True:
             left = ends - self._clock()
@@ -359,8 +370,9 @@ class HttpSession:
             if answer.status not in RETRY_AFTER_STATUSES:
                 return _api_response(answer, info)
             wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall())
-            # The wait counts against the request's own time: a repeat must still have some.
-            left = ends - self._clock()
+            # The wait counts against the request's own time (or its caller's): a repeat must
+            # still have some.
+            left = waits_end - self._clock()
             limit_s = min(MAX_RETRY_AFTER_S, left)
             # "At most" the longest wait, as the Web API client and asked_to_wait read it.
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
@@ -370,13 +382,15 @@ class HttpSession:
                              status=answer.status, retry_after_s=round(wait.seconds, 3),
                              attempt=tries + 1)
                 limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
-                    f"the {max(0.0, left):.0f} s left of the request's time"
+                    f"the {max(0.0, left):.0f} s left of {whose} time"
                 raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit,
                                  sent=tries + 1)
             log.warning("api_retry_after", method=method, path=path, status=answer.status,
                         retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
                         max_retries=MAX_RETRY_AFTER_TRIES)
             self._sleep(wait.seconds)
+            # Sent again with its own time, within what its caller may wait.
+            ends = max(ends, min(self._clock() + timeout, waits_end))
             tries += 1
 
     def _exchange(

@@ -436,13 +436,17 @@ class PreFormClient:
         )
         return self._parse(parser, finished.result, response)
 
-    def _fetch_operation(self, operation_id: str, timeout: float) -> Operation:
+    def _fetch_operation(self, operation_id: str, timeout: float, deadline: float) -> Operation:
         try:
+            # A 503's Retry-After (the proxy in maintenance) is waited as long as the operation
+            # may take: bounded by the status read's own 60 s, one of 120 s abandoned an
+            # operation still running with 14 minutes of its time left (session 44).
             response = self._http.request(
                 "GET",
                 f"/operations/{_seg(operation_id)}/",
                 operation="getOperation",
                 timeout=timeout,
+                wait_until=(deadline, "the operation's"),
             )
         except RequestRejectedError as exc:
             if exc.status_code != httpx.codes.NOT_FOUND:

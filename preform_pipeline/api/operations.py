@@ -62,8 +62,9 @@ DEFAULT_TRANSIENT_FAILURE_CODES: Final = frozenset({"INTERNAL_ERROR", "INTERNAL_
 #: Receives an operation's progress, 0.0 to 1.0.
 ProgressCallback = Callable[[float], None]
 
-#: ``fetch(operation_id, timeout_s)`` reads one operation status.
-OperationFetcher = Callable[[str, float], Operation]
+#: ``fetch(operation_id, timeout_s, deadline)`` reads one operation status; a Retry-After
+#: its server (or proxy) answers may be waited until ``deadline``, the operation's.
+OperationFetcher = Callable[[str, float, float], Operation]
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,7 @@ def wait_for_operation(
         op = fetch(
             operation_id,
             min(request_timeout, max(remaining, DEFAULT_FINAL_POLL_TIMEOUT_S)),
+            deadline,
         )
         if progress is not None and op.progress is not None and op.progress != last_progress:
             last_progress = op.progress

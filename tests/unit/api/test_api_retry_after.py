@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime as http_date
+from pathlib import Path
 
 import httpx
 import pytest
@@ -20,6 +21,8 @@ from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerBusyError, TransientApiError
 from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TRIES, resume_time
+from preform_pipeline.simulator.engine import SimEngine
+from preform_pipeline.simulator.server import SimulatorServer
 from tests.hostile_http import HostileFront, reply, running_front
 
 VERSION = b'{"version": "0.9.12"}'
@@ -152,4 +155,79 @@ class TestAWaitTheRequestCannotTake:
         with _client(front, clock) as client, pytest.raises(ServerBusyError) as caught:
             client.get_api_version()
         assert caught.value.retry_after_s is None and caught.value.status_code == 429
+        assert clock.slept == 0
+
+
+#: Where a long operation is polled (any operation id).
+OPERATION = r"/operations/[^/]+/"
+
+
+@pytest.fixture
+def simulated(tmp_path: Path) -> Iterator[tuple[HostileFront, str]]:
+    """The PreFormServer simulator behind the hostile front (its proxy), and a scene on it."""
+    engine = SimEngine(work_dir=tmp_path / "work", fleet_dir=tmp_path / "fleet")
+    with SimulatorServer(engine, port=0) as simulator, running_front(simulator.url) as front:
+        with PreFormClient(simulator.url, timeout=30) as direct:
+            materials = direct.list_materials().scene_settings_for("FORM-4-0", "FLGPBK05")
+            scene = direct.create_scene(materials[0]).id
+        assert scene is not None
+        yield front, scene
+        front.check()
+        simulator.check()
+
+
+class TestWhilePollingALongOperation:
+    """Session 44: a 503 with a Retry-After met while a long operation is polled (its proxy in
+    maintenance for a moment), over real HTTP to the simulator behind the front."""
+
+    def test_it_is_waited_and_the_operation_polled_to_its_end(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        front, scene = simulated
+        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "7"),)),
+                 times=1)
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=60, clock=clock) as client, \
+                capture_logs() as logs:
+            model = client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+
+        assert model.id is not None
+        polls = front.requests_to(OPERATION)
+        assert len(polls) >= 2 and len({p.path for p in polls}) == 1
+        [event] = [e for e in logs if e["event"] == "api_retry_after"]
+        assert (event["path"], event["status"], event["retry_after_s"]) == (
+            polls[0].path, 503, 7)
+        assert clock.slept >= 7
+
+    def test_a_wait_longer_than_a_status_reads_time_is_waited_within_the_operations(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        # Bounded by the status read's own 60 s, a 120 s wait abandoned an operation still
+        # running with 14 minutes of its 15 left (ServerBusyError: "longer than the 60 s left
+        # of the request's time").
+        front, scene = simulated
+        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "120"),)),
+                 times=1)
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=60, operation_timeout=900, clock=clock) as client:
+            model = client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+
+        assert model.id is not None
+        assert 120 <= clock.slept < 130
+
+    def test_a_wait_past_the_operations_deadline_is_not_waited_and_says_whose_time(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        front, scene = simulated
+        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "1200"),)),
+                 times=1)
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=60, operation_timeout=900, clock=clock) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+
+        assert caught.value.request is not None
+        assert caught.value.request.operation == "getOperation"
+        assert (f"asked to wait 1200 s (until {resume_time(clock.now(), 1200)}), longer than "
+                "the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
