@@ -29,6 +29,7 @@ __all__ = [
     "LOGIN_SETTING_HINT",
     "DashboardLogin",
     "load_dashboard_login",
+    "unreadable_login_files",
 ]
 
 #: Where a server's Dashboard login comes from, said wherever a missing one stops a print.
@@ -57,14 +58,51 @@ class DashboardLogin:
     password: str = field(repr=False)
 
 
+def unreadable_login_files(
+    section: Mapping[str, Any] | None,
+    env: Mapping[str, str],
+    *,
+    base_dir: Path | None = None,
+    written_in: str = "settings",
+) -> list[ConfigError]:
+    """The error of each file ``section`` names (``username_file``, ``password_file``) that
+    cannot be read, and would be (its environment variables do not give the value first),
+    each said at its key (``$.dashboard_login.password_file: ...``) in ``written_in``, the
+    settings file, so its line and column are found as for every settings error. ``validate``
+    says them all (``env`` empty: the file is checked on its own); the pool says the first
+    at its start. A password file that was not there was said only when the pool started,
+    without where the settings name it."""
+    raw = dict(section or {})
+    errors: list[ConfigError] = []
+    for lookup in (_USERNAME, _PASSWORD):
+        written = raw.get(lookup.key_file)
+        if not written or not isinstance(written, str) or env.get(lookup.env) \
+                or env.get(lookup.env_file):
+            continue
+        try:
+            _find(lookup, {lookup.key_file: written}, {}, "dashboard_login", base_dir)
+        except ConfigError as exc:
+            # The key is said once, as the position's path; the file, when the error names it.
+            said = exc.message.removeprefix(f"dashboard_login: {lookup.key_file}: ")
+            errors.append(ConfigError(f"$.dashboard_login.{lookup.key_file}: {said}",
+                                      source=written_in, hint=exc.hint))
+    return errors
+
+
 def load_dashboard_login(
     section: Mapping[str, Any] | None,
     env: Mapping[str, str],
     *,
     settings_source: str = "settings: dashboard_login",
     base_dir: Path | None = None,
+    written_in: str = "settings",
 ) -> DashboardLogin | None:
-    """The configured login (module docstring gives the order), or None when none is set."""
+    """The configured login (module docstring gives the order), or None when none is set.
+    ``written_in``: the settings file, where a file it names that cannot be read is said to
+    be named (:func:`unreadable_login_files`)."""
+    unreadable = unreadable_login_files(section, env, base_dir=base_dir, written_in=written_in)
+    if unreadable:
+        raise unreadable[0]
     raw = dict(section or {})
     if raw.get("password"):
         raise ConfigError(

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final
 
+from preform_pipeline.cloud.login import unreadable_login_files
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.validate import ValidationReport
@@ -128,7 +129,8 @@ def _load(path: Path, file: str, root: YamlNode) -> list[Problem]:
     except ConfigError as exc:
         problem, parts = _single(exc, file)
         return _positioned([problem], [parts], file, root)
-    return _missing_recipes(settings, Document(root, [], [], file))
+    return (_missing_recipes(settings, Document(root, [], [], file))
+            + _unreadable_login_files(settings, file, root))
 
 
 def _missing_recipes(settings: Settings, document: Document) -> list[Problem]:
@@ -147,6 +149,14 @@ def _missing_recipes(settings: Settings, document: Document) -> list[Problem]:
             for parts, recipe in named if not recipe.is_file()
         )
     return problems
+
+
+def _unreadable_login_files(settings: Settings, file: str, root: YamlNode) -> list[Problem]:
+    """The files ``dashboard_login`` names that cannot be read: the pool would refuse to
+    start (its own words, :func:`~preform_pipeline.cloud.login.unreadable_login_files`)."""
+    found = [_single(exc, file) for exc in unreadable_login_files(
+        settings.dashboard_login, {}, base_dir=settings.dashboard_login_base, written_in=file)]
+    return _positioned([p for p, _ in found], [parts for _, parts in found], file, root)
 
 
 def position_settings_error(exc: ConfigError) -> ConfigError:

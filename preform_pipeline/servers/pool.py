@@ -364,6 +364,7 @@ class ServerPool:
             settings.dashboard_login,
             os.environ if env is None else env,
             base_dir=settings.dashboard_login_base,
+            written_in=settings.dashboard_login_source,
         )
         self._records = ServerRecords(
             state_dir if state_dir is not None else state_dir_of(settings.servers)

@@ -138,6 +138,7 @@ class Settings:
     #: ``dashboard_login`` as written (no secrets) and the folder its paths are relative to.
     dashboard_login: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dashboard_login_base: Path | None = None
+    dashboard_login_source: str = "settings"
     #: ``simulator.fleet`` (empty: the simulator's default fleet) and its print-time scale.
     simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
     simulated_print_time_scale: float = 0.0
@@ -155,6 +156,7 @@ class Settings:
             remotes=self.remotes,
             dashboard_login=self.dashboard_login,
             dashboard_login_base=self.dashboard_login_base,
+            dashboard_login_source=self.dashboard_login_source,
             simulated_fleet=self.simulated_fleet,
             simulated_print_time_scale=self.simulated_print_time_scale,
         )
@@ -216,6 +218,7 @@ def _build_settings(
         remotes=pool.remotes,
         dashboard_login=pool.dashboard_login,
         dashboard_login_base=pool.dashboard_login_base,
+        dashboard_login_source=pool.dashboard_login_source,
         simulated_fleet=pool.simulated_fleet,
         simulated_print_time_scale=pool.simulated_print_time_scale,
         dispatch=read_dispatch_settings(raw.get("dispatch", {})),

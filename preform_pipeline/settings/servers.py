@@ -181,6 +181,8 @@ class PoolSettings:
     #: read by the pool when it starts), and the folder its relative paths are relative to.
     dashboard_login: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
     dashboard_login_base: Path | None = None
+    #: Where ``dashboard_login`` was written (the settings file), for its errors' positions.
+    dashboard_login_source: str = "settings"
     #: ``simulator.fleet``; empty: the simulator's default fleet.
     simulated_fleet: tuple[SimulatedPrinterSettings, ...] = ()
     #: ``simulator.print_time_scale``: simulated printers are busy for a print's estimated
@@ -304,6 +306,7 @@ def read_pool_settings(
         # Secrets stay unread here: the pool reads them (environment or files) when it starts.
         dashboard_login=MappingProxyType(dict(raw.get("dashboard_login", {}))),
         dashboard_login_base=base_dir(["dashboard_login"]),
+        dashboard_login_source=source_of(["dashboard_login"]),
         simulated_fleet=tuple(
             SimulatedPrinterSettings(**p) for p in simulator.get("fleet", ())
         ),

@@ -6,8 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.cloud.login import DashboardLogin, load_dashboard_login
+from preform_pipeline.cloud.login import (
+    ENV_DASHBOARD_PASSWORD,
+    DashboardLogin,
+    load_dashboard_login,
+)
 from preform_pipeline.errors import ConfigError
+from preform_pipeline.recipes.settings_check import position_settings_error
+from preform_pipeline.servers import ServerPool
 from preform_pipeline.settings import load_settings
 
 
@@ -46,6 +52,29 @@ class TestAPasswordFileInTheSettings:
     def test_a_home_of_no_user_is_a_clear_error_at_its_key(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as caught:
             _login_as_the_pool_reads_it(_settings_naming(tmp_path, "~nosuchuser43/pw"))
+        # Said at its key's path (session 44), for its line and column in the settings.
         assert caught.value.message == (
-            "settings: dashboard_login: password_file: '~nosuchuser43/pw': no user named "
+            "settings: $.dashboard_login.password_file: '~nosuchuser43/pw': no user named "
             "'nosuchuser43' on this machine")
+
+
+class TestAtThePoolsStart:
+    """A file the login names that cannot be read stops the pool before any server starts,
+    said with where the settings name it (file:line:col, as every settings error)."""
+
+    def test_the_refusal_is_positioned_in_the_settings(self, tmp_path: Path) -> None:
+        settings = _settings_naming(tmp_path, "secrets/dash-pw.txt")
+        with pytest.raises(ConfigError) as caught:
+            ServerPool(load_settings(settings, env={}).pool, handle_signals=False, env={})
+
+        said = str(position_settings_error(caught.value))
+        assert f"{settings}:3:18: $.dashboard_login.password_file: secrets/dash-pw.txt: " \
+            "cannot read the Dashboard password file" in said
+
+    def test_a_password_the_environment_gives_leaves_the_file_unread(
+        self, tmp_path: Path
+    ) -> None:
+        settings = _settings_naming(tmp_path, "secrets/dash-pw.txt")
+        pool = ServerPool(load_settings(settings, env={}).pool, handle_signals=False,
+                          env={ENV_DASHBOARD_PASSWORD: "s3cret"})
+        pool.close()

@@ -207,3 +207,35 @@ class TestHotFolderRecipes:
                         encoding="utf-8")
         code, out, _ = invoke("validate", "--settings", str(path))
         assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")
+
+
+class TestDashboardLoginFiles:
+    """Session 44: a file ``dashboard_login`` names that is not there was said only when the
+    pool started (and then without where the settings name it); ``validate`` says it at its
+    key, as the pool would."""
+
+    def test_missing_files_are_said_at_their_keys(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("dashboard_login:\n"
+                        "  username_file: secrets/dash-user.txt\n"
+                        "  password_file: secrets/dash-pw.txt\n", encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+
+        assert code == 1
+        said = "cannot read the Dashboard {0} file named by dashboard_login: {0}_file: No " \
+            "such file or directory (check that the file exists and that this user may read it)"
+        assert out.splitlines() == [
+            f"{path}:2:18: $.dashboard_login.username_file: secrets/dash-user.txt: "
+            + said.format("username"),
+            f"{path}:3:18: $.dashboard_login.password_file: secrets/dash-pw.txt: "
+            + said.format("password"),
+            f"{path}: 2 problems (checked against settings schema)",
+        ]
+
+    def test_files_that_are_there_are_ok(self, tmp_path: Path) -> None:
+        (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
+        path = tmp_path / "settings.yaml"
+        path.write_text("dashboard_login: {username: lab, password_file: pw}\n",
+                        encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")
