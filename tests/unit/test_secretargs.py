@@ -217,12 +217,8 @@ class TestASingleLetter:
 
     def test_each_programs_letters_are_all_its_parsers_have(self) -> None:
         # A new single-letter option belongs in its program's letters, or it is refused.
-        top = argparse.ArgumentParser()
-        sub = top.add_subparsers()
-        for name in cli.COMMAND_MODULES:
-            command = importlib.import_module(name)
-            command.add_arguments(sub.add_parser(command.NAME))
-        for parser, letters in ((top, cli.OWN_LETTERS), (simulator_cli.build_parser(), "h"),
+        for parser, letters in ((_commands_parser(), cli.OWN_LETTERS),
+                                (simulator_cli.build_parser(), "h"),
                                 (cloud_cli.build_parser(), "h")):
             own = {o[1] for o in _options(parser) if len(o) == 2}
             assert own == set(letters), parser.prog
@@ -267,15 +263,20 @@ class TestNoFalsePositives:
     def test_no_option_of_the_projects_command_lines_is_refused(self) -> None:
         # A new option whose name holds "secret" or "token" and takes no secret belongs in
         # OWN_OPTIONS (or ends in -file); this says which.
-        top = argparse.ArgumentParser()
-        sub = top.add_subparsers()
-        for name in cli.COMMAND_MODULES:
-            command = importlib.import_module(name)
-            command.add_arguments(sub.add_parser(command.NAME))
-        options = {*_options(top), *_options(simulator_cli.build_parser()),
+        options = {*_options(_commands_parser()), *_options(simulator_cli.build_parser()),
                    *_options(cloud_cli.build_parser())}
         assert len(options) > 50
         assert [o for o in sorted(options) if secret_option_in([o, "x"]) is not None] == []
+
+
+def _commands_parser() -> argparse.ArgumentParser:
+    """A parser holding every command of ``preform-pipeline``, each with its options."""
+    top = argparse.ArgumentParser()
+    sub = top.add_subparsers()
+    for name in cli.COMMAND_MODULES:
+        command = importlib.import_module(name)
+        command.add_arguments(sub.add_parser(command.NAME))
+    return top
 
 
 def _options(parser: argparse.ArgumentParser) -> Iterator[str]:

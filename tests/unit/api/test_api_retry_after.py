@@ -17,7 +17,7 @@ import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.api import PreFormClient
+from preform_pipeline.api import ModelInfo, PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerBusyError, TransientApiError
 from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TRIES, resume_time
@@ -160,6 +160,8 @@ class TestAWaitTheRequestCannotTake:
 
 #: Where a long operation is polled (any operation id).
 OPERATION = r"/operations/[^/]+/"
+#: The model imported while its operation is polled.
+CUBE = "parts/cube_with_hole.stl"
 
 
 @pytest.fixture
@@ -176,6 +178,17 @@ def simulated(tmp_path: Path) -> Iterator[tuple[HostileFront, str]]:
         simulator.check()
 
 
+def _import_while_busy(simulated: tuple[HostileFront, str], model: Path, retry_after: str,
+                       clock: ManualClock) -> ModelInfo:
+    """``model`` imported through the front (a 60 s request time, a 900 s operation), whose
+    first status read of the operation is answered 503 with ``retry_after``."""
+    front, scene = simulated
+    front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", retry_after),)),
+             times=1)
+    with PreFormClient(front.url, timeout=60, operation_timeout=900, clock=clock) as client:
+        return client.import_model(scene, model)
+
+
 class TestWhilePollingALongOperation:
     """Session 44: a 503 with a Retry-After met while a long operation is polled (its proxy in
     maintenance for a moment), over real HTTP to the simulator behind the front."""
@@ -183,16 +196,12 @@ class TestWhilePollingALongOperation:
     def test_it_is_waited_and_the_operation_polled_to_its_end(
         self, simulated: tuple[HostileFront, str], sample_models_dir: Path
     ) -> None:
-        front, scene = simulated
-        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "7"),)),
-                 times=1)
         clock = ManualClock()
-        with PreFormClient(front.url, timeout=60, clock=clock) as client, \
-                capture_logs() as logs:
-            model = client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+        with capture_logs() as logs:
+            model = _import_while_busy(simulated, sample_models_dir / CUBE, "7", clock)
 
         assert model.id is not None
-        polls = front.requests_to(OPERATION)
+        polls = simulated[0].requests_to(OPERATION)
         assert len(polls) >= 2 and len({p.path for p in polls}) == 1
         [event] = [e for e in logs if e["event"] == "api_retry_after"]
         assert (event["path"], event["status"], event["retry_after_s"]) == (
@@ -205,12 +214,8 @@ class TestWhilePollingALongOperation:
         # Bounded by the status read's own 60 s, a 120 s wait abandoned an operation still
         # running with 14 minutes of its 15 left (ServerBusyError: "longer than the 60 s left
         # of the request's time").
-        front, scene = simulated
-        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "120"),)),
-                 times=1)
         clock = ManualClock()
-        with PreFormClient(front.url, timeout=60, operation_timeout=900, clock=clock) as client:
-            model = client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+        model = _import_while_busy(simulated, sample_models_dir / CUBE, "120", clock)
 
         assert model.id is not None
         assert 120 <= clock.slept < 130
@@ -218,13 +223,9 @@ class TestWhilePollingALongOperation:
     def test_a_wait_past_the_operations_deadline_is_not_waited_and_says_whose_time(
         self, simulated: tuple[HostileFront, str], sample_models_dir: Path
     ) -> None:
-        front, scene = simulated
-        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", "1200"),)),
-                 times=1)
         clock = ManualClock()
-        with PreFormClient(front.url, timeout=60, operation_timeout=900, clock=clock) as client, \
-                pytest.raises(ServerBusyError) as caught:
-            client.import_model(scene, sample_models_dir / "parts/cube_with_hole.stl")
+        with pytest.raises(ServerBusyError) as caught:
+            _import_while_busy(simulated, sample_models_dir / CUBE, "1200", clock)
 
         assert caught.value.request is not None
         assert caught.value.request.operation == "getOperation"

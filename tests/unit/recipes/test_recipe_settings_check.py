@@ -28,6 +28,22 @@ def invoke(*argv: str) -> tuple[int, str, str]:
     return code, stdout.getvalue(), stderr.getvalue()
 
 
+def _assert_problems(path: Path, *lines: str) -> None:
+    """``validate --settings`` says exactly ``lines`` of ``path``, then how many (exit 1)."""
+    code, out, _ = invoke("validate", "--settings", str(path))
+    assert code == 1
+    assert out.splitlines() == [
+        *lines, f"{path}: {len(lines)} problems (checked against settings schema)"]
+
+
+def _assert_ok(folder: Path, text: str) -> None:
+    """``validate --settings`` finds no problem in settings of ``text`` in ``folder``."""
+    path = folder / "settings.yaml"
+    path.write_text(text, encoding="utf-8")
+    code, out, _ = invoke("validate", "--settings", str(path))
+    assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")
+
+
 class TestValidateSettings:
     """Each problem on its own line, positioned, in file order, with a summary."""
 
@@ -189,24 +205,17 @@ class TestHotFolderRecipes:
                         "    - path: inbox\n"
                         "      recipe: dentl.yaml\n"
                         "      routes: [dental.yaml, recipes/large.yaml]\n", encoding="utf-8")
-        code, out, _ = invoke("validate", "--settings", str(path))
-        assert code == 1
-        assert out.splitlines() == [
+        _assert_problems(
+            path,
             f"{path}:4:15: $.hotfolders.inboxes[0].recipe: recipe file not found: "
             f"{tmp_path / 'dentl.yaml'} (a relative path starts in the settings file's folder)",
             f"{path}:5:29: $.hotfolders.inboxes[0].routes[1]: recipe file not found: "
             f"{tmp_path / 'recipes' / 'large.yaml'} (a relative path starts in the settings "
-            "file's folder)",
-            f"{path}: 2 problems (checked against settings schema)",
-        ]
+            "file's folder)")
 
     def test_recipes_that_are_there_are_ok(self, tmp_path: Path) -> None:
         (tmp_path / "dental.yaml").write_text("scene: {}\n", encoding="utf-8")
-        path = tmp_path / "settings.yaml"
-        path.write_text("hotfolders:\n  inboxes:\n    - {path: inbox, recipe: dental.yaml}\n",
-                        encoding="utf-8")
-        code, out, _ = invoke("validate", "--settings", str(path))
-        assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")
+        _assert_ok(tmp_path, "hotfolders:\n  inboxes:\n    - {path: inbox, recipe: dental.yaml}\n")
 
 
 class TestDashboardLoginFiles:
@@ -219,23 +228,15 @@ class TestDashboardLoginFiles:
         path.write_text("dashboard_login:\n"
                         "  username_file: secrets/dash-user.txt\n"
                         "  password_file: secrets/dash-pw.txt\n", encoding="utf-8")
-        code, out, _ = invoke("validate", "--settings", str(path))
-
-        assert code == 1
         said = "cannot read the Dashboard {0} file named by dashboard_login: {0}_file: No " \
             "such file or directory (check that the file exists and that this user may read it)"
-        assert out.splitlines() == [
+        _assert_problems(
+            path,
             f"{path}:2:18: $.dashboard_login.username_file: secrets/dash-user.txt: "
             + said.format("username"),
             f"{path}:3:18: $.dashboard_login.password_file: secrets/dash-pw.txt: "
-            + said.format("password"),
-            f"{path}: 2 problems (checked against settings schema)",
-        ]
+            + said.format("password"))
 
     def test_files_that_are_there_are_ok(self, tmp_path: Path) -> None:
         (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
-        path = tmp_path / "settings.yaml"
-        path.write_text("dashboard_login: {username: lab, password_file: pw}\n",
-                        encoding="utf-8")
-        code, out, _ = invoke("validate", "--settings", str(path))
-        assert (code, out.strip()) == (0, f"{path}: OK (checked against settings schema)")
+        _assert_ok(tmp_path, "dashboard_login: {username: lab, password_file: pw}\n")
