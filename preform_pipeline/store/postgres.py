@@ -95,14 +95,13 @@ REFUSED_ENDING: Final = "waiting does not cure it: correct it, then run the comm
 #: helps. English only: in another ``lc_messages`` the refusal keeps UNREACHABLE_HINT.
 _REFUSALS: Final = (
     (("no password supplied", "password authentication failed"),
-     "the server refused the login: check the user in the URL and give its password "
-     "(PREFORM_PIPELINE_STORE_PASSWORD or its _FILE, or libpq's PGPASSWORD or pgpass)"),
+     "check the user in the URL and give its password (PREFORM_PIPELINE_STORE_PASSWORD or "
+     "its _FILE, or libpq's PGPASSWORD or pgpass)"),
     (("does not exist",),
-     "the server has no such user or database: check the names in the URL (the store's "
-     "database is made once with CREATE DATABASE: docs/multi-node.md)"),
+     "check the user and database names in the URL (the store's database is made once with "
+     "CREATE DATABASE: docs/multi-node.md)"),
     (("pg_hba.conf",),
-     "the server's pg_hba.conf lets no such login in from this node: ask the database's "
-     "administrator for one"),
+     "ask the database's administrator for a pg_hba.conf entry that lets this node in"),
 )
 #: libpq's preamble before what failed, once per address tried: ``connection to server at
 #: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``

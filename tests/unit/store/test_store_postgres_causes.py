@@ -131,7 +131,7 @@ class TestALoginTheServerRefusedIsSaidAsARefusal:
                                  monkeypatch), tmp_path)
         assert 'refused the job store\'s login while connecting: FATAL: database ' \
             '"no_such_db" does not exist' in said
-        assert "check the names in the URL" in said
+        assert "check the user and database names in the URL" in said
         assert said.endswith(f"{REFUSED_ENDING})")
 
 
