@@ -110,9 +110,10 @@ def _empty_key_above(mapping: Mapping[Any, Any], key: object) -> str | None:
     step's column was said only as an unknown key of the step)."""
     keys = list(mapping)
     at = keys.index(key)
-    if at == 0 or not isinstance(keys[at - 1], str) or mapping[keys[at - 1]] is not None:
+    above = keys[at - 1] if at else None
+    if not isinstance(above, str) or mapping[above] is not None:
         return None
-    return keys[at - 1]
+    return above
 
 
 def _convert(error: ValidationError, doc: Document) -> Iterator[Problem]:

@@ -38,26 +38,27 @@ def _settings_say(text: str) -> Said:
     return describe_yaml_error(caught.value, text)
 
 
-@pytest.mark.parametrize("read", [_recipe_says, _settings_say], ids=["libyaml", "pyyaml"])
+#: Each mistake, where it is said and the sentence it is said in.
+MISTAKES = [
+    pytest.param(OVER_INDENTED, 3, 22,
+                 "a ':' where a value was expected (quote values that contain ': ', or fix "
+                 "the indentation of this line)", id="indented-more"),
+    pytest.param(UNDER_INDENTED, 4, 6,
+                 "this line is not indented like the keys above it: the keys of one mapping "
+                 "start in the same column (indent it as far as its neighbours, or as far as "
+                 "the key it belongs under)", id="indented-less"),
+    pytest.param(IN_A_LIST, 3, 3,
+                 "a line in a list that is neither an item ('- ' at the column of the "
+                 "others) nor indented under one", id="among-list-items"),
+]
+
+
 class TestAWronglyIndentedLineIsSaidPlainly:
     """Each parser's words for one mistake become the same sentence at the same place."""
 
-    def test_a_key_indented_more_than_its_neighbours(self, read: Callable[[str], Said]) -> None:
-        assert read(OVER_INDENTED) == (
-            3, 22, "YAML syntax error: a ':' where a value was expected (quote values that "
-            "contain ': ', or fix the indentation of this line)")
-
-    def test_a_key_indented_less_than_its_neighbours(self, read: Callable[[str], Said]) -> None:
-        line, column, message = read(UNDER_INDENTED)
-        assert (line, column) == (4, 6)
-        assert message == (
-            "YAML syntax error: this line is not indented like the keys above it: the keys "
-            "of one mapping start in the same column (indent it as far as its neighbours, "
-            "or as far as the key it belongs under)")
-
-    def test_a_key_among_a_lists_items(self, read: Callable[[str], Said]) -> None:
-        line, column, message = read(IN_A_LIST)
-        assert (line, column) == (3, 3)
-        assert message == (
-            "YAML syntax error: a line in a list that is neither an item ('- ' at the column "
-            "of the others) nor indented under one")
+    @pytest.mark.parametrize("read", [_recipe_says, _settings_say], ids=["libyaml", "pyyaml"])
+    @pytest.mark.parametrize(("text", "line", "column", "sentence"), MISTAKES)
+    def test_the_mistake_is_said_at_its_place(
+        self, read: Callable[[str], Said], text: str, line: int, column: int, sentence: str
+    ) -> None:
+        assert read(text) == (line, column, f"YAML syntax error: {sentence}")
