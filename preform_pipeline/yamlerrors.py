@@ -70,14 +70,26 @@ def format_json_path(path: Sequence[str | int]) -> str:
     return out
 
 _TAB: Final = "a tab character; YAML indents with spaces only (replace the tab with spaces)"
-_EXPLAINED: Final[tuple[tuple[str, str], ...]] = (
-    ("found character '\\t' that cannot start any token", _TAB),
-    ("found a tab character", _TAB),
-    (
-        "mapping values are not allowed here",
-        "a ':' where a value was expected (quote values that contain ': ', or fix the "
-        "indentation of this line)",
-    ),
+_COLON: Final = ("a ':' where a value was expected (quote values that contain ': ', or fix the "
+                 "indentation of this line)")
+_KEY_COLUMN: Final = ("this line is not indented like the keys above it: the keys of one "
+                      "mapping start in the same column (indent it as far as its neighbours, "
+                      "or as far as the key it belongs under)")
+_LIST_ITEM: Final = ("a line in a list that is neither an item ('- ' at the column of the "
+                     "others) nor indented under one")
+#: What PyYAML's words mean: ``(context, problem, plain)``, matched as parts of the error's
+#: context and problem. The recipe loader composes with libyaml (the C loader), whose words
+#: differ from the pure-Python parser's (session 44 found a recipe's over-indented key said
+#: as libyaml's raw "mapping values are not allowed in this context"): both are listed.
+_EXPLAINED: Final[tuple[tuple[str, str, str], ...]] = (
+    ("", "found character '\\t' that cannot start any token", _TAB),
+    ("", "found a tab character", _TAB),
+    ("", "mapping values are not allowed here", _COLON),
+    ("", "mapping values are not allowed in this context", _COLON),
+    ("block mapping", "did not find expected key", _KEY_COLUMN),
+    ("block mapping", "expected <block end>, but found", _KEY_COLUMN),
+    ("block collection", "did not find expected '-' indicator", _LIST_ITEM),
+    ("block collection", "expected <block end>, but found", _LIST_ITEM),
 )
 
 
@@ -98,8 +110,9 @@ def describe_yaml_error(
             return (*_position(mark), problem)
         if mark is not None and _char_at(text, int(mark.line), int(mark.column)) == "\t":
             return (*_position(mark), f"YAML syntax error: {_TAB}")
-        for raw, plain in _EXPLAINED:
-            if raw in problem:
+        context = str(exc.context or "")
+        for within, raw, plain in _EXPLAINED:
+            if within in context and raw in problem:
                 return (*_position(mark), f"YAML syntax error: {plain}")
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return (*_position(mark), f"YAML syntax error: {what}")

@@ -38,7 +38,7 @@ from preform_pipeline.executor.progress import counted_rejections, run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.warnings import MAX_NAMES_PER_WARNING, WarningGroup, plan_warnings
-from preform_pipeline.servers.pool import ServerPool, ServerStatus
+from preform_pipeline.servers.pool import ServerPool, ServerState, ServerStatus
 from preform_pipeline.verify.tracking import verification_failed, verification_lines
 from preform_pipeline.wording import counted, visible
 
@@ -194,13 +194,20 @@ REFUSED_SAID_ON_STDERR: Final = "refused, said on stderr"
 def servers_line(statuses: Iterable[ServerStatus]) -> str:
     """``servers started: server-1 (pid 41, http://127.0.0.1:44388), prep-1 (REMOTE,
     http://prep:44388)``; a server that did not start says why instead of ``(None)``; a
-    refused one says so (:func:`refusal_lines` says why)."""
+    refused one says so (:func:`refusal_lines` says why); a remote that did not answer its
+    first check says what it answered and that it is waited for."""
     parts: list[str] = []
     for s in statuses:
         if s.remote:
             where = f"REMOTE, {s.url}" if s.url else "REMOTE, unreachable"
             if s.refused:
                 where += f", {REFUSED_SAID_ON_STDERR}"
+            elif s.state is ServerState.RESTARTING and s.last_error:
+                # Not started: it did not answer its first check (session 44's trial: a
+                # host name that does not resolve was listed as started, and the run then
+                # waited servers.remote_wait_s with nothing on stdout saying why).
+                where += (f", not answering: {s.last_error}; waited for up to "
+                          "servers.remote_wait_s")
         elif s.refused:
             where = REFUSED_SAID_ON_STDERR
         elif s.url is None:

@@ -136,6 +136,7 @@ from preform_pipeline.plan.schedule import (
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
 from preform_pipeline.recipes.templates import render_template, sanitize_component
+from preform_pipeline.servers.pathmap import PathMapper
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
 from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
 from preform_pipeline.userpath import expand_user
@@ -176,6 +177,8 @@ DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "ho
 DEFAULT_CANCEL_GRACE_S: Final = 10.0
 #: The requests that make the server write a file into the output folder.
 _SAVING_OPERATIONS: Final = frozenset({"saveFormFile", "saveScreenshot", "saveFpsFile"})
+#: The server's codes for a path it was sent that it did not find or could not use.
+_PATH_CODES: Final = frozenset({"FILE_NOT_FOUND", "INVALID_PATH"})
 # After a cancel (and on Windows, while builds run) the main thread wakes this often, so a
 # second Ctrl-C or the grace period's end is seen at once on every platform.
 _WAIT_SLICE_S: Final = 0.2
@@ -955,7 +958,7 @@ class _BuildWorker:
                 lease.release(healthy=True)
                 self._record(attempt, exc)
                 full = self._full_disk(exc)
-                reason = self._reason(exc)
+                reason = self._reason(exc, server.path_mapper)
                 if full is not None and not isinstance(exc, FileWriteError):
                     # The server's own words (a bare errno, or nothing of the kind from
                     # PreFormServer) say nothing of what helps; an OSError's hint does.
@@ -995,12 +998,17 @@ class _BuildWorker:
             self.facts.polled.add(self.build.graph[step].kind)
 
     @staticmethod
-    def _reason(exc: BaseException) -> str:
+    def _reason(exc: BaseException, mapper: PathMapper) -> str:
         if isinstance(exc, PermanentApiError):
             what = exc.request.operation if exc.request and exc.request.operation else "request"
             detail = exc.server_message or exc.message
             code = f"{exc.code}: " if exc.code else ""
             user_fix = code_hint(exc.code, "")
+            if exc.code in _PATH_CODES and mapper.check_hint:
+                # The server did not find, or could not use, a path this machine's file had
+                # as the path map turned it (session 44: a remote's map to the wrong folder
+                # said only "no file at 'Z:\\models\\...'", a file that is there).
+                user_fix = mapper.check_hint
             if user_fix:
                 # The server's own words speak of its API ("POST /login/ first"); what a
                 # user does (give the pool a login, which it sends after every start) is

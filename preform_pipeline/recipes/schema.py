@@ -103,6 +103,19 @@ def _fitting_branch(error: ValidationError) -> list[ValidationError] | None:
     return fitting[0] if len(fitting) == 1 else None
 
 
+def _empty_key_above(mapping: Mapping[Any, Any], key: object) -> str | None:
+    """The key written just before ``key`` when it has no value (``auto_layout:`` alone on
+    its line), else None: a key indented no further than the one above it is its sibling,
+    not its option (session 44's trial: ``mode: DENTAL`` under ``- auto_layout:`` at the
+    step's column was said only as an unknown key of the step)."""
+    keys = list(mapping)
+    at = keys.index(key)
+    above = keys[at - 1] if at else None
+    if not isinstance(above, str) or mapping[above] is not None:
+        return None
+    return above
+
+
 def _convert(error: ValidationError, doc: Document) -> Iterator[Problem]:
     path = _path(error)
     custom = _custom_message(error)
@@ -115,6 +128,10 @@ def _convert(error: ValidationError, doc: Document) -> Iterator[Problem]:
                 continue
             suggestion = closest(key, allowed)
             hint = "" if suggestion else "; allowed here: " + ", ".join(allowed)
+            above = _empty_key_above(error.instance, key)
+            if above is not None:
+                hint = (f"; the key above it, {above!r}, has no value: if {key!r} is one of its "
+                        f"options, indent it further than {above!r}{hint}")
             yield doc.problem((*path, key), f"unknown key {key!r}{hint}", suggestion, key=True)
         return
     # A rule's own wording ("an orientation is ...") would hide which element is wrong.

@@ -248,13 +248,7 @@ def check_machine_and_material(ctx: Context) -> Iterator[Problem]:
         return
     material = ctx.machine.material(code)
     if material is None:
-        codes = [m.code for m in ctx.machine.materials]
-        yield ctx.problem(
-            ("scene", "material_code"),
-            f"material {code!r} is not available for {ctx.machine.label} ({machine_type}) "
-            f"in the {source}",
-            closest(code, codes),
-        )
+        yield _unknown_material(ctx, code, machine_type, source)
         return
     thickness = scene.get("layer_thickness_mm")
     if thickness is None or (_num(thickness) is None and thickness != ADAPTIVE):
@@ -268,6 +262,33 @@ def check_machine_and_material(ctx: Context) -> Iterator[Problem]:
             f"{_thickness_text(thickness)} with print setting {setting} in the {source}; "
             f"offered: {offered}",
         )
+
+
+#: How many of a machine's materials an unknown material's problem lists (a real server
+#: offers dozens; the rest are counted).
+_MATERIALS_LISTED: Final = 12
+
+
+def _unknown_material(ctx: Context, code: str, machine_type: str, source: str) -> Problem:
+    """A ``material_code`` the machine does not offer: said with what it does offer (codes
+    and names), and a material's name given for its code (``Dental Model V3``, as PreForm
+    and the bottle show it) answered with the code."""
+    assert ctx.machine is not None
+    materials = ctx.machine.materials
+    head = (f"material {code!r} is not available for {ctx.machine.label} ({machine_type}) "
+            f"in the {source}")
+    named = next((m for m in materials if m.label.casefold() == code.strip().casefold()),
+                 None)
+    if named is not None:
+        return ctx.problem(("scene", "material_code"),
+                           f"{head}: material_code takes the code, and {named.label} is "
+                           f"{named.code}", named.code)
+    offered = ", ".join(f"{m.code} ({m.label})" for m in materials[:_MATERIALS_LISTED])
+    more = len(materials) - _MATERIALS_LISTED
+    if more > 0:
+        offered += f" and {more} more"
+    return ctx.problem(("scene", "material_code"), f"{head}; offered: {offered}",
+                       closest(code, [m.code for m in materials]))
 
 
 def _thickness_text(value: Any) -> str:

@@ -74,6 +74,16 @@ class PathMapper:
     def who(self) -> str:
         return f"server {self.server}" if self.server else "this server"
 
+    @property
+    def check_hint(self) -> str:
+        """What to check when the server did not find a path it was sent through this map
+        (empty for the identity: the server sees this machine's paths as they are)."""
+        if self.identity:
+            return ""
+        pairs = ", ".join(f"{m.local} as {m.remote}" for m in self.mappings)
+        return (f"{self.who} is sent paths through its path_map: check that it sees "
+                f"{pairs}")
+
     def reaches(self, path: str | PurePath) -> bool:
         """True when the server can be sent ``path``: no map, or a mapped folder holds it."""
         local = _absolute(path if isinstance(path, PurePath) else Path(path))

@@ -256,6 +256,17 @@ def absolute_path(text: str, where: str) -> Path:
     path = Path(text)
     if not text or not path.is_absolute():
         windows = PureWindowsPath(text).is_absolute()
+        if windows and _DRIVES:
+            # Playing a Windows machine (--drive): the path is a Windows one, on a drive or
+            # share that machine does not have. "A Windows path on a non-Windows simulator"
+            # was false here, and sent a newcomer with a wrong path map the wrong way.
+            raise SimError(
+                400,
+                INVALID_PATH,
+                f"{where}: {text!r} is on {PureWindowsPath(text).drive}, which this server (a "
+                f"simulated Windows machine) does not have; it has "
+                f"{', '.join(sorted(_DRIVES))}",
+            )
         hint = " (a Windows path on a non-Windows simulator)" if windows else ""
         raise SimError(
             400,

@@ -60,9 +60,11 @@ __all__ = [
     "PG_SCHEMA_VERSION",
     "PgMigration",
     "PostgresJobStore",
+    "REFUSED_ENDING",
     "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "cause_first",
+    "refusal_hint",
 ]
 
 log = get_logger(__name__)
@@ -84,6 +86,22 @@ UNREACHABLE_HINT: Final = (
     "check that the database server runs and this node reaches it, and the user, database "
     "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); "
     f"{TRIES_AGAIN} once the database is back"
+)
+#: How the hint of a login the server refused ends. The server answered, so no wait cures it
+#: (``watch`` gives up at once too: hotfolder/storewait.py); UNREACHABLE_HINT's "run them
+#: again once the database is back" was false for it.
+REFUSED_ENDING: Final = "waiting does not cure it: correct it, then run the command again"
+#: libpq's and the server's words (lower case) for a login the server refused, each with what
+#: helps. English only: in another ``lc_messages`` the refusal keeps UNREACHABLE_HINT.
+_REFUSALS: Final = (
+    (("no password supplied", "password authentication failed"),
+     "check the user in the URL and give its password (PREFORM_PIPELINE_STORE_PASSWORD or "
+     "its _FILE, or libpq's PGPASSWORD or pgpass)"),
+    (("does not exist",),
+     "check the user and database names in the URL (the store's database is made once with "
+     "CREATE DATABASE: docs/multi-node.md)"),
+    (("pg_hba.conf",),
+     "ask the database's administrator for a pg_hba.conf entry that lets this node in"),
 )
 #: libpq's preamble before what failed, once per address tried: ``connection to server at
 #: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``
@@ -304,9 +322,17 @@ class PostgresJobStore(LeasingStore):
                 hint=CANCELLED_HINT,
             ) from exc
         except psycopg.OperationalError as exc:
+            cause = cause_first(self._said(exc, whole=True))
+            refused = refusal_hint(cause)
+            if refused is not None:
+                raise StoreError(
+                    f"{self.location}: the PostgreSQL server refused the job store's login "
+                    f"while {action}: {cause}",
+                    hint=f"{refused}; {REFUSED_ENDING}",
+                ) from exc
             raise StoreError(
                 f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
-                f"{cause_first(self._said(exc, whole=True))}",
+                f"{cause}",
                 hint=UNREACHABLE_HINT,
             ) from exc
         except psycopg.Error as exc:
@@ -393,6 +419,21 @@ class PostgresJobStore(LeasingStore):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"PostgresJobStore({self.location!r}, {state})"
+
+
+def refusal_hint(cause: str) -> str | None:
+    """What helps when every try :func:`cause_first` lists in ``cause`` was a login the server
+    refused (a wrong or missing password, no such user or database, no pg_hba.conf entry), or
+    None when any try did not reach a server (refused port, timeout: an outage a wait may end,
+    which UNREACHABLE_HINT says)."""
+    hints = []
+    for attempt in cause.split("; "):
+        text = attempt.lower()
+        hint = next((h for words, h in _REFUSALS if any(w in text for w in words)), None)
+        if hint is None:
+            return None
+        hints.append(hint)
+    return hints[0] if hints else None
 
 
 def cause_first(said: str) -> str:

@@ -269,9 +269,9 @@ class TestAPrintThatDidNotFinish:
 
 
 def _status(name: str, *, url: str | None, pid: int | None, remote: bool,
-            error: str | None = None) -> ServerStatus:
+            error: str | None = None, state: ServerState = ServerState.IDLE) -> ServerStatus:
     return ServerStatus(
-        name=name, state=ServerState.IDLE, url=url, port=None, pid=pid, remote=remote,
+        name=name, state=state, url=url, port=None, pid=pid, remote=remote,
         builds=0, total_builds=0, restarts=0, generation=0, retired_reason=None,
         last_error=error,
     )
@@ -291,6 +291,18 @@ class TestServersLine:
             "prep-1 (REMOTE, http://prep:44388), server-2 (not started: port in use)"
         )
         assert "None" not in line
+
+    def test_a_remote_that_did_not_answer_its_first_check_is_said_waited_for(self) -> None:
+        line = servers_line([
+            _status("printhost", url="http://printhost.invalid:44388", pid=None, remote=True,
+                    state=ServerState.RESTARTING,
+                    error="health check failed: unreachable: [Errno -2] Name or service not "
+                    "known"),
+        ])
+        assert line == (
+            "servers started: printhost (REMOTE, http://printhost.invalid:44388, not "
+            "answering: health check failed: unreachable: [Errno -2] Name or service not "
+            "known; waited for up to servers.remote_wait_s)")
 
 
 class TestNamesWithTerminalEscapes:

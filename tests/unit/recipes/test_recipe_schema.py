@@ -179,6 +179,26 @@ SCHEMA_CASES: list[tuple[str, str, str, int, str, str | None]] = [
         "auto_support",
     ),
     (
+        # Session 44's trial: an option written at the step's column, under a kind with no
+        # value, was said only as an unknown key of the step.
+        "option at the column of its step kind",
+        SLA_RECIPE.replace("  - auto_layout\n", f"  - auto_layout:\n    mode: DENTAL {MARK}\n"),
+        "$.steps[2].mode",
+        5,
+        "unknown key 'mode'; the key above it, 'auto_layout', has no value: if 'mode' is one "
+        "of its options, indent it further than 'auto_layout'; allowed here: id, after, ",
+        None,
+    ),
+    (
+        "a key after one with a value is only unknown",
+        SLA_RECIPE.replace("  - auto_layout\n",
+                           f"  - auto_layout: {{}}\n    mode: DENTAL {MARK}\n"),
+        "$.steps[2].mode",
+        5,
+        "unknown key 'mode'; allowed here: id, after, ",
+        None,
+    ),
+    (
         "misspelt enum value",
         SLA_RECIPE.replace("  - auto_layout\n", f"  - auto_layout: {{mode: DENTL}} {MARK}\n"),
         "$.steps[2].auto_layout.mode",

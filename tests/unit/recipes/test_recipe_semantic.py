@@ -48,6 +48,16 @@ CASES: list[tuple[str, str, str, str, str | None]] = [
         "FLGPGR05",
     ),
     (
+        # Session 44: a newcomer wrote the name PreForm and the bottle show, and was told
+        # nothing but that it was not available.
+        "material given by its name",
+        sla("  - auto_orient\n", material=f"Dental Model V3 {MARK}"),
+        "$.scene.material_code",
+        "material 'Dental Model V3' is not available for Form 4 (FORM-4-0) in the shipped "
+        "catalogue: material_code takes the code, and Dental Model V3 is FLDMGR01",
+        "FLDMGR01",
+    ),
+    (
         "layer thickness the material does not offer",
         sla("  - auto_orient\n", material="FLGPCL05", thickness=f"0.2 {MARK}"),
         "$.scene.layer_thickness_mm",
@@ -521,6 +531,29 @@ class TestCatalogueSource:
         assert report.catalogue_source == "server http://x:1"
         problem = only_problem_at(report, "$.scene.material_code")
         assert "in the server http://x:1" in problem.message
+
+
+    def test_a_server_offering_dozens_of_materials_has_twelve_listed_and_the_rest_counted(
+        self, tmp_path: Path
+    ) -> None:
+        form4 = DEFAULT_CATALOGUE.machine("FORM-4-0")
+        assert form4 is not None
+        many = tuple(dataclasses.replace(form4.materials[0], code=f"FLXX{i:04d}",
+                                         label=f"Resin {i}") for i in range(30))
+        server = Catalogue(
+            machines=tuple(
+                dataclasses.replace(m, materials=many) if m is form4 else m
+                for m in DEFAULT_CATALOGUE.machines
+            ),
+            source="server http://x:1",
+        )
+        path = tmp_path / "r.yaml"
+        path.write_text(sla("  - auto_orient\n"), encoding="utf-8")
+        problem = only_problem_at(validate_recipe(path, catalogue=server),
+                                  "$.scene.material_code")
+        assert problem.message.endswith(
+            "; offered: " + ", ".join(f"FLXX{i:04d} (Resin {i})" for i in range(12))
+            + " and 18 more")
 
 
 def _without(machine: MachineType, code: str) -> MachineType:

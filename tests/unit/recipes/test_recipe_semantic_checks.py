@@ -20,7 +20,15 @@ RENDERED: dict[str, str] = {
     ),
     'material of another machine': (
         "recipe.yaml:3:18: $.scene.material_code: material 'FLGPGR04' is not available for Form 4 "
-        "(FORM-4-0) in the shipped catalogue (did you mean 'FLGPGR05'?)"
+        "(FORM-4-0) in the shipped catalogue; offered: FLGPGR05 (Grey V5), FLGPBK05 (Black V5), "
+        "FLGPWH05 (White V5), FLGPCL05 (Clear V5), FLTO2K02 (Tough 2000 V2), FLDUCL22 (Durable "
+        "V2), FLFRGR01 (Fast Model), FLRG1011 (Rigid 10K V1.1), FLPMBE01 (Precision Model), "
+        "FLDMGR01 (Dental Model V3) (did you mean 'FLGPGR05'?)"
+    ),
+    'material given by its name': (
+        "recipe.yaml:3:18: $.scene.material_code: material 'Dental Model V3' is not available for "
+        "Form 4 (FORM-4-0) in the shipped catalogue: material_code takes the code, and Dental "
+        "Model V3 is FLDMGR01 (did you mean 'FLDMGR01'?)"
     ),
     'layer thickness the material does not offer': (
         'recipe.yaml:4:23: $.scene.layer_thickness_mm: Clear V5 (FLGPCL05) on Form 4 does not '

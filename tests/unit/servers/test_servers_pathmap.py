@@ -87,3 +87,18 @@ class TestPathStyle:
     )
     def test_style(self, folder: str, sep: str) -> None:
         assert server_path_style(folder) == sep
+
+
+class TestCheckHint:
+    """What to check when a server did not find a path it was sent: its map, when it has one."""
+
+    def test_a_mapped_server_names_each_folder_and_where_it_should_see_it(self) -> None:
+        mapper = PathMapper((PathMapping(PurePosixPath("/mnt/share"), "Z:\\"),
+                             PathMapping(PurePosixPath("/srv/dental"), "\\\\nas\\dental")),
+                            "printhost")
+        assert mapper.check_hint == (
+            "server printhost is sent paths through its path_map: check that it sees "
+            "/mnt/share as Z:\\, /srv/dental as \\\\nas\\dental")
+
+    def test_a_server_on_this_machine_has_none(self) -> None:
+        assert PathMapper().check_hint == ""

@@ -9,7 +9,7 @@ import struct
 import zipfile
 import zlib
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -544,3 +544,19 @@ class TestAMountedDrive:
 
         assert model["name"] == "cube"
         assert zipfile.is_zipfile(share / "models" / "job.form")
+
+    @pytest.mark.parametrize("path", ["Y:\\models\\cube.stl", "\\\\nas\\dental\\cube.stl"],
+                             ids=["drive", "share"])
+    def test_a_path_on_a_drive_it_does_not_have_is_said_so(
+        self, engine: SimEngine, share: Path, path: str
+    ) -> None:
+        # Session 44: a path map to the wrong drive was told "a Windows path on a
+        # non-Windows simulator", false of a simulator playing a Windows machine.
+        write_stl(share / "models" / "cube.stl", box_triangles((0, 0, 0), (20, 20, 20)))
+        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
+        error = error_of(engine, "import_model", scene, {"file": path})
+        assert (error.status, error.code) == (400, "INVALID_PATH")
+        drive = PureWindowsPath(path).drive
+        assert error.error_message == (
+            f"$.file: {path!r} is on {drive}, which this server (a simulated Windows machine) "
+            "does not have; it has Z:")

@@ -14,9 +14,11 @@ from preform_pipeline import cli
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
     CANCELLED_HINT,
+    REFUSED_ENDING,
     TRIES_AGAIN,
     UNREACHABLE_HINT,
     cause_first,
+    refusal_hint,
 )
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
@@ -40,6 +42,13 @@ def _jobs_says(url: str, password: str, tmp_path: Path, monkeypatch: pytest.Monk
 
 def _first_line(said: str) -> str:
     return said.splitlines()[0]
+
+
+def _whole(said: str, tmp_path: Path) -> str:
+    """The whole error: the message file a line too long for the console names (and must)."""
+    (full,) = (tmp_path / "crash").iterdir()
+    assert str(full) in said
+    return full.read_text(encoding="utf-8").rstrip()
 
 
 class TestTheLineAUserReadsNamesTheCause:
@@ -77,19 +86,70 @@ class TestTheLineAUserReadsNamesTheCause:
 
 
 class TestTheHintIsTrueForACommandThatExits:
-    def test_it_says_to_run_the_command_again_and_that_watch_retries(
+    def test_an_outage_says_to_run_the_command_again_and_that_watch_retries(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        said = _whole(_jobs_says(f"postgresql://pipeline@127.0.0.1:{_refused_port()}/jobs",
+                                 PG_PASSWORD, tmp_path, monkeypatch), tmp_path)
+        assert "cannot reach the PostgreSQL job store" in said
+        assert "the next call connects again" not in said
+        assert said.endswith(
+            "watch tries again by itself, other commands: run them again once the database "
+            "is back)")
+
+
+class TestALoginTheServerRefusedIsSaidAsARefusal:
+    """The server answered no: no wait cures it (watch gives up at once too), so the line
+    says it refused and what to correct, not that it cannot be reached (session 44)."""
+
+    def test_a_wrong_password_says_the_login_was_refused_and_where_the_password_goes(
         self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         said = _jobs_says(pg_cluster.url(), "wrongpw", tmp_path, monkeypatch)
-        (full,) = (tmp_path / "crash").iterdir()  # the cut line names this file
-        assert str(full) in said
-        whole = full.read_text(encoding="utf-8")
-        assert "the next call connects again" not in whole
-        assert whole.rstrip().endswith(
-            "watch tries again by itself, other commands: run them again once the database "
-            "is back)")
+        whole = _whole(said, tmp_path)
+        assert "refused the job store's login while connecting: FATAL: password " in whole
+        assert "cannot reach" not in whole
+        assert "PREFORM_PIPELINE_STORE_PASSWORD or its _FILE" in whole
+        assert "once the database is back" not in whole
         # The console keeps the line's end: what to do for this command.
-        assert _first_line(said).endswith("run them again once the database is back)")
+        assert _first_line(said).endswith(f"{REFUSED_ENDING})")
+
+    def test_no_password_says_the_login_was_refused(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delenv("PGPASSWORD", raising=False)
+        monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+        said = _whole(_jobs_says(pg_cluster.url(), "", tmp_path, monkeypatch), tmp_path)
+        assert "refused the job store's login while connecting: fe_sendauth: no password " \
+            "supplied" in said
+        assert said.endswith(f"{REFUSED_ENDING})")
+
+    def test_an_unknown_database_says_to_check_the_names_in_the_url(
+        self, pg_cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        said = _whole(_jobs_says(pg_cluster.url("no_such_db"), PG_PASSWORD, tmp_path,
+                                 monkeypatch), tmp_path)
+        assert 'refused the job store\'s login while connecting: FATAL: database ' \
+            '"no_such_db" does not exist' in said
+        assert "check the user and database names in the URL" in said
+        assert said.endswith(f"{REFUSED_ENDING})")
+
+
+class TestRefusalHint:
+    """Which causes are refusals: every try answered no; one try that reached no server
+    leaves the outage's hint."""
+
+    def test_a_wrong_password_is_a_refusal(self) -> None:
+        assert refusal_hint('FATAL: password authentication failed for user "u" '
+                            '(server "db", port 5432)') is not None
+
+    def test_a_refused_port_is_not(self) -> None:
+        assert refusal_hint('Connection refused (server "db", port 5432)') is None
+
+    def test_tries_of_which_one_was_refused_at_the_port_are_not(self) -> None:
+        assert refusal_hint('FATAL: password authentication failed for user "u" (server '
+                            '"db2", port 5432); Connection refused (server "db1", port '
+                            '5432)') is None
 
 
 class TestCauseFirst:

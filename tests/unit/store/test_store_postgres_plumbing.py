@@ -22,6 +22,7 @@ from preform_pipeline.store.postgres import (
     CANCELLED_HINT,
     PG_MIGRATIONS,
     PG_SCHEMA_VERSION,
+    REFUSED_ENDING,
     PostgresJobStore,
 )
 from tests.conftest import REPO_ROOT
@@ -221,7 +222,7 @@ class TestConnection:
                 JobState.QUEUED)
             assert store.get_job(job.id).state is JobState.QUEUED
 
-    def test_an_unreachable_server_is_a_store_error_without_the_password(
+    def test_an_unknown_database_is_a_refusal_without_the_password(
         self, fresh_url: str
     ) -> None:
         with admin_connection(fresh_url) as admin:
@@ -232,9 +233,10 @@ class TestConnection:
             PostgresJobStore(wrong, password="hunter2-secret", connect_timeout_s=5)
         text = str(caught.value)
         assert text.startswith(
-            f"{wrong}: cannot reach the PostgreSQL job store while connecting: ")
+            f"{wrong}: the PostgreSQL server refused the job store's login while connecting: ")
         assert "hunter2-secret" not in text
-        assert caught.value.hint == UNREACHABLE_HINT
+        assert caught.value.hint is not None
+        assert caught.value.hint.endswith(REFUSED_ENDING)
 
     def test_the_password_comes_from_the_environment_when_not_given(
         self, fresh_url: str, monkeypatch: pytest.MonkeyPatch
@@ -243,7 +245,7 @@ class TestConnection:
         with PostgresJobStore(fresh_url) as store:
             assert store.list_jobs() == ()
         monkeypatch.setenv(PASSWORD_ENV, "not-the-password")
-        with pytest.raises(StoreError, match="cannot reach the PostgreSQL job store"):
+        with pytest.raises(StoreError, match="refused the job store's login"):
             PostgresJobStore(fresh_url)
 
 

@@ -1,0 +1,64 @@
+"""A line indented wrongly is said in plain words whichever YAML parser read it: the recipe
+loader's libyaml (the C loader) words its errors unlike PyYAML's pure-Python parser, which
+settings files and sidecars are read with (session 44: a newcomer's over-indented recipe key
+was told libyaml's raw "mapping values are not allowed in this context")."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import yaml
+
+from preform_pipeline.recipes.loader import parse_yaml
+from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
+
+#: A key indented one space more than its neighbours (read as the value above going on).
+OVER_INDENTED = "scene:\n  machine_type: FORM-4-0\n   layer_thickness_mm: 0.1\n"
+#: A key indented less than its neighbours, inside a step's options.
+UNDER_INDENTED = ("steps:\n  - label:\n      text: x\n     font_size_mm: 2\n")
+#: A key among a list's items, neither an item nor under one.
+IN_A_LIST = "steps:\n  - auto_orient\n  depth_mm: 1\n"
+
+
+#: What a reader says of a document it cannot parse: line, column, message.
+Said = tuple[int | None, int | None, str]
+
+
+def _recipe_says(text: str) -> Said:
+    root, problems = parse_yaml(text, "r.yaml")
+    assert root is None
+    (problem,) = problems
+    return problem.line, problem.column, problem.message
+
+
+def _settings_say(text: str) -> Said:
+    with pytest.raises(yaml.YAMLError) as caught:
+        safe_load(text)
+    return describe_yaml_error(caught.value, text)
+
+
+#: Each mistake, where it is said and the sentence it is said in.
+MISTAKES = [
+    pytest.param(OVER_INDENTED, 3, 22,
+                 "a ':' where a value was expected (quote values that contain ': ', or fix "
+                 "the indentation of this line)", id="indented-more"),
+    pytest.param(UNDER_INDENTED, 4, 6,
+                 "this line is not indented like the keys above it: the keys of one mapping "
+                 "start in the same column (indent it as far as its neighbours, or as far as "
+                 "the key it belongs under)", id="indented-less"),
+    pytest.param(IN_A_LIST, 3, 3,
+                 "a line in a list that is neither an item ('- ' at the column of the "
+                 "others) nor indented under one", id="among-list-items"),
+]
+
+
+class TestAWronglyIndentedLineIsSaidPlainly:
+    """Each parser's words for one mistake become the same sentence at the same place."""
+
+    @pytest.mark.parametrize("read", [_recipe_says, _settings_say], ids=["libyaml", "pyyaml"])
+    @pytest.mark.parametrize(("text", "line", "column", "sentence"), MISTAKES)
+    def test_the_mistake_is_said_at_its_place(
+        self, read: Callable[[str], Said], text: str, line: int, column: int, sentence: str
+    ) -> None:
+        assert read(text) == (line, column, f"YAML syntax error: {sentence}")
