@@ -232,3 +232,16 @@ class TestWhilePollingALongOperation:
         assert (f"asked to wait 1200 s (until {resume_time(clock.now(), 1200)}), longer than "
                 "the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
+
+    def test_a_wait_of_all_the_operations_time_left_is_not_waited(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        # Review (rv44-loose): it was waited, the whole 900 s, and its repeat sent with 0 s
+        # failed as "no answer within 0 s (ReadTimeout)", a server never asked again blamed.
+        clock = ManualClock()
+        with pytest.raises(ServerBusyError) as caught:
+            _import_while_busy(simulated, sample_models_dir / CUBE, "900", clock)
+
+        assert (f"asked to wait 900 s (until {resume_time(clock.now(), 900)}), longer than "
+                "the 900 s left of the operation's time: not waited") in str(caught.value)
+        assert clock.slept == 0
