@@ -105,17 +105,26 @@ def secret_option_in(argv: Sequence[str]) -> str | None:
 
 
 def foreign_letter_in(argv: Sequence[str], letters: str) -> str | None:
-    """The first single-letter option in ``argv`` that is none of ``letters`` (the program's
-    own), as ``-p``, whatever is typed with it (``-phunter2``, ``-p=hunter2``), or None. A
-    negative number (``-5``) and a file of that name (``-rf.stl``, which the command's usage
-    error names as a file) are no options; words after ``--`` are names."""
+    """The first single-dash option in ``argv`` that is not made of ``letters`` (the
+    program's own), as typed up to its first other character (``-p`` of ``-phunter2`` or
+    ``-p=hunter2``; ``-vp`` of ``-vphunter2``), or None. argparse reads ``-vphunter2`` as
+    ``-v`` and echoed the rest ("ignored explicit argument 'phunter2'"): a cluster is read to
+    its end, not only its first letter. A negative number (``-5``), a file of that name
+    (``-rf.stl``, which the command's usage error names as a file) and an option's value
+    holding a space (``--reason "-crown 3 lifts"``, which argparse takes as the value) are no
+    options; words after ``--`` are names."""
+    after_long = False
     for word in argv:
         if word == "--":
             return None
-        if (len(word) < 2 or word[0] != "-" or not word[1].isascii() or not word[1].isalpha()
-                or word[1] in letters or os.path.lexists(word)):
+        value = after_long and " " in word
+        after_long = word.startswith("--") and "=" not in word
+        if (value or len(word) < 2 or word[0] != "-" or not word[1].isascii()
+                or not word[1].isalpha() or os.path.lexists(word)):
             continue
-        return word[:2]
+        other = next((i for i, c in enumerate(word[1:], 1) if c not in letters), None)
+        if other is not None:
+            return word[:other + 1]
     return None
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -371,9 +372,11 @@ class HttpSession:
                 return _api_response(answer, info)
             wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall())
             # The wait counts against the request's own time (or its caller's): a repeat must
-            # still have some.
+            # still have some. A wait of all that is left is not waited either: it was, and
+            # its repeat then sent with 0 s failed as "no answer within 0 s (ReadTimeout)",
+            # blaming a server that was never asked again (review, rv44-loose).
             left = waits_end - self._clock()
-            limit_s = min(MAX_RETRY_AFTER_S, left)
+            limit_s = min(MAX_RETRY_AFTER_S, math.nextafter(left, -math.inf))
             # "At most" the longest wait, as the Web API client and asked_to_wait read it.
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
                     or wait.seconds > limit_s:

@@ -24,6 +24,7 @@ from preform_pipeline.errors import (
     Decision,
     PipelineError,
     StoreConflictError,
+    StoreError,
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.store import JOBS_COMMAND
@@ -65,16 +66,20 @@ def hold_for_approval(
 def _held(store: JobStore, build_id: int, jobs: str) -> Build:
     build = store.get_build(build_id)
     if build.state is not JobState.AWAITING_APPROVAL:
-        raise DecidedAlreadyError(
-            # What the state means, as `jobs` and the dashboard say it: "print_sent" is
-            # the store's word, not the person's.
-            f"build {build.job_key} is not awaiting approval: "
-            f"{STATE_DESCRIPTIONS[build.state]}",
-            decided=_decided(build.approval),
-            hint="someone decided already, or it was cancelled; reload the page or see "
-            f"`{jobs} show {build.job_key}`",
-        )
+        raise _late(build.job_key, build.state, _decided(build.approval), jobs)
     return build
+
+
+def _late(job_key: str, state: JobState, decided: Decision | None, jobs: str
+          ) -> DecidedAlreadyError:
+    return DecidedAlreadyError(
+        # What the state means, as `jobs` and the dashboard say it: "print_sent" is
+        # the store's word, not the person's.
+        f"build {job_key} is not awaiting approval: {STATE_DESCRIPTIONS[state]}",
+        decided=decided,
+        hint="someone decided already, or it was cancelled; reload the page or see "
+        f"`{jobs} show {job_key}`",
+    )
 
 
 def _decided(record: Mapping[str, Any] | None) -> Decision | None:
@@ -93,12 +98,24 @@ def _decide(store: JobStore, build_id: int, jobs: str, to: JobState, reason: str
     """The one compare-and-set of a decision. Another person's decision between the check
     and the write loses this one the compare-and-set: it is refused as a late decision (who
     was first, and when), not as the store's "is waiting_for_printer, expected ..."."""
-    _held(store, build_id, jobs)
+    held = _held(store, build_id, jobs)
     try:
         return store.transition_build(build_id, to, reason, expect=JobState.AWAITING_APPROVAL,
                                       approval=record)
-    except StoreConflictError:
-        _held(store, build_id, jobs)
+    except StoreConflictError as conflict:
+        try:
+            _held(store, build_id, jobs)
+        except StoreError as unread:
+            # The re-read only adds who was first: a store that fails it (a lock held, the
+            # database restarting) must not turn the refusal into an outage page, which
+            # says nothing of the decision that stood.
+            log.warning("approval_decider_unread", build_id=build_id, job_key=held.job_key,
+                        error=str(unread))
+            try:
+                state = JobState(conflict.actual)
+            except ValueError:
+                raise conflict from None
+            raise _late(held.job_key, state, None, jobs) from conflict
         raise
 
 

@@ -192,6 +192,24 @@ class TestASingleLetter:
             f"error: {letter}: no option of this command starts with {letter} ")
         assert "$PREFORM_PIPELINE_CLIENT_SECRET_FILE" in done.stderr
 
+    @pytest.mark.parametrize(("argv", "shown"), [
+        (["run", "r.yaml", "m.stl", f"-vp{SECRET}"], "-vp"),
+        (["run", "r.yaml", "m.stl", f"-v={SECRET}"], "-v="),
+        (["jobs", f"-hp{SECRET}"], "-hp"),
+    ])
+    def test_a_letter_after_an_own_one_is_refused_too(
+        self, argv: list[str], shown: str, tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review (rv44-loose): argparse reads -vphunter2 as -v, and echoed the rest
+        # ("argument -v/--verbose: ignored explicit argument 'phunter2'").
+        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
+
+        assert done.returncode == 2
+        assert SECRET not in done.stderr + done.stdout
+        assert done.stderr.startswith(
+            f"error: {shown}: no option of this command starts with {shown} ")
+
     def test_both_simulators_refuse_it(self) -> None:
         for run, argv in ((cloud_cli.run, ["-p", SECRET]), (simulator_cli.run, [f"-t{SECRET}"])):
             out, err = io.StringIO(), io.StringIO()
@@ -202,7 +220,9 @@ class TestASingleLetter:
 
     @pytest.mark.parametrize("argv", [
         ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["jobs", "-hv"], ["--offset", "-5"], ["-"],
-        ["run", "r.yaml", "--", "-p.stl"],
+        ["run", "r.yaml", "--", "-p.stl"], ["run", "r.yaml", "m.stl", "-vhv"],
+        # argparse takes a word holding a space as an option's value (review, rv44-loose).
+        ["jobs", "reject", "7", "--reason", "-crown 3 lifts off the raft"],
     ])
     def test_the_programs_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
         assert foreign_letter_in(argv, cli.OWN_LETTERS) is None

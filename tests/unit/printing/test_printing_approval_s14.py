@@ -15,6 +15,7 @@ from preform_pipeline.errors import (
     Decision,
     PipelineError,
     StoreConflictError,
+    StoreError,
 )
 from preform_pipeline.printing.approval import (
     MAX_REASON_CHARS,
@@ -211,3 +212,35 @@ class TestTwoOperatorsAtOnce:
         build = slow.get_build(held.id)
         assert build.state is JobState.FAILED
         assert build.approval is not None and build.approval["by"] == "bob"
+
+
+class _AwayAfterTheRace(_SlowReader):
+    """The real store, which fails every read after the other operator's decision landed:
+    the moment the dashboard re-reads the build to say who was first."""
+
+    def get_build(self, build_id: int) -> Build:
+        if self.meanwhile is None:
+            raise StoreError("database is locked")
+        return super().get_build(build_id)
+
+
+class TestAStoreAwayAfterTheRace:
+    """Review (rv44-loose): the re-read that says who was first only adds to the refusal;
+    the store failing it was the refusal's end (an outage page, the decision unsaid)."""
+
+    def test_the_refusal_is_said_without_who_and_the_failed_read_is_logged(
+        self, tmp_path: Path, clock: ManualClock
+    ) -> None:
+        with _AwayAfterTheRace(tmp_path / "race.db", clock=clock) as away:
+            held = _hold(away)
+            with SqliteJobStore(tmp_path / "race.db", clock=clock) as other:
+                away.meanwhile = lambda: approve(other, held.id, "alice", clock=clock)
+                with capture_logs() as logs, pytest.raises(DecidedAlreadyError) as caught:
+                    reject(away, held.id, "bob", "margin cut")
+                assert other.get_build(held.id).state is JobState.WAITING_FOR_PRINTER
+        assert caught.value.decided is None
+        assert caught.value.message.startswith(
+            f"build {held.job_key} is not awaiting approval: prepared (.form saved)")
+        assert isinstance(caught.value.__cause__, StoreConflictError)
+        assert [(e["build_id"], e["error"]) for e in _events(logs, "approval_decider_unread")
+                ] == [(held.id, "database is locked")]
