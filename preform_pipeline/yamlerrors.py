@@ -113,6 +113,8 @@ def describe_yaml_error(
         context = str(exc.context or "")
         for within, raw, plain in _EXPLAINED:
             if within in context and raw in problem:
+                if within and not _misindented(exc, text):
+                    break  # the parser's own words: a false "indented" is worse
                 return (*_position(mark), f"YAML syntax error: {plain}")
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return (*_position(mark), f"YAML syntax error: {what}")
@@ -137,6 +139,21 @@ def _unprintable(text: str) -> tuple[int | None, int | None, str]:
     return line, column, (
         f"YAML syntax error: {kind} (U+{code:04X}) is not allowed in YAML text; remove it "
         "(a file of such characters throughout is not a text file)")
+
+
+def _misindented(exc: yaml.MarkedYAMLError, text: str) -> bool:
+    """Whether a block's "expected key / '-' indicator" error is a line's indentation: what
+    the parser stopped at begins its line, and (in a mapping) not at the column of the
+    mapping's keys. Text after a quoted value (``a: "x" y``) or a list item among a
+    mapping's keys (``- b`` under ``a: 1``) is not, and keeps the parser's words."""
+    at, start = exc.problem_mark, exc.context_mark
+    if at is None or start is None:
+        return False
+    lines = text.splitlines()
+    line, column = int(at.line), int(at.column)
+    if not 0 <= line < len(lines) or lines[line][:column].strip(" "):
+        return False
+    return "block collection" in str(exc.context) or column != int(start.column)
 
 
 def _char_at(text: str, line: int, column: int) -> str:

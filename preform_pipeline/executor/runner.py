@@ -1004,11 +1004,12 @@ class _BuildWorker:
             detail = exc.server_message or exc.message
             code = f"{exc.code}: " if exc.code else ""
             user_fix = code_hint(exc.code, "")
-            if exc.code in _PATH_CODES and mapper.check_hint:
+            mapped = mapper.check_hint(detail) if exc.code in _PATH_CODES else ""
+            if mapped:
                 # The server did not find, or could not use, a path this machine's file had
                 # as the path map turned it (session 44: a remote's map to the wrong folder
                 # said only "no file at 'Z:\\models\\...'", a file that is there).
-                user_fix = mapper.check_hint
+                user_fix = mapped
             if user_fix:
                 # The server's own words speak of its API ("POST /login/ first"); what a
                 # user does (give the pool a login, which it sends after every start) is

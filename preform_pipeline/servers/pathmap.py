@@ -11,6 +11,7 @@ from __future__ import annotations
 import ntpath
 import os
 import posixpath
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PureWindowsPath
@@ -39,6 +40,23 @@ def _join(folder: str, parts: Sequence[str]) -> str:
         return base
     glue = "" if base.endswith(sep) else sep
     return base + glue + sep.join(parts)
+
+
+def _where_named(said: str, folder: str) -> int | None:
+    """Where ``said`` first names a path in the server folder ``folder`` (or the folder
+    itself), or None. A server may quote a Windows path as Python's repr does
+    (``'Z:\\\\models'``), so a run of backslashes counts as one; drive and share paths match in
+    any case, as Windows does."""
+    windows = server_path_style(folder) == "\\"
+    text = re.sub(r"\\+", r"\\", said) if windows else said
+    base = re.sub(r"\\+", r"\\", folder).rstrip("\\/") if windows else folder.rstrip("/")
+    if not base:  # the server's root: any absolute path it quotes
+        found = re.search(r"(?<=['\"\s])[\\/]", text)
+        return found.start() if found else None
+    flags = re.IGNORECASE if windows else 0
+    before = r"(?<![\w\\/])" if windows else r"(?<![\w/])"
+    found = re.search(before + re.escape(base) + r"(?=[\\/'\"\s)]|$)", text, flags)
+    return found.start() if found else None
 
 
 def _absolute(path: PurePath) -> PurePath:
@@ -74,15 +92,18 @@ class PathMapper:
     def who(self) -> str:
         return f"server {self.server}" if self.server else "this server"
 
-    @property
-    def check_hint(self) -> str:
-        """What to check when the server did not find a path it was sent through this map
-        (empty for the identity: the server sees this machine's paths as they are)."""
-        if self.identity:
+    def check_hint(self, said: str) -> str:
+        """What to check when the server did not find or could not use a path it was sent:
+        the mapping that made the path the server's words ``said`` name first (the longest
+        whose server folder holds it), or empty when no mapping made it (the identity, or words
+        about something else: a map not applied is no lead)."""
+        named = [(at, -len(m.remote), i, m) for i, m in enumerate(self.mappings)
+                 if (at := _where_named(said, m.remote)) is not None]
+        if not named:
             return ""
-        pairs = ", ".join(f"{m.local} as {m.remote}" for m in self.mappings)
+        mapping = min(named)[3]
         return (f"{self.who} is sent paths through its path_map: check that it sees "
-                f"{pairs}")
+                f"{mapping.local} as {mapping.remote}")
 
     def reaches(self, path: str | PurePath) -> bool:
         """True when the server can be sent ``path``: no map, or a mapped folder holds it."""

@@ -97,11 +97,19 @@ _REFUSALS: Final = (
     (("no password supplied", "password authentication failed"),
      "check the user in the URL and give its password (PREFORM_PIPELINE_STORE_PASSWORD or "
      "its _FILE, or libpq's PGPASSWORD or pgpass)"),
+    # 28000 by another method than a password (peer, ident, cert, LDAP, ...).
+    (("authentication failed for user",),
+     "check the user in the URL, and with the database's administrator how pg_hba.conf "
+     "has it log in from this node"),
     (("does not exist",),
      "check the user and database names in the URL (the store's database is made once with "
      "CREATE DATABASE: docs/multi-node.md)"),
     (("pg_hba.conf",),
      "ask the database's administrator for a pg_hba.conf entry that lets this node in"),
+    # 28000 (a role without LOGIN) and 42501 (no CONNECT privilege on the database).
+    (("is not permitted to log in", "permission denied for database"),
+     "ask the database's administrator to let the URL's user log in to its database (the "
+     "role's LOGIN, the database's CONNECT privilege)"),
 )
 #: libpq's preamble before what failed, once per address tried: ``connection to server at
 #: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``

@@ -62,3 +62,24 @@ class TestAWronglyIndentedLineIsSaidPlainly:
         self, read: Callable[[str], Said], text: str, line: int, column: int, sentence: str
     ) -> None:
         assert read(text) == (line, column, f"YAML syntax error: {sentence}")
+
+
+#: The same parser errors where no line is indented wrongly: text after a quoted value, in a
+#: mapping and in a list, and a list item among a mapping's keys at their column.
+NOT_INDENTATION = [
+    pytest.param('scene:\n  machine_type: "FORM-4-0" x\n', id="after-a-quoted-value"),
+    pytest.param('steps:\n  - "auto_orient" x\n', id="after-a-quoted-item"),
+    pytest.param("scene: {}\n- auto_orient\n", id="an-item-among-keys"),
+]
+
+
+class TestOnlyAWronglyIndentedLineIsSaidToBe:
+    """Review of session 44: the parser's words for "no key here" also cover mistakes on a
+    line indented rightly; those keep the parser's words, not a false "not indented like"."""
+
+    @pytest.mark.parametrize("read", [_recipe_says, _settings_say], ids=["libyaml", "pyyaml"])
+    @pytest.mark.parametrize("text", NOT_INDENTATION)
+    def test_the_parser_s_words_stay(self, read: Callable[[str], Said], text: str) -> None:
+        _line, _column, said = read(text)
+        assert "indented" not in said
+        assert "while parsing a block" in said

@@ -90,15 +90,37 @@ class TestPathStyle:
 
 
 class TestCheckHint:
-    """What to check when a server did not find a path it was sent: its map, when it has one."""
+    """What to check when a server did not find a path it was sent: the mapping that made the
+    path its answer names, and nothing when no mapping made it."""
 
-    def test_a_mapped_server_names_each_folder_and_where_it_should_see_it(self) -> None:
-        mapper = PathMapper((PathMapping(PurePosixPath("/mnt/share"), "Z:\\"),
-                             PathMapping(PurePosixPath("/srv/dental"), "\\\\nas\\dental")),
-                            "printhost")
-        assert mapper.check_hint == (
-            "server printhost is sent paths through its path_map: check that it sees "
-            "/mnt/share as Z:\\, /srv/dental as \\\\nas\\dental")
+    MAPPER = PathMapper((PathMapping(PurePosixPath("/mnt/share"), "Z:\\"),
+                         PathMapping(PurePosixPath("/mnt/share/cases"), "Z:\\cases"),
+                         PathMapping(PurePosixPath("/srv/dental"), "\\\\nas\\dental"),
+                         PathMapping(PurePosixPath("/srv/unix"), "/data/unix")),
+                        "printhost")
+
+    @pytest.mark.parametrize(("said", "local", "remote"), [
+        ("$.file: no file at 'Z:\\\\models\\\\a.stl'", "/mnt/share", "Z:\\"),
+        ("$.file: no file at 'z:\\cases\\a.stl'", "/mnt/share/cases", "Z:\\cases"),
+        ("$.file: no file at '\\\\\\\\NAS\\\\dental\\\\a.stl'", "/srv/dental",
+         "\\\\nas\\dental"),
+        ("$.file: no file at '/data/unix/a.stl'", "/srv/unix", "/data/unix"),
+    ], ids=["drive-repr", "longest-any-case", "share-repr", "posix"])
+    def test_it_names_the_mapping_that_made_the_path(
+        self, said: str, local: str, remote: str
+    ) -> None:
+        assert self.MAPPER.check_hint(said) == (
+            f"server printhost is sent paths through its path_map: check that it sees "
+            f"{local} as {remote}")
+
+    @pytest.mark.parametrize("said", [
+        "$.file: the file type is not supported",
+        "$.file: no file at 'Y:\\\\a.stl'",
+        "$.file: no file at '/data/unixes/a.stl'",
+        "$.file: no file at '/srv/unix/a.stl'",
+    ], ids=["no-path", "another-drive", "a-longer-folder", "the-local-side"])
+    def test_a_path_no_mapping_made_has_none(self, said: str) -> None:
+        assert self.MAPPER.check_hint(said) == ""
 
     def test_a_server_on_this_machine_has_none(self) -> None:
-        assert PathMapper().check_hint == ""
+        assert PathMapper().check_hint("$.file: no file at '/mnt/share/a.stl'") == ""

@@ -5,18 +5,22 @@ true for a command that exits as for ``watch``: real libpq messages from a real 
 from __future__ import annotations
 
 import io
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 from preform_pipeline import cli
+from preform_pipeline.errors import StoreError
+from preform_pipeline.hotfolder.storewait import database_away
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
     CANCELLED_HINT,
     REFUSED_ENDING,
     TRIES_AGAIN,
     UNREACHABLE_HINT,
+    PostgresJobStore,
     cause_first,
     refusal_hint,
 )
@@ -135,6 +139,40 @@ class TestALoginTheServerRefusedIsSaidAsARefusal:
         assert said.endswith(f"{REFUSED_ENDING})")
 
 
+class TestEveryKindOfLoginTheServerRefusedIsARefusal:
+    """Review of session 44: a role without LOGIN (28000) and a user without CONNECT on the
+    database (42501) are the server's no too: said as a refusal, and watch's start gives up
+    at once rather than waiting for a database that is up."""
+
+    @pytest.mark.parametrize(("grant", "login"), [
+        ("CREATE ROLE {r} PASSWORD 'pw' NOLOGIN", "postgres"),
+        ("CREATE ROLE {r} PASSWORD 'pw' LOGIN; REVOKE CONNECT ON DATABASE {r}_db FROM PUBLIC",
+         "{r}_db"),
+    ], ids=["no-login", "no-connect"])
+    def test_it_is_said_as_refused_and_not_waited_for(
+        self, pg_cluster: PgCluster, grant: str, login: str
+    ) -> None:
+        import psycopg
+
+        role = f"rv44_{len(grant)}_{os.getpid()}"
+        with psycopg.connect(pg_cluster.url(), password=PG_PASSWORD, autocommit=True) as adm:
+            adm.execute(f"CREATE DATABASE {role}_db")
+            try:
+                for statement in grant.format(r=role).split("; "):
+                    adm.execute(statement)
+                url = pg_cluster.url(login.format(r=role)).replace("pipeline@", f"{role}@")
+                with pytest.raises(StoreError) as caught:
+                    PostgresJobStore(url, password="pw", connect_timeout_s=5)
+            finally:
+                adm.execute(f"DROP DATABASE {role}_db")
+                adm.execute(f"DROP ROLE IF EXISTS {role}")
+        assert "refused the job store's login while connecting" in caught.value.message
+        assert caught.value.hint is not None
+        assert caught.value.hint.startswith("ask the database's administrator to let")
+        assert caught.value.hint.endswith(REFUSED_ENDING)
+        assert not database_away(caught.value)
+
+
 class TestRefusalHint:
     """Which causes are refusals: every try answered no; one try that reached no server
     leaves the outage's hint."""
@@ -142,6 +180,14 @@ class TestRefusalHint:
     def test_a_wrong_password_is_a_refusal(self) -> None:
         assert refusal_hint('FATAL: password authentication failed for user "u" '
                             '(server "db", port 5432)') is not None
+
+    @pytest.mark.parametrize("said", [
+        'FATAL: Peer authentication failed for user "u" (server "db", port 5432)',
+        'FATAL: role "u" is not permitted to log in (server "db", port 5432)',
+        'FATAL: permission denied for database "jobs" (server "db", port 5432)',
+    ], ids=["peer", "nologin", "no-connect"])
+    def test_a_login_refused_otherwise_than_by_password_is_a_refusal(self, said: str) -> None:
+        assert refusal_hint(said) is not None
 
     def test_a_refused_port_is_not(self) -> None:
         assert refusal_hint('Connection refused (server "db", port 5432)') is None
