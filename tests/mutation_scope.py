@@ -565,6 +565,16 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/simulator/test_sim_hostile_requests.py",
         "tests/unit/simulator/test_engine_layout.py",
     ),
+    # s44: the interference check on placed shadows (and raft rims, via the engine)
+    "preform_pipeline/simulator/contact.py": (
+        "tests/unit/simulator/test_sim_shadow_contact.py",
+        "tests/unit/simulator/test_engine_layout.py",
+    ),
+    # s44: a refused layout placed as planned, judged by the server, kept or put back
+    "preform_pipeline/executor/planned_layout.py": (
+        "tests/unit/executor/test_executor_planned_layout.py",
+        "tests/unit/executor/test_executor_overflow_shed.py",
+    ),
     "preform_pipeline/simulator/server.py": (
         "tests/unit/simulator/test_sim_hostile_requests.py",
         "tests/unit/simulator/test_sim_server_errors.py",

@@ -94,6 +94,7 @@ from preform_pipeline.executor.overflow import (
     join_waiting,
     shed_overflow,
 )
+from preform_pipeline.executor.planned_layout import place_as_planned
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.executor.state import (
@@ -1129,6 +1130,7 @@ class _BuildWorker:
             print_hooks=self.print_hooks,
             send_holder=holder,
             shed=shed_overflow,
+            place_planned=place_as_planned,
             on_drop=self._on_drop,
             import_from=self.options.import_from,
         )

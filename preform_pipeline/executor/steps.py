@@ -250,6 +250,10 @@ class StepContext:
     #: recipe says ``on_overflow: split``: take models out and retry (None: hand the whole
     #: build back to the runner as an ``overflow`` failure).
     shed: Callable[[StepContext, PermanentApiError, Callable[[], None]], None] | None = None
+    #: When an auto_layout does not fit: lay the scene out as the plan did and keep it if the
+    #: server finds it clean (given the step's options and spacing; True: kept), before any
+    #: retry or shed (:mod:`preform_pipeline.executor.planned_layout`). None: not tried.
+    place_planned: Callable[[StepContext, Mapping[str, Any], float], bool] | None = None
     #: Told of each model dropped with its case (the hot folder fails its job at once).
     on_drop: Callable[[ModelInfo, str], None] | None = None
     #: Where the server reads a model's file from (a node's local copy of a shared file,
@@ -817,7 +821,9 @@ def _may_shed(ctx: StepContext, kind: str) -> bool:
 def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """auto_layout / auto_pack / pack_and_cage with the recipe's layout attempts.
 
-    When the server says the models do not fit, the next attempt halves ``model_spacing_mm``
+    When an auto_layout first says the models do not fit, the plan's own layout is tried
+    (``ctx.place_planned``) and kept when the server finds it clean. Otherwise the next
+    attempt halves ``model_spacing_mm``
     (from the step's value, or the server's 2 mm default), never below
     :data:`DEFAULT_MIN_LAYOUT_SPACING_MM`. A failed layout leaves the scene as it was, so the
     retry uses the same scene. After the last attempt (or once the spacing cannot shrink any
@@ -837,6 +843,13 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
         except PermanentApiError as exc:
             if not is_layout_overflow(exc):
                 raise
+            if (
+                attempt == 1
+                and node.kind == "auto_layout"
+                and ctx.place_planned is not None
+                and ctx.place_planned(ctx, options, spacing)
+            ):
+                return  # the plan's own layout, at the recipe's spacing, found clean
             shrunk = max(floor, spacing / 2)
             if attempt == attempts or shrunk >= spacing:
                 if _may_shed(ctx, node.kind):

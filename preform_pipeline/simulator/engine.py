@@ -28,21 +28,23 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+import numpy.typing as npt
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import (
     Mesh,
     detect_units,
+    euler_matrix,
     read_mesh,
 )
 from preform_pipeline.geometry.orientation import reoriented
-from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.logging import get_logger
 from preform_pipeline.wording import counted
 
 from . import estimates
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
+from .contact import ShadowGrid
 from .devices import printer_status
 from .editing import (
     IMPORT_UNITS,
@@ -64,10 +66,10 @@ from .layout import (
     layout_on_platform,
     orient_rotation,
     pack_in_volume,
+    raft_border,
 )
 from .meshops import close_holes
 from .options import resolve_settings, validate_settings, write_fps
-from .outline_pack import shadows_overlap
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
 from .routes import ROUTES
@@ -141,6 +143,19 @@ _SCENE_OPERATIONS = frozenset(r.operation_id for r in ROUTES if "{scene_id}" in 
 _DEFAULT_SCENE_OPERATIONS = frozenset({"create_default_scene", "delete_default_scene"})
 
 Handler = Callable[[dict[str, str], Any, ProgressCallback | None], Any]
+
+
+#: How close to 1 the z-to-z entry of the change of orientation must be for the change to
+#: count as a turn about z only (float noise of Euler angles sent as text).
+_UPRIGHT_COS: Final = 1.0 - 1e-9
+
+
+def _turn_about_z(model: SimModel, rotation: npt.NDArray[np.float64]) -> bool:
+    """Whether ``rotation`` is the model's orientation turned about the platform's z axis
+    only. Such a turn keeps the supports (they stand upright and turn with the model, as
+    this server's own auto-layout turns supported models); a tilt does not."""
+    change = rotation @ euler_matrix(*model.orientation).T
+    return bool(change[2, 2] >= _UPRIGHT_COS)
 
 
 def _check_reach(model: SimModel) -> None:
@@ -631,7 +646,9 @@ class SimEngine:
             trial.units = model.units if units is None else units
             trial.position = model.position if position is None else position
             _check_reach(trial)
-            if rotation is not None or scale is not None or units is not None:
+            if (rotation is not None and not _turn_about_z(model, rotation)) or (
+                scale is not None or units is not None
+            ):
                 model.clear_supports()
             if name is not None:
                 model.name = name
@@ -883,21 +900,34 @@ class SimEngine:
         def pairs(scene: Scene) -> list[list[str]]:
             # Boxes first (cheap); where they meet, the placed shadows decide, so parts
             # nested by the layout (an arch around another, a pin in a washer) are apart.
+            # A supported model's raft reaches past its shadow (by the rim its own layout
+            # keeps apart): two rafts closer than the offset interfere as two parts do.
             models = list(scene.models.values())
+            rims = {m.id: raft_border(m, self.raft_border_mm) for m in models}
             boxes = [(m, m.bounds()) for m in models]
+            if len(models) < 2:
+                return []
+            low = np.min([lo for _, (lo, _) in boxes], axis=0)
+            high = np.max([hi for _, (_, hi) in boxes], axis=0)
+            # The grid need reach no further than the models' own span: a wider offset (a
+            # hostile 1e308) makes every pair meet anyway, and must not size the grid.
+            margin = min(max(rims.values()) + gap, float(np.max(high - low)) + 1.0)
+            grid = ShadowGrid(low - margin, high + margin)
             shadows: dict[str, Any] = {}
 
             def shadow(model: SimModel) -> Any:
                 if model.id not in shadows:
-                    shadows[model.id] = projected_points(model.world_mesh())
+                    shadows[model.id] = grid.covered(model.world_mesh())
                 return shadows[model.id]
+
+            def meet(first: SimModel, second: SimModel, reach: float) -> bool:
+                return grid.within(shadow(first), shadow(second), reach)
 
             found = []
             for i, (first, box_a) in enumerate(boxes):
                 for second, box_b in boxes[i + 1 :]:
-                    if boxes_overlap(box_a, box_b, gap) and shadows_overlap(
-                        shadow(first), shadow(second), gap
-                    ):
+                    reach = gap + rims[first.id] + rims[second.id]
+                    if boxes_overlap(box_a, box_b, reach) and meet(first, second, reach):
                         found.append([first.id, second.id])
             return found
 

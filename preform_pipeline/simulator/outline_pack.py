@@ -43,14 +43,8 @@ __all__ = [
     "DEFAULT_TURN_STEP_DEG",
     "PackedShape",
     "Shape",
-    "DEFAULT_CONTACT_CELL_MM",
     "pack_shapes",
-    "shadows_overlap",
 ]
-
-#: Column width when two placed shadows are checked for contact: finer than the layout's
-#: cell, coarser than the shadows' point spacing, so no column of a shape is left empty.
-DEFAULT_CONTACT_CELL_MM: Final = 1.0
 
 #: Column width of the skyline: finer is denser and slower; 1 mm loses at most that much
 #: per model and row against the exact outline.
@@ -136,43 +130,6 @@ def _profile(points: _Array, along: int, cell: float, grow: float) -> _Profile:
             ghi[k + d : k + d + n] = np.maximum(ghi[k + d : k + d + n], hi + reach)
         lo, hi = glo, ghi
     return _Profile(lo, hi, start - k * cell)
-
-
-def shadows_overlap(
-    first: _Array, second: _Array, gap: float = 0.0, cell: float = DEFAULT_CONTACT_CELL_MM
-) -> bool:
-    """Whether two placed shadows (``(N, 2)`` platform points) come within ``gap`` of each
-    other. They are apart when, in columns across x or across y on a shared grid, no column
-    holds both with their extents meeting: that is how a nested part (a washer around a pin)
-    is told from one that truly touches, which boxes cannot do."""
-    if len(first) == 0 or len(second) == 0:
-        return False
-    for along in (0, 1):
-        across = 1 - along
-        start = min(float(first[:, along].min()), float(second[:, along].min()))
-        both = np.concatenate([first[:, along], second[:, along]])
-        # Room for the gap at both ends, so widening never wraps around.
-        pad = math.ceil(gap / cell) + 1 if gap > 0 else 0
-        start -= pad * cell
-        n = int(np.floor((float(both.max()) - start) / cell)) + 1 + pad
-        extents = []
-        for points in (first, second):
-            cols = np.floor((points[:, along] - start) / cell).astype(np.int64)
-            lo = np.full(n, np.inf)
-            hi = np.full(n, -np.inf)
-            np.minimum.at(lo, cols, points[:, across])
-            np.maximum.at(hi, cols, points[:, across])
-            extents.append((lo, hi))
-        (lo_a, hi_a), (lo_b, hi_b) = extents
-        # Within ``gap`` along the columns too: the first shape reaches its neighbours.
-        reach = math.ceil(gap / cell) if gap > 0 else 0
-        for shift in range(1, reach + 1):
-            lo_a = np.minimum(lo_a, np.minimum(np.roll(lo_a, shift), np.roll(lo_a, -shift)))
-            hi_a = np.maximum(hi_a, np.maximum(np.roll(hi_a, shift), np.roll(hi_a, -shift)))
-        shared = np.isfinite(lo_a) & np.isfinite(lo_b)
-        if not (shared & (lo_a <= hi_b + gap) & (lo_b <= hi_a + gap)).any():
-            return False  # apart in every column across this axis
-    return True
 
 
 class _Profiles:

@@ -45,11 +45,17 @@ batching:
 
 class RefusingEngine(ReceivingEngine):
     """The simulator, whose next layouts answer as a full platform does, with the messages
-    given (a message without a list of names is what a server says that does not name them)."""
+    given (a message without a list of names is what a server says that does not name them);
+    once it has refused, and ``crowded``, it finds the plan's own layout crowded too (two of
+    the models interfere), so the build goes on to shed."""
 
-    def __init__(self, refusals: list[tuple[str, str]], **options: Any) -> None:
+    def __init__(
+        self, refusals: list[tuple[str, str]], crowded: bool = True, **options: Any
+    ) -> None:
         super().__init__(**options)
         self._refusals = list(refusals)
+        self._crowded = crowded
+        self._refused = False
 
     def call(
         self,
@@ -63,8 +69,12 @@ class RefusingEngine(ReceivingEngine):
                 refusal = self._refusals.pop(0) if self._refusals else None
                 if refusal is not None:
                     self.received.append((operation_id, body))
+                    self._refused = True
             if refusal is not None:
                 raise SimError(400, *refusal)
+        if operation_id == "get_scene_interferences" and self._refused and self._crowded:
+            scene = super().call("get_scene", params, None)
+            return [[m["id"] for m in scene["models"][:2]]]
         return super().call(operation_id, params, body, progress)
 
 

@@ -328,3 +328,23 @@ class TestInterferences:
         assert engine.call("get_scene_interferences", scene, {"collision_offset_mm": 4}) == [
             [first, second]
         ]
+
+    @pytest.mark.parametrize(
+        ("raft", "gap_mm", "interfering"),
+        [("FULL_RAFT", 6.0, False), ("FULL_RAFT", 4.0, True), ("MINI_RAFT", 4.0, False)],
+    )
+    def test_a_raft_reaches_past_its_model_as_the_layout_keeps_it(
+        self, engine: SimEngine, tmp_path: Path, raft: str, gap_mm: float, interfering: bool
+    ) -> None:
+        """Two supported cubes ``gap_mm`` apart, checked with a 1 mm offset: full rafts (2 mm
+        rims each) need more than 5 mm, mini rafts (1 mm) more than 3 mm."""
+        scene = new_scene(engine, FORM4)
+        path = box_file(tmp_path, "cube.stl", (10, 10, 10))
+        first = engine.call("import_model", scene, {"file": str(path)})["id"]
+        second = engine.call(
+            "import_model", scene,
+            {"file": str(path), "position": {"x": 10 + gap_mm, "y": 0, "z": 0}},
+        )["id"]
+        engine.call("auto_support", scene, {"raft_type": raft})
+        found = engine.call("get_scene_interferences", scene, {"collision_offset_mm": 1})
+        assert found == ([[first, second]] if interfering else [])

@@ -346,13 +346,30 @@ class TestModelOperations:
         assert error.code == "INVALID_BODY"
         assert engine.call("get_model", model, None)["name"] == "cube"
 
-    def test_reorienting_drops_the_supports(self, engine: SimEngine, model: dict[str, str]) -> None:
+    def test_tilting_drops_the_supports(self, engine: SimEngine, model: dict[str, str]) -> None:
         engine.call("auto_support", {"scene_id": model["scene_id"]}, {})
         assert engine.call("get_model", model, None)["has_supports"] is True
-        engine.call("update_model", model, {"orientation": {"x": 0, "y": 0, "z": 45}})
+        engine.call("update_model", model, {"orientation": {"x": 30, "y": 0, "z": 45}})
         updated = engine.call("get_model", model, None)
         assert updated["has_supports"] is False
         assert updated["position"]["z"] == 0.0
+
+    def test_a_turn_about_z_moves_the_supports_with_the_model(
+        self, engine: SimEngine, model: dict[str, str]
+    ) -> None:
+        engine.call("update_model", model, {"orientation": {"x": 30, "y": 0, "z": 0}})
+        engine.call("auto_support", {"scene_id": model["scene_id"]}, {})
+        supported = engine.call("get_model", model, None)
+        # The same tilt, turned 45 degrees about the platform's z axis and moved: as the
+        # server's own auto-layout moves a supported model.
+        turned = {"linear": [[0.7071067811865476, -0.6123724356957945, 0.3535533905932737],
+                             [0.7071067811865475, 0.6123724356957946, -0.35355339059327373],
+                             [0.0, 0.5, 0.8660254037844387]]}
+        at = {"x": 20.0, "y": -10.0, "z": supported["position"]["z"]}
+        engine.call("update_model", model, {"orientation": turned, "position": at})
+        updated = engine.call("get_model", model, None)
+        assert updated["has_supports"] is True
+        assert updated["position"] == at
 
     def test_delete_removes_the_model(self, engine: SimEngine, model: dict[str, str]) -> None:
         engine.call("delete_model", model, None)

@@ -1,4 +1,5 @@
-"""The simulator's interference check: placed shadows, not boxes, decide contact."""
+"""The simulator's interference check: the placed shadows' own cells, not boxes or column
+extents, decide contact."""
 
 from __future__ import annotations
 
@@ -6,54 +7,62 @@ import math
 
 import numpy as np
 
-from preform_pipeline.simulator.outline_pack import shadows_overlap
+from preform_pipeline.geometry import Mesh
+from preform_pipeline.simulator.contact import ShadowGrid
+from preform_pipeline.simulator.meshops import box_triangles
 
 
-def ring(radius: float, width: float, steps: int = 720) -> np.ndarray:
-    """Points covering an annulus's shadow (its two circles, half a millimetre apart)."""
-    angles = np.linspace(0.0, 2.0 * math.pi, steps, endpoint=False)
-    circles = [
-        np.stack([r * np.cos(angles), r * np.sin(angles)], axis=1)
-        for r in (radius, radius - width)
-    ]
-    return np.concatenate(circles)
+def blocks(*corners: tuple[float, float, float, float], turn_deg: float = 0.0) -> Mesh:
+    """A part made of 5 mm tall blocks ``(x, y, width, depth)``, turned about the origin."""
+    parts = [box_triangles((x, y, 0.0), (x + w, y + d, 5.0)) for x, y, w, d in corners]
+    triangles = np.concatenate(parts).astype(np.float64)
+    a = math.radians(turn_deg)
+    rotation = np.array([[math.cos(a), -math.sin(a), 0.0], [math.sin(a), math.cos(a), 0.0],
+                         [0.0, 0.0, 1.0]])
+    return Mesh((triangles @ rotation.T).astype(np.float32), "part")
 
 
-def square(x: float, y: float, side: float) -> np.ndarray:
-    ticks = np.linspace(0.0, side, int(side * 4) + 1)
-    edges = [np.stack([ticks, np.zeros_like(ticks)], axis=1),
-             np.stack([ticks, np.full_like(ticks, side)], axis=1),
-             np.stack([np.zeros_like(ticks), ticks], axis=1),
-             np.stack([np.full_like(ticks, side), ticks], axis=1)]
-    return np.concatenate(edges) + np.array([x, y])
+def washer(radius: float, width: float) -> Mesh:
+    """A ring of 72 small blocks around the origin."""
+    spots = [(radius - width / 2) * np.array([math.cos(t), math.sin(t)])
+             for t in np.linspace(0.0, 2 * math.pi, 72, endpoint=False)]
+    return blocks(*[(x - width / 2, y - width / 2, width, width) for x, y in spots])
+
+
+def near(first: Mesh, second: Mesh, reach: float) -> bool:
+    low = np.minimum(first.triangles.reshape(-1, 3).min(0), second.triangles.reshape(-1, 3).min(0))
+    high = np.maximum(first.triangles.reshape(-1, 3).max(0),
+                      second.triangles.reshape(-1, 3).max(0))
+    grid = ShadowGrid(low[:2] - reach, high[:2] + reach)
+    return grid.within(grid.covered(first), grid.covered(second), reach)
+
+
+#: A U 40 mm wide with 10 mm legs, its opening (20 x 30 mm) towards +y.
+U = ((0.0, 0.0, 40.0, 10.0), (0.0, 10.0, 10.0, 30.0), (30.0, 10.0, 10.0, 30.0))
 
 
 class TestShadowContact:
-    """Nested parts are apart; parts whose shadows meet are not."""
+    """Nested parts are apart, at any angle; parts whose shadows come within reach meet."""
 
-    def test_an_l_nested_in_another_l_does_not_touch_it(self) -> None:
-        # Two L shapes, the second turned and tucked into the first's corner: their boxes
-        # overlap, their shadows do not.
-        first = np.concatenate([square(0.0, 0.0, 10.0), square(0.0, 10.0, 10.0),
-                                square(10.0, 0.0, 10.0)])
-        second = np.concatenate([square(12.0, 22.0, 10.0), square(22.0, 22.0, 10.0),
-                                 square(22.0, 12.0, 10.0)])
-        assert not shadows_overlap(first, second)
+    def test_a_block_in_a_u_s_opening_turned_at_a_slant_is_apart(self) -> None:
+        # Turned 30 degrees together: no column across x or y keeps them apart, the cells do.
+        u = blocks(*U, turn_deg=30.0)
+        block = blocks((15.0, 15.0, 10.0, 20.0), turn_deg=30.0)
+        assert not near(u, block, 4.0)
+        assert near(u, block, 5.5)
 
-    def test_a_pin_in_a_washers_hole_counts_as_touching(self) -> None:
-        # Shadows are judged by their extent per column, as the layout packs them: a hole
-        # closed on every side is not room for another part.
-        assert shadows_overlap(ring(20.0, 4.0), square(-3.0, -3.0, 6.0))
+    def test_a_pin_in_a_washer_s_hole_is_apart_until_the_reach_closes_the_gap(self) -> None:
+        pin = blocks((-3.0, -3.0, 6.0, 6.0))
+        assert not near(washer(20.0, 4.0), pin, 5.0)
+        assert near(washer(20.0, 4.0), pin, 14.0)
 
-    def test_squares_that_overlap_touch(self) -> None:
-        assert shadows_overlap(square(0.0, 0.0, 10.0), square(8.0, 2.0, 10.0))
+    def test_blocks_that_overlap_meet(self) -> None:
+        assert near(blocks((0.0, 0.0, 10.0, 10.0)), blocks((8.0, 2.0, 10.0, 10.0)), 0.0)
 
-    def test_squares_side_by_side_are_apart_until_the_gap_reaches_them(self) -> None:
-        left, right = square(0.0, 0.0, 10.0), square(13.0, 0.0, 10.0)
-        assert not shadows_overlap(left, right)
-        assert shadows_overlap(left, right, gap=4.0)
+    def test_blocks_side_by_side_are_apart_until_the_reach_reaches_them(self) -> None:
+        left, right = blocks((0.0, 0.0, 10.0, 10.0)), blocks((13.0, 0.0, 10.0, 10.0))
+        assert not near(left, right, 2.0)
+        assert near(left, right, 3.0)
 
-    def test_a_part_across_a_washer_touches_it(self) -> None:
-        bar = square(-25.0, -1.0, 2.0)
-        bar = np.concatenate([bar + np.array([dx, 0.0]) for dx in range(0, 50, 2)])
-        assert shadows_overlap(ring(20.0, 4.0), bar)
+    def test_a_bar_across_a_washer_meets_it(self) -> None:
+        assert near(washer(20.0, 4.0), blocks((-25.0, -1.0, 50.0, 2.0)), 0.0)
