@@ -4,7 +4,9 @@ The planner proved each build fits by laying its models out (their predicted foo
 raft rims and spacing); the server's auto-layout is a different search and may give up on a
 build the plan packed. Before any model is carried on (:mod:`.overflow`),
 :func:`place_as_planned` puts each model where the plan put it, through the Local API
-(update-model: the planned footprint centre, the model's own height, the orientation the
+(update-model: the planned footprint centre, then once more by what the box the server
+reports is off it, since the contract does not say which point of a model its position is;
+the model's own height, the orientation the
 orient step gave turned by the planned angle about the platform's z axis), and lets the
 server judge the result with its own geometry:
 
@@ -43,6 +45,7 @@ from preform_pipeline.api import (
     Position,
     Scene,
 )
+from preform_pipeline.errors import PermanentApiError
 from preform_pipeline.executor.steps import StepContext, StepFailure
 from preform_pipeline.geometry import euler_matrix, matrix_to_euler
 from preform_pipeline.logging import get_logger
@@ -121,6 +124,32 @@ def _move(ctx: StepContext, scene: Scene, targets: Mapping[str, ModelUpdate]) ->
     return ctx.read_scene()
 
 
+#: How far a model's box centre may stand from its planned centre (float noise of a server's
+#: reply) before it is moved again.
+_CENTRE_TOLERANCE_MM: Final = 0.01
+
+
+def _off_centre(scene: Scene, spots: Sequence[PlannedSpot]) -> dict[str, ModelUpdate]:
+    """Moves for the models whose bounding box is not centred where the plan put them.
+
+    The contract says where a position is measured from (the print volume's centre) but not
+    which point of the model it is: the simulator's is its box's centre, a server's may be
+    the mesh's origin, and then a turn swings the box about it. The box a server reports is
+    where the model stands, whatever its position means; each model is moved by what its
+    box is off, in the server's own terms (position plus that difference)."""
+    updates: dict[str, ModelUpdate] = {}
+    for spot in spots:
+        model = scene.model(spot.model_id)
+        box, at = model.bounding_box, model.position
+        if box is None or at is None:
+            continue
+        dx = spot.x_mm - (box.min_corner.x + box.max_corner.x) / 2.0
+        dy = spot.y_mm - (box.min_corner.y + box.max_corner.y) / 2.0
+        if max(abs(dx), abs(dy)) > _CENTRE_TOLERANCE_MM:
+            updates[spot.model_id] = ModelUpdate(position=Position(at.x + dx, at.y + dy, at.z))
+    return updates
+
+
 def _placing(scene: Scene, spots: Sequence[PlannedSpot]) -> dict[str, ModelUpdate]:
     updates: dict[str, ModelUpdate] = {}
     for spot in spots:
@@ -164,10 +193,26 @@ def place_as_planned(ctx: StepContext, options: Mapping[str, object], spacing: f
                  planned=len(ctx.build.placements))
         return False
     before = ctx.read_scene()
-    placed = _move(ctx, before, _placing(before, spots))
-    pairs = ctx.quick.get_interferences(
-        ctx.scene, collision_offset_mm=spacing, timeout=ctx.step_timeout_s
-    )
+    try:
+        placed = _move(ctx, before, _placing(before, spots))
+        recentre = _off_centre(placed, spots)
+        if recentre:
+            log.info("layout_planned_positions_recentred", models=len(recentre))
+            placed = _move(ctx, placed, recentre)
+        pairs = ctx.quick.get_interferences(
+            ctx.scene, collision_offset_mm=spacing, timeout=ctx.step_timeout_s
+        )
+    except PermanentApiError as exc:
+        # The fallback is an extra: a server that refuses one of its requests (an older
+        # server without the interference check, a move it will not take) must not fail a
+        # build the overflow path would carry on. The scene goes back first, read afresh
+        # since any number of moves may have landed; a transient error is left to the
+        # runner, which never trusts this scene again (a new attempt starts from a
+        # checkpoint saved before the layout, or from scratch).
+        log.warning("layout_planned_positions_failed", models=len(spots),
+                    error=exc.server_message or exc.message)
+        _move(ctx, ctx.read_scene(), _restoring(before, spots))
+        return False
     names = {s.model_id: s.name for s in spots}
     outside = [names[m.id] for m in placed.models if m.id in names and m.in_bounds is not True]
     if not pairs and not outside:

@@ -19,6 +19,7 @@ from test_executor_steps_scene_layout import _one_build
 from preform_pipeline.executor import BuildStatus
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.simulator.layout import MODELS_DO_NOT_FIT
+from preform_pipeline.simulator.protocol import SimError
 from tests.unit.executor.executor_support import (
     SimFarm,
     iter_events,
@@ -173,3 +174,118 @@ class TestSupportsDroppedByATurn:
         assert len(supports) == 2 and len(supports[1]["models"]) == turned
         assert all(m["has_supports"] for m in engine.judged["models"])
         assert list(iter_events(logs, "layout_planned_positions_used"))
+
+
+#: Where the position of :class:`OriginEngine` stands from a model's box centre.
+OFFSET = (7.0, -4.0)
+
+
+class OriginEngine(WatchingEngine):
+    """The simulator, whose model position is a point 7 mm right of and 4 mm nearer than
+    its bounding box's centre (a mesh's origin, say), in what it is sent and what it says:
+    the contract does not say which point of a model its position is."""
+
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
+        if operation_id == "update_model" and "position" in body:
+            with self.scenes.use(params["scene_id"]) as scene:
+                model = scene.model(params["id"])
+                x, y, z = model.position
+                model.position = (x - OFFSET[0], y - OFFSET[1], z)
+        for model in answer.get("models", []) if operation_id == "get_scene" else []:
+            model["position"]["x"] += OFFSET[0]
+            model["position"]["y"] += OFFSET[1]
+        super().after(operation_id, params, body, answer)
+
+
+class TestAPositionThatIsNotTheBoxCentre:
+    """On a server whose position is another point of the model than its box's centre, each
+    model's box still stands centred where the plan put it."""
+
+    def test_each_box_is_centred_on_its_planned_spot(self, tmp_path: Path, farm: SimFarm) -> None:
+        engine = OriginEngine(crowded=False, **engine_options(farm))
+        _serve(farm, engine)
+        plan = _plan(tmp_path)
+        result, logs = _run(plan, farm, tmp_path / "out")
+        assert result.outcome("unit-001").status is BuildStatus.SUCCEEDED
+        (recentred,) = iter_events(logs, "layout_planned_positions_recentred")
+        assert recentred["models"] == len(SIZES)
+        assert list(iter_events(logs, "layout_planned_positions_used"))
+        judged = {m["name"]: m["bounding_box"] for m in engine.judged["models"]}
+        for name, (x, y, _) in _planned(plan).items():
+            low, high = judged[name]["min_corner"], judged[name]["max_corner"]
+            assert math.isclose((low["x"] + high["x"]) / 2, x, abs_tol=1e-3)
+            assert math.isclose((low["y"] + high["y"]) / 2, y, abs_tol=1e-3)
+
+
+class UncheckingEngine(WatchingEngine):
+    """The simulator, whose interference check is refused outright (400), as a server
+    without it, or one that will not judge this scene, answers."""
+
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
+        super().after(operation_id, params, body, answer)
+        if operation_id == "get_scene_interferences":
+            raise SimError(400, "INVALID_REQUEST", "interferences are not available")
+
+
+class TestARefusalInsideThePlannedLayout:
+    """A server that refuses a request of the planned layout gets every model back where it
+    stood, and the build goes on to carry its overflow as it would have without it."""
+
+    def test_the_models_go_back_and_the_overflow_is_carried(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        engine = UncheckingEngine(crowded=False, **engine_options(farm))
+        _serve(farm, engine)
+        result, logs = _run(_plan(tmp_path), farm, tmp_path / "out")
+        assert result.outcome("unit-001").status is BuildStatus.SUCCEEDED
+        assert result.outcome("unit-001+1").models == ("b3.stl",)
+        (failed,) = iter_events(logs, "layout_planned_positions_failed")
+        assert failed["models"] == 4 and "not available" in failed["error"]
+        placing, restoring = engine.moves[:4], engine.moves[4:8]
+        assert [model_id for model_id, _ in restoring] == [model_id for model_id, _ in placing]
+        by_id = {m["id"]: m for m in engine.before.values()}
+        for model_id, body in restoring:
+            assert body["position"] == by_id[model_id]["position"]
+
+
+def _recipe_with(tmp_path: Path, text: str) -> Plan:
+    recipe = write_recipe(tmp_path, text)
+    boxes = [write_box(tmp_path / "m", name, sx, sy, 10) for name, (sx, sy) in SIZES.items()]
+    return _one_build(plan_for(recipe, boxes))
+
+
+class TestLayoutsThePlanDidNotMake:
+    """A layout step with ``custom_bounds`` asks for another layout than the plan's (the plan
+    used the whole platform): nothing is moved, the overflow is carried as before."""
+
+    def test_custom_bounds_move_nothing(self, tmp_path: Path, farm: SimFarm) -> None:
+        engine = _serve_watching(farm, crowded=False)
+        bounded = RECIPE.replace(
+            "      model_spacing_mm: 2\n",
+            "      model_spacing_mm: 2\n      custom_bounds:\n        x_min_mm: -70\n"
+            "        x_max_mm: 70\n        y_min_mm: -60\n        y_max_mm: 60\n",
+        )
+        result, logs = _run(_recipe_with(tmp_path, bounded), farm, tmp_path / "out")
+        (absent,) = iter_events(logs, "layout_planned_positions_absent")
+        assert absent["models"] == 4
+        assert engine.moves == []
+        assert engine.bodies("get_scene_interferences") == []
+        assert result.outcome("unit-001+1").status is BuildStatus.SUCCEEDED
+
+
+class TestLockedRotation:
+    """With ``lock_rotation`` (so a plan without turns) the models are moved, never turned."""
+
+    def test_the_models_move_without_a_turn(self, tmp_path: Path, farm: SimFarm) -> None:
+        engine = _serve_watching(farm, crowded=False)
+        locked = RECIPE.replace("allow_rotation: true", "allow_rotation: false").replace(
+            "      model_spacing_mm: 2\n", "      model_spacing_mm: 2\n      lock_rotation: true\n"
+        )
+        plan = _recipe_with(tmp_path, locked)
+        assert not any(turn for _, _, turn in _planned(plan).values())
+        result, logs = _run(plan, farm, tmp_path / "out")
+        assert result.outcome("unit-001").status is BuildStatus.SUCCEEDED
+        (used,) = iter_events(logs, "layout_planned_positions_used")
+        assert used["turned"] == 0
+        assert len(engine.moves) == len(SIZES)
+        assert all("orientation" not in body for _, body in engine.moves)
