@@ -307,10 +307,14 @@ class SimEngine:
         scene_id = self._target_scene(params)
         # An operation on some models (orient or support one new model) costs those models,
         # not the whole scene; an operation on one model (its id in the path) costs that one.
-        selection = data.get("models")
+        try:
+            chosen = Body(data).selection()
+        except SimError:
+            # Priced as the whole scene: an operation that reads the selection refuses it by
+            # the same rule, one that has none (GET /scene/ with a body) answers as ever.
+            chosen = None
         if operation_id in _ONE_MODEL_OPERATIONS and "id" in params:
-            selection = [params["id"]]
-        chosen = selection if isinstance(selection, list) else None
+            chosen = [params["id"]]
         triangles, models = self.scenes.peek_triangles(scene_id, chosen)
         return WorkEstimate(triangles=triangles, models=models)
 

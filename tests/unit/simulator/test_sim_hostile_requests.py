@@ -325,3 +325,27 @@ class TestRefusedBeforeDispatch:
         assert [(e["method"], e["path"], e["status"]) for e in exchanges] == [
             (*logged, status)
         ]
+
+
+class TestSelectionsOfNoModelIds:
+    """A ``models`` selection that lists no model ids is refused where it is read, and a
+    request that reads none is answered as ever (session 44's fuzzing: a 500 before)."""
+
+    WRONG = [{"model_id": "x"}], [["x"]], [1], "some", {"ids": ["x"]}
+
+    @pytest.mark.parametrize("models", WRONG, ids=["objects", "lists", "numbers", "a word",
+                                                   "an object"])
+    def test_a_scene_read_with_such_a_body_is_answered(
+        self, scene: Scene, models: object
+    ) -> None:
+        answer = scene.client.request("GET", f"/scene/{scene.id}/", json={"models": models})
+        assert answer.status_code == 200, answer.text
+        assert [m["id"] for m in answer.json()["models"]] == scene.models
+
+    @pytest.mark.parametrize("models", WRONG, ids=["objects", "lists", "numbers", "a word",
+                                                   "an object"])
+    def test_an_orientation_of_such_a_selection_is_refused_at_models(
+        self, scene: Scene, models: object
+    ) -> None:
+        message = refused(scene.post("auto-orient/", {"models": models}), "INVALID_BODY")
+        assert message == '$.models: expected "ALL" or an array of model id strings'
