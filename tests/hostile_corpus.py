@@ -31,7 +31,8 @@ import numpy as np
 
 from preform_pipeline.geometry import write_stl
 
-__all__ = ["Entry", "YamlEntry", "tetra", "write_corpus", "write_yaml_corpus", "zip_bomb"]
+__all__ = ["Entry", "YamlEntry", "encrypted", "tetra", "write_corpus", "write_yaml_corpus",
+           "zip_bomb"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
@@ -68,6 +69,8 @@ NOT_A_NUMBER = (r"(line \d+: |vertex \d+: [xyz]=|triangle \d+: v[123]=)'[^']*' "
 # Session 35: 3MF object ids are positive numbers; a transform attribute holds 12 numbers.
 OBJECT_ID = r"object \d+ \(in file order\): id='[^']*' is not an object id"
 EMPTY_TRANSFORM = r"build item \d+: transform is empty"
+# Session 44: a member flagged encrypted (zipfile's RuntimeError asking for a password).
+ENCRYPTED = r"3D/3dmodel\.model is encrypted \(it needs a password\)"
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,17 @@ def _twice(second_name: str) -> bytes:
             archive.writestr("3D/3dmodel.model", _model("<resources/>"))
             archive.writestr(second_name, tetrahedron)
     return buffer.getvalue()
+
+
+def encrypted(package: bytes) -> bytes:
+    """``package`` with every member flagged encrypted in the central directory, as a
+    password-protected archive is (the bytes themselves are left as they are)."""
+    data = bytearray(package)
+    start = data.find(b"PK\x01\x02")
+    while start >= 0:
+        data[start + 8] |= 0x01  # the general-purpose flags follow the two version fields
+        start = data.find(b"PK\x01\x02", start + 4)
+    return bytes(data)
 
 
 def _billion_laughs() -> bytes:
@@ -393,6 +407,9 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "nul-first-vertex.obj": (NOT_A_NUMBER, lambda: b"v 0 0 0\nv 1\x00 0 0\nv 0 1 0\n"
                                                    b"f 1 2 3\n"),
     "binary-stl.obj": (NOT_MESH, _valid_stl),
+    "encrypted.3mf": (ENCRYPTED, lambda: encrypted(_threemf(_mesh_model(
+        '<vertex x="0" y="0" z="0"/><vertex x="9" y="0" z="0"/><vertex x="0" y="9" z="0"/>',
+        '<triangle v1="0" v2="1" v3="2"/>')))),
 }
 
 

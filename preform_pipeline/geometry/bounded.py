@@ -55,6 +55,8 @@ RATIO_CHECK_MIN_BYTES: Final = 1 * _MIB
 #: A 3MF model nests 5 levels (model, resources, object, mesh, vertices); extensions add a few.
 DEFAULT_MAX_XML_DEPTH: Final = 64
 _CHUNK: Final = 1 * _MIB
+#: A zip entry's general-purpose flag bit 0: the entry is encrypted (APPNOTE 4.4.4).
+_ENCRYPTED: Final = 0x1
 #: What helps with a model file over the limit; the limit is the readers' own, no setting.
 TOO_LARGE_HINT: Final = ("reduce (decimate) the mesh or split the model; the limit is built "
                          "in (no setting raises it)")
@@ -176,6 +178,12 @@ def read_zip_member(
     """The inflated bytes of member ``name``, refusing bombs before inflating them."""
     info = archive.getinfo(name)
     hint = "the 3MF package is damaged or not a model; export it again"
+    if info.flag_bits & _ENCRYPTED:
+        # zipfile would ask for a password with a RuntimeError; no 3MF part is ever encrypted.
+        raise ModelFileError(
+            origin, f"{name} is encrypted (it needs a password); 3MF packages never are",
+            hint="export the model again without a password or encryption",
+        )
     if info.file_size > max_bytes:
         raise ModelFileError(
             origin,

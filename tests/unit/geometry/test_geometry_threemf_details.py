@@ -14,6 +14,7 @@ from test_geometry_threemf_parts import _zip
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import read_mesh, read_mesh_bytes
 from preform_pipeline.geometry.threemf import threemf_completeness
+from tests.hostile_corpus import encrypted
 
 DAMAGED = "the 3MF package is damaged or incomplete; export it again"
 PART = "3D/3dmodel.model"
@@ -89,6 +90,27 @@ class TestCompleteness:
         path = tmp_path / "m.3mf"
         path.write_bytes(data[: len(data) - 10])
         assert threemf_completeness(path) is False
+
+
+class TestEncryptedMembers:
+    """A package whose parts need a password is whole, and refused as encrypted by name
+    (session 44: zipfile's RuntimeError asking for the password ended ``plan`` as a crash)."""
+
+    def test_it_is_complete(self, tmp_path: Path) -> None:
+        path = tmp_path / "m.3mf"
+        path.write_bytes(encrypted(_zip({"_rels/.rels": "<Relationships/>",
+                                         PART: _model(_object(TETRA, TETRA_FACES))})))
+        assert threemf_completeness(path) is True
+
+    def test_reading_it_names_the_encrypted_model_part(self) -> None:
+        data = encrypted(_zip({"_rels/.rels": "<Relationships/>",
+                               PART: _model(_object(TETRA, TETRA_FACES))}))
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(data, ".3mf", name="m")
+        assert caught.value.path == Path("m.3mf")
+        assert caught.value.reason == (
+            f"{PART} is encrypted (it needs a password); 3MF packages never are")
+        assert caught.value.hint == "export the model again without a password or encryption"
 
 
 class TestReferences:
