@@ -12,7 +12,9 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Final, TextIO
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK
 from preform_pipeline.errors import PipelineError
@@ -29,12 +31,29 @@ if TYPE_CHECKING:
     from preform_pipeline.cloud.client import WebApiClient
     from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 
-__all__ = ["STARTUP_TIMEOUT_S", "WebServer", "serving"]
+__all__ = ["STARTUP_TIMEOUT_S", "HttpProtocol", "WebServer", "serving"]
 
 log = get_logger(__name__)
 
 #: How long starting may take before it counts as failed (binding a port is quick).
 STARTUP_TIMEOUT_S: Final = 20.0
+
+
+class HttpProtocol(H11Protocol):
+    """uvicorn's h11 protocol, whose answer to a request it cannot parse never fails itself.
+
+    uvicorn answers such a request with a 400 and a line of text; when the request was a HEAD
+    (with a malformed chunked body, say), h11 refuses that text, since an answer to HEAD has
+    no body, and its LocalProtocolError reached asyncio, which printed "Fatal error:
+    protocol.data_received() call failed." and two tracebacks on the dashboard's console.
+    The 400's head is sent by then; the connection is closed, as after any 400.
+    """
+
+    def send_400_response(self, msg: str) -> None:
+        try:
+            super().send_400_response(msg)
+        except h11.LocalProtocolError:
+            self.transport.close()
 
 
 class WebServer:
@@ -49,7 +68,7 @@ class WebServer:
         config = uvicorn.Config(create_app(store, web, sources, jobs=jobs), host=web.host,
                                 port=web.port,
                                 log_config=None, access_log=False, lifespan="off",
-                                server_header=False)
+                                server_header=False, http=HttpProtocol)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -9,6 +9,7 @@ or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -192,3 +193,22 @@ class TestBodiesLargerThanAnyForm:
             answer = refused(client, client.post(
                 "/cases/retry", data={"csrf": csrf, "target": target}))
         assert f"no case or job '{'C' * 100}...' in the job store" in answer.said
+
+
+class TestRequestsNoParserTakes:
+    """A request uvicorn cannot parse is answered 400 and leaves nothing on the console
+    (session 44's fuzzing: a HEAD with a malformed chunked body printed two tracebacks)."""
+
+    @pytest.mark.parametrize("method", [b"HEAD", b"GET", b"POST"])
+    def test_a_malformed_chunked_body_is_a_400_and_no_traceback(
+        self, served: Served, method: bytes, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        url = httpx.URL(served.url)
+        with socket.create_connection((url.host, url.port), timeout=10) as sock:
+            sock.sendall(method + b" /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
+            answer = b""
+            while chunk := sock.recv(65536):  # to the end: the server closes the connection
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
+        assert [r.getMessage() for r in caplog.records if r.exc_info] == []
