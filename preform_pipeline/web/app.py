@@ -355,6 +355,11 @@ class _BodyLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if held[-1]["type"] == "http.disconnect":
+            # Gone before its body was whole: no one to answer, and a form read from it would
+            # raise Starlette's ClientDisconnect (a traceback on the console).
+            log.info("web_client_gone", path=scope["path"], received=f"{size:,} bytes")
+            return
 
         async def replay() -> Message:
             return held.pop(0) if held else await receive()

@@ -212,3 +212,29 @@ class TestRequestsNoParserTakes:
                 answer += chunk
         assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
         assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+
+
+class TestBodiesCutShort:
+    """A client that goes away before its body is whole gets nothing read for it, and the
+    console no traceback (session 44's fuzzing: Starlette's ClientDisconnect, 102 times)."""
+
+    @pytest.mark.parametrize("path", ["/login", "/cases/retry", "/logout"])
+    def test_the_request_is_dropped_and_said_as_an_event(
+        self, served: Served, path: str, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        url = httpx.URL(served.url)
+        with capture_logs() as logs, socket.create_connection(
+            (url.host, url.port), timeout=10
+        ) as sock:
+            sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         "Content-Type: application/x-www-form-urlencoded\r\n"
+                         "Content-Length: 100\r\n\r\nname=olivia".encode())
+            sock.shutdown(socket.SHUT_WR)
+            answer = sock.recv(65536)  # the server closes without an answer
+            served_after = httpx.get(f"{served.url}/healthz")
+        assert answer == b""
+        assert served_after.status_code == 200
+        assert [r.getMessage() for r in caplog.records if r.exc_info] == []
+        gone = [e for e in logs if e["event"] == "web_client_gone"]
+        assert gone == [{"event": "web_client_gone", "log_level": "info", "path": path,
+                         "received": "11 bytes"}]
