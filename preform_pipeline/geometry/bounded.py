@@ -15,9 +15,11 @@
 from __future__ import annotations
 
 import errno
+import lzma
 import os
 import stat
 import zipfile
+import zlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
@@ -55,6 +57,10 @@ RATIO_CHECK_MIN_BYTES: Final = 1 * _MIB
 #: A 3MF model nests 5 levels (model, resources, object, mesh, vertices); extensions add a few.
 DEFAULT_MAX_XML_DEPTH: Final = 64
 _CHUNK: Final = 1 * _MIB
+#: What zipfile raises for a member whose data is damaged: deflate's, bzip2's (OSError) and
+#: LZMA's errors, data cut short, a bad checksum or local header, an unknown method.
+_DAMAGED: Final = (zlib.error, lzma.LZMAError, OSError, EOFError, zipfile.BadZipFile,
+                   NotImplementedError)
 #: A zip entry's general-purpose flag bit 0: the entry is encrypted (APPNOTE 4.4.4).
 _ENCRYPTED: Final = 0x1
 #: What helps with a model file over the limit; the limit is the readers' own, no setting.
@@ -204,17 +210,22 @@ def read_zip_member(
     total = 0
     # zipfile stops at the declared size, but read in chunks anyway so a lying directory
     # entry can never make one read() allocate more than the limit.
-    with archive.open(info) as stream:
-        while True:
-            chunk = stream.read(_CHUNK)
-            if not chunk:
-                break
-            total += len(chunk)
-            if total > max_bytes:
-                raise ModelFileError(
-                    origin, f"{name} inflates to over {_mib(max_bytes)}", hint=hint
-                )
-            parts.append(chunk)
+    try:
+        with archive.open(info) as stream:
+            while total <= max_bytes:
+                chunk = stream.read(_CHUNK)
+                if not chunk:
+                    break
+                total += len(chunk)
+                parts.append(chunk)
+    except _DAMAGED as exc:
+        # Its compressed data or checksum, read here for the first time: a damaged member
+        # of a whole directory (callers reading the directory catch its own failures).
+        raise ModelFileError(
+            origin, f"{name} cannot be unpacked: the package is damaged ({exc})", hint=hint
+        ) from None
+    if total > max_bytes:
+        raise ModelFileError(origin, f"{name} inflates to over {_mib(max_bytes)}", hint=hint)
     return b"".join(parts)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -111,6 +112,56 @@ class TestEncryptedMembers:
         assert caught.value.reason == (
             f"{PART} is encrypted (it needs a password); 3MF packages never are")
         assert caught.value.hint == "export the model again without a password or encryption"
+
+
+def _damaged(package: bytes, member: str) -> bytes:
+    """``package`` with ``member``'s compressed data overwritten by bytes no deflate stream
+    starts with (block type 3, which does not exist)."""
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        info = archive.getinfo(member)
+    name_length, extra_length = struct.unpack_from("<HH", package, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    return package[:start] + b"\xff" * info.compress_size + package[start + info.compress_size:]
+
+
+class TestDamagedMembers:
+    """A member whose compressed data is damaged is named as such; a whole directory keeps the
+    package complete (session 44: zlib's error escaped the completeness check, exit 70)."""
+
+    RELS = "<Relationships/>" * 20
+    #: How zipfile finds each kind of member damaged: a stored one by its checksum.
+    SAID = {zipfile.ZIP_STORED: f"Bad CRC-32 for file '{PART}'",
+            zipfile.ZIP_DEFLATED: "Error -3 while decompressing data: invalid block type"}
+
+    @staticmethod
+    def _package(compression: int, **parts: str) -> bytes:
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression) as archive:
+            for name, text in parts.items():
+                archive.writestr(name, text)
+        return buffer.getvalue()
+
+    @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                             ids=["stored", "deflated"])
+    def test_a_damaged_relationships_part_leaves_it_complete(
+        self, tmp_path: Path, compression: int
+    ) -> None:
+        package = self._package(compression, **{"_rels/.rels": self.RELS,
+                                                PART: _model(_object(TETRA, TETRA_FACES))})
+        path = tmp_path / "m.3mf"
+        path.write_bytes(_damaged(package, "_rels/.rels"))
+        assert threemf_completeness(path) is True
+        assert read_mesh(path).triangle_count == 4
+
+    @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                             ids=["stored", "deflated"])
+    def test_a_damaged_model_part_is_named(self, compression: int) -> None:
+        package = self._package(compression, **{PART: _model(_object(TETRA, TETRA_FACES))})
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(_damaged(package, PART), ".3mf", name="m")
+        assert caught.value.reason == (
+            f"{PART} cannot be unpacked: the package is damaged ({self.SAID[compression]})")
+        assert caught.value.hint == "the 3MF package is damaged or not a model; export it again"
 
 
 class TestReferences:
