@@ -31,7 +31,7 @@ import numpy as np
 
 from preform_pipeline.geometry import write_stl
 
-__all__ = ["Entry", "YamlEntry", "encrypted", "tetra", "write_corpus", "write_yaml_corpus",
+__all__ = ["Entry", "YamlEntry", "damaged", "encrypted", "tetra", "write_corpus", "write_yaml_corpus",
            "zip_bomb"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
@@ -155,6 +155,16 @@ def _twice(second_name: str) -> bytes:
             archive.writestr("3D/3dmodel.model", _model("<resources/>"))
             archive.writestr(second_name, tetrahedron)
     return buffer.getvalue()
+
+
+def damaged(package: bytes, member: str) -> bytes:
+    """``package`` with ``member``'s stored data overwritten by 0xFF bytes: a deflated
+    member then starts with block type 3, which does not exist; a stored one fails its CRC."""
+    with zipfile.ZipFile(io.BytesIO(package)) as archive:
+        info = archive.getinfo(member)
+    name_length, extra_length = struct.unpack_from("<HH", package, info.header_offset + 26)
+    start = info.header_offset + 30 + name_length + extra_length
+    return package[:start] + b"\xff" * info.compress_size + package[start + info.compress_size:]
 
 
 def encrypted(package: bytes) -> bytes:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import struct
 import warnings
 import zipfile
 from pathlib import Path
@@ -15,7 +14,7 @@ from test_geometry_threemf_parts import _zip
 from preform_pipeline.errors import ModelFileError
 from preform_pipeline.geometry import read_mesh, read_mesh_bytes
 from preform_pipeline.geometry.threemf import threemf_completeness
-from tests.hostile_corpus import encrypted
+from tests.hostile_corpus import damaged, encrypted
 
 DAMAGED = "the 3MF package is damaged or incomplete; export it again"
 PART = "3D/3dmodel.model"
@@ -114,16 +113,6 @@ class TestEncryptedMembers:
         assert caught.value.hint == "export the model again without a password or encryption"
 
 
-def _damaged(package: bytes, member: str) -> bytes:
-    """``package`` with ``member``'s compressed data overwritten by bytes no deflate stream
-    starts with (block type 3, which does not exist)."""
-    with zipfile.ZipFile(io.BytesIO(package)) as archive:
-        info = archive.getinfo(member)
-    name_length, extra_length = struct.unpack_from("<HH", package, info.header_offset + 26)
-    start = info.header_offset + 30 + name_length + extra_length
-    return package[:start] + b"\xff" * info.compress_size + package[start + info.compress_size:]
-
-
 class TestDamagedMembers:
     """A member whose compressed data is damaged is named as such; a whole directory keeps the
     package complete (session 44: zlib's error escaped the completeness check, exit 70)."""
@@ -149,7 +138,7 @@ class TestDamagedMembers:
         package = self._package(compression, **{"_rels/.rels": self.RELS,
                                                 PART: _model(_object(TETRA, TETRA_FACES))})
         path = tmp_path / "m.3mf"
-        path.write_bytes(_damaged(package, "_rels/.rels"))
+        path.write_bytes(damaged(package, "_rels/.rels"))
         assert threemf_completeness(path) is True
         assert read_mesh(path).triangle_count == 4
 
@@ -158,7 +147,7 @@ class TestDamagedMembers:
     def test_a_damaged_model_part_is_named(self, compression: int) -> None:
         package = self._package(compression, **{PART: _model(_object(TETRA, TETRA_FACES))})
         with pytest.raises(ModelFileError) as caught:
-            read_mesh_bytes(_damaged(package, PART), ".3mf", name="m")
+            read_mesh_bytes(damaged(package, PART), ".3mf", name="m")
         assert caught.value.reason == (
             f"{PART} cannot be unpacked: the package is damaged ({self.SAID[compression]})")
         assert caught.value.hint == "the 3MF package is damaged or not a model; export it again"

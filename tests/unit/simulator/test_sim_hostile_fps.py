@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError
 from preform_pipeline.simulator.scene import Scene, SceneSettings
 from preform_pipeline.simulator.server import SimulatorServer
+from tests.hostile_corpus import damaged
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
 KNOBS = "Material_Form_4_Family_Print"
@@ -231,3 +233,16 @@ class TestTheSimulatorsOwnForm:
         with pytest.raises(SimError) as refused_load:
             load_form(small, "t", max_manifest_bytes=100)
         assert "manifest.json is unreadable" in refused_load.value.error_message
+
+    @pytest.mark.parametrize("member", ["manifest.json", "meshes/m1.stl"])
+    def test_a_damaged_member_is_a_400_that_names_it(self, session: Session, member: str
+                                                      ) -> None:
+        # Session 44: zlib's error reached the client as a 500 INTERNAL_ERROR.
+        form = session.folder / "saved.form"
+        session.ok(session.post("save-form/", {"file": str(form)}))
+        with zipfile.ZipFile(form) as archive:
+            member = next(n for n in archive.namelist() if n.startswith(member.split("/")[0]))
+        form.write_bytes(damaged(form.read_bytes(), member))
+        answer = session.http.post("/load-form/", json={"file": str(form)})
+        message = refused(answer, "INVALID_FORM_FILE")
+        assert f"{member} cannot be unpacked: the package is damaged (" in message
