@@ -31,8 +31,8 @@ import numpy as np
 
 from preform_pipeline.geometry import write_stl
 
-__all__ = ["Entry", "YamlEntry", "damaged", "encrypted", "tetra", "write_corpus", "write_yaml_corpus",
-           "zip_bomb"]
+__all__ = ["Entry", "YamlEntry", "damaged", "encrypted", "tetra", "write_corpus",
+           "write_yaml_corpus", "zip_bomb"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 

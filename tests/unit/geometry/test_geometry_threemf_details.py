@@ -6,6 +6,7 @@ import io
 import warnings
 import zipfile
 from pathlib import Path
+from typing import Final
 
 import pytest
 import test_geometry_readers as readers
@@ -119,7 +120,7 @@ class TestDamagedMembers:
 
     RELS = "<Relationships/>" * 20
     #: How zipfile finds each kind of member damaged: a stored one by its checksum.
-    SAID = {zipfile.ZIP_STORED: f"Bad CRC-32 for file '{PART}'",
+    SAID: Final = {zipfile.ZIP_STORED: f"Bad CRC-32 for file '{PART}'",
             zipfile.ZIP_DEFLATED: "Error -3 while decompressing data: invalid block type"}
 
     @staticmethod
