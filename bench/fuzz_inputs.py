@@ -1,0 +1,1021 @@
+"""Fuzz the tool's inputs through its entry points, as a user meets them (session 44).
+
+Mutates real inputs (the sample recipes in ``recipes/``, the sample models in
+``sample_models/``, sidecars, 3MF packages) and writes hostile ones from scratch (alias bombs,
+``!!python/object`` tags, zip bombs, XXE, OBJ indices out of range, binary STLs whose count
+disagrees with their size), then feeds each to the command line in a subprocess:
+
+* recipes to ``validate`` (one in five to ``plan``);
+* model files to ``plan`` with a sample recipe, a subset to ``run`` on the built-in simulator;
+* sidecars and case folders to ``plan``, and a subset of models and sidecars dropped into a
+  hot folder for ``watch --once`` (every file dropped must settle in ``done/`` or ``failed/``);
+* batches of 100 model inputs to the readers in one process (``reader``: many more inputs a
+  minute; any exception but ModelFileError, or a read over 10 s, is a finding);
+* hostile HTTP requests to a running dashboard (``serve``) and simulator
+  (``preform-simulator``): malformed JSON, huge bodies, wrong types, odd paths, bad headers.
+
+A **finding** is: a traceback on stdout or stderr; an exit status outside the documented set
+(0, 1, 2); a process over its time bound (a hang) or its RSS bound; an error line that names
+neither the input nor a place in it; an input file changed or gone after a command that only
+reads it (``validate``, ``plan``, ``run``); for HTTP, a 5xx, no answer within the bound, a
+server that died or wrote a traceback. Each finding's input is kept under ``OUT/findings``.
+
+    python bench/fuzz_inputs.py [--seed 44] [--budget 600] [--out DIR] [--kinds recipe,model,...]
+
+Writes ``OUT/summary.json`` (counts per kind and mutation, the findings) and
+``OUT/outcomes.jsonl`` (each command's status, time, RSS and first error or rejection, for
+reading the messages), and prints a table.
+The inputs are seeded: a seed gives the same inputs in the same order (how many fit the
+budget depends on the machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from preform_pipeline.hotfolder.testing import (  # noqa: E402
+    tetra_stl_bytes,
+    write_hotfolder_settings,
+    write_recipe,
+)
+from tests.hostile_corpus import zip_bomb  # noqa: E402
+
+__all__ = ["main"]
+
+KINDS = ("recipe", "model", "sidecar", "case", "watch", "reader", "http")
+#: The exit statuses the commands document: done, failed (bad input included), usage.
+DOCUMENTED_EXITS = frozenset({0, 1, 2})
+#: Bounds past which a command is a finding (a hang, unbounded memory).
+TIME_BOUND_S = {"validate": 20.0, "plan": 40.0, "run": 90.0, "watch": 90.0}
+RSS_BOUND_MB = 700
+HTTP_BOUND_S = 15.0
+#: An error line must say where: the input's name, a line, a path into it, or a place word.
+PLACE = re.compile(r"line \d+|:\d+:\d+|\$\.|\$:|column \d+|position|offset|byte \d+|member "
+                   r"|vertex \d+|triangle \d+|facet|face \d+|object \d+|element|entry")
+TRACEBACK = "Traceback (most recent call last)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing the tool got wrong: which input, what went wrong, what it said."""
+
+    kind: str
+    mutation: str
+    name: str
+    problem: str
+    detail: str
+    kept: str = ""
+
+
+@dataclass
+class Tally:
+    """Inputs fed per kind and mutation, and the findings."""
+
+    fed: Counter[str] = field(default_factory=Counter)
+    findings: list[Finding] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------- mutations
+
+
+def _flip(rng: random.Random, data: bytes) -> bytes:
+    out = bytearray(data)
+    for _ in range(rng.randint(1, 8)):
+        if out:
+            out[rng.randrange(len(out))] = rng.randrange(256)
+    return bytes(out)
+
+
+def _truncate(rng: random.Random, data: bytes) -> bytes:
+    return data[: rng.randrange(max(1, len(data)))]
+
+
+def _nul(rng: random.Random, data: bytes) -> bytes:
+    at = rng.randrange(len(data) + 1)
+    return data[:at] + b"\x00" * rng.randint(1, 4) + data[at:]
+
+
+def _bom(rng: random.Random, data: bytes) -> bytes:
+    return rng.choice([b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff"]) + data
+
+
+def _crlf(rng: random.Random, data: bytes) -> bytes:
+    return data.replace(b"\n", rng.choice([b"\r\n", b"\r", b"\n\r"]))
+
+
+def _latin1(rng: random.Random, data: bytes) -> bytes:
+    at = rng.randrange(len(data) + 1)
+    return data[:at] + rng.choice([b"\xe9", b"\xff\xfe", b"\x80", b"\xc3"]) + data[at:]
+
+
+def _long_line(rng: random.Random, data: bytes) -> bytes:
+    at = data.find(b"\n", rng.randrange(max(1, len(data))))
+    at = len(data) if at < 0 else at
+    return data[:at] + b" " + b"x" * rng.choice([5_000, 200_000, 3_000_000]) + data[at:]
+
+
+def _splice(rng: random.Random, data: bytes) -> bytes:
+    a, b = sorted(rng.randrange(len(data) + 1) for _ in range(2))
+    return data[:a] + data[a:b] * rng.randint(2, 50) + data[b:]
+
+
+BYTE_MUTATIONS: dict[str, Callable[[random.Random, bytes], bytes]] = {
+    "flip": _flip, "truncate": _truncate, "nul": _nul, "bom": _bom, "crlf": _crlf,
+    "non-utf8": _latin1, "long-line": _long_line, "splice": _splice,
+}
+
+HOSTILE_SCALARS = [
+    ".nan", ".inf", "-.inf", "1e400", "-1", "0", "9" * 400, "0x" + "f" * 300, "''", "null",
+    "[]", "{}", "~", "true", "'\\u0000'", '"\\0"', "!!binary aGVsbG8=", "2024-13-45",
+    "!!python/object/apply:os.system ['true']", "!!python/name:os.system", "*undefined",
+    "'" + "é" * 3000 + "'", "'../../etc/passwd'", "'/dev/zero'", "'{case_id'", "'{nope}'",
+    "!!set {a, b}", "!!omap [a: 1]", "&a [*a]", "<<: {x: 1}", "1_000", "0o17", "+.5",
+]
+
+
+def _scalar_lines(text: str) -> list[int]:
+    return [i for i, line in enumerate(text.splitlines()) if re.match(r"\s*-?\s*[\w-]+:\s*\S", line)
+            and not line.lstrip().startswith("#")]
+
+
+def _replace_value(rng: random.Random, text: str) -> str:
+    lines = text.splitlines()
+    places = _scalar_lines(text)
+    if not places:
+        return text
+    i = rng.choice(places)
+    key, _, _ = lines[i].partition(":")
+    lines[i] = f"{key}: {rng.choice(HOSTILE_SCALARS)}"
+    return "\n".join(lines) + "\n"
+
+
+def _duplicate_key(rng: random.Random, text: str) -> str:
+    lines = text.splitlines()
+    places = _scalar_lines(text)
+    if not places:
+        return text
+    i = rng.choice(places)
+    return "\n".join([*lines[: i + 1], lines[i], *lines[i + 1:]]) + "\n"
+
+
+def _alias_bomb(rng: random.Random, text: str) -> str:
+    levels = rng.randint(6, 10)
+    bomb = ["lol0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    bomb += [f"lol{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    bomb.append(f"fields: *l{levels - 1}")
+    return "\n".join(bomb) + "\n" + text
+
+
+def _merge_keys(rng: random.Random, text: str) -> str:
+    return ("_base: &base {name: merged, description: x}\n<<: [*base, *base]\n"
+            if rng.random() < 0.5 else "<<: {steps: 3}\n") + text
+
+
+def _python_tag(rng: random.Random, text: str) -> str:
+    tag = rng.choice(["!!python/object/apply:os.system ['true']",
+                      "!!python/object:builtins.dict {}", "!!python/tuple [1, 2]",
+                      "!custom x", "!<tag:yaml.org,2002:python/none> ''"])
+    return f"hostile: {tag}\n" + text
+
+
+def _deep(rng: random.Random, text: str) -> str:
+    depth = rng.choice([200, 5_000, 50_000])
+    if rng.random() < 0.5:
+        return text + "deep: " + "[" * depth + "]" * depth + "\n"
+    return text + "deep:\n" + "".join(" " * (i + 1) + f"k{i}:\n" for i in range(min(depth, 3_000)))
+
+
+def _long_name(rng: random.Random, text: str) -> str:
+    return text + "k" * rng.choice([1_000, 100_000, 2_000_000]) + ": 1\n"
+
+
+def _tabs(rng: random.Random, text: str) -> str:
+    return text.replace("  ", "\t", rng.randint(1, 5))
+
+
+TEXT_MUTATIONS: dict[str, Callable[[random.Random, str], str]] = {
+    "value": _replace_value, "duplicate-key": _duplicate_key, "alias-bomb": _alias_bomb,
+    "merge-keys": _merge_keys, "python-tag": _python_tag, "deep": _deep,
+    "long-name": _long_name, "tabs": _tabs,
+}
+
+
+def mutate_text_file(rng: random.Random, data: bytes) -> tuple[str, bytes]:
+    """A recipe or sidecar mutated by a YAML rule or a byte rule (half and half)."""
+    if rng.random() < 0.55:
+        name = rng.choice(sorted(TEXT_MUTATIONS))
+        text = TEXT_MUTATIONS[name](rng, data.decode("utf-8"))
+        return name, text.encode("utf-8", "surrogatepass")
+    name = rng.choice(sorted(BYTE_MUTATIONS))
+    return name, BYTE_MUTATIONS[name](rng, data)
+
+
+# ---------------------------------------------------------------------------- model files
+
+
+def _binary_stl(triangles: list[tuple[float, ...]], count: int | None = None) -> bytes:
+    body = b"".join(struct.pack("<12fH", 0, 0, 0, *t, 0) for t in triangles)
+    return b"fuzz".ljust(80, b" ") + struct.pack("<I", len(triangles) if count is None
+                                                  else count) + body
+
+
+def _tetra_triangles(bad: float | None = None) -> list[tuple[float, ...]]:
+    p = [(0.0, 0.0, 0.0), (10.0, 0.0, 0.0), (0.0, 10.0, 0.0), (0.0, 0.0, 10.0)]
+    faces = [(0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3)]
+    tris = [tuple(c for v in f for c in p[v]) for f in faces]
+    if bad is not None:
+        tris[1] = (bad, *tris[1][1:])
+    return tris
+
+
+def _stl_count_lies(rng: random.Random) -> bytes:
+    return _binary_stl(_tetra_triangles(), rng.choice([0, 1, 3, 5, 2**31, 2**32 - 1, 10**6]))
+
+
+def _stl_nonfinite(rng: random.Random) -> bytes:
+    return _binary_stl(_tetra_triangles(rng.choice([float("nan"), float("inf"), -float("inf"),
+                                                    3.4e38, 1e-45])))
+
+
+def _ascii_stl(rng: random.Random, end: bool) -> bytes:
+    out = ["solid fuzz"]
+    for t in _tetra_triangles():
+        out += ["facet normal 0 0 0", " outer loop"]
+        out += [f"  vertex {t[i]} {t[i + 1]} {t[i + 2]}" for i in (0, 3, 6)]
+        out += [" endloop", "endfacet"]
+    if end:
+        out.append("endsolid fuzz")
+    text = "\n".join(out) + ("\n" if rng.random() < 0.5 else "")
+    if end and rng.random() < 0.5:
+        text = text.replace("vertex 10.0", rng.choice(["vertex nan", "vertex inf", "vertex 1e999",
+                                                      "vertex 0x10", "vertex --1"]), 1)
+    return text.encode()
+
+
+def _obj(rng: random.Random) -> bytes:
+    verts = "v 0 0 0\nv 10 0 0\nv 0 10 0\nv 0 0 10\n"
+    index = rng.choice(["-5", "5", "0", "-1", "99999999999999999999", "-99999999999999999999",
+                        "1/2/3", "1//", "//1", "1/-9", "a", "1.5", "+2", "٣", "2\x00"])
+    faces = f"f 1 3 2\nf 1 2 {index}\nf 1 4 3\nf 2 3 4\n"
+    if rng.random() < 0.3:
+        verts = verts.replace("10", rng.choice(["nan", "inf", "1e999", "-nan", "1e-400"]), 1)
+    return (verts + faces).encode()
+
+
+def _threemf(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in members.items():
+            z.writestr(name, data)
+    return buffer.getvalue()
+
+
+CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
+
+
+def _model_xml(vertices: str = "", triangles: str = "", prolog: str = "",
+               extra: str = "") -> bytes:
+    vertices = vertices or ('<vertex x="0" y="0" z="0"/><vertex x="10" y="0" z="0"/>'
+                            '<vertex x="0" y="10" z="0"/><vertex x="0" y="0" z="10"/>')
+    triangles = triangles or ('<triangle v1="0" v2="2" v3="1"/><triangle v1="0" v2="1" v3="3"/>'
+                              '<triangle v1="0" v2="3" v3="2"/><triangle v1="1" v2="2" v3="3"/>')
+    return (f'<?xml version="1.0" encoding="UTF-8"?>{prolog}<model unit="millimeter" '
+            f'xmlns="{CORE}"><resources><object id="1" type="model"><mesh><vertices>{vertices}'
+            f'</vertices><triangles>{triangles}</triangles></mesh></object></resources>'
+            f'<build><item objectid="1"{extra}/></build></model>').encode()
+
+
+RELS = (b'<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        b'openxmlformats.org/package/2006/relationships"><Relationship Target="/3D/3dmodel.'
+        b'model" Id="rel0" Type="http://schemas.microsoft.com/3dmanufacturing/2013/01/3dmodel"'
+        b'/></Relationships>')
+
+
+def _threemf_hostile(rng: random.Random) -> tuple[str, bytes]:
+    choice = rng.choice(["traversal", "xxe", "laughs", "bomb", "lying-bomb", "bad-index",
+                         "nan", "huge-count", "transform", "rels-elsewhere", "no-rels",
+                         "many-members", "encrypted-flag"])
+    model = "3D/3dmodel.model"
+    if choice == "traversal":
+        name = rng.choice(["../../evil.model", "/etc/evil", "3D/../../x.model", "..\\..\\x",
+                           "3D/3dmodel.model/../../../tmp/x"])
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(), name: b"x"})
+    if choice == "xxe":
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+            prolog='<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>').replace(
+                b'x="10"', b'x="&x;"', 1)})
+    if choice == "laughs":
+        ents = '<!ENTITY a0 "lol">' + "".join(
+            f'<!ENTITY a{i} "{"&a" + str(i - 1) + ";" * 1}' + f'{("&a" + str(i - 1) + ";") * 9}">'
+            for i in range(1, 10))
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+            prolog=f"<!DOCTYPE m [{ents}]>", extra=' partnumber="&a9;"')})
+    if choice == "bomb":
+        return choice, zip_bomb()
+    if choice == "lying-bomb":
+        return choice, zip_bomb(lie=True)
+    if choice == "bad-index":
+        v = rng.choice(["-1", "4", "99999999999999999999", "1.5", "x", ""])
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+            triangles=f'<triangle v1="0" v2="1" v3="{v}"/><triangle v1="0" v2="2" v3="3"/>')})
+    if choice == "nan":
+        v = rng.choice(["NaN", "INF", "1e999", "-inf", "0x1p3"])
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml().replace(
+            b'x="10"', f'x="{v}"'.encode(), 1)})
+    if choice == "huge-count":
+        verts = '<vertex x="0" y="0" z="0"/>' * rng.choice([10, 200_000])
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+            vertices=verts, triangles='<triangle v1="0" v2="1" v3="2"/>' * 50_000)})
+    if choice == "transform":
+        t = rng.choice(["1 0 0 0 1 0 0 0 1 0 0", "nan 0 0 0 1 0 0 0 1 0 0 0",
+                        "1e308 0 0 0 1e308 0 0 0 1e308 0 0 0", "0 0 0 0 0 0 0 0 0 0 0 0"])
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+            extra=f' transform="{t}"')})
+    if choice == "rels-elsewhere":
+        return choice, _threemf({"_rels/.rels": RELS.replace(b"/3D/3dmodel.model",
+                                                             b"/../../etc/passwd"),
+                                 model: _model_xml()})
+    if choice == "no-rels":
+        return choice, _threemf({"3D/other.model": _model_xml()})
+    if choice == "many-members":
+        members = {f"Metadata/m{i}.txt": b"" for i in range(rng.choice([1_000, 30_000]))}
+        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(), **members})
+    data = bytearray(_threemf({"_rels/.rels": RELS, model: _model_xml()}))
+    for at in [m.start() for m in re.finditer(rb"PK\x01\x02|PK\x03\x04", bytes(data))]:
+        data[at + (8 if data[at + 2] == 1 else 6)] |= 1  # the "encrypted" flag
+    return choice, bytes(data)
+
+
+def model_input(rng: random.Random, samples: list[Path]) -> tuple[str, str, bytes]:
+    """(mutation, file name, bytes): a sample model mutated, or a hostile one written fresh."""
+    roll = rng.random()
+    if roll < 0.4:
+        sample = rng.choice(samples)
+        name = rng.choice(sorted(BYTE_MUTATIONS))
+        data = sample.read_bytes()
+        if sample.suffix == ".3mf" and rng.random() < 0.5:
+            return _mutate_3mf_member(rng, data, sample.name)
+        return f"{sample.suffix[1:]}:{name}", sample.name, BYTE_MUTATIONS[name](rng, data)
+    if roll < 0.5:
+        return "stl:count-lies", "count.stl", _stl_count_lies(rng)
+    if roll < 0.57:
+        return "stl:non-finite", "nonfinite.stl", _stl_nonfinite(rng)
+    if roll < 0.64:
+        end = rng.random() < 0.5
+        return f"stl:ascii{'' if end else '-no-endsolid'}", "ascii.stl", _ascii_stl(rng, end)
+    if roll < 0.78:
+        return "obj:index", "part.obj", _obj(rng)
+    what, data = _threemf_hostile(rng)
+    return f"3mf:{what}", "part.3mf", data
+
+
+def _mutate_3mf_member(rng: random.Random, data: bytes, name: str) -> tuple[str, str, bytes]:
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        members = {i.filename: z.read(i) for i in z.infolist()}
+    target = rng.choice([n for n in members if n.endswith(".model")] or list(members))
+    how = rng.choice(sorted(BYTE_MUTATIONS))
+    members[target] = BYTE_MUTATIONS[how](rng, members[target])
+    return f"3mf-member:{how}", name, _threemf(members)
+
+
+# ---------------------------------------------------------------------------- sidecars
+
+SIDECARS = [
+    {"case_id": "C-1042", "priority": 5, "label_text": "C-1042 L", "due_date": "2024-06-01"},
+    {"case_id": "C-7", "patient_ref": "P-1", "units": "mm", "operator": "ann"},
+]
+
+
+def sidecar_input(rng: random.Random) -> tuple[str, str, bytes]:
+    """(mutation, suffix, bytes) of a hostile sidecar, YAML or JSON."""
+    base = dict(rng.choice(SIDECARS))
+    if rng.random() < 0.5:
+        key = rng.choice([*sorted(base), "printer", "priority", "units", "nonsense"])
+        value: Any = rng.choice([None, [], {}, 10**30, -1, 1e309, "x" * 100_000, "\x00",
+                                 "\ud800", {"a": [1, {"b": 2}]}, True, "../../etc", "{x}",
+                                 "mm\nprinter: evil"])
+        base[key] = value
+        text = json.dumps(base, allow_nan=True)
+        if rng.random() < 0.5:
+            return f"json:{key}", ".json", text.encode("utf-8", "surrogatepass")
+        mutation, data = mutate_text_file(rng, text.encode("utf-8", "surrogatepass"))
+        return f"json:{key}:{mutation}", ".json", data
+    yaml_text = "".join(f"{k}: {json.dumps(v)}\n" for k, v in base.items())
+    mutation, data = mutate_text_file(rng, yaml_text.encode())
+    return f"yaml:{mutation}", ".yaml", data
+
+
+# ---------------------------------------------------------------------------- running
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int | None  # None: killed at the time bound
+    seconds: float
+    rss_mb: float
+    out: str
+    err: str
+
+
+def run_command(argv: list[str], cwd: Path, env: dict[str, str], bound_s: float) -> Outcome:
+    """Run one command line; its exit status, time and peak RSS (``wait4``'s own)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.monotonic()
+        process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+        status: int | None = None
+        usage = None
+        while True:
+            pid, raw, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                status = os.waitstatus_to_exitcode(raw)
+                break
+            if time.monotonic() - start > bound_s:
+                os.killpg(process.pid, signal.SIGKILL)
+                _, raw, usage = os.wait4(process.pid, 0)
+                break
+            time.sleep(0.02)
+        process.returncode = status if status is not None else -9
+        seconds = time.monotonic() - start
+        out.seek(0)
+        err.seek(0)
+        return Outcome(status, seconds, usage.ru_maxrss / 1024 if usage else 0.0,
+                       out.read().decode("utf-8", "replace"), err.read().decode("utf-8", "replace"))
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
+class Fuzzer:
+    """Feeds inputs to the commands, judges each outcome, keeps the findings' inputs."""
+
+    def __init__(self, out: Path, seed: int, deadline: float) -> None:
+        self.out = out
+        self.rng = random.Random(seed)
+        self.deadline = deadline
+        self.tally = Tally()
+        self.home = out / "home"
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.env = {**os.environ, "HOME": str(self.home),
+                    "XDG_DATA_HOME": str(self.home / ".local" / "share"),
+                    "XDG_STATE_HOME": str(self.home / ".local" / "state"),
+                    "PREFORM_PIPELINE_CRASH_DIR": str(out / "crashes"),
+                    "PYTHONDONTWRITEBYTECODE": "1", "COLUMNS": "200"}
+        self.cli = [sys.executable, "-m", "preform_pipeline"]
+        self.samples = sorted(p for p in (ROOT / "sample_models").rglob("*")
+                              if p.suffix in (".stl", ".obj", ".3mf"))
+        self.recipes = sorted((ROOT / "recipes").glob("*.yaml"))
+        self.count = 0
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def _case_dir(self) -> Path:
+        self.count += 1
+        folder = self.out / "work" / f"{self.count:05d}"
+        folder.mkdir(parents=True)
+        return folder
+
+    def judge(self, kind: str, mutation: str, name: str, command: str, outcome: Outcome,
+              folder: Path, before: dict[str, str] | None, names: tuple[str, ...]) -> None:
+        self.tally.fed[f"{kind}/{mutation.split(':')[0]}"] += 1
+        problems = []
+        text = outcome.out + outcome.err
+        if TRACEBACK in text:
+            problems.append("traceback")
+        if outcome.status is None:
+            problems.append(f"hang: over {TIME_BOUND_S[command]:.0f} s")
+        elif outcome.status not in DOCUMENTED_EXITS:
+            problems.append(f"exit {outcome.status}")
+        if outcome.rss_mb > RSS_BOUND_MB:
+            problems.append(f"RSS {outcome.rss_mb:.0f} MB")
+        for line in outcome.err.splitlines():
+            if line.startswith("error:") and not (PLACE.search(line) or any(
+                    n and n in line for n in names)):
+                problems.append(f"no place: {line[:300]}")
+        if before is not None and _digest(folder / "in") != before:
+            problems.append("input changed or removed")
+        for problem in problems:
+            kept = self.out / "findings" / f"{len(self.tally.findings):04d}"
+            shutil.copytree(folder, kept, symlinks=True, ignore=shutil.ignore_patterns("out*"))
+            (kept / "outcome.json").write_text(json.dumps(asdict(outcome), indent=1))
+            self.tally.findings.append(Finding(kind, mutation, name, problem,
+                                               (outcome.err or outcome.out)[-1500:], str(kept)))
+            print(f"FINDING {kind} {mutation} {name}: {problem}", flush=True)
+        out_lines = outcome.out.splitlines()
+        rejected = [line.strip() for line in out_lines[out_lines.index("rejected:") + 1:]
+                    if line.startswith("  ")] if "rejected:" in out_lines else []
+        said = next((line for line in outcome.err.splitlines() if line.startswith("error:")),
+                    rejected[0] if rejected else "")
+        with (self.out / "outcomes.jsonl").open("a", encoding="utf-8") as log:
+            log.write(json.dumps({"kind": kind, "mutation": mutation, "name": name,
+                                  "command": command, "status": outcome.status,
+                                  "seconds": round(outcome.seconds, 2),
+                                  "rss_mb": round(outcome.rss_mb), "said": said[:400],
+                                  "problems": problems}) + "\n")
+        if not problems:
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def fuzz_recipe(self) -> None:
+        source = self.rng.choice(self.recipes)
+        mutation, data = mutate_text_file(self.rng, source.read_bytes())
+        folder = self._case_dir()
+        (folder / "in" / "base").mkdir(parents=True)
+        shutil.copy(ROOT / "recipes" / "base" / "dental-form4.yaml", folder / "in" / "base")
+        recipe = folder / "in" / source.name
+        recipe.write_bytes(data)
+        before = _digest(folder / "in")
+        command = "validate" if self.rng.random() < 0.8 else "plan"
+        argv = [*self.cli, "validate", str(recipe)] if command == "validate" else [
+            *self.cli, "plan", str(recipe), str(ROOT / "sample_models" / "parts" / "gear.obj")]
+        outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        self.judge("recipe", mutation, source.name, command, outcome, folder, before,
+                   (source.name,))
+
+    def fuzz_model(self) -> None:
+        mutation, name, data = model_input(self.rng, self.samples)
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        model = folder / "in" / name
+        model.write_bytes(data)
+        recipe = ROOT / "recipes" / "engineering-grey-form4.yaml"
+        command = "run" if self.rng.random() < 0.08 else "plan"
+        if command == "run":
+            argv = [*self.cli, "run", str(recipe), str(model), "--output", str(folder / "out"),
+                    "--simulator-arg=--latency=instant"]
+        else:
+            argv = [*self.cli, "plan", str(recipe), str(model)]
+        before = _digest(folder / "in")
+        outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        self.judge("model", mutation, name, command, outcome, folder, before, (name,))
+
+    def _sidecar_case(self, folder: Path) -> tuple[str, str, Path]:
+        mutation, suffix, data = sidecar_input(self.rng)
+        case = folder / "in" / "C-1042"
+        case.mkdir(parents=True)
+        (case / "upper.stl").write_bytes(tetra_stl_bytes(1))
+        if self.rng.random() < 0.5:
+            (case / f"upper{suffix}").write_bytes(data)
+            return mutation, f"upper{suffix}", case
+        (folder / "in" / f"C-1042{suffix}").write_bytes(data)
+        return mutation, f"C-1042{suffix}", case
+
+    def fuzz_sidecar(self) -> None:
+        folder = self._case_dir()
+        mutation, name, case = self._sidecar_case(folder)
+        recipe = ROOT / "recipes" / "dental-models-form4.yaml"
+        before = _digest(folder / "in")
+        outcome = run_command([*self.cli, "plan", str(recipe), str(case)], folder, self.env,
+                              TIME_BOUND_S["plan"])
+        self.judge("sidecar", mutation, name, "plan", outcome, folder, before, (name, "C-1042"))
+
+    def fuzz_case(self) -> None:
+        """A case folder with hostile names and entries beside good files."""
+        folder = self._case_dir()
+        name = self.rng.choice(["C-1", "C " * 60, "C-\x1b[2J", "C-\n1", "-rf", "C-" + "é" * 80,
+                                "C-" + "x" * 240, ".hidden", "C-1.stl", "{case_id}", "C-%s%n"])
+        case = folder / "in" / name
+        case.mkdir(parents=True)
+        (case / "a.stl").write_bytes(tetra_stl_bytes(2))
+        entry = self.rng.choice(["link-loop", "dangling", "fifo", "folder.stl", "deep",
+                                 "long", "dev-zero", "bad", "hidden"])
+        if entry == "link-loop":
+            (case / "loop.stl").symlink_to("loop.stl")
+        elif entry == "dangling":
+            (case / "gone.stl").symlink_to(folder / "nowhere.stl")
+        elif entry == "fifo":
+            os.mkfifo(case / "pipe.stl")
+        elif entry == "folder.stl":
+            (case / "folder.stl").mkdir()
+        elif entry == "deep":
+            deep = case
+            for i in range(40):
+                deep = deep / f"d{i}"
+            deep.mkdir(parents=True)
+            (deep / "b.stl").write_bytes(tetra_stl_bytes(3))
+        elif entry == "long":
+            (case / ("n" * 250 + ".stl")).write_bytes(tetra_stl_bytes(4))
+        elif entry == "dev-zero":
+            (case / "zero.stl").symlink_to("/dev/zero")
+        elif entry == "bad":
+            (case / "b.obj").write_bytes(_obj(self.rng))
+        else:
+            (case / ".b.stl").write_bytes(b"\x00" * 10)
+        recipe = ROOT / "recipes" / "engineering-grey-form4.yaml"
+        before = _digest(folder / "in")
+        outcome = run_command([*self.cli, "plan", str(recipe), str(case)], folder, self.env,
+                              TIME_BOUND_S["plan"])
+        self.judge("case", f"{entry}", name, "plan", outcome, folder, before,
+                   (name[:20], entry))
+
+    def fuzz_reader(self) -> None:
+        """A batch of 100 model inputs read by the readers in one process (many more inputs a
+        minute than a command each): any exception but ModelFileError, or a slow read, is a
+        finding, kept and then tried through ``plan``."""
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        made: dict[str, str] = {}
+        for i in range(100):
+            mutation, name, data = model_input(self.rng, self.samples)
+            stem, _, suffix = name.rpartition(".")
+            (folder / "in" / f"{i:03d}-{stem}.{suffix}").write_bytes(data)
+            made[f"{i:03d}-{stem}.{suffix}"] = mutation
+        outcome = run_command([sys.executable, "-c", READER_WORKER, str(folder / "in")],
+                              folder, self.env, 300)
+        results = {}
+        for line in outcome.out.splitlines():
+            name, verdict, seconds = json.loads(line)
+            results[name] = (verdict, seconds)
+            self.tally.fed[f"reader/{made[name].split(':')[0]}"] += 1
+        problems = [(name, f"{verdict} in {seconds:.1f} s") for name, (verdict, seconds)
+                    in results.items() if not verdict.startswith(("ok", "refused")) or
+                    seconds > 10]
+        if outcome.status != 0:
+            problems.append(("batch", f"worker exit {outcome.status}: {outcome.err[-500:]}"))
+        if outcome.rss_mb > RSS_BOUND_MB:
+            problems.append(("batch", f"RSS {outcome.rss_mb:.0f} MB"))
+        for name, problem in problems:
+            kept = self.out / "findings" / f"{len(self.tally.findings):04d}"
+            kept.mkdir(parents=True)
+            if (folder / "in" / name).exists():
+                shutil.copy(folder / "in" / name, kept / name)
+            self.tally.findings.append(Finding("reader", made.get(name, "batch"), name,
+                                               problem, "", str(kept)))
+            print(f"FINDING reader {made.get(name)} {name}: {problem}", flush=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def fuzz_watch(self) -> None:
+        """A hot folder's ``watch --once`` over a few hostile drops and a good file: every file
+        dropped ends in done/ or failed/ (nothing lost)."""
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        recipe = write_recipe(folder, printer=None)
+        settings = write_hotfolder_settings(
+            folder, recipe, fleet_dir=folder / "fleet",
+            inbox={"incomplete_timeout_s": 0.2, "quiet_period_s": 0.2})
+        inbox = folder / "inbox"
+        inbox.mkdir()
+        dropped = {"good.stl": tetra_stl_bytes(7)}
+        mutations = []
+        for i in range(3):
+            mutation, name, data = model_input(self.rng, self.samples)
+            stem, _, suffix = name.rpartition(".")
+            dropped[f"{stem}-{i}.{suffix}"] = data
+            mutations.append(mutation)
+        sidecar_mutation, suffix, data = sidecar_input(self.rng)
+        dropped["cased-1.stl"] = tetra_stl_bytes(8)
+        dropped[f"cased-1{suffix}"] = data
+        mutations.append(sidecar_mutation)
+        for name, data in dropped.items():
+            (inbox / name).write_bytes(data)
+        outcome = run_command([*self.cli, "watch", str(settings), "--once"], folder, self.env,
+                              TIME_BOUND_S["watch"])
+        self.judge("watch", "+".join(mutations), "inbox", "watch", outcome, folder, None,
+                   tuple(dropped))
+        if not folder.exists():
+            return
+        settled = {p.name for sub in ("done", "failed") if (inbox / sub).is_dir()
+                   for p in (inbox / sub).rglob("*") if p.is_file()}
+        lost = sorted(set(dropped) - settled - {p.name for p in inbox.iterdir()})
+        if lost:
+            self.tally.findings.append(Finding("watch", "+".join(mutations), "inbox",
+                                               f"lost: {lost}", outcome.err[-800:]))
+
+    # ------------------------------------------------------------------------ HTTP
+
+    def fuzz_http(self, budget_s: float) -> None:
+        folder = self.out / "http"
+        folder.mkdir(exist_ok=True)
+        servers = [self._start_simulator(folder), self._start_dashboard(folder)]
+        try:
+            stop = time.monotonic() + budget_s
+            while time.monotonic() < stop:
+                for name, process, port, _ in servers:
+                    mutation, request = hostile_request(self.rng, name, port)
+                    status, seconds = send_raw(port, request)
+                    self.tally.fed[f"http/{name}:{mutation}"] += 1
+                    problem = ""
+                    if status is None and seconds >= HTTP_BOUND_S:
+                        problem = "no answer in time"
+                    elif status is not None and status >= 500 and status != 501:
+                        # 501: a method no route knows (BREW), a true answer
+                        problem = f"status {status}"
+                    elif process.poll() is not None:
+                        problem = f"server exited {process.returncode}"
+                    if problem:
+                        kept = self.out / "findings" / f"{len(self.tally.findings):04d}"
+                        kept.mkdir(parents=True)
+                        (kept / "request.bin").write_bytes(request)
+                        self.tally.findings.append(Finding(
+                            "http", mutation, name, problem, request[:300].decode("latin-1"),
+                            str(kept)))
+                        print(f"FINDING http {name} {mutation}: {problem}", flush=True)
+                        if process.poll() is not None:
+                            return
+        finally:
+            for name, process, _, log in servers:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+                text = Path(log).read_text("utf-8", "replace")
+                if TRACEBACK in text:
+                    self.tally.findings.append(Finding("http", "server log", name, "traceback",
+                                                       text[text.index(TRACEBACK):][:1500]))
+
+    def _start_simulator(self, folder: Path) -> tuple[str, subprocess.Popen[bytes], int, str]:
+        log = folder / "simulator.err"
+        process = subprocess.Popen(
+            [sys.executable, "-m", "preform_pipeline.simulator", "--port", "0",
+             "--fleet-dir", str(folder / "fleet"), "--work-dir", str(folder / "sim"),
+             "--latency", "instant"], cwd=folder, env=self.env,
+            stdout=subprocess.PIPE, stderr=log.open("wb"))
+        assert process.stdout is not None
+        port = 0
+        for raw in process.stdout:
+            line = raw.decode()
+            found = re.search(r"listening on port (\d+)", line)
+            if found:
+                port = int(found[1])
+            if "READY FOR INPUT" in line:
+                break
+        self._live_scene(port, folder)
+        return "simulator", process, port, str(log)
+
+    def _live_scene(self, port: int, folder: Path) -> None:
+        """A scene holding one model, and its model's id, for requests to act on."""
+        import httpx
+
+        model = folder / "tetra.stl"
+        model.write_bytes(tetra_stl_bytes(5, size_mm=10.0))
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            scene = client.post("/scene/", json={
+                "machine_type": "FORM-4-0", "material_code": "FLGPGR05",
+                "print_setting": "DEFAULT", "layer_thickness_mm": 0.1}).json()["id"]
+            added = client.post(f"/scene/{scene}/import-model/", json={"file": str(model)})
+            LIVE_IDS.extend([scene, added.json().get("id", scene)])
+
+    def _start_dashboard(self, folder: Path) -> tuple[str, subprocess.Popen[bytes], int, str]:
+        from preform_pipeline.settings.web import hash_secret
+
+        settings = folder / "web.yaml"
+        settings.write_text(json.dumps({
+            "store": {"path": str(folder / "jobs.sqlite3")},
+            "web": {"users": [{"name": "olivia", "role": "operator",
+                               "secret_hash": hash_secret("fuzz-secret-0123")}]},
+        }))
+        log = folder / "dashboard.err"
+        process = subprocess.Popen([*self.cli, "serve", str(settings), "--port", "0"],
+                                   cwd=folder, env=self.env, stdout=subprocess.PIPE,
+                                   stderr=log.open("wb"))
+        assert process.stdout is not None
+        line = process.stdout.readline().decode()
+        found = re.search(r":(\d+)", line)
+        if not found:
+            raise SystemExit(f"the dashboard did not start: {line!r} "
+                             f"{log.read_text('utf-8', 'replace')}")
+        self._log_in(int(found[1]))
+        return "dashboard", process, int(found[1]), str(log)
+
+    def _log_in(self, port: int) -> None:
+        """A session cookie and its CSRF token, so half the dashboard's requests pass login."""
+        import httpx
+
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            client.post("/login", data={"name": "olivia", "secret": "fuzz-secret-0123",
+                                        "next": "/"})
+            page = client.get("/")
+            token = re.search(r'<meta name="csrf-token" content="([^"]+)"', page.text)
+            SESSION.extend([
+                "; ".join(f"{k}={v}" for k, v in client.cookies.items()).encode(),
+                (token[1] if token else "").encode()])
+
+    def run(self, kinds: tuple[str, ...]) -> None:
+        feeders: dict[str, Callable[[], None]] = {
+            "recipe": self.fuzz_recipe, "model": self.fuzz_model, "sidecar": self.fuzz_sidecar,
+            "case": self.fuzz_case, "watch": self.fuzz_watch, "reader": self.fuzz_reader}
+        weights = {"recipe": 4, "model": 5, "sidecar": 3, "case": 2, "watch": 0.3,
+                   "reader": 0.3}
+        if "http" in kinds:
+            self.fuzz_http(min(180.0, self.left() * 0.15))
+        chosen = [k for k in kinds if k in feeders]
+        while chosen and self.left() > 0:
+            kind = self.rng.choices(chosen, [weights[k] for k in chosen])[0]
+            feeders[kind]()
+
+
+#: The readers' worker: reads every file of a folder, one JSON line each (name, verdict, s).
+READER_WORKER = """
+import json, sys, time, traceback
+from pathlib import Path
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import read_mesh
+for path in sorted(Path(sys.argv[1]).iterdir()):
+    start = time.monotonic()
+    try:
+        mesh = read_mesh(path)
+        verdict = "ok"
+    except ModelFileError as exc:
+        verdict = "refused: " + exc.reason[:200]
+    except Exception as exc:
+        verdict = "CRASH " + "".join(traceback.format_exception(exc))[-1200:]
+    print(json.dumps([path.name, verdict, time.monotonic() - start]), flush=True)
+"""
+
+
+# ---------------------------------------------------------------------------- HTTP requests
+
+SIM_PATHS = ["/", "/scene/", "/scenes/", "/scene/{x}/", "/scene/{x}/import-model/",
+             "/scene/{x}/auto-orient/", "/scene/{x}/auto-layout/", "/scene/{x}/label/",
+             "/scene/{x}/save-form/", "/scene/{x}/models/{x}/", "/load-form/", "/devices/",
+             "/devices/{x}/", "/operations/{x}/", "/list-materials/", "/scene/{x}/print/",
+             "/scene/{x}/estimate-print-time/", "/scene/{x}/save-screenshot/", "/login/"]
+WEB_PATHS = ["/", "/builds/{x}", "/builds/{x}/screenshot", "/printers", "/history", "/failed",
+             "/metrics", "/healthz", "/login", "/logout", "/builds/{x}/approve",
+             "/cases/retry", "/static/{x}", "/favicon.ico"]
+ODD = ["1", "-1", "0", "99999999999999999999999", "%00", "..%2f..%2fetc%2fpasswd", "%ff%fe",
+       "a" * 5000, "%", "default", "null", "\u00e9", "1;rm", "1%0d%0aX-Injected:%201", "{x}"]
+BODIES: list[bytes] = [
+    b"", b"{", b"[]", b"null", b"1e999999", b'{"file_path": 1}', b'{"file_path": null}',
+    b'{"machine_type": ["x"], "material_code": {}}', b"\xff\xfe{", b'{"a": NaN}',
+    b"[" * 100_000 + b"]" * 100_000, b'{"x": "' + b"a" * 20_000_000 + b'"}',
+    b'{"file_path": "/dev/zero"}', b'{"file_path": "../../../../etc/passwd"}',
+    b'{"models": [{"model_id": "x"}]}', b'{"a": 1, "a": 2}', b'"\\ud800"',
+    b"username=olivia&password=" + b"x" * 100_000, b"csrf=&next=//evil",
+]
+
+
+def _spec_fields() -> list[str]:
+    """Every property name the Local API contract's request bodies use (read, not copied)."""
+    spec = ROOT.parent / "shared" / "formlabs-api" / "local-api-openapi.yaml"
+    if not spec.is_file():
+        return ["file", "models", "mode", "tilt", "model_spacing_mm", "machine_type"]
+    return sorted(set(re.findall(r"^\s+([a-z_]+):\n\s+(?:type|\$ref|description|oneOf|anyOf)",
+                                 spec.read_text("utf-8"), re.MULTILINE)))
+
+
+SPEC_FIELDS = _spec_fields()
+HOSTILE_VALUES: list[Any] = [None, -1, 0, 1e308, -1e308, 10**40, "", "x" * 5000, [], {}, True,
+                             "ALL", ["ALL"], [None], [{"id": 1}], "../../etc/passwd", "\x00",
+                             "/dev/zero", "/", {"x": 1, "y": "1", "z": None}, [1e308] * 3]
+#: Scene ids made real at the start, so operations reach the engine beyond the id check.
+LIVE_IDS: list[str] = []
+#: The dashboard's session cookie header value and CSRF token, once logged in.
+SESSION: list[bytes] = []
+
+
+def _json_body(rng: random.Random) -> bytes:
+    fields = {rng.choice(SPEC_FIELDS): rng.choice(HOSTILE_VALUES)
+              for _ in range(rng.randint(1, 4))}
+    return json.dumps(fields).encode()
+
+
+def hostile_request(rng: random.Random, server: str, port: int) -> tuple[str, bytes]:
+    """(mutation, raw request bytes) for one hostile HTTP request."""
+    path = rng.choice(SIM_PATHS if server == "simulator" else WEB_PATHS)
+    path = path.replace("{x}", rng.choice(ODD + LIVE_IDS * 6)).encode("utf-8", "surrogatepass")
+    method = rng.choice([b"GET", b"POST", b"PUT", b"DELETE", b"PATCH", b"OPTIONS", b"HEAD",
+                         b"BREW", b"G\x00T"] + [b"POST"] * 6)
+    body = rng.choice(BODIES) if rng.random() < 0.4 else _json_body(rng)
+    headers = [b"Host: 127.0.0.1:%d" % port, b"Content-Type: application/json"]
+    if server == "dashboard" and SESSION and rng.random() < 0.6:
+        headers = [b"Host: 127.0.0.1:%d" % port, b"Cookie: " + SESSION[0],
+                   b"Content-Type: application/x-www-form-urlencoded"]
+        fields = {"csrf": SESSION[1].decode(), "next": rng.choice(["/", "//evil", "/\t/x"]),
+                  rng.choice(["target", "reason", "q", "page", "recipe", "name"]):
+                  str(rng.choice(HOSTILE_VALUES))}
+        body = "&".join(f"{k}={v}" for k, v in fields.items()).encode("utf-8", "surrogatepass")
+        if rng.random() < 0.5:
+            path += b"?" + rng.choice([b"q=", b"page=", b"recipe=", b"state=", b"sort="]) + \
+                rng.choice([b"-1", b"%00", b"9" * 30, b"%ff", b"a" * 2000, b"\xc3", b"1&page=2"])
+    mutation = rng.choice(["body", "range", "length-lies", "header-junk", "request-line",
+                           "chunked", "huge-header", "auth"])
+    if mutation == "range":
+        headers.append(b"Range: " + rng.choice([b"bytes=-0", b"bytes=5-1", b"bytes=0-" + b"9" * 40,
+                                                 b"bytes=" + b"0-1," * 5000, b"lines=1-2",
+                                                 b"bytes=-99999999999999999999"]))
+    elif mutation == "length-lies":
+        headers.append(b"Content-Length: " + rng.choice([
+            b"-1", b"99999999999999999999", b"10, 20", b"x", str(len(body) + 5).encode()]))
+        return mutation, b"%s %s HTTP/1.1\r\n%s\r\n\r\n%s" % (method, path, b"\r\n".join(headers),
+                                                             body)
+    elif mutation == "header-junk":
+        headers.append(rng.choice([b"X-\x00: 1", b"Cookie: session=" + b"\xff" * 50,
+                                   b"Host: evil.example", b": empty", b"Transfer-Encoding: gzip",
+                                   b"Content-Type: multipart/form-data; boundary=",
+                                   b"Accept-Encoding: " + b"gzip," * 5000]))
+    elif mutation == "request-line":
+        return mutation, rng.choice([b"GET\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n", b"\r\n\r\n",
+                                     b"GET " + b"/" * 70_000 + b" HTTP/1.1\r\n\r\n",
+                                     b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * 2000 + b"\r\n",
+                                     b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"])
+    elif mutation == "chunked":
+        headers.append(b"Transfer-Encoding: chunked")
+        return mutation, b"%s %s HTTP/1.1\r\n%s\r\n\r\n%s" % (
+            method, path, b"\r\n".join(headers),
+            rng.choice([b"zz\r\nabc\r\n0\r\n\r\n", b"ffffffffffffffff\r\nab\r\n", b"3\r\nabc"]))
+    elif mutation == "huge-header":
+        headers.append(b"X-Big: " + b"a" * rng.choice([10_000, 100_000, 1_000_000]))
+    elif mutation == "auth":
+        headers.append(b"Authorization: " + rng.choice([b"Bearer ", b"Bearer " + b"a" * 100_000,
+                                                         b"Basic %%%", b"Bearer \xff\xfe"]))
+    headers.append(b"Content-Length: %d" % len(body))
+    return mutation, b"%s %s HTTP/1.1\r\n%s\r\nConnection: close\r\n\r\n%s" % (
+        method, path, b"\r\n".join(headers), body)
+
+
+def send_raw(port: int, request: bytes) -> tuple[int | None, float]:
+    """Send one raw request; the status the server answered (None: none) and the time."""
+    start = time.monotonic()
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=HTTP_BOUND_S) as sock:
+            try:
+                sock.sendall(request)
+                sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass  # the server may answer and close before it read everything
+            head = b""
+            while b"\r\n" not in head and len(head) < 4096:
+                chunk = sock.recv(4096)
+                if not chunk:
+                    break
+                head += chunk
+    except OSError:  # a timeout, a reset
+        return None, time.monotonic() - start
+    found = re.match(rb"HTTP/\d\.\d (\d{3})", head)
+    return (int(found[1]) if found else None), time.monotonic() - start
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def _rows(tally: Tally) -> Iterator[str]:
+    by_kind: Counter[str] = Counter()
+    for key, n in tally.fed.items():
+        by_kind[key.split("/")[0]] += n
+    yield "| kind | inputs | findings |"
+    yield "|---|---|---|"
+    for kind, n in sorted(by_kind.items()):
+        yield f"| {kind} | {n} | {sum(1 for f in tally.findings if f.kind == kind)} |"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seed", type=int, default=44)
+    parser.add_argument("--budget", type=float, default=600.0, help="seconds (default 600)")
+    parser.add_argument("--out", type=Path, help="a folder for the work and the findings "
+                        "(default: a new temporary folder)")
+    parser.add_argument("--kinds", default=",".join(KINDS),
+                        help=f"comma-separated, of {', '.join(KINDS)}")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    args = parser.parse_args(argv)
+    kinds = tuple(k for k in args.kinds.split(",") if k)
+    out = args.out or Path(tempfile.mkdtemp(prefix="pp-fuzz-"))
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    fuzzer = Fuzzer(out, args.seed, started + args.budget)
+    try:
+        fuzzer.run(kinds)
+    finally:
+        summary = {"seed": args.seed, "budget_s": args.budget,
+                   "seconds": round(time.monotonic() - started, 1),
+                   "fed": dict(sorted(fuzzer.tally.fed.items())),
+                   "findings": [asdict(f) for f in fuzzer.tally.findings]}
+        (out / "summary.json").write_text(json.dumps(summary, indent=1))
+        print("\n".join(_rows(fuzzer.tally)))
+        print(f"{len(fuzzer.tally.findings)} findings; summary in {out / 'summary.json'}")
+        if not args.keep:
+            shutil.rmtree(out / "work", ignore_errors=True)
+            shutil.rmtree(out / "home", ignore_errors=True)
+    return 1 if fuzzer.tally.findings else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
