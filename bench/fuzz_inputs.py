@@ -61,7 +61,7 @@ from preform_pipeline.hotfolder.testing import (  # noqa: E402
     write_hotfolder_settings,
     write_recipe,
 )
-from tests.hostile_corpus import zip_bomb  # noqa: E402
+from tests.hostile_corpus import zip_bomb, zip_members  # noqa: E402
 
 __all__ = ["main"]
 
@@ -161,24 +161,26 @@ def _scalar_lines(text: str) -> list[int]:
             and not line.lstrip().startswith("#")]
 
 
-def _replace_value(rng: random.Random, text: str) -> str:
+def _at_a_key(rng: random.Random, text: str,
+              change: Callable[[list[str], int], list[str]]) -> str:
+    """``text`` with ``change`` made at one ``key: value`` line drawn from it."""
     lines = text.splitlines()
     places = _scalar_lines(text)
     if not places:
         return text
-    i = rng.choice(places)
-    key, _, _ = lines[i].partition(":")
-    lines[i] = f"{key}: {rng.choice(HOSTILE_SCALARS)}"
-    return "\n".join(lines) + "\n"
+    return "\n".join(change(lines, rng.choice(places))) + "\n"
+
+
+def _replace_value(rng: random.Random, text: str) -> str:
+    def replaced(lines: list[str], i: int) -> list[str]:
+        key, _, _ = lines[i].partition(":")
+        return [*lines[:i], f"{key}: {rng.choice(HOSTILE_SCALARS)}", *lines[i + 1:]]
+
+    return _at_a_key(rng, text, replaced)
 
 
 def _duplicate_key(rng: random.Random, text: str) -> str:
-    lines = text.splitlines()
-    places = _scalar_lines(text)
-    if not places:
-        return text
-    i = rng.choice(places)
-    return "\n".join([*lines[: i + 1], lines[i], *lines[i + 1:]]) + "\n"
+    return _at_a_key(rng, text, lambda lines, i: [*lines[: i + 1], lines[i], *lines[i + 1:]])
 
 
 def _alias_bomb(rng: random.Random, text: str) -> str:
@@ -285,14 +287,6 @@ def _obj(rng: random.Random) -> bytes:
     return (verts + faces).encode()
 
 
-def _threemf(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as z:
-        for name, data in members.items():
-            z.writestr(name, data)
-    return buffer.getvalue()
-
-
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
 
@@ -322,16 +316,16 @@ def _threemf_hostile(rng: random.Random) -> tuple[str, bytes]:
     if choice == "traversal":
         name = rng.choice(["../../evil.model", "/etc/evil", "3D/../../x.model", "..\\..\\x",
                            "3D/3dmodel.model/../../../tmp/x"])
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(), name: b"x"})
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(), name: b"x"})
     if choice == "xxe":
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(
             prolog='<!DOCTYPE m [<!ENTITY x SYSTEM "file:///etc/passwd">]>').replace(
                 b'x="10"', b'x="&x;"', 1)})
     if choice == "laughs":
         ents = '<!ENTITY a0 "lol">' + "".join(
             f'<!ENTITY a{i} "{"&a" + str(i - 1) + ";" * 1}' + f'{("&a" + str(i - 1) + ";") * 9}">'
             for i in range(1, 10))
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(
             prolog=f"<!DOCTYPE m [{ents}]>", extra=' partnumber="&a9;"')})
     if choice == "bomb":
         return choice, zip_bomb()
@@ -339,31 +333,31 @@ def _threemf_hostile(rng: random.Random) -> tuple[str, bytes]:
         return choice, zip_bomb(lie=True)
     if choice == "bad-index":
         v = rng.choice(["-1", "4", "99999999999999999999", "1.5", "x", ""])
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(
             triangles=f'<triangle v1="0" v2="1" v3="{v}"/><triangle v1="0" v2="2" v3="3"/>')})
     if choice == "nan":
         v = rng.choice(["NaN", "INF", "1e999", "-inf", "0x1p3"])
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml().replace(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml().replace(
             b'x="10"', f'x="{v}"'.encode(), 1)})
     if choice == "huge-count":
         verts = '<vertex x="0" y="0" z="0"/>' * rng.choice([10, 200_000])
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(
             vertices=verts, triangles='<triangle v1="0" v2="1" v3="2"/>' * 50_000)})
     if choice == "transform":
         t = rng.choice(["1 0 0 0 1 0 0 0 1 0 0", "nan 0 0 0 1 0 0 0 1 0 0 0",
                         "1e308 0 0 0 1e308 0 0 0 1e308 0 0 0", "0 0 0 0 0 0 0 0 0 0 0 0"])
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(
             extra=f' transform="{t}"')})
     if choice == "rels-elsewhere":
-        return choice, _threemf({"_rels/.rels": RELS.replace(b"/3D/3dmodel.model",
+        return choice, zip_members({"_rels/.rels": RELS.replace(b"/3D/3dmodel.model",
                                                              b"/../../etc/passwd"),
                                  model: _model_xml()})
     if choice == "no-rels":
-        return choice, _threemf({"3D/other.model": _model_xml()})
+        return choice, zip_members({"3D/other.model": _model_xml()})
     if choice == "many-members":
         members = {f"Metadata/m{i}.txt": b"" for i in range(rng.choice([1_000, 30_000]))}
-        return choice, _threemf({"_rels/.rels": RELS, model: _model_xml(), **members})
-    data = bytearray(_threemf({"_rels/.rels": RELS, model: _model_xml()}))
+        return choice, zip_members({"_rels/.rels": RELS, model: _model_xml(), **members})
+    data = bytearray(zip_members({"_rels/.rels": RELS, model: _model_xml()}))
     for at in [m.start() for m in re.finditer(rb"PK\x01\x02|PK\x03\x04", bytes(data))]:
         data[at + (8 if data[at + 2] == 1 else 6)] |= 1  # the "encrypted" flag
     return choice, bytes(data)
@@ -398,7 +392,7 @@ def _mutate_3mf_member(rng: random.Random, data: bytes, name: str) -> tuple[str,
     target = rng.choice([n for n in members if n.endswith(".model")] or list(members))
     how = rng.choice(sorted(BYTE_MUTATIONS))
     members[target] = BYTE_MUTATIONS[how](rng, members[target])
-    return f"3mf-member:{how}", name, _threemf(members)
+    return f"3mf-member:{how}", name, zip_members(members)
 
 
 # ---------------------------------------------------------------------------- sidecars

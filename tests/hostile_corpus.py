@@ -32,7 +32,7 @@ import numpy as np
 from preform_pipeline.geometry import write_stl
 
 __all__ = ["Entry", "YamlEntry", "damaged", "encrypted", "tetra", "write_corpus",
-           "write_yaml_corpus", "zip_bomb"]
+           "write_yaml_corpus", "zip_bomb", "zip_members"]
 
 CORE = "http://schemas.microsoft.com/3dmanufacturing/core/2015/02"
 
@@ -117,7 +117,8 @@ def _facet(*vertices: tuple[str, str, str]) -> str:
     return f"  facet normal 0 0 1\n   outer loop\n{body}   endloop\n  endfacet\n"
 
 
-def _zip(members: dict[str, bytes]) -> bytes:
+def zip_members(members: dict[str, bytes]) -> bytes:
+    """A deflated ZIP holding ``members`` (name to bytes), in that order."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, data in members.items():
@@ -137,7 +138,7 @@ def _mesh_model(vertices: str, triangles: str) -> bytes:
 
 
 def _threemf(model: bytes) -> bytes:
-    return _zip({"[Content_Types].xml": b"<Types/>", "3D/3dmodel.model": model})
+    return zip_members({"[Content_Types].xml": b"<Types/>", "3D/3dmodel.model": model})
 
 
 def _twice(second_name: str) -> bytes:
@@ -282,7 +283,7 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "scan.stl": (IMPOSTOR, lambda: b"\xff\xd8\xff\xe0\x00\x10JFIF" + bytes(300)),
     "drawing.stl": (IMPOSTOR, lambda: b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + b"1 0 obj\n" * 40),
     "page.stl": (IMPOSTOR, lambda: b"<!DOCTYPE html><html><body>404</body></html>"),
-    "archive.stl": (IMPOSTOR, lambda: _zip({"part.stl": _valid_stl()})),
+    "archive.stl": (IMPOSTOR, lambda: zip_members({"part.stl": _valid_stl()})),
     "cad.stl": (IMPOSTOR, lambda: b"ISO-10303-21;\nHEADER;\nFILE_DESCRIPTION(('x'),'2;1');\n"),
     "anim.stl": (IMPOSTOR, lambda: b"GIF89a" + bytes(200)),
     "packed.stl": (IMPOSTOR, lambda: b"\x1f\x8b\x08\x00" + bytes(200)),
@@ -354,7 +355,7 @@ _WRITERS: dict[str, tuple[str, Callable[[], bytes]]] = {
     "xxe.3mf": (DTD, _xxe),
     "deep.3mf": (DEPTH, _deep),
     "components.3mf": (MULTIPLIED, _doubling_components),
-    "no-model.3mf": (NO_MODEL_PART, lambda: _zip({"readme.txt": b"hello"})),
+    "no-model.3mf": (NO_MODEL_PART, lambda: zip_members({"readme.txt": b"hello"})),
     "photo.3mf": (IMPOSTOR, _png),
     "drawing.3mf": (IMPOSTOR, lambda: b"%PDF-1.5\n" + bytes(100)),
     "notes.3mf": (NOT_MESH, lambda: b"just some text\n"),
