@@ -497,7 +497,8 @@ class Fuzzer:
 
     def judge(self, kind: str, mutation: str, name: str, command: str, outcome: Outcome,
               folder: Path, before: dict[str, str] | None, names: tuple[str, ...]) -> None:
-        self.tally.fed[f"{kind}/{mutation.split(':')[0]}"] += 1
+        # A model's mutation in full (stl:flip, 3mf:xxe); the others' by their first part.
+        self.tally.fed[f"{kind}/{mutation if kind == 'model' else mutation.split(':')[0]}"] += 1
         problems = []
         text = outcome.out + outcome.err
         if TRACEBACK in text:
@@ -645,7 +646,7 @@ class Fuzzer:
         for line in outcome.out.splitlines():
             name, verdict, seconds = json.loads(line)
             results[name] = (verdict, seconds)
-            self.tally.fed[f"reader/{made[name].split(':')[0]}"] += 1
+            self.tally.fed[f"reader/{made[name]}"] += 1
         problems = [(name, f"{verdict} in {seconds:.1f} s") for name, (verdict, seconds)
                     in results.items() if not verdict.startswith(("ok", "refused")) or
                     seconds > 10]
