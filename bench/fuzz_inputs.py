@@ -525,6 +525,8 @@ class Fuzzer:
         out_lines = outcome.out.splitlines()
         rejected = [line.strip() for line in out_lines[out_lines.index("rejected:") + 1:]
                     if line.startswith("  ")] if "rejected:" in out_lines else []
+        if command == "validate":  # its problems are its output, one per line
+            rejected = [line for line in out_lines if ": " in line][:1]
         said = next((line for line in outcome.err.splitlines() if line.startswith("error:")),
                     rejected[0] if rejected else "")
         with (self.out / "outcomes.jsonl").open("a", encoding="utf-8") as log:
