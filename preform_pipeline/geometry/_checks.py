@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from ..errors import ModelFileError
-from ..wording import counted
+from ..wording import counted, millimetres
 from .mesh import Mesh, triangle_chunks
 from .orientation import ORIENTATION_PHRASES, hashed_manifold, orientation_fault
 
@@ -125,12 +125,7 @@ def sane_mesh(mesh: Mesh, origin: Path) -> Mesh:
     extent = max(mesh.size)
     normal = _first_area(triangles, extent)
     if normal is None:
-        raise ModelFileError(
-            origin,
-            f"all {triangles.shape[0]:,} triangles have zero area (their corners lie on a line "
-            "or a point), so there is no surface to print",
-            hint="the export failed or the model was scaled to nothing; export it again",
-        )
+        raise _no_surface(mesh, origin)
     # Every vertex's height along that triangle's normal: all equal for a flat mesh. A sparse
     # sample settles it for almost every real model; only (nearly) flat ones pay a full pass.
     points = triangles.reshape(-1, 3)
@@ -146,6 +141,38 @@ def sane_mesh(mesh: Mesh, origin: Path) -> Mesh:
             hint="export the model as a closed solid; give a surface a thickness first",
         )
     return mesh
+
+
+def _no_surface(mesh: Mesh, origin: Path) -> ModelFileError:
+    """The refusal of a mesh whose triangles all have zero area at its size. Said with that
+    size: a corner far from the rest (3.4e38 mm off, a coordinate in other units) makes
+    triangles of real area slivers too, and then it is that corner to look for."""
+    if _own_area(mesh.triangles):
+        hint = ("some triangles have area of their own, so a corner far from the rest (a "
+                "stray vertex, or a coordinate in other units) makes every one a sliver at "
+                "this size; remove it and export again")
+    else:
+        hint = "the export failed or the model was scaled to nothing; export it again"
+    return ModelFileError(
+        origin,
+        f"all {mesh.triangle_count:,} triangles have zero area at the model's size "
+        f"({millimetres(mesh.size)}): their corners lie on a line or a point, so there is no "
+        "surface to print",
+        hint=hint,
+    )
+
+
+def _own_area(triangles: npt.NDArray[np.float32]) -> bool:
+    """True when some triangle has area next to its own longest edge, the rule
+    :func:`_first_area` applies with the model's size."""
+    for start in range(0, triangles.shape[0], _CHUNK_TRIANGLES):
+        t = triangles[start:start + _CHUNK_TRIANGLES].astype(np.float64)
+        edges = np.stack([t[:, 1] - t[:, 0], t[:, 2] - t[:, 0], t[:, 2] - t[:, 1]], axis=1)
+        longest = np.linalg.norm(edges, axis=2).max(axis=1)
+        double_area = np.linalg.norm(np.cross(edges[:, 0], edges[:, 1]), axis=1)
+        if bool(((double_area > 2 * ZERO_AREA_FRACTION * longest**2) & (longest > 0)).any()):
+            return True
+    return False
 
 
 def _first_area(

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from preform_pipeline.cli import run
-from preform_pipeline.geometry import write_stl
+from preform_pipeline.errors import ModelFileError
+from preform_pipeline.geometry import read_mesh, write_stl
 from preform_pipeline.wording import millimetres
 from tests.conftest import RECIPES
 from tests.hostile_corpus import tetra
@@ -71,3 +72,33 @@ class TestAnAbsurdModel:
             rows = list(csv.DictReader(handle))
         (rejected,) = (row for row in rows if row["status"] == "rejected")
         assert rejected["reason"].endswith(f"(size {ABSURD})"), rejected
+
+
+class TestAStrayCorner:
+    """A mesh whose triangles are slivers only next to its size is refused with that size,
+    pointing at the far corner (session 44's fuzzing: one vertex at 3.4e38 mm was "all 4
+    triangles have zero area ... the model was scaled to nothing", three of them 50 mm²)."""
+
+    def test_one_far_corner_is_named_as_the_thing_to_look_for(self, tmp_path: Path) -> None:
+        shape = tetra().astype(np.float32)
+        shape[1, 0] = (3.4e38, 0.0, 0.0)  # one corner of one triangle, float32 still finite
+        path = tmp_path / "stray.stl"
+        write_stl(path, shape)
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh(path)
+        assert caught.value.reason == (
+            "all 4 triangles have zero area at the model's size (3.4e+38 x 10.0 x 10.0 mm): "
+            "their corners lie on a line or a point, so there is no surface to print")
+        assert caught.value.hint.startswith(
+            "some triangles have area of their own, so a corner far from the rest (a stray "
+            "vertex, or a coordinate in other units) makes every one a sliver")
+
+    def test_corners_on_a_line_keep_the_export_hint(self, tmp_path: Path) -> None:
+        path = tmp_path / "line.stl"
+        write_stl(path, np.array([[[0, 0, 0], [1, 1, 1], [2, 2, 2]]] * 3, np.float32))
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh(path)
+        assert caught.value.reason.startswith(
+            "all 3 triangles have zero area at the model's size (2.0 x 2.0 x 2.0 mm)")
+        assert caught.value.hint == (
+            "the export failed or the model was scaled to nothing; export it again")
