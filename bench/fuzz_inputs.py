@@ -435,7 +435,11 @@ class Outcome:
 
 
 def run_command(argv: list[str], cwd: Path, env: dict[str, str], bound_s: float) -> Outcome:
-    """Run one command line; its exit status, time and peak RSS (``wait4``'s own)."""
+    """Run one command line; its exit status, time and peak RSS (``wait4``'s own).
+
+    Linux keeps a process's high-water RSS across exec, so a child forked from this one starts
+    from this process's RSS (about 145 MB with numpy): a figure at that floor means "no more",
+    and only the bound (RSS_BOUND_MB) tells anything."""
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         start = time.monotonic()
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=err,
