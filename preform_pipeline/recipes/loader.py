@@ -26,7 +26,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final, Literal
 
 import yaml
@@ -404,7 +404,10 @@ def _load_chain(
         state.fail(at_extends("extends names a file; a file's name holds no NUL character"))
         return own
     base_path = path.parent / extends.value
-    base_shown = os.path.normpath(os.path.join(os.path.dirname(shown), extends.value))
+    # As written, joined to this file's folder: "." and doubled slashes go, ".." stays.
+    # normpath folded "missing/.." away too, so a base the open did not find (its folder is
+    # missing) was named by a path that exists (session 44).
+    base_shown = str(PurePath(os.path.dirname(shown), extends.value))
     resolved = base_path.resolve()
     if resolved in stack:
         names = [p.name for p in stack[stack.index(resolved):]]

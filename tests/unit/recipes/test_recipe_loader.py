@@ -237,6 +237,19 @@ class TestExtends:
         ]
         assert "not found" in report.problems[0].message
 
+    def test_a_base_through_a_missing_folder_is_named_as_written(self, tmp_path: Path) -> None:
+        # b.yaml is there, but missing/ is not, so missing/../b.yaml cannot be opened; the
+        # name was shown folded to 'b.yaml', a file that exists (session 44).
+        self.write(tmp_path, "b.yaml", SLA_RECIPE)
+        report = validate_text(tmp_path, "extends: missing/../b.yaml\n")
+        assert [p.message for p in report.problems] == [
+            "base recipe 'missing/../b.yaml' not found"]
+
+    def test_a_base_in_a_folder_is_shown_beside_the_recipe(self, tmp_path: Path) -> None:
+        report = validate_text(tmp_path, "extends: ./base//nope.yaml\n", "sub/child.yaml")
+        assert [p.message for p in report.problems] == [
+            "base recipe 'sub/base/nope.yaml' not found"]
+
     def test_a_syntax_error_in_the_base_is_reported_in_the_base(self, tmp_path: Path) -> None:
         self.write(tmp_path, "b.yaml", "scene: [\n")
         report = validate_text(tmp_path, "extends: b.yaml\n")
