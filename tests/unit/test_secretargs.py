@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import string
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -218,6 +219,19 @@ class TestASingleLetter:
             assert SECRET not in out.getvalue() + err.getvalue()
             assert err.getvalue().startswith(f"error: {argv[0][:2]}: no option"), argv
 
+    @pytest.mark.parametrize("run", [simulator_cli.run, cloud_cli.run],
+                             ids=["preformserver", "dashboard"])
+    def test_a_simulator_shows_its_help_for_h_and_refuses_every_other_letter(
+        self, run: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # s44-mutants: the simulators rely on the rule's own default letters ("h").
+        assert run(["-h"], io.StringIO(), io.StringIO()) == 0
+        assert capsys.readouterr().out.startswith("usage: ")
+        for letter in sorted(set(string.ascii_letters) - {"h"}):
+            err = io.StringIO()
+            assert run(["--port", "0", f"-{letter}"], io.StringIO(), err) == 2, letter
+            assert err.getvalue().startswith(f"error: -{letter}: no option"), letter
+
     @pytest.mark.parametrize("argv", [
         ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["jobs", "-hv"], ["--offset", "-5"], ["-"],
         ["run", "r.yaml", "--", "-p.stl"], ["run", "r.yaml", "m.stl", "-vhv"],
@@ -226,6 +240,23 @@ class TestASingleLetter:
     ])
     def test_the_programs_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
         assert foreign_letter_in(argv, cli.OWN_LETTERS) is None
+
+    @pytest.mark.parametrize("argv", [
+        [f"-p {SECRET}"],
+        ["jobs", "list", f"-p {SECRET}"],
+        ["jobs", "reject", "7", "--reason=late", f"-p {SECRET}"],
+    ], ids=["first-word", "after-a-command", "after-an-option-given-its-value"])
+    def test_a_quoted_letter_and_secret_that_is_no_options_value_is_refused(
+        self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # s44-mutants: only the word right after a long option without its "=value" is that
+        # option's value; argparse echoes any other ("invalid choice: '-p hunter2'").
+        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
+
+        assert done.returncode == 2
+        assert SECRET not in done.stderr + done.stdout
+        assert done.stderr.startswith("error: -p: no option of this command starts with -p ")
 
     def test_a_file_named_like_one_is_left_to_the_usage_error_that_names_it(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

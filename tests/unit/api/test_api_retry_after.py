@@ -111,6 +111,23 @@ class TestAServerBusyForever:
             "a proxy in front of it, is busy or down for now; retry on another server, or try "
             f"again after {until})")
 
+    def test_the_longest_wait_asked_every_time_is_said_as_waited_not_as_too_long(
+        self, front: HostileFront
+    ) -> None:
+        # s44-mutants: "at most" the longest wait; the error of the last answer must not say
+        # a wait of exactly that long was too long to wait (it was waited three times).
+        clock = ManualClock()
+        front.on("GET", "/", reply(503, MAINTENANCE,
+                                   headers=(("Retry-After", f"{MAX_RETRY_AFTER_S:.0f}"),)))
+        with _client(front, clock, timeout=2 * DAY_S) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert clock.slept == MAX_RETRY_AFTER_TRIES * MAX_RETRY_AFTER_S
+        until = resume_time(clock.now(), MAX_RETRY_AFTER_S)
+        assert (f"server answered 503: asked to wait {MAX_RETRY_AFTER_S:.0f} s (until {until}); "
+                f"sent 4 times") in str(caught.value)
+        assert "not waited" not in str(caught.value)
+
 
 class TestAWaitTheRequestCannotTake:
     """A wait past the request's time or the longest wait fails it at once, transient (the
