@@ -179,6 +179,10 @@ class TestASingleLetter:
     @pytest.mark.parametrize("argv", [
         ["verify", "-p", SECRET], ["verify", f"-p{SECRET}"], ["serve", "s.yaml", f"-P={SECRET}"],
         ["jobs", "list", "-u", f"olivia:{SECRET}"], ["run", "r.yaml", "m.stl", "-v", "-k", SECRET],
+        # s44-mutants: quoted as one word that is no long option's value (only the word right
+        # after one without its "=value" is): argparse echoed each ("invalid choice").
+        [f"-p {SECRET}"], ["jobs", "list", f"-p {SECRET}"],
+        ["jobs", "reject", "7", "--reason=late", f"-p {SECRET}"],
     ])
     def test_the_pipelines_command_line_refuses_it_without_what_followed(
         self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
@@ -186,7 +190,8 @@ class TestASingleLetter:
     ) -> None:
         done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
 
-        letter = next(w[:2] for w in argv if w.startswith("-") and w[1:2] not in ("", "v"))
+        letter = next(w[:2] for w in argv if w.startswith("-") and w[1:2].isalpha()
+                      and w[1] != "v")
         assert done.returncode == 2
         assert SECRET not in done.stderr + done.stdout
         assert done.stderr.startswith(
@@ -240,23 +245,6 @@ class TestASingleLetter:
     ])
     def test_the_programs_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
         assert foreign_letter_in(argv, cli.OWN_LETTERS) is None
-
-    @pytest.mark.parametrize("argv", [
-        [f"-p {SECRET}"],
-        ["jobs", "list", f"-p {SECRET}"],
-        ["jobs", "reject", "7", "--reason=late", f"-p {SECRET}"],
-    ], ids=["first-word", "after-a-command", "after-an-option-given-its-value"])
-    def test_a_quoted_letter_and_secret_that_is_no_options_value_is_refused(
-        self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        # s44-mutants: only the word right after a long option without its "=value" is that
-        # option's value; argparse echoes any other ("invalid choice: '-p hunter2'").
-        done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
-
-        assert done.returncode == 2
-        assert SECRET not in done.stderr + done.stdout
-        assert done.stderr.startswith("error: -p: no option of this command starts with -p ")
 
     def test_a_file_named_like_one_is_left_to_the_usage_error_that_names_it(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
