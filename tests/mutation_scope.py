@@ -163,6 +163,13 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/commands/service.py": ("tests/unit/commands/test_cmd_service.py",),
     "preform_pipeline/web/auth.py": ("tests/unit/web/test_web_security.py",),
     "preform_pipeline/web/app.py": ("tests/unit/web/test_web_security.py",),
+    # s44: the path map against its own file and the executor's reasons that quote its hint;
+    # YAML errors against the files that read a recipe, a settings file and bad indentation
+    "preform_pipeline/servers/pathmap.py": ("tests/unit/servers/test_servers_pathmap.py",
+                                            "tests/unit/executor/test_executor_path_map_reason.py"),
+    "preform_pipeline/yamlerrors.py": ("tests/unit/test_yamlerrors_indentation.py",
+                                       "tests/unit/recipes/test_recipe_loader.py",
+                                       "tests/unit/settings/test_settings_load.py"),
     "preform_pipeline/recipes/orientation.py": (
         "tests/unit/recipes/test_recipe_orientations.py",
         "tests/unit/recipes/test_recipe_hostile_values.py"),

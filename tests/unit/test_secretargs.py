@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import io
+import string
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,10 @@ class TestASingleLetter:
     @pytest.mark.parametrize("argv", [
         ["verify", "-p", SECRET], ["verify", f"-p{SECRET}"], ["serve", "s.yaml", f"-P={SECRET}"],
         ["jobs", "list", "-u", f"olivia:{SECRET}"], ["run", "r.yaml", "m.stl", "-v", "-k", SECRET],
+        # s44-mutants: quoted as one word that is no long option's value (only the word right
+        # after one without its "=value" is): argparse echoed each ("invalid choice").
+        [f"-p {SECRET}"], ["jobs", "list", f"-p {SECRET}"],
+        ["jobs", "reject", "7", "--reason=late", f"-p {SECRET}"],
     ])
     def test_the_pipelines_command_line_refuses_it_without_what_followed(
         self, argv: list[str], tmp_path: Path, capfd: pytest.CaptureFixture[str],
@@ -185,7 +190,8 @@ class TestASingleLetter:
     ) -> None:
         done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
 
-        letter = next(w[:2] for w in argv if w.startswith("-") and w[1:2] not in ("", "v"))
+        letter = next(w[:2] for w in argv if w.startswith("-") and w[1:2].isalpha()
+                      and w[1] != "v")
         assert done.returncode == 2
         assert SECRET not in done.stderr + done.stdout
         assert done.stderr.startswith(
@@ -217,6 +223,19 @@ class TestASingleLetter:
             assert run(["--port", "0", *argv], out, err, **kwargs) == 2, argv
             assert SECRET not in out.getvalue() + err.getvalue()
             assert err.getvalue().startswith(f"error: {argv[0][:2]}: no option"), argv
+
+    @pytest.mark.parametrize("run", [simulator_cli.run, cloud_cli.run],
+                             ids=["preformserver", "dashboard"])
+    def test_a_simulator_shows_its_help_for_h_and_refuses_every_other_letter(
+        self, run: Callable[..., int], capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        # s44-mutants: the simulators rely on the rule's own default letters ("h").
+        assert run(["-h"], io.StringIO(), io.StringIO()) == 0
+        assert capsys.readouterr().out.startswith("usage: ")
+        for letter in sorted(set(string.ascii_letters) - {"h"}):
+            err = io.StringIO()
+            assert run(["--port", "0", f"-{letter}"], io.StringIO(), err) == 2, letter
+            assert err.getvalue().startswith(f"error: -{letter}: no option"), letter
 
     @pytest.mark.parametrize("argv", [
         ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["jobs", "-hv"], ["--offset", "-5"], ["-"],

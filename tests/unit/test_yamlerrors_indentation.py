@@ -83,3 +83,13 @@ class TestOnlyAWronglyIndentedLineIsSaidToBe:
         _line, _column, said = read(text)
         assert "indented" not in said
         assert "while parsing a block" in said
+
+    @pytest.mark.parametrize(("read", "words"), [
+        (_recipe_says, "while parsing a block mapping did not find expected key"),
+        (_settings_say, "while parsing a block mapping expected <block end>, but found '-'"),
+    ], ids=["libyaml", "pyyaml"])
+    def test_the_parser_s_words_are_said_whole(
+        self, read: Callable[[str], Said], words: str
+    ) -> None:
+        # s44-mutants: its context and problem, one sentence, as the parser wrote them.
+        assert read("scene: {}\n- auto_orient\n") == (2, 1, f"YAML syntax error: {words}")

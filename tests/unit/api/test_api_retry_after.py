@@ -23,7 +23,7 @@ from preform_pipeline.errors import ServerBusyError, TransientApiError
 from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TRIES, resume_time
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.server import SimulatorServer
-from tests.hostile_http import HostileFront, reply, running_front
+from tests.hostile_http import HostileFront, never, reply, running_front
 
 VERSION = b'{"version": "0.9.12"}'
 MAINTENANCE = b'{"detail": "down for maintenance"}'
@@ -110,6 +110,23 @@ class TestAServerBusyForever:
             "waiting what it asked between them, as often as a request may be (the server, or "
             "a proxy in front of it, is busy or down for now; retry on another server, or try "
             f"again after {until})")
+
+    def test_the_longest_wait_asked_every_time_is_said_as_waited_not_as_too_long(
+        self, front: HostileFront
+    ) -> None:
+        # s44-mutants: "at most" the longest wait; the error of the last answer must not say
+        # a wait of exactly that long was too long to wait (it was waited three times).
+        clock = ManualClock()
+        front.on("GET", "/", reply(503, MAINTENANCE,
+                                   headers=(("Retry-After", f"{MAX_RETRY_AFTER_S:.0f}"),)))
+        with _client(front, clock, timeout=2 * DAY_S) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert clock.slept == MAX_RETRY_AFTER_TRIES * MAX_RETRY_AFTER_S
+        until = resume_time(clock.now(), MAX_RETRY_AFTER_S)
+        assert (f"server answered 503: asked to wait {MAX_RETRY_AFTER_S:.0f} s (until {until}); "
+                f"sent 4 times") in str(caught.value)
+        assert "not waited" not in str(caught.value)
 
 
 class TestAWaitTheRequestCannotTake:
@@ -236,3 +253,29 @@ class TestWhilePollingALongOperation:
         assert (f"asked to wait {asked} s (until {resume_time(clock.now(), asked)}), longer "
                 "than the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
+
+
+class TestTheStatusReadSentAgain:
+    """s44-mutants: after a wait the operation's time allowed, the status read is sent again
+    with its own time, cut to what is left of the operation's: not the operation's whole
+    time (a read hung for the rest of a 15-minute operation), nor past its deadline."""
+
+    @pytest.mark.parametrize(("timeout", "asked", "given_s"), [
+        (2, "5", 2),  # its own time: not the 53 s the operation has left
+        (30, "57", 3),  # the 3 s the operation has left: not its own 30 s
+    ], ids=["its-own-time", "the-operations-time-left"])
+    def test_a_repeat_that_is_never_answered_is_given_up_at_the_shorter_time(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path, timeout: float,
+        asked: str, given_s: int
+    ) -> None:
+        front, scene = simulated
+        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After", asked),)),
+                 times=1)
+        front.on("GET", OPERATION, never(), times=1)
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=timeout, operation_timeout=60,
+                           clock=clock) as client, pytest.raises(TransientApiError) as caught:
+            client.import_model(scene, sample_models_dir / CUBE)
+
+        assert clock.slept == int(asked)
+        assert f"no answer within {given_s} s" in str(caught.value)

@@ -23,7 +23,8 @@ from preform_pipeline.printing.approval import (
     hold_for_approval,
     reject,
 )
-from preform_pipeline.store import Build, JobState, SqliteJobStore
+from preform_pipeline.settings.store import JOBS_COMMAND
+from preform_pipeline.store import STATE_DESCRIPTIONS, Build, JobState, SqliteJobStore
 from tests.unit.store.conftest import build_in_state
 
 TARGET = {"names": ["Bench-B"], "auto": False, "machine_type": "FORM-4-0",
@@ -195,6 +196,9 @@ class TestTwoOperatorsAtOnce:
         # the store's "is waiting_for_printer, expected awaiting_approval".
         assert caught.value.decided == Decision("approved", "alice", DEFAULT_MANUAL_START)
         assert "waiting_for_printer" not in str(caught.value)
+        # s44-mutants: the refusal read back after the race names the jobs command too.
+        assert caught.value.hint is not None
+        assert f"`{JOBS_COMMAND} show {held.job_key}`" in caught.value.hint
         build = slow.get_build(held.id)
         assert build.state is JobState.WAITING_FOR_PRINTER
         assert build.approval is not None and build.approval["by"] == "alice"
@@ -242,5 +246,39 @@ class TestAStoreAwayAfterTheRace:
         assert caught.value.message.startswith(
             f"build {held.job_key} is not awaiting approval: prepared (.form saved)")
         assert isinstance(caught.value.__cause__, StoreConflictError)
-        assert [(e["build_id"], e["error"]) for e in _events(logs, "approval_decider_unread")
-                ] == [(held.id, "database is locked")]
+        assert [(e["build_id"], e["job_key"], e["error"])
+                for e in _events(logs, "approval_decider_unread")
+                ] == [(held.id, held.job_key, "database is locked")]
+        # s44-mutants: said without who, it still says where to look.
+        assert caught.value.hint is not None
+        assert f"`{JOBS_COMMAND} show {held.job_key}`" in caught.value.hint
+
+
+class TestADecisionRecordedOtherwise:
+    """s44-mutants: a late decision says what the build's record holds, however it was
+    written: none (the build was cancelled while held), no name, a time that does not read."""
+
+    def test_a_build_cancelled_while_held_has_no_decision_to_name(
+        self, store: SqliteJobStore
+    ) -> None:
+        held = _hold(store)
+        store.transition_build(held.id, JobState.CANCELLED, "cancelled by the lab",
+                               expect=JobState.AWAITING_APPROVAL)
+        with pytest.raises(DecidedAlreadyError) as caught:
+            approve(store, held.id, "alice")
+        assert caught.value.decided is None
+        cancelled = STATE_DESCRIPTIONS[JobState.CANCELLED]
+        assert caught.value.message == (
+            f"build {held.job_key} is not awaiting approval: {cancelled}")
+
+    def test_a_record_without_a_name_or_a_readable_time_says_someone_and_no_time(
+        self, store: SqliteJobStore
+    ) -> None:
+        held = _hold(store)
+        store.transition_build(held.id, JobState.FAILED, "rejected",
+                               expect=JobState.AWAITING_APPROVAL,
+                               approval={"decision": "rejected", "at": "this morning"})
+        with pytest.raises(DecidedAlreadyError) as caught:
+            approve(store, held.id, "alice")
+        assert caught.value.decided == Decision("rejected", "someone", None)
+        assert caught.value.message.endswith("; rejected by someone")

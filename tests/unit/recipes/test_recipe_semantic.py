@@ -533,13 +533,17 @@ class TestCatalogueSource:
         assert "in the server http://x:1" in problem.message
 
 
+    # s44-mutants: the count only when some are left out (12 offered: none; 13: "1 more").
+    @pytest.mark.parametrize(("offered", "counted"), [
+        (30, " and 18 more"), (13, " and 1 more"), (12, ""),
+    ], ids=["dozens", "one-more-than-listed", "as-many-as-listed"])
     def test_a_server_offering_dozens_of_materials_has_twelve_listed_and_the_rest_counted(
-        self, tmp_path: Path
+        self, tmp_path: Path, offered: int, counted: str
     ) -> None:
         form4 = DEFAULT_CATALOGUE.machine("FORM-4-0")
         assert form4 is not None
         many = tuple(dataclasses.replace(form4.materials[0], code=f"FLXX{i:04d}",
-                                         label=f"Resin {i}") for i in range(30))
+                                         label=f"Resin {i}") for i in range(offered))
         server = Catalogue(
             machines=tuple(
                 dataclasses.replace(m, materials=many) if m is form4 else m
@@ -553,7 +557,7 @@ class TestCatalogueSource:
                                   "$.scene.material_code")
         assert problem.message.endswith(
             "; offered: " + ", ".join(f"FLXX{i:04d} (Resin {i})" for i in range(12))
-            + " and 18 more")
+            + counted)
 
 
 def _without(machine: MachineType, code: str) -> MachineType:

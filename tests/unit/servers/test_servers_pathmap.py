@@ -124,3 +124,28 @@ class TestCheckHint:
 
     def test_a_server_on_this_machine_has_none(self) -> None:
         assert PathMapper().check_hint("$.file: no file at '/mnt/share/a.stl'") == ""
+
+    # s44-mutants: the folder as written in path_map (a trailing separator, the server's root)
+    # and POSIX paths' case, which mutation found no test of.
+    @pytest.mark.parametrize(("said", "remote"), [
+        ("$.file: no file at '/data/INBOX/a.stl'", "/data/INBOX/"),
+        ("$.file: no file at 'Y:\\\\INBOX\\\\a.stl'", "Y:\\INBOX\\"),
+    ], ids=["posix", "drive"])
+    def test_a_folder_written_with_a_trailing_separator_is_found(
+        self, said: str, remote: str
+    ) -> None:
+        mapper = PathMapper((PathMapping(PurePosixPath("/srv/inbox"), remote),), "printhost")
+        assert mapper.check_hint(said) == (
+            f"server printhost is sent paths through its path_map: check that it sees "
+            f"/srv/inbox as {remote}")
+
+    def test_a_map_to_the_servers_root_names_any_absolute_path_it_quotes(self) -> None:
+        mapper = PathMapper((PathMapping(PurePosixPath("/mnt/box"), "/"),), "printhost")
+        assert mapper.check_hint("$.file: no file at '/cases/a.stl'") == (
+            "server printhost is sent paths through its path_map: check that it sees "
+            "/mnt/box as /")
+        assert mapper.check_hint("$.file: the file type is not supported") == ""
+
+    def test_a_posix_folder_in_another_case_is_another_folder(self) -> None:
+        mapper = PathMapper((PathMapping(PurePosixPath("/srv/unix"), "/data/Unix"),), "printhost")
+        assert mapper.check_hint("$.file: no file at '/data/unix/a.stl'") == ""

@@ -4,6 +4,7 @@ requests, and what reaches the logs."""
 from __future__ import annotations
 
 import html
+import http.client
 import re
 from contextlib import closing
 from http.cookies import SimpleCookie
@@ -320,6 +321,39 @@ class TestASessionThatEnded:
                                     **_BROWSER_PRESS, "Sec-Fetch-Site": "cross-site"})
         assert answer.status_code == 401
         assert [e for e in events if e["event"] == "web_session_ended"] == []
+
+    # s44-mutants: a browser sends one of the three signs alone too (an older browser sends
+    # no Sec-Fetch-* headers; a fetch of a live page is no navigation and accepts anything).
+    @pytest.mark.parametrize("headers", [
+        {"Accept": "*/*", "Sec-Fetch-Mode": "navigate"},
+        {"Accept": "*/*", "X-Live": "1"},
+        {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"},
+    ], ids=["navigation", "live-refresh", "accepts-a-page"])
+    def test_each_sign_of_a_browser_alone_sends_its_press_to_log_in_again(
+        self, served: Served, headers: dict[str, str]
+    ) -> None:
+        page = f"/builds/{served.held_id}"
+        with capture_logs() as events:
+            answer = httpx.post(f"{served.url}{page}/approve", data={"next": page},
+                                headers=headers)
+        assert (answer.status_code, answer.headers["location"]) == (
+            303, f"/login?next={page}&again=1")
+        assert [e["why"] for e in events if e["event"] == "web_session_ended"] == ["no cookie"]
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
+
+    def test_a_scripts_press_without_an_accept_header_is_401(self, served: Served) -> None:
+        # http.client sends no Accept header (httpx always sends one): a bare script's POST.
+        host, port = served.url.removeprefix("http://").rsplit(":", 1)
+        connection = http.client.HTTPConnection(host, int(port), timeout=10)
+        try:
+            connection.request("POST", f"/builds/{served.held_id}/approve", body="next=/",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"})
+            answer = connection.getresponse()
+            answer.read()
+        finally:
+            connection.close()
+        assert answer.status == 401
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
 
 class TestFraming:
