@@ -8,26 +8,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-import yaml
 
-from preform_pipeline.recipes.loader import parse_yaml
-from preform_pipeline.yamlerrors import describe_yaml_error, safe_load
+from preform_pipeline.yamlerrors import safe_load
+from tests.unit.test_yamlerrors_indentation import Said, _recipe_says, _settings_say
 
-Said = tuple[int | None, int | None, str]
 KEY = "k" * 1100
-
-
-def _recipe_says(text: str) -> Said:
-    root, problems = parse_yaml(text, "r.yaml")
-    assert root is None
-    (problem,) = problems
-    return problem.line, problem.column, problem.message
-
-
-def _settings_say(text: str) -> Said:
-    with pytest.raises(yaml.YAMLError) as caught:
-        safe_load(text)
-    return describe_yaml_error(caught.value, text)
 
 
 LONG = ("YAML syntax error: a key of 1,100 characters; YAML reads a key of at most 1,024 "
