@@ -110,6 +110,9 @@ def describe_yaml_error(
             return (*_position(mark), problem)
         if mark is not None and _char_at(text, int(mark.line), int(mark.column)) == "\t":
             return (*_position(mark), f"YAML syntax error: {_TAB}")
+        long_key = _long_key(mark, text)
+        if long_key is not None:
+            return long_key
         context = str(exc.context or "")
         for within, raw, plain in _EXPLAINED:
             if within in context and raw in problem:
@@ -119,6 +122,35 @@ def describe_yaml_error(
         what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
         return (*_position(mark), f"YAML syntax error: {what}")
     return None, None, f"YAML error: {exc}"
+
+
+#: PyYAML's longest simple key (one written without '? '), in characters up to its ':'.
+_MAX_SIMPLE_KEY: Final = 1024
+
+
+def _long_key(mark: Any, text: str) -> tuple[int | None, int | None, str] | None:
+    """The error of a key over :data:`_MAX_SIMPLE_KEY` characters, or None: the parser stopped
+    at the ':' after it and says "mapping values are not allowed", "could not find expected
+    ':'" or "expected ',' or '}'", whose usual advice (quote values holding ': ') is untrue."""
+    if mark is None:
+        return None
+    line, column = int(mark.line), int(mark.column)
+    if _char_at(text, line, column) != ":":
+        return None
+    before = text.splitlines()[line][:column]
+    start = len(before) - len(before.lstrip(" "))
+    while before.startswith("- ", start) or before.startswith("? ", start):
+        start = len(before) - len(before[start + 2:].lstrip(" "))
+    if "{" in before[start:] or "[" in before[start:]:  # in a flow collection: its last key
+        start = max(before.rfind(c) for c in "{[,") + 1
+        start += len(before[start:]) - len(before[start:].lstrip(" "))
+    key = before[start:].rstrip(" ")
+    if len(key) <= _MAX_SIMPLE_KEY or ": " in key:  # a long value, then a second ':'
+        return None
+    return line + 1, start + 1, (
+        f"YAML syntax error: a key of {len(key):,} characters; YAML reads a key of at most "
+        f"{_MAX_SIMPLE_KEY:,} characters before its ':' (no key of a recipe or settings file "
+        "is that long: shorten it, or look for a value written where a key should be)")
 
 
 def _unprintable(text: str) -> tuple[int | None, int | None, str]:

@@ -58,9 +58,9 @@ RATIO_CHECK_MIN_BYTES: Final = 1 * _MIB
 DEFAULT_MAX_XML_DEPTH: Final = 64
 _CHUNK: Final = 1 * _MIB
 #: What zipfile raises for a member whose data is damaged: deflate's, bzip2's (OSError) and
-#: LZMA's errors, data cut short, a bad checksum or local header, an unknown method.
-_DAMAGED: Final = (zlib.error, lzma.LZMAError, OSError, EOFError, zipfile.BadZipFile,
-                   NotImplementedError)
+#: LZMA's errors, data cut short, a bad checksum or local header. (A method zipfile does not
+#: know, Deflate64 say, is NotImplementedError: not damage, said apart.)
+_DAMAGED: Final = (zlib.error, lzma.LZMAError, OSError, EOFError, zipfile.BadZipFile)
 #: A zip entry's general-purpose flag bit 0: the entry is encrypted (APPNOTE 4.4.4).
 _ENCRYPTED: Final = 0x1
 #: What helps with a model file over the limit; the limit is the readers' own, no setting.
@@ -187,7 +187,8 @@ def read_zip_member(
     if info.flag_bits & _ENCRYPTED:
         # zipfile would ask for a password with a RuntimeError; no 3MF part is ever encrypted.
         raise ModelFileError(
-            origin, f"{name} is encrypted (it needs a password); 3MF packages never are",
+            origin,
+            f"{name} is encrypted (it needs a password); 3MF and .form packages never are",
             hint="export the model again without a password or encryption",
         )
     if info.file_size > max_bytes:
@@ -218,6 +219,12 @@ def read_zip_member(
                     break
                 total += len(chunk)
                 parts.append(chunk)
+    except NotImplementedError:
+        raise ModelFileError(
+            origin, f"{name} is compressed by a method this reader does not support (zip "
+            f"method {info.compress_type}); 3MF and .form packages use deflate or none",
+            hint="export the model again (or re-zip it with ordinary deflate compression)",
+        ) from None
     except _DAMAGED as exc:
         # Its compressed data or checksum, read here for the first time: a damaged member
         # of a whole directory (callers reading the directory catch its own failures).

@@ -56,6 +56,22 @@ class HttpProtocol(H11Protocol):
             self.transport.close()
 
 
+#: The uvicorn method :class:`HttpProtocol` overrides; the same from uvicorn 0.29 to 0.55.
+_HOOKED: Final = "send_400_response"
+
+
+def _http_protocol() -> type[H11Protocol] | str:
+    """:class:`HttpProtocol` while uvicorn's h11 protocol still has the method it overrides;
+    otherwise uvicorn's own choice, said as a warning at start: an override of a method no
+    longer called would silently do nothing, and a traceback per bad request is the lesser
+    harm than a dashboard that does not start."""
+    if callable(getattr(H11Protocol, _HOOKED, None)):
+        return HttpProtocol
+    log.warning("web_protocol_unhooked", uvicorn=uvicorn.__version__, method=_HOOKED,
+                hint="a request uvicorn cannot parse may print a traceback on the console")
+    return "auto"
+
+
 class WebServer:
     """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it.
 
@@ -68,7 +84,7 @@ class WebServer:
         config = uvicorn.Config(create_app(store, web, sources, jobs=jobs), host=web.host,
                                 port=web.port,
                                 log_config=None, access_log=False, lifespan="off",
-                                server_header=False, http=HttpProtocol)
+                                server_header=False, http=_http_protocol())
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -110,7 +110,7 @@ class TestEncryptedMembers:
             read_mesh_bytes(data, ".3mf", name="m")
         assert caught.value.path == Path("m.3mf")
         assert caught.value.reason == (
-            f"{PART} is encrypted (it needs a password); 3MF packages never are")
+            f"{PART} is encrypted (it needs a password); 3MF and .form packages never are")
         assert caught.value.hint == "export the model again without a password or encryption"
 
 
@@ -152,6 +152,43 @@ class TestDamagedMembers:
         assert caught.value.reason == (
             f"{PART} cannot be unpacked: the package is damaged ({self.SAID[compression]})")
         assert caught.value.hint == "the 3MF package is damaged or not a model; export it again"
+
+
+class TestAnUnknownMethod:
+    """A member compressed by a method zipfile does not know (Deflate64, which Windows
+    writes) is said as such, not as damage (review of session 44)."""
+
+    def test_it_is_named_with_its_method(self) -> None:
+        data = bytearray(TestDamagedMembers._package(
+            zipfile.ZIP_STORED, **{PART: _model(_object(TETRA, TETRA_FACES))}))
+        for header, field in ((b"PK\x03\x04", 8), (b"PK\x01\x02", 10)):
+            at = data.find(header) + field
+            data[at:at + 2] = (9).to_bytes(2, "little")
+        with pytest.raises(ModelFileError) as caught:
+            read_mesh_bytes(bytes(data), ".3mf", name="m")
+        assert caught.value.reason == (
+            f"{PART} is compressed by a method this reader does not support (zip method 9); "
+            "3MF and .form packages use deflate or none")
+
+
+class TestACopyUnderWay:
+    """Every prefix of a package, as a copy leaves it part way, is incomplete (waited for),
+    never complete and so refused as damaged (review of session 44)."""
+
+    @pytest.mark.parametrize("compression", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED],
+                             ids=["stored", "deflated"])
+    def test_no_prefix_is_complete(self, tmp_path: Path, compression: int) -> None:
+        data = TestDamagedMembers._package(compression, **{
+            "_rels/.rels": TestDamagedMembers.RELS, PART: _model(_object(TETRA, TETRA_FACES))})
+        path = tmp_path / "m.3mf"
+        complete = []
+        for length in range(len(data)):
+            path.write_bytes(data[:length])
+            if threemf_completeness(path):
+                complete.append(length)
+        assert complete == []
+        path.write_bytes(data)
+        assert threemf_completeness(path) is True
 
 
 class TestReferences:

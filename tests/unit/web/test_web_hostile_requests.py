@@ -9,6 +9,7 @@ or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
 
 from __future__ import annotations
 
+import http.client
 import socket
 import uuid
 from collections.abc import Iterator
@@ -18,11 +19,15 @@ from pathlib import Path
 import httpx
 import pytest
 from structlog.testing import capture_logs
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import app as web_app
+from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
+from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
 
@@ -231,6 +236,7 @@ class TestBodiesCutShort:
                          "Content-Length: 100\r\n\r\nname=olivia".encode())
             sock.shutdown(socket.SHUT_WR)
             answer = sock.recv(65536)  # the server closes without an answer
+            wait_until("web_client_gone", lambda: _said(logs, "web_client_gone"), 10)
             served_after = httpx.get(f"{served.url}/healthz")
         assert answer == b""
         assert served_after.status_code == 200
@@ -238,3 +244,70 @@ class TestBodiesCutShort:
         gone = [e for e in logs if e["event"] == "web_client_gone"]
         assert gone == [{"event": "web_client_gone", "log_level": "info", "path": path,
                          "received": "11 bytes"}]
+
+
+def _said(logs: list[dict[str, object]], event: str) -> bool:
+    return any(e["event"] == event for e in list(logs))
+
+
+class TestTheProtocolHook:
+    """The dashboard's h11 protocol (``web/server.py``, session 44) leaves every request it
+    can parse as uvicorn answers it, and a uvicorn without the method it overrides is said at
+    start, served by uvicorn's own protocol (review of session 44)."""
+
+    def test_keep_alive_head_and_a_whole_file_on_one_connection(self, served: Served) -> None:
+        url = httpx.URL(served.url)
+        conn = http.client.HTTPConnection(url.host, url.port, timeout=10)
+        try:
+            conn.request("HEAD", "/login")
+            head = conn.getresponse()
+            assert (head.status, head.read()) == (200, b"")
+            assert int(head.headers["content-length"]) > 0
+            first = conn.sock
+            conn.request("GET", "/static/style.css")
+            css = conn.getresponse()
+            body = css.read()
+            assert conn.sock is first and first is not None  # the same connection, kept
+        finally:
+            conn.close()
+        assert css.status == 200
+        assert body == (Path(web_app.__file__).parent / "static" / "style.css").read_bytes()
+
+    def test_a_uvicorn_without_the_hooked_method_is_said_and_served(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.delattr(H11Protocol, "send_400_response")
+        with capture_logs() as logs:
+            chosen = web_server._http_protocol()
+        assert chosen == "auto"
+        assert [e["event"] for e in logs if e["log_level"] == "warning"] == [
+            "web_protocol_unhooked"]
+
+    def test_the_installed_uvicorn_is_hooked(self) -> None:
+        assert web_server._http_protocol() is web_server.HttpProtocol
+
+
+class TestAnApprovalCutShort:
+    """A logged-in approval whose body stops short leaves the build held (review of session
+    44: the body limit drops such a request before any action runs)."""
+
+    def test_the_build_stays_held(self, served: Served) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+        client.close()
+        url = httpx.URL(served.url)
+        body = f"csrf={csrf}"
+        with capture_logs() as logs, socket.create_connection(
+            (url.host, url.port), timeout=10
+        ) as sock:
+            sock.sendall(f"POST /builds/{served.held_id}/approve HTTP/1.1\r\n"
+                         f"Host: 127.0.0.1\r\nCookie: {cookies}\r\n"
+                         "Content-Type: application/x-www-form-urlencoded\r\n"
+                         f"Content-Length: {len(body) + 50}\r\n\r\n{body}".encode())
+            sock.shutdown(socket.SHUT_WR)
+            assert sock.recv(65536) == b""
+            # uvicorn closes the socket as it hands the app the disconnect: wait for the event.
+            wait_until("web_client_gone", lambda: _said(logs, "web_client_gone"), 10)
+        assert [e["event"] for e in logs if e["event"].startswith("web_")] == [
+            "web_client_gone"]
+        assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
