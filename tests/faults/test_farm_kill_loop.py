@@ -26,12 +26,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import random
 import signal
 import subprocess
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,7 +37,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.hotfolder.testing import tetra_3mf_bytes, tetra_obj_bytes, tetra_stl_bytes
 from preform_pipeline.store import JobState
 from preform_pipeline.store.leases import CLAIMABLE_STATES
 from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
@@ -56,36 +54,8 @@ LEASE_S = 20.0
 MODEL_SUFFIXES = (".stl", ".obj", ".3mf")
 
 
-def _obj(seed: int) -> bytes:
-    """A closed tetrahedron as OBJ text; ``seed`` moves one corner a hair."""
-    shift = seed * 1e-5
-    return (f"v {shift} 0 0\nv 2 0 0\nv 0 2 0\nv 0 0 2\n"
-            "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n").encode()
-
-
-def _threemf(seed: int) -> bytes:
-    """A closed tetrahedron as a 3MF package; ``seed`` moves one corner a hair."""
-    corners = ((seed * 1e-5, 0, 0), (2, 0, 0), (0, 2, 0), (0, 0, 2))
-    vertices = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>' for x, y, z in corners)
-    faces = ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))
-    triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
-    model = ('<?xml version="1.0" encoding="UTF-8"?><model unit="millimeter" xmlns='
-             '"http://schemas.microsoft.com/3dmanufacturing/core/2015/02"><resources>'
-             f'<object id="1" type="model"><mesh><vertices>{vertices}</vertices><triangles>'
-             f'{triangles}</triangles></mesh></object></resources><build><item objectid="1"/>'
-             '</build></model>')
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        package.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8"?>'
-                         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
-                         'content-types"><Default Extension="model" ContentType="application/'
-                         'vnd.ms-package.3dmanufacturing-3dmodel+xml"/></Types>')
-        package.writestr("3D/3dmodel.model", model)
-    return buffer.getvalue()
-
-
 MAKERS: dict[str, Callable[[int], bytes]] = {
-    ".stl": lambda seed: tetra_stl_bytes(seed), ".obj": _obj, ".3mf": _threemf}
+    ".stl": lambda seed: tetra_stl_bytes(seed), ".obj": tetra_obj_bytes, ".3mf": tetra_3mf_bytes}
 
 
 def _digest(data: bytes) -> str:
