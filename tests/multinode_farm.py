@@ -1,5 +1,5 @@
 """A farm of real ``preform-pipeline watch`` daemons on one PostgreSQL store, for the failover
-test and the multi-node benchmark.
+test and the multi-node benchmark (or one daemon on one SQLite file, for bench/soak_kill.py).
 
 Each node is a real daemon process with its own settings file, its own simulated servers
 (the realistic latency profile at a fast time scale, so preparing and sending take a moment
@@ -30,7 +30,13 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
-from preform_pipeline.store import ACTIVE_STATES, Build, JobState, extract_key
+from preform_pipeline.store import (
+    ACTIVE_STATES,
+    Build,
+    JobState,
+    SqliteJobStore,
+    extract_key,
+)
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.pg_cluster import PG_PASSWORD
@@ -87,16 +93,19 @@ class FarmTiming:
 
 
 class DaemonFarm:
-    """Daemons named ``node-1`` … on the store at ``url``, under ``root``."""
+    """Daemons named ``node-1`` … on the store at ``url``, under ``root``; a ``url`` that is
+    no PostgreSQL URL is an SQLite file's path (one daemon per store: one node)."""
 
     def __init__(self, root: Path, url: str, timing: FarmTiming | None = None, *,
-                 printers: Sequence[str] = (), own_inboxes: bool = False) -> None:
+                 printers: Sequence[str] = (), own_inboxes: bool = False,
+                 approval: bool = False) -> None:
         """``printers``: a declared fleet of printers that all fit the recipe, which chooses
         among them (``printer: auto``, so every send takes a printer claim in the store
         first) and saves its .form first (a build that finds none free waits for one);
         none: the recipe names the simulator's one printer. ``own_inboxes``: each node
         watches an inbox of its own (:meth:`inbox_of`), as a farm whose nodes do not all
-        mount one share; otherwise all watch ``<root>/inbox``."""
+        mount one share; otherwise all watch ``<root>/inbox``. ``approval``: the recipe
+        holds each build for an operator's approval before it prints."""
         self.own_inboxes = own_inboxes
         self.root, self.url = root, url
         self.timing = timing or FarmTiming()
@@ -108,10 +117,14 @@ class DaemonFarm:
             folder.mkdir(parents=True, exist_ok=True)
         self.recipe = write_recipe(
             root, per_build=self.timing.per_build,
-            **({"printer": "auto", "extra_steps": ["save_form"]} if self.printers else {}))
+            approval=approval, extra_steps=(
+                ["save_form"] if self.printers or approval else [])
+            + (["screenshot"] if approval else []),  # what the operator approves from
+            **({"printer": "auto"} if self.printers else {}))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.lives: Counter[str] = Counter()
-        self.store = PostgresJobStore(url, password=PG_PASSWORD)
+        self.on_postgres = url.startswith(("postgresql:", "postgres:"))
+        self.store = self._open_store()
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("PREFORM_PIPELINE_", "PG"))}
         self.env[PASSWORD_ENV] = PG_PASSWORD
@@ -153,7 +166,8 @@ class DaemonFarm:
         # prunes its folder there, removing the copies another farm's node of that id is
         # importing (seen when two farms ran at once: a batch failed with FILE_NOT_FOUND).
         data["hotfolders"]["local_copy_dir"] = str(folder / "local-copies")
-        data["store"] = {"url": self.url, "node_id": node, "lease_s": t.lease_s}
+        data["store"] = ({"url": self.url, "node_id": node, "lease_s": t.lease_s}
+                         if self.on_postgres else {"path": self.url})
         data["servers"]["request_timeout_s"] = t.request_timeout_s
         data["servers"]["state_dir"] = str(folder / "servers")
         data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
@@ -168,13 +182,15 @@ class DaemonFarm:
         inbox.mkdir(exist_ok=True)
         return inbox
 
-    def start(self, *nodes: str) -> None:
+    def start(self, *nodes: str, once: bool = False) -> None:
+        """Start each of ``nodes`` (``once``: as ``watch --once``, cron's way)."""
         for node in nodes:
             self.lives[node] += 1
             settings = self._settings(node)
             with (self.logs / f"{node}-{self.lives[node]}.out").open("ab") as out:
                 self.procs[node] = subprocess.Popen(
-                    [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"],
+                    [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet",
+                     *(["--once"] if once else [])],
                     env=self.env, cwd=self.root / node, stdout=out, stderr=subprocess.STDOUT)
 
     def signal(self, node: str, number: int) -> None:
@@ -215,7 +231,13 @@ class DaemonFarm:
     def reconnect(self) -> None:
         """A new session for the test's own looks (after the database restarted)."""
         self.store.close()
-        self.store = PostgresJobStore(self.url, password=PG_PASSWORD)
+        self.store = self._open_store()
+
+    def _open_store(self) -> PostgresJobStore | SqliteJobStore:
+        """The test's own look at the store (the leases' calls are PostgreSQL's only)."""
+        if self.on_postgres:
+            return PostgresJobStore(self.url, password=PG_PASSWORD)
+        return SqliteJobStore(Path(self.url))
 
     # --- what the store and the folders say ------------------------------------------------
 
