@@ -10,18 +10,22 @@ write their .form files into one shared output folder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
 import psutil
+import psycopg
 
 from preform_pipeline.hotfolder.testing import (
     declare_fleet,
@@ -30,6 +34,7 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
+from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.store import (
     ACTIVE_STATES,
     Build,
@@ -39,6 +44,7 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.store.sqlcore import iso_utc
 from tests.pg_cluster import PG_PASSWORD
 
 __all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until", "wait_while_moving"]
@@ -255,6 +261,32 @@ class DaemonFarm:
                 continue
             held.update(dict.fromkeys(status.held_builds, status.info.id))
         return held
+
+    def printer_claims(self) -> list[tuple[str, str]]:
+        """The live printer claims in the store: (printer, holder) each."""
+        if self.on_postgres:
+            with psycopg.connect(self.url, password=PG_PASSWORD, autocommit=True) as conn:
+                return [(p, h) for p, h in conn.execute(
+                    "SELECT printer, holder FROM printer_claims WHERE until > now() "
+                    "ORDER BY printer")]
+        now = iso_utc(datetime.now(timezone.utc))
+        with contextlib.closing(sqlite3.connect(f"file:{self.url}?mode=ro", uri=True)) as conn:
+            return [(p, h) for p, h in conn.execute(
+                "SELECT printer, holder FROM printer_claims WHERE until > ? ORDER BY printer",
+                (now,))]
+
+    def claimers(self) -> list[str]:
+        """The running nodes holding a printer claim in their current life (a printer
+        chosen, the print not sent yet). A holder is its process's label and a tag: its pid
+        names the node (before session 44 the farm tests read a holder as ``host:pid:tag``,
+        which the labels had outgrown, and found no claimer ever)."""
+        pids = {p.pid: n for n, p in self.procs.items() if p.poll() is None}
+        found = []
+        for _, holder in self.printer_claims():
+            process = ProcessIdentity.from_label(holder.rpartition(":")[0])
+            if process is not None and process.pid in pids:
+                found.append(pids[process.pid])
+        return found
 
     def owned_in(self, node: str, state: JobState) -> list[Build]:
         """Builds ``node`` holds (per the nodes listing) that are in ``state`` now."""

@@ -34,14 +34,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from preform_pipeline.hotfolder.testing import tetra_3mf_bytes, tetra_obj_bytes, tetra_stl_bytes
 from preform_pipeline.store import JobState
 from preform_pipeline.store.leases import CLAIMABLE_STATES
 from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
-from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.pg_cluster import PgCluster
 
 KILLS = int(os.environ.get("FARM_KILLS", "4"))
 PRINTERS = tuple(f"Form4-{n}" for n in range(1, int(os.environ.get("FARM_PRINTERS", "0")) + 1))
@@ -158,22 +157,13 @@ def _sending_node(farm: DaemonFarm, timeout_s: float) -> str | None:
     return seen[0]
 
 
-def _claims(farm: DaemonFarm) -> list[tuple[str, str]]:
-    """The live printer claims in the store: (printer, holder) each."""
-    with psycopg.connect(farm.url, password=PG_PASSWORD, autocommit=True) as conn:
-        return [(printer, holder) for printer, holder in conn.execute(
-            "SELECT printer, holder FROM printer_claims WHERE until > now() ORDER BY printer")]
-
-
 def _claiming_node(farm: DaemonFarm, timeout_s: float) -> str | None:
-    """A running node seen holding a printer claim (its holder names the node's pid: chosen,
-    not sent yet); None when none was seen within ``timeout_s``."""
+    """A running node seen holding a printer claim (chosen, not sent yet); None when none
+    was seen within ``timeout_s``."""
     seen: list[str] = []
 
     def claiming() -> bool:
-        pids = {str(p.pid): n for n, p in farm.procs.items() if p.poll() is None}
-        seen.extend(pids[h.split(":")[1]] for _, h in _claims(farm)
-                    if h.count(":") == 2 and h.split(":")[1] in pids)
+        seen.extend(farm.claimers())
         return bool(seen)
 
     try:
@@ -244,7 +234,7 @@ class TestFarmKillLoop:
         # Every node stopped gracefully: a claim still live is a killed life's.
         context = (f"seed {SEED}, kills {dict(moments)}, printers {len(PRINTERS)}, "
                    f"claims of killed lives left "
-                   f"{_claims(farm)}, logs in {farm.logs}")
+                   f"{farm.printer_claims()}, logs in {farm.logs}")
         print(context)
 
         # Every file in done/ or failed/ exactly once, byte-identical; nothing left.
