@@ -89,7 +89,7 @@ from preform_pipeline.printing.approval import approve  # noqa: E402
 from preform_pipeline.store import ACTIVE_STATES, JobState  # noqa: E402
 from preform_pipeline.store.postgres import PostgresJobStore  # noqa: E402
 from preform_pipeline.store.sqlite import SqliteJobStore  # noqa: E402
-from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models  # noqa: E402
+from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, settled_files  # noqa: E402
 from tests.pg_cluster import PG_PASSWORD, PgCluster  # noqa: E402
 
 __all__ = ["main"]
@@ -217,11 +217,8 @@ class Dropper:
             else:
                 data = self._model(n * 10, suffix)
                 names = [f"p{n}{suffix}"] + ([f"p{n}-twin{suffix}"] if kind == "twins" else [])
-                if kind == "file" and self.rng.random() < 0.5:
-                    sidecar = f"operator: soak {n}\n".encode()  # before its model: taken with it
-                    (self.staging / f"p{n}.yaml").write_bytes(sidecar)
-                    os.replace(self.staging / f"p{n}.yaml", self.farm.inbox / f"p{n}.yaml")
-                    self._put(f"p{n}.yaml", sidecar)
+                if kind == "file" and self.rng.random() < 0.5:  # before its model: taken with it
+                    self._drop([f"p{n}.yaml"], f"operator: soak {n}\n".encode())
                 self._drop(names, data)
                 if kind == "twins":
                     self.twins.append((names[0], names[1]))
@@ -360,16 +357,6 @@ def _soak_processes(root: Path) -> list[psutil.Process]:
     return found
 
 
-def _settled(inbox: Path) -> dict[str, list[tuple[str, str]]]:
-    found: dict[str, list[tuple[str, str]]] = {}
-    for outcome in ("done", "failed"):
-        for path in (inbox / outcome).rglob("*"):
-            if path.is_file() and not path.name.endswith((".report.json", ".error.txt")):
-                rel = path.relative_to(inbox / outcome).as_posix()
-                found.setdefault(rel, []).append((outcome, _digest(path.read_bytes())))
-    return found
-
-
 def _left(inbox: Path) -> list[str]:
     try:
         return [p.relative_to(inbox).as_posix() for p in inbox.rglob("*")
@@ -385,7 +372,7 @@ def _quiet(farm: DaemonFarm) -> bool:
 
 
 def _progress(farm: DaemonFarm) -> object:
-    return (len(_settled(farm.inbox)), tuple(_left(farm.inbox)),
+    return (len(settled_files(farm.inbox)), tuple(_left(farm.inbox)),
             tuple(sorted(Counter(b.state.value for b in farm.builds()).items())))
 
 
@@ -475,7 +462,7 @@ def _check(farm: DaemonFarm, dropped: Dropper, out: Outcome, nodes: list[str],
     v = out.violations
     if any(codes.get(n) != 0 for n in nodes):
         v.append(f"daemons did not all stop with 0: {codes}")
-    settled = _settled(farm.inbox)
+    settled = settled_files(farm.inbox)
     got = {rel: [d for _, d in hits] for rel, hits in settled.items()}
     want = {rel: [digest] for rel, digest in dropped.files.items()}
     for rel in sorted(set(got) | set(want)):

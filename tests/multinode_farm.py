@@ -11,6 +11,7 @@ write their .form files into one shared output folder.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import signal
@@ -47,7 +48,14 @@ from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.store.sqlcore import iso_utc
 from tests.pg_cluster import PG_PASSWORD
 
-__all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until", "wait_while_moving"]
+__all__ = [
+    "DaemonFarm",
+    "FarmTiming",
+    "printed_models",
+    "settled_files",
+    "wait_until",
+    "wait_while_moving",
+]
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 _POLL_S: Final = 0.05
@@ -374,6 +382,19 @@ class DaemonFarm:
                 if event.get("event") in wanted:
                     found.append(event)
         return found
+
+
+def settled_files(inbox: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each file in ``inbox``'s done/ or failed/ (notes and reports aside) by its path below
+    that folder: (outcome, SHA-256 digest) for each time it is there."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for outcome in ("done", "failed"):
+        for path in (inbox / outcome).rglob("*"):
+            if path.is_file() and not path.name.endswith((".report.json", ".error.txt")):
+                rel = path.relative_to(inbox / outcome).as_posix()
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                found.setdefault(rel, []).append((outcome, digest))
+    return found
 
 
 def printed_models(farm: DaemonFarm) -> Counter[str]:

@@ -39,7 +39,7 @@ import pytest
 from preform_pipeline.hotfolder.testing import tetra_3mf_bytes, tetra_obj_bytes, tetra_stl_bytes
 from preform_pipeline.store import JobState
 from preform_pipeline.store.leases import CLAIMABLE_STATES
-from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
+from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, settled_files, wait_until
 from tests.pg_cluster import PgCluster
 
 KILLS = int(os.environ.get("FARM_KILLS", "4"))
@@ -113,18 +113,6 @@ class Inbox:
                 self._put(name, data)
             if kind == "twins":
                 self.twins.append((names[0], names[1]))
-
-
-def _settled(inbox: Path) -> dict[str, list[tuple[str, str]]]:
-    """Each file in done/ or failed/ (notes and reports aside) by its path below that folder:
-    (outcome, digest) for each time it is there."""
-    found: dict[str, list[tuple[str, str]]] = {}
-    for outcome in ("done", "failed"):
-        for path in (inbox / outcome).rglob("*"):
-            if path.is_file() and not path.name.endswith((".report.json", ".error.txt")):
-                rel = path.relative_to(inbox / outcome).as_posix()
-                found.setdefault(rel, []).append((outcome, _digest(path.read_bytes())))
-    return found
 
 
 def _left(inbox: Path) -> list[str]:
@@ -238,7 +226,7 @@ class TestFarmKillLoop:
         print(context)
 
         # Every file in done/ or failed/ exactly once, byte-identical; nothing left.
-        settled = _settled(farm.inbox)
+        settled = settled_files(farm.inbox)
         assert {rel: [d for _, d in hits] for rel, hits in settled.items()} == {
             rel: [digest] for rel, digest in dropped.files.items()}, context
         assert _quiet(farm), context
