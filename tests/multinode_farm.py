@@ -1,5 +1,5 @@
 """A farm of real ``preform-pipeline watch`` daemons on one PostgreSQL store, for the failover
-test and the multi-node benchmark.
+test and the multi-node benchmark (or one daemon on one SQLite file, for bench/soak_kill.py).
 
 Each node is a real daemon process with its own settings file, its own simulated servers
 (the realistic latency profile at a fast time scale, so preparing and sending take a moment
@@ -10,18 +10,23 @@ write their .form files into one shared output folder.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final
 
 import psutil
+import psycopg
 
 from preform_pipeline.hotfolder.testing import (
     declare_fleet,
@@ -30,12 +35,27 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
-from preform_pipeline.store import ACTIVE_STATES, Build, JobState, extract_key
+from preform_pipeline.liveness import ProcessIdentity
+from preform_pipeline.store import (
+    ACTIVE_STATES,
+    Build,
+    JobState,
+    SqliteJobStore,
+    extract_key,
+)
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.store.sqlcore import iso_utc
 from tests.pg_cluster import PG_PASSWORD
 
-__all__ = ["DaemonFarm", "FarmTiming", "printed_models", "wait_until", "wait_while_moving"]
+__all__ = [
+    "DaemonFarm",
+    "FarmTiming",
+    "printed_models",
+    "settled_files",
+    "wait_until",
+    "wait_while_moving",
+]
 
 REPO_ROOT: Final = Path(__file__).resolve().parents[1]
 _POLL_S: Final = 0.05
@@ -87,16 +107,19 @@ class FarmTiming:
 
 
 class DaemonFarm:
-    """Daemons named ``node-1`` … on the store at ``url``, under ``root``."""
+    """Daemons named ``node-1`` … on the store at ``url``, under ``root``; a ``url`` that is
+    no PostgreSQL URL is an SQLite file's path (one daemon per store: one node)."""
 
     def __init__(self, root: Path, url: str, timing: FarmTiming | None = None, *,
-                 printers: Sequence[str] = (), own_inboxes: bool = False) -> None:
+                 printers: Sequence[str] = (), own_inboxes: bool = False,
+                 approval: bool = False) -> None:
         """``printers``: a declared fleet of printers that all fit the recipe, which chooses
         among them (``printer: auto``, so every send takes a printer claim in the store
         first) and saves its .form first (a build that finds none free waits for one);
         none: the recipe names the simulator's one printer. ``own_inboxes``: each node
         watches an inbox of its own (:meth:`inbox_of`), as a farm whose nodes do not all
-        mount one share; otherwise all watch ``<root>/inbox``."""
+        mount one share; otherwise all watch ``<root>/inbox``. ``approval``: the recipe
+        holds each build for an operator's approval before it prints."""
         self.own_inboxes = own_inboxes
         self.root, self.url = root, url
         self.timing = timing or FarmTiming()
@@ -108,10 +131,14 @@ class DaemonFarm:
             folder.mkdir(parents=True, exist_ok=True)
         self.recipe = write_recipe(
             root, per_build=self.timing.per_build,
-            **({"printer": "auto", "extra_steps": ["save_form"]} if self.printers else {}))
+            approval=approval, extra_steps=(
+                ["save_form"] if self.printers or approval else [])
+            + (["screenshot"] if approval else []),  # what the operator approves from
+            **({"printer": "auto"} if self.printers else {}))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.lives: Counter[str] = Counter()
-        self.store = PostgresJobStore(url, password=PG_PASSWORD)
+        self.on_postgres = url.startswith(("postgresql:", "postgres:"))
+        self.store = self._open_store()
         self.env = {k: v for k, v in os.environ.items()
                     if not k.startswith(("PREFORM_PIPELINE_", "PG"))}
         self.env[PASSWORD_ENV] = PG_PASSWORD
@@ -153,7 +180,8 @@ class DaemonFarm:
         # prunes its folder there, removing the copies another farm's node of that id is
         # importing (seen when two farms ran at once: a batch failed with FILE_NOT_FOUND).
         data["hotfolders"]["local_copy_dir"] = str(folder / "local-copies")
-        data["store"] = {"url": self.url, "node_id": node, "lease_s": t.lease_s}
+        data["store"] = ({"url": self.url, "node_id": node, "lease_s": t.lease_s}
+                         if self.on_postgres else {"path": self.url})
         data["servers"]["request_timeout_s"] = t.request_timeout_s
         data["servers"]["state_dir"] = str(folder / "servers")
         data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
@@ -168,13 +196,15 @@ class DaemonFarm:
         inbox.mkdir(exist_ok=True)
         return inbox
 
-    def start(self, *nodes: str) -> None:
+    def start(self, *nodes: str, once: bool = False) -> None:
+        """Start each of ``nodes`` (``once``: as ``watch --once``, cron's way)."""
         for node in nodes:
             self.lives[node] += 1
             settings = self._settings(node)
             with (self.logs / f"{node}-{self.lives[node]}.out").open("ab") as out:
                 self.procs[node] = subprocess.Popen(
-                    [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet"],
+                    [sys.executable, "-m", "preform_pipeline", "watch", str(settings), "--quiet",
+                     *(["--once"] if once else [])],
                     env=self.env, cwd=self.root / node, stdout=out, stderr=subprocess.STDOUT)
 
     def signal(self, node: str, number: int) -> None:
@@ -215,7 +245,13 @@ class DaemonFarm:
     def reconnect(self) -> None:
         """A new session for the test's own looks (after the database restarted)."""
         self.store.close()
-        self.store = PostgresJobStore(self.url, password=PG_PASSWORD)
+        self.store = self._open_store()
+
+    def _open_store(self) -> PostgresJobStore | SqliteJobStore:
+        """The test's own look at the store (the leases' calls are PostgreSQL's only)."""
+        if self.on_postgres:
+            return PostgresJobStore(self.url, password=PG_PASSWORD)
+        return SqliteJobStore(Path(self.url))
 
     # --- what the store and the folders say ------------------------------------------------
 
@@ -233,6 +269,32 @@ class DaemonFarm:
                 continue
             held.update(dict.fromkeys(status.held_builds, status.info.id))
         return held
+
+    def printer_claims(self) -> list[tuple[str, str]]:
+        """The live printer claims in the store: (printer, holder) each."""
+        if self.on_postgres:
+            with psycopg.connect(self.url, password=PG_PASSWORD, autocommit=True) as conn:
+                return [(p, h) for p, h in conn.execute(
+                    "SELECT printer, holder FROM printer_claims WHERE until > now() "
+                    "ORDER BY printer")]
+        now = iso_utc(datetime.now(timezone.utc))
+        with contextlib.closing(sqlite3.connect(f"file:{self.url}?mode=ro", uri=True)) as conn:
+            return [(p, h) for p, h in conn.execute(
+                "SELECT printer, holder FROM printer_claims WHERE until > ? ORDER BY printer",
+                (now,))]
+
+    def claimers(self) -> list[str]:
+        """The running nodes holding a printer claim in their current life (a printer
+        chosen, the print not sent yet). A holder is its process's label and a tag: its pid
+        names the node (before session 44 the farm tests read a holder as ``host:pid:tag``,
+        which the labels had outgrown, and found no claimer ever)."""
+        pids = {p.pid: n for n, p in self.procs.items() if p.poll() is None}
+        found = []
+        for _, holder in self.printer_claims():
+            process = ProcessIdentity.from_label(holder.rpartition(":")[0])
+            if process is not None and process.pid in pids:
+                found.append(pids[process.pid])
+        return found
 
     def owned_in(self, node: str, state: JobState) -> list[Build]:
         """Builds ``node`` holds (per the nodes listing) that are in ``state`` now."""
@@ -320,6 +382,19 @@ class DaemonFarm:
                 if event.get("event") in wanted:
                     found.append(event)
         return found
+
+
+def settled_files(inbox: Path) -> dict[str, list[tuple[str, str]]]:
+    """Each file in ``inbox``'s done/ or failed/ (notes and reports aside) by its path below
+    that folder: (outcome, SHA-256 digest) for each time it is there."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for outcome in ("done", "failed"):
+        for path in (inbox / outcome).rglob("*"):
+            if path.is_file() and not path.name.endswith((".report.json", ".error.txt")):
+                rel = path.relative_to(inbox / outcome).as_posix()
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                found.setdefault(rel, []).append((outcome, digest))
+    return found
 
 
 def printed_models(farm: DaemonFarm) -> Counter[str]:

@@ -13,10 +13,12 @@ Used by the hot folder's own tests and benchmarks; handy for anyone testing a se
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 import threading
 import time
+import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +36,8 @@ __all__ = [
     "fleet_jobs",
     "pool_factory",
     "running_daemon",
+    "tetra_3mf_bytes",
+    "tetra_obj_bytes",
     "tetra_stl_bytes",
     "wait_for",
     "write_hotfolder_settings",
@@ -82,6 +86,34 @@ def tetra_stl_bytes(seed: int = 0, *, size_mm: float = 2.0, copies: int = 1) -> 
             count += 1
     header = b"preform-pipeline test solid".ljust(80, b" ")
     return header + struct.pack("<I", count) + bytes(body)
+
+
+def tetra_obj_bytes(seed: int = 0) -> bytes:
+    """A closed tetrahedron as OBJ text; ``seed`` moves one corner a hair."""
+    shift = seed * 1e-5
+    return (f"v {shift} 0 0\nv 2 0 0\nv 0 2 0\nv 0 0 2\n"
+            "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n").encode()
+
+
+def tetra_3mf_bytes(seed: int = 0) -> bytes:
+    """A closed tetrahedron as a 3MF package; ``seed`` moves one corner a hair."""
+    corners = ((seed * 1e-5, 0, 0), (2, 0, 0), (0, 2, 0), (0, 0, 2))
+    vertices = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>' for x, y, z in corners)
+    faces = ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))
+    triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
+    model = ('<?xml version="1.0" encoding="UTF-8"?><model unit="millimeter" xmlns='
+             '"http://schemas.microsoft.com/3dmanufacturing/core/2015/02"><resources>'
+             f'<object id="1" type="model"><mesh><vertices>{vertices}</vertices><triangles>'
+             f'{triangles}</triangles></mesh></object></resources><build><item objectid="1"/>'
+             '</build></model>')
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
+        package.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8"?>'
+                         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
+                         'content-types"><Default Extension="model" ContentType="application/'
+                         'vnd.ms-package.3dmanufacturing-3dmodel+xml"/></Types>')
+        package.writestr("3D/3dmodel.model", model)
+    return buffer.getvalue()
 
 
 def wait_for(

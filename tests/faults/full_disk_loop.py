@@ -74,6 +74,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from preform_pipeline.hotfolder.testing import (  # noqa: E402
     fleet_jobs,
+    tetra_obj_bytes,
     tetra_stl_bytes,
     write_hotfolder_settings,
     write_recipe,
@@ -102,12 +103,6 @@ def _digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _obj(seed: int) -> bytes:
-    shift = seed * 1e-5
-    return (f"v {shift} 0 0\nv 2 0 0\nv 0 2 0\nv 0 0 2\n"
-            "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n").encode()
-
-
 @dataclass
 class Drops:
     """What was dropped (relative path in the inbox -> digest), and what waits to be."""
@@ -127,12 +122,12 @@ class Drops:
             n = self._n
             if self.rng.random() < 0.3:
                 item = {f"C{n}/m{n}a.stl": tetra_stl_bytes(n),
-                        f"C{n}/m{n}b.obj": _obj(n + 50_000)}
+                        f"C{n}/m{n}b.obj": tetra_obj_bytes(n + 50_000)}
                 if self.rng.random() < 0.5:
                     item[f"C{n}/C{n}.yaml"] = f"operator: fill {n}\n".encode()
             else:
                 suffix = self.rng.choice((".stl", ".obj"))
-                data = tetra_stl_bytes(n) if suffix == ".stl" else _obj(n)
+                data = tetra_stl_bytes(n) if suffix == ".stl" else tetra_obj_bytes(n)
                 item = {}
                 if self.rng.random() < 0.4:
                     item[f"m{n}.yaml"] = f"operator: fill {n}\n".encode()  # before its model

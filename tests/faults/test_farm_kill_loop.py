@@ -26,24 +26,21 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import io
 import os
 import random
 import signal
 import subprocess
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from preform_pipeline.hotfolder.testing import tetra_stl_bytes
+from preform_pipeline.hotfolder.testing import tetra_3mf_bytes, tetra_obj_bytes, tetra_stl_bytes
 from preform_pipeline.store import JobState
 from preform_pipeline.store.leases import CLAIMABLE_STATES
-from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
-from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, settled_files, wait_until
+from tests.pg_cluster import PgCluster
 
 KILLS = int(os.environ.get("FARM_KILLS", "4"))
 PRINTERS = tuple(f"Form4-{n}" for n in range(1, int(os.environ.get("FARM_PRINTERS", "0")) + 1))
@@ -56,36 +53,8 @@ LEASE_S = 20.0
 MODEL_SUFFIXES = (".stl", ".obj", ".3mf")
 
 
-def _obj(seed: int) -> bytes:
-    """A closed tetrahedron as OBJ text; ``seed`` moves one corner a hair."""
-    shift = seed * 1e-5
-    return (f"v {shift} 0 0\nv 2 0 0\nv 0 2 0\nv 0 0 2\n"
-            "f 1 3 2\nf 1 2 4\nf 1 4 3\nf 2 3 4\n").encode()
-
-
-def _threemf(seed: int) -> bytes:
-    """A closed tetrahedron as a 3MF package; ``seed`` moves one corner a hair."""
-    corners = ((seed * 1e-5, 0, 0), (2, 0, 0), (0, 2, 0), (0, 0, 2))
-    vertices = "".join(f'<vertex x="{x}" y="{y}" z="{z}"/>' for x, y, z in corners)
-    faces = ((0, 2, 1), (0, 1, 3), (0, 3, 2), (1, 2, 3))
-    triangles = "".join(f'<triangle v1="{a}" v2="{b}" v3="{c}"/>' for a, b, c in faces)
-    model = ('<?xml version="1.0" encoding="UTF-8"?><model unit="millimeter" xmlns='
-             '"http://schemas.microsoft.com/3dmanufacturing/core/2015/02"><resources>'
-             f'<object id="1" type="model"><mesh><vertices>{vertices}</vertices><triangles>'
-             f'{triangles}</triangles></mesh></object></resources><build><item objectid="1"/>'
-             '</build></model>')
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as package:
-        package.writestr("[Content_Types].xml", '<?xml version="1.0" encoding="UTF-8"?>'
-                         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/'
-                         'content-types"><Default Extension="model" ContentType="application/'
-                         'vnd.ms-package.3dmanufacturing-3dmodel+xml"/></Types>')
-        package.writestr("3D/3dmodel.model", model)
-    return buffer.getvalue()
-
-
 MAKERS: dict[str, Callable[[int], bytes]] = {
-    ".stl": lambda seed: tetra_stl_bytes(seed), ".obj": _obj, ".3mf": _threemf}
+    ".stl": lambda seed: tetra_stl_bytes(seed), ".obj": tetra_obj_bytes, ".3mf": tetra_3mf_bytes}
 
 
 def _digest(data: bytes) -> str:
@@ -146,18 +115,6 @@ class Inbox:
                 self.twins.append((names[0], names[1]))
 
 
-def _settled(inbox: Path) -> dict[str, list[tuple[str, str]]]:
-    """Each file in done/ or failed/ (notes and reports aside) by its path below that folder:
-    (outcome, digest) for each time it is there."""
-    found: dict[str, list[tuple[str, str]]] = {}
-    for outcome in ("done", "failed"):
-        for path in (inbox / outcome).rglob("*"):
-            if path.is_file() and not path.name.endswith((".report.json", ".error.txt")):
-                rel = path.relative_to(inbox / outcome).as_posix()
-                found.setdefault(rel, []).append((outcome, _digest(path.read_bytes())))
-    return found
-
-
 def _left(inbox: Path) -> list[str]:
     """Files outside done/ and failed/ (a folder emptied this very moment counts as one)."""
     try:
@@ -188,22 +145,13 @@ def _sending_node(farm: DaemonFarm, timeout_s: float) -> str | None:
     return seen[0]
 
 
-def _claims(farm: DaemonFarm) -> list[tuple[str, str]]:
-    """The live printer claims in the store: (printer, holder) each."""
-    with psycopg.connect(farm.url, password=PG_PASSWORD, autocommit=True) as conn:
-        return [(printer, holder) for printer, holder in conn.execute(
-            "SELECT printer, holder FROM printer_claims WHERE until > now() ORDER BY printer")]
-
-
 def _claiming_node(farm: DaemonFarm, timeout_s: float) -> str | None:
-    """A running node seen holding a printer claim (its holder names the node's pid: chosen,
-    not sent yet); None when none was seen within ``timeout_s``."""
+    """A running node seen holding a printer claim (chosen, not sent yet); None when none
+    was seen within ``timeout_s``."""
     seen: list[str] = []
 
     def claiming() -> bool:
-        pids = {str(p.pid): n for n, p in farm.procs.items() if p.poll() is None}
-        seen.extend(pids[h.split(":")[1]] for _, h in _claims(farm)
-                    if h.count(":") == 2 and h.split(":")[1] in pids)
+        seen.extend(farm.claimers())
         return bool(seen)
 
     try:
@@ -274,11 +222,11 @@ class TestFarmKillLoop:
         # Every node stopped gracefully: a claim still live is a killed life's.
         context = (f"seed {SEED}, kills {dict(moments)}, printers {len(PRINTERS)}, "
                    f"claims of killed lives left "
-                   f"{_claims(farm)}, logs in {farm.logs}")
+                   f"{farm.printer_claims()}, logs in {farm.logs}")
         print(context)
 
         # Every file in done/ or failed/ exactly once, byte-identical; nothing left.
-        settled = _settled(farm.inbox)
+        settled = settled_files(farm.inbox)
         assert {rel: [d for _, d in hits] for rel, hits in settled.items()} == {
             rel: [digest] for rel, digest in dropped.files.items()}, context
         assert _quiet(farm), context
