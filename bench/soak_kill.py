@@ -85,6 +85,7 @@ from preform_pipeline.hotfolder.testing import (  # noqa: E402
     tetra_obj_bytes,
     tetra_stl_bytes,
 )
+from preform_pipeline.liveness import ProcessIdentity  # noqa: E402
 from preform_pipeline.printing.approval import approve  # noqa: E402
 from preform_pipeline.store import ACTIVE_STATES, JobState  # noqa: E402
 from preform_pipeline.store.postgres import PostgresJobStore  # noqa: E402
@@ -508,9 +509,10 @@ def _check(farm: DaemonFarm, dropped: Dropper, out: Outcome, nodes: list[str],
                 and Path(r).name not in skipped}
         if len(kept) > 1:
             v.append(f"case {case} split over done/ and failed/")
-    last = {str(farm.procs[n].pid) for n in nodes}
+    last = {farm.procs[n].pid for n in nodes}
     claims = farm.printer_claims()
-    if mine := [(p, h) for p, h in claims if any(f":{pid}:" in f"{h}:" for pid in last)]:
+    if mine := [(p, h) for p, h in claims
+                if (holder := ProcessIdentity.from_tagged(h)) and holder.pid in last]:
         v.append(f"printer claims of a daemon's last life left: {mine}")
     out.facts["killed lives' printer claims"] = len(claims) - len(mine)
     if farm.on_postgres:

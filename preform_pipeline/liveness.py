@@ -374,6 +374,20 @@ class ProcessIdentity:
         label = f"{self.host}:{self.pid}:{self.create_time:.3f}:{self.instance or NO_INSTANCE}"
         return label if self.start_ticks is None else f"{label}:{self.start_ticks}"
 
+    def tagged(self, tag: str) -> str:
+        """This process's :meth:`label`, then ``:tag``: a claim's holder (a printer claim's,
+        :class:`~preform_pipeline.verify.tracking.PrinterClaims`), one per claimer in the
+        process, read back by :meth:`from_tagged`."""
+        return f"{self.label()}:{tag}"
+
+    @classmethod
+    def from_tagged(cls, text: str) -> ProcessIdentity | None:
+        """The process a :meth:`tagged` holder names; None for any other text (a holder of
+        an earlier version, ``host:pid:start:tag``, included). The one reading of a holder:
+        the farm tests once read it as ``host:pid:tag`` after the labels had grown, and
+        never found a claimer."""
+        return cls.from_label(text.rpartition(":")[0])
+
     @classmethod
     def from_label(cls, text: str) -> ProcessIdentity | None:
         """The process a :meth:`label` names, with or without its ticks; None for any other

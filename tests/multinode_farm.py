@@ -291,7 +291,7 @@ class DaemonFarm:
         pids = {p.pid: n for n, p in self.procs.items() if p.poll() is None}
         found = []
         for _, holder in self.printer_claims():
-            process = ProcessIdentity.from_label(holder.rpartition(":")[0])
+            process = ProcessIdentity.from_tagged(holder)
             if process is not None and process.pid in pids:
                 found.append(pids[process.pid])
         return found

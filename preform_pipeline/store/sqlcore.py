@@ -123,7 +123,7 @@ def _holder_ended(holder: str) -> bool:
     more (one rule: liveness.py). A holder on another host or in another instance (another
     container of the same host name), or one that names no process (a holder of an earlier
     version, ``host:pid:start:tag``), is left to its lease."""
-    process = ProcessIdentity.from_label(holder.rpartition(":")[0])
+    process = ProcessIdentity.from_tagged(holder)
     return process is not None and process.has_ended()
 
 

@@ -189,7 +189,7 @@ class PrinterClaims:
         self.lease_s = PRINTER_CLAIM_LEASE_S if lease_s is None else lease_s
         #: This object's claims in the store: unique, saying whose they are to a reader, and
         #: naming this process, so that its death frees them on this host at once.
-        self.holder = f"{ProcessIdentity.current().label()}:{uuid.uuid4().hex[:8]}"
+        self.holder = ProcessIdentity.current().tagged(uuid.uuid4().hex[:8])
 
     @contextmanager
     def choosing(self) -> Iterator[PrinterChoice]:
