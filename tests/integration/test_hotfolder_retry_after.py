@@ -10,8 +10,10 @@ readiness; both keep their budget in the job store.
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from structlog.testing import capture_logs
@@ -34,13 +36,16 @@ from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.settings import CloudSettings, VerifySettings, load_settings
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.fleet_prints import end_print
 
 SECRET = "retry-after-secret"
 PRINTERS = ("Form4-RetryA", "Form4-RetryB")
 #: Real seconds per simulated second: a 20 mm part (about 1,700 s) prints in about 20 s, so
 #: the third case, dropped once verification is deferred, still finds both printers busy and
 #: waits for one (at 5 s a loaded machine took longer than that to defer and prepare it, and
-#: the third case found a printer free), and dispatch reads printer readiness.
+#: the third case found a printer free), and dispatch reads printer readiness. The test ends
+#: a print once the third case is seen waiting (``end_print``) rather than sleeping through
+#: the rest of it.
 SCALE = 0.012
 TIMEOUT_S = 60.0
 
@@ -48,6 +53,13 @@ TIMEOUT_S = 60.0
 def _recipe(folder: Path) -> Path:
     return write_recipe(folder, name="retry", printer=f"[{', '.join(PRINTERS)}]", per_build=1,
                         extra_steps=["save_form: {}"])
+
+
+def _third_waits(store: SqliteJobStore, logs: list[MutableMapping[str, Any]]) -> bool:
+    """Whether the third case's build has gone to wait for a printer (its transition logged)."""
+    builds = {j.build_id for j in store.list_jobs() if j.case_id == "C-3"} - {None}
+    return any(e["event"] == "build_transition" and e["to_state"] == "waiting_for_printer"
+               and e.get("build_id") in builds for e in logs)
 
 
 def _drop(inbox: Path, case: str) -> None:
@@ -87,6 +99,9 @@ class TestALongRetryAfter:
                 wait_for(lambda: any(e["event"] == "hotfolder_verify_deferred" for e in logs),
                          TIMEOUT_S, interval=0.1, what="verification to be deferred")
                 _drop(inbox, "C-3")  # both printers busy: it waits, then dispatch sends it
+                wait_for(lambda: _third_waits(store, logs), TIMEOUT_S, interval=0.1,
+                         what="the third case to wait for a printer")
+                freed = end_print(fleet)
                 wait_for(lambda: len(fleet_jobs(fleet)) == 3, TIMEOUT_S, interval=0.1,
                          what="the third case to print")
                 held = statuses()
@@ -98,6 +113,7 @@ class TestALongRetryAfter:
         assert len(builds) == 3
         assert {b.state for b in builds} <= {JobState.PRINT_SENT, JobState.VERIFYING}
         assert {b.printer for b in builds} == set(PRINTERS)
-        assert any(e["event"] == "build_transition" and e["to_state"] == "waiting_for_printer"
-                   for e in logs)  # the third went through dispatch
+        # The third went through dispatch, to the printer freed while it waited.
+        (job,) = [j for j in store.list_jobs() if j.case_id == "C-3"]
+        assert [b.printer for b in builds if b.id == job.build_id] == [freed]
         store.close()

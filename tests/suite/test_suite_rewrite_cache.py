@@ -1,4 +1,5 @@
-"""The controller writes pytest's rewritten test modules, so no worker rewrites them again.
+"""The controller writes pytest's rewritten test modules (and the marked ones: the installed
+plugins'), so no worker rewrites them again.
 
 The subprocess cases start a real ``python -m pytest`` with this suite's conftest loaded as a
 plugin, over a tiny test folder in tmp_path, with ``PYTHONDONTWRITEBYTECODE=1`` (as on this
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
+import pytest
+
 from tests.nested_pytest import nested_pytest
-from tests.rewrite_cache import modules_to_rewrite, stale_modules
+from tests.rewrite_cache import modules_to_rewrite, plugin_modules, stale_modules
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 120
@@ -119,3 +123,52 @@ class TestWhichFiles:
         found = modules_to_rewrite([root / "tests"], PATTERNS, SKIP_DIRS, root)
 
         assert found == [root / "tests" / "test_x.py"]
+
+
+def write_marked_package(folder: Path) -> list[Path]:
+    """A package ``marked_helpers`` in ``folder`` whose check fails, marked for rewriting by the
+    conftest as pytest marks an installed plugin's modules, and a test that calls it; the
+    package's files."""
+    package = folder / "marked_helpers"
+    package.mkdir()
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "checks.py").write_text("def check(n):\n    assert n + 1 == n + 2\n",
+                                       encoding="utf-8")
+    (folder / "conftest.py").write_text(
+        'import pytest\n\npytest.register_assert_rewrite("marked_helpers")\n', encoding="utf-8")
+    (folder / "test_uses_marked_helpers.py").write_text(
+        "from marked_helpers.checks import check\n\n\ndef test_check():\n    check(0)\n",
+        encoding="utf-8")
+    return [package / "__init__.py", package / "checks.py"]
+
+
+class TestMarkedModules:
+    """The modules pytest rewrites because they are marked (each installed plugin's, or those
+    named to ``pytest.register_assert_rewrite``) are written by the run as well."""
+
+    def test_a_marked_package_is_written_and_its_rewritten_asserts_run(
+        self, tmp_path: Path
+    ) -> None:
+        marked = write_marked_package(tmp_path)
+        assert stale_modules(marked) == marked
+
+        result = run_pytest(tmp_path, "-n", "0")
+
+        assert result.returncode == 1, result.stdout + result.stderr
+        assert "assert (0 + 1) == (0 + 2)" in result.stdout, result.stdout
+        assert stale_modules(marked) == []
+
+    def test_a_package_gives_all_its_files_and_a_dotted_or_unknown_name_none(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        marked = write_marked_package(tmp_path)
+        (tmp_path / "single.py").write_text("", encoding="utf-8")
+        monkeypatch.syspath_prepend(str(tmp_path))
+
+        found = plugin_modules(
+            ["marked_helpers.checks", "no_such_module_s44", "single", "marked_helpers"])
+
+        assert found == [*marked, tmp_path / "single.py"]
+        # Finding them imported nothing: a dotted name's parent package would otherwise be
+        # imported (and rewritten) before its cache is written.
+        assert "marked_helpers" not in sys.modules
