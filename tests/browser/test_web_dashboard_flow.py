@@ -397,7 +397,10 @@ class TestThePageLeftOpen:
         with _opened(browser) as page:
             _login(page, lab.url, "victor", VIEWER_SECRET)
             page.context.clear_cookies()  # what a restart does to every open page's session
-            page.wait_for_url(f"{lab.url}/login?next=/", timeout=10_000)
+            # The live refresh, sent without a cookie since session 44, asks the login page to
+            # say the session ended (`again`): not a first visit's bare form.
+            page.wait_for_url(f"{lab.url}/login?next=/&again=1", timeout=10_000)
+            assert page.locator("#ended").is_visible()
             page.fill("input[name=name]", "victor")
             with pytest.raises(PlaywrightTimeoutError):
                 page.wait_for_event("request", lambda r: r.headers.get("x-live") == "1",
