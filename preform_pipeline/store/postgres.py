@@ -434,14 +434,14 @@ def refusal_hint(cause: str) -> str | None:
     refused (a wrong or missing password, no such user or database, no pg_hba.conf entry), or
     None when any try did not reach a server (refused port, timeout: an outage a wait may end,
     which UNREACHABLE_HINT says)."""
-    hints = []
+    first: str | None = None
     for attempt in cause.split("; "):
         text = attempt.lower()
         hint = next((h for words, h in _REFUSALS if any(w in text for w in words)), None)
         if hint is None:
             return None
-        hints.append(hint)
-    return hints[0] if hints else None
+        first = first or hint
+    return first
 
 
 def cause_first(said: str) -> str:
