@@ -123,6 +123,10 @@ TERMINATING_SIGNALS: Final = tuple(
 #: said whole once (its ``server_retired`` event; ``run`` says it on stderr).
 _REFUSED_SAID: Final = "refused (why and what helps were said when it was)"
 
+#: What helps with a remote that does not answer: the pool cannot restart it, a person can.
+_REMOTE_DOWN_HINT: Final = ("check the remote machine, and that its PreFormServer runs and "
+                            "answers at this url from here")
+
 _log = get_logger(__name__)
 
 
@@ -781,7 +785,10 @@ class ServerPool:
                     "the settings",
                 )
             return
-        _log.warning("server_unhealthy", server=slot.name, url=url, reason=result.detail)
+        if slot.remote is None:
+            # A remote's failed checks are said once per outage, by _record_failure: one
+            # that stays down would otherwise say it again at every check.
+            _log.warning("server_unhealthy", server=slot.name, url=url, reason=result.detail)
         with self._cond:
             self._record_failure(
                 slot, f"health check failed: {result.detail}",
@@ -801,11 +808,16 @@ class ServerPool:
         slot.consecutive_failures += 1
         old = slot.process
         slot.process = None
+        if slot.remote is not None:
+            outage_begins = slot.down_since is None
+            slot.down_since = now if outage_begins else slot.down_since
+            if outage_begins:
+                self._say_remote_down(slot, reason)
         if slot.remote is not None and cfg.remote_wait_s > 0:
             # A remote server restarting (an update, a crash) is waited for, by time rather
             # than by count: servers.remote_wait_s from the start of this outage (0: counted
             # like a local server's crashes).
-            slot.down_since = now if slot.down_since is None else slot.down_since
+            assert slot.down_since is not None
             down = now - slot.down_since
             give_up = down > cfg.remote_wait_s
             why = (f"unreachable for {down:.0f} s, longer than servers.remote_wait_s "
@@ -824,7 +836,8 @@ class ServerPool:
             slot.state = ServerState.RESTARTING
             slot.next_attempt_at = now + delay
             if slot.remote is not None and slot.down_since is not None:
-                _log.warning(
+                # Every check of an outage, for the log file: the console had it once.
+                _log.info(
                     "remote_server_waiting",
                     server=slot.name,
                     url=slot.url,
@@ -832,20 +845,38 @@ class ServerPool:
                     waited_s=round(now - slot.down_since, 1),
                     wait_limit_s=cfg.remote_wait_s,
                     next_check_s=round(delay, 1),
+                    failures_in_window=len(slot.failures),
                 )
-            _log.warning(
-                "server_restart_scheduled",
-                server=slot.name,
-                reason=reason,
-                backoff_s=delay,
-                failures_in_window=len(slot.failures),
-            )
+            else:
+                _log.warning(
+                    "server_restart_scheduled",
+                    server=slot.name,
+                    reason=reason,
+                    backoff_s=delay,
+                    failures_in_window=len(slot.failures),
+                )
         self._cond.notify_all()
         if old is not None:
             # Stopping takes up to three timeouts: never under the lock.
             threading.Thread(
                 target=self._discard, args=(old,), name=f"{slot.name}-stop", daemon=True
             ).start()
+
+    def _say_remote_down(self, slot: _Slot, reason: str) -> None:
+        """Called with the lock held, once per outage of a remote: what was tried and what
+        helps. The pool can only ask again (it cannot restart another machine's server), so
+        nothing here names a restart; ``remote_server_back`` says the end of the outage."""
+        wait = self._server_settings.remote_wait_s
+        _log.warning(
+            "remote_server_not_answering",
+            server=slot.name,
+            url=slot.url,
+            reason=reason,
+            waiting=(f"asked again with backoff for up to servers.remote_wait_s ({wait:g} s)"
+                     if wait > 0 else
+                     "asked again up to servers.max_restarts times (servers.remote_wait_s is 0)"),
+            hint=_REMOTE_DOWN_HINT,
+        )
 
     def _retire_refused(self, slot: _Slot, refusal: str) -> None:
         """Called with the lock held: the server refused to start for good, or a remote
@@ -875,7 +906,9 @@ class ServerPool:
     def _restart(self, slot: _Slot, reason: str) -> None:
         with self._cond:
             slot.restarts += 1
-        _log.info("server_restarting", server=slot.name, reason=reason, restarts=slot.restarts)
+        if slot.remote is None:  # a remote is only asked again (remote_server_waiting said so)
+            _log.info("server_restarting", server=slot.name, reason=reason,
+                      restarts=slot.restarts)
         self._bring_up(slot, reason)
 
     def _recycle(self, slot: _Slot, reason: str) -> None:

@@ -212,5 +212,5 @@ class TestCrashLoop:
                     pool.lease(timeout=1)
             finally:
                 pool.close()
-        scheduled = [e["backoff_s"] for e in logs if e["event"] == "server_restart_scheduled"]
+        scheduled = [e["next_check_s"] for e in logs if e["event"] == "remote_server_waiting"]
         assert scheduled == [1, 2, 4]  # doubling per consecutive failure, capped at the max

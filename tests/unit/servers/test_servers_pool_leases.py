@@ -338,7 +338,7 @@ class TestFailuresOfARemote:
                 pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
             pool.lease(timeout=1).release()  # a build went well: the failures are behind it
             pool.lease(timeout=1).report_failure(ServerTimeoutError("orient: no answer"))
-        scheduled = [e["backoff_s"] for e in _events(logs, "server_restart_scheduled")]
+        scheduled = [e["next_check_s"] for e in _events(logs, "remote_server_waiting")]
         assert scheduled == [1.0, 2.0, 1.0]
 
     def test_a_hung_operation_on_a_server_out_of_restarts_retires_it(
@@ -366,9 +366,11 @@ class TestFailuresOfARemote:
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
         status = _one(pool, "r1")
         assert (status.restarts, status.generation) == (1, 2)
-        (scheduled,) = _events(logs, "server_restart_scheduled")
-        assert (scheduled["backoff_s"], scheduled["failures_in_window"]) == (1.0, 1)
-        assert _events(logs, "server_restarting")[0]["restarts"] == 1
+        (scheduled,) = _events(logs, "remote_server_waiting")
+        assert (scheduled["next_check_s"], scheduled["failures_in_window"]) == (1.0, 1)
+        # Another machine's server is only asked again, never said to be restarted.
+        assert not _events(logs, "server_restart_scheduled")
+        assert not _events(logs, "server_restarting")
 
     def test_a_remote_that_stays_down_is_retired_with_the_count_and_window(
         self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
@@ -389,9 +391,9 @@ class TestFailuresOfARemote:
         assert (retired["failures"], retired["window_s"], retired["remaining"]) == (2, 100.0, [])
         assert retired["last_error"] == "health check failed: GET / answered HTTP 500"
         assert retired["output_tail"] == ""  # a remote has no output of ours to show
-        unhealthy = _events(logs, "server_unhealthy")
-        assert unhealthy[0]["reason"] == "GET / answered HTTP 500"
-        assert unhealthy[0]["url"] == endpoint.url
+        (down,) = _events(logs, "remote_server_not_answering")  # once for its outage
+        assert down["reason"] == "health check failed: GET / answered HTTP 500"
+        assert down["url"] == endpoint.url
         with pytest.raises(PoolExhaustedError) as caught:
             pool.lease(timeout=1)
         assert caught.value.message == f"every server of the pool is retired (r1: {reason})"
@@ -497,6 +499,44 @@ class TestARemoteComingBack:
         (back,) = _events(logs, "remote_server_back")
         assert (back["server"], back["url"], back["down_s"]) == ("r1", endpoint.url, 3.8)
         assert pool.lease(timeout=1).server.generation == 2
+
+    def test_an_outage_is_said_once_and_again_only_when_it_is_back_or_away_again(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint], remote_wait_s=60.0, restart_backoff_s=1.0,
+                     restart_backoff_max_s=1.0)
+        endpoint.healthy = False
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure()
+            for checks in (1, 2, 3):  # three more checks of the same outage
+                pool.wait_for(lambda s, n=checks: s[0].restarts == n - 1
+                              and s[0].state is ServerState.RESTARTING, WAIT_S)
+                clock.advance(1)
+            pool.wait_for(lambda s: s[0].restarts == 3
+                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+            endpoint.healthy = True
+            clock.advance(1)
+            pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
+            endpoint.healthy = False  # away again
+            pool.lease(timeout=1).report_failure()
+            pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
+        # The lease holder's own report aside, what a console at its warning level shows:
+        said = [e["event"] for e in logs if e["log_level"] == "warning"
+                and e["event"] != "server_failure_reported"]
+        assert said == ["remote_server_not_answering", "remote_server_back",
+                        "remote_server_not_answering"]
+        down = _events(logs, "remote_server_not_answering")[0]
+        assert (down["server"], down["url"], down["reason"]) == (
+            "r1", endpoint.url, "health check failed: GET / answered HTTP 500")
+        assert down["waiting"] == (
+            "asked again with backoff for up to servers.remote_wait_s (60 s)")
+        assert down["hint"] == ("check the remote machine, and that its PreFormServer runs "
+                                "and answers at this url from here")
+        # Each check is in the log file (info), none names a restart the pool never does.
+        assert len(_events(logs, "remote_server_waiting")) == 5
+        assert not [e for e in logs if "restart" in e["event"]]
 
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
         self, start: Callable[..., ServerPool], clock: ManualClock,

@@ -89,7 +89,7 @@ class TestRefusedAtOnce:
         assert (retired["server"], retired["refused"]) == ("nas", True)
         assert retired["remaining"] == ["good", "dead"]
         assert {e["server"] for e in _events(logs, "remote_server_waiting")} == {"dead"}
-        assert {e["server"] for e in _events(logs, "server_unhealthy")} == {"dead"}
+        assert {e["server"] for e in _events(logs, "remote_server_not_answering")} == {"dead"}
         assert len(fronts["nas"].requests_to("/")) == 1  # asked once, never again
 
     def test_none_left_fails_the_lease_at_once_naming_it(
