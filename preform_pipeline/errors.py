@@ -395,13 +395,25 @@ class StepGraphError(PipelineError):
 
 @dataclass(frozen=True)
 class RequestInfo:
-    """What was sent, kept on API errors so a log line can say which call failed."""
+    """What was sent, kept on API errors so a log line can say which call failed.
+
+    ``operation`` is the contract's id of the request sent; ``waited_for``, for a status read
+    of a long operation (``getOperation``), the operation it waits for: a person knows the
+    step (``autoSupport``), not the endpoint the client polls it with."""
 
     method: str
     url: str
     operation: str = ""
+    waited_for: str = ""
+
+    @property
+    def named(self) -> str:
+        """The operation a person is told of: the one waited for, else the one sent."""
+        return self.waited_for or self.operation
 
     def __str__(self) -> str:
+        if self.waited_for:
+            return f"{self.waited_for} (polled with {self.method} {self.url})"
         name = f" ({self.operation})" if self.operation else ""
         return f"{self.method} {self.url}{name}"
 

@@ -335,8 +335,12 @@ class HttpSession:
         json_body: Any = None,
         params: Mapping[str, str] | None = None,
         wait_until: tuple[float, str] | None = None,
+        waited_for: str = "",
     ) -> ApiResponse:
         """Send one request; a 2xx answer comes back, anything else raises an ApiError.
+
+        ``waited_for``: for a long operation's status read, the operation it waits for, which
+        its errors and events name (:class:`~preform_pipeline.errors.RequestInfo`).
 
         ``wait_until``: how long a Retry-After may be waited when that is longer than the
         request's own time, as a time on the clock and its words ("the operation's"): a long
@@ -344,7 +348,7 @@ class HttpSession:
         itself may take, each read sent again with its own ``timeout``."""
         query = "?" + urlencode(params) if params else ""
         url = self._base + path + query
-        info = RequestInfo(method=method, url=url, operation=operation)
+        info = RequestInfo(method=method, url=url, operation=operation, waited_for=waited_for)
         if timeout <= 0:
             raise ServerTimeoutError(
                 "the deadline passed before the request was sent", request=info, hint=_HINT_TIMEOUT
@@ -381,14 +385,15 @@ class HttpSession:
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
                     or wait.seconds > limit_s:
                 if wait.seconds is not None:
-                    log.info("api_retry_after_not_waited", method=method, path=path,
-                             status=answer.status, retry_after_s=round(wait.seconds, 3),
-                             attempt=tries + 1)
+                    log.info("api_retry_after_not_waited", operation=info.named,
+                             method=method, path=path, status=answer.status,
+                             retry_after_s=round(wait.seconds, 3), attempt=tries + 1)
                 limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
                     f"the {max(0.0, left):.0f} s left of {whose} time"
                 raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit,
                                  sent=tries + 1)
-            log.warning("api_retry_after", method=method, path=path, status=answer.status,
+            log.warning("api_retry_after", operation=info.named, method=method, path=path,
+                        status=answer.status,
                         retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
                         max_retries=MAX_RETRY_AFTER_TRIES)
             self._sleep(wait.seconds)

@@ -46,6 +46,7 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from os import PathLike
 from types import TracebackType
 from typing import Any, Final, TypeVar
@@ -423,7 +424,7 @@ class PreFormClient:
             return result
         operation_id = self._parse(_operation_id, response.body, response)
         finished = wait_for_operation(
-            self._fetch_operation,
+            partial(self._fetch_operation, waited_for=operation),
             operation_id,
             deadline=deadline,
             clock=self._clock,
@@ -436,7 +437,10 @@ class PreFormClient:
         )
         return self._parse(parser, finished.result, response)
 
-    def _fetch_operation(self, operation_id: str, timeout: float, deadline: float) -> Operation:
+    def _fetch_operation(self, operation_id: str, timeout: float, deadline: float, *,
+                         waited_for: str = "") -> Operation:
+        """One status read of ``operation_id``; its errors and events name ``waited_for``,
+        the operation that started it (``autoSupport``), with this read's endpoint beside."""
         try:
             # A 503's Retry-After (the proxy in maintenance) is waited as long as the operation
             # may take: bounded by the status read's own 60 s, one of 120 s abandoned an
@@ -447,6 +451,7 @@ class PreFormClient:
                 operation="getOperation",
                 timeout=timeout,
                 wait_until=(deadline, "the operation's"),
+                waited_for=waited_for,
             )
         except RequestRejectedError as exc:
             if exc.status_code != httpx.codes.NOT_FOUND:

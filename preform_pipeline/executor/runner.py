@@ -1001,7 +1001,7 @@ class _BuildWorker:
     @staticmethod
     def _reason(exc: BaseException, mapper: PathMapper) -> str:
         if isinstance(exc, PermanentApiError):
-            what = exc.request.operation if exc.request and exc.request.operation else "request"
+            what = exc.request.named if exc.request and exc.request.named else "request"
             detail = exc.server_message or exc.message
             code = f"{exc.code}: " if exc.code else ""
             user_fix = code_hint(exc.code, "")
@@ -1030,7 +1030,7 @@ class _BuildWorker:
         if isinstance(exc, FileWriteError):
             return exc.path.parent if refused_by_a_full_disk(exc) else None
         request = exc.request if isinstance(exc, PermanentApiError) else None
-        if request is None or request.operation not in _SAVING_OPERATIONS:
+        if request is None or request.named not in _SAVING_OPERATIONS:
             return None
         root = self.runner.options.output_root
         return root if disk_is_full(root) else None

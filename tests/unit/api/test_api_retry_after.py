@@ -223,6 +223,8 @@ class TestWhilePollingALongOperation:
         [event] = [e for e in logs if e["event"] == "api_retry_after"]
         assert (event["path"], event["status"], event["retry_after_s"]) == (
             polls[0].path, 503, 7)
+        # The step waited for, not the endpoint it is polled with (that is the path).
+        assert event["operation"] == "importModel"
         assert clock.slept >= 7
 
     def test_a_wait_longer_than_a_status_reads_time_is_waited_within_the_operations(
@@ -245,11 +247,18 @@ class TestWhilePollingALongOperation:
         self, simulated: tuple[HostileFront, str], sample_models_dir: Path, asked: int
     ) -> None:
         clock = ManualClock()
-        with pytest.raises(ServerBusyError) as caught:
+        with pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
             _import_while_busy(simulated, sample_models_dir / CUBE, str(asked), clock)
 
-        assert caught.value.request is not None
-        assert caught.value.request.operation == "getOperation"
+        request = caught.value.request
+        assert request is not None
+        # Named by the step waited for (session 45: "GET .../operations/<id>/
+        # (getOperation): server answered 503"), the status read's endpoint beside it.
+        assert (request.named, request.operation) == ("importModel", "getOperation")
+        assert str(caught.value).startswith(
+            f"importModel (polled with GET {simulated[0].url}/operations/")
+        [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+        assert event["operation"] == "importModel"
         assert (f"asked to wait {asked} s (until {resume_time(clock.now(), asked)}), longer "
                 "than the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
