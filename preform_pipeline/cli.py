@@ -14,9 +14,9 @@ import importlib
 import io
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Final, NoReturn, Protocol, TextIO, cast
+from typing import NoReturn, Protocol, TextIO, cast
 
 from preform_pipeline import __version__
 from preform_pipeline.cloud.credentials import ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE
@@ -33,11 +33,11 @@ from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.recipes.settings_check import position_settings_error
-from preform_pipeline.secretargs import refuse_secret_option
+from preform_pipeline.secretargs import command_letters, refuse_secret_option
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.wording import quoted, visible_lines
 
-__all__ = ["COMMAND_MODULES", "OWN_LETTERS", "Command", "main", "parse_args", "run"]
+__all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
 #: Command modules in the order ``--help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
@@ -86,11 +86,6 @@ _SECRETS_GO = (f"give the Web API client secret as ${ENV_CLIENT_SECRET}, or in a
                "(docs/settings.md)")
 
 
-#: The single-letter options of the commands (``-h``, ``run -v``): any other is refused before
-#: argparse reads the line, which echoed what followed it (``-p PASSWORD``).
-OWN_LETTERS: Final = "hv"
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse's parser, whose usage error also says when a file's name was read as an
     option: ``run recipe.yaml -rf.stl`` said only "the following arguments are required:
@@ -113,7 +108,8 @@ def _parser_for(argv: Sequence[str]) -> type[_Parser]:
     return type("_TypedParser", (_Parser,), {"typed": tuple(argv)})
 
 
-def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
+def _parser(argv: Sequence[str]) -> tuple[_Parser, dict[str, Command]]:
+    """The parser for ``argv`` (its command's alone when it names one), and its commands."""
     parser = _parser_for(argv)(
         prog="preform-pipeline",
         description="Batch job preparation for Formlabs printers.",
@@ -125,6 +121,16 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
         sp = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
         command.add_arguments(sp)
         by_name[command.NAME] = command
+    return parser, by_name
+
+
+def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
+    parser, by_name = _parser(argv)
+    return _parsed(parser, by_name, argv)
+
+
+def _parsed(parser: _Parser, by_name: Mapping[str, Command], argv: Sequence[str]
+            ) -> tuple[argparse.Namespace, Command]:
     args, extra = parser.parse_known_args(list(argv))
     if extra:
         # argparse leaves what a subcommand did not take to the top-level parser, whose
@@ -158,14 +164,18 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
     stderr = _VisibleLines.over(stderr)
-    if refuse_secret_option(argv, stderr, instead=_SECRETS_GO, letters=OWN_LETTERS):
+    parser, by_name = _parser(argv)
+    # The letters of the command typed, not of every command: ``jobs list -v hunter2`` was
+    # echoed by argparse while ``-v`` counted as the program's (it is run's alone).
+    if refuse_secret_option(argv, stderr, instead=_SECRETS_GO,
+                            letters=command_letters(parser, argv)):
         return EXIT_USAGE
     try:
         # argparse writes to sys.stdout (--help, --version) and sys.stderr (its usage errors,
         # which echo what was typed: an unknown option holding ESC[2J cleared the terminal):
         # pointed at this call's streams, its errors pass through the same escapes as ours.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            args, command = parse_args(argv)
+            args, command = _parsed(parser, by_name, argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's

@@ -10,22 +10,26 @@ give a secret are looked for first, and the refusal names the option, never the 
 
 A single dash is read as two when a name follows it (``-password``, ``-client-secret=x``: the
 spelling of Go's and Java's tools), since argparse echoed those as unrecognized too. A single
-letter that is none of the program's own (``-h``, and ``run``'s ``-v``) is refused too, and
-nothing typed with it or after it is repeated: ``-p hunter2`` (and mysql's ``-phunter2``) was
-echoed by argparse as "unrecognized arguments: -p hunter2", and ``-p`` gives a password as
-often as a port. No command of the project has a single-letter option that takes a value.
+letter that is none of the command's own (``-h``, and ``run``'s ``-v``:
+:func:`command_letters`) is refused too, and nothing typed with it or after it is repeated:
+``-p hunter2`` (and mysql's ``-phunter2``) was echoed by argparse as "unrecognized arguments:
+-p hunter2", and ``-p`` gives a password as often as a port. The letters are the command's,
+not the program's: with every command's letters allowed everywhere, ``jobs list -v hunter2``
+was still echoed ("unrecognized arguments: -v hunter2"), ``-v`` being only ``run``'s. No
+command of the project has a single-letter option that takes a value.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Sequence
 from typing import Final, TextIO
 
 from preform_pipeline.wording import visible
 
-__all__ = ["OWN_OPTIONS", "SECRET_OPTIONS", "foreign_letter_in", "refuse_secret_option",
-           "secret_option_in"]
+__all__ = ["OWN_OPTIONS", "SECRET_OPTIONS", "command_letters", "foreign_letter_in",
+           "refuse_secret_option", "secret_option_in"]
 
 #: Options a newcomer types to give a secret; no command of the project has one of them.
 SECRET_OPTIONS: Final = frozenset({
@@ -126,6 +130,28 @@ def foreign_letter_in(argv: Sequence[str], letters: str) -> str | None:
         if other is not None:
             return word[:other + 1]
     return None
+
+
+def command_letters(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """The single letters of the (sub)command ``argv`` names (``run``: ``hv``; ``jobs list``:
+    ``h``), read from its parsers: the one of each command word in turn (``jobs``, then
+    ``list``) and those above it, whose options it shares. A word that names no subcommand
+    (a misspelt one, or an option's value before it) ends the walk: the letters known so far,
+    fewer rather than more, so a letter is never let through to be echoed."""
+    letters: set[str] = set()
+    words = iter(argv)
+    current: argparse.ArgumentParser | None = parser
+    while current is not None:
+        letters.update(option[1] for action in current._actions
+                       for option in action.option_strings
+                       if len(option) == 2 and option[0] == "-" and option[1] != "-")
+        sub = next((action for action in current._actions
+                    if isinstance(action, argparse._SubParsersAction)), None)
+        if sub is None:
+            break
+        name = next((word for word in words if not word.startswith("-") or word == "--"), None)
+        current = sub.choices.get(name) if name is not None else None
+    return "".join(sorted(letters))
 
 
 def _option_name(word: str) -> str | None:

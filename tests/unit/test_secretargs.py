@@ -15,6 +15,7 @@ import pytest
 
 from preform_pipeline import cli
 from preform_pipeline.secretargs import (
+    command_letters,
     foreign_letter_in,
     refuse_secret_option,
     secret_option_in,
@@ -238,29 +239,70 @@ class TestASingleLetter:
             assert err.getvalue().startswith(f"error: -{letter}: no option"), letter
 
     @pytest.mark.parametrize("argv", [
-        ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["jobs", "-hv"], ["--offset", "-5"], ["-"],
+        ["run", "r.yaml", "m.stl", "-v"], ["-h"], ["run", "-hv"], ["--offset", "-5"], ["-"],
         ["run", "r.yaml", "--", "-p.stl"], ["run", "r.yaml", "m.stl", "-vhv"],
         # argparse takes a word holding a space as an option's value (review, rv44-loose).
         ["jobs", "reject", "7", "--reason", "-crown 3 lifts off the raft"],
     ])
-    def test_the_programs_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
-        assert foreign_letter_in(argv, cli.OWN_LETTERS) is None
+    def test_the_commands_own_letters_numbers_and_names_pass(self, argv: list[str]) -> None:
+        assert foreign_letter_in(argv, _letters(argv)) is None
 
     def test_a_file_named_like_one_is_left_to_the_usage_error_that_names_it(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         monkeypatch.chdir(tmp_path)
-        assert foreign_letter_in(["run", "r.yaml", "-rf.stl"], cli.OWN_LETTERS) == "-r"
+        argv = ["run", "r.yaml", "-rf.stl"]
+        assert foreign_letter_in(argv, _letters(argv)) == "-r"
         (tmp_path / "-rf.stl").write_bytes(b"solid x\nendsolid x\n")
-        assert foreign_letter_in(["run", "r.yaml", "-rf.stl"], cli.OWN_LETTERS) is None
+        assert foreign_letter_in(argv, _letters(argv)) is None
 
-    def test_each_programs_letters_are_all_its_parsers_have(self) -> None:
-        # A new single-letter option belongs in its program's letters, or it is refused.
-        for parser, letters in ((_commands_parser(), cli.OWN_LETTERS),
-                                (simulator_cli.build_parser(), "h"),
-                                (cloud_cli.build_parser(), "h")):
+    def test_each_simulators_letters_are_all_its_parser_has(self) -> None:
+        # The simulators rely on the rule's default letters: a new single-letter option
+        # belongs there too, or it is refused. (The pipeline's are read from its parsers.)
+        for parser in (simulator_cli.build_parser(), cloud_cli.build_parser()):
             own = {o[1] for o in _options(parser) if len(o) == 2}
-            assert own == set(letters), parser.prog
+            assert own == {"h"}, parser.prog
+
+
+class TestTheLettersOfACommand:
+    """Session 45: a single letter is allowed only to the command that owns it. With the
+    program's letters allowed everywhere, ``jobs list -v hunter2`` was echoed by argparse
+    ("unrecognized arguments: -v hunter2"): ``-v`` is run's alone."""
+
+    @pytest.mark.parametrize("argv", [
+        ["jobs", "list", "-v", SECRET], ["jobs", "list", f"-v{SECRET}"],
+        ["validate", "-v", SECRET], ["jobs", "--store", "j.sqlite3", "list", "-v", SECRET],
+    ])
+    def test_a_secret_after_another_commands_letter_is_never_echoed(
+        self, argv: list[str], tmp_path: Path
+    ) -> None:
+        done = in_a_process(tmp_path, *argv)
+
+        assert done.returncode == 2
+        assert SECRET not in done.stderr + done.stdout
+        assert done.stderr.startswith("error: -v: no option of this command starts with -v ")
+        assert not list(tmp_path.iterdir())  # refused before anything was opened
+
+    def test_a_commands_own_letter_still_works(
+        self, tmp_path: Path, capfd: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # run's -v passes the check and argparse: the run then fails on its missing recipe.
+        done = InProcess(capfd, monkeypatch)(tmp_path, "run", "absent.yaml", "m.stl", "-v")
+
+        assert done.returncode not in (0, 2), done.stderr
+        assert "no option of this command" not in done.stderr
+        assert "absent.yaml" in done.stderr
+
+    @pytest.mark.parametrize(("argv", "letters"), [
+        (["run", "r.yaml"], "hv"), (["jobs", "list"], "h"), (["jobs", "--store", "x", "list"],
+                                                              "h"),
+        (["validate"], "h"), (["runn", "-v"], "h"), ([], "h"), (["--", "run"], "h"),
+    ])
+    def test_they_are_read_from_the_parser_of_the_command_typed(
+        self, argv: list[str], letters: str
+    ) -> None:
+        assert command_letters(_commands_parser(), argv) == letters
 
 
 class TestTheRefusalLine:
@@ -316,6 +358,11 @@ def _commands_parser() -> argparse.ArgumentParser:
         command = importlib.import_module(name)
         command.add_arguments(sub.add_parser(command.NAME))
     return top
+
+
+def _letters(argv: list[str]) -> str:
+    """The single letters ``preform-pipeline`` allows the command ``argv`` names."""
+    return command_letters(_commands_parser(), argv)
 
 
 def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
