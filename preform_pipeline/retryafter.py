@@ -9,8 +9,12 @@ Both HTTP clients (the Web API's and the Local API's) honour it by these rules:
   wait so long) and is sent again at most :data:`MAX_RETRY_AFTER_TRIES` times; a longer wait is
   not waited: the request fails at once, and its error says the server's time and why it was
   not waited (:func:`asked_to_wait`), so "retry after a day" never hangs a run;
-- its waits together come to at most :data:`MAX_RETRY_AFTER_TOTAL_S` (:func:`longest_wait`): a
-  server asking an hour three times held one call of the Web API client three hours.
+- its waits together come to at most :data:`MAX_RETRY_AFTER_TOTAL_S`: a server asking an hour
+  three times held one call of the Web API client three hours (session 44), and one status
+  read of a long Local API operation given more than an hour as long (session 45).
+
+:func:`longest_wait` says how long the next wait may be, and which bound that is in words: the
+longest wait, what is left of the total, or what is left of the caller's time.
 """
 
 from __future__ import annotations
@@ -99,15 +103,27 @@ def asked_to_wait(wait_s: float, now: datetime, *, limit_s: float = MAX_RETRY_AF
     return text
 
 
-def longest_wait(waited_s: float, limit_s: float = MAX_RETRY_AFTER_S) -> tuple[float, str]:
+def longest_wait(waited_s: float, limit_s: float = MAX_RETRY_AFTER_S, *,
+                 time_left: tuple[float, str] | None = None) -> tuple[float, str]:
     """The longest ``Retry-After`` a request that has waited ``waited_s`` for earlier ones
-    may wait now (``limit_s``: its bound for one wait), and that bound's words for
-    :func:`asked_to_wait` ("": ``limit_s`` itself, not what is left of the total)."""
-    left = max(0.0, MAX_RETRY_AFTER_TOTAL_S - waited_s)
-    if left >= limit_s:
-        return limit_s, ""
-    return left, (f"the {left:.0f} s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request "
-                  f"waits for Retry-After answers in all (it had waited {waited_s:.0f} s)")
+    may wait now, and that bound's words for :func:`asked_to_wait` ("": ``limit_s`` itself).
+    The shortest of three bounds: ``limit_s`` (one wait's), what is left of
+    :data:`MAX_RETRY_AFTER_TOTAL_S`, and ``time_left``: the seconds its caller has left and
+    whose they are ("the request's"), when the caller's time bounds it too. A wait of all
+    that time is not waited: the request sent again after it would have none, and fail as
+    silence from a server never asked again (review, rv44-loose)."""
+    bound, words = limit_s, ""
+    total_left = max(0.0, MAX_RETRY_AFTER_TOTAL_S - waited_s)
+    if total_left < bound:
+        bound, words = total_left, (
+            f"the {total_left:.0f} s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request "
+            f"waits for Retry-After answers in all (it had waited {waited_s:.0f} s)")
+    if time_left is not None:
+        seconds, whose = time_left
+        below = math.nextafter(seconds, -math.inf)  # "at most" all of it is less than all
+        if below < bound:
+            bound, words = below, f"the {max(0.0, seconds):.0f} s left of {whose} time"
+    return bound, words
 
 
 @dataclass(frozen=True)

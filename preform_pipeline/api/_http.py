@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -71,6 +70,7 @@ from preform_pipeline.retryafter import (
     RETRY_AFTER_STATUSES,
     AnswersWait,
     asked_to_wait,
+    longest_wait,
 )
 
 __all__ = [
@@ -182,9 +182,11 @@ def error_for_status(
             f": {asked_to_wait(seconds, wait.now, limit_s=limit_s, limit=limit)}")
         when = "" if wait is None or seconds is None else f", or try again {wait.when}"
         # Its time waited out already, as often as a request is: not "asked to wait 1 s" alone.
+        # "As often as a request may be" only when it was: a repeat's wait refused by a bound
+        # (the time left, the total) ends it sooner.
         again = "" if sent <= 1 else (
-            f"; sent {sent} times, waiting what it asked between them, as often as a request "
-            "may be")
+            f"; sent {sent} times, waiting what it asked between them"
+            + (", as often as a request may be" if sent > MAX_RETRY_AFTER_TRIES else ""))
         return ServerBusyError(
             text + asked + again, retry_after_s=seconds,
             # Not "the build is tried on another server": with one server, or on the last
@@ -358,6 +360,7 @@ class HttpSession:
         if wait_until is not None and wait_until[0] > ends:
             waits_end, whose = wait_until
         tries = 0
+        waited_s = 0.0  # the Retry-After waits this request took: at most their total
         while True:
             left = ends - self._clock()
             connect = min(left, DEFAULT_CONNECT_TIMEOUT_S)
@@ -374,29 +377,28 @@ class HttpSession:
                 self._log(info, path, answer.status, started)
             if answer.status not in RETRY_AFTER_STATUSES:
                 return _api_response(answer, info)
-            wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall())
-            # The wait counts against the request's own time (or its caller's): a repeat must
-            # still have some. A wait of all that is left is not waited either: it was, and
-            # its repeat then sent with 0 s failed as "no answer within 0 s (ReadTimeout)",
-            # blaming a server that was never asked again (review, rv44-loose).
-            left = waits_end - self._clock()
-            limit_s = min(MAX_RETRY_AFTER_S, math.nextafter(left, -math.inf))
+            wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall(),
+                                  waited_s=waited_s)
+            # The wait counts against the request's own time (or its caller's), and with the
+            # earlier ones against the total (retryafter.longest_wait: every bound's words).
+            limit_s, limit = longest_wait(
+                waited_s, time_left=(waits_end - self._clock(), whose))
             # "At most" the longest wait, as the Web API client and asked_to_wait read it.
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
                     or wait.seconds > limit_s:
                 if wait.seconds is not None:
                     log.info("api_retry_after_not_waited", operation=info.named,
                              method=method, path=path, status=answer.status,
-                             retry_after_s=round(wait.seconds, 3), attempt=tries + 1)
-                limit = "" if limit_s >= MAX_RETRY_AFTER_S else \
-                    f"the {max(0.0, left):.0f} s left of {whose} time"
+                             retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
+                             waited_s=round(waited_s, 3))
                 raise _api_error(answer, info, wait, limit_s=limit_s, limit=limit,
                                  sent=tries + 1)
             log.warning("api_retry_after", operation=info.named, method=method, path=path,
-                        status=answer.status,
-                        retry_after_s=round(wait.seconds, 3), attempt=tries + 1,
-                        max_retries=MAX_RETRY_AFTER_TRIES)
+                        status=answer.status, retry_after_s=round(wait.seconds, 3),
+                        attempt=tries + 1, max_retries=MAX_RETRY_AFTER_TRIES,
+                        waited_s=round(waited_s, 3))
             self._sleep(wait.seconds)
+            waited_s += wait.seconds
             # Sent again with its own time, within what its caller may wait.
             ends = max(ends, min(self._clock() + timeout, waits_end))
             tries += 1

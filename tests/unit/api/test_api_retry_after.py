@@ -20,7 +20,12 @@ from structlog.testing import capture_logs
 from preform_pipeline.api import ModelInfo, PreFormClient
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerBusyError, TransientApiError
-from preform_pipeline.retryafter import MAX_RETRY_AFTER_S, MAX_RETRY_AFTER_TRIES, resume_time
+from preform_pipeline.retryafter import (
+    MAX_RETRY_AFTER_S,
+    MAX_RETRY_AFTER_TOTAL_S,
+    MAX_RETRY_AFTER_TRIES,
+    resume_time,
+)
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.server import SimulatorServer
 from tests.hostile_http import HostileFront, never, reply, running_front
@@ -111,22 +116,74 @@ class TestAServerBusyForever:
             "a proxy in front of it, is busy or down for now; retry on another server, or try "
             f"again after {until})")
 
-    def test_the_longest_wait_asked_every_time_is_said_as_waited_not_as_too_long(
+    def test_the_longest_wait_itself_is_waited_once_and_the_next_is_past_the_total(
         self, front: HostileFront
     ) -> None:
-        # s44-mutants: "at most" the longest wait; the error of the last answer must not say
-        # a wait of exactly that long was too long to wait (it was waited three times).
+        # s44-mutants: "at most" the longest wait, so the first is waited. Session 45: the
+        # next is not (each waited, three held one call three hours): the hour is what one
+        # call's waits come to in all, as for the Web API client.
         clock = ManualClock()
         front.on("GET", "/", reply(503, MAINTENANCE,
                                    headers=(("Retry-After", f"{MAX_RETRY_AFTER_S:.0f}"),)))
+        with _client(front, clock, timeout=2 * DAY_S) as client, capture_logs() as logs, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert clock.slept == MAX_RETRY_AFTER_S and len(front.requests_to("/")) == 2
+        until = resume_time(clock.now(), MAX_RETRY_AFTER_S)
+        assert str(caught.value).endswith(
+            f"server answered 503: asked to wait {MAX_RETRY_AFTER_S:.0f} s (until {until}), "
+            f"longer than the 0 s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request waits "
+            f"for Retry-After answers in all (it had waited {MAX_RETRY_AFTER_S:.0f} s): not "
+            "waited, the request was not sent again; sent 2 times, waiting what it asked "
+            "between them (the server, or a proxy in front of it, is busy or down for now; "
+            f"retry on another server, or try again after {until})")
+        [waited] = [e for e in logs if e["event"] == "api_retry_after"]
+        [given_up] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+        assert (waited["waited_s"], given_up["waited_s"]) == (0, MAX_RETRY_AFTER_S)
+
+
+class TestTheTotalOfOneRequestsWaits:
+    """Session 45: the Local API client's waits for one call come to the hour at most
+    (retryafter.MAX_RETRY_AFTER_TOTAL_S), the Web API client's rule, when the call's own
+    time is longer (a step given more than an hour, a status read within its operation's)."""
+
+    def test_a_second_wait_past_what_is_left_of_the_total_is_not_waited_and_said(
+        self, front: HostileFront
+    ) -> None:
+        clock = ManualClock()
+        front.on("GET", "/", reply(503, MAINTENANCE, headers=(("Retry-After", "2000"),)))
         with _client(front, clock, timeout=2 * DAY_S) as client, \
                 pytest.raises(ServerBusyError) as caught:
             client.get_api_version()
-        assert clock.slept == MAX_RETRY_AFTER_TRIES * MAX_RETRY_AFTER_S
-        until = resume_time(clock.now(), MAX_RETRY_AFTER_S)
-        assert (f"server answered 503: asked to wait {MAX_RETRY_AFTER_S:.0f} s (until {until}); "
-                f"sent 4 times") in str(caught.value)
-        assert "not waited" not in str(caught.value)
+        assert clock.slept == 2000 and len(front.requests_to("/")) == 2
+        assert caught.value.retry_after_s == 2000
+        assert (f"asked to wait 2000 s (until {resume_time(clock.now(), 2000)}), longer than "
+                f"the 1600 s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request waits for "
+                "Retry-After answers in all (it had waited 2000 s): not waited") in (
+            str(caught.value))
+
+    def test_waits_within_the_total_are_all_waited(self, front: HostileFront) -> None:
+        clock = ManualClock()
+        front.on("GET", "/", reply(503, MAINTENANCE, headers=(("Retry-After", "1200"),)),
+                 times=MAX_RETRY_AFTER_TRIES)
+        front.on("GET", "/", reply(200, VERSION))
+        with _client(front, clock, timeout=2 * DAY_S) as client:
+            assert client.get_api_version().version == "0.9.12"
+        assert clock.slept == MAX_RETRY_AFTER_TOTAL_S  # three 1200 s waits: the hour, at most
+
+    def test_the_callers_time_left_is_said_when_it_is_the_shorter_bound(
+        self, front: HostileFront
+    ) -> None:
+        # 1000 s of the request's 3000 s are left after the first wait; 1600 s of the total.
+        clock = ManualClock()
+        front.on("GET", "/", reply(503, MAINTENANCE, headers=(("Retry-After", "2000"),)))
+        with _client(front, clock, timeout=3000) as client, \
+                pytest.raises(ServerBusyError) as caught:
+            client.get_api_version()
+        assert clock.slept == 2000
+        assert ("longer than the 1000 s left of the request's time: not waited, the request "
+                "was not sent again; sent 2 times, waiting what it asked between them (") in (
+            str(caught.value))
 
 
 class TestAWaitTheRequestCannotTake:
