@@ -165,6 +165,15 @@ def _never(pool: ServerPool, happened: Callable[[], bool]) -> None:
         pool.wait_for(lambda _: happened(), 3 * SUPERVISOR_TICK_S)
 
 
+def _checked_again(pool: ServerPool, clock: ManualClock, checks: int, *, after_s: float
+                   ) -> None:
+    """Move the clock ``after_s`` on, to a down remote's next check, and wait until it has
+    been checked again ``checks`` times in all and is still down."""
+    clock.advance(after_s)
+    pool.wait_for(lambda s: s[0].restarts == checks and s[0].state is ServerState.RESTARTING,
+                  WAIT_S)
+
+
 def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
     return [e for e in logs if e["event"] == name]
 
@@ -481,9 +490,7 @@ class TestARemoteComingBack:
         with capture_logs() as logs:
             pool.lease(timeout=1).report_failure()
             pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
-            clock.advance(1.26)
-            pool.wait_for(lambda s: s[0].restarts == 1
-                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+            _checked_again(pool, clock, 1, after_s=1.26)
             endpoint.healthy = True
             clock.advance(2.5)
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
@@ -510,12 +517,9 @@ class TestARemoteComingBack:
         endpoint.healthy = False
         with capture_logs() as logs:
             pool.lease(timeout=1).report_failure()
+            pool.wait_for(_state("r1", ServerState.RESTARTING), WAIT_S)
             for checks in (1, 2, 3):  # three more checks of the same outage
-                pool.wait_for(lambda s, n=checks: s[0].restarts == n - 1
-                              and s[0].state is ServerState.RESTARTING, WAIT_S)
-                clock.advance(1)
-            pool.wait_for(lambda s: s[0].restarts == 3
-                          and s[0].state is ServerState.RESTARTING, WAIT_S)
+                _checked_again(pool, clock, checks, after_s=1.0)
             endpoint.healthy = True
             clock.advance(1)
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
