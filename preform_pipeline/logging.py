@@ -44,6 +44,7 @@ __all__ = [
     "configure_logging",
     "dropped",
     "get_logger",
+    "hide_secrets",
     "redact_secrets",
     "redact_url",
 ]
@@ -58,6 +59,13 @@ SECRET_KEY_PATTERN = re.compile(
 # Bearer tokens and basic-auth credentials embedded in free text (an error message quoting a
 # header, a URL with user:password@).
 _INLINE_SECRET = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^/\s:@]+:)[^@\s/]+(@)")
+
+
+def hide_secrets(text: str) -> str:
+    """``text`` with the secrets the log never shows taken out: a bearer token, a URL's
+    password (``http://olivia:[redacted]@printhost:44388``). For a line a command prints
+    itself, by the rule of the log's events."""
+    return _scrub_text(text)
 
 
 def _scrub_text(text: str) -> str:

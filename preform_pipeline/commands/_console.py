@@ -36,6 +36,7 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.executor.progress import counted_rejections, run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.logging import hide_secrets
 from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.warnings import MAX_NAMES_PER_WARNING, WarningGroup, plan_warnings
 from preform_pipeline.servers.pool import ServerPool, ServerState, ServerStatus
@@ -199,7 +200,8 @@ def servers_line(statuses: Iterable[ServerStatus]) -> str:
     parts: list[str] = []
     for s in statuses:
         if s.remote:
-            where = f"REMOTE, {s.url}" if s.url else "REMOTE, unreachable"
+            # A remote's url as its settings wrote it, but never its password (as in the log).
+            where = f"REMOTE, {hide_secrets(s.url)}" if s.url else "REMOTE, unreachable"
             if s.refused:
                 where += f", {REFUSED_SAID_ON_STDERR}"
             elif s.state is ServerState.RESTARTING and s.last_error:
@@ -224,7 +226,8 @@ def refusal_lines(statuses: Iterable[ServerStatus]) -> list[str]:
     stream a cron mail shows, in place of the pool's ``server_retired`` event (kept off the
     console, in the log)."""
     return [
-        f"error: server {s.name}" + (f" (REMOTE, {s.url})" if s.remote else "")
+        f"error: server {s.name}" + (f" (REMOTE, {hide_secrets(s.url or '')})"
+                                     if s.remote else "")
         # A refused start's error names its server first (``server-1 refused to start``).
         + f": {(s.last_error or 'refused').removeprefix(f'{s.name} ')}"
         for s in statuses if s.refused

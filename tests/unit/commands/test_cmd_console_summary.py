@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from dataclasses import replace
 
 import pytest
 import structlog
@@ -20,6 +21,7 @@ from preform_pipeline.commands._console import (
     make_console,
     print_summary,
     quiet_build_warnings,
+    refusal_lines,
     servers_line,
 )
 from preform_pipeline.executor import AttemptRecord, BuildOutcome, BuildStatus, RunResult
@@ -303,6 +305,19 @@ class TestServersLine:
             "servers started: printhost (REMOTE, http://printhost.invalid:44388, not "
             "answering: health check failed: unreachable: [Errno -2] Name or service not "
             "known; waited for up to servers.remote_wait_s)")
+
+    def test_a_remotes_password_is_neither_on_its_line_nor_its_refusal(self) -> None:
+        # Session 45: both printed the url as the settings wrote it, password and all.
+        printhost = replace(
+            _status("printhost", url="http://olivia:hunter2@nas:80", pid=None, remote=True,
+                    state=ServerState.RETIRED, error="it answers, but cannot be used"),
+            refused=True)
+        assert servers_line([printhost]) == (
+            "servers started: printhost (REMOTE, http://olivia:[redacted]@nas:80, refused, "
+            "said on stderr)")
+        assert refusal_lines([printhost]) == [
+            "error: server printhost (REMOTE, http://olivia:[redacted]@nas:80): it answers, "
+            "but cannot be used"]
 
 
 class TestNamesWithTerminalEscapes:
