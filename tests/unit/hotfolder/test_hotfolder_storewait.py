@@ -216,3 +216,128 @@ class TestTheConsoleSaysItWaitsBeforeItWatches:
                    if line.startswith("waiting for the job store ")]
         assert len(waiting) == 1 and "Connection refused" in waiting[0], err.getvalue()
         assert out.getvalue() == ""
+
+
+def _told(url: str, password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The whole error ``jobs --store URL`` gives a user (the console's line, or the message
+    file it names when the line is cut)."""
+    from preform_pipeline import cli
+
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    crash = tmp_path / "crash"
+    monkeypatch.setenv("PREFORM_PIPELINE_CRASH_DIR", str(crash))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run(["jobs", "--store", url], out, err) == 1
+    said = err.getvalue()
+    assert "Traceback" not in said
+    return (next(crash.iterdir()).read_text(encoding="utf-8") if crash.exists()
+            else said).rstrip()
+
+
+def _start_waits(url: str, password: str) -> tuple[bool, StoreError]:
+    """Whether watch's start (wait_for_store, as join_farm calls it) waited for ``url``, and
+    the error it ended on: 3 s of waiting on the clock seam."""
+    clock = ManualClock()
+    with capture_logs() as logs, pytest.raises(StoreError) as caught:
+        wait_for_store(lambda: PostgresJobStore(url, password=password, connect_timeout_s=5),
+                       location=url, clock=clock, wait_s=3)
+    waited = _waits(logs) != []
+    assert waited == (clock.sleeps != [])
+    return waited, caught.value
+
+
+#: A real condition per kind of failure: (what the admin sets up, the URL's user, database
+#: and query, the password), on the module's cluster.
+_CASES: dict[str, tuple[str, str, str, str, str]] = {
+    "wrong-password": ("", "pipeline", "farm", "", "wrong"),
+    "missing-database": ("", "pipeline", "no_such_db", "", PG_PASSWORD),
+    "role-without-login": ("CREATE ROLE {r} PASSWORD 'pw' NOLOGIN", "{r}", "farm", "", "pw"),
+    "sslmode-require": ("", "pipeline", "farm", "?sslmode=require", PG_PASSWORD),
+    "role-connection-limit": ("CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0",
+                              "{r}", "farm", "", "pw"),
+    "database-connection-limit": ("CREATE ROLE {r} PASSWORD 'pw' LOGIN; CREATE DATABASE "
+                                  "{r}_db; ALTER DATABASE {r}_db CONNECTION LIMIT 0",
+                                  "{r}", "{r}_db", "", "pw"),
+}
+_REFUSED = "waiting does not cure it: correct it, then run the command again"
+_AWAY = "watch tries again by itself, other commands: run them again once the database is back"
+_FULL = "watch tries again by itself, other commands: run them again once a connection is free"
+
+
+class TestWhatIsSaidIsWhatWatchsStartDoes:
+    """Session 45: for each kind of failure on a real server, the message a user reads and what
+    a starting watch does agree: "once ... is back/free" is waited for, "waiting does not cure
+    it" is given up on at once (store/pgerrors.py is the one classification both read)."""
+
+    @pytest.mark.parametrize(("case", "head", "ending"), [
+        ("wrong-password", "refused the job store's login", _REFUSED),
+        ("missing-database", "refused the job store's login", _REFUSED),
+        ("role-without-login", "refused the job store's login", _REFUSED),
+        ("sslmode-require", "the job store's URL cannot work", _REFUSED),
+        ("role-connection-limit", "has no connection free for the job store", _FULL),
+        ("database-connection-limit", "has no connection free for the job store", _FULL),
+    ])
+    def test_on_a_server_that_answers(
+        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        case: str, head: str, ending: str,
+    ) -> None:
+        import psycopg
+
+        setup, user, database, query, password = _CASES[case]
+        role = f"s45_{case.replace('-', '_')}"
+        with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+            for statement in filter(None, setup.format(r=role).split("; ")):
+                admin.execute(statement)
+            try:
+                url = (cluster.url(database.format(r=role)).replace(
+                    "pipeline@", f"{user.format(r=role)}@") + query)
+                told = _told(url, password, tmp_path, monkeypatch)
+                waited, error = _start_waits(url, password)
+            finally:
+                admin.execute(f"DROP DATABASE IF EXISTS {role}_db")
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+        assert head in told
+        assert told.endswith(f"{ending})")
+        assert waited == (ending != _REFUSED)
+        if waited:
+            assert "store.start_wait_s" in error.hint
+        else:  # the first error stands, as the user was told it
+            assert str(error).endswith(f"{ending})")
+
+    def test_a_host_name_that_cannot_resolve_is_named_and_not_waited_for(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = "postgresql://pipeline:s3cr3t-pw@nonexistent.invalid:5432/farm"
+        told = _told(url, PG_PASSWORD, tmp_path, monkeypatch)
+        assert ('the job store\'s URL cannot work while connecting: the host name '
+                '"nonexistent.invalid" could not be resolved') in told
+        assert "Errno" not in told and "s3cr3t-pw" not in told
+        assert told.endswith(f"{_REFUSED})")
+        waited, error = _start_waits(url, PG_PASSWORD)
+        assert not waited and "s3cr3t-pw" not in str(error)
+
+    def test_a_stopped_server_is_said_as_away_and_waited_for(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        told = _told(stopped.url("farm"), PG_PASSWORD, tmp_path, monkeypatch)
+        assert "cannot reach the PostgreSQL job store" in told
+        assert told.endswith(f"{_AWAY})")
+        waited, error = _start_waits(stopped.url("farm"), PG_PASSWORD)
+        assert waited and "still unreachable after 3 s" in error.message
+
+    def test_no_connection_free_is_said_as_such_once_the_wait_is_over(
+        self, cluster: PgCluster
+    ) -> None:
+        import psycopg
+
+        role = "s45_full_after_wait"
+        with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {role} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0")
+            try:
+                url = cluster.url("farm").replace("pipeline@", f"{role}@")
+                waited, error = _start_waits(url, "pw")
+            finally:
+                admin.execute(f"DROP ROLE {role}")
+        assert waited
+        assert "still no connection free after 3 s" in error.message
+        assert "CONNECTION LIMIT" in error.hint
