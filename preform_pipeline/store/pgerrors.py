@@ -198,18 +198,21 @@ def plain_cause(cause: str) -> str:
 
 def classify(cause: str, sqlstate: str | None = None) -> PgFailure | None:
     """What ``cause`` (:func:`~preform_pipeline.store.postgres.cause_first`'s text: one try,
-    or several joined by ``; ``) means, or None when its words are in no rule and there is no
-    SQLSTATE (the caller decides what an unknown failure is).
+    or several joined by ``; ``) means, or None when its SQLSTATE, or without one its words,
+    are in no rule (the caller decides what an unknown failure is).
 
     Of several tries, one a wait may end decides (another host may come back); else the
     first said (the last tried)."""
     if sqlstate is not None:
         kind = next((k for code, k in _SQLSTATES.items() if sqlstate.startswith(code)), None)
-        if kind is not None:
-            said = _by_words(cause.lower())
-            if said is not None and said.kind is kind:
-                return said
-            return PgFailure(kind, _KIND_HINTS[kind])
+        if kind is None:
+            # A statement's own failure (a deadlock, a lock wait): the words below are of
+            # logging in, and "prepared statement ... does not exist" is no refused login.
+            return None
+        said = _by_words(cause.lower())
+        if said is not None and said.kind is kind:
+            return said
+        return PgFailure(kind, _KIND_HINTS[kind])
     tries = [_by_words(attempt.lower()) for attempt in cause.split("; ")]
     if any(t is None for t in tries):
         return None

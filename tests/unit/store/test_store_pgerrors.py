@@ -150,8 +150,8 @@ class TestTheSqlstateDecidesWhereThereIsOne:
         failure = classify('FATAL: too many connections for role "u"', "53300")
         assert failure is not None and "CONNECTION LIMIT" in failure.hint
 
-    def test_a_state_in_no_list_leaves_the_words_to_decide(self) -> None:
-        assert _kind(f"Connection refused{_AT}", "XX000") is FailureKind.AWAY
+    def test_a_statement_s_own_state_is_left_to_the_caller_whatever_its_words(self) -> None:
+        assert _kind('prepared statement "_pg3_0" does not exist', "26000") is None
 
 
 class TestAHostNameThatDoesNotResolveIsSaidPlainly:
