@@ -107,12 +107,16 @@ _RULES: Final[tuple[tuple[FailureKind, re.Pattern[str], str], ...]] = tuple(
          "has it log in from this node"),
         # The server takes this node over SSL only (hostssl), and the URL said sslmode=disable.
         (FailureKind.REFUSED, r"no pg_hba\.conf entry.*, no encryption\b",
-         "the server has no pg_hba.conf entry for this node without SSL: if it takes it over "
-         "SSL (hostssl), drop sslmode=disable from the URL; else " + _HBA_HINT),
-        # Before "does not exist": a root certificate file that does not exist.
+         "the server has no pg_hba.conf entry for this node without SSL: if the URL says "
+         "sslmode=disable and the server takes this node over SSL only (hostssl), drop "
+         "sslmode=disable; else " + _HBA_HINT),
+        # Before "does not exist": a root certificate file, a local user that does not.
         (FailureKind.MISCONFIGURED, r"certificate|private key",
          "check the SSL files the URL names (sslrootcert, sslcert, sslkey) and that the "
          "server's certificate is for the URL's host name"),
+        # libpq found no user name to default to: the URL must give one.
+        (FailureKind.MISCONFIGURED, r"local user with id \d+ does not exist|user name lookup",
+         "give the user in the URL (postgresql://USER@host/database)"),
         (FailureKind.REFUSED, r"does not exist",
          "check the user and database names in the URL (the store's database is made once "
          "with CREATE DATABASE: docs/multi-node.md)"),
@@ -127,6 +131,12 @@ _RULES: Final[tuple[tuple[FailureKind, re.Pattern[str], str], ...]] = tuple(
         (FailureKind.MISCONFIGURED, r"channel binding",
          "channel_binding=require needs SSL and a SCRAM password: drop it from the URL, or "
          "connect over SSL"),
+        (FailureKind.MISCONFIGURED,
+         r"authentication (method \d+ )?not supported|sasl authentication mechanisms"
+         r"|requirepeer",
+         "the server asks for a way of logging in this node's libpq cannot do: ask the "
+         "database's administrator for a pg_hba.conf entry with a password method "
+         "(scram-sha-256)"),
         (FailureKind.MISCONFIGURED, r"gssapi",
          "the URL's gssencmode requires GSSAPI (Kerberos) encryption this node cannot do: "
          "drop gssencmode, or get a Kerberos ticket (kinit) first"),
@@ -143,7 +153,9 @@ _RULES: Final[tuple[tuple[FailureKind, re.Pattern[str], str], ...]] = tuple(
         (FailureKind.MISCONFIGURED,
          r"invalid [\w ]*value|invalid port number|invalid connection option|invalid uri"
          r"|could not parse network address|could not match \d+ |socket path .* too long"
-         r"|in uri:|connection info string|percent-encoded|not compiled in",
+         r"|\bin uri\b|uri query parameter|connection info string|percent-encoded"
+         r"|not compiled in|service file|definition of service|host name must be specified"
+         r"|unix-domain socket path|ssl protocol version",
          _MISCONFIGURED_HINT),
         (FailureKind.OVERLOADED,
          r"too many clients|too many connections for (role|database)"
@@ -182,6 +194,9 @@ _KIND_HINTS: Final = {
     FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {REFUSED_ENDING}",
 }
 
+#: Where :func:`~preform_pipeline.store.postgres.cause_first` joins two tries: after one's
+#: server (``... port 5432); ...``), not at a "; " of one message's own.
+_TRIES: Final = re.compile(r"(?<=\)); ")
 #: psycopg resolves a URL's host names itself and says so in Python's words
 #: (``failed to resolve host 'db': [Errno -2] Name or service not known``).
 _UNRESOLVED: Final = re.compile(
@@ -213,7 +228,7 @@ def classify(cause: str, sqlstate: str | None = None) -> PgFailure | None:
         if said is not None and said.kind is kind:
             return said
         return PgFailure(kind, _KIND_HINTS[kind])
-    tries = [_by_words(attempt.lower()) for attempt in cause.split("; ")]
+    tries = [_by_words(attempt.lower()) for attempt in _TRIES.split(cause)]
     if any(t is None for t in tries):
         return None
     known = [t for t in tries if t is not None]
@@ -250,4 +265,10 @@ _AWAY_WORDS: Final = (
     "ssl syscall error",
     "the connection is lost",
     "consuming input failed",
+    "ssl connection has been closed unexpectedly",
+    "no connection to the server",
+    "write to server failed",
+    "could not send startup packet",
+    "canceling authentication due to timeout",
+    "must be superuser to connect",  # in binary upgrade mode, during shutdown: for a while
 )

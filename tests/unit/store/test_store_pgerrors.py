@@ -35,8 +35,10 @@ class TestEachMessageHasItsKind:
         "consuming input failed: server closed the connection unexpectedly",
         f"session is read-only{_AT}",
         'the host name "db" could not be resolved: Temporary failure in name resolution',
+        f"FATAL: must be superuser to connect in binary upgrade mode{_AT}",
+        f"FATAL: canceling authentication due to timeout{_AT}",
     ], ids=["refused-port", "starting", "stopping", "closed-db", "timeout", "no-socket",
-            "cut", "standby", "dns-not-up"])
+            "cut", "standby", "dns-not-up", "upgrading", "slow-login"])
     def test_what_a_wait_may_end_is_away(self, cause: str) -> None:
         assert _kind(cause) is FailureKind.AWAY
 
@@ -76,9 +78,13 @@ class TestEachMessageHasItsKind:
         "connection is bad: GSSAPI encryption required but no credential cache",
         f"received invalid response to SSL negotiation: H{_AT}",
         'root certificate file "/root/.postgresql/root.crt" does not exist',
+        'private key file "/k" has group or world access; file must have permissions u=rw '
+        '(0600) or less if owned by the current user',
+        'definition of service "farm" not found',
+        "local user with ID 1000 does not exist",
     ], ids=["ssl-required", "bad-sslmode", "unresolvable", "unresolvable-libpq", "bad-port",
             "port-syntax", "bad-hostaddr", "bad-option", "bad-escape", "gssapi", "not-postgres",
-            "no-root-cert"])
+            "no-root-cert", "key-file-mode", "no-service", "no-local-user"])
     def test_a_url_that_cannot_work_is_misconfigured(self, cause: str) -> None:
         assert _kind(cause) is FailureKind.MISCONFIGURED
 
