@@ -246,22 +246,31 @@ def _start_waits(url: str, password: str) -> tuple[bool, StoreError]:
     return waited, caught.value
 
 
-#: A real condition per kind of failure: (what the admin sets up, the URL's user, database
-#: and query, the password), on the module's cluster.
-_CASES: dict[str, tuple[str, str, str, str, str]] = {
-    "wrong-password": ("", "pipeline", "farm", "", "wrong"),
-    "missing-database": ("", "pipeline", "no_such_db", "", PG_PASSWORD),
-    "role-without-login": ("CREATE ROLE {r} PASSWORD 'pw' NOLOGIN", "{r}", "farm", "", "pw"),
-    "sslmode-require": ("", "pipeline", "farm", "?sslmode=require", PG_PASSWORD),
-    "role-connection-limit": ("CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0",
-                              "{r}", "farm", "", "pw"),
-    "database-connection-limit": ("CREATE ROLE {r} PASSWORD 'pw' LOGIN; CREATE DATABASE "
-                                  "{r}_db; ALTER DATABASE {r}_db CONNECTION LIMIT 0",
-                                  "{r}", "{r}_db", "", "pw"),
-}
 _REFUSED = "waiting does not cure it: correct it, then run the command again"
 _AWAY = "watch tries again by itself, other commands: run them again once the database is back"
 _FULL = "watch tries again by itself, other commands: run them again once a connection is free"
+#: What the error of each kind begins and ends with.
+_SAID = {
+    "refused": ("the PostgreSQL server refused the job store's login", _REFUSED),
+    "misconfigured": ("the job store's URL cannot work", _REFUSED),
+    "overloaded": ("the PostgreSQL server has no connection free for the job store", _FULL),
+}
+#: A real condition per kind of failure: (its kind, what the admin sets up, the URL's user,
+#: database and query, the password), on the module's cluster.
+_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
+    "wrong-password": ("refused", "", "pipeline", "farm", "", "wrong"),
+    "missing-database": ("refused", "", "pipeline", "no_such_db", "", PG_PASSWORD),
+    "role-without-login": ("refused", "CREATE ROLE {r} PASSWORD 'pw' NOLOGIN", "{r}", "farm",
+                           "", "pw"),
+    "sslmode-require": ("misconfigured", "", "pipeline", "farm", "?sslmode=require",
+                        PG_PASSWORD),
+    "role-connection-limit": ("overloaded",
+                              "CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0",
+                              "{r}", "farm", "", "pw"),
+    "database-connection-limit": ("overloaded", "CREATE ROLE {r} PASSWORD 'pw' LOGIN; CREATE "
+                                  "DATABASE {r}_db; ALTER DATABASE {r}_db CONNECTION LIMIT 0",
+                                  "{r}", "{r}_db", "", "pw"),
+}
 
 
 class TestWhatIsSaidIsWhatWatchsStartDoes:
@@ -269,26 +278,19 @@ class TestWhatIsSaidIsWhatWatchsStartDoes:
     a starting watch does agree: "once ... is back/free" is waited for, "waiting does not cure
     it" is given up on at once (store/pgerrors.py is the one classification both read)."""
 
-    @pytest.mark.parametrize(("case", "head", "ending"), [
-        ("wrong-password", "refused the job store's login", _REFUSED),
-        ("missing-database", "refused the job store's login", _REFUSED),
-        ("role-without-login", "refused the job store's login", _REFUSED),
-        ("sslmode-require", "the job store's URL cannot work", _REFUSED),
-        ("role-connection-limit", "has no connection free for the job store", _FULL),
-        ("database-connection-limit", "has no connection free for the job store", _FULL),
-    ])
+    @pytest.mark.parametrize("case", list(_CASES))
     def test_on_a_server_that_answers(
-        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        case: str, head: str, ending: str,
+        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
     ) -> None:
         import psycopg
 
-        setup, user, database, query, password = _CASES[case]
+        kind, setup, user, database, query, password = _CASES[case]
+        head, ending = _SAID[kind]
         role = f"s45_{case.replace('-', '_')}"
         with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
-            for statement in filter(None, setup.format(r=role).split("; ")):
-                admin.execute(statement)
             try:
+                for statement in filter(None, setup.format(r=role).split("; ")):
+                    admin.execute(statement)
                 url = (cluster.url(database.format(r=role)).replace(
                     "pipeline@", f"{user.format(r=role)}@") + query)
                 told = _told(url, password, tmp_path, monkeypatch)
