@@ -37,6 +37,7 @@ __all__ = [
     "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "classify",
+    "connection_failure",
     "plain_cause",
 ]
 
@@ -233,6 +234,26 @@ def classify(cause: str, sqlstate: str | None = None) -> PgFailure | None:
         return None
     known = [t for t in tries if t is not None]
     return next((t for t in known if t.waits), known[0] if known else None)
+
+
+def connection_failure(
+    cause: str, sqlstate: str | None, *, operational: bool
+) -> PgFailure | None:
+    """What failure of the connection a driver's error is, or None for a statement's own (a
+    bug, a constraint), which the database's log explains. ``operational``: psycopg raised an
+    OperationalError.
+
+    An OperationalError is the connection's, whatever its words: one in no rule is taken as
+    the database away, as it was always said. Another error is the connection's only when it
+    says the URL cannot work (a URL libpq could not parse is a ProgrammingError, without a
+    SQLSTATE: no SQLSTATE classifies as that), not when a statement was refused
+    (``permission denied for table``, 42501, is no refused login)."""
+    failure = classify(cause, sqlstate)
+    if operational:
+        return failure or PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)
+    if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
+        return failure
+    return None
 
 
 def _by_words(text: str) -> PgFailure | None:

@@ -51,8 +51,7 @@ from preform_pipeline.store.pgerrors import (
     TRIES_AGAIN,
     UNREACHABLE_HINT,
     FailureKind,
-    PgFailure,
-    classify,
+    connection_failure,
     plain_cause,
 )
 from preform_pipeline.store.pgurl import check_login, hide_url, redact_url, store_password
@@ -312,15 +311,10 @@ class PostgresJobStore(LeasingStore):
                 hint=CANCELLED_HINT,
             ) from exc
         except psycopg.Error as exc:
-            operational = isinstance(exc, psycopg.OperationalError)
             cause = plain_cause(cause_first(self._said(exc, whole=True)))
-            failure = classify(cause, exc.sqlstate)
-            if failure is None and operational:
-                failure = PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)
-            if failure is None or not (operational or (exc.sqlstate is None
-                                       and failure.kind is FailureKind.MISCONFIGURED)):
-                # A statement's own failure (a bug, a constraint: it has a SQLSTATE), not the
-                # connection's; a URL psycopg cannot parse is a ProgrammingError without one.
+            failure = connection_failure(
+                cause, exc.sqlstate, operational=isinstance(exc, psycopg.OperationalError))
+            if failure is None:
                 raise StoreError(
                     f"{self.location}: the job store failed while {action}: {self._said(exc)}",
                     hint="see docs/multi-node.md; the database log has the details",

@@ -11,8 +11,10 @@ from preform_pipeline.store.pgerrors import (
     AWAY_ENDING,
     REFUSED_ENDING,
     TRIES_AGAIN,
+    UNREACHABLE_HINT,
     FailureKind,
     classify,
+    connection_failure,
     plain_cause,
 )
 
@@ -169,3 +171,26 @@ class TestAHostNameThatDoesNotResolveIsSaidPlainly:
 
     def test_other_text_is_left_as_it_is(self) -> None:
         assert plain_cause(f"Connection refused{_AT}") == f"Connection refused{_AT}"
+
+
+class TestWhichDriverErrorsAreTheConnections:
+    """``connection_failure``: what the store says for a psycopg error."""
+
+    def test_an_operational_error_in_no_rule_is_away_as_it_was_always_said(self) -> None:
+        failure = connection_failure("FATAL: Passwort-Authentifizierung für Benutzer »u« "
+                                     "fehlgeschlagen", None, operational=True)
+        assert failure is not None
+        assert (failure.kind, failure.hint) == (FailureKind.AWAY, UNREACHABLE_HINT)
+
+    def test_a_url_psycopg_cannot_parse_is_misconfigured(self) -> None:
+        failure = connection_failure('invalid URI query parameter: "x"', None,
+                                     operational=False)
+        assert failure is not None and failure.kind is FailureKind.MISCONFIGURED
+
+    @pytest.mark.parametrize(("cause", "sqlstate"), [
+        ("permission denied for table jobs", "42501"),  # the state of no CONNECT, too
+        ('invalid input value for enum state: "x"', "22P02"),  # like a URL's "invalid value"
+    ], ids=["no-grant", "bad-value"])
+    def test_a_statement_s_error_is_not_the_connection_s(self, cause: str, sqlstate: str
+                                                         ) -> None:
+        assert connection_failure(cause, sqlstate, operational=False) is None
