@@ -343,3 +343,64 @@ class TestWhatIsSaidIsWhatWatchsStartDoes:
         assert waited
         assert "still no connection free after 3 s" in error.message
         assert "CONNECTION LIMIT" in error.hint
+
+
+@contextlib.contextmanager
+def _ssl_only(cluster: PgCluster) -> Iterator[None]:
+    """The cluster's pg_hba.conf takes TCP logins over SSL only (``hostssl``), as a server
+    that requires SSL has it; the server has no SSL here, so no TCP login finds an entry.
+    The admin's session, opened before, reloads the file and puts it back after."""
+    import psycopg
+
+    hba = cluster.data_dir / "pg_hba.conf"
+    was = hba.read_text(encoding="utf-8")
+    with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+        hba.write_text("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                       encoding="utf-8")
+        try:
+            admin.execute("SELECT pg_reload_conf()")
+            _until_login(cluster, works=False)
+            yield
+        finally:
+            hba.write_text(was, encoding="utf-8")
+            admin.execute("SELECT pg_reload_conf()")
+            _until_login(cluster, works=True)
+
+
+def _until_login(cluster: PgCluster, *, works: bool, within_s: float = 10.0) -> None:
+    """Wait until a TCP login works (or fails), as the server's reload of pg_hba.conf (a
+    signal to the postmaster) takes effect."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            psycopg.connect(cluster.url(), password=PG_PASSWORD, connect_timeout=5).close()
+            worked = True
+        except psycopg.OperationalError:
+            worked = False
+        if worked == works:
+            return
+        assert time.monotonic() < deadline, f"pg_hba.conf reload not seen in {within_s} s"
+        time.sleep(0.02)  # a breath between logins: the reload has no event to wait on
+
+
+class TestAServerThatTakesThisNodeOverSslOnly:
+    """The other way round from ``sslmode=require`` against a server without SSL: the URL
+    says ``sslmode=disable`` and the server has only ``hostssl`` entries. The server's no, said
+    as a refusal whose hint names the sslmode, and a starting watch gives up at once."""
+
+    def test_it_is_said_as_refused_with_the_sslmode_and_not_waited_for(
+        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = cluster.url("farm") + "?sslmode=disable"
+        with _ssl_only(cluster):
+            told = _told(url, PG_PASSWORD, tmp_path, monkeypatch)
+            waited, error = _start_waits(url, PG_PASSWORD)
+        assert 'refused the job store\'s login while connecting: FATAL: no pg_hba.conf entry ' \
+            'for host "127.0.0.1", user "pipeline", database "farm", no encryption' in told
+        assert "drop sslmode=disable" in told
+        assert told.endswith(f"{_REFUSED})")
+        assert not waited and str(error).endswith(f"{_REFUSED})")
