@@ -43,6 +43,7 @@ PipelineError
  │    ├── StoreNotFoundError          no job or build of that id (the store answered)
  │    ├── NotBatchableError           a job is not free to batch (another build has it)
  │    ├── StoreLockedError            another daemon holds the store (names its host and PID)
+ │    ├── StoreUnavailableError       its database did not let it in (kind; whether a wait may help)
  │    └── NodeIdInUseError            a running daemon already has this node id on a shared store
  ├── CloudError                       talking to the Formlabs Web API failed (request, status, body)
  │    ├── CloudAuthError               credentials or access token refused
@@ -118,6 +119,7 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "StoreNotFoundError",
+    "StoreUnavailableError",
     "TemplateError",
     "TransientApiError",
     "UnsupportedApiVersionError",
@@ -653,6 +655,22 @@ class StoreLockedError(StoreError):
         self.lock_path = lock_path
         self.host = host
         self.pid = pid
+
+
+class StoreUnavailableError(StoreError):
+    """The store's database did not let it in, or cut it off: no server answered, none had a
+    connection free, it refused the login, or the URL cannot work
+    (:mod:`preform_pipeline.store.pgerrors` classifies which: ``kind``). ``waits``: whether a
+    wait may end it; a starting ``watch`` waits for those only.
+
+    An outage whatever its kind: the work it interrupted never reached the store and may be
+    done again once the store lets the node in (a running daemon whose password was changed
+    keeps its jobs and tries again, rather than failing them)."""
+
+    def __init__(self, message: str, *, hint: str, kind: str, waits: bool) -> None:
+        super().__init__(message, hint=hint)
+        self.kind = kind
+        self.waits = waits
 
 
 class NodeIdInUseError(StoreError):

@@ -12,11 +12,13 @@ command prints, so its console says it waits, not nothing nor that it watches), 
 ``store.start_wait_s`` (:data:`DEFAULT_START_WAIT_S` unless set; 0: no wait) the last error
 stands, with a hint.
 
-What no wait can cure fails at once, as before: a wrong password or user, a database that
-does not exist, a host name that does not resolve, a schema newer than this node's code.
-Those are told apart from an outage by libpq's own English wording (the server's
-``lc_messages`` may translate its half: a translated "starting up" then fails at once, which
-is the behaviour without this wait).
+Which failures a wait may end is :mod:`preform_pipeline.store.pgerrors`'s one classification,
+the same that words the error a user reads: *away* (no server answered, or it is starting,
+stopping or recovering) and *overloaded* (no connection free) are waited for; *refused* (a
+wrong password or user, no such database, no pg_hba.conf entry, no LOGIN or CONNECT) and
+*misconfigured* (an sslmode the server does not take, a host name that does not resolve, a
+bad port) fail at once, their hint saying that waiting does not cure them. So does anything
+but a failed connection (a schema newer than this node's code).
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Final, TypeVar
 
 from preform_pipeline.backoff import backoff
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import StoreError, StoreUnavailableError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.store.pgerrors import FailureKind
 
 __all__ = [
     "DEFAULT_START_WAIT_S",
@@ -46,38 +49,29 @@ DEFAULT_START_WAIT_S: Final = 300.0
 FIRST_RETRY_S: Final = 1.0
 MAX_RETRY_S: Final = 10.0
 
-#: libpq's and the server's words for "the database is away now" (lower case).
-_AWAY: Final = (
-    "connection refused",
-    "the database system is starting up",
-    "the database system is shutting down",
-    "the database system is in recovery mode",
-    "the database system is not yet accepting connections",
-    "the database system is not accepting connections",
-    "server closed the connection unexpectedly",
-    "terminating connection due to administrator command",
-    "sorry, too many clients already",
-    "timeout expired",
-    "connection timed out",
-    "no route to host",
-    "network is unreachable",
-)
+#: What helps once the wait is over, by what the last try met.
+_AWAY_HELP: Final = "start the database server, or check that this node reaches it"
+_FULL_HELP: Final = ("close the database's sessions that are not needed, or raise its "
+                     "max_connections or the CONNECTION LIMIT of the URL's user or database")
 
 T = TypeVar("T")
 
 
 def database_away(error: StoreError) -> bool:
-    """Whether ``error`` says the database did not answer now (an outage a wait may end),
-    rather than that it answered no (credentials, a missing database, a newer schema)."""
-    if not error.outage:
-        return False
+    """Whether ``error`` (or one it was raised from) is a failed connection a wait may end:
+    the database away or out of connections, not an answer of no nor a URL that cannot
+    work (:mod:`preform_pipeline.store.pgerrors`)."""
+    failed = _unavailable(error)
+    return failed is not None and failed.waits
+
+
+def _unavailable(error: StoreError) -> StoreUnavailableError | None:
     cause: BaseException | None = error
     while cause is not None:
-        text = str(cause).lower()
-        if any(marker in text for marker in _AWAY):
-            return True
+        if isinstance(cause, StoreUnavailableError):
+            return cause
         cause = cause.__cause__
-    return False
+    return None
 
 
 def wait_for_store(
@@ -102,11 +96,14 @@ def wait_for_store(
                 raise
             delay = min(backoff(tries, FIRST_RETRY_S, MAX_RETRY_S), wait_s - waited)
             if delay <= 0:
+                failed = _unavailable(exc)
+                full = failed is not None and failed.kind == FailureKind.OVERLOADED.value
                 raise StoreError(
-                    f"{exc.message} (still unreachable after {waited:.0f} s of waiting)",
-                    hint=f"start the database server, or check that this node reaches it; "
-                    f"store.start_wait_s ({wait_s:g} s) sets how long a starting node "
-                    "waits for it",
+                    f"{exc.message} (still "
+                    f"{'no connection free' if full else 'unreachable'} after {waited:.0f} s "
+                    "of waiting)",
+                    hint=f"{_FULL_HELP if full else _AWAY_HELP}; store.start_wait_s "
+                    f"({wait_s:g} s) sets how long a starting node waits for it",
                 ) from exc
             tries += 1
             log.warning("store_unreachable_waiting", store=location, attempt=tries,

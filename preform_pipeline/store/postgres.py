@@ -42,10 +42,18 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any, Final
 
 from preform_pipeline.clock import Clock
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import StoreError, StoreUnavailableError
 from preform_pipeline.extras import install_extra_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.store.leases import LeasingStore
+from preform_pipeline.store.pgerrors import (
+    REFUSED_ENDING,
+    TRIES_AGAIN,
+    UNREACHABLE_HINT,
+    FailureKind,
+    connection_failure,
+    plain_cause,
+)
 from preform_pipeline.store.pgurl import check_login, hide_url, redact_url, store_password
 from preform_pipeline.store.sqlcore import Connection, Cursor
 
@@ -64,16 +72,12 @@ __all__ = [
     "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "cause_first",
-    "refusal_hint",
 ]
 
 log = get_logger(__name__)
 
 #: Seconds to wait for the server when connecting; a store that cannot be reached says so.
 DEFAULT_CONNECT_TIMEOUT_S: Final = 10
-#: How a store error's hint ends: what comes after it. One rule for every caller and every
-#: such hint: a daemon (``watch``) tries again by itself, a command that exits does not.
-TRIES_AGAIN: Final = "watch tries again by itself, other commands: run them again"
 #: What helps when the server cancelled a statement of the store's.
 CANCELLED_HINT: Final = (
     "the database cancelled the statement: a statement_timeout or lock_timeout set for the "
@@ -81,36 +85,13 @@ CANCELLED_HINT: Final = (
     "other's, so a timeout shorter than the longest wait cancels them (raise or unset it for "
     f"this user); {TRIES_AGAIN}"
 )
-#: What helps when the server cannot be reached (or refused the login).
-UNREACHABLE_HINT: Final = (
-    "check that the database server runs and this node reaches it, and the user, database "
-    "and password (PREFORM_PIPELINE_STORE_PASSWORD or its _FILE); "
-    f"{TRIES_AGAIN} once the database is back"
-)
-#: How the hint of a login the server refused ends. The server answered, so no wait cures it
-#: (``watch`` gives up at once too: hotfolder/storewait.py); UNREACHABLE_HINT's "run them
-#: again once the database is back" was false for it.
-REFUSED_ENDING: Final = "waiting does not cure it: correct it, then run the command again"
-#: libpq's and the server's words (lower case) for a login the server refused, each with what
-#: helps. English only: in another ``lc_messages`` the refusal keeps UNREACHABLE_HINT.
-_REFUSALS: Final = (
-    (("no password supplied", "password authentication failed"),
-     "check the user in the URL and give its password (PREFORM_PIPELINE_STORE_PASSWORD or "
-     "its _FILE, or libpq's PGPASSWORD or pgpass)"),
-    # 28000 by another method than a password (peer, ident, cert, LDAP, ...).
-    (("authentication failed for user",),
-     "check the user in the URL, and with the database's administrator how pg_hba.conf "
-     "has it log in from this node"),
-    (("does not exist",),
-     "check the user and database names in the URL (the store's database is made once with "
-     "CREATE DATABASE: docs/multi-node.md)"),
-    (("pg_hba.conf",),
-     "ask the database's administrator for a pg_hba.conf entry that lets this node in"),
-    # 28000 (a role without LOGIN) and 42501 (no CONNECT privilege on the database).
-    (("is not permitted to log in", "permission denied for database"),
-     "ask the database's administrator to let the URL's user log in to its database (the "
-     "role's LOGIN, the database's CONNECT privilege)"),
-)
+#: The first words of a failure's message, by its kind: what happened, before the cause.
+_HEADS: Final = {
+    FailureKind.AWAY: "cannot reach the PostgreSQL job store",
+    FailureKind.OVERLOADED: "the PostgreSQL server has no connection free for the job store",
+    FailureKind.REFUSED: "the PostgreSQL server refused the job store's login",
+    FailureKind.MISCONFIGURED: "the job store's URL cannot work",
+}
 #: libpq's preamble before what failed, once per address tried: ``connection to server at
 #: "HOST" (ADDR), port N failed: `` or ``connection to server on socket "PATH" failed: ``
 #: (psycopg adds ``connection failed: `` or ``connection is bad: `` before it). In another
@@ -329,24 +310,18 @@ class PostgresJobStore(LeasingStore):
                 f"{self.location}: the job store failed while {action}: {self._said(exc)}",
                 hint=CANCELLED_HINT,
             ) from exc
-        except psycopg.OperationalError as exc:
-            cause = cause_first(self._said(exc, whole=True))
-            refused = refusal_hint(cause)
-            if refused is not None:
-                raise StoreError(
-                    f"{self.location}: the PostgreSQL server refused the job store's login "
-                    f"while {action}: {cause}",
-                    hint=f"{refused}; {REFUSED_ENDING}",
-                ) from exc
-            raise StoreError(
-                f"{self.location}: cannot reach the PostgreSQL job store while {action}: "
-                f"{cause}",
-                hint=UNREACHABLE_HINT,
-            ) from exc
         except psycopg.Error as exc:
-            raise StoreError(
-                f"{self.location}: the job store failed while {action}: {self._said(exc)}",
-                hint="see docs/multi-node.md; the database log has the details",
+            cause = plain_cause(cause_first(self._said(exc, whole=True)))
+            failure = connection_failure(
+                cause, exc.sqlstate, operational=isinstance(exc, psycopg.OperationalError))
+            if failure is None:
+                raise StoreError(
+                    f"{self.location}: the job store failed while {action}: {self._said(exc)}",
+                    hint="see docs/multi-node.md; the database log has the details",
+                ) from exc
+            raise StoreUnavailableError(
+                f"{self.location}: {_HEADS[failure.kind]} while {action}: {cause}",
+                hint=failure.hint, kind=failure.kind.value, waits=failure.waits,
             ) from exc
 
     def _said(self, exc: BaseException, *, whole: bool = False) -> str:
@@ -427,21 +402,6 @@ class PostgresJobStore(LeasingStore):
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"PostgresJobStore({self.location!r}, {state})"
-
-
-def refusal_hint(cause: str) -> str | None:
-    """What helps when every try :func:`cause_first` lists in ``cause`` was a login the server
-    refused (a wrong or missing password, no such user or database, no pg_hba.conf entry), or
-    None when any try did not reach a server (refused port, timeout: an outage a wait may end,
-    which UNREACHABLE_HINT says)."""
-    first: str | None = None
-    for attempt in cause.split("; "):
-        text = attempt.lower()
-        hint = next((h for words, h in _REFUSALS if any(w in text for w in words)), None)
-        if hint is None:
-            return None
-        first = first or hint
-    return first
 
 
 def cause_first(said: str) -> str:

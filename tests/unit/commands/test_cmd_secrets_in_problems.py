@@ -98,7 +98,8 @@ class TestStoreUrlsLibpqCannotRead:
          "postgresql://pipeline:***@127.0.0.1:1/jobs: the URL's user or password holds @, / "
          "or a bare %"),
         (f"postgresql://pipeline@127.0.0.1:1/jobs?password={SECRET}%ZZ",
-         'the job store failed while connecting: invalid percent-encoded token: "***"'),
+         'the job store\'s URL cannot work while connecting: invalid percent-encoded token: '
+         '"***"'),
     ], ids=["unclosed-bracket", "bad-escape-in-login", "bad-escape-in-query"])
     def test_jobs_says_what_is_wrong_and_not_the_password(
         self, tmp_path: Path, in_process: InProcess, url: str, shown: str
@@ -107,8 +108,11 @@ class TestStoreUrlsLibpqCannotRead:
         assert code == 1
         assert SECRET not in said
         assert shown in said
-        assert ("the job store failed while connecting: " in said) is (
+        # Said as a URL that cannot work (session 45), not as a failure the database's log
+        # explains: libpq read no further than the URL.
+        assert ("the job store's URL cannot work while connecting: " in said) is (
             "user or password" not in shown)
+        assert "the database log" not in said
 
 
 class TestAStoreThatIsNotThere:

@@ -216,3 +216,191 @@ class TestTheConsoleSaysItWaitsBeforeItWatches:
                    if line.startswith("waiting for the job store ")]
         assert len(waiting) == 1 and "Connection refused" in waiting[0], err.getvalue()
         assert out.getvalue() == ""
+
+
+def _told(url: str, password: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The whole error ``jobs --store URL`` gives a user (the console's line, or the message
+    file it names when the line is cut)."""
+    from preform_pipeline import cli
+
+    monkeypatch.setenv(PASSWORD_ENV, password)
+    crash = tmp_path / "crash"
+    monkeypatch.setenv("PREFORM_PIPELINE_CRASH_DIR", str(crash))
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run(["jobs", "--store", url], out, err) == 1
+    said = err.getvalue()
+    assert "Traceback" not in said
+    return (next(crash.iterdir()).read_text(encoding="utf-8") if crash.exists()
+            else said).rstrip()
+
+
+def _start_waits(url: str, password: str) -> tuple[bool, StoreError]:
+    """Whether watch's start (wait_for_store, as join_farm calls it) waited for ``url``, and
+    the error it ended on: 3 s of waiting on the clock seam."""
+    clock = ManualClock()
+    with capture_logs() as logs, pytest.raises(StoreError) as caught:
+        wait_for_store(lambda: PostgresJobStore(url, password=password, connect_timeout_s=5),
+                       location=url, clock=clock, wait_s=3)
+    waited = _waits(logs) != []
+    assert waited == (clock.sleeps != [])
+    return waited, caught.value
+
+
+_REFUSED = "waiting does not cure it: correct it, then run the command again"
+_AWAY = "watch tries again by itself, other commands: run them again once the database is back"
+_FULL = "watch tries again by itself, other commands: run them again once a connection is free"
+#: What the error of each kind begins and ends with.
+_SAID = {
+    "refused": ("the PostgreSQL server refused the job store's login", _REFUSED),
+    "misconfigured": ("the job store's URL cannot work", _REFUSED),
+    "overloaded": ("the PostgreSQL server has no connection free for the job store", _FULL),
+}
+#: A real condition per kind of failure: (its kind, what the admin sets up, the URL's user,
+#: database and query, the password), on the module's cluster.
+_CASES: dict[str, tuple[str, str, str, str, str, str]] = {
+    "wrong-password": ("refused", "", "pipeline", "farm", "", "wrong"),
+    "missing-database": ("refused", "", "pipeline", "no_such_db", "", PG_PASSWORD),
+    "role-without-login": ("refused", "CREATE ROLE {r} PASSWORD 'pw' NOLOGIN", "{r}", "farm",
+                           "", "pw"),
+    "sslmode-require": ("misconfigured", "", "pipeline", "farm", "?sslmode=require",
+                        PG_PASSWORD),
+    "role-connection-limit": ("overloaded",
+                              "CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0",
+                              "{r}", "farm", "", "pw"),
+    "database-connection-limit": ("overloaded", "CREATE ROLE {r} PASSWORD 'pw' LOGIN; CREATE "
+                                  "DATABASE {r}_db; ALTER DATABASE {r}_db CONNECTION LIMIT 0",
+                                  "{r}", "{r}_db", "", "pw"),
+}
+
+
+class TestWhatIsSaidIsWhatWatchsStartDoes:
+    """Session 45: for each kind of failure on a real server, the message a user reads and what
+    a starting watch does agree: "once ... is back/free" is waited for, "waiting does not cure
+    it" is given up on at once (store/pgerrors.py is the one classification both read)."""
+
+    @pytest.mark.parametrize("case", list(_CASES))
+    def test_on_a_server_that_answers(
+        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+    ) -> None:
+        import psycopg
+
+        kind, setup, user, database, query, password = _CASES[case]
+        head, ending = _SAID[kind]
+        role = f"s45_{case.replace('-', '_')}"
+        with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+            try:
+                for statement in filter(None, setup.format(r=role).split("; ")):
+                    admin.execute(statement)
+                url = (cluster.url(database.format(r=role)).replace(
+                    "pipeline@", f"{user.format(r=role)}@") + query)
+                told = _told(url, password, tmp_path, monkeypatch)
+                waited, error = _start_waits(url, password)
+            finally:
+                admin.execute(f"DROP DATABASE IF EXISTS {role}_db")
+                admin.execute(f"DROP ROLE IF EXISTS {role}")
+        assert head in told
+        assert told.endswith(f"{ending})")
+        assert waited == (ending != _REFUSED)
+        if waited:
+            assert "store.start_wait_s" in error.hint
+        else:  # the first error stands, as the user was told it
+            assert str(error).endswith(f"{ending})")
+
+    def test_a_host_name_that_cannot_resolve_is_named_and_not_waited_for(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = "postgresql://pipeline:s3cr3t-pw@nonexistent.invalid:5432/farm"
+        told = _told(url, PG_PASSWORD, tmp_path, monkeypatch)
+        assert ('the job store\'s URL cannot work while connecting: the host name '
+                '"nonexistent.invalid" could not be resolved') in told
+        assert "Errno" not in told and "s3cr3t-pw" not in told
+        assert told.endswith(f"{_REFUSED})")
+        waited, error = _start_waits(url, PG_PASSWORD)
+        assert not waited and "s3cr3t-pw" not in str(error)
+
+    def test_a_stopped_server_is_said_as_away_and_waited_for(
+        self, stopped: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        told = _told(stopped.url("farm"), PG_PASSWORD, tmp_path, monkeypatch)
+        assert "cannot reach the PostgreSQL job store" in told
+        assert told.endswith(f"{_AWAY})")
+        waited, error = _start_waits(stopped.url("farm"), PG_PASSWORD)
+        assert waited and "still unreachable after 3 s" in error.message
+
+    def test_no_connection_free_is_said_as_such_once_the_wait_is_over(
+        self, cluster: PgCluster
+    ) -> None:
+        import psycopg
+
+        role = "s45_full_after_wait"
+        with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE {role} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0")
+            try:
+                url = cluster.url("farm").replace("pipeline@", f"{role}@")
+                waited, error = _start_waits(url, "pw")
+            finally:
+                admin.execute(f"DROP ROLE {role}")
+        assert waited
+        assert "still no connection free after 3 s" in error.message
+        assert "CONNECTION LIMIT" in error.hint
+
+
+@contextlib.contextmanager
+def _ssl_only(cluster: PgCluster) -> Iterator[None]:
+    """The cluster's pg_hba.conf takes TCP logins over SSL only (``hostssl``), as a server
+    that requires SSL has it; the server has no SSL here, so no TCP login finds an entry.
+    The admin's session, opened before, reloads the file and puts it back after."""
+    import psycopg
+
+    hba = cluster.data_dir / "pg_hba.conf"
+    was = hba.read_text(encoding="utf-8")
+    with psycopg.connect(cluster.url(), password=PG_PASSWORD, autocommit=True) as admin:
+        hba.write_text("local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\n",
+                       encoding="utf-8")
+        try:
+            admin.execute("SELECT pg_reload_conf()")
+            _until_login(cluster, works=False)
+            yield
+        finally:
+            hba.write_text(was, encoding="utf-8")
+            admin.execute("SELECT pg_reload_conf()")
+            _until_login(cluster, works=True)
+
+
+def _until_login(cluster: PgCluster, *, works: bool, within_s: float = 10.0) -> None:
+    """Wait until a TCP login works (or fails), as the server's reload of pg_hba.conf (a
+    signal to the postmaster) takes effect."""
+    import time
+
+    import psycopg
+
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            psycopg.connect(cluster.url(), password=PG_PASSWORD, connect_timeout=5).close()
+            worked = True
+        except psycopg.OperationalError:
+            worked = False
+        if worked == works:
+            return
+        assert time.monotonic() < deadline, f"pg_hba.conf reload not seen in {within_s} s"
+        time.sleep(0.02)  # a breath between logins: the reload has no event to wait on
+
+
+class TestAServerThatTakesThisNodeOverSslOnly:
+    """The other way round from ``sslmode=require`` against a server without SSL: the URL
+    says ``sslmode=disable`` and the server has only ``hostssl`` entries. The server's no, said
+    as a refusal whose hint names the sslmode, and a starting watch gives up at once."""
+
+    def test_it_is_said_as_refused_with_the_sslmode_and_not_waited_for(
+        self, cluster: PgCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = cluster.url("farm") + "?sslmode=disable"
+        with _ssl_only(cluster):
+            told = _told(url, PG_PASSWORD, tmp_path, monkeypatch)
+            waited, error = _start_waits(url, PG_PASSWORD)
+        assert 'refused the job store\'s login while connecting: FATAL: no pg_hba.conf entry ' \
+            'for host "127.0.0.1", user "pipeline", database "farm", no encryption' in told
+        assert "drop sslmode=disable" in told
+        assert told.endswith(f"{_REFUSED})")
+        assert not waited and str(error).endswith(f"{_REFUSED})")

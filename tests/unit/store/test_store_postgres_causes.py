@@ -14,6 +14,7 @@ import pytest
 from preform_pipeline import cli
 from preform_pipeline.errors import StoreError
 from preform_pipeline.hotfolder.storewait import database_away
+from preform_pipeline.store.pgerrors import FailureKind, classify
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
     CANCELLED_HINT,
@@ -22,7 +23,6 @@ from preform_pipeline.store.postgres import (
     UNREACHABLE_HINT,
     PostgresJobStore,
     cause_first,
-    refusal_hint,
 )
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
@@ -173,13 +173,14 @@ class TestEveryKindOfLoginTheServerRefusedIsARefusal:
         assert not database_away(caught.value)
 
 
-class TestRefusalHint:
+class TestWhichCausesAreRefusals:
     """Which causes are refusals: every try answered no; one try that reached no server
-    leaves the outage's hint."""
+    makes the whole an outage a wait may end (store/pgerrors.py)."""
 
     def test_a_wrong_password_is_a_refusal(self) -> None:
-        assert refusal_hint('FATAL: password authentication failed for user "u" '
-                            '(server "db", port 5432)') is not None
+        failure = classify('FATAL: password authentication failed for user "u" '
+                           '(server "db", port 5432)')
+        assert failure is not None and failure.kind is FailureKind.REFUSED
 
     @pytest.mark.parametrize("said", [
         'FATAL: Peer authentication failed for user "u" (server "db", port 5432)',
@@ -187,15 +188,17 @@ class TestRefusalHint:
         'FATAL: permission denied for database "jobs" (server "db", port 5432)',
     ], ids=["peer", "nologin", "no-connect"])
     def test_a_login_refused_otherwise_than_by_password_is_a_refusal(self, said: str) -> None:
-        assert refusal_hint(said) is not None
+        failure = classify(said)
+        assert failure is not None and failure.kind is FailureKind.REFUSED
 
     def test_a_refused_port_is_not(self) -> None:
-        assert refusal_hint('Connection refused (server "db", port 5432)') is None
+        failure = classify('Connection refused (server "db", port 5432)')
+        assert failure is not None and failure.kind is FailureKind.AWAY
 
     def test_tries_of_which_one_was_refused_at_the_port_are_not(self) -> None:
-        assert refusal_hint('FATAL: password authentication failed for user "u" (server '
-                            '"db2", port 5432); Connection refused (server "db1", port '
-                            '5432)') is None
+        failure = classify('FATAL: password authentication failed for user "u" (server '
+                           '"db2", port 5432); Connection refused (server "db1", port 5432)')
+        assert failure is not None and failure.kind is FailureKind.AWAY
 
 
 class TestCauseFirst:
