@@ -3,22 +3,26 @@ own, and the facts of a run their results record."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import platform
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from preform_pipeline.logging import configure_logging
 from preform_pipeline.settings import ServerSettings, Settings
 
 if TYPE_CHECKING:
     from preform_pipeline.store.postgres import PostgresJobStore
 
-__all__ = ["RESULTS", "bench_settings", "pg_store", "results_path", "run_facts"]
+__all__ = ["RESULTS", "bench_settings", "pg_store", "results_path", "run_facts", "run_line",
+           "timed_run_args", "write_results"]
 
 #: Where the benchmarks record their results.
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -73,3 +77,33 @@ def run_facts() -> dict[str, Any]:
     return {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit,
             "machine": f"{platform.machine()}, {os.cpu_count()} cores",
             "python": platform.python_version(), "load_before": round(os.getloadavg()[0], 2)}
+
+
+def run_line(result: Mapping[str, Any], command: str) -> str:
+    """The line under a result's title: when it ran, the commit, the machine, the load before
+    and after (``finished``, ``load_after``: the caller's), Python, and ``command``."""
+    return (f"{result['started']} to {result['finished']} UTC, `{result['commit']}`, "
+            f"{result['machine']}, 1-minute load {result['load_before']} before, "
+            f"{result['load_after']} after; Python {result['python']}. `{command}`.")
+
+
+def write_results(output: str, result: Mapping[str, Any], lines: Sequence[str]) -> None:
+    """``result`` as ``<output>.json`` and ``lines`` as ``<output>.md``
+    (:func:`results_path`), and the lines printed."""
+    results_path(output, ".json").write_text(json.dumps(result, indent=2) + "\n",
+                                             encoding="utf-8")
+    text = "\n".join([*lines, ""])
+    results_path(output, ".md").write_text(text, encoding="utf-8")
+    print(text)
+
+
+def timed_run_args(argv: list[str] | None, doc: str, output: str,
+                   repeat: int) -> argparse.Namespace:
+    """``--repeat`` and ``--output`` (defaults ``repeat``, ``output``) from ``argv``, the
+    script's description the first line of ``doc``; the package's logging at warnings."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=repeat)
+    parser.add_argument("--output", default=output)
+    args = parser.parse_args(argv)
+    configure_logging(level="WARNING")
+    return args

@@ -24,6 +24,7 @@ import json
 import os
 import re
 import threading
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -68,6 +69,14 @@ __all__ = ["ActiveBuilds", "OutcomeFolders"]
 log = get_logger(__name__)
 
 _REPORT_FORMAT: Final = JOB_REPORT_FORMAT
+
+#: Holds a build's outcome's place while one of its jobs' reports is encoded. Every report of a
+#: build quotes the whole outcome (each of its n models, several times), and the indented
+#: encoder is pure Python: encoded per report, a build of n files cost n x n (250 files: a
+#: quarter of a second of CPU). Encoded once per build and put in this place instead. No name,
+#: field or path a user gives can hold it: random per process, with NULs (as ``\u0000``).
+_OUTCOME_SLOT: Final = f"\x00outcome {uuid.uuid4().hex}\x00"
+_OUTCOME_SLOT_JSON: Final = json.dumps(_OUTCOME_SLOT)
 
 
 class ActiveBuilds:
@@ -151,6 +160,8 @@ class OutcomeFolders:
         self.active = active if active is not None else ActiveBuilds()
         #: Held while a job's outcome is decided and its file moved.
         self.lock = threading.RLock()
+        #: The last outcome a report quoted, and its text (:meth:`_outcome_json`). Under lock.
+        self._quoted: tuple[BuildOutcome, str] | None = None
         #: The daemon's console: a rejected build is said once, when its files are settled.
         self.say: Callable[[str], None] = lambda line: None
         self._rejected_said: set[int] = set()
@@ -401,7 +412,7 @@ class OutcomeFolders:
                                         "message": build.verified_message,
                                         "printer": build.printer}
         if outcome is not None:
-            data["outcome"] = build_to_dict(outcome)
+            data["outcome"] = _OUTCOME_SLOT
             # The files as written (a taken name got a -2 suffix): never the template's guess.
             data["files_written"] = [str(p) for p in outcome.outputs]
         elif build is not None and build.form_path is not None:
@@ -411,7 +422,20 @@ class OutcomeFolders:
         cut = _name_cut(job)
         if cut is not None:
             data["name_cut"] = cut
-        return json.dumps(data, indent=2, default=str) + "\n"
+        text = json.dumps(data, indent=2, default=str)
+        if outcome is not None:
+            text = text.replace(_OUTCOME_SLOT_JSON, self._outcome_json(outcome), 1)
+        return text + "\n"
+
+    def _outcome_json(self, outcome: BuildOutcome) -> str:
+        """``outcome`` as a report quotes it, one level in: the text :func:`json.dumps` gives
+        it nested in a report, encoded once for all the reports of its build (``_OUTCOME_SLOT``).
+        Under :attr:`lock`, which :meth:`settle_job` holds."""
+        if self._quoted is None or self._quoted[0] is not outcome:
+            text = json.dumps(build_to_dict(outcome), indent=2, default=str)
+            # JSON holds no raw line break inside a string: each one starts a line to indent.
+            self._quoted = (outcome, text.replace("\n", "\n  "))
+        return self._quoted[1]
 
     def _error_text(
         self,

@@ -8,6 +8,7 @@ counted, not assumed.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ TIMEOUT_S = 60.0
 #: The wait for 1,000 files to settle: on a loaded 2-core machine (load 10) 60 s was not
 #: enough. Reached only when something is broken; the test asserts no speed.
 MANY_FILES_WAIT_S = 300.0
+MODEL_SUFFIXES = (".stl", ".obj", ".3mf")
 
 
 def started_pool(settings: Settings) -> ServerPool:
@@ -69,11 +71,13 @@ def daemon_running(
 
 def settled(folder: Path, count: int) -> bool:
     """At least ``count`` model files sit in done/ or failed/."""
-    models = [
-        p for sub in ("done", "failed") for p in (folder / sub).rglob("*")
-        if p.suffix in (".stl", ".obj", ".3mf") and not p.name.startswith(".")
-    ]
-    return len(models) >= count
+    # Names, not Paths: asked every 0.1 s in the daemon's own process, a Path per entry of a
+    # done/ of 2,000 entries (1,000 files and their reports) took 38 ms of the daemon's GIL.
+    models = sum(
+        1 for sub in ("done", "failed") for _folder, _subs, names in os.walk(folder / sub)
+        for name in names if name.endswith(MODEL_SUFFIXES) and not name.startswith(".")
+    )
+    return models >= count
 
 
 class TestSlowWriter:

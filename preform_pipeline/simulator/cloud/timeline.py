@@ -155,12 +155,30 @@ class Job:
         )
 
 
+#: Job files give times to the millisecond.
+_RECORDED_TO_S: Final = 0.001
+
+
 def _recorded_outcome(data: Mapping[str, Any]) -> Outcome | None:
-    """The end the job file records when it is not a plain finish (None: finish, or a file
-    written before outcomes were recorded)."""
+    """The end the job file records when it is not a plain finish at the print's full length:
+    an error or abort, or a finish recorded before then (a print ended early: by a person
+    rehearsing, or a test, rewriting ``ends_at`` as the printer would on finishing), which
+    the PreFormServer simulator's fleet folder honours too. None: a finish at full length, or
+    a file written before outcomes were recorded."""
     status = data.get("outcome")
+    if status == FINISHED:
+        ended = _recorded_end(data)
+        return None if ended >= 1.0 else Outcome(status=FINISHED, at=ended)
     if status not in (ERROR, ABORTED):
         return None
+    message = data.get("outcome_message")
+    return Outcome(status=str(status), at=_recorded_end(data),
+                   message=str(message) if message else None)
+
+
+def _recorded_end(data: Mapping[str, Any]) -> float:
+    """The fraction of its print after which the job file records it to end (1: its full
+    length, or a file that does not say)."""
     started, ends = parse_datetime(data.get("started_at")), parse_datetime(data.get("ends_at"))
     took = float(data.get("estimated_print_time_s") or 0.0)
     at = 1.0
@@ -168,9 +186,10 @@ def _recorded_outcome(data: Mapping[str, Any]) -> Outcome | None:
         # The recorded span is on the simulator's clock; as a fraction it holds on any scale.
         scale = data.get("print_time_scale")
         if isinstance(scale, (int, float)) and scale > 0:
-            at = min(1.0, max(0.0, (ends - started).total_seconds() / (took * float(scale))))
-    message = data.get("outcome_message")
-    return Outcome(status=str(status), at=at, message=str(message) if message else None)
+            full, span = took * float(scale), (ends - started).total_seconds()
+            # Times are written to the millisecond: a span that short of full is the full one.
+            at = 1.0 if full - span <= _RECORDED_TO_S else max(0.0, span / full)
+    return at
 
 
 def _required_text(data: Mapping[str, Any], key: str) -> str:

@@ -245,3 +245,33 @@ class TestOutcomesRecordedInTheFleet:
         failed = run_named(view.snapshot(at(2000)), "crown-resin-1")
         assert (failed["status"], failed["message"]) == ("ERROR", "Resin level too low")
         assert failed["print_finished_at"] == iso(at(500))
+
+    def test_a_print_ended_early_in_the_fleet_folder_finishes_then(self, fleet: Path) -> None:
+        state = FleetState(fleet)
+        job_id = write_job(fleet, name="crown-ended-early", created_at=T0)
+        path = state.jobs_dir / f"{job_id}.json"
+        job = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()  # recorded again below, scheduled as the printing server records it
+        job = state.schedule(job, 1.0)
+        # Its end rewritten to 300 s of its 1,000, as a person rehearsing (or a test) ends it.
+        state.record_job({**job, "ends_at": iso(at(300))})
+        view = make_view(fleet)
+
+        assert run_named(view.snapshot(at(299)), "crown-ended-early")["status"] in (
+            "PREPRINT", "PRINTING")
+        ended = run_named(view.snapshot(at(300)), "crown-ended-early")
+        assert (ended["status"], ended["print_finished_at"]) == ("FINISHED", iso(at(300)))
+        assert ended["currently_printing_layer"] == ended["layer_count"]
+
+    def test_a_finish_recorded_at_full_length_is_at_its_natural_end(self, fleet: Path) -> None:
+        state = FleetState(fleet)
+        job_id = write_job(fleet, name="crown-full", created_at=T0)
+        path = state.jobs_dir / f"{job_id}.json"
+        job = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+        # 1,000 s at this scale is 12.3456 s: its end, written to the millisecond, 12.345 s on.
+        state.record_job(state.schedule(job, 0.0123456))
+        view = make_view(fleet)
+
+        finished = run_named(view.snapshot(at(2000)), "crown-full")
+        assert finished["print_finished_at"] == iso(at(1000))
