@@ -21,12 +21,15 @@ import pytest
 from structlog.testing import capture_logs
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from preform_pipeline.settings.web import WebUser
-from preform_pipeline.store import JobState
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.settings.web import WebSettings, WebUser
+from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import WebServer
 from preform_pipeline.web import app as web_app
 from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
+from preform_pipeline.web.badrequests import SAY_EVERY_S
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
@@ -284,7 +287,85 @@ class TestTheProtocolHook:
             "web_protocol_unhooked"]
 
     def test_the_installed_uvicorn_is_hooked(self) -> None:
-        assert web_server._http_protocol() is web_server.HttpProtocol
+        chosen = web_server._http_protocol()
+        assert isinstance(chosen, type) and issubclass(chosen, web_server.HttpProtocol)
+
+    def test_each_server_keeps_its_own_record_of_bad_requests(self) -> None:
+        first, second = web_server._http_protocol(), web_server._http_protocol()
+        assert isinstance(first, type) and issubclass(first, web_server.HttpProtocol)
+        assert isinstance(second, type) and issubclass(second, web_server.HttpProtocol)
+        assert first.bad_requests is not second.bad_requests
+
+
+#: What a browser sends first when https:// is typed for the dashboard's http:// address.
+TLS_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
+
+
+def _sent(url: str, data: bytes) -> tuple[bytes, int]:
+    """``data`` sent on a connection of its own; the answer (to the server's close) and the
+    client's port."""
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer, int(sock.getsockname()[1])
+
+
+def _bad_requests(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [e for e in logs if e["event"] == "web_bad_request"]
+
+
+class TestRequestsNoParserTakesAreSaid:
+    """A request h11 cannot parse is one ``web_bad_request`` event saying who sent it, what
+    was wrong and how it began, not uvicorn's bare "Invalid HTTP request received." line,
+    and garbage sent again and again is said once a minute, counted (session 45)."""
+
+    def test_a_tls_hello_is_one_warning_with_the_peer_and_a_hint(
+        self, served: Served, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with capture_logs() as logs:
+            answer, port = _sent(served.url, TLS_HELLO)
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert _bad_requests(logs) == [{
+            "event": "web_bad_request", "log_level": "warning", "client": "127.0.0.1",
+            "port": port, "reason": "illegal request line",
+            "start": "".join(f"\\x{b:02x}" for b in TLS_HELLO[:32]),  # none printable
+            "hint": "the client spoke TLS (https://) to this plain-HTTP dashboard: open its "
+                    "http:// address"}]
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+    def test_a_header_value_h11_quotes_is_not_logged(self, served: Served) -> None:
+        with capture_logs() as logs:
+            answer, _ = _sent(served.url, b"GET /login?token=s3cret-query HTTP/1.1\r\n"
+                                          b"Host: 127.0.0.1\r\n"
+                                          b"Authorization Bearer s3cret\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        [said] = _bad_requests(logs)
+        assert (said["reason"], said["start"]) == ("illegal header line", "GET /login")
+        assert "s3cret" not in repr(logs)
+
+    def test_garbage_again_and_again_is_said_once_a_minute_and_counted(
+        self, tmp_path: Path, users: tuple[WebUser, ...]
+    ) -> None:
+        clock = ManualClock()
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        server = WebServer(store, WebSettings(port=0, users=users), clock=clock)
+        server.start()
+        try:
+            with capture_logs() as logs:
+                for _ in range(5):
+                    _sent(server.url, b"\x00garbage\r\n\r\n")
+                assert len(_bad_requests(logs)) == 1
+                clock.advance(SAY_EVERY_S)
+                _sent(server.url, b"\x00garbage\r\n\r\n")
+        finally:
+            server.stop()
+            store.close()
+        said = _bad_requests(logs)
+        assert [(e.get("unsaid"), e.get("unsaid_within_s")) for e in said] == [
+            (None, None), (4, SAY_EVERY_S)]
 
 
 class TestAnApprovalCutShort:
