@@ -79,7 +79,9 @@ class HttpProtocol(H11Protocol):
         super().data_received(data)
 
     def on_response_complete(self) -> None:
-        self._start.clear()  # the next request on this connection starts afresh
+        # The next request on this connection begins with what h11 holds unread: bytes that
+        # came while this one was answered (super() parses them next).
+        self._start = bytearray(self.conn.trailing_data[0][:REQUEST_START_BYTES])
         super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:

@@ -10,6 +10,7 @@ or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
 from __future__ import annotations
 
 import http.client
+import re
 import socket
 import uuid
 from collections.abc import Iterator
@@ -313,6 +314,19 @@ def _sent(url: str, data: bytes) -> tuple[bytes, int]:
         return answer, int(sock.getsockname()[1])
 
 
+def _first_answer(sock: socket.socket) -> bytes:
+    """The first answer on ``sock``, head and body whole (it has a Content-Length)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(1)
+    found = re.search(rb"content-length: (\d+)", received, re.I)
+    assert found is not None, received
+    length = int(found.group(1))
+    while len(received.split(b"\r\n\r\n", 1)[1]) < length:
+        received += sock.recv(1)
+    return received
+
+
 def _bad_requests(logs: list[dict[str, object]]) -> list[dict[str, object]]:
     return [e for e in logs if e["event"] == "web_bad_request"]
 
@@ -345,6 +359,26 @@ class TestRequestsNoParserTakesAreSaid:
         [said] = _bad_requests(logs)
         assert (said["reason"], said["start"]) == ("illegal header line", "GET /login")
         assert "s3cret" not in repr(logs)
+
+    @pytest.mark.parametrize("pipelined", [False, True], ids=["after-the-answer", "pipelined"])
+    def test_garbage_after_an_answered_request_is_said_as_it_began(
+        self, served: Served, pipelined: bool
+    ) -> None:
+        url = httpx.URL(served.url)
+        with capture_logs() as logs, socket.create_connection(
+            (url.host, url.port), timeout=10
+        ) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            if pipelined:
+                sock.sendall(b"\x00garbage\r\n\r\n")
+            answers = _first_answer(sock)
+            if not pipelined:
+                sock.sendall(b"\x00garbage\r\n\r\n")
+            while chunk := sock.recv(65536):  # to the end: the server closes after its 400
+                answers += chunk
+        assert answers.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"HTTP/1.1 400 Bad Request\r\n" in answers
+        assert [e["start"] for e in _bad_requests(logs)] == ["\\x00garbage\\x0d\\x0a\\x0d\\x0a"]
 
     def test_garbage_again_and_again_is_said_once_a_minute_and_counted(
         self, tmp_path: Path, users: tuple[WebUser, ...]
