@@ -5,7 +5,8 @@ request received." through the stdlib logger ``uvicorn.error``, which no handler
 package takes: Python's last-resort handler printed it on the console, outside the structured
 log, with no peer and no reason (session 45). The dashboard's protocol (``server.py``) says
 ``web_bad_request`` instead: who sent it, what h11 found wrong, and how the request began; and
-:class:`SaidAsEvent` keeps uvicorn's own line off the console.
+:class:`SaidAsEvent` keeps uvicorn's own line off the console, and says its other warnings
+as ``web_server_warning`` events.
 
 A client that sends garbage in a loop (a browser speaking TLS to the plain-HTTP port and
 retrying, a scanner) would fill the log with an event per connection: :class:`BadRequests`
@@ -25,7 +26,7 @@ from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.logging import get_logger
 from preform_pipeline.wording import request_start
 
-__all__ = ["MAX_PEERS", "SAY_EVERY_S", "UVICORN_LINE", "BadRequests", "SaidAsEvent",
+__all__ = ["MAX_PEERS", "SAY_EVERY_S", "UVICORN_LINE", "BadRequests", "Pacer", "SaidAsEvent",
            "bad_request_reason"]
 
 log = get_logger(__name__)
@@ -33,8 +34,8 @@ log = get_logger(__name__)
 #: A peer's malformed requests are said at most once in this many seconds.
 SAY_EVERY_S: Final = 60.0
 
-#: Peers remembered at once; past this the longest-known is forgotten (and may be said again
-#: sooner), so a scan from many addresses cannot grow the table without bound.
+#: Peers (or lines) remembered at once; past this the longest-known is forgotten (and may be
+#: said again sooner), so a scan from many addresses cannot grow the table without bound.
 MAX_PEERS: Final = 1024
 
 #: uvicorn's line for a request h11 refuses (uvicorn 0.29 to 0.55), which ``web_bad_request``
@@ -58,67 +59,96 @@ def bad_request_reason(error: BaseException | None) -> str:
 
 
 @dataclass
-class _Peer:
+class _Said:
     said_at: float
     unsaid: int = 0
 
 
-class BadRequests:
-    """One server's malformed requests: each peer said at most once per ``every_s``.
+class Pacer:
+    """Which of many like happenings to say: each key (a peer, a line) at most once per
+    ``every_s``; the one said counts those left unsaid since the key's last.
 
-    Protocol callbacks run on the server's event loop; the lock keeps the table whole should
-    another thread ever call :meth:`say`."""
+    Protocol callbacks run on the server's event loop and log records come from any thread;
+    the lock keeps the table whole."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK, every_s: float = SAY_EVERY_S) -> None:
         self._clock = clock
-        self._every_s = every_s
-        self._peers: dict[str, _Peer] = {}
+        self.every_s = every_s
+        self._keys: dict[str, _Said] = {}
         self._lock = threading.Lock()
+
+    def admit(self, key: str) -> int | None:
+        """None if ``key`` is not to be said now (counted against it); else how many of its
+        happenings went unsaid since it last was."""
+        now = self._clock.monotonic()
+        with self._lock:
+            said = self._keys.get(key)
+            if said is not None and now - said.said_at < self.every_s:
+                said.unsaid += 1
+                return None
+            unsaid = said.unsaid if said is not None else 0
+            self._keys.pop(key, None)
+            if len(self._keys) >= MAX_PEERS:
+                self._forget_quiet(now)
+            self._keys[key] = _Said(now)
+            return unsaid
+
+    def fields(self, unsaid: int) -> dict[str, object]:
+        """What an event says of the ones left unsaid before it (nothing when none were)."""
+        return {"unsaid": unsaid, "unsaid_within_s": self.every_s} if unsaid else {}
+
+    def _forget_quiet(self, now: float) -> None:
+        for key in [k for k, s in self._keys.items() if now - s.said_at >= self.every_s]:
+            del self._keys[key]
+        while len(self._keys) >= MAX_PEERS:
+            del self._keys[next(iter(self._keys))]
+
+
+class BadRequests:
+    """One server's malformed requests: each peer said at most once per ``every_s``."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK, every_s: float = SAY_EVERY_S) -> None:
+        self._pacer = Pacer(clock, every_s)
 
     def say(self, client: tuple[str, int] | None, received: bytes,
             error: BaseException | None) -> None:
         """Say ``web_bad_request`` for a request from ``client`` that began with
         ``received``, refused for ``error``, unless this peer was said too recently."""
         host, port = client if client is not None else ("unknown", 0)
-        unsaid = self._unsaid_before(host)
+        unsaid = self._pacer.admit(host)
         if unsaid is None:
             return
         fields: dict[str, object] = {
             "client": host, "port": port, "reason": bad_request_reason(error),
-            "start": request_start(received)}
-        if unsaid:
-            fields["unsaid"] = unsaid
-            fields["unsaid_within_s"] = self._every_s
+            "start": request_start(received), **self._pacer.fields(unsaid)}
         if received.startswith(_TLS_HANDSHAKE):
             fields["hint"] = ("the client spoke TLS (https://) to this plain-HTTP dashboard: "
                               "open its http:// address")
         log.warning("web_bad_request", **fields)
 
-    def _unsaid_before(self, host: str) -> int | None:
-        """None if ``host`` is not to be said now; else how many of its requests went unsaid
-        since it last was (counting this one against it otherwise)."""
-        now = self._clock.monotonic()
-        with self._lock:
-            peer = self._peers.get(host)
-            if peer is not None and now - peer.said_at < self._every_s:
-                peer.unsaid += 1
-                return None
-            unsaid = peer.unsaid if peer is not None else 0
-            self._peers.pop(host, None)
-            if len(self._peers) >= MAX_PEERS:
-                self._forget_quiet(now)
-            self._peers[host] = _Peer(now)
-            return unsaid
-
-    def _forget_quiet(self, now: float) -> None:
-        for host in [h for h, p in self._peers.items() if now - p.said_at >= self._every_s]:
-            del self._peers[host]
-        while len(self._peers) >= MAX_PEERS:
-            del self._peers[next(iter(self._peers))]
-
 
 class SaidAsEvent(logging.Filter):
-    """Drops uvicorn's :data:`UVICORN_LINE`, which ``web_bad_request`` says instead."""
+    """uvicorn's warnings and errors as structured events, never its bare lines.
+
+    :data:`UVICORN_LINE` is dropped (``web_bad_request`` says it); any other line at WARNING
+    or above (an ``Upgrade: websocket`` request printed two, the second advising a pip
+    install the dashboard does not need) is said as ``web_server_warning`` (its ``message``,
+    each line at most once per :data:`SAY_EVERY_S`) and its stdlib record dropped. Lines
+    below WARNING pass as they are: the stdlib drops them unless asked otherwise."""
+
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        super().__init__()
+        self._pacer = Pacer(clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.msg != UVICORN_LINE
+        if record.levelno < logging.WARNING:
+            return True
+        if record.msg == UVICORN_LINE:
+            return False
+        message = record.getMessage()
+        unsaid = self._pacer.admit(message)
+        if unsaid is not None:
+            say = log.error if record.levelno >= logging.ERROR else log.warning
+            say("web_server_warning", message=message, exc_info=record.exc_info or None,
+                **self._pacer.fields(unsaid))
+        return False

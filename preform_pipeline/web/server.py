@@ -43,8 +43,9 @@ log = get_logger(__name__)
 STARTUP_TIMEOUT_S: Final = 20.0
 
 
-#: The logger uvicorn's protocols write to; its line for a refused request is dropped
-#: (``web_bad_request`` says it) while the dashboard's protocol is in use.
+#: The logger uvicorn's protocols write to: while the dashboard's protocol is in use, its
+#: warnings are structured events, and its line for a refused request is dropped
+#: (``web_bad_request`` says it).
 _UVICORN_ERRORS: Final = "uvicorn.error"
 _SAID_AS_EVENT: Final = SaidAsEvent()
 

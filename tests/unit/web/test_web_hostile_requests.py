@@ -30,7 +30,7 @@ from preform_pipeline.web import WebServer
 from preform_pipeline.web import app as web_app
 from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
-from preform_pipeline.web.badrequests import SAY_EVERY_S
+from preform_pipeline.web.badrequests import SAY_EVERY_S, Pacer
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
@@ -400,6 +400,31 @@ class TestRequestsNoParserTakesAreSaid:
         said = _bad_requests(logs)
         assert [(e.get("unsaid"), e.get("unsaid_within_s")) for e in said] == [
             (None, None), (4, SAY_EVERY_S)]
+
+
+class TestUvicornsOtherLines:
+    """uvicorn's other warnings are structured events too, each line once a minute
+    (session 45: an ``Upgrade: websocket`` request printed two bare lines, the second
+    advising a pip install)."""
+
+    def test_an_upgrade_request_is_answered_and_said_as_two_events_once(
+        self, served: Served, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(web_server._SAID_AS_EVENT, "_pacer", Pacer())  # none said yet
+        upgrade = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                   b"Upgrade: websocket\r\n\r\n")
+        url = httpx.URL(served.url)
+        with capture_logs() as logs:
+            for _ in range(2):
+                with socket.create_connection((url.host, url.port), timeout=10) as sock:
+                    sock.sendall(upgrade)
+                    answer = _first_answer(sock)
+                assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        said = [e for e in logs if e["event"] == "web_server_warning"]
+        assert [(e["log_level"], str(e["message"]).split(".")[0]) for e in said] == [
+            ("warning", "Unsupported upgrade request"),
+            ("warning", "No supported WebSocket library detected")]
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
 
 
 class TestAnApprovalCutShort:
