@@ -130,25 +130,24 @@ class BadRequests:
 class SaidAsEvent(logging.Filter):
     """uvicorn's warnings and errors as structured events, never its bare lines.
 
-    :data:`UVICORN_LINE` is dropped (``web_bad_request`` says it); any other line at WARNING
-    or above (an ``Upgrade: websocket`` request printed two, the second advising a pip
-    install the dashboard does not need) is said as ``web_server_warning`` (its ``message``,
-    each line at most once per :data:`SAY_EVERY_S`) and its stdlib record dropped. Lines
-    below WARNING pass as they are: the stdlib drops them unless asked otherwise."""
+    :data:`UVICORN_LINE` is dropped (``web_bad_request`` says it); any other warning (an
+    ``Upgrade: websocket`` request printed two, the second advising a pip install the
+    dashboard does not need) is said as ``web_server_warning`` (its ``message``, each line at
+    most once per :data:`SAY_EVERY_S`) and its stdlib record dropped. Other levels pass as
+    they are: below WARNING the stdlib drops them unless asked otherwise, and an error (an
+    exception in the app) is a fault whose traceback the tests look for among the records."""
 
     def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
         super().__init__()
         self._pacer = Pacer(clock)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING:
+        if not logging.WARNING <= record.levelno < logging.ERROR:
             return True
         if record.msg == UVICORN_LINE:
             return False
         message = record.getMessage()
         unsaid = self._pacer.admit(message)
         if unsaid is not None:
-            say = log.error if record.levelno >= logging.ERROR else log.warning
-            say("web_server_warning", message=message, exc_info=record.exc_info or None,
-                **self._pacer.fields(unsaid))
+            log.warning("web_server_warning", message=message, **self._pacer.fields(unsaid))
         return False

@@ -10,8 +10,10 @@ or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
 from __future__ import annotations
 
 import http.client
+import logging
 import re
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -30,7 +32,7 @@ from preform_pipeline.web import WebServer
 from preform_pipeline.web import app as web_app
 from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
-from preform_pipeline.web.badrequests import SAY_EVERY_S, Pacer
+from preform_pipeline.web.badrequests import SAY_EVERY_S, Pacer, SaidAsEvent
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
@@ -425,6 +427,19 @@ class TestUvicornsOtherLines:
             ("warning", "Unsupported upgrade request"),
             ("warning", "No supported WebSocket library detected")]
         assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+
+    def test_an_error_keeps_its_record_and_traceback(self) -> None:
+        # An exception in the app is a fault: its record (and traceback) stays where the
+        # tests above look for one, not turned into an event.
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                                       "Exception in ASGI application\n", (), sys.exc_info())
+        with capture_logs() as logs:
+            kept = SaidAsEvent().filter(record)
+        assert (kept, logs) == (True, [])
 
 
 class TestAnApprovalCutShort:
