@@ -6,7 +6,9 @@ hot folder's notes, ``jobs``, ``plan`` and ``run``), or, in text of several line
 line breaks kept (:func:`visible_lines`: the commands' stderr, ``plan``'s steps, what the
 commands print on stdout), and in a table's columns (:func:`aligned`: the cells escaped
 before they are measured); and the one way a model's size in millimetres is written
-(:func:`millimetres`); and the one way a moment is written for a person (:func:`utc_moment`).
+(:func:`millimetres`); and the one way a moment is written for a person (:func:`utc_moment`);
+and the one way the first bytes of a request a server could not take are written in a log
+line (:func:`request_start`: the dashboard's and the simulators' HTTP servers).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -22,6 +24,7 @@ from typing import Final
 
 __all__ = [
     "NAME_NOT_TEXT",
+    "REQUEST_START_BYTES",
     "aligned",
     "counted",
     "is_text_path",
@@ -29,6 +32,7 @@ __all__ = [
     "millimetres",
     "noun",
     "quoted",
+    "request_start",
     "utc_moment",
     "visible",
     "visible_lines",
@@ -70,6 +74,18 @@ def quoted(text: str, limit: int = 100) -> str:
         return repr(text)
     shown = repr(text[:limit])
     return f"{shown[:-1]}...{shown[-1]}"
+
+
+#: How much of a refused request's start a log line shows: enough for a method and a path.
+REQUEST_START_BYTES: Final = 32
+
+
+def request_start(data: bytes) -> str:
+    """The first :data:`REQUEST_START_BYTES` of ``data``, cut at a query string (a token may
+    ride in one), printable ASCII as it is and any other byte as ``\\xNN``: what a server
+    logs of a request it could not take, safe for a log line whatever a client sent."""
+    start = data[:REQUEST_START_BYTES].split(b"?", 1)[0]
+    return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in start)
 
 
 #: Why a file whose name is not UTF-8 is not taken (and what helps): no store, report or

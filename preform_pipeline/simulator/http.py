@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from preform_pipeline.logging import get_logger
+from preform_pipeline.wording import REQUEST_START_BYTES, request_start
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
@@ -253,10 +254,6 @@ class JsonRequestHandler(BaseHTTPRequestHandler):
         _log.debug("http_server_message", message=format % args)
 
 
-#: How much of a timed-out request line's start is logged (enough for the method and path).
-_START_BYTES: Final = 32
-
-
 class _Receives(io.RawIOBase):
     """A connection's receives; under a deadline each gets only the time left before it.
 
@@ -273,7 +270,7 @@ class _Receives(io.RawIOBase):
         #: (the socket's own timeout alone bounds each receive).
         self.deadline: float | None = None
         #: Since :meth:`start_request`: bytes received, the first of them (at most
-        #: ``_START_BYTES``), and whether a receive timed out.
+        #: ``REQUEST_START_BYTES``), and whether a receive timed out.
         self.received = 0
         self._start = bytearray()
         self.timed_out = False
@@ -284,10 +281,8 @@ class _Receives(io.RawIOBase):
         self.timed_out = False
 
     def safe_start(self) -> str:
-        """The first bytes received, cut at a query string (a token may ride in one),
-        printable ASCII as it is and anything else as ``\\xNN``: safe for a log line."""
-        start = bytes(self._start).split(b"?", 1)[0]
-        return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in start)
+        """The first bytes received, as a log line may show them (``wording.request_start``)."""
+        return request_start(bytes(self._start))
 
     def readable(self) -> bool:
         return True
@@ -305,7 +300,7 @@ class _Receives(io.RawIOBase):
             raise
         if count:
             self.received += count
-            room = _START_BYTES - len(self._start)
+            room = REQUEST_START_BYTES - len(self._start)
             if room > 0:
                 self._start += memoryview(buffer).cast("B")[: min(count, room)]
         return count

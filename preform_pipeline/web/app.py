@@ -48,11 +48,14 @@ from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded_note
 from preform_pipeline.web import actions, shown, views
 from preform_pipeline.web.auth import (
     SESSION_COOKIE,
+    SESSION_MARK_COOKIE,
+    SESSION_MARK_MAX_AGE_S,
     Access,
     Gate,
     browser_signed_out,
     cross_site_reason,
     csrf_matches,
+    session_ended,
 )
 from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
@@ -570,7 +573,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def login_page(request: Request) -> Response:
         return d.render(request, "login.html", Access(None), failed=False,
-                        ended=(d.access(request).ended
+                        ended=(session_ended(d.access(request), request.cookies)
                                or request.query_params.get(_AGAIN_PARAM) == "1"),
                         next=_local(request.query_params.get("next")))
 
@@ -590,6 +593,11 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
         # ended a session in use, and an idle tab's press came with no cookie: a bare 401.
         response.set_cookie(SESSION_COOKIE, sid, httponly=True, samesite="strict",
                             secure=request.url.scheme == "https")
+        # The mark outlives the browser, so its next visit without the session is told the
+        # session ended, not shown a first visit's bare form (session 45).
+        response.set_cookie(SESSION_MARK_COOKIE, "1", max_age=SESSION_MARK_MAX_AGE_S,
+                            httponly=True, samesite="strict",
+                            secure=request.url.scheme == "https")
         return response
 
     async def logout(request: Request) -> Response:
@@ -598,6 +606,7 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
             d.told.forget(request.cookies.get(SESSION_COOKIE, ""))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(SESSION_MARK_COOKIE)  # logged out: nothing ended unasked
         return response
 
     async def approve(request: Request, user: WebUser, form: dict[str, str]) -> str:

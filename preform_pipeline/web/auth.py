@@ -31,6 +31,8 @@ from preform_pipeline.settings.web import WebUser, check_secret
 
 __all__ = [
     "SESSION_COOKIE",
+    "SESSION_MARK_COOKIE",
+    "SESSION_MARK_MAX_AGE_S",
     "SESSION_TTL_S",
     "Access",
     "Gate",
@@ -38,11 +40,19 @@ __all__ = [
     "browser_signed_out",
     "cross_site_reason",
     "csrf_matches",
+    "session_ended",
 ]
 
 log = get_logger(__name__)
 
 SESSION_COOKIE: Final = "pp_session"
+#: Set beside the session cookie at login, it says only that a session was here: no token,
+#: nothing secret. It outlives the browser (a Max-Age) where the session cookie does not, so
+#: a browser restarted, or its session's cookie cleared, is told its session ended; a first
+#: visit, and a browser that logged out, have none. Removed at logout.
+SESSION_MARK_COOKIE: Final = "pp_had_session"
+#: How long the mark is kept: 400 days, the most a browser keeps any cookie (RFC 6265bis).
+SESSION_MARK_MAX_AGE_S: Final = 400 * 86400
 #: A session ends after this long without a request (a tablet left on a shelf logs out).
 SESSION_TTL_S: Final = 12 * 3600.0
 _BEARER: Final = "bearer "
@@ -178,3 +188,12 @@ _DUMMY_HASH: Final = (
     "scrypt$16384$8$1$00000000000000000000000000000000$"
     + "00" * 32
 )
+
+
+def session_ended(access: Access, cookies: Mapping[str, str]) -> bool:
+    """Whether a browser without a session had one that ended: its cookie names a session
+    the dashboard no longer has, or it has lost that cookie but kept the mark of one
+    (:data:`SESSION_MARK_COOKIE`)."""
+    if access.user is not None or access.refused:
+        return False
+    return access.ended or SESSION_MARK_COOKIE in cookies

@@ -8,15 +8,17 @@ structured events (logins, refusals, actions with the user's name), never a secr
 from __future__ import annotations
 
 import contextlib
+import logging
+import sys
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Final, TextIO
+from typing import TYPE_CHECKING, Any, ClassVar, Final, TextIO
 
 import h11
 import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from preform_pipeline.clock import SYSTEM_CLOCK
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.hotfolder.files import jobs_command
 from preform_pipeline.interrupts import stop_on_signals
@@ -25,7 +27,9 @@ from preform_pipeline.settings.store import JOBS_COMMAND
 from preform_pipeline.settings.web import WebSettings
 from preform_pipeline.store import JobStore
 from preform_pipeline.web.app import create_app
+from preform_pipeline.web.badrequests import BadRequests, SaidAsEvent
 from preform_pipeline.web.sources import LiveSources, daemon_sources
+from preform_pipeline.wording import REQUEST_START_BYTES
 
 if TYPE_CHECKING:
     from preform_pipeline.cloud.client import WebApiClient
@@ -39,17 +43,52 @@ log = get_logger(__name__)
 STARTUP_TIMEOUT_S: Final = 20.0
 
 
+#: The logger uvicorn's protocols write to: while the dashboard's protocol is in use, its
+#: warnings are structured events, and its line for a refused request is dropped
+#: (``web_bad_request`` says it).
+_UVICORN_ERRORS: Final = "uvicorn.error"
+_SAID_AS_EVENT: Final = SaidAsEvent()
+
+
 class HttpProtocol(H11Protocol):
-    """uvicorn's h11 protocol, whose answer to a request it cannot parse never fails itself.
+    """uvicorn's h11 protocol, which says a request it cannot parse as one structured event
+    and whose answer to it never fails itself.
 
     uvicorn answers such a request with a 400 and a line of text; when the request was a HEAD
     (with a malformed chunked body, say), h11 refuses that text, since an answer to HEAD has
     no body, and its LocalProtocolError reached asyncio, which printed "Fatal error:
     protocol.data_received() call failed." and two tracebacks on the dashboard's console.
     The 400's head is sent by then; the connection is closed, as after any 400.
+
+    The request is said as ``web_bad_request`` (``web/badrequests.py``), each peer at most
+    once a minute; :func:`_http_protocol` gives each server its own subclass with its own
+    :attr:`bad_requests`.
     """
 
+    #: The server's record of malformed requests (set on the subclass each server makes).
+    bad_requests: ClassVar[BadRequests]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: The first bytes of the request under way: how a refused request began.
+        self._start = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        room = REQUEST_START_BYTES - len(self._start)
+        if room > 0:
+            self._start += data[:room]
+        super().data_received(data)
+
+    def on_response_complete(self) -> None:
+        # The next request on this connection begins with what h11 holds unread: bytes that
+        # came while this one was answered (super() parses them next).
+        self._start = bytearray(self.conn.trailing_data[0][:REQUEST_START_BYTES])
+        super().on_response_complete()
+
     def send_400_response(self, msg: str) -> None:
+        # uvicorn calls this only while it handles h11's RemoteProtocolError, which says
+        # what was wrong.
+        self.bad_requests.say(self.client, bytes(self._start), sys.exc_info()[1])
         try:
             super().send_400_response(msg)
         except h11.LocalProtocolError:
@@ -60,13 +99,21 @@ class HttpProtocol(H11Protocol):
 _HOOKED: Final = "send_400_response"
 
 
-def _http_protocol() -> type[H11Protocol] | str:
-    """:class:`HttpProtocol` while uvicorn's h11 protocol still has the method it overrides;
-    otherwise uvicorn's own choice, said as a warning at start: an override of a method no
-    longer called would silently do nothing, and a traceback per bad request is the lesser
-    harm than a dashboard that does not start."""
+def _http_protocol(clock: Clock = SYSTEM_CLOCK) -> type[H11Protocol] | str:
+    """:class:`HttpProtocol` (a subclass of its own, with its own record of bad requests)
+    while uvicorn's h11 protocol still has the method it overrides; otherwise uvicorn's own
+    choice, said as a warning at start: an override of a method no longer called would
+    silently do nothing, and a traceback per bad request is the lesser harm than a dashboard
+    that does not start."""
     if callable(getattr(H11Protocol, _HOOKED, None)):
-        return HttpProtocol
+        # Added once (addFilter keeps one of each): only with the hook in place, since
+        # without it uvicorn's line is all that says a request was refused.
+        logging.getLogger(_UVICORN_ERRORS).addFilter(_SAID_AS_EVENT)
+
+        class ServerHttpProtocol(HttpProtocol):
+            bad_requests = BadRequests(clock)
+
+        return ServerHttpProtocol
     log.warning("web_protocol_unhooked", uvicorn=uvicorn.__version__, method=_HOOKED,
                 hint="a request uvicorn cannot parse may print a traceback on the console")
     return "auto"
@@ -76,15 +123,17 @@ class WebServer:
     """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it.
 
     ``jobs``: the ``jobs`` command reaching ``store`` (``hotfolder.files.jobs_command``),
-    which the hints of refused actions name."""
+    which the hints of refused actions name; ``clock``: what sessions' idle limits and the
+    pacing of ``web_bad_request`` read."""
 
     def __init__(self, store: JobStore, web: WebSettings,
-                 sources: LiveSources | None = None, *, jobs: str = JOBS_COMMAND) -> None:
+                 sources: LiveSources | None = None, *, jobs: str = JOBS_COMMAND,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.web = web
-        config = uvicorn.Config(create_app(store, web, sources, jobs=jobs), host=web.host,
-                                port=web.port,
+        config = uvicorn.Config(create_app(store, web, sources, jobs=jobs, clock=clock),
+                                host=web.host, port=web.port,
                                 log_config=None, access_log=False, lifespan="off",
-                                server_header=False, http=_http_protocol())
+                                server_header=False, http=_http_protocol(clock))
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 

@@ -302,6 +302,14 @@ class CaseRow:
     def build_ids(self) -> tuple[int, ...]:
         return tuple(dict.fromkeys(j.build_id for j in self.jobs if j.build_id is not None))
 
+    @property
+    def to_approve(self) -> tuple[int, ...]:
+        """Its builds that wait for an operator's approval: the queue offers each as a button
+        (session 45's tablet trial: only a small "build N" link at the end of the Why text
+        led there, beside a big Cancel)."""
+        return tuple(dict.fromkeys(j.build_id for j in self.jobs if j.build_id is not None
+                                   and j.state is JobState.AWAITING_APPROVAL))
+
 
 #: Which of a case's states speaks for it: the one furthest from done.
 _STATE_ORDER: Final = {s: n for n, s in enumerate(JobState)}

@@ -118,6 +118,54 @@ class TestAPageLeftOpen:
             assert page.url == f"{server.url}/failed"
 
 
+class TestABrowserRestarted:
+    """A tablet's browser closed and opened again has lost its session cookie but kept the
+    mark of a session: its plain reload says the session ended; a browser that logged out,
+    or never logged in, is shown the bare form (session 45)."""
+
+    def test_a_plain_reload_after_the_restart_says_the_session_ended(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server:
+            with _page(browser, server.url) as page:
+                kept = _kept_on_closing(page.context)
+            with _reopened(browser, kept) as page:
+                page.goto(f"{server.url}/failed")
+                page.wait_for_url(f"{server.url}/login?next=/failed")
+                assert page.locator("#ended").is_visible()
+                assert "this browser was restarted" in page.inner_text("#ended")
+
+    def test_after_a_logout_and_a_restart_the_login_is_a_first_visits(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server:
+            with _page(browser, server.url) as page:
+                page.click("form.who button")
+                page.wait_for_url(f"{server.url}/login")
+                kept = _kept_on_closing(page.context)
+            with _reopened(browser, kept) as page:
+                page.goto(f"{server.url}/")
+                page.wait_for_url(f"{server.url}/login?next=/")
+                assert page.locator("#ended").count() == 0
+
+
+def _kept_on_closing(context: Any) -> list[dict[str, Any]]:
+    """The cookies a browser keeps when it is closed: those with an expiry of their own
+    (Chromium drops session cookies unless told to restore the last session)."""
+    return [c for c in context.cookies() if c["expires"] > 0]
+
+
+@contextmanager
+def _reopened(browser: Any, cookies: list[dict[str, Any]]) -> Iterator[Any]:
+    context = browser.new_context(viewport=TABLET)
+    context.set_default_timeout(WAIT_MS)
+    try:
+        context.add_cookies(cookies)
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 class TestLongNames:
     """Names of any length wrap inside the tablet's width."""
 

@@ -10,7 +10,10 @@ or recipe filter holding a NUL on a PostgreSQL store (its text cannot hold one).
 from __future__ import annotations
 
 import http.client
+import logging
+import re
 import socket
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import closing
@@ -21,12 +24,15 @@ import pytest
 from structlog.testing import capture_logs
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from preform_pipeline.settings.web import WebUser
-from preform_pipeline.store import JobState
+from preform_pipeline.clock import ManualClock
+from preform_pipeline.settings.web import WebSettings, WebUser
+from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.postgres import PostgresJobStore
+from preform_pipeline.web import WebServer
 from preform_pipeline.web import app as web_app
 from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
+from preform_pipeline.web.badrequests import SAY_EVERY_S, Pacer, SaidAsEvent
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
@@ -284,7 +290,156 @@ class TestTheProtocolHook:
             "web_protocol_unhooked"]
 
     def test_the_installed_uvicorn_is_hooked(self) -> None:
-        assert web_server._http_protocol() is web_server.HttpProtocol
+        chosen = web_server._http_protocol()
+        assert isinstance(chosen, type) and issubclass(chosen, web_server.HttpProtocol)
+
+    def test_each_server_keeps_its_own_record_of_bad_requests(self) -> None:
+        first, second = web_server._http_protocol(), web_server._http_protocol()
+        assert isinstance(first, type) and issubclass(first, web_server.HttpProtocol)
+        assert isinstance(second, type) and issubclass(second, web_server.HttpProtocol)
+        assert first.bad_requests is not second.bad_requests
+
+
+#: What a browser sends first when https:// is typed for the dashboard's http:// address.
+TLS_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
+
+
+def _sent(url: str, data: bytes) -> tuple[bytes, int]:
+    """``data`` sent on a connection of its own; the answer (to the server's close) and the
+    client's port."""
+    address = httpx.URL(url)
+    with socket.create_connection((address.host, address.port), timeout=10) as sock:
+        sock.sendall(data)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        return answer, int(sock.getsockname()[1])
+
+
+def _first_answer(sock: socket.socket) -> bytes:
+    """The first answer on ``sock``, head and body whole (it has a Content-Length)."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        received += sock.recv(1)
+    found = re.search(rb"content-length: (\d+)", received, re.I)
+    assert found is not None, received
+    length = int(found.group(1))
+    while len(received.split(b"\r\n\r\n", 1)[1]) < length:
+        received += sock.recv(1)
+    return received
+
+
+def _bad_requests(logs: list[dict[str, object]]) -> list[dict[str, object]]:
+    return [e for e in logs if e["event"] == "web_bad_request"]
+
+
+class TestRequestsNoParserTakesAreSaid:
+    """A request h11 cannot parse is one ``web_bad_request`` event saying who sent it, what
+    was wrong and how it began, not uvicorn's bare "Invalid HTTP request received." line,
+    and garbage sent again and again is said once a minute, counted (session 45)."""
+
+    def test_a_tls_hello_is_one_warning_with_the_peer_and_a_hint(
+        self, served: Served, caplog: pytest.LogCaptureFixture
+    ) -> None:
+        with capture_logs() as logs:
+            answer, port = _sent(served.url, TLS_HELLO)
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert _bad_requests(logs) == [{
+            "event": "web_bad_request", "log_level": "warning", "client": "127.0.0.1",
+            "port": port, "reason": "illegal request line",
+            "start": "".join(f"\\x{b:02x}" for b in TLS_HELLO[:32]),  # none printable
+            "hint": "the client spoke TLS (https://) to this plain-HTTP dashboard: open its "
+                    "http:// address"}]
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+    def test_a_header_value_h11_quotes_is_not_logged(self, served: Served) -> None:
+        with capture_logs() as logs:
+            answer, _ = _sent(served.url, b"GET /login?token=s3cret-query HTTP/1.1\r\n"
+                                          b"Host: 127.0.0.1\r\n"
+                                          b"Authorization Bearer s3cret\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        [said] = _bad_requests(logs)
+        assert (said["reason"], said["start"]) == ("illegal header line", "GET /login")
+        assert "s3cret" not in repr(logs)
+
+    @pytest.mark.parametrize("pipelined", [False, True], ids=["after-the-answer", "pipelined"])
+    def test_garbage_after_an_answered_request_is_said_as_it_began(
+        self, served: Served, pipelined: bool
+    ) -> None:
+        url = httpx.URL(served.url)
+        with capture_logs() as logs, socket.create_connection(
+            (url.host, url.port), timeout=10
+        ) as sock:
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            if pipelined:
+                sock.sendall(b"\x00garbage\r\n\r\n")
+            answers = _first_answer(sock)
+            if not pipelined:
+                sock.sendall(b"\x00garbage\r\n\r\n")
+            while chunk := sock.recv(65536):  # to the end: the server closes after its 400
+                answers += chunk
+        assert answers.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert b"HTTP/1.1 400 Bad Request\r\n" in answers
+        assert [e["start"] for e in _bad_requests(logs)] == ["\\x00garbage\\x0d\\x0a\\x0d\\x0a"]
+
+    def test_garbage_again_and_again_is_said_once_a_minute_and_counted(
+        self, tmp_path: Path, users: tuple[WebUser, ...]
+    ) -> None:
+        clock = ManualClock()
+        store = SqliteJobStore(tmp_path / "jobs.sqlite3")
+        server = WebServer(store, WebSettings(port=0, users=users), clock=clock)
+        server.start()
+        try:
+            with capture_logs() as logs:
+                for _ in range(5):
+                    _sent(server.url, b"\x00garbage\r\n\r\n")
+                assert len(_bad_requests(logs)) == 1
+                clock.advance(SAY_EVERY_S)
+                _sent(server.url, b"\x00garbage\r\n\r\n")
+        finally:
+            server.stop()
+            store.close()
+        said = _bad_requests(logs)
+        assert [(e.get("unsaid"), e.get("unsaid_within_s")) for e in said] == [
+            (None, None), (4, SAY_EVERY_S)]
+
+
+class TestUvicornsOtherLines:
+    """uvicorn's other warnings are structured events too, each line once a minute
+    (session 45: an ``Upgrade: websocket`` request printed two bare lines, the second
+    advising a pip install)."""
+
+    def test_an_upgrade_request_is_answered_and_said_as_two_events_once(
+        self, served: Served, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(web_server._SAID_AS_EVENT, "_pacer", Pacer())  # none said yet
+        upgrade = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
+                   b"Upgrade: websocket\r\n\r\n")
+        url = httpx.URL(served.url)
+        with capture_logs() as logs:
+            for _ in range(2):
+                with socket.create_connection((url.host, url.port), timeout=10) as sock:
+                    sock.sendall(upgrade)
+                    answer = _first_answer(sock)
+                assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
+        said = [e for e in logs if e["event"] == "web_server_warning"]
+        assert [(e["log_level"], str(e["message"]).split(".")[0]) for e in said] == [
+            ("warning", "Unsupported upgrade request"),
+            ("warning", "No supported WebSocket library detected")]
+        assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
+
+
+    def test_an_error_keeps_its_record_and_traceback(self) -> None:
+        # An exception in the app is a fault: its record (and traceback) stays where the
+        # tests above look for one, not turned into an event.
+        try:
+            raise RuntimeError("boom")
+        except RuntimeError:
+            record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1,
+                                       "Exception in ASGI application\n", (), sys.exc_info())
+        with capture_logs() as logs:
+            kept = SaidAsEvent().filter(record)
+        assert (kept, logs) == (True, [])
 
 
 class TestAnApprovalCutShort:

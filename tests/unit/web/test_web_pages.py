@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from preform_pipeline.printing.approval import approve
 from preform_pipeline.store import JobState
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
@@ -88,6 +89,29 @@ class TestPages:
         page = httpx.get(served.url + "/", headers=operator).text
         assert 'aria-label="Cancel case C-7">Cancel</button>' in page
         assert "<h1>Queue</h1>" in page
+
+    def test_a_case_awaiting_approval_offers_its_build_to_review_before_cancel(
+        self, served: Served
+    ) -> None:
+        # Session 45's tablet trial: the way to approve was a small "build N" link at the end
+        # of a long Why, and the one button on the case was Cancel.
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        page = httpx.get(served.url + "/", headers=operator).text
+        row = re.search(r'<tr data-case="C-7">.*?</tr>', page, re.S)
+        assert row is not None, page
+        review = (f'<a class="button" href="/builds/{served.held_id}" '
+                  f'data-test="review-{served.held_id}">Review build {served.held_id}</a>')
+        assert review in row.group(0)
+        assert row.group(0).index(review) < row.group(0).index('aria-label="Cancel case C-7"')
+
+    def test_a_viewer_is_offered_no_review_button(self, served: Served) -> None:
+        assert 'data-test="review-' not in httpx.get(served.url + "/", headers=AUTH).text
+
+    def test_a_case_approved_already_is_offered_none(self, served: Served) -> None:
+        operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
+        approve(served.store, served.held_id, "olivia")
+        page = httpx.get(served.url + "/", headers=operator).text
+        assert '<tr data-case="C-7">' in page and 'data-test="review-' not in page
 
     def test_failed_cases_show_the_operators_reason_and_history_the_trail(
         self, served: Served

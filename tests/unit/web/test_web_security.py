@@ -38,6 +38,21 @@ def _form_value(page: str, name: str) -> str:
     return html.unescape(found.group(1))
 
 
+def _set_cookies(answer: httpx.Response) -> SimpleCookie:
+    """The cookies ``answer`` sets, with their attributes."""
+    cookies = SimpleCookie()
+    for line in answer.headers.get_list("set-cookie"):
+        cookies.load(line)
+    return cookies
+
+
+def _kept_over_a_restart(answer: httpx.Response) -> dict[str, str]:
+    """The cookies ``answer`` set that a browser keeps when it is closed and opened again:
+    those with a lifetime of their own (a session cookie, without one, is dropped)."""
+    return {name: morsel.value for name, morsel in _set_cookies(answer).items()
+            if morsel["max-age"] or morsel["expires"]}
+
+
 def _bearer(name: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {name}:{secret}"}
 
@@ -311,6 +326,59 @@ class TestASessionThatEnded:
         assert 'id="ended"' in login.text
         # A page opened with no session is a first visit as often: its login says nothing.
         assert first_visit.headers["location"] == "/login?next=/failed"
+
+    def test_a_plain_reload_in_a_restarted_browser_says_the_session_ended(
+        self, served: Served
+    ) -> None:
+        # Session 44 could not tell a restarted browser's plain reload from a first visit:
+        # both came without a cookie. The login now leaves a mark that outlives the browser.
+        with closing(httpx.Client(base_url=served.url)) as browser:
+            login = browser.post("/login", data={"name": "olivia",
+                                                 "secret": OPERATOR_SECRET, "next": "/"})
+        restarted = httpx.Client(base_url=served.url, headers=_BROWSER_PRESS,
+                                 cookies=_kept_over_a_restart(login))
+        with closing(restarted):
+            answer = restarted.get("/failed")
+            page = restarted.get(answer.headers["location"])
+
+        assert (answer.status_code, answer.headers["location"]) == (303, "/login?next=/failed")
+        assert 'id="ended"' in page.text and "this browser was restarted" in page.text
+
+    def test_the_mark_holds_no_secret_and_is_kept_from_scripts_and_other_sites(
+        self, served: Served
+    ) -> None:
+        login = httpx.post(f"{served.url}/login", data={"name": "olivia",
+                                                         "secret": OPERATOR_SECRET})
+        mark = _set_cookies(login)[auth.SESSION_MARK_COOKIE]
+        session = _set_cookies(login)[SESSION_COOKIE]
+
+        assert mark.value == "1" and session.value not in mark.OutputString()
+        assert (mark["httponly"], mark["samesite"], mark["max-age"]) == (
+            True, "strict", str(400 * 86400))
+
+    def test_a_logout_takes_the_mark_away_and_the_next_visit_is_a_first_one(
+        self, served: Served
+    ) -> None:
+        client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            out = client.post("/logout", data={"csrf": csrf})
+            assert out.headers["location"] == "/login"
+            assert dict(client.cookies) == {}
+            page = client.get("/login")
+        assert 'id="ended"' not in page.text
+
+    def test_a_first_visit_is_not_told_a_session_ended(self, served: Served) -> None:
+        first = httpx.get(f"{served.url}/", headers=_BROWSER_PRESS, follow_redirects=True)
+        assert first.url.path == "/login" and 'id="ended"' not in first.text
+
+    def test_a_browser_still_logged_in_is_not_told_its_session_ended(
+        self, served: Served
+    ) -> None:
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = client.get("/login")
+        assert auth.SESSION_MARK_COOKIE in client.cookies
+        assert 'id="ended"' not in page.text
 
     def test_a_cross_site_press_without_a_cookie_is_still_401(self, served: Served) -> None:
         # SameSite=Strict keeps the cookie off another site's form: it is no signed-out
