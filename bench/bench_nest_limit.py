@@ -810,20 +810,20 @@ def area_split(recipe: Recipe, models: Sequence[ModelInfo], plan: Any,
     ``cover``: the grown outlines as placed (the planner's column intervals grown by rim and
     half the spacing, :func:`masks`); ``between``: free cells with a grown outline further
     back in their column (a gap the skyline, filled from the front, has passed; the rest is
-    ``open``, behind the skyline); ``room``: free cells that the set's smallest model could
-    reach, its grown outline's inscribed disc (half its shadow's shorter side plus the
-    growth) centred where that whole disc is free. For outlines that hold that disc (boxes,
-    discs, rings, gears: the mixed parts) a model only goes where it fits, so a free cell
-    outside ``room`` takes no model of the set; an arch's outline (a band round an opening)
-    holds no such disc, so for arches ``room`` is a rough guide only. Shares are of the
-    usable area."""
+    ``open``, behind the skyline); ``room``: free cells that a disc as wide as the set's
+    narrowest grown outline could reach (radius: half the shortest side of any model's
+    shadow box plus the growth), centred where that whole disc is free. Every outline that
+    holds that disc (boxes, discs, rings and gears filled by their column intervals: the
+    mixed parts) only goes where it fits, so a free cell outside ``room`` takes no model of
+    the set; an arch's outline (a band round an opening) holds no such disc, so for arches
+    ``room`` is a rough guide only. Shares are of the usable area."""
     by_path = {m.path: m for m in models}
     footprints = dict(zip((m.path for m in models), _footprints(recipe, models), strict=True))
     half = next(iter(footprints.values())).spacing_mm / 2.0
     size = (PLATFORM[0] + 2 * half, PLATFORM[1] + 2 * half)
     shape = (int(size[1] // cell), int(size[0] // cell))
-    smallest = min(footprints.values(), key=lambda f: f.hull_mm2)
-    inscribed = float(np.ptp(smallest.points, axis=0).min()) / 2.0 + smallest.grow_mm
+    inscribed = min(float(np.ptp(f.points, axis=0).min()) / 2.0 + f.grow_mm
+                    for f in footprints.values())
     disc = _disc(inscribed, cell)
     out = []
     for build in plan.builds:
@@ -898,11 +898,12 @@ def _run_area(names: Sequence[str], output: str, empty_builds: bool) -> int:
               "Grown outlines: the planner's column intervals of each placed shadow grown by "
               "the raft rim and half the spacing (they may not overlap). Free between: free "
               "cells with an outline further back in their column (the skyline, filled from "
-              "the front, has passed them); free open: the rest. Room: the free cells the "
-              "set's smallest model could reach (its grown outline's inscribed disc centred "
-              "where the whole disc is free); for the mixed parts, whose outlines hold that "
-              "disc, a free cell outside it takes no model of the set; an arch's outline "
-              "holds no such disc, so for arches it is a rough guide only. "
+              "the front, has passed them); free open: the rest. Room: the free cells a disc "
+              "as wide as the set's narrowest grown outline could reach (half the shortest "
+              "side of any shadow's box plus the growth), centred where the whole disc is "
+              "free; for the mixed parts, whose outlines hold that disc, a free cell outside "
+              "it takes no model of the set; an arch's outline holds no such disc, so for "
+              "arches it is a rough guide only. "
               "`bench_nest_limit.area_split`.", ""]
     results_path(output, ".md").write_text("\n".join(lines), encoding="utf-8")
     return 0
