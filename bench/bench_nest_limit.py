@@ -57,6 +57,14 @@ planner's predicted footprint of each model with the simulator's own (shadow poi
 growth), which rules of the planner's plain pass lay the build out (at 15 and 5 degree
 turns), and how many of the simulator packer's layouts it takes to place them all. Writes
 ``STEM.json``.
+
+    nice -n 10 python bench/bench_nest_limit.py --area STEM [--sets ...] [--empty-builds]
+
+``--area`` plans each set as the runner does (``--empty-builds``: with
+``batching.empty_builds: true``) and writes where every build's platform area goes
+(:func:`area_split`: grown outlines, free area the skyline has passed and behind it, and
+room a model of the set could still take) to ``STEM.json`` and ``STEM.md``; a few seconds of
+CPU per set.
 """
 
 from __future__ import annotations
@@ -87,7 +95,7 @@ from bench_support import results_path
 
 from preform_pipeline.geometry.projection import convex_hull, hull_area
 from preform_pipeline.plan import nesting
-from preform_pipeline.plan.builds import ModelInfo, plan_builds, read_models
+from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
 from preform_pipeline.plan.footprint import Footprint, predict
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
@@ -802,7 +810,7 @@ def _shifted_any(cells: _Bool, offsets: Sequence[tuple[int, int]]) -> _Bool:
     return out
 
 
-def area_split(recipe: Recipe, models: Sequence[ModelInfo], plan: Any,
+def area_split(recipe: Recipe, models: Sequence[ModelInfo], plan: Plan,
                cell: float = 0.5) -> list[dict[str, Any]]:
     """Per planned build: where its platform area goes, on a ``cell`` grid of the area a grown
     outline may use (half the spacing past each edge).
@@ -843,8 +851,11 @@ def area_split(recipe: Recipe, models: Sequence[ModelInfo], plan: Any,
         between = free & np.flip(np.logical_or.accumulate(np.flip(occupied, 0), axis=0), 0)
         room = free & _shifted_any(_shifted_all(free, disc, False), disc)
         total = float(occupied.size)
-        hulls = sum(by_path[p.path].shadow.flat_hull_mm2 for p in build.placements
-                    if by_path[p.path].shadow is not None)
+        hulls = 0.0
+        for placed in build.placements:
+            shadow = by_path[placed.path].shadow
+            assert shadow is not None, "the bench's models are meshes"
+            hulls += shadow.flat_hull_mm2
         out.append({
             "build": build.index, "models": len(build.placements),
             "hull_density": round(hulls / PLATFORM_MM2, 4),
@@ -861,7 +872,7 @@ def _run_area(names: Sequence[str], output: str, empty_builds: bool) -> int:
     """Each set planned as the runner plans it; every build's area split (:func:`area_split`)
     written to ``output``.json and .md."""
     load = round(os.getloadavg()[0], 2)
-    results = []
+    results: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="pp-area-") as tmp:
         for name in names:
             recipe, models = _read(name, Path(tmp) / name)
@@ -886,9 +897,10 @@ def _run_area(names: Sequence[str], output: str, empty_builds: bool) -> int:
              "free open | room between | room open |",
              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for data in results:
-        rows = data["per_build"]
-        for b in [*rows, {"build": "all (platforms)", **{
-                key: sum(r[key] for r in rows) for key in rows[0] if key != "build"}}]:
+        rows: list[dict[str, Any]] = data["per_build"]
+        total: dict[str, Any] = {key: sum(r[key] for r in rows) for key in rows[0]
+                                 if key != "build"}
+        for b in [*rows, {"build": "all (platforms)", **total}]:
             share = "{:.0%}" if isinstance(b["build"], int) else "{:.2f}"
             lines.append(f"| {data['set']} | {b['build']} | {b['models']} | "
                          + " | ".join(share.format(b[key]) for key in (
