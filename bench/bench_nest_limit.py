@@ -57,6 +57,14 @@ planner's predicted footprint of each model with the simulator's own (shadow poi
 growth), which rules of the planner's plain pass lay the build out (at 15 and 5 degree
 turns), and how many of the simulator packer's layouts it takes to place them all. Writes
 ``STEM.json``.
+
+    nice -n 10 python bench/bench_nest_limit.py --area STEM [--sets ...] [--empty-builds]
+
+``--area`` plans each set as the runner does (``--empty-builds``: with
+``batching.empty_builds: true``) and writes where every build's platform area goes
+(:func:`area_split`: grown outlines, free area the skyline has passed and behind it, and
+room a model of the set could still take) to ``STEM.json`` and ``STEM.md``; a few seconds of
+CPU per set.
 """
 
 from __future__ import annotations
@@ -87,15 +95,15 @@ from bench_support import results_path
 
 from preform_pipeline.geometry.projection import convex_hull, hull_area
 from preform_pipeline.plan import nesting
-from preform_pipeline.plan.builds import ModelInfo, plan_builds, read_models
+from preform_pipeline.plan.builds import ModelInfo, Plan, plan_builds, read_models
 from preform_pipeline.plan.footprint import Footprint, predict
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.recipes.model import Recipe
 from preform_pipeline.simulator.outline_pack import MAX_LAYOUT_TRIES, Shape, pack_shapes
 
 __all__ = [
-    "Grid", "Masks", "fine_grown_area", "first_fit", "main", "masks", "repack", "search",
-    "simulator_places",
+    "Grid", "Masks", "area_split", "fine_grown_area", "first_fit", "main", "masks", "repack",
+    "search", "simulator_places",
 ]
 
 PLATFORM = (200.0, 125.0)  # Form 4, mm
@@ -771,6 +779,148 @@ def _trace_overflow(stem: str, empty_builds: bool) -> int:
     return 0
 
 
+# -- where a plan's platform area goes ------------------------------------------------------
+
+
+def _disc(radius: float, cell: float) -> list[tuple[int, int]]:
+    k = math.ceil(radius / cell)
+    return [(dx, dy) for dx in range(-k, k + 1) for dy in range(-k, k + 1)
+            if (dx * dx + dy * dy) * cell * cell <= radius * radius]
+
+
+def _shifted_all(cells: _Bool, offsets: Sequence[tuple[int, int]], fill: bool) -> _Bool:
+    """Per cell: every cell at the given offsets is set (``fill`` beyond the edge)."""
+    k = max(max(abs(dx), abs(dy)) for dx, dy in offsets)
+    h, w = cells.shape
+    padded = np.pad(cells, k, constant_values=fill)
+    out = np.ones_like(cells)
+    for dx, dy in offsets:
+        out &= padded[k + dy : k + dy + h, k + dx : k + dx + w]
+    return out
+
+
+def _shifted_any(cells: _Bool, offsets: Sequence[tuple[int, int]]) -> _Bool:
+    """Per cell: some cell at the given offsets is set."""
+    k = max(max(abs(dx), abs(dy)) for dx, dy in offsets)
+    h, w = cells.shape
+    padded = np.pad(cells, k, constant_values=False)
+    out = np.zeros_like(cells)
+    for dx, dy in offsets:
+        out |= padded[k + dy : k + dy + h, k + dx : k + dx + w]
+    return out
+
+
+def area_split(recipe: Recipe, models: Sequence[ModelInfo], plan: Plan,
+               cell: float = 0.5) -> list[dict[str, Any]]:
+    """Per planned build: where its platform area goes, on a ``cell`` grid of the area a grown
+    outline may use (half the spacing past each edge).
+
+    ``cover``: the grown outlines as placed (the planner's column intervals grown by rim and
+    half the spacing, :func:`masks`); ``between``: free cells with a grown outline further
+    back in their column (a gap the skyline, filled from the front, has passed; the rest is
+    ``open``, behind the skyline); ``room``: free cells that a disc as wide as the set's
+    narrowest grown outline could reach (radius: half the shortest side of any model's
+    shadow box plus the growth), centred where that whole disc is free. Every outline that
+    holds that disc (boxes, discs, rings and gears filled by their column intervals: the
+    mixed parts) only goes where it fits, so a free cell outside ``room`` takes no model of
+    the set; an arch's outline (a band round an opening) holds no such disc, so for arches
+    ``room`` is a rough guide only. Shares are of the usable area."""
+    by_path = {m.path: m for m in models}
+    footprints = dict(zip((m.path for m in models), _footprints(recipe, models), strict=True))
+    half = next(iter(footprints.values())).spacing_mm / 2.0
+    size = (PLATFORM[0] + 2 * half, PLATFORM[1] + 2 * half)
+    shape = (int(size[1] // cell), int(size[0] // cell))
+    inscribed = min(float(np.ptp(f.points, axis=0).min()) / 2.0 + f.grow_mm
+                    for f in footprints.values())
+    disc = _disc(inscribed, cell)
+    out = []
+    for build in plan.builds:
+        occupied = np.zeros(shape, dtype=bool)
+        for placed in build.placements:
+            footprint = footprints[placed.path]
+            grown = masks(0, footprint, [placed.angle_deg], cell).turns[0]
+            k = math.ceil(footprint.grow_mm / cell)
+            col = round((placed.x_mm - placed.width_mm / 2 + size[0] / 2) / cell) - k
+            row = round((placed.y_mm - placed.depth_mm / 2 + size[1] / 2) / cell) - k
+            h, w = grown.shape
+            r0, c0 = max(row, 0), max(col, 0)
+            r1, c1 = min(row + h, shape[0]), min(col + w, shape[1])
+            occupied[r0:r1, c0:c1] |= grown[r0 - row : r1 - row, c0 - col : c1 - col]
+        free = ~occupied
+        # A reversed cumulative "any" along y: an occupied cell further back.
+        between = free & np.flip(np.logical_or.accumulate(np.flip(occupied, 0), axis=0), 0)
+        room = free & _shifted_any(_shifted_all(free, disc, False), disc)
+        total = float(occupied.size)
+        hulls = 0.0
+        for placed in build.placements:
+            shadow = by_path[placed.path].shadow
+            assert shadow is not None, "the bench's models are meshes"
+            hulls += shadow.flat_hull_mm2
+        out.append({
+            "build": build.index, "models": len(build.placements),
+            "hull_density": round(hulls / PLATFORM_MM2, 4),
+            "cover": round(float(occupied.sum()) / total, 4),
+            "between": round(float(between.sum()) / total, 4),
+            "open": round(float((free & ~between).sum()) / total, 4),
+            "room_between": round(float((room & between).sum()) / total, 4),
+            "room_open": round(float((room & ~between).sum()) / total, 4),
+        })
+    return out
+
+
+def _run_area(names: Sequence[str], output: str, empty_builds: bool) -> int:
+    """Each set planned as the runner plans it; every build's area split (:func:`area_split`)
+    written to ``output``.json and .md."""
+    load = round(os.getloadavg()[0], 2)
+    results: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="pp-area-") as tmp:
+        for name in names:
+            recipe, models = _read(name, Path(tmp) / name)
+            if empty_builds:
+                recipe = replace(recipe, batching=replace(recipe.batching, empty_builds=True))
+            cpu = time.process_time()
+            plan = plan_builds(recipe, models)
+            spent = time.process_time() - cpu
+            builds = area_split(recipe, models, plan)
+            results.append({"set": name, "builds": len(builds), "empty_builds": empty_builds,
+                            "plan_cpu_ms_per_model": round(spent * 1000 / len(models), 1),
+                            "per_build": builds})
+    facts = {"load_before": load, "load_after": round(os.getloadavg()[0], 2),
+             "end": time.strftime("%H:%M", time.gmtime()),
+             "command": "nice -n 15 python bench/bench_nest_limit.py " + " ".join(sys.argv[1:])}
+    results_path(output, ".json").write_text(
+        json.dumps({"facts": facts, "sets": results}, indent=1) + "\n", encoding="utf-8")
+    lines = ["# Where the planned builds' platform area goes (offline, full rafts)", "",
+             f"`{facts['command']}`, ended {facts['end']} UTC, load {load} -> "
+             f"{facts['load_after']}.", "",
+             "| set | build | models | hull density | grown outlines | free between | "
+             "free open | room between | room open |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for data in results:
+        rows: list[dict[str, Any]] = data["per_build"]
+        total: dict[str, Any] = {key: sum(r[key] for r in rows) for key in rows[0]
+                                 if key != "build"}
+        for b in [*rows, {"build": "all (platforms)", **total}]:
+            share = "{:.0%}" if isinstance(b["build"], int) else "{:.2f}"
+            lines.append(f"| {data['set']} | {b['build']} | {b['models']} | "
+                         + " | ".join(share.format(b[key]) for key in (
+                             "hull_density", "cover", "between", "open", "room_between",
+                             "room_open")) + " |")
+    lines += ["", "Shares of the area a grown outline may use (202 x 127 mm), on a 0.5 mm grid. "
+              "Grown outlines: the planner's column intervals of each placed shadow grown by "
+              "the raft rim and half the spacing (they may not overlap). Free between: free "
+              "cells with an outline further back in their column (the skyline, filled from "
+              "the front, has passed them); free open: the rest. Room: the free cells a disc "
+              "as wide as the set's narrowest grown outline could reach (half the shortest "
+              "side of any shadow's box plus the growth), centred where the whole disc is "
+              "free; for the mixed parts, whose outlines hold that disc, a free cell outside "
+              "it takes no model of the set; an arch's outline holds no such disc, so for "
+              "arches it is a rough guide only. "
+              "`bench_nest_limit.area_split`.", ""]
+    results_path(output, ".md").write_text("\n".join(lines), encoding="utf-8")
+    return 0
+
+
 def _run_knobs(names: Sequence[str], output: str) -> int:
     stored = results_path(output, ".json")
     kept = json.loads(stored.read_text(encoding="utf-8")) if stored.exists() else {"sets": []}
@@ -808,11 +958,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="lay the 12-build arch plan out on an in-process simulator and "
                         "trace each build that overflows, output to STEM.json")
     parser.add_argument("--empty-builds", action="store_true",
-                        help="with --trace-overflow: plan with batching.empty_builds instead")
+                        help="with --trace-overflow: plan with batching.empty_builds instead; "
+                        "with --area: plan with it")
     parser.add_argument("--knobs", action="store_true",
                         help="only the planner under each of KNOBS, added to the output's "
                         "JSON beside its set (the Markdown is left as it is)")
+    parser.add_argument("--area", metavar="STEM",
+                        help="plan each set as the runner does and write where every build's "
+                        "platform area goes (with --empty-builds: planned so) to STEM")
     args = parser.parse_args(argv)
+    if args.area:
+        return _run_area(args.sets.split(","), args.area, args.empty_builds)
     if args.knobs:
         return _run_knobs(args.sets.split(","), args.output)
     if args.run_builds:
