@@ -17,8 +17,10 @@ from preform_pipeline.wording import counted
 
 LAZY_PACKAGES = (
     "preform_pipeline.cloud",
+    "preform_pipeline.executor",
     "preform_pipeline.geometry",
     "preform_pipeline.hotfolder",
+    "preform_pipeline.store",
 )
 
 
