@@ -48,6 +48,16 @@ def imported_by(argv: list[str], home: Path) -> tuple[int, set[str]]:
     return answer["status"], set(answer["modules"])
 
 
+def started(command: str, home: Path) -> tuple[int, set[str]]:
+    """What ``run`` or ``watch`` imported by the time it refused a file that is not there:
+    the command itself ran (``--help`` imports only its arguments)."""
+    missing = [str(home / "missing.yaml")] + ([str(home / "missing.stl")] if command == "run"
+                                              else [])
+    status, modules = imported_by([command, *missing], home)
+    assert status == 1  # the missing file, said on stderr
+    return status, modules
+
+
 class TestCommandStarts:
     """The command typed is imported alone, and its path leaves the others' stacks out."""
 
@@ -78,8 +88,7 @@ class TestCommandStarts:
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
         self, tmp_path: Path
     ) -> None:
-        status, modules = imported_by(["watch", "--help"], tmp_path)
-        assert status == 0
+        _, modules = started("watch", tmp_path)
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
         # httpx is there, without its own command line (thirdparty.py): no click, no Pygments.
@@ -90,8 +99,7 @@ class TestCommandStarts:
         """``run`` asks where the simulated fleet's folder is (``fleet_dir_of``); the answer
         lived in ``commands.watch``, whose import brought the daemon, its watcher (watchdog),
         the farm's nodes and the dispatching stack: ~80 modules at every ``run`` start."""
-        status, modules = imported_by(["run", "--help"], tmp_path)
-        assert status == 0
+        _, modules = started("run", tmp_path)
         # The printers' module, the answer's home now, is imported: the path was taken.
         assert {"preform_pipeline.commands.run", "preform_pipeline.commands._printers"} <= modules
         refused = {"preform_pipeline.commands.watch", "preform_pipeline.hotfolder.daemon",
@@ -103,11 +111,50 @@ class TestCommandStarts:
     def test_run_and_watch_start_without_pillow(self, tmp_path: Path, command: str) -> None:
         """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every
         start of the two commands the suite starts most."""
-        status, modules = imported_by([command, "--help"], tmp_path)
-        assert status == 0
+        _, modules = started(command, tmp_path)
         # The executor's steps, and with them the legend, are imported: the path was taken.
         assert {f"preform_pipeline.commands.{command}", "preform_pipeline.legend"} <= modules
         assert {m for m in modules if m.split(".")[0] == "PIL"} == set()
+
+
+#: What no line that only asks for help or the version imports: any command's own module, the
+#: executor and numpy, the SQLite store, the settings and jsonschema, httpx.
+HEAVY_FOR_HELP = frozenset({
+    "numpy", "jsonschema", "httpx", "yaml", "preform_pipeline.executor.runner",
+    "preform_pipeline.store.sqlite", "preform_pipeline.settings", "preform_pipeline.recipes",
+})
+
+
+class TestHelpAndVersion:
+    """``--version``, ``--help`` and a command's ``--help`` build the parser of the command
+    named (``commands/arguments/``) and import none of the commands: ``--version`` imported
+    every command's stack (867 modules, 0.7 s of CPU) to build a parser it never used."""
+
+    @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["no-such-command"]],
+                             ids=" ".join)
+    def test_a_line_naming_no_command_imports_none(self, tmp_path: Path, argv: list[str]
+                                                   ) -> None:
+        status, modules = imported_by(argv, tmp_path)
+        assert status in (0, 2)  # the usage error of the last one
+        # The table of commands was read: the path was taken.
+        assert "preform_pipeline.commands.arguments" in modules
+        assert not set(COMMAND_MODULES) & modules
+        assert not {m for m in modules if m.startswith("preform_pipeline.commands.arguments.")
+                    and m != "preform_pipeline.commands.arguments.common"}
+        assert not HEAVY_FOR_HELP & modules
+
+    @pytest.mark.parametrize("command", ["jobs", "run", "validate", "watch"])
+    def test_a_commands_help_imports_its_arguments_alone(self, tmp_path: Path, command: str
+                                                         ) -> None:
+        status, modules = imported_by([command, "--help"], tmp_path)
+        assert status == 0
+        assert f"preform_pipeline.commands.arguments.{command}" in modules
+        assert not set(COMMAND_MODULES) & modules
+        # validate's default timeout is the recipe checker's own: its module comes with it.
+        heavy = HEAVY_FOR_HELP - ({"jsonschema", "yaml", "preform_pipeline.settings",
+                                   "preform_pipeline.recipes"} if command == "validate"
+                                  else set())
+        assert not heavy & modules
 
 
 class TestTheIntakePath:

@@ -1,0 +1,49 @@
+"""``plan``'s command line: its arguments, cheap to import (arguments/__init__.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Final
+
+from preform_pipeline.commands.arguments import COMMANDS
+
+__all__ = ["FORMATS", "HELP", "NAME", "add_arguments"]
+
+NAME: Final = "plan"
+HELP: Final = COMMANDS[NAME]
+
+FORMATS = ("text", "mermaid", "json")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="+",
+        metavar="MODELS",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
+        "case, subfolders and all",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="text",
+        help="text (default): builds, models and steps; mermaid: one flowchart per build; "
+        "json: the whole plan",
+    )
+    parser.add_argument(
+        "--servers", type=int, metavar="N", default=None,
+        help="balance the builds' work over N servers, as `run` on N servers does (default: "
+        "the settings' pool size; 1: as few builds, not balanced)",
+    )
+    parser.add_argument(
+        "--settings", type=Path, metavar="FILE",
+        help="settings YAML file (its pool size is the default of --servers)",
+    )
+    parser.add_argument(
+        "--server", metavar="URL", default=None,
+        help="check print targets against this PreFormServer's devices (default: the "
+        "simulated fleet, when no PreFormServer is configured)",
+    )
