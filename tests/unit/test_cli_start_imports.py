@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.simulator.cli import EXIT_INJECTED_FAULT, EXIT_OK, EXIT_USAGE
 from preform_pipeline.simulator.cloud.testing import start_dashboard
 from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
@@ -221,6 +222,27 @@ class TestSimulatorStart:
         """The fleet's outcomes parse timestamps (``cloud.primitives``), not the models."""
         assert "preform_pipeline.cloud.primitives" in started_simulator
         assert "preform_pipeline.cloud.models" not in started_simulator
+
+
+class TestSimulatorStartsThatNeverReachTheEngine:
+    """A simulator that ends before its engine is loaded (a crash-looping server played with
+    ``--fail-start``, which pools' restart tests start again and again; ``--help``; a usage
+    error) imports no numpy: its command line set the ``--drive`` mounts through
+    ``bodies``, the request bodies' module, and numpy came with it."""
+
+    @pytest.mark.parametrize("argv", [["--fail-start"], ["--help"], ["--drive", "Z"]],
+                             ids=" ".join)
+    def test_it_imports_no_numpy(self, argv: list[str]) -> None:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "preform_pipeline.simulator", *argv],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode in (EXIT_INJECTED_FAULT, EXIT_OK, EXIT_USAGE), done.stderr
+        imported = _importtime_modules(done.stderr.splitlines())
+        # Its command line, with the drives' module, was imported: the path was taken.
+        assert {"preform_pipeline.simulator.cli", "preform_pipeline.simulator.drives"} <= imported
+        assert not {"numpy", "preform_pipeline.simulator.bodies",
+                    "preform_pipeline.geometry.transforms"} & imported
 
 
 class TestDashboardSimulatorStart:
