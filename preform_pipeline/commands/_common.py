@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT, load_dashboard_login
 from preform_pipeline.commands.arguments.common import (
@@ -35,13 +35,15 @@ from preform_pipeline.commands.exits import (
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.preflight import PathCheck, check_paths, make_folders
-from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.settings.store import JOBS_COMMAND, rehearsal_store_path
 from preform_pipeline.store import pgurl
 from preform_pipeline.store.pgurl import is_postgres_url
 from preform_pipeline.userpath import expand_user
+
+if TYPE_CHECKING:
+    from preform_pipeline.recipes import Recipe
 
 __all__ = [
     "EXIT_BROKEN_PIPE",

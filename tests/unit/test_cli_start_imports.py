@@ -84,6 +84,10 @@ class TestCommandStarts:
         assert not {"numpy", "httpx", "starlette", "preform_pipeline.executor.runner",
                     "preform_pipeline.hotfolder.daemon", "preform_pipeline.verify.tracking",
                     "preform_pipeline.cloud.auth"} & modules
+        # Nor the recipe checker, its schema and the catalogue: the settings' own check (a
+        # settings error's line and column) took its report from there (session 45).
+        assert not {"preform_pipeline.recipes.validate", "preform_pipeline.recipes.schema",
+                    "preform_pipeline.catalogue"} & modules
         assert not set(_other_commands("jobs")) & modules
 
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(

@@ -20,6 +20,7 @@ LAZY_PACKAGES = (
     "preform_pipeline.executor",
     "preform_pipeline.geometry",
     "preform_pipeline.hotfolder",
+    "preform_pipeline.recipes",
     "preform_pipeline.store",
 )
 
