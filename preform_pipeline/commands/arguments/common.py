@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from typing import Final
 
 from preform_pipeline.logging import redact_url
@@ -13,6 +14,7 @@ __all__ = [
     "CONSOLE_LOG_LEVELS",
     "DEFAULT_CONSOLE_LOG_LEVEL",
     "add_console_level_argument",
+    "add_recipe_and_models",
     "positive_seconds",
     "store_argument",
 ]
@@ -52,4 +54,17 @@ def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) 
     parser.add_argument(
         "--log-level", default=DEFAULT_CONSOLE_LOG_LEVEL, choices=CONSOLE_LOG_LEVELS,
         help=f"log level on the console (default {DEFAULT_CONSOLE_LOG_LEVEL}); {file_note}",
+    )
+
+
+def add_recipe_and_models(parser: argparse.ArgumentParser) -> None:
+    """The recipe and the model files ``plan`` and ``run`` take, in that order."""
+    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
+    parser.add_argument(
+        "models",
+        type=Path,
+        nargs="+",
+        metavar="MODELS",
+        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
+        "case, subfolders and all",
     )

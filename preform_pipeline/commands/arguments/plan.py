@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Final
 
 from preform_pipeline.commands.arguments import COMMANDS
+from preform_pipeline.commands.arguments.common import add_recipe_and_models
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments"]
 
@@ -17,15 +18,7 @@ FORMATS = ("text", "mermaid", "json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
-        "case, subfolders and all",
-    )
+    add_recipe_and_models(parser)
     parser.add_argument(
         "--format",
         choices=FORMATS,

@@ -9,6 +9,7 @@ from typing import Final
 from preform_pipeline.commands.arguments import COMMANDS
 from preform_pipeline.commands.arguments.common import (
     add_console_level_argument,
+    add_recipe_and_models,
     positive_seconds,
     store_argument,
 )
@@ -21,15 +22,7 @@ HELP: Final = COMMANDS[NAME]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
-        "case, subfolders and all",
-    )
+    add_recipe_and_models(parser)
     parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
     parser.add_argument(
         "--output", type=Path, metavar="DIR",
