@@ -14,14 +14,15 @@ import importlib
 import io
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol, TextIO, cast
 
 from preform_pipeline import __version__
 from preform_pipeline.cloud.credentials import ENV_CLIENT_SECRET, ENV_CLIENT_SECRET_FILE
-from preform_pipeline.commands._common import (
-    DEFAULT_CONSOLE_LOG_LEVEL,
+from preform_pipeline.commands.arguments import COMMANDS, arguments_module, command_module
+from preform_pipeline.commands.arguments.common import DEFAULT_CONSOLE_LOG_LEVEL
+from preform_pipeline.commands.exits import (
     EXIT_BROKEN_PIPE,
     EXIT_CRASH,
     EXIT_FAILURE,
@@ -32,27 +33,13 @@ from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write
 from preform_pipeline.errors import ConfigError, PipelineError
 from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
-from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.secretargs import command_letters, refuse_secret_option
-from preform_pipeline.settings import default_store_path
 from preform_pipeline.wording import quoted, visible_lines
 
 __all__ = ["COMMAND_MODULES", "Command", "main", "parse_args", "run"]
 
 #: Command modules in the order ``--help`` lists them.
-COMMAND_MODULES: tuple[str, ...] = (
-    "preform_pipeline.commands.validate",
-    "preform_pipeline.commands.plan",
-    "preform_pipeline.commands.run",
-    "preform_pipeline.commands.jobs",
-    "preform_pipeline.commands.watch",
-    "preform_pipeline.commands.verify",
-    "preform_pipeline.commands.service",
-    "preform_pipeline.commands.fleet",
-    "preform_pipeline.commands.nodes",
-    "preform_pipeline.commands.store",
-    "preform_pipeline.commands.serve",
-)
+COMMAND_MODULES: tuple[str, ...] = tuple(command_module(name) for name in COMMANDS)
 
 _log = get_logger(__name__)
 
@@ -66,18 +53,20 @@ class Command(Protocol):
     def run(self, args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int: ...
 
 
-#: A command's module is named as the command (``commands/jobs.py`` is ``jobs``).
-_MODULE_OF: dict[str, str] = {name.rpartition(".")[2]: name for name in COMMAND_MODULES}
+class _Arguments(Protocol):
+    """A command's arguments alone (``commands/arguments/``), cheap to import."""
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None: ...
 
 
-def _commands(argv: Sequence[str]) -> list[Command]:
-    # A line that starts with a command's name is parsed by that command alone, so only its
-    # module is imported: each pulls in its own stack (numpy, httpx, Starlette), a large part
-    # of every start. The top-level parser takes no part in such a line (its usage line names
-    # no command), so what it says is the same. Anything else (--help, a typo) lists them all.
-    # Every listed command exists: a missing module is a packaging bug and fails loudly.
-    chosen = _MODULE_OF.get(argv[0]) if argv else None
-    return [importlib.import_module(name) for name in ((chosen,) if chosen else COMMAND_MODULES)]
+def _arguments_of(argv: Sequence[str]) -> dict[str, _Arguments]:
+    # argparse hands a line to the subcommand one of its words names, so only the commands
+    # named in it need their arguments; the others are listed by name and help (--help, a
+    # typo) and their modules left unimported: each imports its own stack when it runs
+    # (numpy, httpx, Starlette), a large part of every start. Every listed command has its
+    # module: a missing one is a packaging bug and fails loudly.
+    named = dict.fromkeys(word for word in argv if word in COMMANDS)
+    return {name: importlib.import_module(arguments_module(name)) for name in named}
 
 
 #: Where the one secret the commands use is read from instead (docs/settings.md, "cloud").
@@ -108,35 +97,35 @@ def _parser_for(argv: Sequence[str]) -> type[_Parser]:
     return type("_TypedParser", (_Parser,), {"typed": tuple(argv)})
 
 
-def _parser(argv: Sequence[str]) -> tuple[_Parser, dict[str, Command]]:
-    """The parser for ``argv`` (its command's alone when it names one), and its commands."""
+def _parser(argv: Sequence[str]) -> _Parser:
+    """The parser for ``argv``: every command listed, the arguments of those it names."""
     parser = _parser_for(argv)(
         prog="preform-pipeline",
         description="Batch job preparation for Formlabs printers.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    by_name: dict[str, Command] = {}
-    for command in _commands(argv):
-        sp = sub.add_parser(command.NAME, help=command.HELP, description=command.HELP)
-        command.add_arguments(sp)
-        by_name[command.NAME] = command
-    return parser, by_name
+    arguments = _arguments_of(argv)
+    for name, text in COMMANDS.items():
+        sp = sub.add_parser(name, help=text, description=text)
+        if name in arguments:
+            arguments[name].add_arguments(sp)
+    return parser
 
 
 def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
-    parser, by_name = _parser(argv)
-    return _parsed(parser, by_name, argv)
+    return _parsed(_parser(argv), argv)
 
 
-def _parsed(parser: _Parser, by_name: Mapping[str, Command], argv: Sequence[str]
-            ) -> tuple[argparse.Namespace, Command]:
+def _parsed(parser: _Parser, argv: Sequence[str]) -> tuple[argparse.Namespace, Command]:
     args, extra = parser.parse_known_args(list(argv))
     if extra:
         # argparse leaves what a subcommand did not take to the top-level parser, whose
         # usage line says nothing about the subcommand typed: the innermost one says it.
         _innermost(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
-    return args, by_name[args.command]
+    # What the command does is imported now that its line is known to be good.
+    command: Command = importlib.import_module(command_module(args.command))
+    return args, command
 
 
 def _innermost(parser: argparse.ArgumentParser, args: argparse.Namespace
@@ -164,7 +153,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
     quietly. Only ``SystemExit`` from argparse and ``KeyboardInterrupt`` pass as themselves.
     """
     stderr = _VisibleLines.over(stderr)
-    parser, by_name = _parser(argv)
+    parser = _parser(argv)
     # The letters of the command typed, not of every command: ``jobs list -v hunter2`` was
     # echoed by argparse while ``-v`` counted as the program's (it is run's alone).
     if refuse_secret_option(argv, stderr, instead=_SECRETS_GO,
@@ -175,7 +164,7 @@ def run(argv: Sequence[str], stdout: TextIO, stderr: TextIO) -> int:
         # which echo what was typed: an unknown option holding ESC[2J cleared the terminal):
         # pointed at this call's streams, its errors pass through the same escapes as ours.
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            args, command = _parsed(parser, by_name, argv)
+            args, command = _parsed(parser, argv)
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     # Log events go to stderr unless a command (run, watch) sets up its own log file; structlog's
@@ -238,6 +227,10 @@ def _print_safely(text: str, stream: TextIO) -> None:
 
 
 def _crash_folder(stderr: TextIO) -> Path:
+    # Imported here: the settings (and jsonschema) are no part of a start that fails before
+    # any command read them, nor of --help and --version.
+    from preform_pipeline.settings import default_store_path
+
     try:
         data_dir: Path | None = default_store_path().parent
     except (ConfigError, RuntimeError, OSError):  # no home folder: the temporary folder then
@@ -251,6 +244,9 @@ def _crash_folder(stderr: TextIO) -> Path:
 
 def _report_known(exc: PipelineError, stderr: TextIO) -> int:
     if isinstance(exc, ConfigError):
+        # Imported here, as the settings are (_crash_folder).
+        from preform_pipeline.recipes.settings_check import position_settings_error
+
         # Settings problems name their line and column, as `validate --settings` does.
         with contextlib.suppress(PipelineError, OSError):
             exc = position_settings_error(exc)

@@ -8,26 +8,42 @@ log events from ``--log-level`` up, while the JSON log file gets the settings' l
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from preform_pipeline.cloud.login import LOGIN_SETTING_HINT, load_dashboard_login
+from preform_pipeline.commands.arguments.common import (
+    CONSOLE_LOG_LEVELS,
+    DEFAULT_CONSOLE_LOG_LEVEL,
+    add_console_level_argument,
+    positive_seconds,
+    store_argument,
+)
+from preform_pipeline.commands.exits import (
+    EXIT_BROKEN_PIPE,
+    EXIT_CRASH,
+    EXIT_FAILURE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
+)
 from preform_pipeline.errors import ConfigError, PipelineError, UnusablePathError
-from preform_pipeline.logging import configure_logging, redact_url
+from preform_pipeline.logging import configure_logging
 from preform_pipeline.preflight import PathCheck, check_paths, make_folders
-from preform_pipeline.recipes import Recipe
 from preform_pipeline.recipes.settings_check import position_settings_error
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.settings.store import JOBS_COMMAND, rehearsal_store_path
 from preform_pipeline.store import pgurl
 from preform_pipeline.store.pgurl import is_postgres_url
 from preform_pipeline.userpath import expand_user
+
+if TYPE_CHECKING:
+    from preform_pipeline.recipes import Recipe
 
 __all__ = [
     "EXIT_BROKEN_PIPE",
@@ -52,48 +68,6 @@ __all__ = [
     "rehearsal_aside",
 ]
 
-EXIT_OK: Final = 0
-EXIT_FAILURE: Final = 1
-#: Ctrl-C (SIGINT) and SIGTERM, as shells report them: 128 + the signal number.
-EXIT_INTERRUPTED: Final = 130
-EXIT_TERMINATED: Final = 143
-#: argparse refused the command line (its own exit status for usage errors).
-EXIT_USAGE: Final = 2
-#: An unexpected failure (a bug): sysexits' EX_SOFTWARE.
-EXIT_CRASH: Final = 70
-#: The reader of our output went away (``| head``): 128 + SIGPIPE, as shells report it.
-EXIT_BROKEN_PIPE: Final = 141
-
-CONSOLE_LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR")
-DEFAULT_CONSOLE_LOG_LEVEL: Final = "WARNING"
-
-
-def positive_seconds(text: str) -> float:
-    """An argparse type: a number of seconds above 0 (a timeout of 0 or less, or ``nan``,
-    would fail later, deep in a client, with a message about something else)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"{text!r} must be a number of seconds above 0")
-    return value
-
-
-#: A URL's scheme and ``://`` (two characters at least: ``C://jobs`` is a Windows drive).
-_URL_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
-
-
-def store_argument(text: str) -> str:
-    """``--store``: a file path or a PostgreSQL URL. Another URL was taken as a file path:
-    shown back with its password, "no job store there yet", and a run made folders of it."""
-    if _URL_SCHEME.match(text.strip()) and not is_postgres_url(text):
-        raise argparse.ArgumentTypeError(
-            f"{redact_url(text.strip())!r} is not a job store: give the store's file or a "
-            "postgresql:// URL")
-    return text
-
-
 def store_location(text: str, stderr: TextIO) -> Path | str:
     """What a ``--store`` (after :func:`store_argument`) opens: a shared store's URL as written
     (:func:`warn_typed_password` said if it holds a password), else the file, ``~`` expanded
@@ -112,14 +86,6 @@ def warn_typed_password(url: str, option: str, stderr: TextIO) -> None:
         print(f"warning: the {option} URL holds a password, which every user of this PC can "
               "read in the process list while this command runs; leave it out of the URL and "
               f"set {pgurl.PASSWORD_ENV} (or {pgurl.PASSWORD_FILE_ENV})", file=stderr)
-
-
-def add_console_level_argument(parser: argparse.ArgumentParser, file_note: str) -> None:
-    """``--log-level`` for the console; ``file_note`` says what the log file gets instead."""
-    parser.add_argument(
-        "--log-level", default=DEFAULT_CONSOLE_LOG_LEVEL, choices=CONSOLE_LOG_LEVELS,
-        help=f"log level on the console (default {DEFAULT_CONSOLE_LOG_LEVEL}); {file_note}",
-    )
 
 
 #: What to fix when the log file's folder cannot be used, for a log the settings name.

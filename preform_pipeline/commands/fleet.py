@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.cloud.factory import load_cloud_credentials, make_web_client
@@ -32,27 +31,15 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     load_command_settings,
 )
+from preform_pipeline.commands.arguments.fleet import (
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.errors import CloudError, ConfigError
 from preform_pipeline.wording import counted, visible
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
-
-NAME = "fleet"
-HELP = "Manage the Dashboard's printer groups as the settings declare them (fleet sync)."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="fleet_action", required=True, metavar="ACTION")
-    sync = actions.add_parser(
-        "sync",
-        help="make the Dashboard's groups match the settings' fleet section, plan first",
-        description="Show the changes that make the Dashboard's printer groups match the "
-        "settings' fleet section, then apply them (unless --dry-run).",
-    )
-    sync.add_argument("settings", type=Path, metavar="SETTINGS", help="settings YAML file")
-    sync.add_argument(
-        "--dry-run", action="store_true", help="show the plan and change nothing"
-    )
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

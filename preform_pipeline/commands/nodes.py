@@ -13,26 +13,20 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
+from preform_pipeline.commands.arguments.nodes import (
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.leases import DEFAULT_LEASE_S, NodeStatus
 from preform_pipeline.store.opening import is_shared_store
 from preform_pipeline.wording import aligned
 
 __all__ = ["HELP", "NAME", "add_arguments", "node_to_dict", "run"]
-
-NAME = "nodes"
-HELP = "List the nodes sharing the PostgreSQL job store: health, reach and the builds they hold."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("settings", type=Path, nargs="?", metavar="SETTINGS",
-                        help="settings YAML file naming the store (store.url)")
-    parser.add_argument("--format", choices=("text", "json"), default="text",
-                        help="text (default): a table; json: for tools")
 
 
 def node_to_dict(status: NodeStatus) -> dict[str, Any]:

@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TextIO
 
 from preform_pipeline.commands._common import EXIT_FAILURE, EXIT_OK, load_command_settings
@@ -33,6 +32,12 @@ from preform_pipeline.commands._printers import (
     printers_of_server,
 )
 from preform_pipeline.commands._sources import take_sources
+from preform_pipeline.commands.arguments.plan import (
+    FORMATS,
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.errors import PipelineError, RecipeError
 from preform_pipeline.logging import configure_logging
 from preform_pipeline.plan.builds import (
@@ -49,46 +54,9 @@ from preform_pipeline.wording import counted, millimetres, visible, visible_line
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "plan_to_dict", "run"]
 
-NAME = "plan"
-HELP = "Group model files into builds and show each build's step graph (no server needed)."
-FORMATS = ("text", "mermaid", "json")
 #: `plan` reads every file as it is now: a file just exported is planned (or refused with
 #: the reader's reason), where `run` would leave one still changing for its next run.
 _AS_THEY_ARE = RunSettings(quiet_period_s=0.0, incomplete_timeout_s=0.0)
-
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
-        "case, subfolders and all",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="text",
-        help="text (default): builds, models and steps; mermaid: one flowchart per build; "
-        "json: the whole plan",
-    )
-    parser.add_argument(
-        "--servers", type=int, metavar="N", default=None,
-        help="balance the builds' work over N servers, as `run` on N servers does (default: "
-        "the settings' pool size; 1: as few builds, not balanced)",
-    )
-    parser.add_argument(
-        "--settings", type=Path, metavar="FILE",
-        help="settings YAML file (its pool size is the default of --servers)",
-    )
-    parser.add_argument(
-        "--server", metavar="URL", default=None,
-        help="check print targets against this PreFormServer's devices (default: the "
-        "simulated fleet, when no PreFormServer is configured)",
-    )
 
 
 def _size(size: tuple[float, float, float] | None) -> str:

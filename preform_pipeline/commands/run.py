@@ -54,13 +54,10 @@ from preform_pipeline.commands._common import (
     EXIT_TERMINATED,
     EXIT_USAGE,
     LOG_SETTING_HINT,
-    add_console_level_argument,
     configure_command_logging,
     load_command_settings,
     output_line,
-    positive_seconds,
     queue_login_warnings,
-    store_argument,
     store_location,
 )
 from preform_pipeline.commands._console import (
@@ -80,6 +77,11 @@ from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
 from preform_pipeline.commands._run_deeds import Deed, RunDeeds
 from preform_pipeline.commands._sources import take_sources, waiting_lines
 from preform_pipeline.commands._store_history import earlier_prints, forgotten_prints_error
+from preform_pipeline.commands.arguments.run import (
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.commands.validate import format_text
 from preform_pipeline.dispatch.leftover import LeftWaiting, send_left_waiting
 from preform_pipeline.errors import (
@@ -89,8 +91,6 @@ from preform_pipeline.errors import (
     UnusablePathError,
 )
 from preform_pipeline.executor import (
-    DEFAULT_MAX_BUILD_ATTEMPTS,
-    DEFAULT_STEP_TIMEOUT_S,
     Runner,
     RunOptions,
     make_reporter,
@@ -159,8 +159,6 @@ __all__ = [
     "run",
 ]
 
-NAME = "run"
-HELP = "Prepare model files in builds on a pool of PreFormServers (or the simulator) and print."
 
 #: Printed first on every run that uses the built-in simulator.
 SIMULATED_LINE = "SIMULATED: no PreFormServer configured, running on the built-in simulator"
@@ -171,76 +169,6 @@ SIMULATED_LINE = "SIMULATED: no PreFormServer configured, running on the built-i
 DEFAULT_SIMULATOR_ARGS: tuple[str, ...] = ("--log-level=WARNING",)
 
 log = get_logger(__name__)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", type=Path, metavar="RECIPE", help="recipe YAML file")
-    parser.add_argument(
-        "models",
-        type=Path,
-        nargs="+",
-        metavar="MODELS",
-        help="model files (.stl, .obj, .3mf) or folders of them; each folder in a folder is a "
-        "case, subfolders and all",
-    )
-    parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
-    parser.add_argument(
-        "--output", type=Path, metavar="DIR",
-        help="output folder (default: the settings' output_root, else the recipe's "
-        "outputs.root, relative to the recipe)",
-    )
-    parser.add_argument(
-        "--servers", type=int, metavar="N", help="number of local servers (overrides settings)"
-    )
-    parser.add_argument(
-        "--dry-run", action="store_true",
-        help="prepare every build (save .form files, screenshots) but do not print",
-    )
-    parser.add_argument(
-        "--log-file", type=Path, metavar="PATH",
-        help="JSON-lines log (default: <output>/logs/<run id>.jsonl)",
-    )
-    add_console_level_argument(parser, "the file gets the settings' level")
-    parser.add_argument(
-        "--simulator-arg", action="append", default=[], metavar="[SERVER:]ARG",
-        help="flag for simulated servers, e.g. --simulator-arg=--latency=realistic or "
-        "--simulator-arg=server-1:--exit-during=auto_support (repeatable)",
-    )
-    parser.add_argument(
-        "--step-timeout", type=positive_seconds, default=DEFAULT_STEP_TIMEOUT_S,
-        metavar="SECONDS",
-        help=f"longest one step may take before its server counts as hung "
-        f"(default {DEFAULT_STEP_TIMEOUT_S:g})",
-    )
-    parser.add_argument(
-        "--max-attempts", type=int, default=DEFAULT_MAX_BUILD_ATTEMPTS, metavar="N",
-        help=f"attempts per build, on different servers (default {DEFAULT_MAX_BUILD_ATTEMPTS})",
-    )
-    parser.add_argument(
-        "--keep-checkpoints", action="store_true",
-        help="keep the checkpoint .form files and journals of successful builds",
-    )
-    parser.add_argument(
-        "--quiet", action="store_true",
-        help="print nothing when all is well, only the errors when not (for cron)",
-    )
-    parser.add_argument(
-        # A text, not a Path: a Path would fold a URL's "//" and open a file named after it.
-        "--store", metavar="PATH|URL", type=store_argument,
-        help="job store file or postgresql:// URL to record the run in (default: the "
-        "settings' store.url or store.path; "
-        "a simulated run with neither set records into rehearsal-jobs.sqlite3 beside the "
-        "default store)",
-    )
-    parser.add_argument(
-        "--reprint", action="store_true",
-        help="take models even when the same content was already printed or is in flight",
-    )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true",
-        help="list each model skipped as already printed or in flight, and each whose "
-        "units were guessed (default: one line for each kind; the log and report have each)",
-    )
 
 
 def parse_simulator_args(

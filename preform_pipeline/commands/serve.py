@@ -19,16 +19,20 @@ import getpass
 import os
 import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.cloud import credentials_configured, load_cloud_credentials, make_web_client
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_OK,
-    add_console_level_argument,
     configure_command_logging,
     load_command_settings,
+)
+from preform_pipeline.commands.arguments.serve import (
+    HELP,
+    MAX_PORT,
+    NAME,
+    add_arguments,
 )
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.hotfolder.files import jobs_command
@@ -40,35 +44,6 @@ from preform_pipeline.web import LiveSources, WebServer
 from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "MAX_PORT", "NAME", "add_arguments", "run", "web_settings_of"]
-
-NAME = "serve"
-HELP = "Serve the web dashboard: queue, builds, printers, approval, metrics."
-#: The highest TCP port (web.port's schema allows 0 to this).
-MAX_PORT = 65535
-
-
-def _port(text: str) -> int:
-    """An argparse type: a TCP port, as web.port takes it (0: any free port). Out of range, the
-    server thread died with a traceback and the error asked whether the port was taken."""
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
-    if not 0 <= port <= MAX_PORT:
-        raise argparse.ArgumentTypeError(
-            f"{port} is not a port: ports go from 1 to {MAX_PORT} (0: any free port)")
-    return port
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("settings", type=Path, metavar="SETTINGS", nargs="?",
-                        help="settings YAML file (its `web:` section names the users)")
-    parser.add_argument("--host", help="address to bind (default: web.host, else 127.0.0.1)")
-    parser.add_argument("--port", type=_port,
-                        help="port (default: web.port, else 8765; 0: any free port)")
-    parser.add_argument("--hash-secret", action="store_true",
-                        help="read a password or token from stdin and print its secret_hash")
-    add_console_level_argument(parser, "the settings' logging.file gets the settings' level")
 
 
 def web_settings_of(settings: Settings, host: str | None, port: int | None) -> WebSettings:

@@ -22,27 +22,17 @@ from preform_pipeline.commands._common import (
     load_command_settings,
     warn_typed_password,
 )
+from preform_pipeline.commands.arguments.store import (
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.errors import PipelineError
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
 __all__ = ["HELP", "NAME", "add_arguments", "run"]
-
-NAME = "store"
-HELP = "Job store maintenance: move a SQLite store into PostgreSQL (store migrate --to URL)."
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    actions = parser.add_subparsers(dest="store_action", metavar="ACTION", required=True)
-    what = "copy the SQLite store, with its history, into an empty PostgreSQL one"
-    migrate = actions.add_parser("migrate", help=what, description=what)
-    migrate.add_argument("--to", required=True, metavar="URL",
-                         help="postgresql://user@host:5432/database (no password in it)")
-    migrate.add_argument("--store", type=Path, metavar="PATH",
-                         help="the SQLite store to copy (default: store.path of the settings)")
-    migrate.add_argument("--settings", type=Path, metavar="FILE",
-                         help="settings YAML file (for store.path)")
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

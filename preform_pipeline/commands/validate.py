@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import TextIO
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
@@ -36,12 +35,16 @@ from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
-    positive_seconds,
 )
 from preform_pipeline.commands._printers import known_printers
+from preform_pipeline.commands.arguments.validate import (
+    FORMATS,
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import (
-    DEFAULT_SERVER_TIMEOUT_S,
     ValidationReport,
     catalogue_from_server,
     validate_recipe,
@@ -49,48 +52,6 @@ from preform_pipeline.recipes.validate import (
 from preform_pipeline.wording import counted, visible
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments", "format_text", "run"]
-
-NAME = "validate"
-HELP = "Check recipe and settings files; report every problem with its file, line and column."
-FORMATS = ("text", "json")
-
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipes", type=Path, nargs="*", metavar="RECIPE", help="recipe YAML files")
-    parser.add_argument(
-        "--settings",
-        type=Path,
-        action="append",
-        default=[],
-        metavar="FILE",
-        help="check this settings file (repeatable); environment variables are not applied",
-    )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default="text",
-        help="text (default): one line per problem and a summary per file; json: for tools",
-    )
-    parser.add_argument(
-        "--server",
-        metavar="URL",
-        help="check machines and materials against this PreFormServer's /list-materials/ "
-        "(e.g. http://localhost:44388); the shipped catalogue is used if it is unreachable",
-    )
-    parser.add_argument(
-        "--server-timeout",
-        type=positive_seconds,
-        default=DEFAULT_SERVER_TIMEOUT_S,
-        metavar="SECONDS",
-        help=f"how long to wait for --server (default {DEFAULT_SERVER_TIMEOUT_S:g} s)",
-    )
-    parser.add_argument(
-        "--require-server",
-        action="store_true",
-        help="fail (exit 1) when --server cannot be used, instead of falling back to the "
-        "shipped catalogue",
-    )
 
 
 def format_text(

@@ -55,8 +55,13 @@ from preform_pipeline.commands._common import (
     EXIT_OK,
     load_command_settings,
     rehearsal_aside,
-    store_argument,
     store_location,
+)
+from preform_pipeline.commands.arguments.verify import (
+    FORMATS,
+    HELP,
+    NAME,
+    add_arguments,
 )
 from preform_pipeline.errors import (
     CloudAuthError,
@@ -87,11 +92,8 @@ __all__ = [
     "run",
 ]
 
-NAME = "verify"
 #: This command as a hint names it (a store to try: ``verify --store``, not ``jobs``).
 _COMMAND: Final = "preform-pipeline verify"
-HELP = "Check the prints of earlier runs in the Formlabs prints feed and record how they ended."
-FORMATS = ("text", "json")
 #: Longest wait for the Web API's rate limits a single poll takes: enough for the per-second
 #: limit's Retry-After, far less than a spent hourly budget (or a cron interval).
 ONCE_MAX_WAIT_S: Final = 60.0
@@ -101,21 +103,6 @@ _STILL_PENDING: Final = "the prints still pending are checked on the next verify
 #: A verify the rate limits hold back (the error says until when).
 _NOT_NOW: Final = "cannot verify now"
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--settings", type=Path, metavar="FILE", help="settings YAML file")
-    parser.add_argument(
-        # A text, not a Path: a Path would fold a URL's "//" and look for a file named after it.
-        "--store", metavar="PATH|URL", type=store_argument,
-        help="job store file or postgresql:// URL (default: the settings' store.url or "
-        "store.path)",
-    )
-    parser.add_argument(
-        "--wait", action="store_true",
-        help="poll until every pending print ended or passed its deadline (default: poll once)",
-    )
-    parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:

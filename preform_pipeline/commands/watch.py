@@ -30,7 +30,6 @@ import contextlib
 import os
 import signal
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from types import FrameType
 from typing import TextIO
 
@@ -44,7 +43,6 @@ from preform_pipeline.cloud.client import WebApiClient
 from preform_pipeline.commands._common import (
     EXIT_FAILURE,
     EXIT_OK,
-    add_console_level_argument,
     configure_command_logging,
     load_command_settings,
     output_line,
@@ -52,6 +50,11 @@ from preform_pipeline.commands._common import (
 )
 from preform_pipeline.commands._console import keep_off_console, start_saying_refusals
 from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
+from preform_pipeline.commands.arguments.watch import (
+    HELP,
+    NAME,
+    add_arguments,
+)
 from preform_pipeline.errors import ConfigError, PipelineError, RecipeError, StoreError
 from preform_pipeline.executor import NullReporter, PlainReporter, Reporter
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
@@ -84,27 +87,11 @@ __all__ = [
     "run",
 ]
 
-NAME = "watch"
-HELP = "Watch hot folders: prepare (and print) model files dropped into them."
 #: A stop signal from the program's first line on is a graceful stop (interrupts.EarlyStop).
 TAKES_EARLY_STOP = True
 
 
 SIMULATED_LINE = "SIMULATED: no PreFormServer configured, the hot folder runs on the simulator"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("settings", type=Path, metavar="SETTINGS",
-                        help="settings YAML file with a `hotfolders:` section")
-    parser.add_argument("--once", action="store_true",
-                        help="process what is in the inboxes now, then exit")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="prepare builds (save .form files) but do not print")
-    add_console_level_argument(parser, "the settings' logging.file gets the settings' level")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.add_argument("--serve", action="store_true",
-                        help="also serve the web dashboard (the settings' web: section; "
-                        "docs/web.md)")
 
 
 def print_lookup_for(

@@ -86,6 +86,7 @@ from preform_pipeline.errors import (
     TransientApiError,
     refused_by_a_full_disk,
 )
+from preform_pipeline.executor.defaults import DEFAULT_MAX_BUILD_ATTEMPTS, DEFAULT_STEP_TIMEOUT_S
 from preform_pipeline.executor.hooks import PrintHooks
 from preform_pipeline.executor.overflow import (
     FinalIntake,
@@ -165,12 +166,6 @@ __all__ = [
     "split_build",
 ]
 
-#: Attempts per build, the first included: two servers failing the same build is bad luck,
-#: three is a pattern worth stopping for.
-DEFAULT_MAX_BUILD_ATTEMPTS: Final = 3
-#: Longest a single step may take before its server counts as hung (the client's own default
-#: for asynchronous operations).
-DEFAULT_STEP_TIMEOUT_S: Final = 900.0
 #: Steps whose result is worth a checkpoint .form: redoing them on another server costs more
 #: than saving the scene.
 DEFAULT_CHECKPOINT_KINDS: Final[frozenset[str]] = frozenset({"auto_support", "hollow"})

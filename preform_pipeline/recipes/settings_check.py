@@ -19,7 +19,7 @@ from typing import Final
 from preform_pipeline.cloud.login import unreadable_login_files
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
-from preform_pipeline.recipes.validate import ValidationReport
+from preform_pipeline.recipes.report import ValidationReport
 from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 from preform_pipeline.userpath import expand_user

@@ -38,6 +38,7 @@ from preform_pipeline.recipes.model import (
     frozen_mapping,
 )
 from preform_pipeline.recipes.printers import KnownPrinters, check_printer_names
+from preform_pipeline.recipes.report import ValidationReport
 from preform_pipeline.recipes.schema import schema_problems
 from preform_pipeline.recipes.semantic import (
     Context,
@@ -62,41 +63,6 @@ log = get_logger(__name__)
 #: How long ``validate --server`` waits for ``/list-materials/`` before using the shipped
 #: catalogue: validation is meant to take milliseconds, not to hang on a sleeping server.
 DEFAULT_SERVER_TIMEOUT_S: Final = 2.0
-
-
-@dataclasses.dataclass(frozen=True)
-class ValidationReport:
-    """What validating one recipe file found."""
-
-    problems: tuple[Problem, ...]
-    #: Which catalogue machine types and materials were checked against.
-    catalogue_source: str
-    #: The recipe, when there are no problems.
-    recipe: Recipe | None = None
-    #: The recipe file as problems name it.
-    file: str = ""
-
-    @property
-    def valid(self) -> bool:
-        return not self.problems
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "file": self.file,
-            "valid": self.valid,
-            "catalogue_source": self.catalogue_source,
-            "problems": [
-                {
-                    "file": p.file,
-                    "line": p.line,
-                    "column": p.column,
-                    "path": p.json_path,
-                    "message": p.message,
-                    "suggestion": p.suggestion,
-                }
-                for p in self.problems
-            ],
-        }
 
 
 def validate_recipe(

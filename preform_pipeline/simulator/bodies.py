@@ -21,6 +21,7 @@ import numpy.typing as npt
 from preform_pipeline.geometry import euler_matrix, matrix_to_euler
 from preform_pipeline.wording import noun
 
+from .drives import mounted_drives, on_drive
 from .protocol import SimError
 
 __all__ = [
@@ -33,7 +34,6 @@ __all__ = [
     "bad_body",
     "euler_of",
     "existing_file",
-    "mount_drives",
     "orientation_matrix",
     "writable_target",
 ]
@@ -224,39 +224,19 @@ class Body:
         return list(value)
 
 
-#: Drive letters this simulator process plays as mounted (``Z:`` → a local folder); set once
-#: at start-up by ``--drive`` (a process plays one machine, so this is process-wide).
-_DRIVES: dict[str, Path] = {}
-
-
-def mount_drives(drives: Mapping[str, Path]) -> None:
-    """Play a Windows machine with ``drives`` mounted (``{"Z:": Path("/srv/share")}``)."""
-    _DRIVES.clear()
-    _DRIVES.update({letter.upper(): folder for letter, folder in drives.items()})
-
-
-def _on_drive(text: str) -> Path | None:
-    """The local path of ``Z:\\models\\a.stl`` when ``Z:`` is mounted, else None."""
-    windows = PureWindowsPath(text)
-    folder = _DRIVES.get(windows.drive.upper()) if windows.drive else None
-    if folder is None or not windows.root:
-        return None
-    return folder.joinpath(*windows.parts[1:])
-
-
 def absolute_path(text: str, where: str) -> Path:
     """A server-side path: must be absolute on this machine (the contract refuses relative).
     A path on a mounted drive (``--drive``) is that drive's local folder."""
     if "\0" in text:
         # No operating system takes one; refused here, before a file call raises ValueError.
         raise SimError(400, INVALID_PATH, f"{where}: {text!r} holds a NUL character")
-    mounted = _on_drive(text)
+    mounted = on_drive(text)
     if mounted is not None:
         return mounted
     path = Path(text)
     if not text or not path.is_absolute():
         windows = PureWindowsPath(text).is_absolute()
-        if windows and _DRIVES:
+        if windows and mounted_drives():
             # Playing a Windows machine (--drive): the path is a Windows one, on a drive or
             # share that machine does not have. "A Windows path on a non-Windows simulator"
             # was false here, and sent a newcomer with a wrong path map the wrong way.
@@ -265,7 +245,7 @@ def absolute_path(text: str, where: str) -> Path:
                 INVALID_PATH,
                 f"{where}: {text!r} is on {PureWindowsPath(text).drive}, which this server (a "
                 f"simulated Windows machine) does not have; it has "
-                f"{', '.join(sorted(_DRIVES))}",
+                f"{', '.join(mounted_drives())}",
             )
         hint = " (a Windows path on a non-Windows simulator)" if windows else ""
         raise SimError(

@@ -35,7 +35,7 @@ from preform_pipeline import __version__
 from preform_pipeline.errors import REFUSAL_PREFIX, write_hint
 from preform_pipeline.logging import get_logger
 from preform_pipeline.secretargs import refuse_secret_option
-from preform_pipeline.simulator.bodies import mount_drives
+from preform_pipeline.simulator.drives import mount_drives
 from preform_pipeline.simulator.faults import DEFAULT_SEED, EXIT_INJECTED_FAULT, FaultPlan
 from preform_pipeline.simulator.fleet import default_fleet_dir
 from preform_pipeline.simulator.fleetusers import FleetInUseError

@@ -20,54 +20,59 @@ with SqliteJobStore(path) as store:
 
 from __future__ import annotations
 
-from preform_pipeline.store.content import content_hash
-from preform_pipeline.store.keys import (
-    DEFAULT_MAX_JOB_NAME_LENGTH,
-    KEY_PREFIX,
-    embed_key,
-    extract_key,
-    is_key,
-    new_key,
-    normalize_key,
-)
-from preform_pipeline.store.model import (
-    ACTIVE_STATES,
-    ALLOWED_TRANSITIONS,
-    BUILD_ALLOWED_TRANSITIONS,
-    BUILD_DRIVEN_STATES,
-    BUILD_STATES,
-    CANCELLABLE_STATES,
-    DUPLICATE_STATES,
-    FINAL_STATES,
-    INITIAL_STATES,
-    INTERRUPTED_STATES,
-    PRINT_PENDING_STATES,
-    PRINT_SENT_STATES,
-    RETRYABLE_STATES,
-    STATE_DESCRIPTIONS,
-    TERMINAL_STATES,
-    VERIFIED_STATES,
-    Build,
-    CaseKey,
-    Job,
-    JobState,
-    Transition,
-    parse_state,
-)
-from preform_pipeline.store.protocol import (
-    BUILD_FIELDS,
-    BUILD_MIRRORED_FIELDS,
-    JOB_FIELDS,
-    JobStore,
-    StateFilter,
-)
-from preform_pipeline.store.sqlite import (
-    DEFAULT_BUSY_TIMEOUT_S,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    Migration,
-    SqliteJobStore,
-)
+from typing import TYPE_CHECKING, Final
+
+from preform_pipeline.lazyexports import lazy_exports
+
+if TYPE_CHECKING:
+    from preform_pipeline.store.content import content_hash
+    from preform_pipeline.store.keys import (
+        DEFAULT_MAX_JOB_NAME_LENGTH,
+        KEY_PREFIX,
+        embed_key,
+        extract_key,
+        is_key,
+        new_key,
+        normalize_key,
+    )
+    from preform_pipeline.store.model import (
+        ACTIVE_STATES,
+        ALLOWED_TRANSITIONS,
+        BUILD_ALLOWED_TRANSITIONS,
+        BUILD_DRIVEN_STATES,
+        BUILD_STATES,
+        CANCELLABLE_STATES,
+        DUPLICATE_STATES,
+        FINAL_STATES,
+        INITIAL_STATES,
+        INTERRUPTED_STATES,
+        PRINT_PENDING_STATES,
+        PRINT_SENT_STATES,
+        RETRYABLE_STATES,
+        STATE_DESCRIPTIONS,
+        TERMINAL_STATES,
+        VERIFIED_STATES,
+        Build,
+        CaseKey,
+        Job,
+        JobState,
+        Transition,
+        parse_state,
+    )
+    from preform_pipeline.store.protocol import (
+        BUILD_FIELDS,
+        BUILD_MIRRORED_FIELDS,
+        JOB_FIELDS,
+        JobStore,
+        StateFilter,
+    )
+    from preform_pipeline.store.sqlite import (
+        DEFAULT_BUSY_TIMEOUT_S,
+        MIGRATIONS,
+        SCHEMA_VERSION,
+        Migration,
+        SqliteJobStore,
+    )
 
 __all__ = [
     "ACTIVE_STATES",
@@ -111,3 +116,61 @@ __all__ = [
     "normalize_key",
     "parse_state",
 ]
+
+#: Where each name lives: imported on first use (lazyexports.py), so that reading the states
+#: (``jobs --help``) or a store's URL (``--store``) does not import the SQLite store, and with
+#: it the settings and jsonschema.
+_HOMES: Final = {
+    "preform_pipeline.store.content": (
+        "content_hash",
+    ),
+    "preform_pipeline.store.keys": (
+        "DEFAULT_MAX_JOB_NAME_LENGTH",
+        "KEY_PREFIX",
+        "embed_key",
+        "extract_key",
+        "is_key",
+        "new_key",
+        "normalize_key",
+    ),
+    "preform_pipeline.store.model": (
+        "ACTIVE_STATES",
+        "ALLOWED_TRANSITIONS",
+        "BUILD_ALLOWED_TRANSITIONS",
+        "BUILD_DRIVEN_STATES",
+        "BUILD_STATES",
+        "CANCELLABLE_STATES",
+        "DUPLICATE_STATES",
+        "FINAL_STATES",
+        "INITIAL_STATES",
+        "INTERRUPTED_STATES",
+        "PRINT_PENDING_STATES",
+        "PRINT_SENT_STATES",
+        "RETRYABLE_STATES",
+        "STATE_DESCRIPTIONS",
+        "TERMINAL_STATES",
+        "VERIFIED_STATES",
+        "Build",
+        "CaseKey",
+        "Job",
+        "JobState",
+        "Transition",
+        "parse_state",
+    ),
+    "preform_pipeline.store.protocol": (
+        "BUILD_FIELDS",
+        "BUILD_MIRRORED_FIELDS",
+        "JOB_FIELDS",
+        "JobStore",
+        "StateFilter",
+    ),
+    "preform_pipeline.store.sqlite": (
+        "DEFAULT_BUSY_TIMEOUT_S",
+        "MIGRATIONS",
+        "SCHEMA_VERSION",
+        "Migration",
+        "SqliteJobStore",
+    ),
+}
+
+__getattr__ = lazy_exports(__name__, _HOMES)

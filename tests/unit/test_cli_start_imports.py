@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.simulator.cli import EXIT_INJECTED_FAULT, EXIT_OK, EXIT_USAGE
 from preform_pipeline.simulator.cloud.testing import start_dashboard
 from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
@@ -48,6 +49,16 @@ def imported_by(argv: list[str], home: Path) -> tuple[int, set[str]]:
     return answer["status"], set(answer["modules"])
 
 
+def started(command: str, home: Path) -> tuple[int, set[str]]:
+    """What ``run`` or ``watch`` imported by the time it refused a file that is not there:
+    the command itself ran (``--help`` imports only its arguments)."""
+    missing = [str(home / "missing.yaml")] + ([str(home / "missing.stl")] if command == "run"
+                                              else [])
+    status, modules = imported_by([command, *missing], home)
+    assert status == 1  # the missing file, said on stderr
+    return status, modules
+
+
 class TestCommandStarts:
     """The command typed is imported alone, and its path leaves the others' stacks out."""
 
@@ -73,13 +84,16 @@ class TestCommandStarts:
         assert not {"numpy", "httpx", "starlette", "preform_pipeline.executor.runner",
                     "preform_pipeline.hotfolder.daemon", "preform_pipeline.verify.tracking",
                     "preform_pipeline.cloud.auth"} & modules
+        # Nor the recipe checker, its schema and the catalogue: the settings' own check (a
+        # settings error's line and column) took its report from there (session 45).
+        assert not {"preform_pipeline.recipes.validate", "preform_pipeline.recipes.schema",
+                    "preform_pipeline.catalogue"} & modules
         assert not set(_other_commands("jobs")) & modules
 
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
         self, tmp_path: Path
     ) -> None:
-        status, modules = imported_by(["watch", "--help"], tmp_path)
-        assert status == 0
+        _, modules = started("watch", tmp_path)
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
         # httpx is there, without its own command line (thirdparty.py): no click, no Pygments.
@@ -90,8 +104,7 @@ class TestCommandStarts:
         """``run`` asks where the simulated fleet's folder is (``fleet_dir_of``); the answer
         lived in ``commands.watch``, whose import brought the daemon, its watcher (watchdog),
         the farm's nodes and the dispatching stack: ~80 modules at every ``run`` start."""
-        status, modules = imported_by(["run", "--help"], tmp_path)
-        assert status == 0
+        _, modules = started("run", tmp_path)
         # The printers' module, the answer's home now, is imported: the path was taken.
         assert {"preform_pipeline.commands.run", "preform_pipeline.commands._printers"} <= modules
         refused = {"preform_pipeline.commands.watch", "preform_pipeline.hotfolder.daemon",
@@ -103,11 +116,50 @@ class TestCommandStarts:
     def test_run_and_watch_start_without_pillow(self, tmp_path: Path, command: str) -> None:
         """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every
         start of the two commands the suite starts most."""
-        status, modules = imported_by([command, "--help"], tmp_path)
-        assert status == 0
+        _, modules = started(command, tmp_path)
         # The executor's steps, and with them the legend, are imported: the path was taken.
         assert {f"preform_pipeline.commands.{command}", "preform_pipeline.legend"} <= modules
         assert {m for m in modules if m.split(".")[0] == "PIL"} == set()
+
+
+#: What no line that only asks for help or the version imports: any command's own module, the
+#: executor and numpy, the SQLite store, the settings and jsonschema, httpx.
+HEAVY_FOR_HELP = frozenset({
+    "numpy", "jsonschema", "httpx", "yaml", "preform_pipeline.executor.runner",
+    "preform_pipeline.store.sqlite", "preform_pipeline.settings", "preform_pipeline.recipes",
+})
+
+
+class TestHelpAndVersion:
+    """``--version``, ``--help`` and a command's ``--help`` build the parser of the command
+    named (``commands/arguments/``) and import none of the commands: ``--version`` imported
+    every command's stack (867 modules, 0.7 s of CPU) to build a parser it never used."""
+
+    @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["no-such-command"]],
+                             ids=" ".join)
+    def test_a_line_naming_no_command_imports_none(self, tmp_path: Path, argv: list[str]
+                                                   ) -> None:
+        status, modules = imported_by(argv, tmp_path)
+        assert status in (0, 2)  # the usage error of the last one
+        # The table of commands was read: the path was taken.
+        assert "preform_pipeline.commands.arguments" in modules
+        assert not set(COMMAND_MODULES) & modules
+        assert not {m for m in modules if m.startswith("preform_pipeline.commands.arguments.")
+                    and m != "preform_pipeline.commands.arguments.common"}
+        assert not HEAVY_FOR_HELP & modules
+
+    @pytest.mark.parametrize("command", ["jobs", "run", "validate", "watch"])
+    def test_a_commands_help_imports_its_arguments_alone(self, tmp_path: Path, command: str
+                                                         ) -> None:
+        status, modules = imported_by([command, "--help"], tmp_path)
+        assert status == 0
+        assert f"preform_pipeline.commands.arguments.{command}" in modules
+        assert not set(COMMAND_MODULES) & modules
+        # validate's default timeout is the recipe checker's own: its module comes with it.
+        heavy = HEAVY_FOR_HELP - ({"jsonschema", "yaml", "preform_pipeline.settings",
+                                   "preform_pipeline.recipes"} if command == "validate"
+                                  else set())
+        assert not heavy & modules
 
 
 class TestTheIntakePath:
@@ -174,6 +226,27 @@ class TestSimulatorStart:
         """The fleet's outcomes parse timestamps (``cloud.primitives``), not the models."""
         assert "preform_pipeline.cloud.primitives" in started_simulator
         assert "preform_pipeline.cloud.models" not in started_simulator
+
+
+class TestSimulatorStartsThatNeverReachTheEngine:
+    """A simulator that ends before its engine is loaded (a crash-looping server played with
+    ``--fail-start``, which pools' restart tests start again and again; ``--help``; a usage
+    error) imports no numpy: its command line set the ``--drive`` mounts through
+    ``bodies``, the request bodies' module, and numpy came with it."""
+
+    @pytest.mark.parametrize("argv", [["--fail-start"], ["--help"], ["--drive", "Z"]],
+                             ids=" ".join)
+    def test_it_imports_no_numpy(self, argv: list[str]) -> None:
+        done = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "preform_pipeline.simulator", *argv],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode in (EXIT_INJECTED_FAULT, EXIT_OK, EXIT_USAGE), done.stderr
+        imported = _importtime_modules(done.stderr.splitlines())
+        # Its command line, with the drives' module, was imported: the path was taken.
+        assert {"preform_pipeline.simulator.cli", "preform_pipeline.simulator.drives"} <= imported
+        assert not {"numpy", "preform_pipeline.simulator.bodies",
+                    "preform_pipeline.geometry.transforms"} & imported
 
 
 class TestDashboardSimulatorStart:

@@ -17,8 +17,11 @@ from preform_pipeline.wording import counted
 
 LAZY_PACKAGES = (
     "preform_pipeline.cloud",
+    "preform_pipeline.executor",
     "preform_pipeline.geometry",
     "preform_pipeline.hotfolder",
+    "preform_pipeline.recipes",
+    "preform_pipeline.store",
 )
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image, ImageSequence
 
 from preform_pipeline.geometry import write_stl
-from preform_pipeline.simulator.bodies import mount_drives
+from preform_pipeline.simulator.drives import mount_drives
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError

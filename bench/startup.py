@@ -1,0 +1,144 @@
+"""Benchmark: what each entry point costs to start (wall and CPU, median of N starts).
+
+The suite starts the command line, the daemons and the simulators about a thousand times a
+run, and a user pays the same start at every cron ``run`` and every ``jobs`` query, so the
+cost of a start is worth watching; it is measured here rather than asserted in a test
+(``tests/unit/test_cli_start_imports.py`` asserts what a start imports, which does not
+depend on the machine's load). Each case starts a fresh interpreter:
+
+- a command line runs to its end; its CPU is the child's own (user + system, ``wait4``);
+- a simulator runs until it prints ``READY FOR INPUT``; its CPU is read then (psutil),
+  before it is stopped, so the stop is not counted.
+
+Writes ``bench/results/startup_<label>.json`` and ``.md`` with the machine's load average
+beside the figures: on a shared machine the wall time says more about the neighbours than
+about the program, the CPU time less so.
+
+    python bench/startup.py [--repeats N] [--label before]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+__all__ = ["main"]
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+RECIPE = ROOT / "recipes" / "engineering-grey-form4.yaml"
+READY_LINE = "READY FOR INPUT"
+DEFAULT_REPEATS = 10
+START_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class Start:
+    """One start's cost, in seconds."""
+
+    wall_s: float
+    cpu_s: float
+
+
+def _command(argv: Sequence[str], env: dict[str, str]) -> Callable[[], Start]:
+    def start() -> Start:
+        began = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", "preform_pipeline", *argv], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - began
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            raise RuntimeError(f"{' '.join(argv)} exited {process.returncode}")
+        return Start(wall, usage.ru_utime + usage.ru_stime)
+    return start
+
+
+def _until_ready(module: str, argv: Sequence[str], env: dict[str, str]) -> Callable[[], Start]:
+    def start() -> Start:
+        began = time.perf_counter()
+        process = subprocess.Popen([sys.executable, "-m", module, *argv], env=env, text=True,
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        try:
+            assert process.stdout is not None
+            for line in process.stdout:
+                if line.strip() == READY_LINE:
+                    break
+            else:
+                raise RuntimeError(f"{module} ended before {READY_LINE}")
+            wall = time.perf_counter() - began
+            times = psutil.Process(process.pid).cpu_times()
+            return Start(wall, times.user + times.system)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.communicate(timeout=START_TIMEOUT_S)
+    return start
+
+
+def _cases(home: Path) -> dict[str, Callable[[], Start]]:
+    env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
+    store = str(home / "empty.sqlite3")
+    fleet = str(home / "fleet")
+    return {
+        "--version": _command(["--version"], env),
+        "jobs (empty store)": _command(["jobs", "--store", store], env),
+        "validate (sample recipe)": _command(["validate", str(RECIPE)], env),
+        "run --help": _command(["run", "--help"], env),
+        "simulator to READY": _until_ready(
+            "preform_pipeline.simulator", ["--port", "0", "--fleet-dir", fleet], env),
+        "Dashboard simulator to READY": _until_ready(
+            "preform_pipeline.simulator.cloud", ["--port", "0", "--fleet-dir", fleet], env),
+    }
+
+
+def _measure(start: Callable[[], Start], repeats: int) -> dict[str, float]:
+    start()  # warms the page cache and the bytecode caches
+    starts = [start() for _ in range(repeats)]
+    return {"wall_s": round(statistics.median(s.wall_s for s in starts), 3),
+            "cpu_s": round(statistics.median(s.cpu_s for s in starts), 3)}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
+    parser.add_argument("--label", default="now", help="names the result files")
+    args = parser.parse_args(argv)
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="pp-bench-startup-") as folder:
+        # Made once: jobs reads an empty store rather than reporting a missing one.
+        subprocess.run([sys.executable, "-c", "import sys; from preform_pipeline.store import "
+                        "SqliteJobStore; SqliteJobStore(sys.argv[1]).close()",
+                        str(Path(folder) / "empty.sqlite3")], check=True)
+        results = {name: _measure(start, args.repeats)
+                   for name, start in _cases(Path(folder)).items()}
+    report = {"label": args.label, "repeats": args.repeats, "python": platform.python_version(),
+              "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
+              "load_after": [round(x, 2) for x in os.getloadavg()], "entry_points": results}
+    RESULTS.mkdir(exist_ok=True)
+    stem = RESULTS / f"startup_{args.label}"
+    stem.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    lines = [f"# Start-up cost ({args.label}): median of {args.repeats}",
+             "", f"Load average before {report['load_before']}, after {report['load_after']}"
+             f" ({report['cpus']} CPUs, Python {report['python']}).", "",
+             "| entry point | wall (s) | CPU (s) |", "|---|---:|---:|"]
+    lines += [f"| {name} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} |" for name, r in results.items()]
+    stem.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
