@@ -285,7 +285,9 @@ class Lease:
 
 
 def _remote_name(remote: RemoteServer, taken: set[str]) -> str:
-    base = remote.name or urlsplit(remote.url).netloc or remote.url
+    # Host and port (docs/settings.md), never a user and password written before them: the
+    # name is in every event, line and report that names the server, none of them redacted.
+    base = remote.name or urlsplit(remote.url).netloc.rpartition("@")[2] or remote.url
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
