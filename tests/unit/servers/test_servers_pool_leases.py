@@ -574,6 +574,21 @@ class TestARemoteComingBack:
         assert not [e for e in logs if "restart" in e["event"]]
         assert (_one(pool, "r1").generation, _one(pool, "r2").generation) == (1, 2)
 
+    def test_a_remote_retired_at_its_first_failure_is_not_said_to_be_asked_again(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+    ) -> None:
+        # Review (rv45-loose): with remote_wait_s 0 and max_restarts 0 the outage's warning
+        # said "asked again up to servers.max_restarts times" just before server_retired.
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint], max_restarts=0)
+        endpoint.healthy = False
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure()
+            pool.wait_for(_state("r1", ServerState.RETIRED), WAIT_S)
+        said = [e["event"] for e in logs if e["log_level"] == "warning"
+                and e["event"] != "server_failure_reported"]
+        assert said == ["server_retired"]
+
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
         self, start: Callable[..., ServerPool], clock: ManualClock,
     ) -> None:
