@@ -57,8 +57,9 @@ SECRET_KEY_PATTERN = re.compile(
 )
 
 # Bearer tokens and basic-auth credentials embedded in free text (an error message quoting a
-# header, a URL with user:password@).
-_INLINE_SECRET = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^/\s:@]+:)[^@\s/]+(@)")
+# header, a URL with user:password@, its user named or not: ``http://:hunter2@host``, a token
+# given as the password of no user).
+_INLINE_SECRET = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^/\s:@]*:)[^@\s/]+(@)")
 
 
 def hide_secrets(text: str) -> str:

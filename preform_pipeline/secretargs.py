@@ -68,7 +68,11 @@ def refuse_secret_option(argv: Sequence[str], stderr: TextIO, *, instead: str,
         why = "a secret is never taken on the command line"
         said = f"{visible(option)}: {why}, {_READABLE} (the value typed is not repeated here)"
     elif letter is not None:
-        said = (f"{letter}: no option of this command starts with {letter} (its options are "
+        # In a cluster the command's own letters lead (``jobs -hv``, ``run -vp``): the one
+        # that is not is named, not the cluster ("no option starts with -hv" of a command
+        # whose -h the line held).
+        foreign = f"-{letter[-1]}" if len(letter) > 2 and letter[-1].isalpha() else letter
+        said = (f"{letter}: no option of this command starts with {foreign} (its options are "
                 f"spelt with two dashes: see --help); nothing typed with it or after it is "
                 f"repeated here, in case it was a secret (a password after -p, say): a secret "
                 f"is never taken on the command line, {_READABLE}")

@@ -24,9 +24,10 @@ is a :class:`~preform_pipeline.errors.ServerBusyError` saying until when (anothe
 takes the build meanwhile).
 
 Every error carries the :class:`~preform_pipeline.errors.RequestInfo` (method, URL, contract
-operation id), the HTTP status, and the ErrorModel ``code`` and ``message`` when the server
-sent one. One ``api_request`` debug event is logged per exchange; request bodies are never
-logged, so credentials sent to ``/login/`` cannot reach a log.
+operation id; the URL without the password a server's url may carry:
+:attr:`HttpSession.base_url`), the HTTP status, and the ErrorModel ``code`` and ``message``
+when the server sent one. One ``api_request`` debug event is logged per exchange; request
+bodies are never logged, so credentials sent to ``/login/`` cannot reach a log.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
     ServerUnreachableError,
 )
-from preform_pipeline.logging import dropped, get_logger
+from preform_pipeline.logging import dropped, get_logger, hide_secrets
 from preform_pipeline.retryafter import (
     MAX_RETRY_AFTER_S,
     MAX_RETRY_AFTER_TRIES,
@@ -298,6 +299,10 @@ class HttpSession:
     ) -> None:
         parsed = httpx.URL(base_url)
         self._base = str(parsed).rstrip("/")
+        # What its errors and events name it by: a password written in the url
+        # (``http://olivia:hunter2@printhost:44388``) as the log shows one, never whole; an
+        # error's message is a build's reason, which the summary, report and job store repeat.
+        self._shown = hide_secrets(self._base)
         self._wire: WireTransport | None = None
         if transport is None and parsed.scheme == "http":
             transport = self._wire = WireTransport()
@@ -322,7 +327,8 @@ class HttpSession:
 
     @property
     def base_url(self) -> str:
-        return self._base
+        """The server's url as errors and events name it: its password, if any, hidden."""
+        return self._shown
 
     def close(self) -> None:
         self._transport.close()
@@ -350,7 +356,8 @@ class HttpSession:
         itself may take, each read sent again with its own ``timeout``."""
         query = "?" + urlencode(params) if params else ""
         url = self._base + path + query
-        info = RequestInfo(method=method, url=url, operation=operation, waited_for=waited_for)
+        info = RequestInfo(method=method, url=self._shown + path + query, operation=operation,
+                           waited_for=waited_for)
         if timeout <= 0:
             raise ServerTimeoutError(
                 "the deadline passed before the request was sent", request=info, hint=_HINT_TIMEOUT

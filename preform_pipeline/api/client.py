@@ -243,6 +243,7 @@ class PreFormClient:
 
     @property
     def base_url(self) -> str:
+        """The server's url as this client's errors name it (a password in it hidden)."""
         return self._http.base_url
 
     @property

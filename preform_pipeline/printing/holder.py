@@ -36,6 +36,7 @@ from preform_pipeline.liveness import (
     this_host,
     this_instance,
 )
+from preform_pipeline.logging import hide_secrets
 
 __all__ = [
     "HeldServer",
@@ -93,7 +94,9 @@ class SendHolder:
         """Who holds a send made on a pool's ``server``: its process, or the remote server
         (None: a local server whose process id is unknown)."""
         if server.remote:
-            return cls(server=server.url, request_timeout_s=request_timeout_s, remote=True)
+            # Its address as the log shows it: the store keeps it, and a message says it.
+            return cls(server=hide_secrets(server.url), request_timeout_s=request_timeout_s,
+                       remote=True)
         if server.pid is None:
             return None
         return cls.local(server.name, server.pid, request_timeout_s)

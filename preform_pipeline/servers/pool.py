@@ -285,7 +285,9 @@ class Lease:
 
 
 def _remote_name(remote: RemoteServer, taken: set[str]) -> str:
-    base = remote.name or urlsplit(remote.url).netloc or remote.url
+    # Host and port (docs/settings.md), never a user and password written before them: the
+    # name is in every event, line and report that names the server, none of them redacted.
+    base = remote.name or urlsplit(remote.url).netloc.rpartition("@")[2] or remote.url
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
@@ -808,11 +810,9 @@ class ServerPool:
         slot.consecutive_failures += 1
         old = slot.process
         slot.process = None
-        if slot.remote is not None:
-            outage_begins = slot.down_since is None
-            slot.down_since = now if outage_begins else slot.down_since
-            if outage_begins:
-                self._say_remote_down(slot, reason)
+        outage_begins = slot.remote is not None and slot.down_since is None
+        if outage_begins:
+            slot.down_since = now
         if slot.remote is not None and cfg.remote_wait_s > 0:
             # A remote server restarting (an update, a crash) is waited for, by time rather
             # than by count: servers.remote_wait_s from the start of this outage (0: counted
@@ -826,6 +826,10 @@ class ServerPool:
             give_up = len(slot.failures) > cfg.max_restarts
             why = (f"{counted(len(slot.failures), 'failure')} within {cfg.crash_window_s:g} s; "
                    f"last: {reason}")
+        if outage_begins and not give_up:
+            # Not when it is retired at once (servers.max_restarts 0): server_retired says
+            # it, and "asked again" would not be true.
+            self._say_remote_down(slot, reason)
         if give_up:
             self._retire(slot, why, failures=len(slot.failures), window_s=cfg.crash_window_s,
                          last_error=reason, output_tail=output_tail)

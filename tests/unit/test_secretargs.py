@@ -199,23 +199,24 @@ class TestASingleLetter:
             f"error: {letter}: no option of this command starts with {letter} ")
         assert "$PREFORM_PIPELINE_CLIENT_SECRET_FILE" in done.stderr
 
-    @pytest.mark.parametrize(("argv", "shown"), [
-        (["run", "r.yaml", "m.stl", f"-vp{SECRET}"], "-vp"),
-        (["run", "r.yaml", "m.stl", f"-v={SECRET}"], "-v="),
-        (["jobs", f"-hp{SECRET}"], "-hp"),
+    @pytest.mark.parametrize(("argv", "shown", "named"), [
+        (["run", "r.yaml", "m.stl", f"-vp{SECRET}"], "-vp", "-p"),
+        (["run", "r.yaml", "m.stl", f"-v={SECRET}"], "-v=", "-v="),
+        (["jobs", f"-hp{SECRET}"], "-hp", "-p"),
     ])
     def test_a_letter_after_an_own_one_is_refused_too(
-        self, argv: list[str], shown: str, tmp_path: Path, capfd: pytest.CaptureFixture[str],
-        monkeypatch: pytest.MonkeyPatch
+        self, argv: list[str], shown: str, named: str, tmp_path: Path,
+        capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
     ) -> None:
         # Review (rv44-loose): argparse reads -vphunter2 as -v, and echoed the rest
-        # ("argument -v/--verbose: ignored explicit argument 'phunter2'").
+        # ("argument -v/--verbose: ignored explicit argument 'phunter2'"). The letter that is
+        # none of the command's is named, not the cluster (review, rv45-loose).
         done = InProcess(capfd, monkeypatch)(tmp_path, *argv)
 
         assert done.returncode == 2
         assert SECRET not in done.stderr + done.stdout
         assert done.stderr.startswith(
-            f"error: {shown}: no option of this command starts with {shown} ")
+            f"error: {shown}: no option of this command starts with {named} ")
 
     def test_both_simulators_refuse_it(self) -> None:
         for run, argv in ((cloud_cli.run, ["-p", SECRET]), (simulator_cli.run, [f"-t{SECRET}"])):
@@ -303,6 +304,46 @@ class TestTheLettersOfACommand:
         self, argv: list[str], letters: str
     ) -> None:
         assert command_letters(_commands_parser(), argv) == letters
+
+
+def _command_lines() -> list[list[str]]:
+    """Every command and subcommand of ``preform-pipeline``, as typed (``[]``: none)."""
+    lines: list[list[str]] = [[]]
+    for name in cli.COMMAND_MODULES:
+        command = importlib.import_module(name)
+        parser = argparse.ArgumentParser()
+        command.add_arguments(parser)
+        lines.append([command.NAME])
+        lines.extend([command.NAME, sub] for action in parser._actions
+                     if isinstance(action, argparse._SubParsersAction) for sub in action.choices)
+    return lines
+
+
+class TestHelpBesideAnotherCommandsLetter:
+    """Review (rv45-loose): with ``-v`` no longer every command's, ``jobs -h -v`` (help until
+    session 45) and ``jobs -hv`` (argparse's "ignored explicit argument 'v'") are refused;
+    every command still shows its help for ``-h`` and ``-hh``, and refuses the others naming
+    the letter that is not its own, as run shows its help for all of them."""
+
+    @pytest.mark.parametrize("line", _command_lines(),
+                             ids=lambda line: " ".join(line) or "no-command")
+    def test_h_shows_help_and_a_foreign_letter_beside_it_is_named(
+        self, line: list[str]
+    ) -> None:
+        own_v = line == ["run"]
+        for form in (["-h"], ["-hh"], ["-h", "-v"], ["-v", "-h"], ["-hv"], ["--help", "-v"]):
+            out, err = io.StringIO(), io.StringIO()
+            status = cli.run([*line, *form], out, err)
+            if form in (["-h"], ["-hh"]) or own_v:
+                assert (status, err.getvalue()) == (0, ""), form
+                assert out.getvalue().startswith(
+                    f"usage: {' '.join(['preform-pipeline', *line])} "), form
+            else:
+                shown = "-hv" if form == ["-hv"] else "-v"
+                assert (status, out.getvalue()) == (2, ""), form
+                assert err.getvalue().startswith(
+                    f"error: {shown}: no option of this command starts with -v (its options "
+                    "are spelt with two dashes: see --help)"), form
 
 
 class TestTheRefusalLine:

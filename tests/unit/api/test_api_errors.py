@@ -280,3 +280,29 @@ class TestACodeWhoseFixIsTheUsers:
         assert err.hint == ("the server could not do this with this input; check the "
                             "step's options and files")
         assert code_hint(None, "as is") == "as is"
+
+
+class TestAPasswordInTheServersUrl:
+    """Review (rv45-loose): an error named its request by the url whole, and its message is
+    a build's reason (summary, report, job store); the password is hidden there, as in the
+    log, and the request still goes to the url as given."""
+
+    @pytest.mark.parametrize("user", ["olivia", ""], ids=["user", "no-user"])
+    def test_an_error_names_the_url_without_it(self, user: str) -> None:
+        sent: list[httpx.URL] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request.url)
+            return error(500, "BOOM", "it failed")
+
+        client = PreFormClient(f"http://{user}:hunter2@127.0.0.1:44388",
+                               transport=httpx.MockTransport(answer),
+                               check_version_on_first_use=False)
+        with pytest.raises(ServerInternalError) as caught:
+            client.create_scene(SceneSettings("FORM-4-0", "FLGPGR05", 0.1))
+
+        shown = f"http://{user}:[redacted]@127.0.0.1:44388"
+        assert str(caught.value).startswith(f"POST {shown}/scene/ (createScene): ")
+        assert caught.value.request is not None and "hunter2" not in caught.value.request.url
+        assert (client.base_url, repr(client)) == (shown, f"PreFormClient({shown!r})")
+        assert [url.password for url in sent] == ["hunter2"]

@@ -59,6 +59,13 @@ class TestTheHolderOfASend:
         assert holder == SendHolder("http://10.0.0.5:44388", 20.0, remote=True)
         assert holder.describe() == "remote server http://10.0.0.5:44388"
 
+    def test_a_remotes_password_is_not_kept(self) -> None:
+        # The store kept the url whole, and a message said it (review, rv45-loose).
+        holder = SendHolder.of_server(
+            _Server("printhost", "http://olivia:hunter2@10.0.0.5:44388", True, None), 20.0)
+        assert holder == SendHolder("http://olivia:[redacted]@10.0.0.5:44388", 20.0,
+                                    remote=True)
+
     def test_a_local_server_without_a_process_id_has_no_holder(self) -> None:
         assert SendHolder.of_server(_Server("s", "http://127.0.0.1:1", False, None), 5.0) is None
 

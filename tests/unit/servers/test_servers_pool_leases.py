@@ -165,13 +165,14 @@ def _never(pool: ServerPool, happened: Callable[[], bool]) -> None:
         pool.wait_for(lambda _: happened(), 3 * SUPERVISOR_TICK_S)
 
 
-def _checked_again(pool: ServerPool, clock: ManualClock, checks: int, *, after_s: float
-                   ) -> None:
-    """Move the clock ``after_s`` on, to a down remote's next check, and wait until it has
-    been checked again ``checks`` times in all and is still down."""
+def _checked_again(pool: ServerPool, clock: ManualClock, checks: int, *, after_s: float,
+                   name: str = "r1") -> None:
+    """Move the clock ``after_s`` on, to a down remote's next check, and wait until it
+    (``name``) has been checked again ``checks`` times in all and is still down."""
     clock.advance(after_s)
-    pool.wait_for(lambda s: s[0].restarts == checks and s[0].state is ServerState.RESTARTING,
-                  WAIT_S)
+    pool.wait_for(lambda statuses: any(
+        s.name == name and s.restarts == checks and s.state is ServerState.RESTARTING
+        for s in statuses), WAIT_S)
 
 
 def _events(logs: Sequence[Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
@@ -541,6 +542,52 @@ class TestARemoteComingBack:
         # Each check is in the log file (info), none names a restart the pool never does.
         assert len(_events(logs, "remote_server_waiting")) == 5
         assert not [e for e in logs if "restart" in e["event"]]
+
+    def test_of_two_remotes_only_the_one_down_is_said_while_the_other_takes_the_builds(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+        clock: ManualClock,
+    ) -> None:
+        # Review (rv45-loose): the outage's words checked with a pool of two, both checked
+        # every second, one of them down for three of its checks.
+        up, down = endpoints(2)
+        pool = start([up, down], remote_wait_s=60.0, restart_backoff_s=1.0,
+                     restart_backoff_max_s=1.0, health_interval_s=1.0)
+        down.healthy = False
+        with capture_logs() as logs:
+            clock.advance(1)  # both due for their periodic check: r2's outage begins
+            pool.wait_for(_state("r2", ServerState.RESTARTING), WAIT_S)
+            checked = up.checks
+            for checks in (1, 2):
+                _checked_again(pool, clock, checks, after_s=1.0, name="r2")
+                with pool.lease(timeout=WAIT_S) as lease:  # the builds go to r1 meanwhile
+                    assert lease.server.name == "r1"
+            down.healthy = True
+            clock.advance(1)
+            pool.wait_for(_state("r2", ServerState.IDLE), WAIT_S)
+        assert up.checks > checked  # r1 was checked during r2's outage, and said nothing
+        said = [(e["event"], e["server"]) for e in logs if e["log_level"] == "warning"]
+        assert said == [("remote_server_not_answering", "r2"), ("remote_server_back", "r2")]
+        waiting = _events(logs, "remote_server_waiting")
+        assert [(e["server"], e["waited_s"]) for e in waiting] == [
+            ("r2", 0.0), ("r2", 1.0), ("r2", 2.0)]
+        assert _events(logs, "remote_server_back")[0]["down_s"] == 3.0
+        assert not [e for e in logs if "restart" in e["event"]]
+        assert (_one(pool, "r1").generation, _one(pool, "r2").generation) == (1, 2)
+
+    def test_a_remote_retired_at_its_first_failure_is_not_said_to_be_asked_again(
+        self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
+    ) -> None:
+        # Review (rv45-loose): with remote_wait_s 0 and max_restarts 0 the outage's warning
+        # said "asked again up to servers.max_restarts times" just before server_retired.
+        (endpoint,) = endpoints(1)
+        pool = start([endpoint], max_restarts=0)
+        endpoint.healthy = False
+        with capture_logs() as logs:
+            pool.lease(timeout=1).report_failure()
+            pool.wait_for(_state("r1", ServerState.RETIRED), WAIT_S)
+        said = [e["event"] for e in logs if e["log_level"] == "warning"
+                and e["event"] != "server_failure_reported"]
+        assert said == ["server_retired"]
 
     def test_a_remote_down_longer_than_remote_wait_s_is_retired_saying_so(
         self, start: Callable[..., ServerPool], clock: ManualClock,

@@ -441,6 +441,10 @@ class TestAKilledServer:
         (restarting,) = _events(logs, "server_restarting")
         assert (restarting["server"], restarting["reason"], restarting["restarts"]) == (
             "server-1", "restart", after.restarts)
+        # A local server's restart is said as before session 45's quieter remotes (a
+        # warning, then info), never as a remote's outage.
+        assert (scheduled["log_level"], restarting["log_level"]) == ("warning", "info")
+        assert not [e for e in logs if e["event"].startswith("remote_server")]
         _eventually("the dead server's record is removed",
                     lambda: list(_records(standin.records)) == [after.pid])
         lease = standin.pool.lease(timeout=5)
@@ -546,8 +550,8 @@ class TestStandInServers:
             clock.advance(1)
             pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
         (unhealthy,) = _events(logs, "server_unhealthy")
-        assert (unhealthy["server"], unhealthy["reason"]) == (
-            "server-1", "no answer within 0.3 s (hung)")
+        assert (unhealthy["server"], unhealthy["reason"], unhealthy["log_level"]) == (
+            "server-1", "no answer within 0.3 s (hung)", "warning")
         (retired,) = _events(logs, "server_retired")
         assert "READY FOR INPUT" in retired["output_tail"]
 
