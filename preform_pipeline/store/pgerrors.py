@@ -15,11 +15,12 @@ A failure is one of four kinds:
   address): no wait cures it either.
 
 The SQLSTATE decides where psycopg gives one (errors of statements, sessions cut by the
-server). A failed connection has none (libpq keeps only the text of the server's FATAL, and
-its own client-side errors never had one), so there libpq's and the server's English words
-decide. Text in no list (another ``lc_messages``, a libpq newer than these lists) is taken as
-*away*: a starting ``watch`` then waits and logs each try with the error, as the message
-says, rather than exiting on what may be a passing fault.
+server). A failed connection has none (libpq keeps only the text of the server's
+FATAL, and its own client-side errors never had one), so there libpq's and the server's
+English words decide, outside the names they quote. Text in no list (another
+``lc_messages``, a libpq newer than these lists) is taken as *away*: a starting ``watch``
+then waits and logs each try with the error, as the message says, rather than exiting on
+what may be a passing fault.
 """
 
 from __future__ import annotations
@@ -195,6 +196,8 @@ _KIND_HINTS: Final = {
     FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {REFUSED_ENDING}",
 }
 
+#: A name libpq or the server quotes in its message (``role "x"``, ``server "db"``).
+_QUOTED: Final = re.compile(r'"[^"]*"')
 #: Where :func:`~preform_pipeline.store.postgres.cause_first` joins two tries: after one's
 #: server (``... port 5432); ...``), not at a "; " of one message's own.
 _TRIES: Final = re.compile(r"(?<=\)); ")
@@ -256,7 +259,11 @@ def connection_failure(
     return None
 
 
-def _by_words(text: str) -> PgFailure | None:
+def _by_words(said: str) -> PgFailure | None:
+    # The names a message quotes (a user, a database, a host, a file) are not its words: a
+    # role "certificate_reader" out of connections is no SSL file, a host "gssapi-db" that
+    # refused the port no Kerberos setting (both seen said so, and given up on at a start).
+    text = _QUOTED.sub('""', said)
     for kind, words, hint in _RULES:
         if words.search(text):
             if kind is FailureKind.AWAY or kind is FailureKind.OVERLOADED:
