@@ -15,7 +15,8 @@ A failure is one of four kinds:
   address): no wait cures it either.
 
 The SQLSTATE decides where psycopg gives one (errors of statements, sessions cut by the
-server). A failed connection has none (libpq keeps only the text of the server's
+server); one in no rule is a statement's own failure (a deadlock, a lock_timeout), no failure
+of the connection. A failed connection has none (libpq keeps only the text of the server's
 FATAL, and its own client-side errors never had one), so there libpq's and the server's
 English words decide, outside the names they quote. Text in no list (another
 ``lc_messages``, a libpq newer than these lists) is taken as *away*: a starting ``watch``
@@ -184,7 +185,9 @@ _SQLSTATES: Final = {
     "57P05": FailureKind.AWAY,       # idle_session_timeout
     "25P03": FailureKind.AWAY,       # idle_in_transaction_session_timeout
     "53100": FailureKind.AWAY,       # disk_full: the store away until room is made
-    "53": FailureKind.OVERLOADED,    # insufficient resources: too many connections, memory
+    # too_many_connections only: the class's others (out_of_memory, "out of shared memory"
+    # of too many locks) are a statement's, on a server that let the store in.
+    "53300": FailureKind.OVERLOADED,
     "28": FailureKind.REFUSED,       # invalid authorization specification
     "3D000": FailureKind.REFUSED,    # invalid_catalog_name: no such database
     "42501": FailureKind.REFUSED,    # insufficient_privilege (CONNECT)
@@ -246,13 +249,17 @@ def connection_failure(
     bug, a constraint), which the database's log explains. ``operational``: psycopg raised an
     OperationalError.
 
-    An OperationalError is the connection's, whatever its words: one in no rule is taken as
-    the database away, as it was always said. Another error is the connection's only when it
-    says the URL cannot work (a URL libpq could not parse is a ProgrammingError, without a
-    SQLSTATE: no SQLSTATE classifies as that), not when a statement was refused
-    (``permission denied for table``, 42501, is no refused login)."""
+    An OperationalError without a SQLSTATE is the connection's, whatever its words: one in no
+    rule is taken as the database away, as it was always said. One with a SQLSTATE in no rule
+    is a statement's own (a deadlock, a lock_timeout, the server out of memory): the server
+    answered, so it is neither "cannot reach" nor waited for. Another error is the
+    connection's only when it says the URL cannot work (a URL libpq could not parse is a
+    ProgrammingError, without a SQLSTATE: no SQLSTATE classifies as that), not when a
+    statement was refused (``permission denied for table``, 42501, is no refused login)."""
     failure = classify(cause, sqlstate)
     if operational:
+        if failure is None and sqlstate is not None:
+            return None
         return failure or PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)
     if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
         return failure

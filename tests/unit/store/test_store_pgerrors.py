@@ -213,3 +213,17 @@ class TestTheNamesAMessageQuotesAreNotItsWords:
         assert _kind('Connection refused (server "gssapi-db.farm.local" (127.0.0.1), port '
                      "5432)") is FailureKind.AWAY
 
+
+class TestAStatementsOwnFailureIsNotTheConnections:
+    """Review of session 45: an OperationalError with a SQLSTATE in no rule came from a server
+    that answered (a deadlock, a lock_timeout, its memory): not "cannot reach", not waited
+    for at a start. Without a SQLSTATE it is still the connection's."""
+
+    @pytest.mark.parametrize(("cause", "sqlstate"), [
+        ("deadlock detected", "40P01"),
+        ("canceling statement due to lock timeout", "55P03"),
+        ("out of memory", "53200"),
+        ("out of shared memory", "53200"),
+    ], ids=["deadlock", "lock-timeout", "out-of-memory", "too-many-locks"])
+    def test_it_is_left_to_the_caller(self, cause: str, sqlstate: str) -> None:
+        assert connection_failure(cause, sqlstate, operational=True) is None
