@@ -36,6 +36,7 @@ __all__ = [
     "FailureKind",
     "PgFailure",
     "REFUSED_ENDING",
+    "RUNNING_KEEPS_TRYING",
     "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "classify",
@@ -57,6 +58,15 @@ UNREACHABLE_HINT: Final = (
 #: How the hint of a failure no wait cures ends (*refused*, *misconfigured*): ``watch`` gives
 #: up at once on it too (hotfolder/storewait.py), so "once the database is back" would lie.
 REFUSED_ENDING: Final = "waiting does not cure it: correct it, then run the command again"
+#: What a *running* ``watch`` or ``serve`` does about such a failure, said before
+#: REFUSED_ENDING (which the console's cut of a long line keeps): it keeps trying
+#: (``StoreError.outage``: a password changed on the server under it is not the work's
+#: fault), so "run the command again" alone was untrue in its log and on its pages; with the
+#: password it read at its start, so one corrected on this node needs it started again.
+RUNNING_KEEPS_TRYING: Final = (
+    "a running watch or serve keeps trying by itself, with the password it started with")
+#: The whole ending of the hint of a failure no wait cures.
+_NO_WAIT_ENDING: Final = f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}"
 
 
 class FailureKind(enum.Enum):
@@ -195,8 +205,8 @@ _SQLSTATES: Final = {
 _KIND_HINTS: Final = {
     FailureKind.AWAY: UNREACHABLE_HINT,
     FailureKind.OVERLOADED: _OVERLOADED_HINT,
-    FailureKind.REFUSED: f"{_HBA_HINT}; {REFUSED_ENDING}",
-    FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {REFUSED_ENDING}",
+    FailureKind.REFUSED: f"{_HBA_HINT}; {_NO_WAIT_ENDING}",
+    FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {_NO_WAIT_ENDING}",
 }
 
 #: A name libpq or the server quotes in its message (``role "x"``, ``server "db"``).
@@ -275,7 +285,7 @@ def _by_words(said: str) -> PgFailure | None:
         if words.search(text):
             if kind is FailureKind.AWAY or kind is FailureKind.OVERLOADED:
                 return PgFailure(kind, hint)
-            return PgFailure(kind, f"{hint}; {REFUSED_ENDING}")
+            return PgFailure(kind, f"{hint}; {_NO_WAIT_ENDING}")
     for away in _AWAY_WORDS:
         if away in text:
             return PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)
