@@ -18,7 +18,8 @@ stopping or recovering) and *overloaded* (no connection free) are waited for; *r
 wrong password or user, no such database, no pg_hba.conf entry, no LOGIN or CONNECT) and
 *misconfigured* (an sslmode the server does not take, a host name that does not resolve, a
 bad port) fail at once, their hint saying that waiting does not cure them. So does anything
-but a failed connection (a schema newer than this node's code).
+but a failed connection (a schema newer than this node's code, a deadlock or lock_timeout
+of a statement).
 """
 
 from __future__ import annotations

@@ -15,11 +15,13 @@ A failure is one of four kinds:
   address): no wait cures it either.
 
 The SQLSTATE decides where psycopg gives one (errors of statements, sessions cut by the
-server). A failed connection has none (libpq keeps only the text of the server's FATAL, and
-its own client-side errors never had one), so there libpq's and the server's English words
-decide. Text in no list (another ``lc_messages``, a libpq newer than these lists) is taken as
-*away*: a starting ``watch`` then waits and logs each try with the error, as the message
-says, rather than exiting on what may be a passing fault.
+server); one in no rule is a statement's own failure (a deadlock, a lock_timeout), no failure
+of the connection. A failed connection has none (libpq keeps only the text of the server's
+FATAL, and its own client-side errors never had one), so there libpq's and the server's
+English words decide, outside the names they quote. Text in no list (another
+``lc_messages``, a libpq newer than these lists) is taken as *away*: a starting ``watch``
+then waits and logs each try with the error, as the message says, rather than exiting on
+what may be a passing fault.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ __all__ = [
     "FailureKind",
     "PgFailure",
     "REFUSED_ENDING",
+    "RUNNING_KEEPS_TRYING",
     "TRIES_AGAIN",
     "UNREACHABLE_HINT",
     "classify",
@@ -55,6 +58,15 @@ UNREACHABLE_HINT: Final = (
 #: How the hint of a failure no wait cures ends (*refused*, *misconfigured*): ``watch`` gives
 #: up at once on it too (hotfolder/storewait.py), so "once the database is back" would lie.
 REFUSED_ENDING: Final = "waiting does not cure it: correct it, then run the command again"
+#: What a *running* ``watch`` or ``serve`` does about such a failure, said before
+#: REFUSED_ENDING (which the console's cut of a long line keeps): it keeps trying
+#: (``StoreError.outage``: a password changed on the server under it is not the work's
+#: fault), so "run the command again" alone was untrue in its log and on its pages; with the
+#: password it read at its start, so one corrected on this node needs it started again.
+RUNNING_KEEPS_TRYING: Final = (
+    "a running watch or serve keeps trying by itself, with the password it started with")
+#: The whole ending of the hint of a failure no wait cures.
+_NO_WAIT_ENDING: Final = f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}"
 
 
 class FailureKind(enum.Enum):
@@ -183,7 +195,9 @@ _SQLSTATES: Final = {
     "57P05": FailureKind.AWAY,       # idle_session_timeout
     "25P03": FailureKind.AWAY,       # idle_in_transaction_session_timeout
     "53100": FailureKind.AWAY,       # disk_full: the store away until room is made
-    "53": FailureKind.OVERLOADED,    # insufficient resources: too many connections, memory
+    # too_many_connections only: the class's others (out_of_memory, "out of shared memory"
+    # of too many locks) are a statement's, on a server that let the store in.
+    "53300": FailureKind.OVERLOADED,
     "28": FailureKind.REFUSED,       # invalid authorization specification
     "3D000": FailureKind.REFUSED,    # invalid_catalog_name: no such database
     "42501": FailureKind.REFUSED,    # insufficient_privilege (CONNECT)
@@ -191,10 +205,12 @@ _SQLSTATES: Final = {
 _KIND_HINTS: Final = {
     FailureKind.AWAY: UNREACHABLE_HINT,
     FailureKind.OVERLOADED: _OVERLOADED_HINT,
-    FailureKind.REFUSED: f"{_HBA_HINT}; {REFUSED_ENDING}",
-    FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {REFUSED_ENDING}",
+    FailureKind.REFUSED: f"{_HBA_HINT}; {_NO_WAIT_ENDING}",
+    FailureKind.MISCONFIGURED: f"{_MISCONFIGURED_HINT}; {_NO_WAIT_ENDING}",
 }
 
+#: A name libpq or the server quotes in its message (``role "x"``, ``server "db"``).
+_QUOTED: Final = re.compile(r'"[^"]*"')
 #: Where :func:`~preform_pipeline.store.postgres.cause_first` joins two tries: after one's
 #: server (``... port 5432); ...``), not at a "; " of one message's own.
 _TRIES: Final = re.compile(r"(?<=\)); ")
@@ -243,25 +259,33 @@ def connection_failure(
     bug, a constraint), which the database's log explains. ``operational``: psycopg raised an
     OperationalError.
 
-    An OperationalError is the connection's, whatever its words: one in no rule is taken as
-    the database away, as it was always said. Another error is the connection's only when it
-    says the URL cannot work (a URL libpq could not parse is a ProgrammingError, without a
-    SQLSTATE: no SQLSTATE classifies as that), not when a statement was refused
-    (``permission denied for table``, 42501, is no refused login)."""
+    An OperationalError without a SQLSTATE is the connection's, whatever its words: one in no
+    rule is taken as the database away, as it was always said. One with a SQLSTATE in no rule
+    is a statement's own (a deadlock, a lock_timeout, the server out of memory): the server
+    answered, so it is neither "cannot reach" nor waited for. Another error is the
+    connection's only when it says the URL cannot work (a URL libpq could not parse is a
+    ProgrammingError, without a SQLSTATE: no SQLSTATE classifies as that), not when a
+    statement was refused (``permission denied for table``, 42501, is no refused login)."""
     failure = classify(cause, sqlstate)
     if operational:
+        if failure is None and sqlstate is not None:
+            return None
         return failure or PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)
     if failure is not None and failure.kind is FailureKind.MISCONFIGURED:
         return failure
     return None
 
 
-def _by_words(text: str) -> PgFailure | None:
+def _by_words(said: str) -> PgFailure | None:
+    # The names a message quotes (a user, a database, a host, a file) are not its words: a
+    # role "certificate_reader" out of connections is no SSL file, a host "gssapi-db" that
+    # refused the port no Kerberos setting (both seen said so, and given up on at a start).
+    text = _QUOTED.sub('""', said)
     for kind, words, hint in _RULES:
         if words.search(text):
             if kind is FailureKind.AWAY or kind is FailureKind.OVERLOADED:
                 return PgFailure(kind, hint)
-            return PgFailure(kind, f"{hint}; {REFUSED_ENDING}")
+            return PgFailure(kind, f"{hint}; {_NO_WAIT_ENDING}")
     for away in _AWAY_WORDS:
         if away in text:
             return PgFailure(FailureKind.AWAY, UNREACHABLE_HINT)

@@ -303,9 +303,10 @@ class PostgresJobStore(LeasingStore):
         psycopg = self._psycopg
         try:
             yield
-        except psycopg.errors.QueryCanceled as exc:
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable) as exc:
             # An OperationalError to the driver, but the server was reached: a timeout set
-            # for the user or database, or an administrator, ended the statement.
+            # for the user or database (a lock_timeout's is 55P03, not 57014), or an
+            # administrator, ended the statement.
             raise StoreError(
                 f"{self.location}: the job store failed while {action}: {self._said(exc)}",
                 hint=CANCELLED_HINT,

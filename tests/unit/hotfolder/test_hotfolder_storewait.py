@@ -267,6 +267,11 @@ _CASES: dict[str, tuple[str, str, str, str, str, str]] = {
     "role-connection-limit": ("overloaded",
                               "CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0",
                               "{r}", "farm", "", "pw"),
+    # Review of session 45: the role's name holds "certificate", a word of the SSL files'
+    # rule; the name is not the message's words (it was said as a URL that cannot work).
+    "role-named-certificate-connection-limit": (
+        "overloaded", "CREATE ROLE {r} PASSWORD 'pw' LOGIN CONNECTION LIMIT 0", "{r}", "farm",
+        "", "pw"),
     "database-connection-limit": ("overloaded", "CREATE ROLE {r} PASSWORD 'pw' LOGIN; CREATE "
                                   "DATABASE {r}_db; ALTER DATABASE {r}_db CONNECTION LIMIT 0",
                                   "{r}", "{r}_db", "", "pw"),

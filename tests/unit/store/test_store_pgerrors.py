@@ -194,3 +194,36 @@ class TestWhichDriverErrorsAreTheConnections:
     def test_a_statement_s_error_is_not_the_connection_s(self, cause: str, sqlstate: str
                                                          ) -> None:
         assert connection_failure(cause, sqlstate, operational=False) is None
+
+
+class TestTheNamesAMessageQuotesAreNotItsWords:
+    """Review of session 45: a user, database or host name holding a rule's word ("ssl",
+    "certificate", "gssapi") is not what the message says (each seen on a real server)."""
+
+    def test_a_role_named_for_certificates_out_of_connections_is_overloaded(self) -> None:
+        failure = classify(f'FATAL: too many connections for role "certificate_reader"{_AT}')
+        assert failure is not None and failure.kind is FailureKind.OVERLOADED
+
+    def test_a_missing_database_named_for_certificates_says_to_check_the_names(self) -> None:
+        failure = classify(f'FATAL: database "certificates" does not exist{_AT}')
+        assert failure is not None and failure.kind is FailureKind.REFUSED
+        assert failure.hint.startswith("check the user and database names in the URL")
+
+    def test_a_host_named_for_gssapi_that_refused_the_port_is_away(self) -> None:
+        assert _kind('Connection refused (server "gssapi-db.farm.local" (127.0.0.1), port '
+                     "5432)") is FailureKind.AWAY
+
+
+class TestAStatementsOwnFailureIsNotTheConnections:
+    """Review of session 45: an OperationalError with a SQLSTATE in no rule came from a server
+    that answered (a deadlock, a lock_timeout, its memory): not "cannot reach", not waited
+    for at a start. Without a SQLSTATE it is still the connection's."""
+
+    @pytest.mark.parametrize(("cause", "sqlstate"), [
+        ("deadlock detected", "40P01"),
+        ("canceling statement due to lock timeout", "55P03"),
+        ("out of memory", "53200"),
+        ("out of shared memory", "53200"),
+    ], ids=["deadlock", "lock-timeout", "out-of-memory", "too-many-locks"])
+    def test_it_is_left_to_the_caller(self, cause: str, sqlstate: str) -> None:
+        assert connection_failure(cause, sqlstate, operational=True) is None

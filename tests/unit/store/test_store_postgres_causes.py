@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline import cli
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import StoreError, StoreUnavailableError
 from preform_pipeline.hotfolder.storewait import database_away
-from preform_pipeline.store.pgerrors import FailureKind, classify
+from preform_pipeline.store.pgerrors import RUNNING_KEEPS_TRYING, FailureKind, classify
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
     CANCELLED_HINT,
@@ -171,6 +171,44 @@ class TestEveryKindOfLoginTheServerRefusedIsARefusal:
         assert caught.value.hint.startswith("ask the database's administrator to let")
         assert caught.value.hint.endswith(REFUSED_ENDING)
         assert not database_away(caught.value)
+
+
+class TestARefusalARunningStoreMeetsSaysWhatItDoes:
+    """Review of session 45: a running watch or serve that meets a refused login when it
+    connects again (a password changed on the server) keeps trying, its error an outage; its
+    hint said only "correct it, then run the command again"."""
+
+    def test_it_keeps_trying_with_its_password_and_the_hint_says_so(
+        self, pg_cluster: PgCluster
+    ) -> None:
+        import psycopg
+
+        role = f"rv45_running_{os.getpid()}"
+        with psycopg.connect(pg_cluster.url(), password=PG_PASSWORD, autocommit=True) as adm:
+            adm.execute(f"CREATE ROLE {role} PASSWORD 'pw' LOGIN")
+            adm.execute(f"CREATE DATABASE {role} OWNER {role}")
+            try:
+                url = pg_cluster.url(role).replace("pipeline@", f"{role}@")
+                with PostgresJobStore(url, password="pw", connect_timeout_s=5) as store:
+                    job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+                    adm.execute(f"ALTER ROLE {role} PASSWORD 'changed'")
+                    adm.execute("SELECT pg_terminate_backend(pid, 10000) FROM "
+                                f"pg_stat_activity WHERE usename = '{role}'")
+                    errors: list[StoreError] = []
+                    for _ in range(2):  # the cut session's error, then the refused login
+                        with pytest.raises(StoreError) as caught:
+                            store.get_job(job.id)
+                        errors.append(caught.value)
+                    adm.execute(f"ALTER ROLE {role} PASSWORD 'pw'")
+                    assert store.get_job(job.id).id == job.id  # tried again by itself
+            finally:
+                adm.execute(f"DROP DATABASE IF EXISTS {role} WITH (FORCE)")
+                adm.execute(f"DROP ROLE IF EXISTS {role}")
+        refused = errors[-1]
+        assert isinstance(refused, StoreUnavailableError) and refused.kind == "refused"
+        assert refused.outage and not database_away(refused)
+        assert refused.hint is not None
+        assert refused.hint.endswith(f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}")
 
 
 class TestWhichCausesAreRefusals:

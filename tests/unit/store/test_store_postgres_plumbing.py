@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import StoreError, StoreUnavailableError
+from preform_pipeline.hotfolder.storewait import database_away
 from preform_pipeline.store import JobState
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
@@ -221,6 +222,31 @@ class TestConnection:
             assert store.transition(job.id, JobState.QUEUED, "complete").state is (
                 JobState.QUEUED)
             assert store.get_job(job.id).state is JobState.QUEUED
+
+    def test_a_write_its_lock_timeout_ended_says_so_and_is_not_an_unreachable_store(
+        self, fresh_url: str
+    ) -> None:
+        # Review of session 45: a lock_timeout's error is 55P03 (LockNotAvailable), not the
+        # QueryCanceled of a statement_timeout: it was said as "cannot reach the PostgreSQL
+        # job store" (check that the server runs), and a starting watch waited on it.
+        with admin_connection(fresh_url) as admin:
+            admin.execute(f'ALTER DATABASE "{fresh_url.rsplit("/", 1)[1]}" SET lock_timeout '
+                          "= '100ms'")
+        with _open(fresh_url) as store:
+            job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            with admin_connection(fresh_url) as holder:
+                holder.execute("BEGIN")
+                holder.execute(f"SELECT pg_advisory_xact_lock({_WRITE_LOCK})")
+                with pytest.raises(StoreError) as caught:
+                    store.transition(job.id, JobState.QUEUED, "complete")
+                holder.execute("COMMIT")
+            assert str(caught.value) == (
+                f"{fresh_url}: the job store failed while moving job {job.id} to queued: "
+                "canceling statement due to lock timeout (" + CANCELLED_HINT + ")")
+            assert not isinstance(caught.value, StoreUnavailableError)
+            assert not database_away(caught.value)
+            assert store.transition(job.id, JobState.QUEUED, "complete").state is (
+                JobState.QUEUED)
 
     def test_an_unknown_database_is_a_refusal_without_the_password(
         self, fresh_url: str
