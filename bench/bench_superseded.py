@@ -21,8 +21,6 @@ the package's change reverted in the work tree and another ``--output``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import sys
@@ -33,8 +31,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_support import pg_store, results_path, run_facts
-from preform_pipeline.logging import configure_logging
+from bench.bench_support import pg_store, run_facts, run_line, timed_run_args, write_results
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.superseded import superseded
 
@@ -84,11 +81,7 @@ def measure(store: JobStore, statements: list[str], repeat: int) -> dict[str, An
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=DEFAULT_REPEAT)
-    parser.add_argument("--output", default="superseded")
-    args = parser.parse_args(argv)
-    configure_logging(level="WARNING")
+    args = timed_run_args(argv, __doc__ or "", "superseded", DEFAULT_REPEAT)
     facts = run_facts()
     rows = []
     for size in SIZES:
@@ -111,29 +104,19 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": args.repeat,
         "rows": rows,
     }
-    results_path(args.output, ".json").write_text(json.dumps(result, indent=2) + "\n",
-                                                  encoding="utf-8")
-    lines = [
+    write_results(args.output, result, [
         "# The superseded check on 300 and 3,000 failed jobs",
         "",
-        f"{result['started']} to {result['finished']} UTC, `{result['commit']}`, "
-        f"{result['machine']}, 1-minute load {result['load_before']} before, "
-        f"{result['load_after']} after; Python {result['python']}. "
-        f"`python bench/bench_superseded.py --output {args.output}`.",
+        run_line(result, f"python bench/bench_superseded.py --output {args.output}"),
         "",
         f"{args.repeat} timed calls of `superseded(store, failed)` on the failed jobs read "
         "once (N files, every third printed later), after one untimed. Times in ms.",
         "",
         "| store | failed | superseded | mean | p50 | min | SELECTs a check |",
         "|---|---:|---:|---:|---:|---:|---|",
-    ]
-    for row in rows:
-        lines.append(f"| {row['store']} | {row['failed']} | {row['superseded']} | "
-                     f"{row['mean_ms']} | {row['p50_ms']} | {row['min_ms']} | "
-                     f"{row['selects']} |")
-    lines.append("")
-    results_path(args.output, ".md").write_text("\n".join(lines), encoding="utf-8")
-    print("\n".join(lines))
+        *(f"| {row['store']} | {row['failed']} | {row['superseded']} | {row['mean_ms']} | "
+          f"{row['p50_ms']} | {row['min_ms']} | {row['selects']} |" for row in rows),
+    ])
     return 0
 
 

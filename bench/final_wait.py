@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             if not isinstance(handler, logging.FileHandler):
                 handler.setLevel(logging.ERROR)
         recipe_path = work / "recipe.yaml"
-        recipe_path.write_text(RECIPE, encoding="utf-8")
+        recipe_path.write_text(RECIPE.format(raft_type="FULL_RAFT"), encoding="utf-8")
         recipe = load_recipe(recipe_path)
         models = read_models(bench_builds._models(args.set, work / "models"),
                              import_spec=recipe.import_options)

@@ -43,6 +43,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Final
 
+from preform_pipeline.cloud.primitives import parse_datetime
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.userpath import own_home
@@ -89,13 +90,6 @@ def utc_now_iso() -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _parse_time(text: Any) -> datetime | None:
-    try:
-        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
 
 
 @dataclass(frozen=True)
@@ -315,14 +309,18 @@ class FleetState:
             printer = str(job.get("printer", ""))
             if job.get("target_kind", "printer") != "printer" or not printer:
                 continue
-            recorded = _parse_time(job["ends_at"]) if job.get("ends_at") else None
+            # Read as the Dashboard simulator and the fleet folder feed read it
+            # (parse_datetime): a time without a zone is UTC, anything else not a time.
+            recorded = parse_datetime(job.get("ends_at"))
             if recorded is not None:
                 ends[printer] = max(recorded, ends.get(printer, recorded))
                 continue
+            created = parse_datetime(job.get("created_at"))
+            if created is None:
+                continue
             try:
-                created = datetime.fromisoformat(str(job["created_at"]).replace("Z", "+00:00"))
                 took = float(job.get("estimated_print_time_s") or 0.0) * scale
-            except (KeyError, ValueError, TypeError):
+            except (ValueError, TypeError):
                 continue
             start = max(created, ends.get(printer, created))
             ends[printer] = start + timedelta(seconds=took)
@@ -332,7 +330,7 @@ class FleetState:
         """``job`` with when its print starts and ends on the simulator's clock and how it
         ends (the fleet's ``outcomes.yaml``, else FINISHED): after the prints already sent to
         its printer, taking its estimated time times ``scale`` (0: it ends as it starts)."""
-        created = _parse_time(job.get("created_at")) or datetime.now(timezone.utc)
+        created = parse_datetime(job.get("created_at")) or datetime.now(timezone.utc)
         start = created
         if job.get("target_kind", "printer") == "printer":
             start = max(created, self.busy_until(scale).get(str(job.get("printer")), created))

@@ -44,7 +44,8 @@ class TestEachReportQuotesItsBuildsOutcome:
     ) -> None:
         outcomes: OutcomeFolders = make_daemon(tmp_path, store, script, recipe).outcomes
         inbox = tmp_path / "inbox"
-        names = ["a.stl", "b.stl", "c.stl"]
+        # A name beyond ASCII: escaped in the quoted outcome as in the rest of the report.
+        names = ["a.stl", "cr\u00f4ne-\u00fc.stl", "c.stl"]
         build = _prepared(store, inbox, names)
         outcome = _outcome(build, names, "pfs-1")
 

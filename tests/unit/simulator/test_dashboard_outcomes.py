@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from dashboard_support import T0, at, make_view, printer_of, run_named
 
+from preform_pipeline.cloud.primitives import parse_datetime
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.logging import capture_logs
 from preform_pipeline.simulator.cloud.outcomes import (
@@ -275,3 +276,35 @@ class TestOutcomesRecordedInTheFleet:
 
         finished = run_named(view.snapshot(at(2000)), "crown-full")
         assert finished["print_finished_at"] == iso(at(1000))
+
+    def test_an_end_written_without_a_zone_is_utc_in_both_simulators(self, fleet: Path) -> None:
+        state = FleetState(fleet)
+        job_id = write_job(fleet, name="crown-ended-by-hand", created_at=T0)
+        path = state.jobs_dir / f"{job_id}.json"
+        job = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+        job = state.schedule(job, 1.0)
+        # Ended by hand at 300 s of its 1,000, the moment written without a zone.
+        state.record_job({**job, "ends_at": at(300).replace(tzinfo=None).isoformat()})
+
+        ended = run_named(make_view(fleet).snapshot(at(2000)), "crown-ended-by-hand")
+        following = state.schedule({**job, "job_id": "following", "created_at": iso(at(1))}, 1.0)
+
+        assert ended["print_finished_at"] == iso(at(300))
+        assert parse_datetime(following["started_at"]) == at(300)  # its printer free then
+
+    @pytest.mark.parametrize("outcome", ["FINISHED", "ERROR"])
+    @pytest.mark.parametrize("ends_at", ["9999-12-31T23:59:59.999Z", "not a time", 12, None])
+    def test_an_end_past_the_print_or_not_a_time_is_its_full_length(
+        self, fleet: Path, ends_at: object, outcome: str
+    ) -> None:
+        state = FleetState(fleet)
+        job_id = write_job(fleet, name="crown-odd-end", created_at=T0)
+        path = state.jobs_dir / f"{job_id}.json"
+        job = json.loads(path.read_text(encoding="utf-8"))
+        path.unlink()
+        state.record_job({**state.schedule(job, 1.0), "ends_at": ends_at, "outcome": outcome})
+
+        ended = run_named(make_view(fleet).snapshot(at(2000)), "crown-odd-end")
+
+        assert (ended["status"], ended["print_finished_at"]) == (outcome, iso(at(1000)))
