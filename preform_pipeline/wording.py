@@ -17,6 +17,7 @@ progress lines, the planner's messages and the simulator can all use it.
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
@@ -82,9 +83,11 @@ REQUEST_START_BYTES: Final = 32
 
 def request_start(data: bytes) -> str:
     """The first :data:`REQUEST_START_BYTES` of ``data``, cut at a query string (a token may
-    ride in one), printable ASCII as it is and any other byte as ``\\xNN``: what a server
-    logs of a request it could not take, safe for a log line whatever a client sent."""
-    start = data[:REQUEST_START_BYTES].split(b"?", 1)[0]
+    ride in one) and at the first line's end (a header may be a cookie or a password: after a
+    short request line such as ``GET /``, 32 bytes reached a session cookie's value),
+    printable ASCII as it is and any other byte as ``\\xNN``: what a server logs of a request
+    it could not take, safe for a log line whatever a client sent."""
+    start = re.split(rb"[?\r\n]", data[:REQUEST_START_BYTES], maxsplit=1)[0]
     return "".join(chr(b) if 0x20 <= b < 0x7F else f"\\x{b:02x}" for b in start)
 
 

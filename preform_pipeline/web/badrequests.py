@@ -93,6 +93,11 @@ class Pacer:
             self._keys[key] = _Said(now)
             return unsaid
 
+    def __len__(self) -> int:
+        """How many keys it remembers: at most :data:`MAX_PEERS`."""
+        with self._lock:
+            return len(self._keys)
+
     def fields(self, unsaid: int) -> dict[str, object]:
         """What an event says of the ones left unsaid before it (nothing when none were)."""
         return {"unsaid": unsaid, "unsaid_within_s": self.every_s} if unsaid else {}
@@ -110,20 +115,23 @@ class BadRequests:
     def __init__(self, clock: Clock = SYSTEM_CLOCK, every_s: float = SAY_EVERY_S) -> None:
         self._pacer = Pacer(clock, every_s)
 
-    def say(self, client: tuple[str, int] | None, received: bytes,
+    def say(self, client: tuple[str, int] | None, received: bytes | None,
             error: BaseException | None) -> None:
         """Say ``web_bad_request`` for a request from ``client`` that began with
-        ``received``, refused for ``error``, unless this peer was said too recently."""
+        ``received`` (None: not known), refused for ``error``, unless this peer was said too
+        recently."""
         host, port = client if client is not None else ("unknown", 0)
         unsaid = self._pacer.admit(host)
         if unsaid is None:
             return
         fields: dict[str, object] = {
             "client": host, "port": port, "reason": bad_request_reason(error),
-            "start": request_start(received), **self._pacer.fields(unsaid)}
-        if received.startswith(_TLS_HANDSHAKE):
-            fields["hint"] = ("the client spoke TLS (https://) to this plain-HTTP dashboard: "
-                              "open its http:// address")
+            **self._pacer.fields(unsaid)}
+        if received is not None:
+            fields["start"] = request_start(received)
+            if received.startswith(_TLS_HANDSHAKE):
+                fields["hint"] = ("the client spoke TLS (https://) to this plain-HTTP "
+                                  "dashboard: open its http:// address")
         log.warning("web_bad_request", **fields)
 
 

@@ -70,25 +70,39 @@ class HttpProtocol(H11Protocol):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: The first bytes of the request under way: how a refused request began.
-        self._start = bytearray()
+        #: The first bytes of the request under way: how a refused request began. None while
+        #: what arrives is the rest of a body the app answered without reading (a refused
+        #: Host, say): those bytes are no request's start, and may be a form's password.
+        self._start: bytearray | None = bytearray()
 
     def data_received(self, data: bytes) -> None:
-        room = REQUEST_START_BYTES - len(self._start)
-        if room > 0:
-            self._start += data[:room]
+        if self._start is None and self.conn.their_state is h11.IDLE:
+            # That body has ended and uvicorn began the next cycle: what h11 holds unread
+            # is the next request's start.
+            self._start = bytearray(self.conn.trailing_data[0][:REQUEST_START_BYTES])
+        if self._start is not None:
+            room = REQUEST_START_BYTES - len(self._start)
+            if room > 0:
+                self._start += data[:room]
         super().data_received(data)
 
     def on_response_complete(self) -> None:
-        # The next request on this connection begins with what h11 holds unread: bytes that
-        # came while this one was answered (super() parses them next).
-        self._start = bytearray(self.conn.trailing_data[0][:REQUEST_START_BYTES])
+        if self.conn.their_state is h11.SEND_BODY:
+            # Answered before its body was read: the body's rest comes first (uvicorn skips
+            # it), and where the next request begins is only known once it has.
+            self._start = None
+        else:
+            # The next request on this connection begins with what h11 holds unread: bytes
+            # that came while this one was answered (super() parses them next).
+            self._start = bytearray(self.conn.trailing_data[0][:REQUEST_START_BYTES])
         super().on_response_complete()
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn calls this only while it handles h11's RemoteProtocolError, which says
-        # what was wrong.
-        self.bad_requests.say(self.client, bytes(self._start), sys.exc_info()[1])
+        # what was wrong. With the start unknown (the body's rest and the next request came
+        # in one read), the event has no start rather than the body's bytes.
+        self.bad_requests.say(self.client, None if self._start is None else bytes(self._start),
+                              sys.exc_info()[1])
         try:
             super().send_400_response(msg)
         except h11.LocalProtocolError:

@@ -32,7 +32,7 @@ from preform_pipeline.web import WebServer
 from preform_pipeline.web import app as web_app
 from preform_pipeline.web import server as web_server
 from preform_pipeline.web.app import MAX_BODY_BYTES
-from preform_pipeline.web.badrequests import SAY_EVERY_S, Pacer, SaidAsEvent
+from preform_pipeline.web.badrequests import MAX_PEERS, SAY_EVERY_S, Pacer, SaidAsEvent
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
@@ -214,13 +214,10 @@ class TestRequestsNoParserTakes:
     def test_a_malformed_chunked_body_is_a_400_and_no_traceback(
         self, served: Served, method: bytes, caplog: pytest.LogCaptureFixture
     ) -> None:
-        url = httpx.URL(served.url)
-        with socket.create_connection((url.host, url.port), timeout=10) as sock:
+        with _connected(served.url) as sock:
             sock.sendall(method + b" /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n")
-            answer = b""
-            while chunk := sock.recv(65536):  # to the end: the server closes the connection
-                answer += chunk
+            answer = _to_the_close(sock)
         assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n"), answer
         assert [r.getMessage() for r in caplog.records if r.exc_info] == []
 
@@ -233,10 +230,7 @@ class TestBodiesCutShort:
     def test_the_request_is_dropped_and_said_as_an_event(
         self, served: Served, path: str, caplog: pytest.LogCaptureFixture
     ) -> None:
-        url = httpx.URL(served.url)
-        with capture_logs() as logs, socket.create_connection(
-            (url.host, url.port), timeout=10
-        ) as sock:
+        with capture_logs() as logs, _connected(served.url) as sock:
             sock.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                          "Content-Type: application/x-www-form-urlencoded\r\n"
                          "Content-Length: 100\r\n\r\nname=olivia".encode())
@@ -304,16 +298,26 @@ class TestTheProtocolHook:
 TLS_HELLO = b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + bytes(range(32))
 
 
+def _connected(url: str) -> socket.socket:
+    """A raw connection to the dashboard at ``url``, to send what no HTTP client would."""
+    address = httpx.URL(url)
+    return socket.create_connection((address.host, address.port), timeout=10)
+
+
+def _to_the_close(sock: socket.socket) -> bytes:
+    """What ``sock`` receives until the server closes the connection."""
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
 def _sent(url: str, data: bytes) -> tuple[bytes, int]:
     """``data`` sent on a connection of its own; the answer (to the server's close) and the
     client's port."""
-    address = httpx.URL(url)
-    with socket.create_connection((address.host, address.port), timeout=10) as sock:
+    with _connected(url) as sock:
         sock.sendall(data)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-        return answer, int(sock.getsockname()[1])
+        return _to_the_close(sock), int(sock.getsockname()[1])
 
 
 def _first_answer(sock: socket.socket) -> bytes:
@@ -347,7 +351,8 @@ class TestRequestsNoParserTakesAreSaid:
         assert _bad_requests(logs) == [{
             "event": "web_bad_request", "log_level": "warning", "client": "127.0.0.1",
             "port": port, "reason": "illegal request line",
-            "start": "".join(f"\\x{b:02x}" for b in TLS_HELLO[:32]),  # none printable
+            # none printable; cut at its first line end (0x0a), as any request's start is
+            "start": "".join(f"\\x{b:02x}" for b in TLS_HELLO[:TLS_HELLO.index(b"\n")]),
             "hint": "the client spoke TLS (https://) to this plain-HTTP dashboard: open its "
                     "http:// address"}]
         assert [r.getMessage() for r in caplog.records if r.name.startswith("uvicorn")] == []
@@ -362,25 +367,53 @@ class TestRequestsNoParserTakesAreSaid:
         assert (said["reason"], said["start"]) == ("illegal header line", "GET /login")
         assert "s3cret" not in repr(logs)
 
+    def test_a_cookie_after_a_short_request_line_is_not_logged(self, served: Served) -> None:
+        # Review of session 45: the first 32 bytes of "GET /" and a Cookie header reached
+        # seven characters of the session id.
+        with capture_logs() as logs:
+            answer, _ = _sent(served.url, b"GET /\r\nCookie: pp_session=s3cretTOKEN\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        [said] = _bad_requests(logs)
+        assert (said["reason"], said["start"]) == ("illegal request line", "GET /")
+        assert "s3cret" not in repr(logs)
+
     @pytest.mark.parametrize("pipelined", [False, True], ids=["after-the-answer", "pipelined"])
     def test_garbage_after_an_answered_request_is_said_as_it_began(
         self, served: Served, pipelined: bool
     ) -> None:
-        url = httpx.URL(served.url)
-        with capture_logs() as logs, socket.create_connection(
-            (url.host, url.port), timeout=10
-        ) as sock:
+        with capture_logs() as logs, _connected(served.url) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             if pipelined:
                 sock.sendall(b"\x00garbage\r\n\r\n")
             answers = _first_answer(sock)
             if not pipelined:
                 sock.sendall(b"\x00garbage\r\n\r\n")
-            while chunk := sock.recv(65536):  # to the end: the server closes after its 400
-                answers += chunk
+            answers += _to_the_close(sock)  # the server closes after its 400
         assert answers.startswith(b"HTTP/1.1 200 OK\r\n")
         assert b"HTTP/1.1 400 Bad Request\r\n" in answers
-        assert [e["start"] for e in _bad_requests(logs)] == ["\\x00garbage\\x0d\\x0a\\x0d\\x0a"]
+        assert [e["start"] for e in _bad_requests(logs)] == ["\\x00garbage"]
+
+    def test_the_rest_of_a_body_answered_unread_is_never_said_as_a_start(
+        self, served: Served
+    ) -> None:
+        # Review of session 45: a POST refused for its Host is answered before its body is
+        # read; the body's bytes (here a login form's password) were kept as the start of
+        # the next request, and logged when that one was garbage.
+        body = b"name=olivia&secret=s3cret-password"
+        with capture_logs() as logs, _connected(served.url) as sock:
+            sock.sendall(b"POST /login HTTP/1.1\r\nHost: evil.example\r\n"
+                         b"Content-Type: application/x-www-form-urlencoded\r\n"
+                         b"Content-Length: %d\r\n\r\n" % len(body))
+            answers = _first_answer(sock)  # refused before a byte of the body was sent
+            sock.sendall(body + b"\x00garbage\r\n\r\n")
+            answers += _to_the_close(sock)
+        assert answers.startswith(b"HTTP/1.1 400 Bad Request\r\n")
+        assert answers.count(b"HTTP/1.1 400 Bad Request\r\n") == 2
+        [said] = _bad_requests(logs)
+        # Came in one read with the body's rest, the garbage's start is not known; in two,
+        # it is its own.
+        assert said.get("start") in (None, "\\x00garbage")
+        assert "s3cret" not in repr(logs)
 
     def test_garbage_again_and_again_is_said_once_a_minute_and_counted(
         self, tmp_path: Path, users: tuple[WebUser, ...]
@@ -412,13 +445,13 @@ class TestUvicornsOtherLines:
     def test_an_upgrade_request_is_answered_and_said_as_two_events_once(
         self, served: Served, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        monkeypatch.setattr(web_server._SAID_AS_EVENT, "_pacer", Pacer())  # none said yet
+        # None said yet, on a clock no load can move past the minute between the requests.
+        monkeypatch.setattr(web_server._SAID_AS_EVENT, "_pacer", Pacer(ManualClock()))
         upgrade = (b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
                    b"Upgrade: websocket\r\n\r\n")
-        url = httpx.URL(served.url)
         with capture_logs() as logs:
             for _ in range(2):
-                with socket.create_connection((url.host, url.port), timeout=10) as sock:
+                with _connected(served.url) as sock:
                     sock.sendall(upgrade)
                     answer = _first_answer(sock)
                 assert answer.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -442,6 +475,33 @@ class TestUvicornsOtherLines:
         assert (kept, logs) == (True, [])
 
 
+class TestThePacersMemory:
+    """However many addresses send garbage, the pacer remembers at most ``MAX_PEERS`` of them:
+    the quiet ones are forgotten first, then those said longest ago (review of session 45)."""
+
+    def test_a_scan_from_many_addresses_is_remembered_at_most_max_peers(self) -> None:
+        clock = ManualClock()
+        pacer = Pacer(clock)
+        scanned = [f"10.{n // 65536}.{n // 256 % 256}.{n % 256}" for n in range(3 * MAX_PEERS)]
+        for address in scanned:  # all within the minute: none is quiet yet
+            assert pacer.admit(address) == 0
+            clock.advance(0.001)
+        assert len(pacer) == MAX_PEERS
+        # The newest is still paced; the first, forgotten, is said again (with no count).
+        assert (pacer.admit(scanned[-1]), pacer.admit(scanned[0])) == (None, 0)
+
+    def test_the_quiet_are_forgotten_before_one_still_sending(self) -> None:
+        clock = ManualClock()
+        pacer = Pacer(clock)
+        for n in range(MAX_PEERS - 1):
+            pacer.admit(f"10.0.{n // 256}.{n % 256}")
+        clock.advance(SAY_EVERY_S)
+        assert pacer.admit("192.0.2.1") == 0  # the table is full, this one said just now
+        assert pacer.admit("192.0.2.2") == 0  # a newcomer: the quiet ones make room
+        assert len(pacer) == 2
+        assert pacer.admit("192.0.2.1") is None  # still paced, and counted
+
+
 class TestAnApprovalCutShort:
     """A logged-in approval whose body stops short leaves the build held (review of session
     44: the body limit drops such a request before any action runs)."""
@@ -450,11 +510,8 @@ class TestAnApprovalCutShort:
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         cookies = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
         client.close()
-        url = httpx.URL(served.url)
         body = f"csrf={csrf}"
-        with capture_logs() as logs, socket.create_connection(
-            (url.host, url.port), timeout=10
-        ) as sock:
+        with capture_logs() as logs, _connected(served.url) as sock:
             sock.sendall(f"POST /builds/{served.held_id}/approve HTTP/1.1\r\n"
                          f"Host: 127.0.0.1\r\nCookie: {cookies}\r\n"
                          "Content-Type: application/x-www-form-urlencoded\r\n"

@@ -356,6 +356,24 @@ class TestASessionThatEnded:
         assert (mark["httponly"], mark["samesite"], mark["max-age"]) == (
             True, "strict", str(400 * 86400))
 
+    def test_a_failed_login_sets_no_cookie(self, served: Served) -> None:
+        # A wrong password leaves no mark: the next visit is not told a session ended.
+        failed = httpx.post(f"{served.url}/login", data={"name": "olivia", "secret": "wrong"})
+        assert failed.status_code == 401
+        assert failed.headers.get_list("set-cookie") == []
+
+    @pytest.mark.parametrize("scheme", ["https", "http"])
+    def test_the_mark_is_secure_over_https_as_the_session_is(
+        self, served: Served, scheme: str
+    ) -> None:
+        # Behind an HTTPS reverse proxy (docs/web.md), which uvicorn trusts from 127.0.0.1.
+        login = httpx.post(f"{served.url}/login", headers={"X-Forwarded-Proto": scheme},
+                           data={"name": "olivia", "secret": OPERATOR_SECRET})
+        assert login.status_code == 303
+        secure = {name: bool(m["secure"]) for name, m in _set_cookies(login).items()}
+        assert secure == {SESSION_COOKIE: scheme == "https",
+                          auth.SESSION_MARK_COOKIE: scheme == "https"}
+
     def test_a_logout_takes_the_mark_away_and_the_next_visit_is_a_first_one(
         self, served: Served
     ) -> None:
