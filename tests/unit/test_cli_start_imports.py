@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
+from preform_pipeline.commands.arguments import COMMANDS
 from preform_pipeline.simulator.cli import EXIT_INJECTED_FAULT, EXIT_OK, EXIT_USAGE
 from preform_pipeline.simulator.cloud.testing import start_dashboard
 from preform_pipeline.simulator.testing import start_simulator
@@ -148,7 +149,9 @@ class TestHelpAndVersion:
                     and m != "preform_pipeline.commands.arguments.common"}
         assert not HEAVY_FOR_HELP & modules
 
-    @pytest.mark.parametrize("command", ["jobs", "run", "validate", "watch"])
+    # Every command (review rv45-spawn: four were, so a command added as CONTRIBUTING.md says
+    # went unchecked), as each is listed in the table.
+    @pytest.mark.parametrize("command", list(COMMANDS))
     def test_a_commands_help_imports_its_arguments_alone(self, tmp_path: Path, command: str
                                                          ) -> None:
         status, modules = imported_by([command, "--help"], tmp_path)
