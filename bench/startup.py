@@ -84,7 +84,12 @@ def _until_ready(module: str, argv: Sequence[str], env: dict[str, str]) -> Calla
             return Start(wall, times.user + times.system)
         finally:
             process.send_signal(signal.SIGTERM)
-            process.communicate(timeout=START_TIMEOUT_S)
+            try:
+                process.communicate(timeout=START_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                # A simulator deaf to SIGTERM was left running by the bench that started it.
+                process.kill()
+                process.communicate()
     return start
 
 

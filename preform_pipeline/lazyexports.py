@@ -26,7 +26,16 @@ def lazy_exports(package: str, homes: Mapping[str, Sequence[str]]) -> Callable[[
         module = home_of.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
+        try:
+            value = getattr(importlib.import_module(module), name)
+        except AttributeError as exc:
+            # Raised while the name's module was imported (``os.no_such``, a library that
+            # dropped a name, an import cycle), or a name its module lacks: an AttributeError
+            # from here is what Python reads as "no such name", so ``from package import
+            # name`` said only "cannot import name" (the error itself dropped) and
+            # ``hasattr`` said False. An ImportError carrying it passes as itself.
+            raise ImportError(f"cannot import {name!r} from {module!r} (for {package!r}): "
+                              f"{type(exc).__name__}: {exc}", name=module) from exc
         setattr(sys.modules[package], name, value)  # the next use finds it without this call
         return value
 

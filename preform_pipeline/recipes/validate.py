@@ -18,11 +18,12 @@ import os
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from preform_pipeline.catalogue import ADAPTIVE, DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.errors import Problem, RecipeError
 from preform_pipeline.logging import get_logger
+from preform_pipeline.recipes.defaults import DEFAULT_SERVER_TIMEOUT_S
 from preform_pipeline.recipes.loader import Document, load_document
 from preform_pipeline.recipes.model import (
     DEFAULT_JOB_NAME,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
     import httpx
 
 __all__ = [
-    "DEFAULT_SERVER_TIMEOUT_S",
     "ValidationReport",
     "catalogue_from_server",
     "load_recipe",
@@ -59,11 +59,6 @@ __all__ = [
 ]
 
 log = get_logger(__name__)
-
-#: How long ``validate --server`` waits for ``/list-materials/`` before using the shipped
-#: catalogue: validation is meant to take milliseconds, not to hang on a sleeping server.
-DEFAULT_SERVER_TIMEOUT_S: Final = 2.0
-
 
 def validate_recipe(
     path: Path | str,

@@ -130,3 +130,34 @@ class TestJobsShow:
         assert code == cli.EXIT_FAILURE
         assert "no job with id 99999999999999999999" in err
         assert "Overflow" not in err
+
+
+class TestACommandsNameAsAWordOfAnother:
+    """Review (rv45-spawn): the CLI gives arguments to each command a word of the line names
+    (``cli._arguments_of``); a word that is another command's name, a file or a value (``run
+    recipe.yaml jobs``, ``jobs show run``), must not change what the line parses to nor what
+    its usage error says."""
+
+    @pytest.mark.parametrize(("line", "dest"), [
+        (["run", "recipe.yaml", "{}"], "models"),
+        (["plan", "recipe.yaml", "a.stl", "{}"], "models"), (["validate", "{}"], "recipes"),
+        (["jobs", "show", "{}"], "job"),
+        (["jobs", "--recipe", "{}", "list"], "recipe"),
+    ], ids=lambda value: " ".join(value) if isinstance(value, list) else value)
+    def test_it_parses_as_any_other_word(self, line: list[str], dest: str) -> None:
+        def parsed(word: str) -> tuple[dict[str, object], object, str]:
+            args, command = cli.parse_args([w.replace("{}", word) for w in line])
+            values = vars(args)
+            return values, values.pop(dest), command.NAME
+
+        other = parsed("other")
+        for word in ("jobs", "run", "serve", "validate"):
+            values, value, module = parsed(word)
+            assert (values, module) == (other[0], other[2])
+            assert str(value).replace(word, "other") == str(other[1])
+
+    def test_its_usage_error_is_the_commands_own(self) -> None:
+        code, _, said = invoke("run", "other")
+        assert code == 2
+        for word in ("jobs", "serve", "watch"):
+            assert invoke("run", word) == (code, "", said)

@@ -76,3 +76,25 @@ class TestLazyExports:
         refusal = re.escape("'preform_pipeline.hotfolder' has no attribute 'no_such_name'")
         with pytest.raises(AttributeError, match=refusal):
             importlib.import_module("preform_pipeline.hotfolder").no_such_name  # noqa: B018
+
+    def test_an_error_importing_a_names_module_is_an_import_error_carrying_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """Review (rv45-spawn): an AttributeError raised while a name's module is imported (a
+        library that dropped a name, an import cycle) was the package's answer itself, which
+        Python reads as "no such name": ``from package import name`` said only "cannot import
+        name", the error dropped, and ``hasattr`` said False."""
+        (tmp_path / "lazy_probe_home.py").write_text("import os\n\nos.no_such_name\nvalue = 1\n",
+                                                     encoding="utf-8")
+        monkeypatch.syspath_prepend(str(tmp_path))
+        package = types.ModuleType("lazy_probe")
+        package.__getattr__ = lazy_exports(  # type: ignore[method-assign]
+            "lazy_probe", {"lazy_probe_home": ("value",)})
+        monkeypatch.setitem(sys.modules, "lazy_probe", package)
+        for reads in ("from lazy_probe import value", "hasattr(lazy_probe, 'value')"):
+            with pytest.raises(ImportError) as raised:
+                exec(reads, {"lazy_probe": package})  # the import statement itself
+            assert raised.value.name == "lazy_probe_home"
+            cause = raised.value.__cause__
+            assert isinstance(cause, AttributeError) and cause.name == "no_such_name"
+        assert "lazy_probe_home" not in sys.modules

@@ -8,7 +8,7 @@ from typing import Final
 
 from preform_pipeline.commands.arguments import COMMANDS
 from preform_pipeline.commands.arguments.common import positive_seconds
-from preform_pipeline.recipes.validate import DEFAULT_SERVER_TIMEOUT_S
+from preform_pipeline.recipes.defaults import DEFAULT_SERVER_TIMEOUT_S
 
 __all__ = ["FORMATS", "HELP", "NAME", "add_arguments"]
 

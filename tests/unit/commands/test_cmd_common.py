@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
+import ast
 import importlib
+import importlib.util
 import io
 import logging
 from pathlib import Path
@@ -14,6 +17,7 @@ from preform_pipeline.commands._common import (
     configure_command_logging,
     load_command_settings,
 )
+from preform_pipeline.commands.arguments import COMMANDS, arguments_module, command_module
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings import load_settings
 
@@ -79,3 +83,61 @@ class TestCommandModules:
     def test_each_listed_command_module_imports(self, name: str) -> None:
         module = importlib.import_module(name)
         assert module.NAME and callable(module.run)
+
+
+def _dests(parser: argparse.ArgumentParser) -> set[str]:
+    """What parsing a line can set on ``args``: each option's and subcommand's ``dest``."""
+    found: set[str] = set()
+    for action in parser._actions:
+        found.add(action.dest)
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                found |= _dests(child)
+    return found
+
+
+def _args_attributes(source: str) -> tuple[set[str], set[str]]:
+    """The attributes of ``args`` a module reads (``args.x``, ``getattr(args, "x", ...)``)
+    and those it sets itself (``args.x = ...``)."""
+    read: set[str] = set()
+    set_: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
+                and node.value.id == "args":
+            (set_ if isinstance(node.ctx, ast.Store) else read).add(node.attr)
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+              and node.func.id in ("getattr", "hasattr") and node.args
+              and isinstance(node.args[0], ast.Name) and node.args[0].id == "args"
+              and isinstance(node.args[1], ast.Constant)):
+            read.add(str(node.args[1].value))
+    return read, set_
+
+
+@pytest.mark.parametrize("name", list(COMMANDS))
+class TestArgumentsAndCommandAgree:
+    """Review (rv45-spawn): a command is two modules since session 45, its arguments
+    (``commands/arguments/<name>.py``, all the CLI imports to parse) and what it does
+    (``commands/<name>.py``); an option declared in one and not read in the other, or read
+    and never declared (an AttributeError at run time, a crash report), is drift."""
+
+    def test_the_command_hands_out_its_arguments_modules_names(self, name: str) -> None:
+        arguments = importlib.import_module(arguments_module(name))
+        command = importlib.import_module(command_module(name))
+        assert (name, COMMANDS[name]) == (arguments.NAME, arguments.HELP)
+        assert (command.NAME, command.HELP, command.add_arguments) == (
+            arguments.NAME, arguments.HELP, arguments.add_arguments)
+
+    def test_what_the_command_reads_of_args_its_arguments_declare(self, name: str) -> None:
+        parser = argparse.ArgumentParser()
+        importlib.import_module(arguments_module(name)).add_arguments(parser)
+        declared = _dests(parser)
+        spec = importlib.util.find_spec(command_module(name))
+        assert spec is not None and spec.origin is not None
+        read, set_ = _args_attributes(Path(spec.origin).read_text(encoding="utf-8"))
+        assert read, "the command reads no option: the scan found nothing to check"
+        assert read - set_ - declared == set()
+        # Every option declared is read (the subcommands' dests aside: argparse reads them
+        # to require a subcommand), so none is left offered and ignored.
+        subcommands = {action.dest for action in parser._actions
+                       if isinstance(action, argparse._SubParsersAction)}
+        assert declared - read - subcommands - {"help"} == set()
