@@ -544,10 +544,7 @@ class WebApiClient:
         while True:
             key = tuple(sorted(params))
             if key in seen:
-                raise CloudError(
-                    f"the Web API's pagination of {path} loops back to a page already read",
-                    hint="report this to Formlabs support; the list cannot be read in full",
-                )
+                raise _endless_paging(path, "loops back to a page already read")
             seen.add(key)
             body = self._get_json(path, params)
             results, next_link = self._paginated(path, body)
@@ -574,12 +571,22 @@ class WebApiClient:
         assert isinstance(body, dict)
         count = body.get("count")
         previous = body.get("previous")
+        next_page = _linked_page(next_link, page + 1)
+        # A caller reads on while there is a next page: one that is this page or an earlier
+        # one would be read again for ever, and a page below 1 cannot be asked for at all.
+        if next_page is not None and next_page <= page:
+            raise _endless_paging(path, f"loops back from page {page} to page {next_page}")
+        if next_page is not None and not body["results"]:
+            # An empty page is the end of a list: one that links on would be followed
+            # through empty pages for as long as the server kept linking.
+            raise _endless_paging(
+                path, f"goes on past its end: page {page} is empty but links to a next one")
         return Page(
             items=tuple(parse(item) for item in results),
             page=page,
             per_page=size,
             count=count if isinstance(count, int) and not isinstance(count, bool) else None,
-            next_page=_linked_page(next_link, page + 1),
+            next_page=next_page,
             previous_page=_linked_page(previous if isinstance(previous, str) else None, 1),
         )
 
@@ -712,6 +719,14 @@ def _page_size(per_page: int | None, default: int) -> int:
     if size < 1:
         raise ValueError(f"per_page must be at least 1, not {size}")
     return size
+
+
+def _endless_paging(path: str, what: str) -> CloudError:
+    """The error for pagination that cannot end: reading on would never finish the list."""
+    return CloudError(
+        f"the Web API's pagination of {path} {what}",
+        hint="report this to Formlabs support; the list cannot be read in full",
+    )
 
 
 def _linked_page(link: str | None, default: int) -> int | None:

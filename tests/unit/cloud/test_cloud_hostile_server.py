@@ -146,6 +146,29 @@ class TestBrokenPaging:
             list(client.iter_prints())
         assert "'next' is a link or null" in caught.value.message
 
+    @pytest.mark.parametrize("page", [1, 0, -3], ids=["itself", "zero", "negative"])
+    def test_a_page_whose_next_link_goes_back_is_refused_not_read_for_ever(
+        self, front: HostileFront, page: int
+    ) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        link = f"https://elsewhere.example{PRINTS}?page={page}"
+        body = {"count": 250, "next": link, "previous": None, "results": [PRINT]}
+        front.on("GET", PRINTS, reply(200, json.dumps(body)))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            client.list_prints_page(1)
+        assert caught.value.message == (f"the Web API's pagination of {PRINTS} loops back "
+                                        f"from page 1 to page {page}")
+        assert len(front.requests_to(PRINTS)) == 1
+
+    def test_an_empty_page_that_links_to_a_next_is_refused(self, front: HostileFront) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        body = {"count": 10**9, "next": f"{front.url}{PRINTS}?page=3", "results": []}
+        front.on("GET", PRINTS, reply(200, json.dumps(body)))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            client.list_prints_page(2)
+        assert caught.value.message == (f"the Web API's pagination of {PRINTS} goes on past "
+                                        "its end: page 2 is empty but links to a next one")
+
     def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
         url = front.url.replace("http://", "https://")
         client = WebApiClient(Credentials("lab-app", "s3cret-value"), base_url=url, timeout_s=5)
