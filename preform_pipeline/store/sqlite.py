@@ -282,6 +282,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+_DAMAGED_HINT: Final = (
+    "the file is damaged or is not a job store: move it aside (keep it for diagnosis) and "
+    "restore a backup, or start afresh; a new store is created on the next start, without "
+    "the old job history"
+)
 
 
 def _cannot_share(exc: sqlite3.OperationalError) -> bool:
@@ -520,6 +525,15 @@ class SqliteJobStore(SqlStoreCore):
         return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _refuse_newer(self, version: int) -> None:
+        if version < 0:
+            # No version of this code writes one below 0: read as "older than every
+            # migration", it had each applied again over the tables it has ("table builds
+            # already exists", and a hint about disk space).
+            raise StoreError(
+                f"{self.path}: the job store has schema version {version}, which no "
+                "preform-pipeline writes",
+                hint=_DAMAGED_HINT,
+            )
         if version > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: the job store has schema version {version}, newer than the "
@@ -621,9 +635,7 @@ class SqliteJobStore(SqlStoreCore):
         except sqlite3.DatabaseError as exc:
             raise StoreError(
                 f"{self.path}: not a usable job store ({exc}) while {action}",
-                hint="the file is damaged or is not a job store: move it aside (keep it for "
-                "diagnosis) and restore a backup, or start afresh; a new store is created on "
-                "the next start, without the old job history",
+                hint=_DAMAGED_HINT,
             ) from exc
 
     def _connection(self) -> sqlite3.Connection:

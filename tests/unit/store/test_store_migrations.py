@@ -129,6 +129,21 @@ class TestRefusedFiles:
             "upgrade preform-pipeline (a newer version wrote this store), or point --store / "
             "PREFORM_PIPELINE_STORE_PATH at another file")
 
+    def test_a_store_of_a_version_below_zero_is_refused_as_damaged_and_left_as_it_was(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        SqliteJobStore(path).close()
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version = -5")
+        before = path.read_bytes()
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        assert caught.value.message == (
+            f"{path}: the job store has schema version -5, which no preform-pipeline writes")
+        assert (caught.value.hint or "").startswith("the file is damaged or is not a job store")
+        assert path.read_bytes() == before
+
     @pytest.mark.parametrize(
         "content",
         [b"this is a text file, not a database\n" * 40,
