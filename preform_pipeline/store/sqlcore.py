@@ -12,6 +12,7 @@ Statements use ``?`` placeholders; the PostgreSQL connection translates them.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from abc import ABC, abstractmethod
@@ -20,7 +21,7 @@ from contextlib import AbstractContextManager, contextmanager
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePath
 from types import TracebackType
-from typing import Any, Final, Protocol, TypeVar
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.errors import (
@@ -100,6 +101,12 @@ class Connection(Protocol):
 
 
 _Store = TypeVar("_Store", bound="SqlStoreCore")
+_P = ParamSpec("_P")
+_Read = TypeVar("_Read")
+_UNREADABLE_ROW_HINT: Final = (
+    "the store was changed outside preform-pipeline (or by a newer one), or the file is "
+    "damaged: restore a backup of the store (docs/jobs.md)"
+)
 
 
 # --- value conversion ------------------------------------------------------------------------
@@ -198,6 +205,30 @@ def _check_fields(
     return columns
 
 
+def _readable(
+    what: str,
+) -> Callable[[Callable[Concatenate[Row, _P], _Read]], Callable[Concatenate[Row, _P], _Read]]:
+    """A row reader whose row it cannot read (a state this code does not know, a time or
+    JSON that does not parse) raises a StoreError naming the row: the row was written by
+    something else, and every command that met it (``jobs list`` too) ended in a crash."""
+
+    def wrap(
+        read: Callable[Concatenate[Row, _P], _Read],
+    ) -> Callable[Concatenate[Row, _P], _Read]:
+        @functools.wraps(read)
+        def reading(row: Row, /, *args: _P.args, **kwargs: _P.kwargs) -> _Read:
+            try:
+                return read(row, *args, **kwargs)
+            except (ValueError, TypeError) as exc:
+                raise StoreError(f"{what} {row['id']} in the job store cannot be read: {exc}",
+                                 hint=_UNREADABLE_ROW_HINT) from exc
+
+        return reading
+
+    return wrap
+
+
+@_readable("job")
 def _job_from_row(row: Row) -> Job:
     return Job(
         id=row["id"],
@@ -223,6 +254,7 @@ def _job_from_row(row: Row) -> Job:
     )
 
 
+@_readable("build")
 def _build_from_row(row: Row, job_ids: Sequence[int]) -> Build:
     return Build(
         id=row["id"],
@@ -252,6 +284,7 @@ def _build_from_row(row: Row, job_ids: Sequence[int]) -> Build:
     )
 
 
+@_readable("transition")
 def _transition_from_row(row: Row) -> Transition:
     return Transition(
         id=row["id"],

@@ -1,0 +1,64 @@
+"""A row the store cannot read (changed outside preform-pipeline) is a StoreError naming it.
+
+SQLite checks no column's values: a state this code does not know, a time or JSON that does
+not parse, written by hand or by another program, ended every command that read the row in
+a crash (``jobs list``: exit 70, "ValueError: 'nonsense' is not a valid JobState"; session
+45's fuzzer). The row readers shared by both stores (sqlcore) now say which row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from preform_pipeline.errors import StoreError
+from preform_pipeline.store import JobState, SqliteJobStore
+
+S = JobState
+
+
+def _store_with_a_sent_print(path: Path) -> None:
+    with SqliteJobStore(path) as store:
+        job = store.create_job(recipe="dental", source_path="/hot/processing/a.stl",
+                               state=S.PROCESSING)
+        build = store.create_build(recipe="dental", job_ids=[job.id])
+        for state in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            store.transition_build(build.id, state, "sent", printer="Form4-A")
+
+
+def _changed_outside(path: Path, sql: str) -> None:
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute(sql)
+        conn.commit()
+
+
+class TestARowChangedOutside:
+    """Reading it says which row and why, and that the store was changed or is damaged."""
+
+    @pytest.mark.parametrize(("sql", "read", "said"), [
+        ("UPDATE jobs SET state = 'nonsense'", lambda s: s.list_jobs(),
+         "job 1 in the job store cannot be read: 'nonsense' is not a valid JobState"),
+        ("UPDATE jobs SET fields = '{'", lambda s: s.get_job(1),
+         "job 1 in the job store cannot be read: Expecting property name enclosed in double "
+         "quotes: line 1 column 2 (char 1)"),
+        ("UPDATE builds SET updated_at = 'x'", lambda s: s.pending_prints(),
+         "build 1 in the job store cannot be read: Invalid isoformat string: 'x'"),
+        ("UPDATE transitions SET to_state = 'zz' WHERE id = 1", lambda s: s.history(1),
+         "transition 1 in the job store cannot be read: 'zz' is not a valid JobState"),
+    ], ids=["job-state", "job-fields", "build-time", "transition-state"])
+    def test_it_is_a_store_error_naming_the_row(
+        self, tmp_path: Path, sql: str, read: Callable[[SqliteJobStore], object], said: str
+    ) -> None:
+        path = tmp_path / "jobs.sqlite3"
+        _store_with_a_sent_print(path)
+        _changed_outside(path, sql)
+        with SqliteJobStore(path) as store, pytest.raises(StoreError) as caught:
+            read(store)
+        assert caught.value.message == said
+        assert (caught.value.hint or "").startswith(
+            "the store was changed outside preform-pipeline (or by a newer one), or the file "
+            "is damaged")
