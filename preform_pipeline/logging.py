@@ -154,8 +154,15 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "[unparseable URL]"
     host = parts.hostname or ""
-    if parts.port is not None:
-        host += f":{parts.port}"
+    try:
+        port = parts.port
+    except ValueError:
+        # What urlsplit takes for the port is not one: a password holding "/" ends the
+        # authority early (``u:secret/x@host``), leaving "user:secret" as host and port; its
+        # error quotes the password, and argparse turned it into "invalid value: '<url>'".
+        port = None
+    if port is not None:
+        host += f":{port}"
     rest = "/[redacted]" if (parts.path.strip("/") or parts.query or parts.fragment) else ""
     return f"{parts.scheme}://{host}{rest}"
 

@@ -26,6 +26,7 @@ __all__ = [
     "check_login",
     "hide_url",
     "is_postgres_url",
+    "libpq_url",
     "redact_url",
     "store_password",
 ]
@@ -49,6 +50,13 @@ _AS_PASSWORD: Final = "(?<=\")(?:{0})(?=\")|(?<=')(?:{0})(?=')|(?<=:)(?:{0})(?=@
 def is_postgres_url(text: str) -> bool:
     """True for ``postgresql://…`` and ``postgres://…`` (any case)."""
     return text.strip().lower().startswith(_SCHEMES)
+
+
+def libpq_url(url: str) -> str:
+    """``url`` with its scheme in lower case: the settings take ``POSTGRESQL://`` as URLs do,
+    libpq only ``postgresql://`` (another case is read as a "connection option")."""
+    scheme, sep, rest = url.partition("://")
+    return f"{scheme.lower()}{sep}{rest}" if is_postgres_url(url) else url
 
 
 def _login(url: str) -> tuple[int, int] | None:
@@ -132,13 +140,17 @@ def hide_url(text: str, url: str) -> str:
     login (``user:secret@``) and a ``password=`` field. Only there: a short password is in
     words of the message too (``p`` in ``port 1 failed``), which stay as they are."""
     hidden = _PASSWORD_FIELD.sub(r"\1***", text.replace(url, redact_url(url)))
+    # The login's password as libpq reads it (by its "@", as redact_url hides it), also in
+    # a URL urlsplit refuses: libpq quotes such a URL whole ("invalid connection option").
+    span = _login(url)
+    found = [url[span[0]:span[1]].partition(":")[2]] if span is not None else []
     try:
         parts = urlsplit(url)
-        found = [parts.password or ""]
+        found += [parts.password or ""]
         found += [v for item in parts.query.split("&")
                   for k, _, v in [item.partition("=")] if k.lower() == "password"]
     except ValueError:
-        return hidden
+        pass
     for secret in sorted({s for f in found for s in (f, unquote(f))}, key=len, reverse=True):
         if secret:
             hidden = re.sub(_AS_PASSWORD.format(re.escape(secret)), "***", hidden)

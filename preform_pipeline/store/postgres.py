@@ -54,7 +54,13 @@ from preform_pipeline.store.pgerrors import (
     connection_failure,
     plain_cause,
 )
-from preform_pipeline.store.pgurl import check_login, hide_url, redact_url, store_password
+from preform_pipeline.store.pgurl import (
+    check_login,
+    hide_url,
+    libpq_url,
+    redact_url,
+    store_password,
+)
 from preform_pipeline.store.sqlcore import Connection, Cursor
 
 if TYPE_CHECKING:
@@ -203,7 +209,7 @@ class PostgresJobStore(LeasingStore):
         super().__init__(clock=clock)
         self._on_statement = on_statement
         self.stall_timeout_s = stall_timeout_s
-        self.url = url
+        self.url = libpq_url(url)
         self.location = redact_url(url)
         check_login(url)
         self.connect_timeout_s = connect_timeout_s

@@ -115,6 +115,47 @@ class TestStoreUrlsLibpqCannotRead:
         assert "the database log" not in said
 
 
+class TestStoreUrlsOfOtherShapes:
+    """URLs session 45's fuzzer found: a password holding "/" in a URL of another scheme,
+    and a scheme in upper case."""
+
+    def test_another_scheme_with_a_slash_in_its_password_is_refused_without_it(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # urlsplit read "pipeline:<secret>" as a host and port; the port's ValueError quoted
+        # the password, and argparse printed "invalid store_argument value: '<the URL>'".
+        url = f"pgsql://pipeline:{SECRET}/x@db.lab/jobs"
+        code, said = command(in_process, tmp_path, "jobs", "--store", url)
+        assert code == 2
+        assert SECRET not in said
+        assert "argument --store: 'pgsql://pipeline/[redacted]' is not a job store" in said
+
+    def test_the_same_url_from_the_environment_is_a_settings_problem_without_it(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        # Was exit 70, "unexpected failure (ValueError: Port could not be cast to integer
+        # value as '<the password>')", and the crash report held it too.
+        code, said = command(in_process, tmp_path, "jobs",
+                             PREFORM_PIPELINE_STORE_URL=f"pgsql://u:{SECRET}/x@db.lab/jobs")
+        assert code == 1
+        assert SECRET not in said
+        assert "$.store.url: 'pgsql://u/[redacted]' does not match" in said
+
+    def test_an_upper_case_scheme_is_a_url_libpq_reads(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        with socket.socket() as sock:  # a port nothing listens on
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        code, said = command(in_process, tmp_path, "jobs", "--store",
+                             f"POSTGRESQL://u:{SECRET}@127.0.0.1:{port}/jobs")
+        assert code == 1
+        assert SECRET not in said
+        # libpq knows only lower case: it read the URL as an unknown "connection option".
+        assert "invalid connection option" not in said
+        assert f"error: postgresql://u:***@127.0.0.1:{port}/jobs: cannot reach the " in said
+
+
 class TestAStoreThatIsNotThere:
     """A database that cannot be reached is said in the driver's words, the URL's password
     hidden where it stands as one and nowhere else (the review of session 43: the password

@@ -17,6 +17,7 @@ from preform_pipeline.store.pgurl import (
     PASSWORD_FILE_ENV,
     hide_url,
     is_postgres_url,
+    libpq_url,
     redact_url,
     store_password,
 )
@@ -147,6 +148,20 @@ class TestDriverMessages:
         # it), so only where the password stands tells it.
         url = f"postgresql://pipeline:{SECRET}@db.lab/jobs?password={SECRET}"
         assert SECRET not in hide_url(said, url)
+
+    def test_the_password_of_a_url_urlsplit_cannot_read_is_hidden_where_quoted(self) -> None:
+        # Session 45's fuzzer: libpq quoted an upper-case URL as an unknown "connection
+        # option" ending in the unclosed "[", which urlsplit refuses; the password stayed.
+        url = f"POSTGRESQL://pipeline:{SECRET}@[::1:1/jobs"
+        said = f'invalid connection option "POSTGRESQL://pipeline:{SECRET}@[::1"'
+        assert hide_url(said, url) == (
+            'invalid connection option "POSTGRESQL://pipeline:***@[::1"')
+
+    def test_an_upper_case_scheme_reaches_libpq_in_lower_case(self) -> None:
+        assert libpq_url(f"POSTGRESQL://pipeline:{SECRET}@Db.Lab/Jobs") == (
+            f"postgresql://pipeline:{SECRET}@Db.Lab/Jobs")
+        assert libpq_url("Postgres://db.lab/jobs") == "postgres://db.lab/jobs"
+        assert libpq_url("/srv/JOBS://x.sqlite3") == "/srv/JOBS://x.sqlite3"
 
     @pytest.mark.parametrize("url", [
         "postgresql://pipeline:@db.lab/jobs", "postgresql://pipeline@db.lab/jobs?password=",

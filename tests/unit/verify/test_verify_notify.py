@@ -148,6 +148,9 @@ class TestNotifications:
             (HOOK, "https://hooks.example.com/[redacted]"),
             ("https://user:pw@example.com:8443/", "https://example.com:8443"),
             ("http://example.com", "http://example.com"),
+            # A password holding "/" ends the authority at it: "user:secret" is read as a
+            # host and a port that is no number, whose ValueError quoted the password.
+            ("pgsql://pipeline:s3cret/x@db.lab/jobs", "pgsql://pipeline/[redacted]"),
         ],
     )
     def test_urls_are_shown_by_scheme_and_host_only(self, url: str, shown: str) -> None:
