@@ -22,13 +22,14 @@ from preform_pipeline.commands._common import (
     load_command_settings,
     warn_typed_password,
 )
+from preform_pipeline.commands.arguments.common import shown_not_a_store
 from preform_pipeline.commands.arguments.store import (
     HELP,
     NAME,
     add_arguments,
 )
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.store.pgurl import is_postgres_url, redact_url
+from preform_pipeline.store.pgurl import is_postgres_url
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
@@ -37,7 +38,7 @@ __all__ = ["HELP", "NAME", "add_arguments", "run"]
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if not is_postgres_url(args.to):
-        print(f"error: --to must be a postgresql:// URL, got {redact_url(args.to)!r}",
+        print(f"error: --to must be a postgresql:// URL, got {shown_not_a_store(args.to)!r}",
               file=stderr)
         return EXIT_FAILURE
     warn_typed_password(args.to, "--to", stderr)

@@ -16,6 +16,7 @@ __all__ = [
     "add_console_level_argument",
     "add_recipe_and_models",
     "positive_seconds",
+    "shown_not_a_store",
     "store_argument",
 ]
 
@@ -43,9 +44,17 @@ def store_argument(text: str) -> str:
     shown back with its password, "no job store there yet", and a run made folders of it."""
     if _URL_SCHEME.match(text.strip()) and not is_postgres_url(text):
         raise argparse.ArgumentTypeError(
-            f"{redact_url(text.strip())!r} is not a job store: give the store's file or a "
+            f"{shown_not_a_store(text)!r} is not a job store: give the store's file or a "
             "postgresql:// URL")
     return text
+
+
+def shown_not_a_store(text: str) -> str:
+    """A ``--store`` or ``--to`` value refused as no job store, as it may be said back:
+    anything that may hold a login (a URL of another scheme; ``postgresql:u:secret@host``,
+    its ``//`` missing) by scheme and host only; a plain path as written."""
+    text = text.strip()
+    return redact_url(text) if "@" in text or _URL_SCHEME.match(text) else text
 
 
 

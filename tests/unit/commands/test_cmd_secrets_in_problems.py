@@ -141,6 +141,21 @@ class TestStoreUrlsOfOtherShapes:
         assert SECRET not in said
         assert "$.store.url: 'pgsql://u/[redacted]' does not match" in said
 
+    @pytest.mark.parametrize(("target", "shown"), [
+        (f"postgresql:pipeline:{SECRET}@db.lab/jobs", "'postgresql:///[redacted]'"),
+        (f"mysql://pipeline:{SECRET}@db.lab/jobs", "'mysql://db.lab/[redacted]'"),
+        ("/srv/jobs.sqlite3", "'/srv/jobs.sqlite3'"),
+    ], ids=["no-slashes", "another-scheme", "a-path"])
+    def test_store_migrate_refuses_a_target_of_another_shape_without_its_password(
+        self, tmp_path: Path, in_process: InProcess, target: str, shown: str
+    ) -> None:
+        # Was said back as typed: "got 'postgresql:pipeline:<the password>@db.lab/jobs'".
+        code, said = command(in_process, tmp_path, "store", "migrate", "--to", target,
+                             "--store", str(tmp_path / "jobs.sqlite3"))
+        assert code == 1
+        assert SECRET not in said
+        assert f"error: --to must be a postgresql:// URL, got {shown}\n" in said
+
     def test_an_upper_case_scheme_is_a_url_libpq_reads(
         self, tmp_path: Path, in_process: InProcess
     ) -> None:
