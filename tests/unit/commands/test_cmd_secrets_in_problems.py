@@ -37,6 +37,16 @@ def command(run: Runner, tmp_path: Path, *argv: str, **env: str) -> tuple[int, s
     return done.returncode, done.stdout + done.stderr + kept
 
 
+def _jobs_on_a_closed_port(run: Runner, tmp_path: Path, url: str) -> tuple[int, str, int]:
+    """``jobs --store`` with ``url`` (``{}``: a loopback port nothing listens on): its exit
+    status, all it said, and the port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    code, said = command(run, tmp_path, "jobs", "--store", url.format(port))
+    return code, said, port
+
+
 class TestSettingsProblems:
     """A settings problem names the key and the rule, and never quotes a secret."""
 
@@ -153,11 +163,8 @@ class TestStoreUrlsOfOtherShapes:
     def test_an_upper_case_scheme_is_a_url_libpq_reads(
         self, tmp_path: Path, in_process: InProcess
     ) -> None:
-        with socket.socket() as sock:  # a port nothing listens on
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        code, said = command(in_process, tmp_path, "jobs", "--store",
-                             f"POSTGRESQL://u:{SECRET}@127.0.0.1:{port}/jobs")
+        code, said, port = _jobs_on_a_closed_port(in_process, tmp_path,
+                                                  f"POSTGRESQL://u:{SECRET}@127.0.0.1:{{}}/jobs")
         assert code == 1
         assert SECRET not in said
         # libpq knows only lower case: it read the URL as an unknown "connection option".
@@ -173,11 +180,8 @@ class TestAStoreThatIsNotThere:
     def test_a_short_password_leaves_the_message_whole(
         self, tmp_path: Path, in_process: InProcess
     ) -> None:
-        with socket.socket() as sock:  # a port nothing listens on
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        code, said = command(in_process, tmp_path, "jobs", "--store",
-                             f"postgresql://u:p@127.0.0.1:{port}/jobs")
+        code, said, port = _jobs_on_a_closed_port(in_process, tmp_path,
+                                                  "postgresql://u:p@127.0.0.1:{}/jobs")
         assert code == 1
         # Up to the driver's words: the console's cut (crash.shorten) may take the hint's
         # middle on a long line, never the cause at its start.
