@@ -49,6 +49,7 @@ import time
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,13 @@ from tests.hostile_corpus import zip_bomb, zip_members  # noqa: E402
 
 __all__ = ["main"]
 
-KINDS = ("recipe", "model", "sidecar", "case", "watch", "reader", "http")
+KINDS = ("recipe", "model", "sidecar", "case", "watch", "reader", "http",
+         "settings", "fps", "store", "storeurl", "fleetjson", "webapi")
 #: The exit statuses the commands document: done, failed (bad input included), usage.
 DOCUMENTED_EXITS = frozenset({0, 1, 2})
 #: Bounds past which a command is a finding (a hang, unbounded memory).
-TIME_BOUND_S = {"validate": 20.0, "plan": 40.0, "run": 90.0, "watch": 90.0}
+TIME_BOUND_S = {"validate": 20.0, "plan": 40.0, "run": 90.0, "watch": 90.0, "jobs": 30.0,
+                "verify": 40.0, "fleet": 30.0}
 RSS_BOUND_MB = 700
 HTTP_BOUND_S = 15.0
 #: An error line must say where: the input's name, a line, a path into it, or a place word.
@@ -500,10 +503,11 @@ class Fuzzer:
         return folder
 
     def judge(self, kind: str, mutation: str, name: str, command: str, outcome: Outcome,
-              folder: Path, before: dict[str, str] | None, names: tuple[str, ...]) -> None:
+              folder: Path, before: dict[str, str] | None, names: tuple[str, ...],
+              extra: list[str] | None = None) -> None:
         # A model's mutation in full (stl:flip, 3mf:xxe); the others' by their first part.
         self.tally.fed[f"{kind}/{mutation if kind == 'model' else mutation.split(':')[0]}"] += 1
-        problems = []
+        problems = list(extra or [])
         text = outcome.out + outcome.err
         if TRACEBACK in text:
             problems.append("traceback")
@@ -513,9 +517,12 @@ class Fuzzer:
             problems.append(f"exit {outcome.status}")
         if outcome.rss_mb > RSS_BOUND_MB:
             problems.append(f"RSS {outcome.rss_mb:.0f} MB")
-        for line in outcome.err.splitlines():
-            if line.startswith("error:") and not (PLACE.search(line) or any(
-                    n and n in line for n in names)):
+        lines = outcome.err.splitlines()
+        for i, line in enumerate(lines):
+            # A line ending in ":" heads the problems listed under it: their lines say where.
+            said = " ".join(lines[i:i + 2]) if line.endswith(":") else line
+            if line.startswith("error:") and not (PLACE.search(said) or any(
+                    n and n in said for n in names)):
                 problems.append(f"no place: {line[:300]}")
         if before is not None and _digest(folder / "in") != before:
             problems.append("input changed or removed")
@@ -707,6 +714,222 @@ class Fuzzer:
             self.tally.findings.append(Finding("watch", "+".join(mutations), "inbox",
                                                f"lost: {lost}", outcome.err[-800:]))
 
+    # ------------------------------------------------------------------------ second round
+
+    def fuzz_settings(self) -> None:
+        """A settings file mutated (or the environment's settings made hostile), read by
+        ``validate``, ``jobs``, ``verify``, ``fleet sync --dry-run`` or ``watch --once``."""
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        settings = folder / "in" / "settings.yaml"
+        env = dict(self.env)
+        if self.rng.random() < 0.25:
+            name = self.rng.choice(sorted(HOSTILE_ENV))
+            env[name] = self.rng.choice(HOSTILE_ENV[name])
+            settings.write_text(settings_text(folder), encoding="utf-8")
+            mutation, names = f"env:{name}", (name, settings.name)
+        else:
+            mutation, data = mutate_text_file(self.rng, settings_text(folder).encode())
+            settings.write_bytes(data)
+            names = (settings.name,)
+        names += ("PREFORM_PIPELINE_CLIENT_ID",)  # verify's refusal without credentials
+        command = self.rng.choice(["validate"] * 3 + ["jobs"] * 2 + ["verify", "fleet"] * 2 +
+                                  ["watch"] * (1 if self.rng.random() < 0.3 else 0))
+        argv = {"validate": ["validate", "--settings", str(settings)],
+                "jobs": ["jobs", "--settings", str(settings), "list"],
+                "verify": ["verify", "--settings", str(settings)],
+                "fleet": ["fleet", "sync", "--dry-run", str(settings)],
+                "watch": ["watch", str(settings), "--once"]}[command]
+        before = _digest(folder / "in")
+        outcome = run_command([*self.cli, *argv], folder, env, TIME_BOUND_S[command])
+        self.judge("settings", f"{mutation}:{command}", settings.name, command, outcome,
+                   folder, before, names)
+
+    def fuzz_fps(self) -> None:
+        """A recipe whose scene is a hostile ``.fps`` file: ``validate``, or ``run`` on the
+        simulator, which reads the file when the scene is made (as PreFormServer does)."""
+        mutation, data = fps_input(self.rng)
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        (folder / "in" / "job.fps").write_bytes(data)
+        text = (ROOT / "recipes" / "engineering-grey-form4.yaml").read_text("utf-8")
+        recipe = folder / "in" / "fps-grey.yaml"
+        recipe.write_text(re.sub(r"  material_code:.*\n  layer_thickness_mm:.*\n  print_setting:"
+                                 r".*\n", "  fps_file: job.fps\n", text), encoding="utf-8")
+        command = "validate" if self.rng.random() < 0.2 else "run"
+        model = ROOT / "sample_models" / "parts" / "gear.obj"
+        argv = [*self.cli, "validate", str(recipe)] if command == "validate" else [
+            *self.cli, "run", str(recipe), str(model), "--output", str(folder / "out"),
+            "--simulator-arg=--latency=instant"]
+        before = _digest(folder / "in")
+        outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        self.judge("fps", mutation, "job.fps", command, outcome, folder, before,
+                   ("job.fps", "fps", recipe.name))
+
+    def fuzz_store(self) -> None:
+        """A hostile job store file (or hostile arguments on a good one) for ``jobs`` and
+        ``verify``: a store the command refuses must be left exactly as it was."""
+        import sqlite3
+
+        folder = self._case_dir()
+        how, path = store_file(self.rng, folder)
+        args = ["list"]
+        if self.rng.random() < 0.4:
+            args = self.rng.choice(JOBS_ARGUMENTS)
+            how = f"{how}+args:{' '.join(args)[:24]}"
+        command = "verify" if self.rng.random() < 0.2 else "jobs"
+        argv = [*self.cli, "verify", "--store", str(path)] if command == "verify" else [
+            *self.cli, "jobs", "--store", str(path), *args]
+        locked = None
+        if self.rng.random() < 0.1 and path.is_file() and not path.is_symlink():
+            locked = sqlite3.connect(path, timeout=0.1, isolation_level=None)
+            try:
+                locked.execute("BEGIN EXCLUSIVE")
+                how = f"locked+{how}"
+            except sqlite3.DatabaseError:
+                locked.close()
+                locked = None
+        regular = path.is_file() and not path.is_symlink()
+        before = path.read_bytes() if regular else b""
+        try:
+            outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        finally:
+            if locked is not None:
+                locked.close()
+        extra = []
+        if not os.path.lexists(path):
+            extra.append("store gone")
+        elif regular and outcome.status != 0 and path.read_bytes() != before:
+            extra.append("a refused store was changed")
+        # verify's refusal without credentials names the variables that give them.
+        self.judge("store", how, path.name, command, outcome, folder, None,
+                   (path.name, *args[1:2], "PREFORM_PIPELINE_CLIENT_ID"), extra)
+
+    def fuzz_storeurl(self) -> None:
+        """A hostile PostgreSQL store URL (as ``--store``, ``store.url``, the environment or
+        ``store migrate --to``): said truly, and its password nowhere the command wrote."""
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        secret = STORE_SECRET_STEM + "".join(self.rng.choices("abcdefghjkmnpqrstuvwxyz2345",
+                                                              k=10))
+        url = store_url(self.rng, secret)
+        env = {**self.env, "HOME": str(folder / "home"),
+               "XDG_DATA_HOME": str(folder / "home" / "data"),
+               "XDG_STATE_HOME": str(folder / "home" / "state"),
+               "PREFORM_PIPELINE_CRASH_DIR": str(folder / "crashes")}
+        how = self.rng.choice(["argument", "settings", "environment", "migrate"])
+        if "\x00" in url and how != "settings":
+            how = "settings"  # no argument or variable can hold a NUL
+        settings = folder / "in" / "settings.yaml"
+        settings.write_text(json.dumps({"store": {"url": url} if how == "settings" else {},
+                                        "logging": {"file": str(folder / "log.jsonl"),
+                                                    "level": "DEBUG"}}), encoding="utf-8")
+        if how == "argument":
+            argv = ["jobs", "--settings", str(settings), "--store", url, "list"]
+        elif how == "environment":
+            env["PREFORM_PIPELINE_STORE_URL"] = url
+            argv = ["jobs", "--settings", str(settings), "list"]
+        elif how == "migrate":
+            from preform_pipeline.store import SqliteJobStore
+
+            SqliteJobStore(folder / "in" / "jobs.sqlite3").close()
+            argv = ["store", "migrate", "--store", str(folder / "in" / "jobs.sqlite3"),
+                    "--to", url]
+        else:
+            argv = [self.rng.choice(["jobs", "verify"]), "--settings", str(settings)]
+        outcome = run_command([*self.cli, *argv], folder, env, TIME_BOUND_S["jobs"])
+        written = [p for p in folder.rglob("*") if p.is_file() and folder / "in" not in p.parents]
+        leaks = [str(p.relative_to(folder)) for p in written
+                 if secret.encode() in p.read_bytes()]
+        if secret in outcome.out + outcome.err:
+            leaks.append("the console")
+        self.judge("storeurl", how, url[:60], "jobs", outcome, folder, None,
+                   ("postgresql", "URL", "store"),
+                   [f"password shown: {', '.join(leaks)}"] if leaks else [])
+
+    def fuzz_fleetjson(self) -> None:
+        """Fifty simulated fleet folders of hostile job files read as the daemon's prints
+        feed in one process: any exception but CloudError, or a read over 10 s, a finding."""
+        folder = self._case_dir()
+        made: dict[str, str] = {}
+        for i in range(50):
+            jobs = folder / "in" / f"{i:03d}" / "jobs"
+            jobs.mkdir(parents=True)
+            for j in range(self.rng.randint(1, 12)):
+                (jobs / f"job-{j}.json").write_bytes(fleet_job(self.rng, j))
+            made[f"{i:03d}"] = "fleet"
+        outcome = run_command([sys.executable, "-c", FLEET_WORKER, str(folder / "in")],
+                              folder, self.env, 300)
+        for line in outcome.out.splitlines():
+            name, verdict, seconds = json.loads(line)
+            self.tally.fed["fleetjson/folder"] += 1
+            if verdict.startswith(("ok", "refused")) and seconds <= 10:
+                continue
+            kept = self.out / "findings" / f"{len(self.tally.findings):04d}"
+            shutil.copytree(folder / "in" / name, kept)
+            self.tally.findings.append(Finding("fleetjson", "fleet", name,
+                                               f"{verdict[:1500]} in {seconds:.1f} s", "",
+                                               str(kept)))
+            print(f"FINDING fleetjson {name}: {verdict[:200]}", flush=True)
+        if outcome.status != 0:
+            self.tally.findings.append(Finding("fleetjson", "batch", "worker",
+                                               f"worker exit {outcome.status}",
+                                               outcome.err[-800:]))
+        shutil.rmtree(folder, ignore_errors=True)
+
+    def fuzz_webapi(self) -> None:
+        """``verify`` with a print pending against a Web API whose prints feed answers a
+        hostile page: it says what was wrong, and neither hangs nor reads pages for ever."""
+        front = self._web_front()
+        mutation, body = feed_page(self.rng, front.url)
+        FEED[:] = [body]
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        store = folder / "in" / "jobs.sqlite3"
+        shutil.copy(self._pending_store(), store)
+        settings = folder / "in" / "settings.yaml"
+        settings.write_text(json.dumps({"cloud": {"base_url": front.url}}), encoding="utf-8")
+        env = {**self.env, "PREFORM_PIPELINE_CLIENT_ID": "fuzz-client",
+               "PREFORM_PIPELINE_CLIENT_SECRET": WEB_SECRET}
+        seen = len(front.seen)
+        outcome = run_command([*self.cli, "verify", "--store", str(store), "--settings",
+                               str(settings)], folder, env, TIME_BOUND_S["verify"])
+        pages = sum(1 for r in front.seen[seen:] if r.path.endswith("/prints/"))
+        extra = [f"{pages} page requests in one poll"] if pages > 20 else []
+        if WEB_SECRET in outcome.out + outcome.err:
+            extra.append("client secret shown")
+        self.judge("webapi", mutation, "prints feed", "verify", outcome, folder, None,
+                   ("prints", "Web API", "feed"), extra)
+
+    def _web_front(self) -> Any:
+        """The hostile Web API (tests/hostile_http.py), started once: it answers the prints
+        feed with ``FEED[0]``."""
+        if not WEB_FRONT:
+            from tests.hostile_http import reply, running_front
+
+            context = running_front()
+            front = context.__enter__()
+            front.on("POST", "/developer/v1/o/token/", reply(200, WEB_TOKEN))
+            front.on("GET", "/developer/v1/prints/",
+                     lambda sock, request, f: reply(200, FEED[0])(sock, request, f))
+            WEB_FRONT.extend([front, context])
+        return WEB_FRONT[0]
+
+    def _pending_store(self) -> Path:
+        """A store holding one print sent a minute ago, made once and copied per input."""
+        path = self.out / "pending.sqlite3"
+        if not path.exists():
+            from preform_pipeline.store import JobState, SqliteJobStore
+
+            with SqliteJobStore(path) as store:
+                job = store.create_job(recipe="dental", source_path="/hot/processing/a.stl",
+                                       state=JobState.PROCESSING)
+                build = store.create_build(recipe="dental", job_ids=[job.id])
+                for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                              JobState.PRINT_SENT):
+                    store.transition_build(build.id, state, "fuzz", printer="Form4-A")
+        return path
+
     # ------------------------------------------------------------------------ HTTP
 
     def fuzz_http(self, budget_s: float) -> None:
@@ -821,9 +1044,13 @@ class Fuzzer:
     def run(self, kinds: tuple[str, ...]) -> None:
         feeders: dict[str, Callable[[], None]] = {
             "recipe": self.fuzz_recipe, "model": self.fuzz_model, "sidecar": self.fuzz_sidecar,
-            "case": self.fuzz_case, "watch": self.fuzz_watch, "reader": self.fuzz_reader}
+            "case": self.fuzz_case, "watch": self.fuzz_watch, "reader": self.fuzz_reader,
+            "settings": self.fuzz_settings, "fps": self.fuzz_fps, "store": self.fuzz_store,
+            "storeurl": self.fuzz_storeurl, "fleetjson": self.fuzz_fleetjson,
+            "webapi": self.fuzz_webapi}
         weights = {"recipe": 4, "model": 5, "sidecar": 3, "case": 2, "watch": 0.3,
-                   "reader": 0.3}
+                   "reader": 0.3, "settings": 4, "fps": 1, "store": 4, "storeurl": 3,
+                   "fleetjson": 0.3, "webapi": 3}
         if "http" in kinds:
             self.fuzz_http(min(180.0, self.left() * 0.15))
         chosen = [k for k in kinds if k in feeders]
@@ -832,23 +1059,27 @@ class Fuzzer:
             feeders[kind]()
 
 
-#: The readers' worker: reads every file of a folder, one JSON line each (name, verdict, s).
-READER_WORKER = """
-import json, sys, time, traceback
-from pathlib import Path
-from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import read_mesh
-for path in sorted(Path(sys.argv[1]).iterdir()):
-    start = time.monotonic()
-    try:
-        mesh = read_mesh(path)
-        verdict = "ok"
-    except ModelFileError as exc:
-        verdict = "refused: " + exc.reason[:200]
-    except Exception as exc:
-        verdict = "CRASH " + "".join(traceback.format_exception(exc))[-1200:]
-    print(json.dumps([path.name, verdict, time.monotonic() - start]), flush=True)
-"""
+def _batch_worker(imports: str, read: str, refusal: str) -> str:
+    """A worker script: ``read`` (statements on ``path``) for each entry of the folder
+    ``argv[1]``, one JSON line each (name, verdict, seconds); a ``refusal`` exception is a
+    verdict "refused: ...", any other one a CRASH with its traceback."""
+    return (f"import json, sys, time, traceback\nfrom pathlib import Path\n{imports}\n"
+            "for path in sorted(Path(sys.argv[1]).iterdir()):\n"
+            "    start = time.monotonic()\n    try:\n"
+            + "".join(f"        {line}\n" for line in read.splitlines()) +
+            "        verdict = 'ok'\n"
+            f"    except {refusal} as exc:\n"
+            "        verdict = 'refused: ' + str(exc)[:200]\n"
+            "    except Exception as exc:\n"
+            "        verdict = 'CRASH ' + ''.join(traceback.format_exception(exc))[-1500:]\n"
+            "    print(json.dumps([path.name, verdict, time.monotonic() - start]), flush=True)\n")
+
+
+#: The readers' worker: reads every file of a folder (name, verdict, s).
+READER_WORKER = _batch_worker(
+    "from preform_pipeline.errors import ModelFileError\n"
+    "from preform_pipeline.geometry import read_mesh",
+    "read_mesh(path)", "ModelFileError")
 
 
 # ---------------------------------------------------------------------------- HTTP requests
@@ -974,6 +1205,259 @@ def send_raw(port: int, request: bytes) -> tuple[int | None, float]:
     return (int(found[1]) if found else None), time.monotonic() - start
 
 
+# ---------------------------------------------------------------------------- second round
+# Session 45: settings files, .fps files, job stores and the jobs/verify arguments, store
+# URLs, simulated fleet folders and the Web API's prints feed as verify reads it.
+
+#: A password only the store URLs carry: found anywhere the commands wrote, it leaked.
+STORE_SECRET_STEM = "Fz45-pw-"
+
+
+def settings_text(folder: Path) -> str:
+    """A settings file using every section a lab's would (all valid), as YAML."""
+    recipe = ROOT / "recipes" / "dental-models-form4.yaml"
+    return (f"servers:\n  count: 1\n  base_port: 0\n  startup_timeout_s: 30\n"
+            f"  extra_args: [\"--latency\", \"instant\"]\n  path_map: {{/mnt/nas: /srv/nas}}\n"
+            f"store:\n  path: {folder / 'jobs.sqlite3'}\n  node_id: node-a\n  lease_s: 60\n"
+            f"logging:\n  level: INFO\n  file: {folder / 'log.jsonl'}\n"
+            "cloud:\n  base_url: http://127.0.0.1:9\n  hourly_budget_share: 0.8\n"
+            "verify:\n  interval_s: 120\n  deadline_s: 86400\n  notifications:\n"
+            "    webhook_url: https://hooks.example/x\n"
+            "fleet:\n  prune: false\n  groups:\n    - name: Lab A\n      printers: [Form4-A]\n"
+            "      members: [ann@lab.example, {email: bo@lab.example, admin: true}]\n"
+            f"hotfolders:\n  inboxes:\n    - path: {folder / 'inbox'}\n      recipe: {recipe}\n"
+            "      quiet_period_s: 0.5\n  batching:\n    window_s: 0.5\n"
+            "web:\n  port: 0\n  refresh_s: 5\n")
+
+
+#: Settings named by the environment, with values a hostile or careless one would hold.
+HOSTILE_ENV = {
+    "PREFORM_PIPELINE_SERVER_PATH_MAP": ["{", "[]", '{"a": 1}', '{"": ""}', "null", "\x01"],
+    "PREFORM_PIPELINE_REMOTES": ["[{", '[{"url": 5}]', '{"url": "x"}', "[" * 5000],
+    "PREFORM_PIPELINE_SERVER_COUNT": ["-1", "1e400", "nan", "9" * 400, "0x10", ""],
+    "PREFORM_PIPELINE_NODE_LEASE_S": ["inf", "-inf", "0", "1e308"],
+    "PREFORM_PIPELINE_LOG_LEVEL": ["LOUD", "", "debug\nINFO"],
+    "PREFORM_PIPELINE_LOG_FILE": ["/dev/full", "/", "x" * 5000, "/nonexistent/dir/log"],
+    "PREFORM_PIPELINE_STORE_PATH": ["/dev/zero", "/", "", "x" * 5000, "/proc/self/status"],
+    "PREFORM_PIPELINE_SETTINGS": ["/dev/zero", "/", "/etc/passwd", "x" * 5000],
+}
+
+
+def fps_input(rng: random.Random) -> tuple[str, bytes]:
+    """(mutation, bytes) of a hostile PreForm print-settings file, from a real schema-3 one."""
+    from preform_pipeline.simulator.fps import schema3_document
+
+    doc: Any = schema3_document("FORM-4-0", "FLGPGR05", 0.1)
+    roll = rng.random()
+    if roll < 0.35:
+        name = rng.choice(sorted(BYTE_MUTATIONS))
+        return f"bytes:{name}", BYTE_MUTATIONS[name](rng, json.dumps(doc, indent=1).encode())
+    places: list[tuple[Any, Any]] = []
+
+    def walk(node: Any) -> None:
+        items = node.items() if isinstance(node, dict) else enumerate(node) \
+            if isinstance(node, list) else ()
+        for key, value in items:
+            places.append((node, key))
+            walk(value)
+
+    walk(doc)
+    node, key = rng.choice(places)
+    if roll < 0.8:
+        node[key] = rng.choice([*HOSTILE_VALUES, float("nan"), float("inf"), -0.0, 1e-300,
+                                "ADAPTIVE", 3, {"layer_thickness_mm": None}])
+        what = f"value:{key}"
+    else:
+        del node[key]
+        what = f"missing:{key}"
+    return what, json.dumps(doc, allow_nan=True).encode()
+
+
+def store_file(rng: random.Random, folder: Path) -> tuple[str, Path]:
+    """(mutation, path) of a job store file made hostile: damaged, foreign, of another schema
+    version, cut short, a folder, a device; a real store with two jobs first."""
+    import sqlite3
+
+    from preform_pipeline.store import JobState, SqliteJobStore
+
+    path = folder / "in" / "jobs.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    how = rng.choice(["text", "random", "truncate", "flip", "newer", "negative", "foreign",
+                      "empty", "folder", "dev-zero", "fifo", "wal-junk", "huge-version",
+                      "dropped-table", "bad-rows"])
+    if how in ("text", "random", "empty", "folder", "dev-zero", "fifo"):
+        if how == "text":
+            path.write_bytes(rng.choice([b"not a store\n", b"SQLite format 3\x00" + b"\xff" * 99,
+                                         b"PK\x03\x04" + b"\x00" * 200]))
+        elif how == "random":
+            path.write_bytes(rng.randbytes(rng.choice([1, 100, 4096, 70_000])))
+        elif how == "empty":
+            path.write_bytes(b"")
+        elif how == "folder":
+            path.mkdir()
+        elif how == "dev-zero":
+            path.symlink_to("/dev/zero")
+        else:
+            os.mkfifo(path)
+        return how, path
+    with SqliteJobStore(path) as store:
+        for name in ("a.stl", "b.stl"):
+            job = store.create_job(recipe="dental", source_path=f"/hot/processing/{name}",
+                                   state=JobState.PROCESSING)
+            build = store.create_build(recipe="dental", job_ids=[job.id])
+            for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                          JobState.PRINT_SENT):
+                store.transition_build(build.id, state, "fuzz", printer="Form4-A")
+    data = path.read_bytes()
+    if how == "truncate":
+        path.write_bytes(_truncate(rng, data))
+    elif how == "flip":
+        path.write_bytes(_flip(rng, data))
+    elif how == "wal-junk":
+        Path(f"{path}-wal").write_bytes(rng.randbytes(rng.choice([32, 5000])))
+    else:
+        with closing(sqlite3.connect(path)) as conn, conn:
+            # Closed before the command runs: an open connection checkpoints its WAL into
+            # the file when collected, which read as the command changing the store.
+            if how in ("newer", "negative", "huge-version"):
+                version = {"newer": 99, "negative": -rng.randint(1, 9),
+                           "huge-version": 2**31 - 1}[how]
+                conn.execute(f"PRAGMA user_version = {version}")
+            elif how == "foreign":
+                conn.execute("PRAGMA user_version = 0")
+            elif how == "dropped-table":
+                conn.execute(f"DROP TABLE {rng.choice(['transitions', 'builds', 'jobs'])}")
+            else:
+                conn.execute(rng.choice([
+                    "UPDATE jobs SET state = 'nonsense'", "UPDATE jobs SET created_at = 'x'",
+                    "UPDATE builds SET state = NULL", "UPDATE jobs SET metadata = '{'",
+                    "UPDATE jobs SET recipe = x'ff00'", "UPDATE builds SET updated_at = 1e400"]))
+    return how, path
+
+
+#: Arguments of ``jobs`` a hostile script or a typo gives.
+JOBS_ARGUMENTS = [
+    ["list", "--since", "-1d"], ["list", "--since", "99999999d"], ["list", "--since", "2024-13-45"],
+    ["list", "--since", "nan"], ["list", "--limit", "-1"], ["list", "--limit", "9" * 40],
+    ["list", "--state", "nonsense,"], ["list", "--state", ""], ["list", "--recipe", "%_é"],
+    ["show", "0"], ["show", "-1"], ["show", "9" * 40], ["show", "PP-" + "Z" * 300],
+    ["show", "1e3"], ["retry", "1"], ["cancel", "2"], ["resolve", "1"],
+    ["resolve", "1", "--printed", "--not-printed"], ["approve", "x"], ["reject", "1"],
+    ["waiting"], ["list", "--format", "json"], ["show", "1", "--format", "json"],
+]
+
+
+def store_url(rng: random.Random, secret: str) -> str:
+    """A hostile postgresql:// URL carrying ``secret`` as its password, in the URL's login,
+    its query or both; every server it can name is refused at once (port 1 on loopback, a
+    missing socket folder), so no command waits on the network."""
+    scheme = rng.choice(["postgresql://", "postgres://", "POSTGRESQL://", "postgresql:",
+                         "postgresql+psycopg://", "pgsql://", "postgresql:///"])
+    login = rng.choice([f"u:{secret}@", f"u:{secret}%40x@", f"%75:{secret}@", f":{secret}@",
+                        f"u:{secret}%00@", f"u:{secret}%@", f"u:{secret}@@", f"u:{secret}/x@",
+                        f"u:{secret}?x@", "u@", ""])
+    host = rng.choice(["127.0.0.1:1", "[::1]:1", "[::1:1", "127.0.0.1:0", "127.0.0.1:99999",
+                       "127.0.0.1:-1", "127.0.0.1:x", "127.0.0.1:1,127.0.0.1:2", "%2Fnowhere",
+                       "127.0.0.1:" + "1" * 30, "", "\x00", "h" * 300 + ".invalid:1"])
+    path = rng.choice(["/db", "/", "", "/" + "d" * 5000, "/db%00", "/db%ZZ", "/../x", "/é"])
+    query = rng.choice(["", f"?password={secret}", "?sslmode=bogus", "?connect_timeout=-1",
+                        "?connect_timeout=99999999999", "?options=-c%20search_path%3Devil",
+                        "?options=--password%3Dx", "?x=1&x=2", "?host=/nowhere",
+                        "?application_name=%00", "?passfile=/etc/shadow", "?sslmode=disable&",
+                        f"?password={secret}%ZZ", "?" + "a=b&" * 2000, "#frag"])
+    return scheme + login + host + path + query
+
+
+def fleet_job(rng: random.Random, i: int) -> bytes:
+    """A simulated fleet's job file (simulator-engine.md) with hostile fields."""
+    job: dict[str, Any] = {"job_id": f"job-{i}", "job_name": f"PP-{i:010d} case",
+                           "printer": "Form4-A", "created_at": "2026-01-01T08:00:00+00:00",
+                           "started_at": "2026-01-01T08:01:00+00:00",
+                           "ends_at": "2026-01-01T09:00:00+00:00", "outcome": "FINISHED",
+                           "scene_settings": {"machine_type": "FORM-4-0",
+                                              "material_code": "FLGPGR05"}}
+    roll = rng.random()
+    if roll < 0.15:
+        return BYTE_MUTATIONS[rng.choice(sorted(BYTE_MUTATIONS))](rng, json.dumps(job).encode())
+    if roll < 0.25:
+        return json.dumps(rng.choice([[job], "job", 5, None])).encode()
+    for _ in range(rng.randint(1, 3)):
+        job[rng.choice(sorted(job))] = rng.choice(
+            [*HOSTILE_VALUES, "NaN", "9999-12-31T23:59:59", "0000-00-00", "2026-01-01T08:00:00",
+             "-999999999-01-01", "2026-01-01T08:00:00+99:00", float("nan"), 1e308,
+             {"machine_type": ["x"]}])
+    return json.dumps(job, allow_nan=True).encode()
+
+
+#: The fleet folder's worker: the prints feed read from each folder of job files, as the
+#: daemon's verification reads it, every page, with and without a date filter.
+FLEET_WORKER = _batch_worker(
+    "from datetime import datetime, timezone\n"
+    "from preform_pipeline.cloud import PrintFilter\n"
+    "from preform_pipeline.errors import CloudError\n"
+    "from preform_pipeline.printing.fleetfolder import FleetFolderFeed\n"
+    "since = PrintFilter(date__gt=datetime(2025, 1, 1, tzinfo=timezone.utc))",
+    "feed = FleetFolderFeed(path)\n"
+    "for where in (None, since):\n"
+    "    page, n = 1, 0\n"
+    "    while page is not None and n < 50:\n"
+    "        got = feed.list_prints_page(page, 7, where=where)\n"
+    "        [(r.guid, r.status, r.printer, r.print_finished_at) for r in got.items]\n"
+    "        page, n = got.next_page, n + 1",
+    "CloudError")
+
+
+def feed_page(rng: random.Random, url: str) -> tuple[str, str]:
+    """(mutation, body) of a hostile page of the Web API's prints feed."""
+    good = {"guid": "g-1", "name": "PP-0000000001 case", "printer": "Form4-A",
+            "status": "FINISHED", "created_at": "2026-01-01T08:00:00Z",
+            "print_started_at": "2026-01-01T08:01:00Z",
+            "print_finished_at": "2026-01-01T09:00:00Z"}
+    page: dict[str, Any] = {"count": 1, "next": None, "previous": None, "results": [good]}
+    how = rng.choice(["field", "missing", "page-field", "next", "huge", "literal", "shape"])
+    if how == "field":
+        key = rng.choice([*sorted(good), "message", "volume_ml", "layer_count", "material"])
+        good[key] = rng.choice([*HOSTILE_VALUES, "NaN", "2026-99-99T99:99:99Z", "Infinity",
+                                "1970-01-01T00:00:00Z", 1e308, -1])
+        how = f"field:{key}"
+    elif how == "missing":
+        key = rng.choice(sorted(good))
+        del good[key]
+        how = f"missing:{key}"
+    elif how == "page-field":
+        key = rng.choice(["count", "results", "previous"])
+        page[key] = rng.choice([*HOSTILE_VALUES, {"results": []}, "x"])
+        how = f"page:{key}"
+    elif how == "next":
+        page["next"] = rng.choice([f"{url}/developer/v1/prints/?page=1",
+                                   f"{url}/developer/v1/prints/?page=0",
+                                   "http://evil.example/developer/v1/prints/?page=2",
+                                   f"{url}/developer/v1/prints/?page=-7",
+                                   f"{url}/developer/v1/prints/?page=x", "//", "", "page=2",
+                                   f"{url}/developer/v1/prints/?page=" + "9" * 40])
+        page["count"] = rng.choice([1, 10**9])
+        if rng.random() < 0.5:
+            page["results"] = []
+    elif how == "huge":
+        page["results"] = [good] * rng.choice([10_000, 200_000])
+        page["count"] = len(page["results"])
+    elif how == "literal":
+        return how, rng.choice(['{"count": NaN, "next": null, "results": []}',
+                                '{"count": 1, "results": [{"guid": Infinity}]}', "{" * 50_000,
+                                '{"results": [' + '{"a":' * 10_000 + "1" + "}" * 10_000 + "]}",
+                                '{"count": 1, "count": 2, "results": []}', "\ufeff{}", ""])
+    else:
+        return how, json.dumps(rng.choice([[], None, "page", 1, [page]]))
+    return how, json.dumps(page, allow_nan=True)
+
+#: The hostile Web API's state: its front (and the context that stops it), the page it answers.
+WEB_FRONT: list[Any] = []
+FEED: list[str] = ["{}"]
+WEB_SECRET = "fuzz-web-secret-45"
+WEB_TOKEN = json.dumps({"access_token": "fuzz-token", "token_type": "Bearer",
+                        "expires_in": 3600})
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -1005,6 +1489,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         fuzzer.run(kinds)
     finally:
+        if WEB_FRONT:
+            WEB_FRONT[1].__exit__(None, None, None)
         summary = {"seed": args.seed, "budget_s": args.budget,
                    "seconds": round(time.monotonic() - started, 1),
                    "fed": dict(sorted(fuzzer.tally.fed.items())),
