@@ -12,7 +12,14 @@ disagrees with their size), then feeds each to the command line in a subprocess:
 * batches of 100 model inputs to the readers in one process (``reader``: many more inputs a
   minute; any exception but ModelFileError, or a read over 10 s, is a finding);
 * hostile HTTP requests to a running dashboard (``serve``) and simulator
-  (``preform-simulator``): malformed JSON, huge bodies, wrong types, odd paths, bad headers.
+  (``preform-simulator``): malformed JSON, huge bodies, wrong types, odd paths, bad headers;
+* (session 45) settings files and settings variables to ``validate``, ``jobs``, ``verify``,
+  ``fleet sync --dry-run`` and ``watch --once`` (``settings``); ``.fps`` files named by a
+  recipe to ``validate`` and ``run`` (``fps``); damaged, foreign, locked and edited job
+  stores and hostile ``jobs`` arguments (``store``); hostile PostgreSQL URLs, whose password
+  must appear nowhere the command wrote (``storeurl``); simulated fleet folders of hostile
+  job files, read as the daemon's prints feed (``fleetjson``); ``verify`` against a Web API
+  whose prints feed answers hostile pages (``webapi``).
 
 A **finding** is: a traceback on stdout or stderr; an exit status outside the documented set
 (0, 1, 2); a process over its time bound (a hang) or its RSS bound; an error line that names
