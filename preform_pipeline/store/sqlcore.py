@@ -217,6 +217,12 @@ def _readable(
     ) -> Callable[Concatenate[Row, _P], _Read]:
         @functools.wraps(read)
         def reading(row: Row, /, *args: _P.args, **kwargs: _P.kwargs) -> _Read:
+            # SQLite keeps bytes in a text column too: read as text, they failed far later,
+            # wherever the value was first shown.
+            blob = next((key for key in row.keys() if isinstance(row[key], bytes)), None)
+            if blob is not None:
+                raise StoreError(f"{what} {row['id']} in the job store cannot be read: its "
+                                 f"{blob} holds bytes, not text", hint=_UNREADABLE_ROW_HINT)
             try:
                 return read(row, *args, **kwargs)
             except (ValueError, TypeError) as exc:

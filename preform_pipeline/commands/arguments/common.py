@@ -37,12 +37,16 @@ def positive_seconds(text: str) -> float:
 
 #: A URL's scheme and ``://`` (two characters at least: ``C://jobs`` is a Windows drive).
 _URL_SCHEME: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.-]+://")
+#: A PostgreSQL URL whose ``//`` was left out (``postgresql:u:secret@db/jobs``): no file's.
+_POSTGRES_WITHOUT_SLASHES: Final = re.compile(r"(?i)postgres(?:ql)?:(?!//)")
 
 
 def store_argument(text: str) -> str:
     """``--store``: a file path or a PostgreSQL URL. Another URL was taken as a file path:
-    shown back with its password, "no job store there yet", and a run made folders of it."""
-    if _URL_SCHEME.match(text.strip()) and not is_postgres_url(text):
+    shown back with its password, "no job store there yet", and a run made folders of it;
+    so was a PostgreSQL URL without its ``//`` (session 45)."""
+    if ((_URL_SCHEME.match(text.strip()) and not is_postgres_url(text))
+            or _POSTGRES_WITHOUT_SLASHES.match(text.strip())):
         raise argparse.ArgumentTypeError(
             f"{shown_not_a_store(text)!r} is not a job store: give the store's file or a "
             "postgresql:// URL")

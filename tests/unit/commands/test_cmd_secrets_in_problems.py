@@ -134,16 +134,20 @@ class TestStoreUrlsOfOtherShapes:
     """URLs session 45's fuzzer found: a password holding "/" in a URL of another scheme,
     and a scheme in upper case."""
 
-    def test_another_scheme_with_a_slash_in_its_password_is_refused_without_it(
-        self, tmp_path: Path, in_process: InProcess
-    ) -> None:
+    @pytest.mark.parametrize(("url", "shown"), [
         # urlsplit read "pipeline:<secret>" as a host and port; the port's ValueError quoted
         # the password, and argparse printed "invalid store_argument value: '<the URL>'".
-        url = f"pgsql://pipeline:{SECRET}/x@db.lab/jobs"
+        (f"pgsql://pipeline:{SECRET}/x@db.lab/jobs", "'pgsql://pipeline/[redacted]'"),
+        # Without its "//" the URL was a file path: "no jobs (no job store at <the URL> yet)".
+        (f"postgresql:pipeline:{SECRET}@db.lab/jobs", "'postgresql:///[redacted]'"),
+    ], ids=["slash-in-password", "no-slashes"])
+    def test_a_store_url_of_another_shape_is_refused_without_its_password(
+        self, tmp_path: Path, in_process: InProcess, url: str, shown: str
+    ) -> None:
         code, said = command(in_process, tmp_path, "jobs", "--store", url)
         assert code == 2
         assert SECRET not in said
-        assert "argument --store: 'pgsql://pipeline/[redacted]' is not a job store" in said
+        assert f"argument --store: {shown} is not a job store" in said
 
     @pytest.mark.parametrize(("target", "shown"), [
         (f"postgresql:pipeline:{SECRET}@db.lab/jobs", "'postgresql:///[redacted]'"),

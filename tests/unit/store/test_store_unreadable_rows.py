@@ -49,7 +49,10 @@ class TestARowChangedOutside:
          "build 1 in the job store cannot be read: Invalid isoformat string: 'x'"),
         ("UPDATE transitions SET to_state = 'zz' WHERE id = 1", lambda s: s.history(1),
          "transition 1 in the job store cannot be read: 'zz' is not a valid JobState"),
-    ], ids=["job-state", "job-fields", "build-time", "transition-state"])
+        # Read as text, the bytes failed where the recipe was first shown (AttributeError).
+        ("UPDATE jobs SET recipe = x'ff00'", lambda s: s.list_jobs(),
+         "job 1 in the job store cannot be read: its recipe holds bytes, not text"),
+    ], ids=["job-state", "job-fields", "build-time", "transition-state", "bytes-as-text"])
     def test_it_is_a_store_error_naming_the_row(
         self, tmp_path: Path, sql: str, read: Callable[[SqliteJobStore], object], said: str
     ) -> None:
