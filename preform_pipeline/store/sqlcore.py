@@ -218,8 +218,8 @@ def _readable(
         @functools.wraps(read)
         def reading(row: Row, /, *args: _P.args, **kwargs: _P.kwargs) -> _Read:
             # SQLite keeps bytes in a text column too: read as text, they failed far later,
-            # wherever the value was first shown.
-            blob = next((key for key in row.keys() if isinstance(row[key], bytes)), None)
+            # wherever the value was first shown. keys(): a sqlite3.Row iterates its values.
+            blob = next((k for k in row.keys() if isinstance(row[k], bytes)), None)  # noqa: SIM118
             if blob is not None:
                 raise StoreError(f"{what} {row['id']} in the job store cannot be read: its "
                                  f"{blob} holds bytes, not text", hint=_UNREADABLE_ROW_HINT)
