@@ -851,7 +851,7 @@ class Fuzzer:
         if secret in outcome.out + outcome.err:
             leaks.append("the console")
         self.judge("storeurl", how, url[:60], "jobs", outcome, folder, None,
-                   ("postgresql", "URL", "store"),
+                   ("postgres", "URL", "store"),
                    [f"password shown: {', '.join(leaks)}"] if leaks else [])
 
     def fuzz_fleetjson(self) -> None:
