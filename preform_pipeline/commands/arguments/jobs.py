@@ -79,7 +79,15 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
     now = now or datetime.now(timezone.utc)
     match = _AGE.match(text)
     if match:
-        return now - timedelta(seconds=float(match[1]) * _AGE_UNITS[match[2].lower()])
+        try:
+            return now - timedelta(seconds=float(match[1]) * _AGE_UNITS[match[2].lower()])
+        except OverflowError:
+            # An age back past the year 1 (99999999d) or beyond any float (400 digits): the
+            # arithmetic's OverflowError came out of argparse as a traceback.
+            raise argparse.ArgumentTypeError(
+                f"{text.strip()!r} reaches back before the year 1: give an age such as 30d or "
+                "a date (2024-05-01)"
+            ) from None
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:

@@ -174,6 +174,16 @@ class TestList:
         code, out, err = invoke("--store", str(lab.path), "--since", "yesterday")
         assert (code, out) == (2, "") and "neither an age" in err
 
+    @pytest.mark.parametrize("age", ["99999999d", "9" * 400 + "w"])
+    def test_an_age_reaching_back_before_the_year_1_is_a_usage_error(
+        self, lab: Lab, age: str
+    ) -> None:
+        # Session 45's fuzzer: timedelta's OverflowError left argparse as a traceback.
+        code, out, err = invoke("--store", str(lab.path), "--since", age)
+        assert (code, out) == (2, "")
+        assert f"argument --since: '{age}' reaches back before the year 1: give an age such " \
+            "as 30d or a date (2024-05-01)" in err
+
 
 class TestShow:
     """One job in full, with its build, its print and its history."""
