@@ -587,7 +587,8 @@ class WebApiClient:
             per_page=size,
             count=count if isinstance(count, int) and not isinstance(count, bool) else None,
             next_page=next_page,
-            previous_page=_linked_page(previous if isinstance(previous, str) else None, 1),
+            # Only shown, never followed: a link that cannot be read is no previous page.
+            previous_page=_linked_page(previous if _readable_link(previous) else None, 1),
         )
 
     def _paginated(self, path: str, body: Any) -> tuple[list[dict[str, Any]], str | None]:
@@ -595,7 +596,7 @@ class WebApiClient:
             raise self._shape_error(path, "a page object with 'results'", body)
         results = [item for item in body["results"] if isinstance(item, dict)]
         next_link = body.get("next")
-        if next_link is not None and not isinstance(next_link, str):
+        if next_link is not None and not _readable_link(next_link):
             # Not the end of the list: a page whose link to the next is broken. Taken as the
             # end, the rest of the feed would silently go unread.
             raise self._shape_error(path, "a page whose 'next' is a link or null", body)
@@ -727,6 +728,18 @@ def _endless_paging(path: str, what: str) -> CloudError:
         f"the Web API's pagination of {path} {what}",
         hint="report this to Formlabs support; the list cannot be read in full",
     )
+
+
+def _readable_link(link: object) -> bool:
+    """Whether a page's link is text httpx can read as a URL: one holding a NUL or an
+    unclosed "[" raised httpx.InvalidURL from the page reader, a crash of verify."""
+    if not isinstance(link, str):
+        return False
+    try:
+        httpx.URL(link)
+    except httpx.InvalidURL:
+        return False
+    return True
 
 
 def _linked_page(link: str | None, default: int) -> int | None:

@@ -137,7 +137,8 @@ class TestSomethingElseAnswers:
 class TestBrokenPaging:
     """A page whose link to the next one is broken fails the read; it is not the end."""
 
-    @pytest.mark.parametrize("link", [5, {"page": 2}, ["x"]])
+    @pytest.mark.parametrize("link", [5, {"page": 2}, ["x"], "http://h/\x00?page=2",
+                                      "http://[::1/?page=2"])
     def test_a_next_link_that_is_not_a_link(self, front: HostileFront, link: object) -> None:
         front.on("POST", TOKEN_PATH, reply(200, TOKEN))
         page = {"count": 250, "next": link, "previous": None, "results": [PRINT]}
@@ -159,6 +160,17 @@ class TestBrokenPaging:
         assert caught.value.message == (f"the Web API's pagination of {PRINTS} loops back "
                                         f"from page 1 to page {page}")
         assert len(front.requests_to(PRINTS)) == 1
+
+    def test_a_previous_link_that_cannot_be_read_is_no_previous_page(
+        self, front: HostileFront
+    ) -> None:
+        # Session 45's fuzzer: httpx.InvalidURL from the page reader, verify's exit 70.
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        body = {"count": 1, "next": None, "previous": "\x00", "results": [PRINT]}
+        front.on("GET", PRINTS, reply(200, json.dumps(body)))
+        with _client(front) as client:
+            page = client.list_prints_page(2)
+        assert (page.previous_page, page.next_page, len(page.items)) == (None, None, 1)
 
     def test_an_empty_page_that_links_to_a_next_is_refused(self, front: HostileFront) -> None:
         front.on("POST", TOKEN_PATH, reply(200, TOKEN))
