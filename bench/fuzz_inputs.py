@@ -586,7 +586,9 @@ class Fuzzer:
         else:
             argv = [*self.cli, "plan", str(recipe), str(model)]
         before = _digest(folder / "in")
-        outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        # A rehearsal store of its own, as for .fps files (fuzz_fps says why).
+        env = {**self.env, "XDG_DATA_HOME": str(folder / "data")}
+        outcome = run_command(argv, folder, env, TIME_BOUND_S[command])
         self.judge("model", mutation, name, command, outcome, folder, before, (name,))
 
     def _sidecar_case(self, folder: Path) -> tuple[str, str, Path]:
@@ -769,7 +771,10 @@ class Fuzzer:
             *self.cli, "run", str(recipe), str(model), "--output", str(folder / "out"),
             "--simulator-arg=--latency=instant"]
         before = _digest(folder / "in")
-        outcome = run_command(argv, folder, self.env, TIME_BOUND_S[command])
+        # A store of its own: in the shared rehearsal store the same model was a duplicate
+        # after the first run, skipped before its scene (and its .fps) was ever made.
+        env = {**self.env, "XDG_DATA_HOME": str(folder / "data")}
+        outcome = run_command(argv, folder, env, TIME_BOUND_S[command])
         self.judge("fps", mutation, "job.fps", command, outcome, folder, before,
                    ("job.fps", "fps", recipe.name))
 
