@@ -893,12 +893,13 @@ class Fuzzer:
         """``verify`` with a print pending against a Web API whose prints feed answers a
         hostile page: it says what was wrong, and neither hangs nor reads pages for ever."""
         front = self._web_front()
+        pending = self._pending_store()
         mutation, body = feed_page(self.rng, front.url)
         FEED[:] = [body]
         folder = self._case_dir()
         (folder / "in").mkdir()
         store = folder / "in" / "jobs.sqlite3"
-        shutil.copy(self._pending_store(), store)
+        shutil.copy(pending, store)
         settings = folder / "in" / "settings.yaml"
         settings.write_text(json.dumps({"cloud": {"base_url": front.url}}), encoding="utf-8")
         env = {**self.env, "PREFORM_PIPELINE_CLIENT_ID": "fuzz-client",
@@ -931,15 +932,7 @@ class Fuzzer:
         """A store holding one print sent a minute ago, made once and copied per input."""
         path = self.out / "pending.sqlite3"
         if not path.exists():
-            from preform_pipeline.store import JobState, SqliteJobStore
-
-            with SqliteJobStore(path) as store:
-                job = store.create_job(recipe="dental", source_path="/hot/processing/a.stl",
-                                       state=JobState.PROCESSING)
-                build = store.create_build(recipe="dental", job_ids=[job.id])
-                for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
-                              JobState.PRINT_SENT):
-                    store.transition_build(build.id, state, "fuzz", printer="Form4-A")
+            PENDING_KEY[:] = sent_prints(path, ["a.stl"])
         return path
 
     # ------------------------------------------------------------------------ HTTP
@@ -1285,12 +1278,28 @@ def fps_input(rng: random.Random) -> tuple[str, bytes]:
     return what, json.dumps(doc, allow_nan=True).encode()
 
 
+def sent_prints(path: Path, names: list[str]) -> list[str]:
+    """A new store at ``path`` with a job per name, each in a build whose print was sent
+    (pending for verify); the builds' keys, which the prints feed names runs by."""
+    from preform_pipeline.store import JobState, SqliteJobStore
+
+    keys = []
+    with SqliteJobStore(path) as store:
+        for name in names:
+            job = store.create_job(recipe="dental", source_path=f"/hot/processing/{name}",
+                                   state=JobState.PROCESSING)
+            build = store.create_build(recipe="dental", job_ids=[job.id])
+            for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
+                          JobState.PRINT_SENT):
+                store.transition_build(build.id, state, "fuzz", printer="Form4-A")
+            keys.append(build.job_key)
+    return keys
+
+
 def store_file(rng: random.Random, folder: Path) -> tuple[str, Path]:
     """(mutation, path) of a job store file made hostile: damaged, foreign, of another schema
     version, cut short, a folder, a device; a real store with two jobs first."""
     import sqlite3
-
-    from preform_pipeline.store import JobState, SqliteJobStore
 
     path = folder / "in" / "jobs.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -1312,14 +1321,7 @@ def store_file(rng: random.Random, folder: Path) -> tuple[str, Path]:
         else:
             os.mkfifo(path)
         return how, path
-    with SqliteJobStore(path) as store:
-        for name in ("a.stl", "b.stl"):
-            job = store.create_job(recipe="dental", source_path=f"/hot/processing/{name}",
-                                   state=JobState.PROCESSING)
-            build = store.create_build(recipe="dental", job_ids=[job.id])
-            for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
-                          JobState.PRINT_SENT):
-                store.transition_build(build.id, state, "fuzz", printer="Form4-A")
+    sent_prints(path, ["a.stl", "b.stl"])
     data = path.read_bytes()
     if how == "truncate":
         path.write_bytes(_truncate(rng, data))
@@ -1420,11 +1422,12 @@ FLEET_WORKER = _batch_worker(
 
 
 def feed_page(rng: random.Random, url: str) -> tuple[str, str]:
-    """(mutation, body) of a hostile page of the Web API's prints feed."""
-    good = {"guid": "g-1", "name": "PP-0000000001 case", "printer": "Form4-A",
-            "status": "FINISHED", "created_at": "2026-01-01T08:00:00Z",
-            "print_started_at": "2026-01-01T08:01:00Z",
-            "print_finished_at": "2026-01-01T09:00:00Z"}
+    """(mutation, body) of a hostile page of the Web API's prints feed, whose run is the
+    pending print's (named by its key, made now), so that its fields are read."""
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    good = {"guid": "g-1", "name": f"{PENDING_KEY[0]} case", "printer": "Form4-A",
+            "status": "FINISHED", "created_at": now, "print_started_at": now,
+            "print_finished_at": now}
     page: dict[str, Any] = {"count": 1, "next": None, "previous": None, "results": [good]}
     how = rng.choice(["field", "missing", "page-field", "next", "huge", "literal", "shape"])
     if how == "field":
@@ -1466,6 +1469,8 @@ def feed_page(rng: random.Random, url: str) -> tuple[str, str]:
 WEB_FRONT: list[Any] = []
 FEED: list[str] = ["{}"]
 WEB_SECRET = "fuzz-web-secret-45"
+#: The job key of the print pending in the webapi kind's store.
+PENDING_KEY: list[str] = []
 WEB_TOKEN = json.dumps({"access_token": "fuzz-token", "token_type": "Bearer",
                         "expires_in": 3600})
 
