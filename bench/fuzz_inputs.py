@@ -1344,8 +1344,10 @@ def store_file(rng: random.Random, folder: Path) -> tuple[str, Path]:
             else:
                 conn.execute(rng.choice([
                     "UPDATE jobs SET state = 'nonsense'", "UPDATE jobs SET created_at = 'x'",
-                    "UPDATE builds SET state = NULL", "UPDATE jobs SET metadata = '{'",
-                    "UPDATE jobs SET recipe = x'ff00'", "UPDATE builds SET updated_at = 1e400"]))
+                    "UPDATE builds SET state = 'zz'", "UPDATE jobs SET fields = '{'",
+                    "UPDATE jobs SET recipe = x'ff00'", "UPDATE builds SET updated_at = 1e400",
+                    "UPDATE transitions SET to_state = 'zz'", "UPDATE jobs SET priority = 'x'",
+                    "UPDATE builds SET approval = '[1'"]))
     return how, path
 
 
