@@ -815,7 +815,8 @@ class Fuzzer:
             extra.append("a refused store was changed")
         # verify's refusal without credentials names the variables that give them.
         self.judge("store", how, path.name, command, outcome, folder, None,
-                   (path.name, *args[1:2], "PREFORM_PIPELINE_CLIENT_ID"), extra)
+                   (path.name, *args[1:2], "PREFORM_PIPELINE_CLIENT_ID", "in the job store"),
+                   extra)
 
     def fuzz_storeurl(self) -> None:
         """A hostile PostgreSQL store URL (as ``--store``, ``store.url``, the environment or
