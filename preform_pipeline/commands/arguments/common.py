@@ -55,10 +55,12 @@ def store_argument(text: str) -> str:
 
 def shown_not_a_store(text: str) -> str:
     """A ``--store`` or ``--to`` value refused as no job store, as it may be said back:
-    anything that may hold a login (a URL of another scheme; ``postgresql:u:secret@host``,
-    its ``//`` missing) by scheme and host only; a plain path as written."""
+    anything that may hold a password (a URL of another scheme; a PostgreSQL one without its
+    ``//``, ``postgresql:host/db?password=secret``; a login's ``@``) by scheme and host only;
+    a plain path as written."""
     text = text.strip()
-    return redact_url(text) if "@" in text or _URL_SCHEME.match(text) else text
+    url = _URL_SCHEME.match(text) or _POSTGRES_WITHOUT_SLASHES.match(text)
+    return redact_url(text) if url or "@" in text else text
 
 
 

@@ -137,11 +137,14 @@ class TestStoreUrlsOfOtherShapes:
         # Without its "//" the URL was a file path: "no jobs (no job store at <the URL> yet)".
         ("--store", f"postgresql:pipeline:{SECRET}@db.lab/jobs", 2,
          "argument --store: 'postgresql:///[redacted]' is not a job store"),
+        ("--store", f"postgresql:db.lab/jobs?password={SECRET}", 2,
+         "argument --store: 'postgresql:///[redacted]' is not a job store"),
         # From the environment: exit 70, the password on the console and in the crash report.
         ("PREFORM_PIPELINE_STORE_URL", f"pgsql://u:{SECRET}/x@db.lab/jobs", 1,
          "environment variable PREFORM_PIPELINE_STORE_URL: $.store.url: "
          "'pgsql://u/[redacted]' does not match"),
-    ], ids=["slash-in-password", "no-slashes", "slash-in-password-environment"])
+    ], ids=["slash-in-password", "no-slashes", "no-slashes-query",
+            "slash-in-password-environment"])
     def test_a_store_url_of_another_shape_is_refused_without_its_password(
         self, tmp_path: Path, in_process: InProcess, option: str, url: str, status: int,
         shown: str,
@@ -155,9 +158,10 @@ class TestStoreUrlsOfOtherShapes:
 
     @pytest.mark.parametrize(("target", "shown"), [
         (f"postgresql:pipeline:{SECRET}@db.lab/jobs", "'postgresql:///[redacted]'"),
+        (f"postgresql:db.lab/jobs?password={SECRET}", "'postgresql:///[redacted]'"),
         (f"mysql://pipeline:{SECRET}@db.lab/jobs", "'mysql://db.lab/[redacted]'"),
         ("/srv/jobs.sqlite3", "'/srv/jobs.sqlite3'"),
-    ], ids=["no-slashes", "another-scheme", "a-path"])
+    ], ids=["no-slashes", "no-slashes-query", "another-scheme", "a-path"])
     def test_store_migrate_refuses_a_target_of_another_shape_without_its_password(
         self, tmp_path: Path, in_process: InProcess, target: str, shown: str
     ) -> None:
