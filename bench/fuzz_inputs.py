@@ -811,11 +811,13 @@ class Fuzzer:
         extra = []
         if not os.path.lexists(path):
             extra.append("store gone")
-        elif regular and outcome.status != 0 and path.read_bytes() != before:
+        elif regular and before and outcome.status != 0 and path.read_bytes() != before:
+            # (An empty file is a new database to SQLite: any open makes it a store.)
             extra.append("a refused store was changed")
         # verify's refusal without credentials names the variables that give them.
         self.judge("store", how, path.name, command, outcome, folder, None,
-                   (path.name, *args[1:2], "PREFORM_PIPELINE_CLIENT_ID", "in the job store"),
+                   (path.name, *[a[:20] for a in args[1:2]], "PREFORM_PIPELINE_CLIENT_ID",
+                    "in the job store"),
                    extra)
 
     def fuzz_storeurl(self) -> None:
