@@ -628,9 +628,13 @@ class WebApiClient:
             return None  # 204, or a 200 the contract documents without a body
         try:
             return response.json()
-        except ValueError:
+        except (ValueError, RecursionError) as exc:
+            # Python's decoder recurses per level: JSON nested thousands deep (no answer of the
+            # Web API's) raised RecursionError, and verify ended in a crash (session 45).
+            what = ("JSON nested too deeply to read" if isinstance(exc, RecursionError)
+                    else "something that is not JSON")
             raise CloudError(
-                "the Web API answered with something that is not JSON",
+                f"the Web API answered with {what}",
                 request=_info(request),
                 status_code=response.status_code,
                 body=response.text[:_BODY_QUOTE_CHARS],

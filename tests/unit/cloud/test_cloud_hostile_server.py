@@ -172,6 +172,16 @@ class TestBrokenPaging:
             page = client.list_prints_page(2)
         assert (page.previous_page, page.next_page, len(page.items)) == (None, None, 1)
 
+    def test_a_page_nested_too_deeply_to_read_is_said_so(self, front: HostileFront) -> None:
+        # Session 45's fuzzer: 10,000 nested objects raised RecursionError, verify's exit 70.
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        deep = '{"results": [' + '{"a": ' * 10_000 + "1" + "}" * 10_000 + "]}"
+        front.on("GET", PRINTS, reply(200, deep))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            client.list_prints_page(1)
+        assert caught.value.message.endswith(
+            ": the Web API answered with JSON nested too deeply to read (HTTP 200)")
+
     def test_an_empty_page_that_links_to_a_next_is_refused(self, front: HostileFront) -> None:
         front.on("POST", TOKEN_PATH, reply(200, TOKEN))
         body = {"count": 10**9, "next": f"{front.url}{PRINTS}?page=3", "results": []}
