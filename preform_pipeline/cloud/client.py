@@ -547,7 +547,7 @@ class WebApiClient:
                 raise _endless_paging(path, "loops back to a page already read")
             seen.add(key)
             body = self._get_json(path, params)
-            results, next_link = self._paginated(path, body)
+            results, next_link = self._paginated(path, body, "a page")
             for item in results:
                 yield parse(item)
             if next_link is None:
@@ -567,7 +567,7 @@ class WebApiClient:
         size = _page_size(per_page, self._per_page)
         params = [*filters, ("page", str(page)), ("per_page", str(size))]
         body = self._get_json(path, params)
-        results, next_link = self._paginated(path, body)
+        results, next_link = self._paginated(path, body, f"page {page}")
         assert isinstance(body, dict)
         count = body.get("count")
         previous = body.get("previous")
@@ -576,11 +576,6 @@ class WebApiClient:
         # one would be read again for ever, and a page below 1 cannot be asked for at all.
         if next_page is not None and next_page <= page:
             raise _endless_paging(path, f"loops back from page {page} to page {next_page}")
-        if next_page is not None and not body["results"]:
-            # An empty page is the end of a list: one that links on would be followed
-            # through empty pages for as long as the server kept linking.
-            raise _endless_paging(
-                path, f"goes on past its end: page {page} is empty but links to a next one")
         return Page(
             items=tuple(parse(item) for item in results),
             page=page,
@@ -591,7 +586,11 @@ class WebApiClient:
             previous_page=_linked_page(previous if _readable_link(previous) else None, 1),
         )
 
-    def _paginated(self, path: str, body: Any) -> tuple[list[dict[str, Any]], str | None]:
+    def _paginated(
+        self, path: str, body: Any, which: str
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """A page's items and its link to the next (None at the end); ``which`` names the
+        page in an error (``page 2``)."""
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise self._shape_error(path, "a page object with 'results'", body)
         results = [item for item in body["results"] if isinstance(item, dict)]
@@ -600,6 +599,13 @@ class WebApiClient:
             # Not the end of the list: a page whose link to the next is broken. Taken as the
             # end, the rest of the feed would silently go unread.
             raise self._shape_error(path, "a page whose 'next' is a link or null", body)
+        if next_link and not body["results"]:
+            # An empty page is the end of a list: one that links on would be followed
+            # through empty pages for as long as the server kept linking; by the pages one
+            # at a time (verify) and by the iterators (iter_prints: each link a new page,
+            # which no "page already read" stops) alike.
+            raise _endless_paging(
+                path, f"goes on past its end: {which} is empty but links to a next one")
         return results, next_link or None
 
     def _get_array(

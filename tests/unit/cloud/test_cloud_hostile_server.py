@@ -7,9 +7,11 @@ broken server, a proxy or a guest Wi-Fi's sign-in page answers.
 from __future__ import annotations
 
 import json
+import socket
 import time
 import tracemalloc
 from collections.abc import Iterator
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -22,6 +24,7 @@ from tests.hostile_http import (
     NGINX_HTTPS_PORT_PAGE,
     Answer,
     HostileFront,
+    Request,
     drip,
     huge,
     reply,
@@ -190,6 +193,25 @@ class TestBrokenPaging:
             client.list_prints_page(2)
         assert caught.value.message == (f"the Web API's pagination of {PRINTS} goes on past "
                                         "its end: page 2 is empty but links to a next one")
+
+    def test_the_iterator_stops_at_an_empty_page_that_links_on(
+        self, front: HostileFront
+    ) -> None:
+        # Each empty page links to the one after it: no page is read twice, so only the rule
+        # on empty pages (once in _page alone) ends iter_prints (the review of session 45).
+        def linking_on(sock: socket.socket, request: Request, front: HostileFront) -> bool:
+            page = int(dict(parse_qsl(urlsplit(request.target).query)).get("page", "1"))
+            body = {"count": 10**9, "next": f"{front.url}{PRINTS}?page={page + 1}",
+                    "results": []}
+            return reply(200, json.dumps(body))(sock, request, front)
+
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        front.on("GET", PRINTS, linking_on, times=20)
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        assert caught.value.message == (f"the Web API's pagination of {PRINTS} goes on past "
+                                        "its end: a page is empty but links to a next one")
+        assert len(front.requests_to(PRINTS)) == 1
 
     def test_https_to_a_plain_server_asks_for_http(self, front: HostileFront) -> None:
         url = front.url.replace("http://", "https://")
