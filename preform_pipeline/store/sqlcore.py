@@ -104,8 +104,8 @@ _Store = TypeVar("_Store", bound="SqlStoreCore")
 _P = ParamSpec("_P")
 _Read = TypeVar("_Read")
 _UNREADABLE_ROW_HINT: Final = (
-    "the store was changed outside preform-pipeline (or by a newer one), or the file is "
-    "damaged: restore a backup of the store (docs/jobs.md)"
+    "changed outside preform-pipeline, by a newer one (run that) or damaged; the row is "
+    "kept as it was: set that column right by hand (docs/jobs.md)"
 )
 
 
@@ -205,6 +205,20 @@ def _check_fields(
     return columns
 
 
+class _Taken:
+    """A row that keeps the name of the column read from it last."""
+
+    __slots__ = ("column", "row")
+
+    def __init__(self, row: Row) -> None:
+        self.row = row
+        self.column: str | None = None
+
+    def __getitem__(self, column: str) -> Any:
+        self.column = column
+        return self.row[column]
+
+
 def _readable(
     what: str,
 ) -> Callable[[Callable[Concatenate[Row, _P], _Read]], Callable[Concatenate[Row, _P], _Read]]:
@@ -223,11 +237,14 @@ def _readable(
             if blob is not None:
                 raise StoreError(f"{what} {row['id']} in the job store cannot be read: its "
                                  f"{blob} holds bytes, not text", hint=_UNREADABLE_ROW_HINT)
+            # A reader converts each value as it takes it: the column taken last is the one
+            # that failed, which the person mending the row must be told (review rv45-fuzz).
+            taken = _Taken(row)
             try:
-                return read(row, *args, **kwargs)
+                return read(taken, *args, **kwargs)
             except (ValueError, TypeError) as exc:
-                raise StoreError(f"{what} {row['id']} in the job store cannot be read: {exc}",
-                                 hint=_UNREADABLE_ROW_HINT) from exc
+                raise StoreError(f"{what} {row['id']} in the job store cannot be read: its "
+                                 f"{taken.column}: {exc}", hint=_UNREADABLE_ROW_HINT) from exc
 
         return reading
 
