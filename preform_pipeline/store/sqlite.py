@@ -282,6 +282,8 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
+#: How every SQLite database file begins (its header's first 16 bytes).
+_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _DAMAGED_HINT: Final = (
     "the file is damaged or is not a job store: move it aside (keep it for diagnosis) and "
     "restore a backup, or start afresh; a new store is created on the next start, without "
@@ -381,6 +383,7 @@ class SqliteJobStore(SqlStoreCore):
                 ) from exc
         else:
             self._refuse_not_a_file()
+            self._refuse_not_sqlite()
         read_only = read_only and self.path.exists()
         with self._errors("opening"):
             conn = self._connect_reading() if read_only else self._connect(str(self.path))
@@ -519,6 +522,20 @@ class SqliteJobStore(SqlStoreCore):
                 f"{self.path}: is not a job store: not a regular file (a device, pipe or socket)",
                 hint=f"name the job store's file {where}",
             )
+
+    def _refuse_not_sqlite(self) -> None:
+        """A file that has bytes, but not SQLite's first ones, is someone else's: SQLite
+        takes a file too short for its header (one byte) for an empty database, and the
+        open made it a store over what it held (session 45's finding C, the review)."""
+        try:
+            with open(self.path, "rb") as file:
+                start = file.read(len(_SQLITE_MAGIC))
+        except OSError:
+            return  # said by the open that follows, in its own words
+        if start and not _SQLITE_MAGIC.startswith(start):
+            # SQLite's own words for a longer file of other bytes (docs/jobs.md's table).
+            raise StoreError(f"{self.path}: not a usable job store (file is not a database) "
+                             "while opening", hint=_DAMAGED_HINT)
 
     @staticmethod
     def _user_version(conn: sqlite3.Connection) -> int:

@@ -144,6 +144,20 @@ class TestRefusedFiles:
         assert (caught.value.hint or "").startswith("the file is damaged or is not a job store")
         assert path.read_bytes() == before
 
+    @pytest.mark.parametrize("content", [b"x", b"\xb4", b"SQLite format 2"])
+    def test_a_file_too_short_for_a_header_is_refused_not_made_a_store(
+        self, tmp_path: Path, content: bytes
+    ) -> None:
+        # SQLite reads a one-byte file as an empty database: the open made it a store of
+        # 108 KB over the byte (session 45's finding C).
+        path = tmp_path / "notes.txt"
+        path.write_bytes(content)
+        with pytest.raises(StoreError) as caught:
+            SqliteJobStore(path)
+        assert caught.value.message == (
+            f"{path}: not a usable job store (file is not a database) while opening")
+        assert path.read_bytes() == content
+
     @pytest.mark.parametrize(
         "content",
         [b"this is a text file, not a database\n" * 40,
