@@ -98,12 +98,15 @@ def write_results(output: str, result: Mapping[str, Any], lines: Sequence[str]) 
 
 
 def timed_run_args(argv: list[str] | None, doc: str, output: str,
-                   repeat: int) -> argparse.Namespace:
-    """``--repeat`` and ``--output`` (defaults ``repeat``, ``output``) from ``argv``, the
-    script's description the first line of ``doc``; the package's logging at warnings."""
+                   repeat: int, *, files: int | None = None) -> argparse.Namespace:
+    """``--repeat`` and ``--output`` (defaults ``repeat``, ``output``) from ``argv``, and
+    ``--files`` if ``files`` gives its default; the script's description the first line of
+    ``doc``; the package's logging at warnings."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=repeat)
     parser.add_argument("--output", default=output)
+    if files is not None:
+        parser.add_argument("--files", type=int, default=files)
     args = parser.parse_args(argv)
     configure_logging(level="WARNING")
     return args

@@ -3,7 +3,10 @@
 Two modes per inbox:
 
 * ``native``: the operating system's notifications (inotify, FSEvents, ReadDirectoryChangesW)
-  through watchdog's ``Observer``; immediate and cheap on local disks.
+  through watchdog's ``Observer``; immediate and cheap on local disks. The watch asks only for
+  the kinds of event the handler reports (watchdog's ``event_filter``, which it also turns
+  into the inotify mask): the daemon opens and reads each file it judges several times, and
+  those opens and closes would otherwise be read from the kernel and dispatched to no use.
 * ``polling``: watchdog's polling observer lists the folder every ``poll_interval_s``. Network
   shares (SMB, NFS) often deliver no events to the machine that watches them, so polling is
   the only reliable way there. The outcome folders inside the inbox are left out of the
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import watchdog.events
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
@@ -55,6 +59,18 @@ DEFAULT_OBSERVER_STOP_TIMEOUT_S: Final = 5.0
 
 _REPORTED: Final = frozenset(
     {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
+)
+
+#: watchdog's event classes of the kinds :class:`_Handler` reports, files' and folders' (a
+#: case folder's "modified" included: the handler reports it), for a native watch's
+#: ``event_filter`` (watchdog 4.0 on). Taken from watchdog's own list so that a kind added to
+#: ``_REPORTED`` is asked for too. Removals are not asked for, so the "modified" a removal
+#: brings its folder does not come: a waiting case folder is listed whole at every look.
+_REPORTED_EVENTS: Final = sorted(
+    (cls for cls in vars(watchdog.events).values()
+     if isinstance(cls, type) and issubclass(cls, FileSystemEvent)
+     and cls.event_type in _REPORTED),
+    key=lambda cls: cls.__name__,
 )
 
 
@@ -225,13 +241,15 @@ class InboxWatcher:
                 os.stat, _listing_without(root), polling_interval=root.poll_interval_s
             )
             self._observers.append(observer)
+            event_filter = None  # a listing's differences: nothing asked of a kernel
         else:
             if self._native is None:
                 self._native = Observer()
                 self._observers.append(self._native)
             observer = self._native
-        self._watches[root.path] = (observer, observer.schedule(handler, str(root.path),
-                                                                recursive=True))
+            event_filter = _REPORTED_EVENTS
+        self._watches[root.path] = (observer, observer.schedule(
+            handler, str(root.path), recursive=True, event_filter=event_filter))
         log.info("inbox_watched", inbox=str(root.path), mode=root.mode,
                  poll_interval_s=root.poll_interval_s if root.mode == "polling" else None)
 

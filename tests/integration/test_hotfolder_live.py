@@ -199,3 +199,25 @@ class TestCase:
         assert (inbox / "done" / "C-1042" / "C-1042.yaml").exists()
         assert not (inbox / "C-1042").exists()
         assert len(fleet_jobs(fleet)) == 1
+
+    def test_a_file_removed_from_a_waiting_case_is_no_event_and_the_case_goes_on_without_it(
+        self, tmp_path: Path,
+    ) -> None:
+        """A native watch does not ask for removals (session 45: only the kinds it reports),
+        so nothing tells the daemon that the case's unfinished file went: its own looks at
+        the waiting case find it. No rescan comes meanwhile."""
+        with daemon_running(tmp_path, inbox={"incomplete_timeout_s": 600.0},
+                            hotfolders={"rescan_interval_s": 3600.0}) as (daemon, store, _fleet):
+            staging = tmp_path / "C-3001"
+            staging.mkdir()
+            (staging / "upper.stl").write_bytes(tetra_stl_bytes(1))
+            (staging / "lower.stl").write_bytes(tetra_stl_bytes(2)[:100])  # cut short: waits
+            case = tmp_path / "inbox" / "C-3001"
+            staging.rename(case)
+            wait_for(lambda: case in daemon._units and daemon._units[case].next_check > 0,
+                     TIMEOUT_S, what="the case waiting for lower.stl")
+            (case / "lower.stl").unlink()
+            wait_for(lambda: settled(tmp_path / "inbox", 1), TIMEOUT_S, what="the case settled")
+            jobs = store.list_jobs()
+        assert [j.original_name for j in jobs] == ["upper.stl"]
+        assert (tmp_path / "inbox" / "done" / "C-3001" / "upper.stl").is_file()

@@ -7,7 +7,10 @@ from pathlib import Path
 
 import pytest
 from structlog.testing import capture_logs
+from watchdog.events import FileSystemEvent
 
+from preform_pipeline.hotfolder import watcher as watcher_module
+from preform_pipeline.hotfolder.files import write_text_atomic
 from preform_pipeline.hotfolder.testing import tetra_stl_bytes, wait_for
 from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot, scan
 
@@ -77,6 +80,105 @@ class TestObservers:
                      TIMEOUT_S, what="the event for the moved folder")
         finally:
             watcher.stop()
+
+
+OUTCOME_FOLDERS = frozenset({"processing", "done", "failed"})
+#: The kinds of event the handler reports (watcher.py's ``_REPORTED``), in watchdog's words.
+REPORTED_KINDS = frozenset({"created", "modified", "moved", "closed"})
+
+
+class Events:
+    """The kinds of every event watchdog hands the watcher's handlers (the seam past the
+    observer)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._kinds: list[str] = []
+        self._lock = threading.Lock()
+        dispatch = watcher_module._Handler.dispatch
+
+        def counted(handler: watcher_module._Handler, event: FileSystemEvent) -> None:
+            with self._lock:
+                self._kinds.append(event.event_type)
+            dispatch(handler, event)
+
+        monkeypatch.setattr(watcher_module._Handler, "dispatch", counted)
+
+    @property
+    def kinds(self) -> set[str]:
+        with self._lock:
+            return set(self._kinds)
+
+
+def _native_watcher(inbox: Path, seen: Seen) -> InboxWatcher:
+    for name in OUTCOME_FOLDERS:
+        (inbox / name).mkdir(parents=True, exist_ok=True)
+    watcher = InboxWatcher([WatchRoot(inbox, "native", reserved=OUTCOME_FOLDERS)], seen)
+    watcher.start()
+    return watcher
+
+
+class TestNativeWatchAsksForWhatItReports:
+    """A native watch asks watchdog only for the kinds of event the handler reports: the
+    daemon's reads and its own work in the outcome folders cost no other event."""
+
+    def test_reading_a_dropped_file_is_no_event(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """The daemon reads each file it judges several times (its completeness, its hash)."""
+        events = Events(monkeypatch)
+        inbox, seen = tmp_path / "inbox", Seen()
+        watcher = _native_watcher(inbox, seen)
+        try:
+            _reported(inbox, seen)
+            for _ in range(5):
+                (inbox / "part.stl").read_bytes()
+            (inbox / "other.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(inbox / "other.stl"), TIMEOUT_S, what="other.stl")
+        finally:
+            watcher.stop()
+        assert events.kinds <= REPORTED_KINDS
+
+    def test_the_daemons_takes_and_notes_bring_only_the_reported_kinds(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """Each drop moved into ``processing/<key>/``, then into ``done/`` beside a report
+        written atomically, its key's folder removed: as the daemon takes and settles it."""
+        events = Events(monkeypatch)
+        inbox, seen = tmp_path / "inbox", Seen()
+        watcher = _native_watcher(inbox, seen)
+        try:
+            drops = [inbox / f"p{n}.stl" for n in range(20)]
+            for drop in drops:
+                drop.write_bytes(tetra_stl_bytes())
+            wait_for(lambda: all(seen.has(d) for d in drops), TIMEOUT_S, what="the drops")
+            for n, drop in enumerate(drops):
+                taken = inbox / "processing" / f"job-{n}" / drop.name
+                taken.parent.mkdir()
+                drop.rename(taken)
+                taken.rename(inbox / "done" / drop.name)
+                taken.parent.rmdir()
+                write_text_atomic(inbox / "done" / f"{drop.name}.report.json", "{}\n")
+            _reported(inbox, seen)  # (watchdog's events come in order: the takes' first)
+        finally:
+            watcher.stop()
+        assert events.kinds <= REPORTED_KINDS
+
+    def test_a_temporary_file_written_into_a_case_folder_still_reports_the_case_folder(
+        self, tmp_path: Path, mode: str,
+    ) -> None:
+        """The case folder's "modified" (its temporary file is no drop) is reported as it
+        was before the watch asked for reported kinds only."""
+        inbox, seen = tmp_path / "inbox", Seen()
+        (inbox / "C-1").mkdir(parents=True)
+        watcher = InboxWatcher([WatchRoot(inbox, mode, 0.1)], seen)  # type: ignore[arg-type]
+        watcher.start()
+        try:
+            (inbox / "C-1" / "lower.stl.part").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(inbox / "C-1"), TIMEOUT_S,
+                     what="the event for the case folder")
+        finally:
+            watcher.stop()
+        assert not seen.has(inbox / "C-1" / "lower.stl.part")
 
 
 class TestWatchedAnew:
