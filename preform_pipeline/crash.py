@@ -51,22 +51,48 @@ def _cut_line(line: str, limit: int) -> str:
     the edges of words, so a path is kept whole or left out (session 42's cut took
     ``authenti`` of "authentication" and half a host's field). Whole ``; ``-separated fields
     go first (a store's tries, a hint's clauses); a word that fills the whole room (a
-    10,000-character label) is cut where it must be."""
+    10,000-character label) is cut where it must be.
+
+    However small ``limit`` is, the line shown is no longer: a shorter marker stands for the
+    middle when the whole one leaves less than a few words' room (:data:`_CUTS`), and under
+    the shortest's length only the line's start is shown (session 45: a limit under 30 gave
+    the 29-character marker alone, and one under 90 kept the start only, cut inside a word).
+    Callers use the default limit today; the promise holds for any."""
     if len(line) <= limit:
         return line
-    room = limit - len(_CUT.format(len(line)))
-    if room < _LEAST_KEPT:  # too little room to choose where: the start, cut plainly
-        plain = max(room, 0)
-        return line[:plain] + _CUT.format(len(line) - plain).rstrip()
-    head = line[:_head_end(line, room * 3 // 4)].rstrip()
-    tail = line[_tail_start(line, room - len(head)):].lstrip()
-    return head + _CUT.format(len(line) - len(head) - len(tail)) + tail
+    fitting = [(cut, limit - len(cut.format(len(line)))) for cut in _CUTS]
+    fitting = [(cut, room) for cut, room in fitting if room >= 0]
+    if not fitting:
+        return line[:limit]  # no marker fits: nothing to say the cut with
+    # The longest marker that leaves room for a few words, else the one leaving the most.
+    cut, room = next(((c, r) for c, r in fitting if r >= _LEAST_ROOM), fitting[-1])
+    # A word is cut inside only when it is longer than the whole room (a 10,000-character
+    # label): one that would fit is left out whole, its room given to the other end.
+    end = _head_end(line, room * 3 // 4)
+    if 0 < _word_at(line, end) <= room:
+        end = max(line.rfind(" ", 0, end), 0)
+    head = line[:end].rstrip()
+    start = _tail_start(line, room - len(head))
+    if 0 < _word_at(line, start) <= room:
+        found = line.find(" ", start)
+        start = len(line) if found < 0 else found + 1
+    tail = line[start:].lstrip()
+    return (head + cut.format(len(line) - len(head) - len(tail)) + tail).strip()
 
 
-#: What stands for the cut middle of a line.
-_CUT: Final = " [... {} characters cut ...] "
-#: Below this many characters kept, a line is cut without looking for the edges of words.
-_LEAST_KEPT: Final = 60
+def _word_at(line: str, at: int) -> int:
+    """The length of the word a cut at ``at`` falls inside, 0 when it falls between words."""
+    if at <= 0 or at >= len(line) or line[at - 1] == " " or line[at] == " ":
+        return 0
+    found = line.find(" ", at)
+    return (len(line) if found < 0 else found) - line.rfind(" ", 0, at) - 1
+
+
+#: What stands for the cut middle of a line, the longest that fits: how much was cut, then
+#: that something was.
+_CUTS: Final = (" [... {} characters cut ...] ", " [{} cut] ", "...")
+#: The room a marker should leave the line's words: a shorter one is said rather than less.
+_LEAST_ROOM: Final = 12
 #: Where a field of a message ends, and how much of the room the cut may give up to cut
 #: there: "; " between a store's tries and a hint's clauses, then ", " and ": " within one.
 _FIELD_ENDS: Final = (("; ", 3), (", ", 4), (": ", 4))

@@ -24,9 +24,13 @@ from preform_pipeline.errors import ConfigError
 
 __all__ = ["expand_user", "own_home", "secret_file_named"]
 
-#: A file name's extension as people give one (``.txt``, ``.key``, ``.secret``): lower case,
-#: a letter first, short. A secret ending in a dot and letters is rarely spelt so.
-_EXTENSION: Final = re.compile(r"\.[a-z][a-z0-9]{0,7}")
+#: A file's name as people write one: lower-case words joined by ``-`` or ``_``, perhaps an
+#: extension (``client-secret.txt``, ``formlabs.key``). Digits, capitals and signs are the stuff
+#: of secrets (``hunter2.txt``, ``aB3+x==``, ``p@ss.Word``): a name with any is not said.
+_FILE_NAME: Final = re.compile(r"[a-z]+(?:[-_][a-z]+)*(?:\.[a-z]{1,8})?")
+#: How a written folder that names where it starts begins: the root, the working folder, its
+#: parent, the home folder (``~/``: not ``~`` alone, a secret's first character as often).
+_ANCHORS: Final = ("/", "./", "../", "~/", os.sep, f".{os.sep}", f"..{os.sep}", f"~{os.sep}")
 
 
 def own_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -50,13 +54,15 @@ def own_home(env: Mapping[str, str] = os.environ) -> Path:
         ) from None
 
 
-def expand_user(text: str | PurePath, *, source: str, key: str = "") -> Path:
+def expand_user(text: str | PurePath, *, source: str, key: str = "", secret: bool = False
+                ) -> Path:
     """``text`` with a leading ``~`` (:func:`own_home`) or ``~name`` (user name's) expanded.
 
     ``source`` says where the path was written (``--store``, ``environment variable X``, a
     settings file or variable) and ``key`` the settings key (``$.store.path``), if any: a
     ``~name`` for a user this machine lacks is a :class:`ConfigError` naming them, the path and
-    what helps.
+    what helps. ``secret``: ``text`` names a file holding a secret, and may be the secret itself
+    typed in its place (``~hunter2``): such an error says its length, not ``text``.
     """
     parts = PurePath(text).parts
     if parts[:1] == ("~",):
@@ -66,6 +72,13 @@ def expand_user(text: str | PurePath, *, source: str, key: str = "") -> Path:
     except RuntimeError:
         user = parts[0][1:]
     where = f"{key}: " if key else ""
+    if secret:
+        raise ConfigError(
+            f"{where}the name given ({len(str(text))} characters, not repeated here: it may be "
+            "the secret itself) starts with ~ and no user of this machine is named so",
+            source=source,
+            hint="write the file's path in full, or start it with ~/ for your own home folder",
+        )
     raise ConfigError(
         f"{where}{str(text)!r}: no user named {user!r} on this machine",
         source=source,
@@ -76,24 +89,31 @@ def expand_user(text: str | PurePath, *, source: str, key: str = "") -> Path:
 def secret_file_named(written: str, path: PurePath) -> str:
     """How an error names the file that should hold a secret and could not be read:
     ``written`` (as the user wrote it, before ``~`` was expanded or a settings folder put
-    before it), or, when it may be the secret itself, its length and where it was looked for.
+    before it), or, when it may be the secret itself, its length and the folder it was looked
+    for in.
 
-    A mistyped path is the likelier mistake, and naming it helps most, so it is named
-    whenever it reads as a path: something is at ``path`` (a folder, a file this user may not
-    read), it is anchored (``/``, ``~``, ``./``, ``../``, a drive), it has a folder and that
-    folder is there (a typo in the file's name), or it ends in an extension (``secret.txt``).
-    What is left (a bare word naming nothing, or words after a folder that is not there) is
-    what a secret typed in place of its file looks like."""
+    A mistyped path is the likelier mistake and naming it helps most, but a secret said back
+    is worse (the console, a cron mail, the log): ``written`` is said only when it is very
+    likely a path. Something is at ``path`` (a folder, a file this user may not read), or its
+    file name reads as one (:data:`_FILE_NAME`) and has an extension (``client-secret.txt``)
+    or a folder written before it that is there or names where it starts (``/``, ``./``,
+    ``../``, ``~/``, a drive); a bare word naming nothing is what a secret typed in its
+    file's place looks like. Else none of it is said, only the nearest
+    folder that is there on the way to ``path`` (the settings' or working folder when no part
+    of ``written`` is one): a secret's parts never are, nor a folder that is not there."""
     path = Path(path).absolute()
-    anchored = (PurePath(written).is_absolute() or written.startswith(("~", "./", "../"))
-                or bool(PurePath(written).drive))
-    folder = PurePath(written).parent != PurePath(".")
-    if (os.path.lexists(path) or anchored or (folder and os.path.isdir(path.parent))
-            or _EXTENSION.fullmatch(PurePath(written).suffix) is not None):
+    if os.path.lexists(path):
         return written
-    # Relative, so path is the folder it was read from with written's parts after it; that
-    # folder is said, none of written's parts (a secret's first part before a "/").
-    below = PurePath(*path.parts[:len(path.parts) - len(PurePath(written).parts)])
+    cut = max(written.rfind("/"), written.rfind(os.sep))
+    folder, name = written[:cut + 1], written[cut + 1:]
+    folder_known = bool(folder) and (os.path.isdir(path.parent) or folder.startswith(_ANCHORS)
+                                     or bool(PurePath(written).drive))
+    known = "." in name or folder_known
+    if known and _FILE_NAME.fullmatch(name):
+        return written
+    there = path.parent
+    while not os.path.isdir(there) and there != there.parent:
+        there = there.parent
     return (f"the name given ({len(written)} characters, not repeated here: no file is at it "
             f"and it does not read as a path, so it may be the secret itself; looked for "
-            f"below {below})")
+            f"below {there})")

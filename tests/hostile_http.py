@@ -38,6 +38,7 @@ __all__ = [
     "HostileFront",
     "Request",
     "drip",
+    "gate",
     "huge",
     "never",
     "raw",
@@ -325,5 +326,22 @@ def huge(size: int, *, framing: str = "length") -> Answer:
         if framing == "chunked":
             sock.sendall(b"0\r\n\r\n")
         return False
+
+    return answer
+
+
+def gate(authorization: str) -> Answer:
+    """A reverse proxy's basic auth: a request whose ``Authorization`` is exactly this is
+    forwarded upstream; any other (none, a wrong one) is answered 401, as nginx answers."""
+
+    def answer(sock: socket.socket, request: Request, front: HostileFront) -> bool:
+        sent = [v for k, v in request.headers if k.lower() == "authorization"]
+        if sent == [authorization]:
+            return _forwarded(sock, request, front)
+        page = b"<html><head><title>401 Authorization Required</title></head></html>"
+        sock.sendall(_head(401, [("Content-Type", "text/html"),
+                                 ("WWW-Authenticate", 'Basic realm="printers"'),
+                                 ("Content-Length", str(len(page)))]) + page)
+        return True
 
     return answer

@@ -73,6 +73,7 @@ from preform_pipeline.retryafter import (
     asked_to_wait,
     longest_wait,
 )
+from preform_pipeline.urlauth import CREDENTIALS_REFUSED, url_auth
 
 __all__ = [
     "DEFAULT_CONNECT_TIMEOUT_S",
@@ -202,6 +203,8 @@ def error_for_status(
         https = https_port_answer(status, message or "")
         if https is not None:
             return RequestRejectedError(https, hint=USE_HTTPS, **fields)
+        if status == httpx.codes.UNAUTHORIZED:
+            return RequestRejectedError(text, hint=CREDENTIALS_REFUSED, **fields)
         return RequestRejectedError(text, hint=code_hint(code, _HINT_REJECTED), **fields)
     if status >= 500:
         return ServerInternalError(text, hint=_HINT_INTERNAL, **fields)
@@ -297,12 +300,15 @@ class HttpSession:
         transport: httpx.BaseTransport | None,
         clock: Clock,
     ) -> None:
-        parsed = httpx.URL(base_url)
+        # A url's ``user:password@`` is basic auth on every request, as the health check sends
+        # it (a remote behind a proxy with basic auth): the rule of urlauth, written once.
+        auth = url_auth(base_url)
+        parsed = httpx.URL(auth.url)
         self._base = str(parsed).rstrip("/")
         # What its errors and events name it by: a password written in the url
         # (``http://olivia:hunter2@printhost:44388``) as the log shows one, never whole; an
         # error's message is a build's reason, which the summary, report and job store repeat.
-        self._shown = hide_secrets(self._base)
+        self._shown = hide_secrets(str(httpx.URL(base_url)).rstrip("/"))
         self._wire: WireTransport | None = None
         if transport is None and parsed.scheme == "http":
             transport = self._wire = WireTransport()
@@ -316,7 +322,8 @@ class HttpSession:
         self._port = parsed.port or (443 if parsed.scheme == "https" else 80)
         self._prefix = parsed.raw_path.decode("ascii").rstrip("/")
         self._wire_headers: tuple[tuple[str, str], ...] = (
-            ("Accept", "application/json"), ("User-Agent", f"preform-pipeline/{__version__}")
+            ("Accept", "application/json"), ("User-Agent", f"preform-pipeline/{__version__}"),
+            *auth.headers(),
         )
         # Made once, not per JSON request.
         self._json_headers = (*self._wire_headers, ("Content-Type", "application/json"))

@@ -166,7 +166,8 @@ def _find(
         return direct, f"${lookup.env}"
     if from_file is not None:
         named_by = f"${lookup.env_file}"
-        path = expand_user(from_file, source=f"environment variable {lookup.env_file}")
+        path = expand_user(from_file, source=f"environment variable {lookup.env_file}",
+                           secret=True)
         return (_read_secret_file(path, lookup, named_by, from_file),
                 f"{named_by} ({from_file})")
 
@@ -192,7 +193,8 @@ def _find(
     if path_value is not None:
         # The rule every settings path follows (settings.reading.resolve_path): ``~`` first,
         # then a relative path is the settings folder's.
-        path = expand_user(str(path_value), source=settings_source, key=lookup.key_file)
+        path = expand_user(str(path_value), source=settings_source, key=lookup.key_file,
+                           secret=True)
         if not path.is_absolute() and base_dir is not None:
             path = base_dir / path
         named_by = f"{settings_source}: {lookup.key_file}"

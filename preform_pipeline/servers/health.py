@@ -8,12 +8,13 @@ A server that answers, but is none this client can use, is unhealthy with a ``re
 with what helps): no ``GET /`` at all (404 or 405: another web server at that address, or a
 PreFormServer older than the Local API range), a 200 that is not the contract's
 ``{"version": "..."}`` (a NAS's or router's home page, a wrong port), a version outside the
-range this client supports (the client's own rule, api/versions.py), or a proxy's page saying
-that its port wants https://. Asking again gets the same answer, so the pool retires a server
-answering so at its first check instead of waiting for it to come back (a remote's later
-check may be a proxy's while the server behind it restarts: pool.py). A version outside the
-range is the server's own word (no proxy's page names one): :attr:`HealthResult.from_server`,
-a refusal at any check.
+range this client supports (the client's own rule, api/versions.py), a proxy's page saying
+that its port wants https://, or a 401 (a proxy's basic auth refused the url's user and
+password, which are sent as the client sends them: urlauth). Asking again gets the same
+answer, so the pool retires a server answering so at its first check instead of waiting for
+it to come back (a remote's later check may be a proxy's while the server behind it
+restarts: pool.py). A version outside the range is the server's own word (no proxy's page
+names one): :attr:`HealthResult.from_server`, a refusal at any check.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from preform_pipeline.api.versions import (
 )
 from preform_pipeline.errors import UnsupportedApiVersionError
 from preform_pipeline.settings.servers import DEFAULT_HEALTH_TIMEOUT_S
+from preform_pipeline.urlauth import CREDENTIALS_REFUSED, url_auth
 
 __all__ = ["HealthResult", "check_health"]
 
@@ -71,7 +73,10 @@ def check_health(
 ) -> HealthResult:
     """Ask the server at ``url`` for ``GET /``; never raises for a server-side problem."""
     started = time.monotonic()
-    target = url.rstrip("/") + "/"
+    # Its credentials sent as the Local API client sends them (urlauth: one rule), not by
+    # httpx's own reading of the url.
+    auth = url_auth(url)
+    target = auth.url.rstrip("/") + "/"
     # Bounded: a check is never longer than its timeout, nor its answer larger than any
     # PreFormServer's (one dripping in, or 200 MB from whatever answers, held a pool thread).
     # Given a transport, httpx mounts no proxy from the environment: a proxy must never sit
@@ -79,7 +84,7 @@ def check_health(
     bounded = BoundedTransport(transport or httpx.HTTPTransport())
     with httpx.Client(transport=bounded, timeout=timeout_s) as client:
         try:
-            response = client.get(target)
+            response = client.get(target, headers=dict(auth.headers()))
         except httpx.TimeoutException:
             return HealthResult(False, f"no answer within {timeout_s:g} s (hung)", None,
                                 time.monotonic() - started)
@@ -132,5 +137,7 @@ def _refusal(status: int, text: str) -> str | None:
     502 from a proxy whose server is restarting, a 503: it may come back)."""
     if status in (404, 405):
         return str(no_version_endpoint(status))
+    if status == 401:
+        return f"GET / answered HTTP 401 ({CREDENTIALS_REFUSED})"
     https = https_port_answer(status, text)
     return f"{https} ({USE_HTTPS})" if https is not None else None

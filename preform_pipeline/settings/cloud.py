@@ -88,7 +88,7 @@ def read_cloud_settings(
         client_id_file=resolve_path(str(id_file), base, ["cloud", "client_id_file"], source_of)
         if id_file else None,
         client_secret_file=resolve_path(str(secret_file), base, ["cloud", "client_secret_file"],
-                                        source_of) if secret_file else None,
+                                        source_of, secret=True) if secret_file else None,
         base_url=str(raw.get("base_url", defaults.base_url)).rstrip("/"),
         account=raw.get("account"),
         hourly_budget_share=float(raw.get("hourly_budget_share", defaults.hourly_budget_share)),

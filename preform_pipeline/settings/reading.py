@@ -27,9 +27,12 @@ def unknown_source(_key_path: Sequence[str | int]) -> str:
 
 
 def resolve_path(
-    text: str, base: Path, key_path: Sequence[str | int], source_of: SourceOf = unknown_source
+    text: str, base: Path, key_path: Sequence[str | int], source_of: SourceOf = unknown_source,
+    *, secret: bool = False,
 ) -> Path:
     """``text``, the value at ``key_path``, with ``~`` expanded (:func:`expand_user`, whose
-    error names the key and where it was set); a relative path is taken relative to ``base``."""
-    path = expand_user(text, source=source_of(key_path), key=format_json_path(key_path))
+    error names the key and where it was set, not ``text`` when it names a ``secret``'s file);
+    a relative path is taken relative to ``base``."""
+    path = expand_user(text, source=source_of(key_path), key=format_json_path(key_path),
+                       secret=secret)
     return path if path.is_absolute() else base / path

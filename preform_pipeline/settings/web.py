@@ -138,7 +138,7 @@ def _secret_of(
         return encoded
     if "secret_file" in raw:
         path = resolve_path(str(raw["secret_file"]), base, [*where, "secret_file"],
-                            lambda _key: source)
+                            lambda _key: source, secret=True)
         try:
             text = read_small_text(path, max_bytes=_MAX_SECRET_FILE_BYTES).strip()
         except OSError as exc:

@@ -77,7 +77,7 @@ def say(stdout: TextIO, line: str) -> None:
     stdout.flush()
 
 
-def path_option(option: str) -> Callable[[str], Path]:
+def path_option(option: str, *, secret: bool = False) -> Callable[[str], Path]:
     """An argparse ``type`` for a path option: ``~`` and ``~name`` expanded as the pipeline
     expands them (:func:`~preform_pipeline.userpath.expand_user`). Its servers start us
     without a shell (``servers.extra_args``): a ``--fleet-dir ~/lab`` taken as written was a
@@ -85,7 +85,7 @@ def path_option(option: str) -> Callable[[str], Path]:
 
     def parse(text: str) -> Path:
         try:
-            return expand_user(text, source=option)
+            return expand_user(text, source=option, secret=secret)
         except ConfigError as exc:  # argparse's usage error names the option and the value
             raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -7,18 +7,27 @@ import random
 import re
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from preform_pipeline.crash import DEFAULT_LINE_CHARS, shorten
 
-_CUT = re.compile(r" \[\.\.\. ([0-9]+) characters cut \.\.\.\] ?")
+_CUT = re.compile(r" ?\[\.\.\. ([0-9]+) characters cut \.\.\.\] ?")
+#: The shorter markers of a small limit (session 45): the count alone, then "...".
+_SHORT_CUT = re.compile(r" ?\[([0-9]+) cut\] ?")
+_DOTS = re.compile(r"\.\.\.()")
 
 
 def _kept(line: str, shown: str) -> tuple[str, str]:
     """The start and the end of ``line`` that ``shown`` kept, after checking that they are
-    its own and that the count says exactly what went."""
-    head, count, tail = _CUT.split(shown)
+    its own and that the count, when one is said, says exactly what went."""
+    for marker in (_CUT, _SHORT_CUT, _DOTS):
+        parts = marker.split(shown, maxsplit=1)
+        if len(parts) == 3:
+            break
+    head, count, tail = parts
     assert line.startswith(head) and line.endswith(tail)
-    assert int(count) == len(line) - len(head) - len(tail)
+    assert count == "" or int(count) == len(line) - len(head) - len(tail)
     return head, tail
 
 
@@ -161,7 +170,66 @@ class TestWhereTheCutFalls:
 
         assert head.startswith("word") and tail.endswith("word") and " " not in tail[:4]
 
-    def test_a_limit_shorter_than_the_marker_keeps_none_of_the_line(self) -> None:
-        line = "word " * 40
+    def test_a_limit_shorter_than_the_marker_says_the_cut_shorter(self) -> None:
+        # Session 45: the 29-character marker alone was said for any limit under 30.
+        line = ("word " * 40).strip()
 
-        assert shorten(line.strip(), 10) == " [... 199 characters cut ...]"
+        # A marker that would leave fewer than a few words' room gives way to a shorter one.
+        assert shorten(line, 40) == "word word word word [171 cut] word word"
+        assert shorten(line, 29) == "word word [181 cut] word word"
+        assert shorten(line, 10) == "word..."
+        assert shorten(line, 2) == "wo"  # no marker fits: the start alone
+
+
+#: Lines of words and ``; ``-separated fields, words up to 12 characters.
+_WORD = st.text(alphabet="abcdefghijklmnopqrstuvwxyz/.:(),", min_size=1, max_size=12)
+_LINE = st.lists(st.tuples(_WORD, st.sampled_from([" ", " ", " ", "; "])), min_size=1,
+                 max_size=60).map(lambda pairs: "".join(w + s for w, s in pairs).strip())
+
+
+class TestEveryLimit:
+    """Session 45: a limit under 30 gave the 29-character marker alone (longer than the
+    limit), and one under 90 kept the line's start only, cut inside a word."""
+
+    @given(line=_LINE, limit=st.integers(min_value=1, max_value=400))
+    @example(line=("word " * 40).strip(), limit=20)  # the 29-character marker alone
+    def test_no_line_is_longer_than_its_limit_and_its_ends_are_its_own(
+        self, line: str, limit: int
+    ) -> None:
+        shown = shorten(line, limit)
+
+        assert len(shown) <= limit
+        if len(line) <= limit:
+            assert shown == line
+        elif limit >= 3:  # "..." fits: what is kept is the line's own start and end
+            _kept(line, shown)
+        else:
+            assert shown == line[:limit]
+
+    @given(line=_LINE, limit=st.integers(min_value=3, max_value=400))
+    @example(line=("word " * 40).strip(), limit=52)  # under 90 the start was cut plainly
+    # A word filling the start's room, not the whole room: left to the end, not cut.
+    @example(line="ab " + "x" * 25 + " word" * 30, limit=60)
+    def test_a_word_is_cut_only_when_it_is_longer_than_the_room(
+        self, line: str, limit: int
+    ) -> None:
+        shown = shorten(line, limit)
+        if shown == line:
+            return
+        head, tail = _kept(line, shown)
+        room = limit - (len(shown) - len(head) - len(tail))
+
+        for at in (len(head), len(line) - len(tail)):
+            inside = 0 < at < len(line) and line[at - 1] != " " and line[at] != " "
+            if inside:
+                word = line[line.rfind(" ", 0, at) + 1:].split(" ")[0]
+                assert len(word) > room, (line, limit, shown)
+
+    def test_whole_fields_are_kept_first_at_a_small_limit(self) -> None:
+        # Under 90 the start alone was kept, cut plainly ("try 1 refused; try 2 refused; t").
+        line = "; ".join(f"try {n} refused" for n in range(1, 30))
+
+        head, tail = _kept(line, shorten(line, 70))
+
+        assert head.endswith("refused;")
+        assert line[-len(tail) - 1] == " "  # "try 29 refused" is longer than its room

@@ -103,7 +103,7 @@ class TestASecretFilesName:
 
     @pytest.mark.parametrize("written", [
         "/run/secrets/formlabs", "~/formlabs-secret", "./formlabs", "../formlabs",
-        "client-secret.txt", "nowhere/client.key",
+        "client-secret.txt", "secrets/client_secret", "nowhere/client.key",
         # Session 43's mutation run: up a level into a folder that is not there (a moved lab
         # folder): "../" anchors it, as no folder found does.
         "../old-lab/formlabs",
@@ -111,6 +111,8 @@ class TestASecretFilesName:
     def test_a_name_that_reads_as_a_path_is_said_as_written(
         self, written: str, tmp_path: Path
     ) -> None:
+        (tmp_path / "secrets").mkdir()
+
         assert secret_file_named(written, tmp_path / written) == written
 
     def test_a_name_in_a_folder_that_is_there_is_said(self, tmp_path: Path) -> None:
@@ -141,3 +143,33 @@ class TestASecretFilesName:
 
         assert secret_file_named(self.SECRET, Path(self.SECRET)).endswith(
             f"looked for below {tmp_path})")
+
+
+class TestASecretShapedLikeAPath:
+    """Session 45: session 43's rule said a name back whenever it began with ``~``, ended in
+    a lower-case extension or had a folder that is there; a secret so shaped was said whole.
+    Now a name is said only when its file's name reads as one (lower-case words, perhaps an
+    extension): of these, nothing but the folder it was looked for in."""
+
+    @pytest.mark.parametrize(("written", "below"), [
+        ("~hunter2", "."), ("~/Hunter2", "."), ("hunter2.txt", "."), ("s3cr3t.key", "."),
+        ("secrets/hunter2", "secrets"), ("secrets/Hunter.txt", "secrets"),
+        ("secrets/x+y==", "secrets"), ("nowhere/hunter", "."),
+    ], ids=["tilde", "tilde-slash", "digit-txt", "digit-key", "existing-folder",
+            "capital-txt", "signs", "folder-not-there"])
+    def test_none_of_it_is_said(self, written: str, below: str, tmp_path: Path) -> None:
+        (tmp_path / "secrets").mkdir()
+
+        shown = secret_file_named(written, tmp_path / written)
+
+        name = written.rsplit("/", 1)[-1]
+        assert name not in shown and written not in shown
+        assert shown.endswith(f"looked for below {(tmp_path / below).resolve()})")
+        assert f"({len(written)} characters, not repeated here" in shown
+
+    def test_a_name_after_a_tilde_naming_no_user_is_not_said_either(self) -> None:
+        with pytest.raises(ConfigError) as caught:
+            expand_user("~hunter2-no-such-user", source="--client-secret-file", secret=True)
+
+        assert "hunter2" not in str(caught.value)
+        assert "the name given (21 characters, not repeated here" in str(caught.value)

@@ -153,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"the application's client id (else ${ENV_SIM_CLIENT_ID}, else a default)",
     )
     parser.add_argument(
-        "--client-secret-file", type=path_option("--client-secret-file"), default=None,
+        "--client-secret-file", type=path_option("--client-secret-file", secret=True), default=None,
         help=f"file holding the client secret (else ${ENV_SIM_CLIENT_SECRET}, else a default)",
     )
     parser.add_argument(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Callable
 
 import httpx
@@ -29,6 +30,7 @@ from preform_pipeline.errors import (
     ServerUnreachableError,
     TransientApiError,
 )
+from preform_pipeline.urlauth import CREDENTIALS_REFUSED
 from tests.unit.api.api_fakes import BASE_URL, ScriptedServer, error, ok
 
 SCENE = "/scene/scene-1/"
@@ -285,14 +287,15 @@ class TestACodeWhoseFixIsTheUsers:
 class TestAPasswordInTheServersUrl:
     """Review (rv45-loose): an error named its request by the url whole, and its message is
     a build's reason (summary, report, job store); the password is hidden there, as in the
-    log, and the request still goes to the url as given."""
+    log, and the request is sent with it (session 45: as basic auth, the url's userinfo in
+    the ``Authorization`` header, not left in a url the wire transport never read)."""
 
     @pytest.mark.parametrize("user", ["olivia", ""], ids=["user", "no-user"])
     def test_an_error_names_the_url_without_it(self, user: str) -> None:
-        sent: list[httpx.URL] = []
+        sent: list[httpx.Request] = []
 
         def answer(request: httpx.Request) -> httpx.Response:
-            sent.append(request.url)
+            sent.append(request)
             return error(500, "BOOM", "it failed")
 
         client = PreFormClient(f"http://{user}:hunter2@127.0.0.1:44388",
@@ -305,4 +308,16 @@ class TestAPasswordInTheServersUrl:
         assert str(caught.value).startswith(f"POST {shown}/scene/ (createScene): ")
         assert caught.value.request is not None and "hunter2" not in caught.value.request.url
         assert (client.base_url, repr(client)) == (shown, f"PreFormClient({shown!r})")
-        assert [url.password for url in sent] == ["hunter2"]
+        basic = "Basic " + base64.b64encode(f"{user}:hunter2".encode()).decode()
+        assert [(str(r.url), r.headers.get("Authorization")) for r in sent] == [
+            ("http://127.0.0.1:44388/scene/", basic)]
+
+    def test_a_401_says_the_url_wants_a_user_and_password(self) -> None:
+        client = PreFormClient(
+            "http://olivia:wrong@127.0.0.1:44388", check_version_on_first_use=False,
+            transport=httpx.MockTransport(lambda request: httpx.Response(401, text="no")))
+        with pytest.raises(RequestRejectedError) as caught:
+            client.create_scene(SceneSettings("FORM-4-0", "FLGPGR05", 0.1))
+
+        assert caught.value.hint == CREDENTIALS_REFUSED
+        assert "wrong" not in str(caught.value)

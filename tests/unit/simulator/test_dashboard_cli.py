@@ -167,6 +167,28 @@ class TestASecretTypedWhereItsFileBelongs:
             "error: --client-secret-file: cannot read the client secret from secrets/clinet: "
             "No such file or directory")
 
+    @pytest.mark.parametrize("typed", [
+        "~hunter2-s3cr3t", "~/Hunter2-s3cr3t", "hunter2-s3cr3t.txt", "secrets/hunter2-s3cr3t",
+    ], ids=["tilde", "tilde-slash", "txt", "in-a-folder-that-is-there"])
+    def test_a_secret_shaped_like_a_path_is_not_said_back(
+        self, typed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        monkeypatch.setenv("HOME", str(tmp_path))
+        (tmp_path / "secrets").mkdir()
+        stderr, log = io.StringIO(), tmp_path / "sim.log"
+
+        code = run(["--client-secret-file", typed, "--log-file", str(log)], io.StringIO(),
+                   stderr, environ={})
+
+        # argparse says a refused option's value on the process's own stderr.
+        said = stderr.getvalue() + capsys.readouterr().err + (
+            log.read_text(encoding="utf-8") if log.exists() else "")
+        assert code == 2
+        assert "hunter2" not in said.lower()
+        assert " characters, not repeated here" in said
+
     def test_a_file_that_is_not_text_is_said_without_its_bytes(self, tmp_path: Path) -> None:
         secret_file = tmp_path / "secret.txt"
         secret_file.write_bytes(b"s3cr\xe9t")  # Latin-1, as an old editor saves it
