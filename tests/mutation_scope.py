@@ -156,7 +156,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # with the limiter's file, which reads seconds, dates and resume times (moved from it)
     "preform_pipeline/retryafter.py": ("tests/unit/api/test_api_retry_after.py",
                                        "tests/unit/cloud/test_cloud_client_retry_after.py",
-                                       "tests/unit/cloud/test_cloud_ratelimit.py"),
+                                       "tests/unit/cloud/test_cloud_ratelimit.py",
+                                       # s45: longest_wait's three bounds and their ties
+                                       "tests/unit/test_retryafter_longest_wait.py"),
     "preform_pipeline/userpath.py": ("tests/unit/test_userpath.py",
                                      "tests/unit/cloud/test_cloud_credentials.py"),
     "preform_pipeline/crash.py": ("tests/unit/test_crash_shorten.py",),
@@ -170,6 +172,32 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     "preform_pipeline/yamlerrors.py": ("tests/unit/test_yamlerrors_indentation.py",
                                        "tests/unit/recipes/test_recipe_loader.py",
                                        "tests/unit/settings/test_settings_load.py"),
+    # s45: the classification of PostgreSQL's failures against its own file (the texts) and
+    # the store's causes (PostgreSQL's own words, with the mutation cluster); the paced
+    # bad-request events against its classes of the dashboard's hostile requests (a server
+    # each, a few seconds)
+    "preform_pipeline/store/pgerrors.py": ("tests/unit/store/test_store_pgerrors.py",
+                                           "tests/unit/store/test_store_postgres_causes.py"),
+    "preform_pipeline/web/badrequests.py": (
+        "tests/unit/web/test_web_badrequests.py",
+        "tests/unit/web/test_web_hostile_requests.py::TestRequestsNoParserTakesAreSaid",
+        "tests/unit/web/test_web_hostile_requests.py::TestUvicornsOtherLines",
+        "tests/unit/web/test_web_hostile_requests.py::TestTheProtocolHook"),
+    # s45: whether a starting watch waits (its own servers, stopped and started; the clock
+    # seam), by name; a refused request's start as the dashboard's and simulators' logs show it
+    "preform_pipeline/hotfolder/storewait.py": (
+        "tests/unit/hotfolder/test_hotfolder_storewait.py",
+        "tests/unit/hotfolder/test_hotfolder_storewait_causes.py"),
+    "preform_pipeline/wording.py": (
+        "tests/unit/test_wording_request_start.py",
+        "tests/unit/web/test_web_hostile_requests.py::TestRequestsNoParserTakesAreSaid",
+        "tests/unit/simulator/test_sim_slow_heads.py"),
+    # s45: a job report's outcome encoded once per build; a print's end the Dashboard
+    # simulator reads from its job file
+    "preform_pipeline/hotfolder/outcomes.py": (
+        "tests/unit/hotfolder/test_hotfolder_outcome_reports.py",),
+    "preform_pipeline/simulator/cloud/timeline.py": (
+        "tests/unit/simulator/test_dashboard_outcomes.py",),
     "preform_pipeline/recipes/orientation.py": (
         "tests/unit/recipes/test_recipe_orientations.py",
         "tests/unit/recipes/test_recipe_hostile_values.py"),
@@ -302,6 +330,7 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/servers/test_servers_pool_s21b.py",  # s21: a pool closed mid-launch
         "tests/unit/servers/test_servers_pool_seed40.py",  # s22: starting state, local map errors
         "tests/unit/servers/test_servers_pool_seed41.py",  # s23: how long wait_for waits
+        "tests/unit/servers/test_servers_pool_remote_down_said.py",  # s45: how it is asked again
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
@@ -638,9 +667,10 @@ def _area_tests(module: str) -> tuple[str, ...]:
 
 def test_dirs_for(modules: list[str]) -> list[str]:
     """The area tests of each module (:data:`AREA_TESTS`, else ``tests/unit/<package>``) that
-    exist, in first-seen order."""
+    exist, in first-seen order. An entry may name classes of a file (``file.py::TestX``), as
+    pytest takes them, where the file's other classes start servers that never reach it."""
     dirs = [t for m in modules for t in _area_tests(m)]
-    return list(dict.fromkeys(d for d in dirs if (REPO_ROOT / d).exists()))
+    return list(dict.fromkeys(d for d in dirs if (REPO_ROOT / d.split("::")[0]).exists()))
 
 
 def narrowed_config(text: str, modules: list[str]) -> str:
