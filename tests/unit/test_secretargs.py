@@ -305,6 +305,23 @@ class TestTheLettersOfACommand:
     ) -> None:
         assert command_letters(_commands_parser(), argv) == letters
 
+    def test_an_option_of_one_dash_and_a_name_gives_no_letter(self) -> None:
+        # Go's and Java's spelling (-name): argparse takes it, and its first letter is no
+        # option of its own, so it is not let through as one (s45-mutants).
+        parser = argparse.ArgumentParser()
+        parser.add_argument("-name")
+        parser.add_argument("--verbose", "-v", action="store_true")
+
+        assert command_letters(parser, []) == "hv"
+
+    def test_a_flag_before_the_command_word_is_passed_over(self) -> None:
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--quiet", action="store_true")
+        commands = parser.add_subparsers(dest="command")
+        commands.add_parser("run").add_argument("-v", action="store_true")
+
+        assert command_letters(parser, ["--quiet", "run", "-v"]) == "hv"
+
 
 def _command_lines() -> list[list[str]]:
     """Every command and subcommand of ``preform-pipeline``, as typed (``[]``: none)."""

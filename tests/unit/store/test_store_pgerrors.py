@@ -158,6 +158,25 @@ class TestTheSqlstateDecidesWhereThereIsOne:
         failure = classify('FATAL: too many connections for role "u"', "53300")
         assert failure is not None and "CONNECTION LIMIT" in failure.hint
 
+    def test_a_refused_password_keeps_the_words_hint_not_the_kind_s(self) -> None:
+        # The kind's own hint asks for a pg_hba.conf entry: for a wrong password, wrong.
+        failure = classify('FATAL: password authentication failed for user "pipeline"',
+                           "28P01")
+
+        assert failure is not None
+        assert failure.hint.startswith("check the user in the URL and give its password")
+        assert failure.hint.endswith(REFUSED_ENDING)
+
+    @pytest.mark.parametrize(("sqlstate", "hint"), [
+        ("57P01", UNREACHABLE_HINT),
+        ("53300", "the server has no connection free"),
+        ("28P01", "ask the database's administrator for a pg_hba.conf entry"),
+    ])
+    def test_words_in_no_list_get_the_kind_s_own_hint(self, sqlstate: str, hint: str) -> None:
+        failure = classify("FATAL: irgendetwas auf Deutsch", sqlstate)
+
+        assert failure is not None and failure.hint.startswith(hint)
+
     def test_a_statement_s_own_state_is_left_to_the_caller_whatever_its_words(self) -> None:
         assert _kind('prepared statement "_pg3_0" does not exist', "26000") is None
 
