@@ -546,12 +546,14 @@ class TestStandInServers:
         pool = _standin_pool(tmp_path, clock=clock, max_restarts=0, health_interval_s=1.0,
                              health_timeout_s=0.3, extra_args=("--hang-health",))
         with capture_logs() as logs, pool:
-            assert pool.status()[0].state is ServerState.IDLE  # ready; never asked yet
+            ready = pool.status()[0]
+            assert ready.state is ServerState.IDLE  # ready; never asked yet
             clock.advance(1)
             pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
         (unhealthy,) = _events(logs, "server_unhealthy")
-        assert (unhealthy["server"], unhealthy["reason"], unhealthy["log_level"]) == (
-            "server-1", "no answer within 0.3 s (hung)", "warning")
+        assert (unhealthy["server"], unhealthy["url"], unhealthy["reason"],
+                unhealthy["log_level"]) == (
+            "server-1", ready.url, "no answer within 0.3 s (hung)", "warning")
         (retired,) = _events(logs, "server_retired")
         assert "READY FOR INPUT" in retired["output_tail"]
 
