@@ -247,6 +247,25 @@ class TestOutcomesRecordedInTheFleet:
         assert (failed["status"], failed["message"]) == ("ERROR", "Resin level too low")
         assert failed["print_finished_at"] == iso(at(500))
 
+    @pytest.mark.parametrize("unsaid", ["ends_at", "print_time_scale"])
+    def test_a_recorded_error_whose_file_does_not_say_when_ends_at_full_length(
+        self, fleet: Path, unsaid: str
+    ) -> None:
+        # A job file written by hand, or by an older simulator: no end recorded, so none
+        # earlier than the print's own (s45-mutants).
+        _error_recorded(fleet, at_fraction=0.5, unsaid=unsaid)
+
+        failed = run_named(make_view(fleet).snapshot(at(2000)), "crown-resin-1")
+        assert failed["status"] == "ERROR"
+        assert failed["print_finished_at"] == iso(at(1000))
+
+    def test_a_recorded_error_at_the_print_s_full_length_ends_then(self, fleet: Path) -> None:
+        _error_recorded(fleet, at_fraction=1.0)
+
+        failed = run_named(make_view(fleet).snapshot(at(2500)), "crown-resin-1")
+        assert (failed["status"], failed["print_finished_at"]) == ("ERROR", iso(at(1000)))
+        assert failed["message"] == "Simulated print error"  # no message of its own
+
     def test_a_print_ended_early_in_the_fleet_folder_finishes_then(self, fleet: Path) -> None:
         state = FleetState(fleet)
         job_id = write_job(fleet, name="crown-ended-early", created_at=T0)
@@ -308,3 +327,18 @@ class TestOutcomesRecordedInTheFleet:
         ended = run_named(make_view(fleet).snapshot(at(2000)), "crown-odd-end")
 
         assert (ended["status"], ended["print_finished_at"]) == (outcome, iso(at(1000)))
+
+
+def _error_recorded(fleet: Path, *, at_fraction: float, unsaid: str = "") -> None:
+    """``crown-resin-1`` (1,000 s) recorded in ``fleet`` by the printing side as failing at
+    ``at_fraction`` of its print, its job file without the field ``unsaid``; the Dashboard's
+    view has no outcomes of its own."""
+    fleet.mkdir(parents=True)
+    (fleet / "outcomes.yaml").write_text(
+        f'jobs:\n  - name: "*-resin-*"\n    outcome: ERROR\n    at: {at_fraction}\n',
+        encoding="utf-8")
+    state = FleetState(fleet)
+    path = state.jobs_dir / f"{write_job(fleet, name='crown-resin-1', created_at=T0)}.json"
+    queued = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink()  # recorded again below, scheduled as the printing server records it
+    state.record_job({k: v for k, v in state.schedule(queued, 1.0).items() if k != unsaid})
