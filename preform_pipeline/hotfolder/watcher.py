@@ -4,9 +4,10 @@ Two modes per inbox:
 
 * ``native``: the operating system's notifications (inotify, FSEvents, ReadDirectoryChangesW)
   through watchdog's ``Observer``; immediate and cheap on local disks. The watch asks only for
-  the kinds of event the handler reports (watchdog's ``event_filter``, which it also turns
-  into the inotify mask): the daemon opens and reads each file it judges several times, and
-  those opens and closes would otherwise be read from the kernel and dispatched to no use.
+  the kinds of event the handler reports, and folders' removals (watchdog's ``event_filter``,
+  which it also turns into the inotify mask): the daemon opens and reads each file it judges
+  several times, and those opens and closes would otherwise be read from the kernel and
+  dispatched to no use.
 * ``polling``: watchdog's polling observer lists the folder every ``poll_interval_s``. Network
   shares (SMB, NFS) often deliver no events to the machine that watches them, so polling is
   the only reliable way there. The outcome folders inside the inbox are left out of the
@@ -34,6 +35,7 @@ from watchdog.events import (
     EVENT_TYPE_CREATED,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
+    DirDeletedEvent,
     FileSystemEvent,
     FileSystemEventHandler,
 )
@@ -62,14 +64,17 @@ _REPORTED: Final = frozenset(
 )
 
 #: watchdog's event classes of the kinds :class:`_Handler` reports, files' and folders' (a
-#: case folder's "modified" included: the handler reports it), for a native watch's
-#: ``event_filter`` (watchdog 4.0 on). Taken from watchdog's own list so that a kind added to
-#: ``_REPORTED`` is asked for too. Removals are not asked for, so the "modified" a removal
-#: brings its folder does not come: a waiting case folder is listed whole at every look.
-_REPORTED_EVENTS: Final = sorted(
+#: case folder's "modified" included: the handler reports it), and a folder's removal, for a
+#: native watch's ``event_filter`` (watchdog 4.0 on). Taken from watchdog's own list so that a
+#: kind added to ``_REPORTED`` is asked for too. ``DirDeletedEvent`` is not reported but
+#: needed by watchdog itself (7.x): its recursive watch forgets a removed folder on the
+#: parent's ``IN_DELETE``; without it, only once the kernel drops the old folder's watch,
+#: which waits while anything holds that folder open, so a folder made again under its name
+#: meanwhile was never watched (a file dropped into it: no event, found by the rescans only).
+_ASKED_EVENTS: Final = sorted(
     (cls for cls in vars(watchdog.events).values()
      if isinstance(cls, type) and issubclass(cls, FileSystemEvent)
-     and cls.event_type in _REPORTED),
+     and (cls.event_type in _REPORTED or cls is DirDeletedEvent)),
     key=lambda cls: cls.__name__,
 )
 
@@ -247,7 +252,7 @@ class InboxWatcher:
                 self._native = Observer()
                 self._observers.append(self._native)
             observer = self._native
-            event_filter = _REPORTED_EVENTS
+            event_filter = _ASKED_EVENTS
         self._watches[root.path] = (observer, observer.schedule(
             handler, str(root.path), recursive=True, event_filter=event_filter))
         log.info("inbox_watched", inbox=str(root.path), mode=root.mode,

@@ -200,12 +200,12 @@ class TestCase:
         assert not (inbox / "C-1042").exists()
         assert len(fleet_jobs(fleet)) == 1
 
-    def test_a_file_removed_from_a_waiting_case_is_no_event_and_the_case_goes_on_without_it(
+    def test_a_file_removed_from_a_waiting_case_and_the_case_goes_on_without_it(
         self, tmp_path: Path,
     ) -> None:
-        """A native watch does not ask for removals (session 45: only the kinds it reports),
-        so nothing tells the daemon that the case's unfinished file went: its own looks at
-        the waiting case find it. No rescan comes meanwhile."""
+        """The case's unfinished file removed: the daemon's own looks at the waiting case find
+        it gone (the case folder's "modified" is not what carries it). No rescan comes
+        meanwhile."""
         with daemon_running(tmp_path, inbox={"incomplete_timeout_s": 600.0},
                             hotfolders={"rescan_interval_s": 3600.0}) as (daemon, store, _fleet):
             staging = tmp_path / "C-3001"

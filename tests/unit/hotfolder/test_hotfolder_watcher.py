@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 
@@ -138,11 +139,12 @@ class TestNativeWatchAsksForWhatItReports:
             watcher.stop()
         assert events.kinds <= REPORTED_KINDS
 
-    def test_the_daemons_takes_and_notes_bring_only_the_reported_kinds(
+    def test_the_daemons_takes_and_notes_bring_only_the_reported_kinds_and_removed_folders(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     ) -> None:
         """Each drop moved into ``processing/<key>/``, then into ``done/`` beside a report
-        written atomically, its key's folder removed: as the daemon takes and settles it."""
+        written atomically, its key's folder removed: as the daemon takes and settles it.
+        (A folder's removal is asked for: watchdog needs it, the test below.)"""
         events = Events(monkeypatch)
         inbox, seen = tmp_path / "inbox", Seen()
         watcher = _native_watcher(inbox, seen)
@@ -161,7 +163,7 @@ class TestNativeWatchAsksForWhatItReports:
             _reported(inbox, seen)  # (watchdog's events come in order: the takes' first)
         finally:
             watcher.stop()
-        assert events.kinds <= REPORTED_KINDS
+        assert events.kinds <= REPORTED_KINDS | {"deleted"}
 
     def test_a_temporary_file_written_into_a_case_folder_still_reports_the_case_folder(
         self, tmp_path: Path, mode: str,
@@ -179,6 +181,32 @@ class TestNativeWatchAsksForWhatItReports:
         finally:
             watcher.stop()
         assert not seen.has(inbox / "C-1" / "lower.stl.part")
+
+
+    def test_a_case_folder_made_again_while_the_removed_one_is_held_open_is_watched(
+        self, tmp_path: Path, mode: str,
+    ) -> None:
+        """Removed while something holds it open (a shell in it, a share's server), the kernel
+        drops the old folder's watch only once it is let go; watchdog (7.x) forgets the folder
+        on its parent's removal event, so without that event asked for, the folder made again
+        meanwhile under the same name was never watched: a file dropped into it, no event."""
+        inbox, seen = tmp_path / "inbox", Seen()
+        case = inbox / "C-1"
+        case.mkdir(parents=True)
+        watcher = InboxWatcher([WatchRoot(inbox, mode, 0.1)], seen)  # type: ignore[arg-type]
+        watcher.start()
+        try:
+            held = os.open(case, os.O_RDONLY)
+            try:
+                case.rmdir()
+                case.mkdir()
+                wait_for(lambda: seen.has(case), TIMEOUT_S, what="the case folder made again")
+            finally:
+                os.close(held)
+            (case / "upper.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(case / "upper.stl"), TIMEOUT_S, what="upper.stl")
+        finally:
+            watcher.stop()
 
 
 class TestWatchedAnew:
