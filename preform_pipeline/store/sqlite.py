@@ -289,6 +289,10 @@ _DAMAGED_HINT: Final = (
 )
 
 
+#: The first 16 bytes of every SQLite database file (its header's "magic string").
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+
+
 def _cannot_share(exc: sqlite3.OperationalError) -> bool:
     """SQLite's refusal to make a WAL store's shared-memory file."""
     return "readonly" in str(exc) or "unable to open" in str(exc)
@@ -381,6 +385,7 @@ class SqliteJobStore(SqlStoreCore):
                 ) from exc
         else:
             self._refuse_not_a_file()
+            self._refuse_not_sqlite()
         read_only = read_only and self.path.exists()
         with self._errors("opening"):
             conn = self._connect_reading() if read_only else self._connect(str(self.path))
@@ -518,6 +523,25 @@ class SqliteJobStore(SqlStoreCore):
             raise StoreError(
                 f"{self.path}: is not a job store: not a regular file (a device, pipe or socket)",
                 hint=f"name the job store's file {where}",
+            )
+
+    def _refuse_not_sqlite(self) -> None:
+        """A file of other bytes is someone's file, not a store. SQLite reads one shorter than
+        its 100-byte header as an empty database, and the open migrated it into a new store
+        over those bytes (session 45's fuzzer); a longer one it calls "file is not a
+        database" only once read. An empty file is left to become a store: nothing is in it
+        to lose, and a store being created by another process is one for a moment."""
+        try:
+            with self.path.open("rb") as file:
+                start = file.read(len(_SQLITE_HEADER))
+        except OSError:
+            return  # one this account may not read: SQLite's open says why
+        if start and start != _SQLITE_HEADER:
+            raise StoreError(
+                f"{self.path}: is not a job store: it is not a SQLite database",
+                hint="name the store's file (--store, store.path or "
+                "PREFORM_PIPELINE_STORE_PATH); if this was the store, it is damaged: move it "
+                "aside and restore a backup",
             )
 
     @staticmethod
