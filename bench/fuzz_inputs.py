@@ -814,6 +814,11 @@ class Fuzzer:
         elif regular and before and outcome.status != 0 and path.read_bytes() != before:
             # (An empty file is a new database to SQLite: any open makes it a store.)
             extra.append("a refused store was changed")
+        elif regular and before and not before.startswith(b"SQLite format 3\x00") and (
+                outcome.status == 0 or path.read_bytes() != before):
+            # Session 45's C: a file shorter than SQLite's header was taken for an empty
+            # database and made a store over its bytes, the command exiting as if all was well.
+            extra.append("a file that is not SQLite was taken for a store")
         # verify's refusal without credentials names the variables that give them.
         self.judge("store", how, path.name, command, outcome, folder, None,
                    (path.name, *[a[:20] for a in args[1:2]], "PREFORM_PIPELINE_CLIENT_ID",

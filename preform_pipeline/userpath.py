@@ -14,6 +14,7 @@ it reads as one.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Mapping
@@ -22,7 +23,7 @@ from typing import Final
 
 from preform_pipeline.errors import ConfigError
 
-__all__ = ["expand_user", "own_home", "secret_file_named"]
+__all__ = ["expand_user", "own_home", "secret_file_named", "unusable_path"]
 
 #: A file's name as people write one: lower-case words joined by ``-`` or ``_``, perhaps an
 #: extension (``client-secret.txt``, ``formlabs.key``). Digits, capitals and signs are the stuff
@@ -31,6 +32,14 @@ _FILE_NAME: Final = re.compile(r"[a-z]+(?:[-_][a-z]+)*(?:\.[a-z]{1,8})?")
 #: How a written folder that names where it starts begins: the root, the working folder, its
 #: parent, the home folder (``~/``: not ``~`` alone, a secret's first character as often).
 _ANCHORS: Final = ("/", "./", "../", "~/", os.sep, f".{os.sep}", f"..{os.sep}", f"~{os.sep}")
+#: What the system says of a path no file can ever be found at, whatever is on the disk: a
+#: name or a part of it too long, symbolic links that loop, a name it does not take.
+_UNUSABLE: Final = {
+    errno.ENAMETOOLONG: "it is too long for this system (a name at most 255 bytes, a path "
+                        "at most 4096)",
+    errno.ELOOP: "its symbolic links lead round in a loop",
+    errno.EINVAL: "this system does not take it as a file name",
+}
 
 
 def own_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -117,3 +126,14 @@ def secret_file_named(written: str, path: PurePath) -> str:
     return (f"the name given ({len(written)} characters, not repeated here: no file is at it "
             f"and it does not read as a path, so it may be the secret itself; looked for "
             f"below {there})")
+
+
+def unusable_path(exc: OSError | ValueError) -> str | None:
+    """Why the path an error of stat or open was about cannot name a file (a NUL in it, or
+    :data:`_UNUSABLE`), or None for an error of the file itself (not there, no permission).
+    Such a path is the value's mistake, to be said at the setting that gave it: Path.is_file
+    raises for a name too long (exit 70 on a settings file, session 45's fuzzer), and takes
+    a loop of links for a file that is not there."""
+    if isinstance(exc, ValueError):
+        return "it holds a NUL character" if "null" in str(exc) else None
+    return _UNUSABLE.get(exc.errno or 0)

@@ -22,7 +22,7 @@ from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_
 from preform_pipeline.recipes.report import ValidationReport
 from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
-from preform_pipeline.userpath import expand_user
+from preform_pipeline.userpath import expand_user, unusable_path
 
 __all__ = [
     "SETTINGS_CHECKED_AGAINST",
@@ -30,6 +30,8 @@ __all__ = [
     "validate_settings",
 ]
 
+#: How much of a path a problem quotes: a path of 200,000 characters filled the console.
+_PATH_SHOWN: Final = 200
 #: What the summary line says a settings file was checked against.
 SETTINGS_CHECKED_AGAINST: Final = "settings schema"
 _PATH_PART = re.compile(r"\.([A-Za-z_][A-Za-z0-9_]*)|\[(\d+)\]|\['((?:[^'\\]|\\.)*)'\]")
@@ -143,12 +145,28 @@ def _missing_recipes(settings: Settings, document: Document) -> list[Problem]:
         ]
         if inbox.recipe is not None:
             named.insert(0, (("hotfolders", "inboxes", i, "recipe"), inbox.recipe))
-        problems.extend(
-            document.problem(parts, f"recipe file not found: {recipe} (a relative path starts "
-                             "in the settings file's folder)")
-            for parts, recipe in named if not recipe.is_file()
-        )
+        problems.extend(document.problem(parts, said) for parts, recipe in named
+                        if (said := _recipe_problem(recipe)) is not None)
     return problems
+
+
+def _recipe_problem(recipe: Path) -> str | None:
+    """What is wrong with the recipe file a setting names, or None when it is a file."""
+    shown = str(recipe)
+    if len(shown) > _PATH_SHOWN:
+        shown = f"{shown[:_PATH_SHOWN // 2]}... ({len(shown)} characters)"
+    try:
+        if recipe.is_file():
+            return None
+        recipe.stat()  # not a file, or not there: is_file hides why
+    except (OSError, ValueError) as exc:
+        why = unusable_path(exc)
+        if why is not None:
+            return f"the recipe path cannot name a file: {why}: {shown}"
+        if not isinstance(exc, FileNotFoundError | NotADirectoryError):
+            return f"the recipe file cannot be checked ({getattr(exc, 'strerror', exc)}): {shown}"
+    return (f"recipe file not found: {shown} (a relative path starts in the settings file's "
+            "folder)")
 
 
 def _unreadable_login_files(settings: Settings, file: str, root: YamlNode) -> list[Problem]:

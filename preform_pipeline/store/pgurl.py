@@ -24,6 +24,7 @@ __all__ = [
     "PASSWORD_ENV",
     "PASSWORD_FILE_ENV",
     "check_login",
+    "check_url",
     "hide_url",
     "is_postgres_url",
     "libpq_url",
@@ -41,6 +42,12 @@ _LOGIN_BREAKERS: Final = frozenset("@/")
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 #: A ``password=`` field of a URL's query or a libpq connection string: its value (quoted,
 #: or up to a blank, ``&`` or quote) is hidden, whatever it is.
+#: A host name's longest part between dots and longest whole (RFC 1035; Python's IDNA codec,
+#: which psycopg's resolving runs, raises UnicodeError past the first).
+_LABEL_MAX: Final = 63
+_NAME_MAX: Final = 253
+#: How much of a refused host name a message shows: the console cuts a line past 300.
+_HOST_SHOWN: Final = 40
 _PASSWORD_FIELD: Final = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
 #: Where a message gives a password as one (``{}``: the password, escaped): a whole quoted
 #: token, or a login between the user's ``:`` and the host's ``@``.
@@ -105,6 +112,66 @@ def check_login(url: str) -> None:
         f"{redact_url(url)}: the URL's user or password holds @, / or a bare %, which it must "
         "percent-encode (@ %40, / %2F, % %25)",
         hint=f"or leave the password out of the URL: {PASSWORD_ENV} (docs/multi-node.md)",
+    )
+
+
+def check_url(url: str) -> None:
+    """Refuse a store URL libpq or psycopg would misread or fail on before any server is
+    asked: a login it would misread (:func:`check_login`), a host that is no host name
+    (:func:`_check_host`)."""
+    check_login(url)
+    for host in _hosts(url):
+        _check_host(host)
+
+
+def _hosts(url: str) -> list[str]:
+    """The hosts ``url`` names as libpq reads them (percent-decoded, without ports): the
+    authority's comma-separated list, after the login, and the query's ``host=`` items."""
+    start = url.find("://")
+    if start < 0:
+        return []
+    span = _login(url)
+    start = span[1] + 1 if span is not None else start + len("://")
+    end = min((i for i in (url.find("/", start), url.find("?", start)) if i >= 0),
+              default=len(url))
+    found = []
+    for item in url[start:end].split(","):
+        if not item.startswith("["):  # an IPv6 address, which libpq reads itself
+            found.append(unquote(item.rpartition(":")[0] if ":" in item else item))
+    query = url.partition("?")[2].partition("#")[0]
+    for item in query.split("&"):
+        key, _, value = item.partition("=")
+        if key.lower() == "host":
+            found += unquote(value).split(",")
+    return [host for host in found if host and not host.startswith("/")]
+
+
+def _check_host(host: str) -> None:
+    """Refuse a host that breaks a host name's rules: psycopg's resolving raised UnicodeError
+    (exit 70, session 45's fuzzer) for a part over 63 characters or an empty one, and a name
+    over 253 characters could never resolve. A final dot is a name's own (``db.lab.``)."""
+    name = host[:-1] if host.endswith(".") else host
+    parts = name.split(".")
+    if len(name) > _NAME_MAX:
+        rule = f"it is {len(name)} characters long, and a host name is at most {_NAME_MAX}"
+    elif any(len(part) > _LABEL_MAX for part in parts):
+        longest = max(len(part) for part in parts)
+        rule = (f"a part of it between dots is {longest} characters long, and each is at most "
+                f"{_LABEL_MAX}")
+    elif not all(parts):
+        rule = "it has an empty part between dots (two dots together, or a dot first)"
+    else:
+        try:
+            host.encode("idna")
+        except UnicodeError as exc:
+            rule = f"it cannot be written as a host name in ASCII (IDNA: {exc})"
+        else:
+            return
+    shown = host if len(host) <= _HOST_SHOWN else f"{host[:_HOST_SHOWN]}..."
+    raise StoreError(
+        f"the store URL's host {shown!r} is not a valid host name: {rule}",
+        hint="give the database server's host name or address in the URL (store.url or "
+        "--store)",
     )
 
 

@@ -55,7 +55,7 @@ from preform_pipeline.store.pgerrors import (
     plain_cause,
 )
 from preform_pipeline.store.pgurl import (
-    check_login,
+    check_url,
     hide_url,
     libpq_url,
     redact_url,
@@ -211,7 +211,7 @@ class PostgresJobStore(LeasingStore):
         self.stall_timeout_s = stall_timeout_s
         self.url = libpq_url(url)
         self.location = redact_url(url)
-        check_login(url)
+        check_url(url)
         self.connect_timeout_s = connect_timeout_s
         self._password = password if password is not None else store_password()
         self._psycopg = _psycopg()

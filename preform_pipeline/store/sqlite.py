@@ -282,13 +282,15 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version
-#: How every SQLite database file begins (its header's first 16 bytes).
-_SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _DAMAGED_HINT: Final = (
     "the file is damaged or is not a job store: move it aside (keep it for diagnosis) and "
     "restore a backup, or start afresh; a new store is created on the next start, without "
     "the old job history"
 )
+
+
+#: The first 16 bytes of every SQLite database file (its header's "magic string").
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
 
 
 def _cannot_share(exc: sqlite3.OperationalError) -> bool:
@@ -524,18 +526,23 @@ class SqliteJobStore(SqlStoreCore):
             )
 
     def _refuse_not_sqlite(self) -> None:
-        """A file that has bytes, but not SQLite's first ones, is someone else's: SQLite
-        takes a file too short for its header (one byte) for an empty database, and the
-        open made it a store over what it held (session 45's finding C, the review)."""
+        """A file of other bytes is someone's file, not a store. SQLite reads one shorter than
+        its 100-byte header as an empty database, and the open migrated it into a new store
+        over those bytes (session 45's fuzzer); a longer one it calls "file is not a
+        database" only once read. An empty file is left to become a store: nothing is in it
+        to lose, and a store being created by another process is one for a moment."""
         try:
-            with open(self.path, "rb") as file:
-                start = file.read(len(_SQLITE_MAGIC))
+            with self.path.open("rb") as file:
+                start = file.read(len(_SQLITE_HEADER))
         except OSError:
-            return  # said by the open that follows, in its own words
-        if start and not _SQLITE_MAGIC.startswith(start):
-            # SQLite's own words for a longer file of other bytes (docs/jobs.md's table).
-            raise StoreError(f"{self.path}: not a usable job store (file is not a database) "
-                             "while opening", hint=_DAMAGED_HINT)
+            return  # one this account may not read: SQLite's open says why
+        if start and start != _SQLITE_HEADER:
+            raise StoreError(
+                f"{self.path}: is not a job store: it is not a SQLite database",
+                hint="name the store's file (--store, store.path or "
+                "PREFORM_PIPELINE_STORE_PATH); if this was the store, it is damaged: move it "
+                "aside and restore a backup",
+            )
 
     @staticmethod
     def _user_version(conn: sqlite3.Connection) -> int:

@@ -3,6 +3,7 @@ which path, where it was written and what helps (never Python's RuntimeError).""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pwd
@@ -16,7 +17,7 @@ import pytest
 
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings import default_store_path
-from preform_pipeline.userpath import expand_user, own_home, secret_file_named
+from preform_pipeline.userpath import expand_user, own_home, secret_file_named, unusable_path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 #: A user id no password database of a test machine lists.
@@ -173,3 +174,34 @@ class TestASecretShapedLikeAPath:
 
         assert "hunter2" not in str(caught.value)
         assert "the name given (21 characters, not repeated here" in str(caught.value)
+
+
+def _stat_error(path: str) -> OSError | ValueError:
+    """What stat raised for ``path`` (the test fails if it raised nothing)."""
+    try:
+        os.stat(path)
+    except (OSError, ValueError) as exc:
+        return exc
+    raise AssertionError(f"{path!r} was stat'ed")
+
+
+class TestUnusablePaths:
+    """Which errors of stat say the path itself cannot name a file (session 45)."""
+
+    def test_a_path_no_file_can_be_at_is_said_why(self, tmp_path: Path) -> None:
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        assert unusable_path(_stat_error(str(tmp_path / ("n" * 300)))) == (
+            "it is too long for this system (a name at most 255 bytes, a path at most 4096)")
+        assert unusable_path(_stat_error("p" * 200_000)) == unusable_path(
+            _stat_error(str(tmp_path / ("n" * 300))))
+        assert unusable_path(_stat_error(str(tmp_path / "loop"))) == (
+            "its symbolic links lead round in a loop")
+        assert unusable_path(_stat_error(f"{tmp_path}/a\0b")) == "it holds a NUL character"
+        assert unusable_path(OSError(errno.EINVAL, "Invalid argument")) == (
+            "this system does not take it as a file name")
+
+    def test_an_error_of_the_file_itself_is_not_the_paths(self, tmp_path: Path) -> None:
+        assert unusable_path(_stat_error(str(tmp_path / "missing"))) is None
+        assert unusable_path(_stat_error(str(tmp_path / "missing" / "x"))) is None
+        assert unusable_path(PermissionError(errno.EACCES, "Permission denied")) is None
+        assert unusable_path(ValueError("some other value")) is None

@@ -17,6 +17,7 @@ from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, Attachment, JobPl
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import Build, Job, JobState, SqliteJobStore
+from tests.command_line import in_a_process
 
 S = JobState
 NOW = datetime.now(timezone.utc)
@@ -183,6 +184,28 @@ class TestList:
         assert (code, out) == (2, "")
         assert f"argument --since: '{age}' reaches back before the year 1: give an age such " \
             "as 30d or a date (2024-05-01)" in err
+
+
+class TestAFileThatIsNotAStore:
+    """Session 45's fuzzer: ``jobs --store F show 1e3``, F a few random bytes, said only that
+    1e3 was no job id, and F had been made a new store over its bytes."""
+
+    @pytest.mark.parametrize("argv", [("show", "1e3"), ("list",), ("retry", "1")])
+    def test_a_short_file_of_other_bytes_is_refused_and_kept(
+        self, tmp_path: Path, argv: tuple[str, ...]
+    ) -> None:
+        path = tmp_path / "notes.bin"
+        content = bytes(range(7, 44))
+        path.write_bytes(content)
+        done = in_a_process(tmp_path, "jobs", "--store", str(path), *argv,
+                            env_extra={"XDG_DATA_HOME": str(tmp_path / "data")})
+        assert (done.returncode, done.stdout) == (1, "")
+        assert done.stderr == (
+            f"error: {path}: is not a job store: it is not a SQLite database (name the "
+            "store's file (--store, store.path or PREFORM_PIPELINE_STORE_PATH); if this was "
+            "the store, it is damaged: move it aside and restore a backup)\n")
+        assert path.read_bytes() == content
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.bin"]
 
 
 class TestShow:

@@ -184,6 +184,26 @@ class TestStoreUrlsOfOtherShapes:
         assert f"error: postgresql://u:***@127.0.0.1:{port}/jobs: cannot reach the " in said
 
 
+class TestStoreUrlsWithoutAHostName:
+    """Session 45's fuzzer: a store URL whose host is 300 characters ended ``jobs`` with exit
+    70 (UnicodeError from the host name's resolving); a real process, as the fuzzer ran it."""
+
+    @pytest.mark.parametrize("given", ["--store", "PREFORM_PIPELINE_STORE_URL"])
+    def test_a_host_too_long_to_be_a_host_name_is_said_so(
+        self, tmp_path: Path, given: str
+    ) -> None:
+        url = f"postgres://:{SECRET}@{'a' * 300}"
+        argv = ("jobs", "--store", url) if given == "--store" else ("jobs",)
+        env = {} if given == "--store" else {given: url}
+        code, said = command(in_a_process, tmp_path, *argv, **env)
+        assert code == 1
+        assert SECRET not in said
+        assert "unexpected failure" not in said and "Traceback" not in said
+        assert (f"error: the store URL's host '{'a' * 40}...' is not a valid host name: it is "
+                "300 characters long, and a host name is at most 253 (give the database "
+                "server's host name or address in the URL (store.url or --store))\n") in said
+
+
 class TestAStoreThatIsNotThere:
     """A database that cannot be reached is said in the driver's words, the URL's password
     hidden where it stands as one and nowhere else (the review of session 43: the password

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import run
+from tests.command_line import in_a_process
 
 BAD_SETTINGS = """\
 servers:
@@ -216,6 +217,49 @@ class TestHotFolderRecipes:
     def test_recipes_that_are_there_are_ok(self, tmp_path: Path) -> None:
         (tmp_path / "dental.yaml").write_text("scene: {}\n", encoding="utf-8")
         _assert_ok(tmp_path, "hotfolders:\n  inboxes:\n    - {path: inbox, recipe: dental.yaml}\n")
+
+
+class TestUnusableRecipePaths:
+    """A recipe path no file can be at (session 45's fuzzer: 200,000 characters ended
+    ``validate --settings`` with exit 70, "File name too long") is a problem at its key, said
+    by one rule for the recipe and every route; a loop of links is not "not found"."""
+
+    @pytest.mark.parametrize(("written", "why"), [
+        ("r" * 200_000 + ".yaml", "it is too long for this system (a name at most 255 bytes, "
+         "a path at most 4096)"),
+        ("recipes/" + "c" * 300 + ".yaml", "it is too long for this system (a name at most "
+         "255 bytes, a path at most 4096)"),
+        ("loop/dental.yaml", "its symbolic links lead round in a loop"),
+    ], ids=["path-too-long", "name-too-long", "links-in-a-loop"])
+    def test_the_recipe_and_a_route_are_said_at_their_keys(
+        self, tmp_path: Path, written: str, why: str
+    ) -> None:
+        (tmp_path / "loop").symlink_to(tmp_path / "loop")
+        (tmp_path / "recipes").mkdir()  # there: its file's name is what is wrong
+        (tmp_path / "dental.yaml").write_text("scene: {}\n", encoding="utf-8")
+        path = tmp_path / "settings.yaml"
+        path.write_text("hotfolders:\n  inboxes:\n    - path: inbox\n"
+                        f"      recipe: {written}\n"
+                        f"      routes: [dental.yaml, {written}]\n", encoding="utf-8")
+        full = str(tmp_path / written)
+        shown = full if len(full) <= 200 else f"{full[:100]}... ({len(full)} characters)"
+        said = f"the recipe path cannot name a file: {why}: {shown}"
+        _assert_problems(
+            path,
+            f"{path}:4:15: $.hotfolders.inboxes[0].recipe: {said}",
+            f"{path}:5:29: $.hotfolders.inboxes[0].routes[1]: {said}")
+
+    def test_validate_says_it_in_a_process_of_its_own(self, tmp_path: Path) -> None:
+        path = tmp_path / "settings.yaml"
+        path.write_text("hotfolders:\n  inboxes:\n    - path: inbox\n"
+                        f"      recipe: {'r' * 200_000}.yaml\n", encoding="utf-8")
+        done = in_a_process(tmp_path, "validate", "--settings", str(path),
+                            env_extra={"XDG_DATA_HOME": str(tmp_path / "data")})
+        assert done.returncode == 1, done.stderr
+        assert done.stdout.startswith(
+            f"{path}:4:15: $.hotfolders.inboxes[0].recipe: the recipe path cannot name a "
+            "file: it is too long for this system")
+        assert "Traceback" not in done.stderr and "unexpected failure" not in done.stderr
 
 
 class TestDashboardLoginFiles:

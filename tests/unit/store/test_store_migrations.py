@@ -155,7 +155,7 @@ class TestRefusedFiles:
         with pytest.raises(StoreError) as caught:
             SqliteJobStore(path)
         assert caught.value.message == (
-            f"{path}: not a usable job store (file is not a database) while opening")
+            f"{path}: is not a job store: it is not a SQLite database")
         assert path.read_bytes() == content
 
     @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from preform_pipeline.errors import StoreError
 from preform_pipeline.store.pgurl import (
     PASSWORD_ENV,
     PASSWORD_FILE_ENV,
+    check_url,
     hide_url,
     is_postgres_url,
     libpq_url,
@@ -170,6 +171,51 @@ class TestDriverMessages:
     def test_a_message_with_no_password_to_hide_is_kept(self, url: str) -> None:
         said = "connection refused (is the server running?)"
         assert hide_url(said, url) == said
+
+
+class TestHostNames:
+    """A host that is no host name is refused before anything resolves it (session 45's
+    fuzzer: a 300-character one ended `jobs` with exit 70, psycopg's resolving raising
+    UnicodeError from Python's IDNA codec), naming the rule it breaks, never the password."""
+
+    @pytest.mark.parametrize(("host", "rule"), [
+        ("a" * 300, "it is 300 characters long, and a host name is at most 253"),
+        (f"db.{'b' * 64}.lab",
+         "a part of it between dots is 64 characters long, and each is at most 63"),
+        ("db..lab", "it has an empty part between dots (two dots together, or a dot first)"),
+        (".db.lab", "it has an empty part between dots (two dots together, or a dot first)"),
+        # 60 characters, but its ASCII form (xn--...) is longer than a part may be.
+        ("é" * 60, "it cannot be written as a host name in ASCII (IDNA: "),
+    ], ids=["name-too-long", "part-too-long", "two-dots", "dot-first", "idna"])
+    def test_a_host_that_is_no_host_name_is_refused_by_the_rule_it_breaks(
+        self, host: str, rule: str
+    ) -> None:
+        for url in (f"postgresql://u:{SECRET}@{host}:5432/jobs",
+                    f"postgres://:{SECRET}@{host}",
+                    f"postgresql://u:{SECRET}@db.lab,{host}/jobs",
+                    f"postgresql:///jobs?password={SECRET}&host={host}"):
+            with pytest.raises(StoreError) as caught:
+                check_url(url)
+            said = str(caught.value)
+            shown = host if len(host) <= 40 else f"{host[:40]}..."
+            assert said.startswith(
+                f"the store URL's host {shown!r} is not a valid host name: {rule}"), url
+            assert SECRET not in said
+            assert caught.value.hint == ("give the database server's host name or address in "
+                                         "the URL (store.url or --store)")
+
+    @pytest.mark.parametrize("url", [
+        "postgresql://u:pw@db.lab./jobs",  # a final dot is a name's own
+        f"postgresql://u@{'.'.join(['a' * 63] * 3)}:5432/jobs",  # 191 characters, parts of 63
+        "postgresql://u@[::1]:5432,127.0.0.1:1/jobs",
+        "postgresql://u@%2Fvar%2Frun%2Fpostgresql/jobs",  # a socket's folder
+        "postgresql:///jobs?host=/var/run/postgresql",
+        "postgresql://u@bücher.lab/jobs",
+        "postgresql:///jobs",
+    ], ids=["final-dot", "longest-parts", "ipv6-and-ipv4", "socket-folder", "socket-in-query",
+            "unicode", "no-host"])
+    def test_host_names_and_addresses_that_work_are_let_through(self, url: str) -> None:
+        check_url(url)
 
 
 class TestWhereThePasswordComesFrom:

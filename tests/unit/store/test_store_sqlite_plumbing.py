@@ -3,6 +3,7 @@ threads sharing one store, and a file that cannot use WAL (real SQLite files).""
 
 from __future__ import annotations
 
+import random
 import sqlite3
 import threading
 import time
@@ -14,7 +15,7 @@ import pytest
 from structlog.testing import capture_logs
 
 from preform_pipeline.errors import StoreError
-from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store import SCHEMA_VERSION, Job, JobState, SqliteJobStore
 
 _LOCKED_HINT = (
     "another process holds a long write; if none runs, the file may sit on a network share "
@@ -85,14 +86,38 @@ class TestAnotherWritersLock:
 class TestOpeningErrors:
     """A file that is not a store is refused with the action named, and left as it was."""
 
-    def test_a_text_file_is_not_a_usable_store_while_opening(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("content", [
+        b"not a database\n" * 300,
+        # Shorter than SQLite's 100-byte header, SQLite reads a file as an empty database:
+        # before session 45's fix these were migrated into new stores over their bytes.
+        b"\x00",
+        random.Random(45).randbytes(37),
+        b"x" * 99,
+        b"SQLite format 3",  # the header's start, cut short
+        b"SQLite format 2\x00" + bytes(84),
+    ], ids=["text", "one-byte", "random-37", "99-bytes", "header-cut", "other-header"])
+    @pytest.mark.parametrize("read_only", [False, True])
+    def test_a_file_of_other_bytes_is_refused_and_left_as_it_was(
+        self, tmp_path: Path, content: bytes, read_only: bool
+    ) -> None:
         path = tmp_path / "jobs.sqlite3"
-        path.write_bytes(b"not a database\n" * 300)
+        path.write_bytes(content)
         with pytest.raises(StoreError) as caught:
-            SqliteJobStore(path)
-        assert str(caught.value).startswith(
-            f"{path}: not a usable job store (file is not a database) while opening (")
-        assert path.read_bytes() == b"not a database\n" * 300
+            SqliteJobStore(path, read_only=read_only)
+        assert str(caught.value) == (
+            f"{path}: is not a job store: it is not a SQLite database (name the store's file "
+            "(--store, store.path or PREFORM_PIPELINE_STORE_PATH); if this was the store, it "
+            "is damaged: move it aside and restore a backup)")
+        assert path.read_bytes() == content
+        assert list(tmp_path.iterdir()) == [path]  # no journal or WAL beside it either
+
+    def test_an_empty_file_becomes_a_store(self, tmp_path: Path) -> None:
+        # Nothing in it to lose; a store another process is creating is empty for a moment.
+        path = tmp_path / "jobs.sqlite3"
+        path.touch()
+        SqliteJobStore(path).close()
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
 
 
 class TestUnknownRows:
