@@ -40,6 +40,26 @@ _UNUSABLE: Final = {
     errno.ELOOP: "its symbolic links lead round in a loop",
     errno.EINVAL: "this system does not take it as a file name",
 }
+#: A file's name in a folder the user wrote and that is there: letters of either case and
+#: digits, in words joined by ``-``, ``_``, ``.`` or a space (``Client_Secret.txt``,
+#: ``form4-secret-2.txt``, ``client.secret.txt``).
+_WRITTEN_NAME: Final = re.compile(r"[A-Za-z0-9]+(?:[-_. ][A-Za-z0-9]+)*")
+#: A Windows drive's start of a path (``C:\\``, ``D:/``), whatever system reads it.
+_DRIVE: Final = re.compile(r"[A-Za-z]:[\\/]")
+
+
+def _a_written_folder_is_there(written: str, path: Path, there: Path) -> bool:
+    """Whether ``written`` is relative and the first folder it names (not ``./`` or ``../``)
+    is there: ``there``, the nearest folder that is on the way to ``path``, is it or below
+    it. Not an absolute path's: a caller may pass one ``~`` was expanded in (the simulator's
+    ``--client-secret-file ~/Hunter2``), whose home folder the user did not write, and a
+    secret's first part is rarely a folder of the working or settings folder."""
+    parts = PurePath(written).parts
+    if not parts or PurePath(written).anchor or parts[0].startswith("~"):
+        return False
+    start = len(path.parts) - len(parts)  # path's parts before written's own
+    folders = [i for i in range(max(start, 0), len(path.parts) - 1) if path.parts[i] != ".."]
+    return bool(folders) and len(there.parts) > folders[0]
 
 
 def own_home(env: Mapping[str, str] = os.environ) -> Path:
@@ -107,22 +127,33 @@ def secret_file_named(written: str, path: PurePath) -> str:
     file name reads as one (:data:`_FILE_NAME`) and has an extension (``client-secret.txt``)
     or a folder written before it that is there or names where it starts (``/``, ``./``,
     ``../``, ``~/``, a drive); a bare word naming nothing is what a secret typed in its
-    file's place looks like. Else none of it is said, only the nearest
+    file's place looks like. A relative path whose first folder is there, or one starting
+    with a Windows drive, is said with capitals, digits and dots in its file's name too
+    (``secrets/Client_Secret.txt``, review rv45-small). Else none of it is said, only the nearest
     folder that is there on the way to ``path`` (the settings' or working folder when no part
     of ``written`` is one): a secret's parts never are, nor a folder that is not there."""
     path = Path(path).absolute()
     if os.path.lexists(path):
         return written
-    cut = max(written.rfind("/"), written.rfind(os.sep))
+    # A Windows path in a settings file read on another system (``C:\\secrets\\x.txt``) is
+    # anchored by its drive, and its name is after its last backslash.
+    windows = _DRIVE.match(written) is not None
+    cut = max(written.rfind("/"), written.rfind(os.sep), written.rfind("\\") if windows else -1)
     folder, name = written[:cut + 1], written[cut + 1:]
     folder_known = bool(folder) and (os.path.isdir(path.parent) or folder.startswith(_ANCHORS)
-                                     or bool(PurePath(written).drive))
+                                     or bool(PurePath(written).drive) or windows)
     known = "." in name or folder_known
-    if known and _FILE_NAME.fullmatch(name):
-        return written
     there = path.parent
     while not os.path.isdir(there) and there != there.parent:
         there = there.parent
+    if known and _FILE_NAME.fullmatch(name):
+        return written
+    # A folder the user wrote is there (``secrets/Client_Secret.txt``: a relative path), or a
+    # drive starts it: a path, whose file's name may have capitals and digits as people's
+    # files do; only signs a name seldom has (``+``, ``=``, ``@``) still hide it.
+    if _WRITTEN_NAME.fullmatch(name) and (windows or _a_written_folder_is_there(written, path,
+                                                                                  there)):
+        return written
     return (f"the name given ({len(written)} characters, not repeated here: no file is at it "
             f"and it does not read as a path, so it may be the secret itself; looked for "
             f"below {there})")

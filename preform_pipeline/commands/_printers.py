@@ -13,7 +13,7 @@ from pathlib import Path
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import get_logger, hide_secrets
 from preform_pipeline.recipes.printers import KnownPrinter, KnownPrinters
 from preform_pipeline.settings import Settings, load_settings
 from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS, default_fleet_dir
@@ -91,7 +91,9 @@ def printers_of_server(
         if isinstance(queue, str) and queue:
             known.append(KnownPrinter(queue))
             queues = True
-    return KnownPrinters(tuple(known), f"the devices of {url}", queues_listed=queues)
+    # Named with a url's password hidden: said in a problem's message (review rv45-small).
+    return KnownPrinters(tuple(known), f"the devices of {hide_secrets(url)}",
+                         queues_listed=queues)
 
 
 def known_printers(

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from preform_pipeline.catalogue import ADAPTIVE, DEFAULT_CATALOGUE, Catalogue
 from preform_pipeline.errors import Problem, RecipeError
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import get_logger, hide_secrets
 from preform_pipeline.recipes.defaults import DEFAULT_SERVER_TIMEOUT_S
 from preform_pipeline.recipes.loader import Document, load_document
 from preform_pipeline.recipes.model import (
@@ -283,22 +283,29 @@ def catalogue_from_server(
     # Here, not at the top: httpx costs every command's start, and only --server asks.
     import httpx
 
-    endpoint = url.rstrip("/") + "/list-materials/"
+    from preform_pipeline.urlauth import url_auth
+
+    # A url's ``user:password@`` sent as the Local API client and the health check send it
+    # (urlauth: one rule), and named with its password hidden: the catalogue's source is said
+    # in the note, each file's line and a problem's message (review rv45-small).
+    auth = url_auth(url)
+    shown = hide_secrets(url)
+    endpoint = auth.url.rstrip("/") + "/list-materials/"
     try:
         with httpx.Client(timeout=timeout, transport=transport) as client:
-            response = client.get(endpoint)
+            response = client.get(endpoint, headers=dict(auth.headers()))
             response.raise_for_status()
             body = response.json()
         if not isinstance(body, Mapping) or not body.get("printer_types"):
             raise ValueError("the answer lists no printer types")
-        catalogue = Catalogue.from_list_materials(body, source=f"server {url}")
+        catalogue = Catalogue.from_list_materials(body, source=f"server {shown}")
     except (httpx.HTTPError, ValueError, RecursionError) as exc:
         reason = _reason(exc)
         # Info: the fallback's source carries the reason, and the caller says it once
         # (``validate``'s note); a console warning as well said it a second time.
         log.info("catalogue_server_unreachable", url=endpoint, reason=reason)
         return dataclasses.replace(
-            fallback, source=f"{fallback.source} (server {url} not usable: {reason})"
+            fallback, source=f"{fallback.source} (server {shown} not usable: {reason})"
         )
     log.info("catalogue_fetched", url=endpoint, machine_types=len(catalogue.machines))
     return catalogue

@@ -233,3 +233,48 @@ class TestEveryLimit:
 
         assert head.endswith("refused;")
         assert line[-len(tail) - 1] == " "  # "try 29 refused" is longer than its room
+
+
+_TRIES = "; ".join(f'Connection refused (server "10.0.0.{n}", port 5432)' for n in range(1, 9))
+#: Real messages, and what ``shorten`` said of them at the default limit before session 45's
+#: change for small limits (computed with the crash.py of 4e026d7f).
+_AS_BEFORE = {
+    "store": (
+        f"postgresql://pipeline@db1,db2/jobs: cannot reach the PostgreSQL job store while "
+        f"connecting: {_TRIES} (check that the database server runs; watch tries again by "
+        f"itself, other commands: run them again once it is back)",
+        'postgresql://pipeline@db1,db2/jobs: cannot reach the PostgreSQL job store while '
+        'connecting: Connection refused (server "10.0.0.1", port 5432); Connection refused '
+        '(server "10.0.0.2", port 5432); [... 344 characters cut ...] watch tries again by '
+        'itself, other commands: run them again once it is back)'),
+    "api": (
+        "POST http://127.0.0.1:44388/scene/scene-1/auto-layout/ (autoLayout): server answered "
+        "500 INTERNAL_ERROR: " + "the layout could not place every model on the build "
+        "platform " * 6 + "(check the models' sizes and the printer's build volume)",
+        "POST http://127.0.0.1:44388/scene/scene-1/auto-layout/ (autoLayout): server answered "
+        "500 INTERNAL_ERROR: the layout could not place every model on the build platform the "
+        "layout could not place every [... 273 characters cut ...] (check the models' sizes "
+        "and the printer's build volume)"),
+    "path": (
+        "cannot read /srv/lab/incoming/" + "/".join(f"case-{n:04d}-upper-arch" for n in range(12))
+        + ".stl: Permission denied (ask the folder's owner for read access, or move the file)",
+        "cannot read /srv/lab/incoming/" + "/".join(f"case-{n:04d}-upper-arch" for n in range(8))
+        + "/case [... 103 characters cut ...] (ask the folder's owner for read access, or move "
+        "the file)"),
+    "label": (
+        "settings: $.remotes[3].name: " + "x" * 400 + " is longer than 64 characters",
+        "settings: $.remotes[3].name: " + "x" * 173 + " [... 228 characters cut ...] is longer "
+        "than 64 characters"),
+}
+
+
+class TestTheDefaultLimitAsBefore:
+    """Review (rv45-small): session 45 rewrote the cut for small limits; every caller uses
+    the default one, whose lines are the same as before it (2,000 random lines of words
+    compared alike when it was reviewed)."""
+
+    @pytest.mark.parametrize("name", sorted(_AS_BEFORE))
+    def test_a_real_message_is_cut_as_before(self, name: str) -> None:
+        line, before = _AS_BEFORE[name]
+
+        assert shorten(line) == before

@@ -154,10 +154,10 @@ class TestASecretShapedLikeAPath:
 
     @pytest.mark.parametrize(("written", "below"), [
         ("~hunter2", "."), ("~/Hunter2", "."), ("hunter2.txt", "."), ("s3cr3t.key", "."),
-        ("secrets/hunter2", "secrets"), ("secrets/Hunter.txt", "secrets"),
+        ("secrets/aB3+x/==", "secrets"), ("/9j/4AAQSk", "/"),
         ("secrets/x+y==", "secrets"), ("nowhere/hunter", "."),
-    ], ids=["tilde", "tilde-slash", "digit-txt", "digit-key", "existing-folder",
-            "capital-txt", "signs", "folder-not-there"])
+    ], ids=["tilde", "tilde-slash", "digit-txt", "digit-key", "signs-below-a-folder-there",
+            "base64-from-the-root", "signs", "folder-not-there"])
     def test_none_of_it_is_said(self, written: str, below: str, tmp_path: Path) -> None:
         (tmp_path / "secrets").mkdir()
 
@@ -205,3 +205,21 @@ class TestUnusablePaths:
         assert unusable_path(_stat_error(str(tmp_path / "missing" / "x"))) is None
         assert unusable_path(PermissionError(errno.EACCES, "Permission denied")) is None
         assert unusable_path(ValueError("some other value")) is None
+
+
+class TestAPathPeopleWrite:
+    """Review (rv45-small): session 45's rule hid a real path whose file's name had a capital
+    or a digit (``secrets/Client_Secret.txt``, ``form4-secret-2.txt``), two dots, or that
+    began with a Windows drive read on another system: the user was not shown the path they
+    typed. A folder the user wrote that is there, or a drive, makes it a path; a name with
+    signs a file's seldom has still hides it (:class:`TestASecretShapedLikeAPath`)."""
+
+    @pytest.mark.parametrize("written", [
+        "secrets/Client_Secret.txt", "secrets/form4-secret-2.txt", "secrets/formlabs2",
+        "secrets/sub/Client.Secret.txt", "secrets/client.secret.txt", "C:\\secrets\\x.txt",
+        "D:/Lab/Client_Secret.txt",
+    ])
+    def test_it_is_said_as_written(self, written: str, tmp_path: Path) -> None:
+        (tmp_path / "secrets").mkdir()
+
+        assert secret_file_named(written, tmp_path / written) == written

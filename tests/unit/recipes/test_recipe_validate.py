@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.server
 import json
 import socket
@@ -272,3 +273,45 @@ class TestCatalogueFromServer:
         catalogue = catalogue_from_server("http://server", transport=transport)
         assert catalogue.machines == DEFAULT_CATALOGUE.machines
         assert reason in catalogue.source
+
+
+class TestAServerBehindBasicAuth:
+    """Review (rv45-small): ``validate --server http://olivia:PASSWORD@host`` took the url's
+    credentials by httpx's own reading and named the server by the url whole: the password
+    was said in the note, each file's line and a problem's message. Now they are sent as the
+    Local API client and the health check send them (``urlauth``), and the url is named with
+    its password hidden."""
+
+    RIGHT = "Basic " + base64.b64encode(b"olivia:hunter2@proxy").decode()
+
+    def _gate(self, sent: list[httpx.Request]) -> httpx.MockTransport:
+        body = DEFAULT_CATALOGUE.to_list_materials()
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            if request.headers.get("Authorization") != self.RIGHT:
+                return httpx.Response(401, text="<html>401 Authorization Required</html>")
+            return httpx.Response(200, json=body)
+
+        return httpx.MockTransport(answer)
+
+    def test_its_credentials_are_sent_by_the_one_rule_and_not_named(self) -> None:
+        sent: list[httpx.Request] = []
+
+        catalogue = catalogue_from_server("http://olivia:hunter2%40proxy@printhost:44388",
+                                          transport=self._gate(sent))
+
+        assert [(str(r.url), r.url.userinfo, r.headers.get("Authorization")) for r in sent] == [
+            ("http://printhost:44388/list-materials/", b"", self.RIGHT)]
+        assert catalogue.source == "server http://olivia:[redacted]@printhost:44388"
+
+    def test_a_refused_password_falls_back_without_saying_it(self) -> None:
+        sent: list[httpx.Request] = []
+
+        catalogue = catalogue_from_server("http://olivia:wrong-pw@printhost:44388",
+                                          transport=self._gate(sent))
+
+        assert len(sent) == 1 and "wrong-pw" not in catalogue.source
+        assert catalogue.source == ("shipped catalogue (server "
+                                    "http://olivia:[redacted]@printhost:44388 not usable: "
+                                    "HTTP 401)")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -18,6 +19,7 @@ from preform_pipeline.answers import MAX_ANSWER_BYTES
 from preform_pipeline.servers.health import HealthResult, check_health
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.server import SimulatorServer
+from preform_pipeline.urlauth import CREDENTIALS_REFUSED
 from tests.hostile_http import (
     NGINX_HTTPS_PORT_PAGE,
     Answer,
@@ -182,6 +184,23 @@ class TestAnsweredButUnusable:
         assert result.refusal == (
             'the server answered HTTP 400 "The plain HTTP request was sent to HTTPS port": its '
             "address needs https:// (use the https:// address of this server)")
+
+    def test_a_401_is_refused_saying_the_url_wants_a_user_and_password(self) -> None:
+        # Review (rv45-small): the branch's health-side 401 was tested only through a run.
+        sent: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return httpx.Response(401, text="<html>401 Authorization Required</html>")
+
+        result = check_health("http://olivia:wrong%40pw@printhost:44388", timeout_s=5,
+                              transport=httpx.MockTransport(answer))
+
+        assert (result.healthy, result.refusal) == (
+            False, f"GET / answered HTTP 401 ({CREDENTIALS_REFUSED})")
+        basic = "Basic " + base64.b64encode(b"olivia:wrong@pw").decode()
+        assert [(str(r.url), r.headers.get("Authorization")) for r in sent] == [
+            ("http://printhost:44388/", basic)]
 
     @pytest.mark.parametrize("status, body", [
         (502, "<html>502 Bad Gateway</html>"), (503, ""), (400, "<html>Bad Request</html>"),

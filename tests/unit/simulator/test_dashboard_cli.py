@@ -168,7 +168,7 @@ class TestASecretTypedWhereItsFileBelongs:
             "No such file or directory")
 
     @pytest.mark.parametrize("typed", [
-        "~hunter2-s3cr3t", "~/Hunter2-s3cr3t", "hunter2-s3cr3t.txt", "secrets/hunter2-s3cr3t",
+        "~hunter2-s3cr3t", "~/Hunter2-s3cr3t", "hunter2-s3cr3t.txt", "secrets/hunter2+s3cr3t=",
     ], ids=["tilde", "tilde-slash", "txt", "in-a-folder-that-is-there"])
     def test_a_secret_shaped_like_a_path_is_not_said_back(
         self, typed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
