@@ -40,14 +40,14 @@ _SCHEMES: Final = ("postgresql://", "postgres://")
 #: the host or the database, and lands in libpq's messages.
 _LOGIN_BREAKERS: Final = frozenset("@/")
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
-#: A ``password=`` field of a URL's query or a libpq connection string: its value (quoted,
-#: or up to a blank, ``&`` or quote) is hidden, whatever it is.
-#: A host name's longest part between dots and longest whole (RFC 1035; Python's IDNA codec,
-#: which psycopg's resolving runs, raises UnicodeError past the first).
+#: A host name's longest part between dots and longest whole, in its ASCII form (RFC 1035;
+#: Python's IDNA codec, which psycopg's resolving runs, raises UnicodeError past the first).
 _LABEL_MAX: Final = 63
 _NAME_MAX: Final = 253
 #: How much of a refused host name a message shows: the console cuts a line past 300.
 _HOST_SHOWN: Final = 40
+#: A ``password=`` field of a URL's query or a libpq connection string: its value (quoted,
+#: or up to a blank, ``&`` or quote) is hidden, whatever it is.
 _PASSWORD_FIELD: Final = re.compile(r"(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s&'\"]+)")
 #: Where a message gives a password as one (``{}``: the password, escaped): a whole quoted
 #: token, or a login between the user's ``:`` and the host's ``@``.
@@ -149,11 +149,22 @@ def _hosts(url: str) -> list[str]:
 def _check_host(host: str) -> None:
     """Refuse a host that breaks a host name's rules: psycopg's resolving raised UnicodeError
     (exit 70, session 45's fuzzer) for a part over 63 characters or an empty one, and a name
-    over 253 characters could never resolve. A final dot is a name's own (``db.lab.``)."""
-    name = host[:-1] if host.endswith(".") else host
+    over 253 characters could never resolve. A final dot is a name's own (``db.lab.``).
+    The rules are the ASCII form's, the one resolved: an internationalised name's own
+    characters may be more than it (a soft hyphen is dropped) and its dots other than ``.``
+    (``。``), so a name whose ASCII form keeps them is let through."""
+    try:
+        written = host.encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        written, failed = host, str(exc)
+    else:
+        failed = ""
+    name = written[:-1] if written.endswith(".") else written
     parts = name.split(".")
     if len(name) > _NAME_MAX:
         rule = f"it is {len(name)} characters long, and a host name is at most {_NAME_MAX}"
+    elif not failed:
+        return
     elif any(len(part) > _LABEL_MAX for part in parts):
         longest = max(len(part) for part in parts)
         rule = (f"a part of it between dots is {longest} characters long, and each is at most "
@@ -161,12 +172,7 @@ def _check_host(host: str) -> None:
     elif not all(parts):
         rule = "it has an empty part between dots (two dots together, or a dot first)"
     else:
-        try:
-            host.encode("idna")
-        except UnicodeError as exc:
-            rule = f"it cannot be written as a host name in ASCII (IDNA: {exc})"
-        else:
-            return
+        rule = f"it cannot be written as a host name in ASCII (IDNA: {failed})"
     shown = host if len(host) <= _HOST_SHOWN else f"{host[:_HOST_SHOWN]}..."
     raise StoreError(
         f"the store URL's host {shown!r} is not a valid host name: {rule}",

@@ -212,8 +212,18 @@ class TestHostNames:
         "postgresql:///jobs?host=/var/run/postgresql",
         "postgresql://u@bücher.lab/jobs",
         "postgresql:///jobs",
+        "postgresql://u@[fe80::1%25eth0]:5432/jobs",  # an IPv6 address with its zone
+        "postgresql:///jobs?host=fe80::1%25eth0&port=5432",
+        "postgresql://u@h1,h2:5433/jobs",
+        "postgresql:///jobs?host=%2Fvar%2Frun%2Fpostgresql",
+        "postgresql://u@db_primary.farm_internal/jobs",  # libpq takes underscores
+        # The rules are the ASCII form's: these Unicode names are longer than it, or their
+        # dots are ideographic ones, and their ASCII forms are ordinary host names.
+        f"postgresql://u@{chr(0xAD) * 10}{'a' * 60}.lab/jobs",  # soft hyphens are dropped
+        f"postgresql://u@{'a' * 40}\u3002{'b' * 40}/jobs",
     ], ids=["final-dot", "longest-parts", "ipv6-and-ipv4", "socket-folder", "socket-in-query",
-            "unicode", "no-host"])
+            "unicode", "no-host", "ipv6-zone", "ipv6-in-query", "several-hosts",
+            "socket-in-query-escaped", "underscores", "soft-hyphens", "ideographic-dot"])
     def test_host_names_and_addresses_that_work_are_let_through(self, url: str) -> None:
         check_url(url)
 
