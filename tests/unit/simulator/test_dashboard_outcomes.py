@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from dashboard_support import T0, at, make_view, printer_of, run_named
@@ -234,11 +235,7 @@ class TestOutcomesRecordedInTheFleet:
         (fleet / "outcomes.yaml").write_text(
             'jobs:\n  - name: "*-resin-*"\n    outcome: ERROR\n    at: 0.5\n'
             '    message: "Resin level too low"\n', encoding="utf-8")
-        state = FleetState(fleet)
-        job_id = write_job(fleet, name="crown-resin-1", created_at=T0)
-        path = state.jobs_dir / f"{job_id}.json"
-        job = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()  # recorded again below, scheduled as the printing server records it
+        state, job = _taken_back(fleet, "crown-resin-1")
         state.record_job(state.schedule(job, 1.0))
         view = make_view(fleet)  # no outcomes of its own
 
@@ -267,11 +264,7 @@ class TestOutcomesRecordedInTheFleet:
         assert failed["message"] == "Simulated print error"  # no message of its own
 
     def test_a_print_ended_early_in_the_fleet_folder_finishes_then(self, fleet: Path) -> None:
-        state = FleetState(fleet)
-        job_id = write_job(fleet, name="crown-ended-early", created_at=T0)
-        path = state.jobs_dir / f"{job_id}.json"
-        job = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()  # recorded again below, scheduled as the printing server records it
+        state, job = _taken_back(fleet, "crown-ended-early")
         job = state.schedule(job, 1.0)
         # Its end rewritten to 300 s of its 1,000, as a person rehearsing (or a test) ends it.
         state.record_job({**job, "ends_at": iso(at(300))})
@@ -284,11 +277,7 @@ class TestOutcomesRecordedInTheFleet:
         assert ended["currently_printing_layer"] == ended["layer_count"]
 
     def test_a_finish_recorded_at_full_length_is_at_its_natural_end(self, fleet: Path) -> None:
-        state = FleetState(fleet)
-        job_id = write_job(fleet, name="crown-full", created_at=T0)
-        path = state.jobs_dir / f"{job_id}.json"
-        job = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()
+        state, job = _taken_back(fleet, "crown-full")
         # 1,000 s at this scale is 12.3456 s: its end, written to the millisecond, 12.345 s on.
         state.record_job(state.schedule(job, 0.0123456))
         view = make_view(fleet)
@@ -297,11 +286,7 @@ class TestOutcomesRecordedInTheFleet:
         assert finished["print_finished_at"] == iso(at(1000))
 
     def test_an_end_written_without_a_zone_is_utc_in_both_simulators(self, fleet: Path) -> None:
-        state = FleetState(fleet)
-        job_id = write_job(fleet, name="crown-ended-by-hand", created_at=T0)
-        path = state.jobs_dir / f"{job_id}.json"
-        job = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()
+        state, job = _taken_back(fleet, "crown-ended-by-hand")
         job = state.schedule(job, 1.0)
         # Ended by hand at 300 s of its 1,000, the moment written without a zone.
         state.record_job({**job, "ends_at": at(300).replace(tzinfo=None).isoformat()})
@@ -317,11 +302,7 @@ class TestOutcomesRecordedInTheFleet:
     def test_an_end_past_the_print_or_not_a_time_is_its_full_length(
         self, fleet: Path, ends_at: object, outcome: str
     ) -> None:
-        state = FleetState(fleet)
-        job_id = write_job(fleet, name="crown-odd-end", created_at=T0)
-        path = state.jobs_dir / f"{job_id}.json"
-        job = json.loads(path.read_text(encoding="utf-8"))
-        path.unlink()
+        state, job = _taken_back(fleet, "crown-odd-end")
         state.record_job({**state.schedule(job, 1.0), "ends_at": ends_at, "outcome": outcome})
 
         ended = run_named(make_view(fleet).snapshot(at(2000)), "crown-odd-end")
@@ -337,8 +318,16 @@ def _error_recorded(fleet: Path, *, at_fraction: float, unsaid: str = "") -> Non
     (fleet / "outcomes.yaml").write_text(
         f'jobs:\n  - name: "*-resin-*"\n    outcome: ERROR\n    at: {at_fraction}\n',
         encoding="utf-8")
-    state = FleetState(fleet)
-    path = state.jobs_dir / f"{write_job(fleet, name='crown-resin-1', created_at=T0)}.json"
-    queued = json.loads(path.read_text(encoding="utf-8"))
-    path.unlink()  # recorded again below, scheduled as the printing server records it
+    state, queued = _taken_back(fleet, "crown-resin-1")
     state.record_job({k: v for k, v in state.schedule(queued, 1.0).items() if k != unsaid})
+
+
+def _taken_back(fleet: Path, name: str) -> tuple[FleetState, dict[str, Any]]:
+    """A job ``name`` queued at T0 in ``fleet`` and its file taken back, to be recorded again
+    by the test as the printing server records it (scheduled, perhaps with an end of its
+    own)."""
+    state = FleetState(fleet)
+    path = state.jobs_dir / f"{write_job(fleet, name=name, created_at=T0)}.json"
+    job = json.loads(path.read_text(encoding="utf-8"))
+    path.unlink()
+    return state, job
