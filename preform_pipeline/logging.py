@@ -42,6 +42,7 @@ __all__ = [
     "capture_logs",
     "DEFAULT_LIBRARY_LOG_LEVEL",
     "configure_logging",
+    "declare_context_keys",
     "dropped",
     "get_logger",
     "hide_secrets",
@@ -364,6 +365,20 @@ class _EventFormatter(structlog.stdlib.ProcessorFormatter):
         for render in self._renderers:
             event = render(None, record.method, event)
         return str(event)
+
+
+def declare_context_keys(*keys: str) -> None:
+    """Create the context variables behind these ``bind_contextvars`` keys now.
+
+    structlog creates a key's ``ContextVar`` on the key's first bind, with no lock: two threads
+    binding a new key at once each create one and the later replaces the earlier in structlog's
+    table, so the first thread's value never reaches an event and its ``reset_contextvars``
+    fails ("created by a different ContextVar"): a build failed that way on its first step.
+    A module whose threads bind keys declares them when it is imported (once, under the import
+    lock), which leaves every later bind a plain ``set``. Nothing stays bound here."""
+    structlog.contextvars.reset_contextvars(
+        **structlog.contextvars.bind_contextvars(**dict.fromkeys(keys))
+    )
 
 
 #: The processors :func:`configure_logging` shares between structlog and the formatters, in

@@ -116,7 +116,7 @@ from preform_pipeline.executor.steps import (
     run_step,
     shared_values,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import declare_context_keys, get_logger
 from preform_pipeline.outputfolders import CHECKPOINT_FOLDER
 from preform_pipeline.plan.balance import build_work  # the planner balances by it too
 from preform_pipeline.plan.builds import (
@@ -375,6 +375,11 @@ def _indented_json(data: Mapping[str, Any]) -> str:
             return json.dumps(data, indent=2, default=str)
         members.append(f"  {encode(key)}: {text}")
     return "{\n" + ",\n".join(members) + "\n}" if members else "{}"
+
+
+# The keys a build's threads bind for their events (the build's own thread, the servers'
+# attempts, each step), created before any of those threads can race to create one.
+declare_context_keys("run_id", "build", "server", "step")
 
 
 class _Bound:
