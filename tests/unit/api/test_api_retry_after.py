@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime as http_date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -263,6 +264,18 @@ def _import_while_busy(simulated: tuple[HostileFront, str], model: Path, retry_a
         return client.import_model(scene, model)
 
 
+def _named(caught: pytest.ExceptionInfo[ServerBusyError], logs: list[dict[str, Any]],
+           named: str, start: str) -> None:
+    """A status read's error names ``named`` (its message starting ``start``), the
+    endpoint's id ``getOperation`` kept apart, and so does its not-waited event."""
+    request = caught.value.request
+    assert request is not None
+    assert (request.named, request.operation) == (named, "getOperation")
+    assert str(caught.value).startswith(start)
+    [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+    assert event["operation"] == named
+
+
 class TestWhilePollingALongOperation:
     """Session 44: a 503 with a Retry-After met while a long operation is polled (its proxy in
     maintenance for a moment), over real HTTP to the simulator behind the front."""
@@ -307,15 +320,10 @@ class TestWhilePollingALongOperation:
         with pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
             _import_while_busy(simulated, sample_models_dir / CUBE, str(asked), clock)
 
-        request = caught.value.request
-        assert request is not None
         # Named by the step waited for (session 45: "GET .../operations/<id>/
         # (getOperation): server answered 503"), the status read's endpoint beside it.
-        assert (request.named, request.operation) == ("importModel", "getOperation")
-        assert str(caught.value).startswith(
-            f"importModel (polled with GET {simulated[0].url}/operations/")
-        [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
-        assert event["operation"] == "importModel"
+        _named(caught, logs, "importModel",
+               f"importModel (polled with GET {simulated[0].url}/operations/")
         assert (f"asked to wait {asked} s (until {resume_time(clock.now(), asked)}), longer "
                 "than the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
@@ -369,13 +377,9 @@ class TestAnOperationWaitedForByItsId:
                 pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
             client.wait_for_operation("op-7")
 
-        request = caught.value.request
-        assert request is not None
-        assert (request.named, request.operation) == ("operation op-7", "getOperation")
-        assert str(caught.value).startswith(
-            f"operation op-7 (polled with GET {front.url}/operations/op-7/): server answered 503")
-        [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
-        assert event["operation"] == "operation op-7"
+        _named(caught, logs, "operation op-7",
+               f"operation op-7 (polled with GET {front.url}/operations/op-7/): server "
+               "answered 503")
 
     def test_an_operation_it_started_is_named_by_the_step(
         self, simulated: tuple[HostileFront, str], sample_models_dir: Path
