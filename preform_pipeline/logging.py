@@ -59,22 +59,33 @@ SECRET_KEY_PATTERN = re.compile(
 
 # Bearer tokens and basic-auth credentials embedded in free text (an error message quoting a
 # header, a URL with user:password@, its user named or not: ``http://:hunter2@host``, a token
-# given as the password of no user).
-_INLINE_SECRET = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+|(://[^/\s:@]*:)[^@\s/]+(@)")
+# given as the password of no user), and an HTTP URL's user alone (``http://TOKEN@host``):
+# sent as basic auth with an empty password (urlauth.py), it is how a token is given to a
+# proxy, and no rule can tell a token from a name, so it is hidden whole. A PostgreSQL URL's
+# user alone is a role, its password given apart (store.password_file): it stays shown.
+_INLINE_SECRET = re.compile(
+    r"(?i)(?P<bearer>bearer\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<login>://[^/\s:@]*:)[^@\s/]+@"
+    r"|(?P<http>\bhttps?://)[^/?#\s:@]+@"
+)
 
 
 def hide_secrets(text: str) -> str:
     """``text`` with the secrets the log never shows taken out: a bearer token, a URL's
-    password (``http://olivia:[redacted]@printhost:44388``). For a line a command prints
-    itself, by the rule of the log's events."""
+    password (``http://olivia:[redacted]@printhost:44388``), an HTTP URL's user alone
+    (``http://[redacted]@printhost:44388``). For a line a command prints itself, by the rule
+    of the log's events."""
     return _scrub_text(text)
 
 
+def _hidden(match: re.Match[str]) -> str:
+    if match["bearer"]:
+        return match["bearer"] + REDACTED
+    return (match["login"] or match["http"]) + REDACTED + "@"
+
+
 def _scrub_text(text: str) -> str:
-    return _INLINE_SECRET.sub(
-        lambda m: (m.group(1) + REDACTED) if m.group(1) else (m.group(2) + REDACTED + m.group(3)),
-        text,
-    )
+    return _INLINE_SECRET.sub(_hidden, text)
 
 
 #: Values that can hold no secret: returned as they are without further type checks (every
@@ -155,6 +166,8 @@ def redact_url(url: str) -> str:
     except ValueError:
         return "[unparseable URL]"
     host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address: without its brackets a port could not follow
     try:
         port = parts.port
     except ValueError:

@@ -11,7 +11,10 @@ Both HTTP clients (the Web API's and the Local API's) honour it by these rules:
   not waited (:func:`asked_to_wait`), so "retry after a day" never hangs a run;
 - its waits together come to at most :data:`MAX_RETRY_AFTER_TOTAL_S`: a server asking an hour
   three times held one call of the Web API client three hours (session 44), and one status
-  read of a long Local API operation given more than an hour as long (session 45).
+  read of a long Local API operation given more than an hour as long (session 45); a long
+  operation's requests (the one that starts it, every status read) count together, in one
+  :class:`WaitTally`, or an operation polled many times waited an hour at each read
+  (session 46).
 
 :func:`longest_wait` says how long the next wait may be, and which bound that is in words: the
 longest wait, what is left of the total, or what is left of the caller's time.
@@ -34,6 +37,7 @@ __all__ = [
     "RETRY_AFTER_STATUSES",
     "WAITED_EXTENSION",
     "AnswersWait",
+    "WaitTally",
     "asked_to_wait",
     "longest_wait",
     "parse_retry_after",
@@ -103,10 +107,23 @@ def asked_to_wait(wait_s: float, now: datetime, *, limit_s: float = MAX_RETRY_AF
     return text
 
 
+class WaitTally:
+    """The ``Retry-After`` waits of one operation so far, its requests together, and what
+    the total's words call it (``importModel``; "a request" for one request alone)."""
+
+    __slots__ = ("of", "seconds")
+
+    def __init__(self, of: str = "a request") -> None:
+        self.of = of
+        self.seconds = 0.0
+
+
 def longest_wait(waited_s: float, limit_s: float = MAX_RETRY_AFTER_S, *,
-                 time_left: tuple[float, str] | None = None) -> tuple[float, str]:
+                 time_left: tuple[float, str] | None = None,
+                 of: str = "a request") -> tuple[float, str]:
     """The longest ``Retry-After`` a request that has waited ``waited_s`` for earlier ones
-    may wait now, and that bound's words for :func:`asked_to_wait` ("": ``limit_s`` itself).
+    (``of`` them: its own, or its operation's) may wait now, and that bound's words for
+    :func:`asked_to_wait` ("": ``limit_s`` itself).
     The shortest of three bounds: ``limit_s`` (one wait's), what is left of
     :data:`MAX_RETRY_AFTER_TOTAL_S`, and ``time_left``: the seconds its caller has left and
     whose they are ("the request's"), when the caller's time bounds it too. A wait of all
@@ -116,7 +133,7 @@ def longest_wait(waited_s: float, limit_s: float = MAX_RETRY_AFTER_S, *,
     total_left = max(0.0, MAX_RETRY_AFTER_TOTAL_S - waited_s)
     if total_left < bound:
         bound, words = total_left, (
-            f"the {total_left:.0f} s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s a request "
+            f"the {total_left:.0f} s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s {of} "
             f"waits for Retry-After answers in all (it had waited {waited_s:.0f} s)")
     if time_left is not None:
         seconds, whose = time_left

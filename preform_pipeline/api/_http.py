@@ -70,6 +70,7 @@ from preform_pipeline.retryafter import (
     MAX_RETRY_AFTER_TRIES,
     RETRY_AFTER_STATUSES,
     AnswersWait,
+    WaitTally,
     asked_to_wait,
     longest_wait,
 )
@@ -351,6 +352,7 @@ class HttpSession:
         params: Mapping[str, str] | None = None,
         wait_until: tuple[float, str] | None = None,
         waited_for: str = "",
+        tally: WaitTally | None = None,
     ) -> ApiResponse:
         """Send one request; a 2xx answer comes back, anything else raises an ApiError.
 
@@ -360,7 +362,10 @@ class HttpSession:
         ``wait_until``: how long a Retry-After may be waited when that is longer than the
         request's own time, as a time on the clock and its words ("the operation's"): a long
         operation's status read may wait out its proxy's maintenance as long as the operation
-        itself may take, each read sent again with its own ``timeout``."""
+        itself may take, each read sent again with its own ``timeout``.
+
+        ``tally``: the Retry-After waits of the operation this request is part of, which
+        count together against the total (a fresh one: this request's alone)."""
         query = "?" + urlencode(params) if params else ""
         url = self._base + path + query
         info = RequestInfo(method=method, url=self._shown + path + query, operation=operation,
@@ -374,7 +379,8 @@ class HttpSession:
         if wait_until is not None and wait_until[0] > ends:
             waits_end, whose = wait_until
         tries = 0
-        waited_s = 0.0  # the Retry-After waits this request took: at most their total
+        # The Retry-After waits this request, or its operation, took: at most their total.
+        tally = WaitTally() if tally is None else tally
         while True:
             left = ends - self._clock()
             connect = min(left, DEFAULT_CONNECT_TIMEOUT_S)
@@ -391,12 +397,13 @@ class HttpSession:
                 self._log(info, path, answer.status, started)
             if answer.status not in RETRY_AFTER_STATUSES:
                 return _api_response(answer, info)
+            waited_s = tally.seconds
             wait = AnswersWait.of(answer.status, answer.header("retry-after"), self._wall(),
                                   waited_s=waited_s)
             # The wait counts against the request's own time (or its caller's), and with the
             # earlier ones against the total (retryafter.longest_wait: every bound's words).
             limit_s, limit = longest_wait(
-                waited_s, time_left=(waits_end - self._clock(), whose))
+                waited_s, time_left=(waits_end - self._clock(), whose), of=tally.of)
             # "At most" the longest wait, as the Web API client and asked_to_wait read it.
             if wait.seconds is None or tries >= MAX_RETRY_AFTER_TRIES \
                     or wait.seconds > limit_s:
@@ -412,7 +419,7 @@ class HttpSession:
                         attempt=tries + 1, max_retries=MAX_RETRY_AFTER_TRIES,
                         waited_s=round(waited_s, 3))
             self._sleep(wait.seconds)
-            waited_s += wait.seconds
+            tally.seconds += wait.seconds
             # Sent again with its own time, within what its caller may wait.
             ends = max(ends, min(self._clock() + timeout, waits_end))
             tries += 1

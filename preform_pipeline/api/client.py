@@ -126,6 +126,7 @@ from preform_pipeline.errors import (
     ServerTimeoutError,
 )
 from preform_pipeline.logging import get_logger
+from preform_pipeline.retryafter import WaitTally
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -233,6 +234,10 @@ class PreFormClient:
         self._sleep = clock.sleep
         self._version_lock = threading.Lock()
         self._api_version: ApiVersion | None = None
+        # The operations this client started, by id, newest last: wait_for_operation(id),
+        # given only an id (a step's poll that ran out of time, waited for again), names
+        # the step, as the step's own polling did.
+        self._started: dict[str, str] = {}
 
     @classmethod
     def for_port(cls, port: int, *, host: str = DEFAULT_HOST, **kwargs: Any) -> PreFormClient:
@@ -397,6 +402,8 @@ class PreFormClient:
             self._ensure_version(self._bounded(seconds, deadline))
         params = {"async": "true"} if self._async else None
         bounded = self._bounded(seconds, deadline)
+        # The operation's Retry-After waits, its request's and its status reads', together.
+        tally = WaitTally(operation)
         try:
             response = self._request(
                 method,
@@ -405,6 +412,7 @@ class PreFormClient:
                 timeout=bounded,
                 json_body=body,
                 params=params,
+                tally=tally,
             )
         except ServerTimeoutError as exc:
             if self._async or not 0 < bounded < seconds or exc.status_code is not None:
@@ -424,8 +432,9 @@ class PreFormClient:
                 progress(1.0)
             return result
         operation_id = self._parse(_operation_id, response.body, response)
+        self._remember(operation_id, operation)
         finished = wait_for_operation(
-            partial(self._fetch_operation, waited_for=operation),
+            partial(self._fetch_operation, waited_for=operation, tally=tally),
             operation_id,
             deadline=deadline,
             clock=self._clock,
@@ -438,10 +447,17 @@ class PreFormClient:
         )
         return self._parse(parser, finished.result, response)
 
+    def _remember(self, operation_id: str, operation: str) -> None:
+        """Keep what started ``operation_id``; the oldest of :data:`_REMEMBERED` forgotten."""
+        if len(self._started) >= _REMEMBERED:
+            self._started.pop(next(iter(self._started)), None)
+        self._started[operation_id] = operation
+
     def _fetch_operation(self, operation_id: str, timeout: float, deadline: float, *,
-                         waited_for: str = "") -> Operation:
+                         waited_for: str, tally: WaitTally) -> Operation:
         """One status read of ``operation_id``; its errors and events name ``waited_for``,
-        the operation that started it (``autoSupport``), with this read's endpoint beside."""
+        the operation that started it (``autoSupport``), with this read's endpoint beside;
+        its Retry-After waits count in ``tally``, the operation's."""
         try:
             # A 503's Retry-After (the proxy in maintenance) is waited as long as the operation
             # may take: bounded by the status read's own 60 s, one of 120 s abandoned an
@@ -453,6 +469,7 @@ class PreFormClient:
                 timeout=timeout,
                 wait_until=(deadline, "the operation's"),
                 waited_for=waited_for,
+                tally=tally,
             )
         except RequestRejectedError as exc:
             if exc.status_code != httpx.codes.NOT_FOUND:
@@ -1154,21 +1171,30 @@ class PreFormClient:
         deadline: float | None = None,
         progress: ProgressCallback | None = None,
     ) -> Operation:
-        """Poll an operation until it SUCCEEDED (returned) or FAILED or timed out (raised)."""
+        """Poll an operation until it SUCCEEDED (returned) or FAILED or timed out (raised).
+
+        Its errors name the operation: what started it (``importModel``), when this client
+        did, else ``operation <id>``, with the status read's endpoint beside it."""
         seconds = self._request_timeout(timeout)
         self._ensure_version(seconds)
+        named = self._started.get(operation_id) or f"operation {operation_id}"
+        path = f"/operations/{_seg(operation_id)}/"
         return wait_for_operation(
-            self._fetch_operation,
+            partial(self._fetch_operation, waited_for=named, tally=WaitTally(named)),
             operation_id,
             deadline=self._deadline(deadline),
             clock=self._clock,
             sleep=self._sleep,
-            request=self._info("GET", f"/operations/{_seg(operation_id)}/", "getOperation"),
+            request=RequestInfo("GET", self.base_url + path, "getOperation", waited_for=named),
             request_timeout=seconds,
             policy=self._poll_policy,
             progress=progress,
             transient_codes=self._transient_codes,
         )
+
+
+#: How many started operations a client remembers for :meth:`PreFormClient.wait_for_operation`.
+_REMEMBERED = 256
 
 
 # ---------------------------------------------------------------------- small parsers

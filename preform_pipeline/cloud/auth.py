@@ -27,7 +27,7 @@ from preform_pipeline.errors import (
     CloudUnavailableError,
     RequestInfo,
 )
-from preform_pipeline.logging import get_logger
+from preform_pipeline.logging import get_logger, hide_secrets
 from preform_pipeline.retryafter import WAITED_EXTENSION, AnswersWait, parse_retry_after
 
 __all__ = [
@@ -338,7 +338,7 @@ def https_port_error(
 
 def _request_info(response: httpx.Response) -> RequestInfo:
     request = response.request
-    return RequestInfo(request.method, str(request.url.copy_with(query=None)))
+    return RequestInfo(request.method, hide_secrets(str(request.url.copy_with(query=None))))
 
 
 def _scrubbed_body(response: httpx.Response, secrets: tuple[str, ...]) -> Any:

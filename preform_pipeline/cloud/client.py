@@ -75,7 +75,7 @@ from preform_pipeline.errors import (
     CloudUnavailableError,
     RequestInfo,
 )
-from preform_pipeline.logging import dropped, get_logger
+from preform_pipeline.logging import dropped, get_logger, hide_secrets
 from preform_pipeline.retryafter import (
     MAX_RETRY_AFTER_S,
     RETRY_AFTER_STATUSES,
@@ -293,7 +293,7 @@ class WebApiClient:
         )
 
     def __repr__(self) -> str:
-        return f"WebApiClient(base_url={str(self._http.base_url)!r})"
+        return f"WebApiClient(base_url={hide_secrets(str(self._http.base_url))!r})"
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -690,8 +690,9 @@ class WebApiClient:
 
 
 def _info(request: httpx.Request) -> RequestInfo:
-    # The query is kept: it holds filters only, never credentials.
-    return RequestInfo(request.method, str(request.url))
+    # The query is kept: it holds filters only, never credentials. A login written in
+    # cloud.base_url is (the error's message is said to a user).
+    return RequestInfo(request.method, hide_secrets(str(request.url)))
 
 
 def _segment(value: str) -> str:

@@ -1404,7 +1404,8 @@ class Runner:
 
     def retry_destination(self, avoid: set[str]) -> str:
         """Where a retry goes, in words: ``on another server`` while one is in service, else
-        back ``on server-1`` (``after restart`` while it is coming back)."""
+        back ``on server-1`` (``after restart`` while it is coming back; a remote, which the
+        pool never restarts, ``when it answers again``)."""
         statuses = self.pool.status()
         if any(s.name not in avoid and s.state is not ServerState.RETIRED for s in statuses):
             return "on another server"
@@ -1412,7 +1413,10 @@ class Runner:
         if not back:
             return "when a server is back"
         coming = (ServerState.RESTARTING, ServerState.STARTING, ServerState.CHECKING)
-        return f"on {back[0].name}" + (" after restart" if back[0].state in coming else "")
+        if back[0].state not in coming:
+            return f"on {back[0].name}"
+        return f"on {back[0].name} " + ("when it answers again" if back[0].remote
+                                         else "after restart")
 
     def lease_avoiding(self, avoid: set[str]) -> LeaseLike:
         """A lease, preferably on a server not in ``avoid`` (those failed this build).

@@ -178,6 +178,9 @@ class ServerStatus:
     #: Retired because it refused to start for good: starting it again in this pool would
     #: only be refused again (a new pool may try once more).
     refused: bool = False
+    #: A remote's checks after it failed (it is asked again, never restarted: its
+    #: ``restarts`` stay 0); 0 for a local server.
+    rechecks: int = 0
 
 
 class _Slot:
@@ -194,6 +197,7 @@ class _Slot:
         self.total_builds = 0
         self.generation = 0
         self.restarts = 0
+        self.rechecks = 0
         self.failures: deque[float] = deque()
         self.consecutive_failures = 0
         self.next_attempt_at: float | None = None
@@ -222,6 +226,7 @@ class _Slot:
             retired_reason=self.retired_reason,
             last_error=self.last_error,
             refused=self.refused,
+            rechecks=self.rechecks,
         )
 
 
@@ -908,11 +913,15 @@ class ServerPool:
         )
 
     def _restart(self, slot: _Slot, reason: str) -> None:
+        if slot.remote is not None:
+            # Another machine's server is only asked again (remote_server_waiting said so).
+            with self._cond:
+                slot.rechecks += 1
+            self._bring_up(slot, reason)
+            return
         with self._cond:
             slot.restarts += 1
-        if slot.remote is None:  # a remote is only asked again (remote_server_waiting said so)
-            _log.info("server_restarting", server=slot.name, reason=reason,
-                      restarts=slot.restarts)
+        _log.info("server_restarting", server=slot.name, reason=reason, restarts=slot.restarts)
         self._bring_up(slot, reason)
 
     def _recycle(self, slot: _Slot, reason: str) -> None:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from preform_pipeline.clock import Clock
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
 from preform_pipeline.store.protocol import JobStore
-from preform_pipeline.store.sqlite import SqliteJobStore
+from preform_pipeline.store.sqlite import SqliteJobStore, store_file_there
 
 __all__ = ["describe_store", "is_shared_store", "open_store", "store_exists"]
 
@@ -20,9 +19,9 @@ def is_shared_store(location: str | Path) -> bool:
 
 def store_exists(location: str | Path) -> bool:
     """False only for a store file that is not there (nothing has run yet: a command that
-    reads says so instead of creating it); a PostgreSQL URL is opened to tell."""
-    # os.path.exists: Python 3.11's Path.exists raises on a name too long to exist.
-    return not isinstance(location, Path) or os.path.exists(location)
+    reads says so instead of creating it); a PostgreSQL URL is opened to tell. A file this
+    account cannot reach is a StoreError saying so, not "not there"."""
+    return not isinstance(location, Path) or store_file_there(location)
 
 
 def describe_store(location: str | Path) -> str:

@@ -59,6 +59,7 @@ __all__ = [
     "WAL_SWITCH_TRIES",
     "Migration",
     "SqliteJobStore",
+    "store_file_there",
 ]
 
 log = get_logger(__name__)
@@ -319,6 +320,28 @@ def _refused_busy(exc: sqlite3.OperationalError) -> bool:
     return str(exc) == "database is locked" if name is None else name == "SQLITE_BUSY"
 
 
+def store_file_there(path: Path) -> bool:
+    """Whether anything is at ``path`` (False: nothing has made the store yet). A path this
+    account may not follow, a folder on it that it may not search, is a StoreError: to
+    ``os.path.exists`` it was no file, and ``jobs`` said "no job store yet" of a store that
+    was there (session 46)."""
+    try:
+        os.stat(path)
+    except PermissionError as exc:
+        folder = next((f for f in reversed(path.parents) if not os.access(f, os.X_OK)),
+                      path.parent)
+        which = "its folder" if folder == path.parent else f"the folder {folder}"
+        raise StoreError(
+            f"{path}: cannot reach the job store: this account may not open {which} "
+            f"({exc.strerror})",
+            hint="give it permission to open the folders on the path, or run this as the user "
+            "the hot folder runs as",
+        ) from exc
+    except (OSError, ValueError):
+        return False  # not there, or a name no file can have (refused when opened)
+    return True
+
+
 def _unreadable(path: Path) -> str | None:
     """Why the file at ``path`` cannot be read (None: it can, or it is not there)."""
     try:
@@ -369,7 +392,7 @@ class SqliteJobStore(SqlStoreCore):
 
     def _open(self, create: bool, read_only: bool = False) -> sqlite3.Connection:
         self._refuse_long_name()
-        if not self.path.exists():
+        if not store_file_there(self.path):
             if not create:
                 raise StoreError(
                     f"{self.path}: no job store here",

@@ -8,7 +8,9 @@ structured events (logins, refusals, actions with the user's name), never a secr
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
+import os
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -133,6 +135,24 @@ def _http_protocol(clock: Clock = SYSTEM_CLOCK) -> type[H11Protocol] | str:
     return "auto"
 
 
+class _BindRefusal(logging.Filter):
+    """uvicorn's line for a port it could not bind (``logger.error(exc)``: the OSError itself
+    as the record's ``msg``), kept for the dashboard's own error and not printed: that error
+    says it, with what helps (before session 46 both were printed, uvicorn's bare line first).
+    Only the records of ``thread``, the one server starting."""
+
+    def __init__(self, thread: threading.Thread) -> None:
+        super().__init__()
+        self._thread = thread
+        self.refused: OSError | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.thread == self._thread.ident and isinstance(record.msg, OSError):
+            self.refused = record.msg
+            return False
+        return True
+
+
 class WebServer:
     """One dashboard server; :meth:`start` returns once it listens, :meth:`stop` ends it.
 
@@ -169,23 +189,42 @@ class WebServer:
             log.warning("web_no_users", hint="add users under web: to let anyone log in")
         self._thread = threading.Thread(target=self._server.run, name="web-dashboard",
                                         daemon=True)
-        self._thread.start()
-        self._wait_started()
+        bind = _BindRefusal(self._thread)
+        uvicorn_log = logging.getLogger(_UVICORN_ERRORS)
+        uvicorn_log.addFilter(bind)
+        try:
+            self._thread.start()
+            self._wait_started(bind)
+        finally:
+            uvicorn_log.removeFilter(bind)
         log.info("web_started", url=self.url, users=len(self.web.users))
 
-    def _wait_started(self) -> None:
+    def _wait_started(self, bind: _BindRefusal) -> None:
         deadline = SYSTEM_CLOCK.monotonic() + STARTUP_TIMEOUT_S
         idle = threading.Event()
         while not self._server.started:
             if self._thread is not None and not self._thread.is_alive():
-                raise PipelineError(
-                    f"the web dashboard could not listen on {self.web.host}:{self.web.port}",
-                    hint="is the port taken? choose another web.port in the settings",
-                )
+                raise self._not_listening(bind.refused)
             if SYSTEM_CLOCK.monotonic() > deadline:
                 raise PipelineError("the web dashboard did not start in time",
                                     hint="see the log for why")
             idle.wait(0.05)  # uvicorn offers no event for "listening"
+
+    def _not_listening(self, refused: OSError | None) -> PipelineError:
+        """The error for a server that ended before it listened: what the system said of
+        the address (``refused``: uvicorn's bind error, None when it said none)."""
+        where = f"the web dashboard could not listen on {self.web.host}:{self.web.port}"
+        if refused is not None and refused.errno == errno.EADDRINUSE:
+            return PipelineError(f"{where}: the port is already in use",
+                                 hint="another program listens there (another dashboard?): "
+                                 "choose another web.port in the settings")
+        if refused is not None:
+            said = os.strerror(refused.errno) if refused.errno else str(refused)
+            return PipelineError(f"{where}: {said}",
+                                 hint="check web.host and web.port in the settings: the host "
+                                 "must be an address of this machine")
+        return PipelineError(where,
+                             hint="is the port taken? choose another web.port in the settings")
 
     def serve_forever(self, on_started: Callable[[], None] | None = None) -> None:
         """Serve until Ctrl-C or SIGTERM (handled here, so the process exits 0 after it);

@@ -36,12 +36,18 @@ class TestAPasswordInARemotesUrl:
     """A remote's password, in a failed step's reason or the remote's name, is shown as
     ``[redacted]`` wherever the run speaks of it."""
 
-    @pytest.mark.parametrize("named", [True, False], ids=["named", "unnamed"])
+    @pytest.mark.parametrize(("named", "login", "shown"), [
+        (True, f"olivia:{SECRET}@", "olivia:[redacted]@"),
+        (False, f"olivia:{SECRET}@", "olivia:[redacted]@"),
+        # A token given as the user alone (sent as basic auth with no password): session 46.
+        (False, f"{SECRET}@", "[redacted]@"),
+    ], ids=["named", "unnamed", "token-as-user"])
     def test_a_step_that_fails_says_it_nowhere(
-        self, tmp_path: Path, failing_host: RunningSimulator, named: bool
+        self, tmp_path: Path, failing_host: RunningSimulator, named: bool, login: str,
+        shown: str,
     ) -> None:
         port = failing_host.url.rsplit(":", 1)[1]
-        url = f"http://olivia:{SECRET}@127.0.0.1:{port}"
+        url = f"http://{login}127.0.0.1:{port}"
 
         done = run_on_remote(tmp_path, url, **({"name": "printhost"} if named else {}))
 
@@ -52,7 +58,7 @@ class TestAPasswordInARemotesUrl:
         # still named, by the url without its password; the server by its name, else by its
         # host and port.
         assert failed["status"] == "failed" and "SIMULATED_FAULT" in failed["reason"], failed
-        assert f"POST http://olivia:[redacted]@127.0.0.1:{port}/scene/" in failed["reason"]
+        assert f"POST http://{shown}127.0.0.1:{port}/scene/" in failed["reason"]
         assert failed["server"] == ("printhost" if named else f"127.0.0.1:{port}")
         assert SECRET not in done.said
         assert [e for e in events if SECRET in json.dumps(e)] == []

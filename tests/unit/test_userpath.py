@@ -7,9 +7,7 @@ import errno
 import json
 import os
 import pwd
-import shutil
 import subprocess
-import sys
 import sysconfig
 from pathlib import Path
 
@@ -18,22 +16,9 @@ import pytest
 from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.userpath import expand_user, own_home, secret_file_named, unusable_path
+from tests.another_user import OTHER_PYTHON, UNLISTED_UID
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-#: A user id no password database of a test machine lists.
-UNLISTED_UID = 54_321
-
-
-def _other_python() -> Path | None:
-    """A Python of this version that any user may start, when root may start it as one."""
-    if not hasattr(os, "getuid") or os.getuid() != 0:
-        return None
-    found = shutil.which(f"python{sys.version_info.major}.{sys.version_info.minor}",
-                         path="/usr/bin:/usr/local/bin")
-    return Path(found) if found else None
-
-
-OTHER_PYTHON = _other_python()
 
 
 class TestExpanded:

@@ -201,6 +201,8 @@ def _required_text(data: Mapping[str, Any], key: str) -> str:
 
 def _number(data: Mapping[str, Any], key: str) -> float:
     value = data.get(key)
+    if value is None:
+        raise ValueError(f"{key} is missing")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
         raise ValueError(f"{key} {value!r} is not a number >= 0")
     return float(value)

@@ -312,6 +312,26 @@ class TestAPasswordInTheServersUrl:
         assert [(str(r.url), r.headers.get("Authorization")) for r in sent] == [
             ("http://127.0.0.1:44388/scene/", basic)]
 
+    def test_a_token_given_as_the_user_alone_is_hidden_too(self) -> None:
+        # Sent as basic auth with an empty password: a proxy's token, not a name (session 46).
+        sent: list[httpx.Request] = []
+
+        def answer(request: httpx.Request) -> httpx.Response:
+            sent.append(request)
+            return error(500, "BOOM", "it failed")
+
+        client = PreFormClient("http://hunter2@[::1]:44388",
+                               transport=httpx.MockTransport(answer),
+                               check_version_on_first_use=False)
+        with pytest.raises(ServerInternalError) as caught:
+            client.create_scene(SceneSettings("FORM-4-0", "FLGPGR05", 0.1))
+
+        shown = "http://[redacted]@[::1]:44388"
+        assert str(caught.value).startswith(f"POST {shown}/scene/ (createScene): ")
+        assert (client.base_url, repr(client)) == (shown, f"PreFormClient({shown!r})")
+        basic = "Basic " + base64.b64encode(b"hunter2:").decode()
+        assert [r.headers.get("Authorization") for r in sent] == [basic]
+
     def test_a_401_says_the_url_wants_a_user_and_password(self) -> None:
         client = PreFormClient(
             "http://olivia:wrong@127.0.0.1:44388", check_version_on_first_use=False,

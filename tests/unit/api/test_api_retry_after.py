@@ -12,14 +12,15 @@ from collections.abc import Iterator
 from datetime import timedelta
 from email.utils import format_datetime as http_date
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.api import ModelInfo, PreFormClient
+from preform_pipeline.api import ModelInfo, PollPolicy, PreFormClient
 from preform_pipeline.clock import ManualClock
-from preform_pipeline.errors import ServerBusyError, TransientApiError
+from preform_pipeline.errors import ServerBusyError, ServerTimeoutError, TransientApiError
 from preform_pipeline.retryafter import (
     MAX_RETRY_AFTER_S,
     MAX_RETRY_AFTER_TOTAL_S,
@@ -263,6 +264,18 @@ def _import_while_busy(simulated: tuple[HostileFront, str], model: Path, retry_a
         return client.import_model(scene, model)
 
 
+def _named(caught: pytest.ExceptionInfo[ServerBusyError], logs: list[dict[str, Any]],
+           named: str, start: str) -> None:
+    """A status read's error names ``named`` (its message starting ``start``), the
+    endpoint's id ``getOperation`` kept apart, and so does its not-waited event."""
+    request = caught.value.request
+    assert request is not None
+    assert (request.named, request.operation) == (named, "getOperation")
+    assert str(caught.value).startswith(start)
+    [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+    assert event["operation"] == named
+
+
 class TestWhilePollingALongOperation:
     """Session 44: a 503 with a Retry-After met while a long operation is polled (its proxy in
     maintenance for a moment), over real HTTP to the simulator behind the front."""
@@ -307,18 +320,85 @@ class TestWhilePollingALongOperation:
         with pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
             _import_while_busy(simulated, sample_models_dir / CUBE, str(asked), clock)
 
-        request = caught.value.request
-        assert request is not None
         # Named by the step waited for (session 45: "GET .../operations/<id>/
         # (getOperation): server answered 503"), the status read's endpoint beside it.
-        assert (request.named, request.operation) == ("importModel", "getOperation")
-        assert str(caught.value).startswith(
-            f"importModel (polled with GET {simulated[0].url}/operations/")
-        [event] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
-        assert event["operation"] == "importModel"
+        _named(caught, logs, "importModel",
+               f"importModel (polled with GET {simulated[0].url}/operations/")
         assert (f"asked to wait {asked} s (until {resume_time(clock.now(), asked)}), longer "
                 "than the 900 s left of the operation's time: not waited") in str(caught.value)
         assert clock.slept == 0
+
+
+#: A status read's answer of an operation still running (any id: the client reads the status).
+RUNNING = b'{"id": "op", "status": "IN_PROGRESS", "progress": 0.5}'
+
+
+class TestTheTotalOfOneOperationsWaits:
+    """Session 46: the hour of Retry-After waits (retryafter.MAX_RETRY_AFTER_TOTAL_S) holds
+    for a long operation, its status reads together: counted per read, an operation given a
+    day and polled many times waited an hour at every read."""
+
+    def test_a_later_reads_wait_past_what_the_earlier_reads_left_is_not_waited_and_said(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        front, scene = simulated
+        busy = reply(503, MAINTENANCE, headers=(("Retry-After", "3000"),))
+        front.on("GET", OPERATION, busy, times=1)
+        front.on("GET", OPERATION, reply(200, RUNNING), times=1)
+        front.on("GET", OPERATION, busy, times=1)
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=60, operation_timeout=DAY_S,
+                           clock=clock) as client, \
+                pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
+            client.import_model(scene, sample_models_dir / CUBE)
+
+        assert clock.slept < 3100  # the first read's 3000 s and a poll's interval
+        assert len(front.requests_to(OPERATION)) == 3
+        assert (f"asked to wait 3000 s (until {resume_time(clock.now(), 3000)}), longer than "
+                f"the 600 s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s importModel waits for "
+                "Retry-After answers in all (it had waited 3000 s): not waited") in (
+            str(caught.value))
+        [given_up] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+        assert (given_up["operation"], given_up["waited_s"]) == ("importModel", 3000)
+
+
+class TestAnOperationWaitedForByItsId:
+    """Session 46: ``wait_for_operation(id)``, given only an id, named its errors
+    ``getOperation`` (the endpoint); it names the operation: what started it when this client
+    did (a step's poll that ran out of time, waited for again), else its id."""
+
+    def test_an_operation_it_did_not_start_is_named_by_its_id(
+        self, simulated: tuple[HostileFront, str]
+    ) -> None:
+        front, _ = simulated
+        front.on("GET", OPERATION, reply(503, MAINTENANCE, headers=(("Retry-After",
+                                                                       str(DAY_S)),)))
+        with PreFormClient(front.url, timeout=60, clock=ManualClock()) as client, \
+                pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
+            client.wait_for_operation("op-7")
+
+        _named(caught, logs, "operation op-7",
+               f"operation op-7 (polled with GET {front.url}/operations/op-7/): server "
+               "answered 503")
+
+    def test_an_operation_it_started_is_named_by_the_step(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        front, scene = simulated
+        # Polled at 0, 10 and 15 s of the manual clock: still running at its deadline.
+        front.on("GET", OPERATION, reply(200, RUNNING), times=3)
+        with PreFormClient(front.url, timeout=60, operation_timeout=15, clock=ManualClock(),
+                           poll_policy=PollPolicy(initial_s=10, max_s=10)) as client:
+            with pytest.raises(ServerTimeoutError):
+                client.import_model(scene, sample_models_dir / CUBE)
+            front.on("GET", OPERATION, reply(503, MAINTENANCE,
+                                             headers=(("Retry-After", str(DAY_S)),)))
+            polled = front.requests_to(OPERATION)[0].path
+            with pytest.raises(ServerBusyError) as caught:
+                client.wait_for_operation(polled.split("/")[-2])
+
+        assert str(caught.value).startswith(
+            f"importModel (polled with GET {front.url}{polled}): server answered 503")
 
 
 class TestTheStatusReadSentAgain:

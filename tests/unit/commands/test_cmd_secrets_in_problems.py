@@ -139,11 +139,14 @@ class TestStoreUrlsOfOtherShapes:
          "argument --store: 'postgresql:///[redacted]' is not a job store"),
         ("--store", f"postgresql:db.lab/jobs?password={SECRET}", 2,
          "argument --store: 'postgresql:///[redacted]' is not a job store"),
+        # An IPv6 host was shown without its brackets ("http://::1:5432/..."), unusable.
+        ("--store", f"http://[::1]:5432/{SECRET}", 2,
+         "argument --store: 'http://[::1]:5432/[redacted]' is not a job store"),
         # From the environment: exit 70, the password on the console and in the crash report.
         ("PREFORM_PIPELINE_STORE_URL", f"pgsql://u:{SECRET}/x@db.lab/jobs", 1,
          "environment variable PREFORM_PIPELINE_STORE_URL: $.store.url: "
          "'pgsql://u/[redacted]' does not match"),
-    ], ids=["slash-in-password", "no-slashes", "no-slashes-query",
+    ], ids=["slash-in-password", "no-slashes", "no-slashes-query", "ipv6-host",
             "slash-in-password-environment"])
     def test_a_store_url_of_another_shape_is_refused_without_its_password(
         self, tmp_path: Path, in_process: InProcess, option: str, url: str, status: int,
@@ -182,6 +185,35 @@ class TestStoreUrlsOfOtherShapes:
         # libpq knows only lower case: it read the URL as an unknown "connection option".
         assert "invalid connection option" not in said
         assert f"error: postgresql://u:***@127.0.0.1:{port}/jobs: cannot reach the " in said
+
+
+class TestWebApiBaseUrls:
+    """A login written in ``cloud.base_url`` (the Dashboard's Web API, behind a proxy) is not
+    said when a request fails: the password, and a token given as the user alone, which
+    urlauth sends as basic auth with no password (session 46)."""
+
+    @pytest.mark.parametrize(("login", "shown"), [
+        (f"{SECRET}@", "[redacted]@"),
+        (f"olivia:{SECRET}@", "olivia:[redacted]@"),
+    ], ids=["token-as-user", "password"])
+    def test_fleet_sync_names_the_request_without_it(
+        self, tmp_path: Path, in_process: InProcess, login: str, shown: str
+    ) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        settings = tmp_path / "settings.yaml"
+        settings.write_text(
+            f"cloud:\n  client_id: lab\n  client_secret: s\n"
+            f"  base_url: http://{login}127.0.0.1:{port}\n"
+            "fleet:\n  groups:\n    - name: Lab\n      printers: [Form4-A]\n",
+            encoding="utf-8")
+
+        code, said = command(in_process, tmp_path, "fleet", "sync", str(settings))
+
+        assert code == 1
+        assert SECRET not in said
+        assert f"GET http://{shown}127.0.0.1:{port}/developer/v1/groups/: cannot reach" in said
 
 
 class TestStoreUrlsWithoutAHostName:

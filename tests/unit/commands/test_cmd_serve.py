@@ -23,6 +23,22 @@ from preform_pipeline.store import JobState, SqliteJobStore
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
+def _serve_on(tmp_path: Path, host: str, port: int) -> subprocess.CompletedProcess[str]:
+    """``serve`` in a process of its own, its settings' ``web`` at ``host`` and ``port``."""
+    settings = tmp_path / "settings.yaml"
+    settings.write_text(json.dumps({"store": {"path": str(tmp_path / "j.sqlite3")},
+                                    "web": {"host": host, "port": port}}), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    return subprocess.run([sys.executable, "-m", "preform_pipeline", "serve", str(settings)],
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+def _said_besides_no_users(stderr: str) -> list[str]:
+    """The lines of ``stderr`` but the ``web_no_users`` warning (settings without users)."""
+    return [line for line in stderr.splitlines() if "web_no_users" not in line]
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -84,18 +100,26 @@ class TestServe:
             taken.bind(("127.0.0.1", 0))
             taken.listen()
             port = taken.getsockname()[1]
-            settings = tmp_path / "settings.yaml"
-            settings.write_text(json.dumps({"store": {"path": str(tmp_path / "j.sqlite3")},
-                                            "web": {"port": port}}), encoding="utf-8")
-            env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-            env["PYTHONPATH"] = str(REPO_ROOT)
-            done = subprocess.run(
-                [sys.executable, "-m", "preform_pipeline", "serve", str(settings)],
-                env=env, capture_output=True, text=True, timeout=60)
+            done = _serve_on(tmp_path, "127.0.0.1", port)
         assert done.returncode == 1
-        assert f"could not listen on 127.0.0.1:{port}" in done.stderr
-        assert "Traceback" not in done.stderr
+        # One line, ours, saying why: uvicorn's own "[Errno 98] error while attempting to
+        # bind on address ..." was printed bare before it (session 46).
+        assert _said_besides_no_users(done.stderr) == [
+            f"error: the web dashboard could not listen on 127.0.0.1:{port}: the port is "
+            "already in use (another program listens there (another dashboard?): choose "
+            "another web.port in the settings)"]
         assert "dashboard on" not in done.stdout  # nothing announced that is not served
+
+    def test_an_address_not_of_this_machine_says_the_systems_reason(
+        self, tmp_path: Path
+    ) -> None:
+        # 192.0.2.0/24 is TEST-NET-1: no machine has it.
+        done = _serve_on(tmp_path, "192.0.2.1", 0)
+        assert done.returncode == 1
+        assert _said_besides_no_users(done.stderr) == [
+            "error: the web dashboard could not listen on 192.0.2.1:0: Cannot assign requested "
+            "address (check web.host and web.port in the settings: the host must be an "
+            "address of this machine)"]
 
     def test_without_settings_it_says_what_is_missing(self) -> None:
         out, err = io.StringIO(), io.StringIO()

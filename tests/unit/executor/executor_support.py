@@ -350,7 +350,8 @@ class FakePool:
             return tuple(
                 ServerStatus(
                     name=name, state=slot["state"], url=slot["url"], port=None, pid=None,
-                    remote=False, builds=0, total_builds=0, restarts=0, generation=1,
+                    remote=slot.get("remote", False), builds=0, total_builds=0, restarts=0,
+                    generation=1,
                     retired_reason=None, last_error=None,
                 )
                 for name, slot in self._slots.items()

@@ -54,9 +54,9 @@ class _Pool(FakePool):
             raise LeaseTimeoutError(f"no server became free within {timeout} s") from None
         return _Lease(self, lease.server)
 
-    def set_state(self, name: str, state: ServerState) -> None:
+    def set_state(self, name: str, state: ServerState, *, remote: bool = False) -> None:
         with self._cond:
-            self._slots[name]["state"] = state
+            self._slots[name].update(state=state, remote=remote)
             self._cond.notify_all()
 
 
@@ -82,18 +82,22 @@ class TestRetryDestination:
         pool.set_state("server-3", others)
         assert _runner(pool, tmp_path).retry_destination({"server-1"}) == said
 
-    @pytest.mark.parametrize(("state", "said"), [
-        (ServerState.RESTARTING, "on server-2 after restart"),
-        (ServerState.STARTING, "on server-2 after restart"),
-        (ServerState.CHECKING, "on server-2 after restart"),
-        (ServerState.IDLE, "on server-2"),
+    @pytest.mark.parametrize(("state", "remote", "said"), [
+        (ServerState.RESTARTING, False, "on server-2 after restart"),
+        (ServerState.STARTING, False, "on server-2 after restart"),
+        (ServerState.CHECKING, False, "on server-2 after restart"),
+        (ServerState.IDLE, False, "on server-2"),
+        # Session 46: a remote is never restarted; it is waited for until it answers.
+        (ServerState.RESTARTING, True, "on server-2 when it answers again"),
+        (ServerState.CHECKING, True, "on server-2 when it answers again"),
+        (ServerState.IDLE, True, "on server-2"),
     ])
     def test_the_failed_server_alone_takes_it_back(
-        self, tmp_path: Path, state: ServerState, said: str
+        self, tmp_path: Path, state: ServerState, remote: bool, said: str
     ) -> None:
         pool = _Pool(2)
         pool.set_state("server-1", ServerState.RETIRED)
-        pool.set_state("server-2", state)
+        pool.set_state("server-2", state, remote=remote)
         assert _runner(pool, tmp_path).retry_destination({"server-2"}) == said
 
     def test_with_every_server_retired_it_waits_for_one_to_come_back(

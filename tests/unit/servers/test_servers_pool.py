@@ -125,10 +125,10 @@ class TestRemoteWait:
             pool.start()
             try:
                 for n in (1, 2, 3):  # more failures in the window than max_restarts allows
-                    pool.wait_for(lambda s, n=n: s[0].restarts == n - 1
+                    pool.wait_for(lambda s, n=n: s[0].rechecks == n - 1
                                   and s[0].state is ServerState.RESTARTING, WAIT_S)
                     clock.advance(40)
-                pool.wait_for(lambda s: s[0].restarts == 3
+                pool.wait_for(lambda s: s[0].rechecks == 3
                               and s[0].state is ServerState.RESTARTING, WAIT_S)
                 clock.advance(40)  # 160 s down: longer than remote_wait_s
                 pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
@@ -154,7 +154,7 @@ class TestRemoteWait:
             # Waited for by time even with max_restarts 0 and a wait of a single second.
             assert pool.status()[0].state is ServerState.RESTARTING
             clock.advance(1)  # down for exactly remote_wait_s: not longer
-            pool.wait_for(lambda s: s[0].restarts == 1
+            pool.wait_for(lambda s: s[0].rechecks == 1
                           and s[0].state is ServerState.RESTARTING, WAIT_S)
             clock.advance(1)
             (status,) = pool.wait_for(lambda s: s[0].state is ServerState.RETIRED, WAIT_S)
@@ -168,8 +168,9 @@ class TestCrashLoop:
     """Only failures within the crash window count towards retirement; backoff doubles."""
 
     def _wait_restarts(self, pool: ServerPool, n: int) -> tuple[ServerStatus, ...]:
+        """Its ``n``-th check after a failure done and failed (a remote's: ``rechecks``)."""
         return pool.wait_for(
-            lambda s: s[0].restarts == n and s[0].state is ServerState.RESTARTING, WAIT_S
+            lambda s: s[0].rechecks == n and s[0].state is ServerState.RESTARTING, WAIT_S
         )
 
     def test_a_failure_exactly_one_window_after_another_still_counts(self) -> None:

@@ -171,7 +171,7 @@ def _checked_again(pool: ServerPool, clock: ManualClock, checks: int, *, after_s
     (``name``) has been checked again ``checks`` times in all and is still down."""
     clock.advance(after_s)
     pool.wait_for(lambda statuses: any(
-        s.name == name and s.restarts == checks and s.state is ServerState.RESTARTING
+        s.name == name and s.rechecks == checks and s.state is ServerState.RESTARTING
         for s in statuses), WAIT_S)
 
 
@@ -362,7 +362,7 @@ class TestFailuresOfARemote:
             "operation hung: hollow: no answer", "")
         assert _one(pool, "r1").state is ServerState.RETIRED
 
-    def test_a_hung_operation_restarts_the_server_after_its_backoff(
+    def test_a_hung_operation_has_the_server_checked_again_after_its_backoff(
         self, one_remote: ServerPool, clock: ManualClock
     ) -> None:
         pool = one_remote
@@ -375,7 +375,8 @@ class TestFailuresOfARemote:
             clock.advance(1)
             pool.wait_for(_state("r1", ServerState.IDLE), WAIT_S)
         status = _one(pool, "r1")
-        assert (status.restarts, status.generation) == (1, 2)
+        # Checked again, not restarted (session 46: counted as a restart).
+        assert (status.rechecks, status.restarts, status.generation) == (1, 0, 2)
         (scheduled,) = _events(logs, "remote_server_waiting")
         assert (scheduled["next_check_s"], scheduled["failures_in_window"]) == (1.0, 1)
         # Another machine's server is only asked again, never said to be restarted.
@@ -539,9 +540,12 @@ class TestARemoteComingBack:
             "asked again with backoff for up to servers.remote_wait_s (60 s)")
         assert down["hint"] == ("check the remote machine, and that its PreFormServer runs "
                                 "and answers at this url from here")
-        # Each check is in the log file (info), none names a restart the pool never does.
+        # Each check is in the log file (info), none names a restart the pool never does,
+        # nor counts one (session 46: its restarts counted its checks).
         assert len(_events(logs, "remote_server_waiting")) == 5
         assert not [e for e in logs if "restart" in e["event"]]
+        (status,) = pool.status()
+        assert (status.restarts, status.rechecks) == (0, 4)
 
     def test_of_two_remotes_only_the_one_down_is_said_while_the_other_takes_the_builds(
         self, start: Callable[..., ServerPool], endpoints: Callable[[int], list[Endpoint]],
@@ -594,7 +598,7 @@ class TestARemoteComingBack:
     ) -> None:
         pool = start(["http://127.0.0.1:9"], remote_wait_s=2.0)
         clock.advance(1)
-        pool.wait_for(lambda s: s[0].restarts == 1
+        pool.wait_for(lambda s: s[0].rechecks == 1
                       and s[0].state is ServerState.RESTARTING, WAIT_S)
         clock.advance(2)
         pool.wait_for(_state("r1", ServerState.RETIRED), WAIT_S)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from dashboard_support import T0, at, make_view, printer_of, run_named
+from structlog.testing import capture_logs
 
 from preform_pipeline.simulator.cloud.records import iso
 from preform_pipeline.simulator.cloud.testing import write_job
@@ -82,6 +84,28 @@ class TestOneRun:
         write_job(fleet, name="later", created_at=at(60))
 
         assert make_view(fleet).snapshot(at(59)).runs == []
+
+
+class TestAJobFileWithoutAnEstimate:
+    """Session 46: the Web API requires a print run's ``estimated_duration_ms`` (not null),
+    so a job file without ``estimated_print_time_s`` (written by hand) cannot be shown; it is
+    said, naming the file and the field, and the other jobs are shown as ever."""
+
+    def test_it_is_said_as_unreadable_and_the_others_are_shown(self, fleet: Path) -> None:
+        write_job(fleet, name="job-a", created_at=T0)
+        hand = write_job(fleet, name="by-hand", created_at=T0)
+        path = fleet / "jobs" / f"{hand}.json"
+        written = json.loads(path.read_text(encoding="utf-8"))
+        del written["estimated_print_time_s"]
+        path.write_text(json.dumps(written), encoding="utf-8")
+
+        with capture_logs() as logs:
+            runs = make_view(fleet).snapshot(at(0)).runs
+
+        assert [r["name"] for r in runs] == ["job-a"]
+        [said] = [e for e in logs if e["event"] == "job_file_unreadable"]
+        assert (said["path"], said["error"], said["log_level"]) == (
+            str(path), "estimated_print_time_s is missing", "warning")
 
 
 class TestRunRecord:

@@ -151,6 +151,9 @@ class TestNotifications:
             # A password holding "/" ends the authority at it: "user:secret" is read as a
             # host and a port that is no number, whose ValueError quoted the password.
             ("pgsql://pipeline:s3cret/x@db.lab/jobs", "pgsql://pipeline/[redacted]"),
+            # An IPv6 host keeps its brackets, or its port could not be told from it.
+            ("http://[::1]:44388/hook", "http://[::1]:44388/[redacted]"),
+            ("https://token@[fe80::1%25eth0]", "https://[fe80::1%25eth0]"),
         ],
     )
     def test_urls_are_shown_by_scheme_and_host_only(self, url: str, shown: str) -> None:

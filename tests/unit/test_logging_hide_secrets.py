@@ -1,0 +1,38 @@
+"""``logging.hide_secrets``: the one rule for the secrets a line or a log event never shows
+inside free text (a url's login, a bearer token)."""
+
+from __future__ import annotations
+
+import pytest
+
+from preform_pipeline.logging import hide_secrets, redact_secrets
+
+
+class TestAUrlsLogin:
+    """A url's password is hidden and its user kept; an HTTP url's user alone is a token
+    (sent as basic auth with no password) and is hidden whole (session 46)."""
+
+    @pytest.mark.parametrize(("text", "shown"), [
+        ("http://olivia:hunter2@printhost:44388", "http://olivia:[redacted]@printhost:44388"),
+        ("http://:hunter2@printhost", "http://:[redacted]@printhost"),
+        ("http://hunter2@printhost:44388/scene/", "http://[redacted]@printhost:44388/scene/"),
+        ("GET HTTPS://hunter2@[::1]:8/x failed", "GET HTTPS://[redacted]@[::1]:8/x failed"),
+        ("http://hunter2@a and http://b:hunter2@c",
+         "http://[redacted]@a and http://b:[redacted]@c"),
+        # What holds no secret is left as it is. A PostgreSQL store's user alone is its
+        # role; the password is given apart.
+        ("postgresql://pipeline@db.lab:5432/jobs", None),
+        ("http://printhost:44388/files/a@b.stl", None),
+        ("http://printhost?who=a@b", None),
+        ("mail olivia@lab.example", None),
+    ], ids=["password", "password-alone", "token-as-user", "ipv6-upper-case", "two",
+            "postgres-role", "at-in-path", "at-in-query", "an-address"])
+    def test_only_the_secret_is_hidden(self, text: str, shown: str | None) -> None:
+        hidden = hide_secrets(text)
+        assert hidden == (shown or text)
+        assert hide_secrets(hidden) == hidden
+
+    def test_a_log_events_url_is_hidden_by_the_same_rule(self) -> None:
+        event = redact_secrets(None, "info", {"event": "server_added",
+                                              "url": "http://hunter2@printhost:44388"})
+        assert event["url"] == "http://[redacted]@printhost:44388"
