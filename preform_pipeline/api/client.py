@@ -234,10 +234,13 @@ class PreFormClient:
         self._sleep = clock.sleep
         self._version_lock = threading.Lock()
         self._api_version: ApiVersion | None = None
-        # The operations this client started, by id, newest last: wait_for_operation(id),
-        # given only an id (a step's poll that ran out of time, waited for again), names
-        # the step, as the step's own polling did.
-        self._started: dict[str, str] = {}
+        # The operations this client started, by id, newest last, each with its Retry-After
+        # tally (the step's name, its waits): wait_for_operation(id), given only an id (a
+        # step's poll that ran out of time, waited for again), names the step, as the step's
+        # own polling did, and goes on counting its waits against the same total. Threads
+        # share the client: changed under the lock.
+        self._started: dict[str, WaitTally] = {}
+        self._started_lock = threading.Lock()
 
     @classmethod
     def for_port(cls, port: int, *, host: str = DEFAULT_HOST, **kwargs: Any) -> PreFormClient:
@@ -432,7 +435,7 @@ class PreFormClient:
                 progress(1.0)
             return result
         operation_id = self._parse(_operation_id, response.body, response)
-        self._remember(operation_id, operation)
+        self._remember(operation_id, tally)
         finished = wait_for_operation(
             partial(self._fetch_operation, waited_for=operation, tally=tally),
             operation_id,
@@ -447,11 +450,15 @@ class PreFormClient:
         )
         return self._parse(parser, finished.result, response)
 
-    def _remember(self, operation_id: str, operation: str) -> None:
-        """Keep what started ``operation_id``; the oldest of :data:`_REMEMBERED` forgotten."""
-        if len(self._started) >= _REMEMBERED:
-            self._started.pop(next(iter(self._started)), None)
-        self._started[operation_id] = operation
+    def _remember(self, operation_id: str, tally: WaitTally) -> None:
+        """Keep ``operation_id``'s tally (what started it, its waits so far); the oldest of
+        :data:`_REMEMBERED` forgotten. Under the lock: another thread's insertion between
+        ``iter`` and ``next`` would raise "dictionary changed size during iteration" after
+        the operation was accepted, losing its id."""
+        with self._started_lock:
+            if len(self._started) >= _REMEMBERED:
+                del self._started[next(iter(self._started))]
+            self._started[operation_id] = tally
 
     def _fetch_operation(self, operation_id: str, timeout: float, deadline: float, *,
                          waited_for: str, tally: WaitTally) -> Operation:
@@ -1174,13 +1181,19 @@ class PreFormClient:
         """Poll an operation until it SUCCEEDED (returned) or FAILED or timed out (raised).
 
         Its errors name the operation: what started it (``importModel``), when this client
-        did, else ``operation <id>``, with the status read's endpoint beside it."""
+        did, else ``operation <id>``, with the status read's endpoint beside it. The
+        Retry-After waits of an operation this client started go on counting against the
+        total its first polling began (a resumed wait does not begin a new hour)."""
         seconds = self._request_timeout(timeout)
         self._ensure_version(seconds)
-        named = self._started.get(operation_id) or f"operation {operation_id}"
+        with self._started_lock:
+            tally = self._started.get(operation_id)
+        if tally is None:
+            tally = WaitTally(f"operation {operation_id}")
+        named = tally.of
         path = f"/operations/{_seg(operation_id)}/"
         return wait_for_operation(
-            partial(self._fetch_operation, waited_for=named, tally=WaitTally(named)),
+            partial(self._fetch_operation, waited_for=named, tally=tally),
             operation_id,
             deadline=self._deadline(deadline),
             clock=self._clock,

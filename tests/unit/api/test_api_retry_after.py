@@ -400,6 +400,36 @@ class TestAnOperationWaitedForByItsId:
         assert str(caught.value).startswith(
             f"importModel (polled with GET {front.url}{polled}): server answered 503")
 
+    def test_a_resumed_wait_goes_on_counting_the_operations_total(
+        self, simulated: tuple[HostileFront, str], sample_models_dir: Path
+    ) -> None:
+        """Review rv46-loose: waited for again by its id, an operation began a new hour of
+        Retry-After waits (a fresh tally), though its first polling had waited 3000 s."""
+        front, scene = simulated
+        busy = reply(503, MAINTENANCE, headers=(("Retry-After", "3000"),))
+        answers = [busy, reply(200, RUNNING)]  # the last one answers each status read
+        front.on("GET", OPERATION, busy, times=1)
+        front.on("GET", OPERATION, lambda sock, request, f: answers[-1](sock, request, f))
+        clock = ManualClock()
+        with PreFormClient(front.url, timeout=60, operation_timeout=3100, clock=clock,
+                           poll_policy=PollPolicy(initial_s=10, max_s=10)) as client:
+            # 3000 s waited at the first read, then still running at its deadline.
+            with pytest.raises(ServerTimeoutError):
+                client.import_model(scene, sample_models_dir / CUBE)
+            slept, reads = clock.slept, len(front.requests_to(OPERATION))
+            answers.pop()
+            polled = front.requests_to(OPERATION)[0].path
+            with pytest.raises(ServerBusyError) as caught, capture_logs() as logs:
+                client.wait_for_operation(polled.split("/")[-2])
+
+        # Not waited: 600 s of the hour were left, and its read was not sent again.
+        assert (clock.slept - slept, len(front.requests_to(OPERATION)) - reads) == (0, 1)
+        assert (f"longer than the 600 s left of the {MAX_RETRY_AFTER_TOTAL_S:.0f} s "
+                "importModel waits for Retry-After answers in all (it had waited 3000 s): "
+                "not waited") in str(caught.value)
+        [given_up] = [e for e in logs if e["event"] == "api_retry_after_not_waited"]
+        assert (given_up["operation"], given_up["waited_s"]) == ("importModel", 3000)
+
 
 class TestTheStatusReadSentAgain:
     """s44-mutants: after a wait the operation's time allowed, the status read is sent again
