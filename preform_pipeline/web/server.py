@@ -11,6 +11,7 @@ import contextlib
 import errno
 import logging
 import os
+import socket
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -219,7 +220,14 @@ class WebServer:
                                  hint="another program listens there (another dashboard?): "
                                  "choose another web.port in the settings")
         if refused is not None:
-            said = os.strerror(refused.errno) if refused.errno else str(refused)
+            # The system's words for its errno (uvicorn's own strerror repeats the address);
+            # a host name that does not resolve is a socket.gaierror, whose errno (-2) is the
+            # resolver's, not the system's: os.strerror called it "Unknown error -2" (review,
+            # rv46-loose), its own strerror says it.
+            if isinstance(refused, socket.gaierror) or not refused.errno:
+                said = refused.strerror or str(refused)
+            else:
+                said = os.strerror(refused.errno)
             return PipelineError(f"{where}: {said}",
                                  hint="check web.host and web.port in the settings: the host "
                                  "must be an address of this machine")

@@ -121,6 +121,24 @@ class TestServe:
             "address (check web.host and web.port in the settings: the host must be an "
             "address of this machine)"]
 
+    def test_a_host_name_that_does_not_resolve_says_the_resolvers_reason(
+        self, tmp_path: Path
+    ) -> None:
+        """Review rv46-loose: the resolver's error (a socket.gaierror, errno -2) was said as
+        os.strerror's "Unknown error -2"."""
+        host = "printhost.invalid"  # .invalid: a name no resolver may answer (RFC 6761)
+        try:
+            socket.getaddrinfo(host, 0)
+        except socket.gaierror as exc:
+            reason = exc.strerror  # this machine's words for it
+        else:
+            pytest.skip(f"{host} resolves on this machine")
+        done = _serve_on(tmp_path, host, 0)
+        assert done.returncode == 1
+        assert _said_besides_no_users(done.stderr) == [
+            f"error: the web dashboard could not listen on {host}:0: {reason} (check web.host "
+            "and web.port in the settings: the host must be an address of this machine)"]
+
     def test_without_settings_it_says_what_is_missing(self) -> None:
         out, err = io.StringIO(), io.StringIO()
         assert run(["serve"], out, err) == 1
