@@ -25,8 +25,12 @@ class TestAUrlsLogin:
         ("http://printhost:44388/files/a@b.stl", None),
         ("http://printhost?who=a@b", None),
         ("mail olivia@lab.example", None),
+        # Review rv46-loose: a url without a login, and one with an address after it.
+        ("http://printhost", None),
+        ("http://printhost:44388 is down: mail olivia@lab.example", None),
     ], ids=["password", "password-alone", "token-as-user", "ipv6-upper-case", "two",
-            "postgres-role", "at-in-path", "at-in-query", "an-address"])
+            "postgres-role", "at-in-path", "at-in-query", "an-address", "no-login",
+            "an-address-after-a-url"])
     def test_only_the_secret_is_hidden(self, text: str, shown: str | None) -> None:
         hidden = hide_secrets(text)
         assert hidden == (shown or text)
