@@ -313,3 +313,25 @@ class TestRefusalNamesTheSettings:
         assert error.hint is not None and error.hint.startswith(
             "check the client id and secret (PREFORM_PIPELINE_CLIENT_ID / "
             "PREFORM_PIPELINE_CLIENT_SECRET, their _FILE forms, or the settings' cloud section)")
+
+
+class TestALoginInTheBaseUrl:
+    """Review rv46-loose: a login written in ``cloud.base_url`` (a proxy's) is hidden in the
+    token endpoint's errors as in the API's (``auth._request_info``, untested in session 46):
+    the password, and a token given as the user alone."""
+
+    @pytest.mark.parametrize(("login", "shown"), [
+        ("TOKENALONE@", "[redacted]@"),
+        ("olivia:PWSECRET@", "olivia:[redacted]@"),
+    ], ids=["token-as-user", "password"])
+    def test_the_token_endpoints_error_names_its_url_without_it(
+        self, make_client: ClientFactory, fake_api: FakeWebApi, login: str, shown: str
+    ) -> None:
+        base = fake_api.base_url.replace("://", f"://{login}", 1)
+        fake_api.script(ScriptedAnswer(503, json={"detail": "down"}, path=TOKEN_PATH))
+        with pytest.raises(CloudUnavailableError) as caught:
+            make_client(base_url=base).list_printers()
+        request = caught.value.request
+        assert request is not None
+        assert request.url.startswith(fake_api.base_url.replace("://", f"://{shown}", 1))
+        assert "TOKENALONE" not in str(caught.value) and "PWSECRET" not in str(caught.value)
