@@ -55,7 +55,12 @@ class ShadowGrid:
         grouped by that count rounded up to a power of two, so a large flat face costs its
         area and a fine mesh its triangle count, not the product."""
         up = _covering_side(mesh)
-        found: list[_Cells] = []
+        # One flag a cell of the grid: the samples mark theirs, and the marked cells read
+        # back in order are the distinct keys. Sorting every sample's key instead
+        # (``np.unique``) was most of a crowded platform's check: seconds for four supported
+        # 90 x 60 mm boxes. A key off the grid (a point outside its bounds) is kept apart.
+        marked = np.zeros(self._side * self._side, dtype=np.bool_)
+        outside: list[_Cells] = []
         for chunk in triangle_chunks(mesh.triangles):
             corners = chunk[:, :, :2].astype(np.float64)
             corners = corners[_facing(corners, up) if up is not None else slice(None)]
@@ -64,19 +69,22 @@ class ShadowGrid:
             levels = np.minimum(np.ceil(np.log2(wanted)), math.log2(_MAX_EDGE_SAMPLES))
             for level in np.unique(levels):
                 n = int(2 ** level)
-                found.extend(self._sampled(corners[levels == level], n))
-        if not found:
-            return np.empty(0, dtype=np.int64)
-        return np.unique(np.concatenate(found))
+                self._mark(corners[levels == level], n, marked, outside)
+        cells: _Cells = np.flatnonzero(marked).astype(np.int64)
+        if outside:
+            cells = np.union1d(cells, np.concatenate(outside))
+        return cells
 
-    def _sampled(self, corners: npt.NDArray[np.float64], n: int) -> list[_Cells]:
-        """The cells of ``n + 1`` samples a side on each triangle (``(T, 3, 2)`` xy)."""
+    def _mark(self, corners: npt.NDArray[np.float64], n: int, marked: npt.NDArray[np.bool_],
+              outside: list[_Cells]) -> None:
+        """Mark the cells of ``n + 1`` samples a side on each triangle (``(T, 3, 2)`` xy)
+        in ``marked``; keys off the grid go to ``outside``."""
         u, v = np.meshgrid(np.arange(n + 1), np.arange(n + 1), indexing="ij")
         keep = u + v <= n
         wu, wv = u[keep] / n, v[keep] / n
         wo = 1.0 - wu - wv
         step = max(1, _MAX_POINTS // len(wu))
-        found: list[_Cells] = []
+        side = self._side
         for at in range(0, len(corners), step):
             tri = corners[at:at + step]
             points = (
@@ -85,8 +93,13 @@ class ShadowGrid:
                 + tri[:, None, 2] * wv[None, :, None]
             ).reshape(-1, 2)
             ij = np.floor((points - self.low) / self.cell).astype(np.int64) + 2
-            found.append(np.unique(ij[:, 0] * self._side + ij[:, 1]))
-        return found
+            keys = ij[:, 0] * side + ij[:, 1]
+            if ij.min() >= 0 and ij.max() < side:
+                marked[keys] = True
+                continue
+            on_grid = np.all((ij >= 0) & (ij < side), axis=1)
+            marked[keys[on_grid]] = True
+            outside.append(np.unique(keys[~on_grid]))
 
     def _edge(self, keys: _Cells) -> npt.NDArray[np.float64]:
         """``(N, 2)`` cells of the set with a side on no other cell (only they can be
@@ -104,7 +117,10 @@ class ShadowGrid:
         cell centres less a cell's diagonal."""
         if len(first) == 0 or len(second) == 0:
             return False
-        if np.intersect1d(first, second).size:
+        # Both are sorted and distinct (covered): a shared cell is where one's key lands in
+        # the other, found by a binary search rather than sorting the two together.
+        at = np.minimum(np.searchsorted(second, first), len(second) - 1)
+        if bool(np.any(second[at] == first)):
             return True
         slack = reach / self.cell + math.sqrt(2.0)
         a, b = self._edge(first), self._edge(second)

@@ -2,7 +2,8 @@
 
 Hundreds of command lines start in the suite and in a user's day; each paid ~0.3-0.6 s of CPU
 for modules it never used (every command module, numpy, httpx, the dashboard's Starlette).
-Each case runs one real command line in a fresh interpreter and lists what it imported.
+Each command line runs in a real interpreter of its own that had imported the CLI alone, and
+lists what it imported.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import importlib
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -25,13 +27,28 @@ from tests.conftest import RECIPES, REPO_ROOT
 
 TIMEOUT_S = 60.0
 
-#: Runs one command line through the CLI's own run() and prints the modules it imported on
-#: its last line (argparse's --help prints on the real stdout before it).
-CHILD = """
-import io, json, sys
+#: Runs each command line given (one JSON list an argument) through the CLI's own run(), in a
+#: child forked for it from an interpreter that had imported only what a fresh
+#: ``python -c "from preform_pipeline.cli import run; ..."`` imports before its run(): the
+#: child starts with exactly that interpreter's modules, as a fresh one would, and the lines
+#: share one interpreter's start (~0.3 s of CPU each when each had its own, 18 of them). One
+#: line a child: the command line, its status and the modules it ended with.
+CHILDREN = """
+import io, json, os, sys
 from preform_pipeline.cli import run
-status = run(sys.argv[1:], io.StringIO(), io.StringIO())
-print(json.dumps({"status": status, "modules": sorted(sys.modules)}))
+for line in sys.argv[1:]:
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            status = run(json.loads(line), io.StringIO(), io.StringIO())
+            print(json.dumps([line, status, sorted(sys.modules)]), flush=True)
+            code = 0
+        except BaseException:
+            sys.excepthook(*sys.exc_info())
+        finally:
+            os._exit(code)
+    os.waitpid(pid, 0)
 """
 
 #: Every command module but the one named.
@@ -39,23 +56,59 @@ def _other_commands(name: str) -> tuple[str, ...]:
     return tuple(module for module in COMMAND_MODULES if not module.endswith(f".{name}"))
 
 
-def imported_by(argv: list[str], home: Path) -> tuple[int, set[str]]:
+def _missing(command: str, home: Path) -> list[str]:
+    """``command`` naming files that are not there in ``home``: it runs, then refuses them."""
+    return [command, str(home / "missing.yaml")] + ([str(home / "missing.stl")]
+                                                    if command == "run" else [])
+
+
+def _lines(home: Path) -> list[list[str]]:
+    """Every command line the cases below ask about, with ``home`` as the home folder."""
+    return [
+        ["validate", str(RECIPES / "engineering-grey-form4.yaml")],
+        ["jobs", "--store", str(home / "jobs.sqlite3")],
+        _missing("run", home),
+        _missing("watch", home),
+        ["--version"], ["--help"], ["no-such-command"],
+        *([command, "--help"] for command in COMMANDS),
+    ]
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The home folder of the command lines, holding the job store ``jobs`` lists."""
+    folder = tmp_path_factory.mktemp("home")
+    with SqliteJobStore(folder / "jobs.sqlite3"):
+        pass
+    return folder
+
+
+@pytest.fixture(scope="module")
+def answers(home: Path) -> dict[str, tuple[int, set[str]]]:
+    """Each command line's status and imported modules, by its JSON text."""
     done = subprocess.run(
-        [sys.executable, "-c", CHILD, *argv], cwd=REPO_ROOT, capture_output=True, text=True,
-        timeout=TIMEOUT_S, env={"HOME": str(home), "XDG_DATA_HOME": str(home / "data"),
-                                "PATH": "/usr/bin:/bin"},
+        [sys.executable, "-c", CHILDREN, *(json.dumps(line) for line in _lines(home))],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        env={"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"},
     )
     assert done.returncode == 0, done.stderr
-    answer = json.loads(done.stdout.splitlines()[-1])
-    return answer["status"], set(answer["modules"])
+    told = [json.loads(text) for text in done.stdout.splitlines() if text.startswith("[")]
+    return {line: (status, set(modules)) for line, status, modules in told}
 
 
-def started(command: str, home: Path) -> tuple[int, set[str]]:
+def imported_by(argv: Sequence[str], answers: dict[str, tuple[int, set[str]]]
+                ) -> tuple[int, set[str]]:
+    """The status and the modules of the command line ``argv`` (one of :func:`_lines`)."""
+    line = json.dumps(list(argv))
+    assert line in answers, f"{argv} ended without an answer (its traceback is on stderr)"
+    return answers[line]
+
+
+def started(command: str, home: Path, answers: dict[str, tuple[int, set[str]]]
+            ) -> tuple[int, set[str]]:
     """What ``run`` or ``watch`` imported by the time it refused a file that is not there:
     the command itself ran (``--help`` imports only its arguments)."""
-    missing = [str(home / "missing.yaml")] + ([str(home / "missing.stl")] if command == "run"
-                                              else [])
-    status, modules = imported_by([command, *missing], home)
+    status, modules = imported_by(_missing(command, home), answers)
     assert status == 1  # the missing file, said on stderr
     return status, modules
 
@@ -64,10 +117,10 @@ class TestCommandStarts:
     """The command typed is imported alone, and its path leaves the others' stacks out."""
 
     def test_validate_checks_the_simulated_fleet_without_numpy_httpx_or_the_pool(
-        self, tmp_path: Path
+        self, answers: dict[str, tuple[int, set[str]]]
     ) -> None:
         status, modules = imported_by(
-            ["validate", str(RECIPES / "engineering-grey-form4.yaml")], tmp_path)
+            ["validate", str(RECIPES / "engineering-grey-form4.yaml")], answers)
         assert status == 0
         # The printer check ran (default settings run simulated): the path was taken.
         assert "preform_pipeline.simulator.fleet" in modules
@@ -75,10 +128,9 @@ class TestCommandStarts:
         assert not set(_other_commands("validate")) & modules
 
     def test_jobs_lists_a_store_without_the_executor_the_daemon_or_httpx(
-        self, tmp_path: Path, store: SqliteJobStore
+        self, home: Path, answers: dict[str, tuple[int, set[str]]]
     ) -> None:
-        status, modules = imported_by(["jobs", "--store", str(tmp_path / "jobs.sqlite3")],
-                                      tmp_path)
+        status, modules = imported_by(["jobs", "--store", str(home / "jobs.sqlite3")], answers)
         assert status == 0
         assert "preform_pipeline.commands.jobs" in modules
         # numpy came in through the hot folder's intake: its completeness rule (geometry).
@@ -92,20 +144,22 @@ class TestCommandStarts:
         assert not set(_other_commands("jobs")) & modules
 
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
-        self, tmp_path: Path
+        self, home: Path, answers: dict[str, tuple[int, set[str]]]
     ) -> None:
-        _, modules = started("watch", tmp_path)
+        _, modules = started("watch", home, answers)
         assert "preform_pipeline.commands.watch" in modules
         assert not {"starlette", "uvicorn", "jinja2", "preform_pipeline.web.app"} & modules
         # httpx is there, without its own command line (thirdparty.py): no click, no Pygments.
         assert "httpx" in modules
         assert {"click", "pygments"} & modules == set()
 
-    def test_run_starts_without_the_hot_folder_daemon(self, tmp_path: Path) -> None:
+    def test_run_starts_without_the_hot_folder_daemon(
+        self, home: Path, answers: dict[str, tuple[int, set[str]]]
+    ) -> None:
         """``run`` asks where the simulated fleet's folder is (``fleet_dir_of``); the answer
         lived in ``commands.watch``, whose import brought the daemon, its watcher (watchdog),
         the farm's nodes and the dispatching stack: ~80 modules at every ``run`` start."""
-        _, modules = started("run", tmp_path)
+        _, modules = started("run", home, answers)
         # The printers' module, the answer's home now, is imported: the path was taken.
         assert {"preform_pipeline.commands.run", "preform_pipeline.commands._printers"} <= modules
         refused = {"preform_pipeline.commands.watch", "preform_pipeline.hotfolder.daemon",
@@ -114,10 +168,12 @@ class TestCommandStarts:
         assert refused & modules == set()
 
     @pytest.mark.parametrize("command", ["run", "watch"])
-    def test_run_and_watch_start_without_pillow(self, tmp_path: Path, command: str) -> None:
+    def test_run_and_watch_start_without_pillow(
+        self, home: Path, answers: dict[str, tuple[int, set[str]]], command: str
+    ) -> None:
         """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every
         start of the two commands the suite starts most."""
-        _, modules = started(command, tmp_path)
+        _, modules = started(command, home, answers)
         # The executor's steps, and with them the legend, are imported: the path was taken.
         assert {f"preform_pipeline.commands.{command}", "preform_pipeline.legend"} <= modules
         assert {m for m in modules if m.split(".")[0] == "PIL"} == set()
@@ -140,9 +196,10 @@ class TestHelpAndVersion:
 
     @pytest.mark.parametrize("argv", [["--version"], ["--help"], ["no-such-command"]],
                              ids=" ".join)
-    def test_a_line_naming_no_command_imports_none(self, tmp_path: Path, argv: list[str]
-                                                   ) -> None:
-        status, modules = imported_by(argv, tmp_path)
+    def test_a_line_naming_no_command_imports_none(
+        self, answers: dict[str, tuple[int, set[str]]], argv: list[str]
+    ) -> None:
+        status, modules = imported_by(argv, answers)
         assert status in (0, 2)  # the usage error of the last one
         # The table of commands was read: the path was taken.
         assert "preform_pipeline.commands.arguments" in modules
@@ -154,9 +211,10 @@ class TestHelpAndVersion:
     # Every command (review rv45-spawn: four were, so a command added as CONTRIBUTING.md says
     # went unchecked), as each is listed in the table.
     @pytest.mark.parametrize("command", list(COMMANDS))
-    def test_a_commands_help_imports_its_arguments_alone(self, tmp_path: Path, command: str
-                                                         ) -> None:
-        status, modules = imported_by([command, "--help"], tmp_path)
+    def test_a_commands_help_imports_its_arguments_alone(
+        self, answers: dict[str, tuple[int, set[str]]], command: str
+    ) -> None:
+        status, modules = imported_by([command, "--help"], answers)
         assert status == 0
         assert f"preform_pipeline.commands.arguments.{command}" in modules
         assert not set(COMMAND_MODULES) & modules
