@@ -4,7 +4,9 @@ and goes on whole once the part is fixed, nothing of it printed twice.
 Session 38 left a case split by the kind of its bad file: ``C-1042/lower.stl`` corrupt (or
 too large for the platform) was rejected alone and ``upper.stl`` printed without it.
 Real subprocesses (the command line, its pool of simulator processes), real folders, SQLite
-stores; what printed is read from the simulated fleet's jobs.
+stores; what printed is read from the simulated fleet's jobs. The ``jobs`` commands that look
+at the store afterwards run in the test's process (:class:`~tests.command_line.InProcess`):
+what they show is tested here, not a process's start.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from pathlib import Path
 from preform_pipeline.hotfolder.files import HELD_TODO
 from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_recipe
 from preform_pipeline.plan.held import HELD_HINT
+from tests.command_line import InProcess
 from tests.e2e.run_e2e_support import (
-    cli,
     command,
     fleet_jobs,
     printed_name,
@@ -64,7 +66,9 @@ class TestRun:
     """``run`` rejects the held cases (exit 1), moves nothing, says them once, and takes the
     case whole once its bad part is fixed."""
 
-    def test_held_said_once_then_taken_whole(self, tmp_path: Path) -> None:
+    def test_held_said_once_then_taken_whole(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         inbox = _inbox(tmp_path)
         # A part whose name is not UTF-8 (only POSIX names can be bytes): its notice
         # crashed the run (exit 70) before session 39; now it holds its case, said once.
@@ -87,7 +91,8 @@ class TestRun:
                              "lower-\\xe9.stl cannot be prepared") in first.stdout
         assert _printed(tmp_path) == ["loose"]  # nothing of any case
         assert len(first.report["rejected"]) == (6 if named else 4)
-        jobs = cli(tmp_path, "jobs", "list", "--store", str(tmp_path / "jobs.sqlite3"))
+        jobs = in_process(tmp_path, "jobs", "list", "--store", str(tmp_path / "jobs.sqlite3"))
+        assert jobs.returncode == 0, jobs.stderr  # a listing, empty of cases, not an error
         assert "C-" not in jobs.stdout, jobs.stdout  # no job made
         assert (inbox / "C-1" / "upper.stl").is_file()  # nothing moved
 
@@ -107,7 +112,9 @@ class TestWatch:
     """``watch --once`` sends the held case to failed/ whole, every file with its note, and
     prints it whole when the fixed case folder is dropped again."""
 
-    def test_failed_whole_then_dropped_again(self, tmp_path: Path) -> None:
+    def test_failed_whole_then_dropped_again(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         inbox = _inbox(tmp_path)
         # A part whose name is not UTF-8 is set aside at first sight (no job can record
         # it): the rest of its case printed without it before session 39.
@@ -136,7 +143,7 @@ class TestWatch:
             encoding="utf-8").startswith("What failed: held with its case C-3: lower-\\xe9.stl "
                                          "cannot be prepared")
         assert _printed(tmp_path) == ["loose"]
-        jobs = cli(tmp_path, "jobs", "show", "C-1", "--settings", str(settings))
+        jobs = in_process(tmp_path, "jobs", "show", "C-1", "--settings", str(settings))
         assert HELD in jobs.stdout, jobs.stdout
 
         # The lab re-exports the lower arch and moves the case folder back.

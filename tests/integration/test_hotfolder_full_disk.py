@@ -15,7 +15,7 @@ from preform_pipeline.hotfolder.testing import (
     write_recipe,
 )
 from preform_pipeline.store import SqliteJobStore
-from tests.command_line import in_a_process
+from tests.command_line import InProcess, in_a_process
 from tests.small_disk import SmallDisk, mounted_small_disk
 
 
@@ -71,7 +71,7 @@ class TestTheOutputDiskFull:
     names, run once there is room, prepares it once, whole."""
 
     def test_the_notes_retry_works_once_there_is_room(
-        self, small_disk: SmallDisk, tmp_path: Path
+        self, small_disk: SmallDisk, tmp_path: Path, in_process: InProcess
     ) -> None:
         inbox, out = tmp_path / "inbox", small_disk.root / "out"
         settings = write_hotfolder_settings(
@@ -97,7 +97,9 @@ class TestTheOutputDiskFull:
         assert not [p for p in out.rglob("*") if p.is_file() and p.suffix == ".form"]
 
         small_disk.free()
-        retried = in_a_process(tmp_path, *retry)
+        # The note's retry in the test's process: what it does to the store is tested here,
+        # not a process's start (the watch runs on either side of it are real processes).
+        retried = in_process(tmp_path, *retry)
         assert retried.returncode == 0, retried.stderr
         second = in_a_process(tmp_path, "watch", str(settings), "--once")
 

@@ -31,6 +31,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.settings.hotfolder import InboxSettings
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.command_line import InProcess
 from tests.conftest import AS_A_USER
 from tests.hostile_corpus import tetra, write_corpus, write_yaml_corpus
 
@@ -234,7 +235,7 @@ class TestALongNameIsSaidOnce:
     """A running daemon says a name too long once per file, on its console and in its log,
     not at every rescan (session 25 logged it every ``rescan_interval_s``)."""
 
-    def test_rescans_do_not_repeat_it(self, tmp_path: Path) -> None:
+    def test_rescans_do_not_repeat_it(self, tmp_path: Path, in_process: InProcess) -> None:
         settings = quick_settings(tmp_path, hotfolders={"rescan_interval_s": 0.2})
         inbox = tmp_path / "inbox"
         inbox.mkdir()
@@ -252,12 +253,10 @@ class TestALongNameIsSaidOnce:
             wait_for(failed.exists, RUNNING_S, what="bad.stl in failed/")
             # Each retry is batched again by a rescan's maintenance (job_requeued): two of
             # them mean the long name was looked at by at least two rescans after the first.
+            # The retries run in the test's process: the daemon's rescans are under test.
             for count in (1, 2):
-                retried = subprocess.run(
-                    [sys.executable, "-m", "preform_pipeline", "jobs", "--settings",
-                     str(settings), "retry", job_key_of(tmp_path, "bad.stl")],
-                    env=environment(), cwd=tmp_path, capture_output=True, text=True,
-                    timeout=TIMEOUT_S, check=False)
+                retried = in_process(tmp_path, "jobs", "--settings", str(settings), "retry",
+                                     job_key_of(tmp_path, "bad.stl"))
                 assert retried.returncode == 0, retried.stdout + retried.stderr
                 wait_for(lambda n=count: err.read_text().count("job_requeued") == n
                          and failed.exists(), RUNNING_S, what=f"retry {count} failed again")
@@ -388,7 +387,9 @@ class TestNamesWithTerminalEscapes:
     """A file named with a terminal's escape sequences is refused or printed like any other,
     and every console line, note and ``jobs`` line shows the sequence as escapes."""
 
-    def test_no_line_a_person_reads_carries_them(self, tmp_path: Path) -> None:
+    def test_no_line_a_person_reads_carries_them(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         settings = quick_settings(tmp_path)
         inbox = tmp_path / "inbox"
         inbox.mkdir()
@@ -407,12 +408,13 @@ class TestNamesWithTerminalEscapes:
         assert "File: a\\x1b]0;owned\\x07\\x1b[2Jb.stl\n" in note
         assert not [c for c in TERMINAL_COMMANDS if c in note]
 
+        # The ``jobs`` lines in the test's process, their streams captured at the file
+        # descriptors (what a terminal would be sent): what they write is under test here,
+        # not a process's start (the watch above is a real process).
         store = str(tmp_path / "jobs.sqlite3")
         for command in (("jobs", "--store", store), ("jobs", "--store", store, "show", "1"),
                         ("jobs", "--store", store, "show", "2")):
-            shown = subprocess.run(
-                [sys.executable, "-m", "preform_pipeline", *command], env=environment(),
-                cwd=tmp_path, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+            shown = in_process(tmp_path, *command)
             assert shown.returncode == 0, shown.stderr
             assert "\\x1b" in shown.stdout or "\\x9b" in shown.stdout, shown.stdout
             assert not [c for c in TERMINAL_COMMANDS if c in shown.stdout + shown.stderr]

@@ -25,14 +25,16 @@ from preform_pipeline.store import JobState, SqliteJobStore
 TIMEOUT_S = 120.0
 DAY_S = 86_400.0
 
-#: Writes the temporary a report of ``sys.argv[1]`` gets in this process, and ends.
+#: Writes the temporary a report of each of ``sys.argv[1:]`` gets in this process (one
+#: line each: its path), and ends.
 WRITER = (
     "import sys\n"
     "from pathlib import Path\n"
     "from preform_pipeline.atomicfile import default_temporary\n"
-    "path = default_temporary(Path(sys.argv[1]))\n"
-    "path.write_text('{\"half\": ', encoding='utf-8')\n"
-    "print(path, flush=True)\n"
+    "for name in sys.argv[1:]:\n"
+    "    path = default_temporary(Path(name))\n"
+    "    path.write_text('{\"half\": ', encoding='utf-8')\n"
+    "    print(path, flush=True)\n"
 )
 
 
@@ -65,15 +67,13 @@ class TestTemporariesOfDeadWriters:
     def test_only_the_dead_writers_go(self, tmp_path: Path) -> None:
         reports = tmp_path / "out" / "reports"
         reports.mkdir(parents=True)
-        written = subprocess.run([sys.executable, "-c", WRITER, str(reports / "r1.json")],
-                                 env=environment(), capture_output=True, text=True,
-                                 timeout=TIMEOUT_S, check=True)
-        dead = Path(written.stdout.strip())
         journal = tmp_path / "out" / ".checkpoints" / "run-1" / "b1" / "journal.json"
         journal.parent.mkdir(parents=True)
-        dead_journal = Path(subprocess.run(
-            [sys.executable, "-c", WRITER, str(journal)], env=environment(),
-            capture_output=True, text=True, timeout=TIMEOUT_S, check=True).stdout.strip())
+        # One dead writer left both (a killed life writes reports and journals alike).
+        written = subprocess.run(
+            [sys.executable, "-c", WRITER, str(reports / "r1.json"), str(journal)],
+            env=environment(), capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+        dead, dead_journal = (Path(line) for line in written.stdout.splitlines())
         live = default_temporary(reports / "r2.json")  # this test's process: running
         live.write_text("{", encoding="utf-8")
         tag = hashlib.sha256(b"another-pc").hexdigest()[:8]

@@ -3,7 +3,11 @@ that store in every ``jobs`` command it shows: a cancelled job's and a rejected 
 in failed/, and the dashboard of ``watch --serve``. Each command works as printed.
 
 Real parts: ``preform-pipeline watch`` subprocesses on simulated servers, ``jobs`` commands
-run from another folder with nothing in the environment, the dashboard over HTTP.
+run from another folder with nothing in the environment, the dashboard over HTTP. The ``jobs``
+lines copied from the notes run in the test's process (:class:`~tests.command_line.InProcess`:
+the same parse, dispatch and handler, in another folder, no ``PREFORM_PIPELINE_*``): what they
+are tested for is what they say and do to the store, not a process's start; four starts of
+the package were ~3 s of CPU.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from preform_pipeline.hotfolder.testing import (
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.settings.web import hash_secret
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.command_line import InProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 120.0
@@ -48,11 +53,13 @@ def _cli(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
                           timeout=TIMEOUT_S, check=False)
 
 
-def _as_typed(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Runs a ``preform-pipeline ...`` line copied from a note, in ``cwd``."""
+def _as_typed(command: str, cwd: Path, in_process: InProcess
+              ) -> subprocess.CompletedProcess[str]:
+    """Runs a ``preform-pipeline ...`` line copied from a note, in ``cwd``, as a shell would
+    split it."""
     argv = shlex.split(command)
     assert argv[0] == "preform-pipeline", command
-    return _cli(cwd, *argv[1:])
+    return in_process(cwd, *argv[1:])
 
 
 def _held_lab(tmp_path: Path, *names: str) -> tuple[Path, Path]:
@@ -88,7 +95,9 @@ class TestNotesNameTheHotFoldersStore:
     """A cancelled job's note and a rejected build's note name ``jobs --store "PATH"``, and
     the retry they print queues the job again in that store."""
 
-    def test_the_cancel_and_reject_notes_work_as_printed(self, tmp_path: Path) -> None:
+    def test_the_cancel_and_reject_notes_work_as_printed(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         settings, store = _held_lab(tmp_path, "a.stl", "b.stl")
         elsewhere = tmp_path / "elsewhere"
         elsewhere.mkdir()
@@ -96,8 +105,8 @@ class TestNotesNameTheHotFoldersStore:
         a_job, a_build = _keys(store, "a.stl")
         b_job, _ = _keys(store, "b.stl")
         rejected = _as_typed(f"{jobs} reject {a_build} --reason 'supports on the margin'",
-                             elsewhere)
-        cancelled = _as_typed(f"{jobs} cancel {b_job}", elsewhere)
+                             elsewhere, in_process)
+        cancelled = _as_typed(f"{jobs} cancel {b_job}", elsewhere, in_process)
         assert (rejected.returncode, cancelled.returncode) == (0, 0), rejected.stderr
         settled = _cli(store.parent, "watch", str(settings), "--once")
         assert settled.returncode == 0, settled.stderr[-3000:]
@@ -115,7 +124,7 @@ class TestNotesNameTheHotFoldersStore:
 
         for note, key in ((a_note, a_job), (b_note, b_job)):
             (command,) = re.findall(r"(preform-pipeline jobs .+ retry PP-\w+)$", note, re.M)
-            retried = _as_typed(command, elsewhere)
+            retried = _as_typed(command, elsewhere, in_process)
             assert retried.returncode == 0, retried.stderr
             assert f"({key}) queued again" in retried.stdout
         with SqliteJobStore(store, create=False) as opened:

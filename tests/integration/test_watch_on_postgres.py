@@ -24,7 +24,7 @@ from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.leases import NodeInfo
 from preform_pipeline.store.pgurl import PASSWORD_FILE_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
-from tests.multinode_farm import DaemonFarm, FarmTiming, wait_until
+from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -140,11 +140,13 @@ class TestLocalCopies:
 @pytest.fixture
 def farm(shared: str, tmp_path: Path) -> Iterator[DaemonFarm]:
     """One real daemon (``node-1``) on the shared store, started by the test. Its requests may
-    take 15 s: at time scale 1 the simulator's ``auto_support`` takes ~4.5 s, and a bound below
-    that (2 s was) timed each first try out and restarted the server, ~4 s of every lost-lease
-    test spent on a hang it does not test."""
+    take 15 s: a bound below ``auto_support``'s time (2 s was, at time scale 1, where it takes
+    ~4.5 s) timed each first try out and restarted the server, ~4 s of every lost-lease test
+    spent on a hang it does not test. Time scale 0.5: a build's steps after its first still
+    take ~2.8 s, against the ~1 s (a lease's third) the node takes to find its lease lost; at
+    1.0 the lost-lease test spent ~7 s preparing its file a second time at full length."""
     made = DaemonFarm(tmp_path, shared, FarmTiming(lease_s=3.0, request_timeout_s=15.0,
-                                                   time_scale=1.0, per_build=1, window_s=1.0))
+                                                   time_scale=0.5, per_build=1, window_s=1.0))
     try:
         yield made
     finally:
@@ -166,17 +168,26 @@ def _in_processing(farm: DaemonFarm, name: str) -> bool:
         job.source_path.is_file())
 
 
-def _slow_batches(farm: DaemonFarm) -> None:
-    """Batches released only after 4 s (never full sooner): time to change a taken file."""
-    farm.timing.window_s = 4.0
-    farm.timing.per_build = 25
+#: Models in a batch: the test's files and the one it drops to fill the batch.
+_BATCH = 3
+
+
+def _batches_of_three(farm: DaemonFarm) -> None:
+    """Batches released only once full (three models; a window of 60 s never ends one
+    first), so a test changes a taken file and then drops the file that fills its batch:
+    the batch goes at once, with no time to guess (a 4-s window was waited out before, ~8 s
+    of the two tests, and was a guess a loaded machine could outrun). The simulator at time
+    scale 0.1: no step's length matters here (each print took ~1 s at 0.5)."""
+    farm.timing.window_s = 60.0
+    farm.timing.per_build = _BATCH
+    farm.timing.time_scale = 0.1
 
 
 class TestAChangedSharedFile:
     """A file whose content changed after it was taken fails alone, with its reason."""
 
     def test_its_copy_is_refused_and_the_other_file_prints(self, farm: DaemonFarm) -> None:
-        _slow_batches(farm)
+        _batches_of_three(farm)
         farm.start("node-1")
         good, bad = farm.drop(2)
 
@@ -184,19 +195,19 @@ class TestAChangedSharedFile:
         job = _job_named(farm, bad)
         assert job is not None
         job.source_path.write_bytes(tetra_stl_bytes(999))  # changed on the share
-        wait_until("both files settled", lambda: len(farm.settled()) == 2, TIMEOUT_S)
+        (filler,) = farm.drop(_BATCH - 2, first=2)  # the batch is full: it goes
+        wait_until("the three files settled", lambda: len(farm.settled()) == _BATCH, TIMEOUT_S)
         assert (farm.inbox / "done" / good).exists()
         assert (farm.inbox / "failed" / bad).read_bytes() == tetra_stl_bytes(999)
         failed = _job_named(farm, bad)
         assert failed is not None and failed.state is JobState.FAILED
         assert "content changed" in (failed.reason or "")
         assert [e["job_key"] for e in farm.events("local_copy_failed")] == [failed.job_key]
-        printed = [str(p.get("job_name")) for p in farm.prints()]
-        assert len(printed) == 1 and failed.job_key not in printed[0]
+        assert printed_models(farm) == {good: 1, filler: 1}
 
 
     def test_a_case_with_a_changed_file_fails_whole(self, farm: DaemonFarm) -> None:
-        _slow_batches(farm)
+        _batches_of_three(farm)
         staging = farm.root / "case-staging" / "case7"
         staging.mkdir(parents=True)
         for seed, name in ((11, "upper.stl"), (12, "lower.stl")):
@@ -209,13 +220,15 @@ class TestAChangedSharedFile:
         job = _job_named(farm, "lower.stl")
         assert job is not None
         job.source_path.write_bytes(tetra_stl_bytes(999))
-        wait_until("the case settled", lambda: len(farm.settled()) == 2, TIMEOUT_S)
+        (filler,) = farm.drop(_BATCH - 2)  # the batch is full: it goes
+        wait_until("the case and the loose file settled",
+                   lambda: len(farm.settled()) == _BATCH, TIMEOUT_S)
         states = {j.original_name: (j.state, j.reason or "") for j in farm.store.list_jobs()}
         assert states["lower.stl"][0] is JobState.FAILED
         assert "content changed" in states["lower.stl"][1]
         assert states["upper.stl"][0] is JobState.FAILED
         assert "another file of the case" in states["upper.stl"][1]
-        assert farm.prints() == []
+        assert printed_models(farm) == {filler: 1}  # nothing of the case
 
 
 class TestALostLease:
