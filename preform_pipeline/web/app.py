@@ -57,6 +57,7 @@ from preform_pipeline.web.auth import (
     csrf_matches,
     session_ended,
 )
+from preform_pipeline.web.compiled import COMPILED
 from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
 from preform_pipeline.web.sources import LiveSources
@@ -97,6 +98,7 @@ class Dashboard:
         #: What the last action of a session did, shown once on the page it returns to.
         self.told = Told()
         self.templates = Jinja2Templates(directory=str(_HERE / "templates"))
+        self.templates.env.bytecode_cache = COMPILED
         # Every name from outside shown as it is, hidden characters written out (web/shown.py);
         # a form value sent back as it is marked ``|e`` in the templates.
         self.templates.env.finalize = shown.finalize

@@ -373,7 +373,7 @@ class TestScreenshots:
                 "file": str(tmp_path / f"{crop}.png"), "image_size_px": 40,
                 "crop_to_models": crop})
         cropped, whole = read_png(tmp_path / "True.png"), read_png(tmp_path / "False.png")
-        assert cropped[2].tolist() != whole[2].tolist()
+        assert not np.array_equal(cropped[2], whole[2])
 
     def test_the_default_view_is_the_contracts(
         self, engine: SimEngine, prepared: dict[str, str], tmp_path: Path
@@ -382,7 +382,7 @@ class TestScreenshots:
         explicit = {"file": str(tmp_path / "e.png"), "view_type": "ZOOM_ON_MODELS", "yaw": 45,
                     "pitch": 35.264, "image_size_px": 820, "crop_to_models": True}
         engine.call("save_screenshot", prepared, explicit)
-        assert read_png(tmp_path / "d.png")[2].tolist() == read_png(tmp_path / "e.png")[2].tolist()
+        assert np.array_equal(read_png(tmp_path / "d.png")[2], read_png(tmp_path / "e.png")[2])
 
     @pytest.mark.parametrize(
         ("change", "message"),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-from layout_support import placed_points
+from layout_support import gap, placed_points
 
 from preform_pipeline.geometry.projection import projected_points
 from preform_pipeline.simulator.engine import SimEngine
@@ -57,8 +57,7 @@ def _assert_inside_and_apart(where: list[npt.NDArray[np.float64]], grow: float) 
         assert points[:, 0].max() <= AREA[0] - grow + 1e-6
         assert points[:, 1].max() <= AREA[1] - grow + 1e-6
     for a, b in itertools.combinations(where, 2):
-        gap = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)).min()
-        assert gap >= 2 * grow - 1e-6
+        assert gap(a, b, 2 * grow - 1e-6) >= 2 * grow - 1e-6
 
 
 class TestRoundAmongSquare:
@@ -114,6 +113,5 @@ class TestMixed800Build12:
             assert all(m.in_bounds((*PLATFORM, 210.0)) for m in models)
             shadows = [projected_points(m.world_mesh(), 0.5) for m in models]
         for a, b in itertools.combinations(shadows, 2):
-            gap = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)).min()
             # Two raft borders and the spacing; shadows are samples, a few tenths short.
-            assert gap >= 2 * 2.0 + SPACING - 0.25
+            assert gap(a, b, 2 * 2.0 + SPACING - 0.25) >= 2 * 2.0 + SPACING - 0.25

@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import numpy.typing as npt
-from layout_support import placed_points
+from layout_support import gap, placed_points
 
 from preform_pipeline.simulator.outline_pack import Shape, pack_shapes
 
@@ -62,5 +62,4 @@ class TestWiderSearch:
             assert points[:, 0].max() <= AREA[0] - GROW + 1e-6
             assert points[:, 1].max() <= AREA[1] - GROW + 1e-6
         for a, b in itertools.combinations(where, 2):
-            gap = np.sqrt(((a[:, None, :] - b[None, :, :]) ** 2).sum(axis=2)).min()
-            assert gap >= 2 * GROW - 1e-6
+            assert gap(a, b, 2 * GROW - 1e-6) >= 2 * GROW - 1e-6

@@ -89,14 +89,17 @@ class TestSearchesLongerThanAnyName:
         assert "a search of 1,001 characters" in beyond.text
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def served_on_postgres(
-    tmp_path: Path, pg_cluster: PgCluster, users: tuple[WebUser, ...]
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: PgCluster,
+    users: tuple[WebUser, ...]
 ) -> Iterator[Served]:
-    """The dashboard on a PostgreSQL store of its own, with a build held for approval."""
+    """The dashboard on a PostgreSQL store of its own, with a build held for approval: one
+    for the module (a database and its schema cost a second a test), whose tests change
+    nothing in it: each asks for something refused before the store is written."""
     url = pg_cluster.create_database(f"web_{uuid.uuid4().hex[:12]}")
     with PostgresJobStore(url, password=PG_PASSWORD) as store, serving(
-        store, tmp_path, users
+        store, tmp_path_factory.mktemp("on-postgres"), users
     ) as served:
         yield served
 
@@ -144,6 +147,9 @@ class TestActionTargets:
         shown = target.replace("\x00", "\\x00")
         assert f"no case or job '{shown}' in the job store" in answer.said
         assert "multi-node" not in answer.page and "database log" not in answer.page
+        # Nothing changed (the module's tests share the store).
+        assert [j.state for j in served_on_postgres.store.list_jobs()] == [
+            JobState.AWAITING_APPROVAL]
 
     def test_a_huge_target_is_quoted_cut_short(self, served: Served) -> None:
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)

@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from preform_pipeline.store import JobState
+from preform_pipeline.settings.web import WebUser
+from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.web.views import HISTORY_PAGE_CASES, QUEUE_PAGE_ROWS
-from tests.unit.web.conftest import VIEWER_SECRET, Served
+from tests.unit.web.conftest import VIEWER_SECRET, Served, serving
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
 #: The newer cases after the held one: two pages and one more.
@@ -31,15 +33,31 @@ def _links(page: str, rel: str) -> list[str]:
     return [h.replace("&amp;", "&") for h in re.findall(rf'<a rel="{rel}" href="([^"]+)"', page)]
 
 
-@pytest.fixture
-def behind(served: Served, tmp_path: Path) -> Served:
-    """The held build of ``served`` (case C-7, the oldest job), then two pages of newer cases
-    and one more, each a build of its own being prepared: a day's work after the hold."""
-    store = served.store
+def _newer_day(store: JobStore, tmp: Path) -> None:
+    """Two pages of cases newer than the held one and one more, each a build of its own being
+    prepared: a day's work after the hold."""
     for n in range(NEWER):
-        job = store.create_job(recipe="crowns", source_path=tmp_path / f"N-{n}.stl",
+        job = store.create_job(recipe="crowns", source_path=tmp / f"N-{n}.stl",
                                case_id=f"N-{n}", state=JobState.PROCESSING)
         store.create_build(recipe="crowns", job_ids=[job.id])
+
+
+@pytest.fixture(scope="module")
+def behind(tmp_path_factory: pytest.TempPathFactory, users: tuple[WebUser, ...]
+           ) -> Iterator[Served]:
+    """A dashboard whose held build (case C-7, the oldest job) is behind a newer day: one for
+    the module (its hundreds of writes cost seconds a test), whose tests only read it; the
+    one test that adds a job has :func:`behind_own`."""
+    tmp = tmp_path_factory.mktemp("long-queue")
+    with SqliteJobStore(tmp / "jobs.sqlite3") as store, serving(store, tmp, users) as served:
+        _newer_day(store, tmp)
+        yield served
+
+
+@pytest.fixture
+def behind_own(served: Served, tmp_path: Path) -> Served:
+    """As :func:`behind`, for this test alone (it writes)."""
+    _newer_day(served.store, tmp_path)
     return served
 
 
@@ -91,8 +109,9 @@ class TestPages:
         assert seen == [f"N-{n}" for n in reversed(range(NEWER))] + ["C-7"]
 
     def test_a_case_whose_files_came_far_apart_is_one_row_on_one_page(
-        self, behind: Served, tmp_path: Path
+        self, behind_own: Served, tmp_path: Path
     ) -> None:
+        behind = behind_own
         # C-7's first file is the oldest job; its second comes after two pages of others. Paged
         # by job, C-7 showed on page 1 with one file and again on page 3 with the other.
         store = behind.store
