@@ -303,7 +303,9 @@ class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
     names the command that frees its file (``jobs retry`` refuses a waiting job), and, that
     command run, the next run over the file prepares and prints it, and sends nothing left."""
 
-    def test_following_the_hint_prints_the_file_once(self, tmp_path: Path) -> None:
+    def test_following_the_hint_prints_the_file_once(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         from tests.integration.test_run_retried_job import a_runs_job_of_an_inbox_file
 
         inbox, path, job = a_runs_job_of_an_inbox_file(tmp_path)
@@ -324,7 +326,9 @@ class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
         cancel = f"preform-pipeline jobs --store {path} cancel {job.job_key}"
         assert f"(cancel its job (`{cancel}`): the next run over its file prepares it " \
             "again)" in first.stdout, first.stdout
-        said = _cli(tmp_path, *cancel.split()[1:])
+        # The hint's command, as typed: it starts nothing, so in this process; the runs
+        # around it start servers and stay processes of their own.
+        said = in_process(tmp_path, *cancel.split()[1:])
         assert said.returncode == 0, said.stdout + said.stderr
 
         second = _cli(tmp_path, *argv)
