@@ -134,30 +134,36 @@ class TestAnEmptyInbox:
 
 class TestARefusedRun:
     """A run refused with its ``error:`` line on stderr leaves nothing: the line is the
-    record, and cron mails it (session 42 left an empty or near-empty log each try)."""
+    record, and cron mails it (session 42 left an empty or near-empty log each try). A store
+    path refused starts nothing: in the test's process; a plan refused takes and gives back
+    claims held by its process id, so that run is a process of its own."""
 
     def test_a_store_path_of_a_user_who_is_not_there_leaves_no_output_folder(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         recipe, inbox = _recipe_and_inbox(tmp_path)
         (inbox / "gear.obj").write_bytes(
             (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
         before = _tree(tmp_path)
-        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
-                    "--store", "~no-such-user-s43/jobs.db", "--quiet")
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--store", "~no-such-user-s43/jobs.db",
+                          "--quiet")
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.startswith(
             "error: --store: '~no-such-user-s43/jobs.db': no user named 'no-such-user-s43' "
             "on this machine"), done.stderr
         assert _tree(tmp_path) == before
 
-    def test_a_log_file_asked_for_keeps_the_refusal(self, tmp_path: Path) -> None:
+    def test_a_log_file_asked_for_keeps_the_refusal(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         recipe, inbox = _recipe_and_inbox(tmp_path)
         (inbox / "gear.obj").write_bytes(
             (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
         log = tmp_path / "nightly.jsonl"
-        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
-                    "--store", "~no-such-user-s43/jobs.db", "--log-file", str(log))
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--store", "~no-such-user-s43/jobs.db",
+                          "--log-file", str(log))
         assert done.returncode == 1
         assert log.is_file()
         assert not (tmp_path / "out").exists()
