@@ -32,21 +32,30 @@ RECIPE = RECIPES / "engineering-grey-form4.yaml"
 MODEL = REPO_ROOT / "sample_models" / "parts" / "gear.obj"
 
 
-#: Writes the temporary a report of ``sys.argv[1]`` gets in this process, and ends (a run
-#: killed while writing it).
+#: Writes the temporary a report of each of ``sys.argv[1:]`` gets in this process, and ends
+#: (a run killed while writing them).
 WRITER = (
     "import sys\n"
     "from pathlib import Path\n"
     "from preform_pipeline.atomicfile import default_temporary\n"
-    "path = default_temporary(Path(sys.argv[1]))\n"
-    "path.write_text('{\"half\": ', encoding='utf-8')\n"
-    "print(path, flush=True)\n"
+    "for report in sys.argv[1:]:\n"
+    "    path = default_temporary(Path(report))\n"
+    "    path.write_text('{\"half\": ', encoding='utf-8')\n"
+    "    print(path, flush=True)\n"
 )
 
 
 def _dead_writers_temporary(cwd: Path, report: Path) -> Path:
-    report.parent.mkdir(parents=True, exist_ok=True)
-    return Path(_run_python(cwd, "-c", WRITER, str(report)).stdout.strip())
+    (path,) = _dead_writers_temporaries(cwd, report)
+    return path
+
+
+def _dead_writers_temporaries(cwd: Path, *reports: Path) -> list[Path]:
+    """The temporaries one writer, gone now, left of ``reports`` (one process for all)."""
+    for report in reports:
+        report.parent.mkdir(parents=True, exist_ok=True)
+    out = _run_python(cwd, "-c", WRITER, *map(str, reports)).stdout
+    return [Path(line) for line in out.splitlines()]
 
 
 def _run_python(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
@@ -220,9 +229,9 @@ class TestARunSweepsDeadWritersTemporaries:
 
     def test_only_the_dead_writers_go(self, tmp_path: Path) -> None:
         out = tmp_path / "out"
-        dead = _dead_writers_temporary(tmp_path, out / "reports" / "20261201-0101-aa.json")
-        dead_journal = _dead_writers_temporary(
-            tmp_path, out / ".checkpoints" / "20261201-0101-aa" / "b1" / "journal.json")
+        dead, dead_journal = _dead_writers_temporaries(
+            tmp_path, out / "reports" / "20261201-0101-aa.json",
+            out / ".checkpoints" / "20261201-0101-aa" / "b1" / "journal.json")
         live = default_temporary(out / "reports" / "r2.json")  # this test's process: running
         live.write_text("{", encoding="utf-8")
         tag = hashlib.sha256(b"another-pc").hexdigest()[:8]
@@ -230,8 +239,12 @@ class TestARunSweepsDeadWritersTemporaries:
         elsewhere.write_text("{", encoding="utf-8")
         assert dead.exists() and dead_journal.exists()
         log = tmp_path / "run.jsonl"
+        # An empty inbox: the sweep is the run's first work, before its inbox is read, and a
+        # run with nothing to prepare starts no server for it.
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
 
-        done = _cli(tmp_path, "run", str(RECIPE), str(MODEL), "--dry-run", "--output", str(out),
+        done = _cli(tmp_path, "run", str(RECIPE), str(inbox), "--dry-run", "--output", str(out),
                     "--log-file", str(log))
         assert done.returncode == 0, done.stderr
         assert not dead.exists() and not dead_journal.exists()
