@@ -84,7 +84,7 @@ class TestAnUnreadableModelIsSaidOnce:
     """``run`` says an unreadable model in its ``rejected`` line only; a repeat passes over it."""
 
     def test_no_reader_warning_on_the_console_first_or_on_a_repeat(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         """The reader's ``model_unreadable`` warning said the file again on stderr, also on
         every repeat that passed over it (found in session 36's trial)."""
@@ -108,7 +108,9 @@ class TestAnUnreadableModelIsSaidOnce:
         events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
         assert [e["path"] for e in events if e["event"] == "model_unreadable"] == [
             str(bad.relative_to(tmp_path))]
-        again = _cli(tmp_path, "run", str(RECIPE), "inbox", "--output", out)
+        # The repeat reads no model and starts no server: in this process, whose standard
+        # streams are captured at their descriptors (a warning written anywhere is seen).
+        again = in_process(tmp_path, "run", str(RECIPE), "inbox", "--output", out)
         assert again.returncode == 0, again.stderr
         assert [s for s in again.stdout.splitlines() if "bad.stl" in s] == [
             f"passed over 1 file rejected by an earlier run and unchanged since: "
