@@ -139,7 +139,8 @@ class TestVerifyWait:
             good, bad = _store_with_two_prints(tmp_path, in_fleet=False)
             waiting = _verify_started(tmp_path, dash, "--wait")
             try:
-                wait_for(lambda: _feed_polls(tmp_path) >= 1, TIMEOUT_S,
+                # Every 0.1 s: the log is read whole each time, and the prints last 2 s.
+                wait_for(lambda: _feed_polls(tmp_path) >= 1, TIMEOUT_S, interval=0.1,
                          what="verify's first poll of the prints feed")
                 for build in (good, bad):
                     _print_now(tmp_path / "fleet", build, print_time_s=2.0)
