@@ -1,7 +1,8 @@
 """The README's first command, as a newcomer types it on a clean home folder.
 
 A real subprocess of ``python -m preform_pipeline`` on the embedded simulator, with no settings
-from the environment and a home folder of the test's own.
+from the environment and a home folder of the test's own; a run that stops before it starts a
+server runs in the test's process, with the same environment (``tests/command_line.py``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.plan.held import HELD_HINT
+from tests.command_line import InProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180.0
@@ -116,10 +118,18 @@ class TestACaseFolderNamedOnTheCommandLine:
             timeout=TIMEOUT_S, check=False)
 
     @pytest.mark.parametrize("sidecar", ["C-1042/C-1042.yaml", "C-1042.yaml"])
-    def test_a_marked_case_folder_waits_whole(self, tmp_path: Path, sidecar: str) -> None:
+    def test_a_marked_case_folder_waits_whole(
+        self, tmp_path: Path, sidecar: str, in_process: InProcess, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Nothing to do: the run stops before it starts a server, so in the test's process
+        # (tests/command_line.py), with the processes' environment.
         self._case(tmp_path)
         (tmp_path / sidecar).write_text("customer: ACME\n", encoding="utf-8")
-        done = self._run(tmp_path, "C-1042/")
+        for name in [k for k in os.environ if k.startswith("XDG_")]:
+            monkeypatch.delenv(name)
+        done = in_process(tmp_path, "run", str(REPO_ROOT / README_RUN[0]), "C-1042/",
+                          "--dry-run", "--output", str(tmp_path / "out"),
+                          env_extra={"HOME": str(tmp_path)})
         assert done.returncode == 0, done.stderr
         assert done.stdout.splitlines()[:3] == [
             "not taken yet: C-1042/lower.stl: still being written (the STL is incomplete, "

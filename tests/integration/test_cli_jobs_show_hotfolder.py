@@ -1,8 +1,9 @@
 """``jobs show`` on hot-folder jobs, as a user meets them: a case fails, is fixed and put back.
 
-Real subprocesses of ``python -m preform_pipeline``: ``watch --once`` on the embedded simulator
-takes the case, ``jobs show`` reads the store it wrote; files moved by hand, as docs/hotfolder.md
-says to retry a failed case.
+Real subprocesses of ``python -m preform_pipeline watch --once`` on the embedded simulator take
+the case; ``jobs show``, a read of the store that starts no server and takes no lock, runs in the
+test's process (tests/command_line.py) with the same environment; files moved by hand, as
+docs/hotfolder.md says to retry a failed case.
 """
 
 from __future__ import annotations
@@ -13,6 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from tests.command_line import InProcess
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 180.0
 MODEL = REPO_ROOT / "sample_models" / "parts" / "l_bracket.stl"
@@ -21,8 +26,9 @@ MODEL = REPO_ROOT / "sample_models" / "parts" / "l_bracket.stl"
 class Farm:
     """A settings file with one inbox and a store of its own, and the commands a user types."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, in_process: InProcess) -> None:
         self.root = root
+        self._in_process = in_process
         self.inbox = root / "inbox"
         self.inbox.mkdir()
         recipe = root / "recipe.yaml"  # a copy, so its outputs land under the test's folder
@@ -45,12 +51,23 @@ class Farm:
         assert done.returncode == 0, done.stdout + done.stderr
         return done
 
+    def jobs(self, *argv: str) -> subprocess.CompletedProcess[str]:
+        """``jobs --settings <farm's> ARGV`` in the test's process, with :meth:`cli`'s
+        environment (no XDG folders, the farm's root as home)."""
+        with pytest.MonkeyPatch.context() as patch:
+            for name in [k for k in os.environ if k.startswith("XDG_")]:
+                patch.delenv(name)
+            done = self._in_process(self.root, "jobs", "--settings", str(self.settings),
+                                    *argv, env_extra={"HOME": str(self.root)})
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
     def watch_once(self) -> None:
         self.cli("watch", str(self.settings), "--once", "--dry-run")
 
     def show(self, what: str) -> dict[str, str]:
         """The label/value lines of ``jobs show`` for one job (of a case: its newest)."""
-        out = self.cli("jobs", "--settings", str(self.settings), "show", what).stdout
+        out = self.jobs("show", what).stdout
         last = out.rsplit("\n\njob ", 1)[-1]
         head = last.split("\n\nhistory", 1)[0].splitlines()[2:]
         return {line[:12].strip(): line[12:] for line in head}
@@ -72,12 +89,12 @@ class TestTheHotFoldersRecordIsShownInWords:
     """``jobs show`` says where the file was dropped and its sidecar, not the raw record."""
 
     def test_a_failed_case_shows_its_drop_its_sidecar_and_its_own_fields(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
-        farm = Farm(tmp_path)
+        farm = Farm(tmp_path, in_process)
         farm.drop_case("customer: ACME\npriorty: 2\n")
         farm.watch_once()
-        out = farm.cli("jobs", "--settings", str(farm.settings), "show", _key(farm)).stdout
+        out = farm.jobs("show", _key(farm)).stdout
         assert "_hotfolder" not in out and "inode" not in out and "{" not in out
         shown = farm.show(_key(farm))
         failed = farm.inbox / "failed" / "C-1042"
@@ -89,8 +106,8 @@ class TestTheHotFoldersRecordIsShownInWords:
 class TestACasePutBackIsShownWhereItIs:
     """After a failed case is put back into the inbox, the old job says where its file went."""
 
-    def test_put_back_and_then_taken_again(self, tmp_path: Path) -> None:
-        farm = Farm(tmp_path)
+    def test_put_back_and_then_taken_again(self, tmp_path: Path, in_process: InProcess) -> None:
+        farm = Farm(tmp_path, in_process)
         farm.drop_case("priorty: 2\n")
         farm.watch_once()
         key = _key(farm)

@@ -30,7 +30,7 @@ class TestARehearsalNamesItsStore:
     """A simulated run into the rehearsal store names the ``jobs`` command that shows it."""
 
     def test_the_closing_line_names_a_command_that_lists_the_runs_jobs(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         done = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", str(tmp_path / "o"))
         assert done.returncode == 0, done.stderr
@@ -38,21 +38,25 @@ class TestARehearsalNamesItsStore:
         command = line.split("(`", 1)[1].split("`", 1)[0]
         assert command.startswith("preform-pipeline jobs --store ")
         assert command.endswith(REHEARSAL_STORE_FILENAME)
-        listed = _cli(tmp_path, *command.split()[1:])
+        # The listing, and the repeat that takes no model, start no server: in this process.
+        listed = in_process(tmp_path, *command.split()[1:])
         assert listed.returncode == 0, listed.stderr
         assert "gear.obj" in listed.stdout and listed.stdout.rstrip().endswith("1 job")
         # The repeat takes no model: it says where the skipped models' jobs are, not that it
         # recorded any.
-        again = _cli(tmp_path, "run", str(RECIPE), str(GUESSED), "--output", str(tmp_path / "o"))
+        again = in_process(tmp_path, "run", str(RECIPE), str(GUESSED),
+                           "--output", str(tmp_path / "o"))
         assert again.returncode == 0, again.stderr
         (line,) = [s for s in again.stdout.splitlines() if REHEARSAL_STORE_FILENAME in s]
         assert line == (f"no new job recorded: these models' earlier jobs are in the rehearsal "
                         f"store {command.split()[-1]} (`{command}` shows them)")
 
-    def test_a_run_that_took_no_model_says_it_recorded_nothing(self, tmp_path: Path) -> None:
+    def test_a_run_that_took_no_model_says_it_recorded_nothing(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         """A missing folder was said to have its "jobs recorded in the rehearsal store"."""
-        done = _cli(tmp_path, "run", str(RECIPE), str(tmp_path / "nothere"),
-                    "--output", str(tmp_path / "o"))
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "nothere"),
+                          "--output", str(tmp_path / "o"))
         assert done.returncode == 1, done.stderr
         said = [s for s in done.stdout.splitlines() if "rehearsal store" in s]
         assert said == ["no job recorded in the rehearsal store: every model was rejected "
@@ -80,7 +84,7 @@ class TestAnUnreadableModelIsSaidOnce:
     """``run`` says an unreadable model in its ``rejected`` line only; a repeat passes over it."""
 
     def test_no_reader_warning_on_the_console_first_or_on_a_repeat(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         """The reader's ``model_unreadable`` warning said the file again on stderr, also on
         every repeat that passed over it (found in session 36's trial)."""
@@ -104,7 +108,9 @@ class TestAnUnreadableModelIsSaidOnce:
         events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
         assert [e["path"] for e in events if e["event"] == "model_unreadable"] == [
             str(bad.relative_to(tmp_path))]
-        again = _cli(tmp_path, "run", str(RECIPE), "inbox", "--output", out)
+        # The repeat reads no model and starts no server: in this process, whose standard
+        # streams are captured at their descriptors (a warning written anywhere is seen).
+        again = in_process(tmp_path, "run", str(RECIPE), "inbox", "--output", out)
         assert again.returncode == 0, again.stderr
         assert [s for s in again.stdout.splitlines() if "bad.stl" in s] == [
             f"passed over 1 file rejected by an earlier run and unchanged since: "

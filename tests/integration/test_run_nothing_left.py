@@ -134,30 +134,36 @@ class TestAnEmptyInbox:
 
 class TestARefusedRun:
     """A run refused with its ``error:`` line on stderr leaves nothing: the line is the
-    record, and cron mails it (session 42 left an empty or near-empty log each try)."""
+    record, and cron mails it (session 42 left an empty or near-empty log each try). A store
+    path refused starts nothing: in the test's process; a plan refused takes and gives back
+    claims held by its process id, so that run is a process of its own."""
 
     def test_a_store_path_of_a_user_who_is_not_there_leaves_no_output_folder(
-        self, tmp_path: Path
+        self, tmp_path: Path, in_process: InProcess
     ) -> None:
         recipe, inbox = _recipe_and_inbox(tmp_path)
         (inbox / "gear.obj").write_bytes(
             (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
         before = _tree(tmp_path)
-        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
-                    "--store", "~no-such-user-s43/jobs.db", "--quiet")
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--store", "~no-such-user-s43/jobs.db",
+                          "--quiet")
         assert done.returncode == 1 and done.stdout == ""
         assert done.stderr.startswith(
             "error: --store: '~no-such-user-s43/jobs.db': no user named 'no-such-user-s43' "
             "on this machine"), done.stderr
         assert _tree(tmp_path) == before
 
-    def test_a_log_file_asked_for_keeps_the_refusal(self, tmp_path: Path) -> None:
+    def test_a_log_file_asked_for_keeps_the_refusal(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         recipe, inbox = _recipe_and_inbox(tmp_path)
         (inbox / "gear.obj").write_bytes(
             (REPO_ROOT / "sample_models" / "parts" / "gear.obj").read_bytes())
         log = tmp_path / "nightly.jsonl"
-        done = _cli(tmp_path, "run", str(recipe), str(inbox), "--output", str(tmp_path / "out"),
-                    "--store", "~no-such-user-s43/jobs.db", "--log-file", str(log))
+        done = in_process(tmp_path, "run", str(recipe), str(inbox), "--output",
+                          str(tmp_path / "out"), "--store", "~no-such-user-s43/jobs.db",
+                          "--log-file", str(log))
         assert done.returncode == 1
         assert log.is_file()
         assert not (tmp_path / "out").exists()
@@ -303,7 +309,9 @@ class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
     names the command that frees its file (``jobs retry`` refuses a waiting job), and, that
     command run, the next run over the file prepares and prints it, and sends nothing left."""
 
-    def test_following_the_hint_prints_the_file_once(self, tmp_path: Path) -> None:
+    def test_following_the_hint_prints_the_file_once(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
         from tests.integration.test_run_retried_job import a_runs_job_of_an_inbox_file
 
         inbox, path, job = a_runs_job_of_an_inbox_file(tmp_path)
@@ -324,7 +332,9 @@ class TestALeftBuildWithoutAFormIsPreparedAgainAsItsHintSays:
         cancel = f"preform-pipeline jobs --store {path} cancel {job.job_key}"
         assert f"(cancel its job (`{cancel}`): the next run over its file prepares it " \
             "again)" in first.stdout, first.stdout
-        said = _cli(tmp_path, *cancel.split()[1:])
+        # The hint's command, as typed: it starts nothing, so in this process; the runs
+        # around it start servers and stay processes of their own.
+        said = in_process(tmp_path, *cancel.split()[1:])
         assert said.returncode == 0, said.stdout + said.stderr
 
         second = _cli(tmp_path, *argv)

@@ -2,7 +2,7 @@
 
 The store holds builds whose prints were sent by an earlier run; the fleet folder holds their
 jobs as the PreFormServer simulator wrote them. The Dashboard simulator runs as its own
-process (``python -m preform_pipeline.simulator.cloud``) with prints sped up and access
+process (``python -m preform_pipeline.simulator.cloud``) with prints sped up or shortened and access
 tokens that live one second, so they expire while ``verify --wait`` polls.
 """
 
@@ -13,9 +13,11 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
+from preform_pipeline.hotfolder.testing import wait_for
 from preform_pipeline.simulator.cloud.testing import (
     RunningDashboard,
     start_dashboard,
@@ -31,9 +33,11 @@ TIMEOUT_S = 60.0
 
 
 def sent_print(store: JobStore, fleet: Path, label: str, *,
-               printer: str | None = None, print_time_s: float = 1000.0) -> Build:
+               printer: str | None = None, print_time_s: float = 1000.0,
+               in_fleet: bool = True) -> Build:
     """A build an earlier run sent: its print in the simulated fleet ``fleet``, on ``printer``
-    (by default SimulatedForm4-1 for ``good``, else SimulatedForm4-2)."""
+    (by default SimulatedForm4-1 for ``good``, else SimulatedForm4-2); with ``in_fleet``
+    false, a print the Dashboard does not show yet (:func:`_print_now` shows it)."""
     job = store.create_job(recipe="r", source_path=f"{label}.stl", state=JobState.PROCESSING)
     build = store.create_build(recipe="r", job_ids=[job.id])
     for state in (JobState.PREPARING, JobState.PREPARED):
@@ -42,34 +46,71 @@ def sent_print(store: JobStore, fleet: Path, label: str, *,
     store.transition_build(build.id, JobState.PRINT_SENDING, "earlier run", job_name=name)
     if printer is None:
         printer = "SimulatedForm4-1" if label == "good" else "SimulatedForm4-2"
-    job_id = write_job(fleet, name=name, printer=printer, estimated_print_time_s=print_time_s)
+    job_id = (write_job(fleet, name=name, printer=printer, estimated_print_time_s=print_time_s)
+              if in_fleet else str(uuid.uuid4()))
     return store.transition_build(build.id, JobState.PRINT_SENT, "accepted",
                                   print_job_id=job_id, printer=printer)
 
 
 def _verify(tmp_path: Path, dashboard: RunningDashboard, *args: str,
             secret: str = SECRET) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        _verify_argv(tmp_path, dashboard, *args), capture_output=True, text=True,
+        encoding="utf-8", env=_verify_env(dashboard, secret), timeout=TIMEOUT_S, check=False,
+    )
+
+
+def _verify_started(tmp_path: Path, dashboard: RunningDashboard,
+                    *args: str) -> subprocess.Popen[str]:
+    """``verify`` started and left running: the test acts on the fleet while it polls."""
+    return subprocess.Popen(
+        _verify_argv(tmp_path, dashboard, *args), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, encoding="utf-8", env=_verify_env(dashboard, SECRET),
+    )
+
+
+def _verify_env(dashboard: RunningDashboard, secret: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
+    env.update(PYTHONPATH=str(REPO), PREFORM_PIPELINE_CLIENT_ID=dashboard.credentials.client_id,
+               PREFORM_PIPELINE_CLIENT_SECRET=secret)
+    return env
+
+
+def _verify_argv(tmp_path: Path, dashboard: RunningDashboard, *args: str) -> list[str]:
     settings = tmp_path / "settings.yaml"
     settings.write_text(
         f"cloud: {{base_url: '{dashboard.url}'}}\n"
         "verify: {interval_s: 0.5, requests_per_hour: 1500}\n",
         encoding="utf-8",
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
-    env.update(PYTHONPATH=str(REPO), PREFORM_PIPELINE_CLIENT_ID=dashboard.credentials.client_id,
-               PREFORM_PIPELINE_CLIENT_SECRET=secret)
-    return subprocess.run(
-        [sys.executable, "-m", "preform_pipeline", "verify", "--settings", str(settings),
-         "--store", str(tmp_path / "jobs.sqlite3"), *args],
-        capture_output=True, text=True, encoding="utf-8", env=env, timeout=TIMEOUT_S,
-        check=False,
-    )
+    return [sys.executable, "-m", "preform_pipeline", "verify", "--settings", str(settings),
+            "--store", str(tmp_path / "jobs.sqlite3"), *args]
 
 
-def _store_with_two_prints(tmp_path: Path) -> tuple[Build, Build]:
+def _feed_polls(tmp_path: Path) -> int:
+    """How many pages of the prints feed (prints since a date, as the poller asks) the
+    Dashboard simulator has answered: its log's exchanges."""
+    log = tmp_path / "dashboard.jsonl"
+    if not log.exists():
+        return 0
+    events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()
+              if line.strip().endswith("}")]
+    return sum(1 for e in events if e.get("event") == "dashboard_exchange"
+               and e.get("path", "").startswith("/developer/v1/prints/?date__gt="))
+
+
+def _print_now(fleet: Path, build: Build, *, print_time_s: float) -> None:
+    """The build's print, started now in the simulated fleet, lasting ``print_time_s``."""
+    assert build.job_name and build.print_job_id and build.printer
+    write_job(fleet, name=build.job_name, printer=build.printer, job_id=build.print_job_id,
+              estimated_print_time_s=print_time_s)
+
+
+def _store_with_two_prints(tmp_path: Path, *, in_fleet: bool = True) -> tuple[Build, Build]:
     with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
         fleet = tmp_path / "fleet"
-        return sent_print(store, fleet, "good"), sent_print(store, fleet, "bad")
+        return (sent_print(store, fleet, "good", in_fleet=in_fleet),
+                sent_print(store, fleet, "bad", in_fleet=in_fleet))
 
 
 def _dashboard(tmp_path: Path, *args: str) -> RunningDashboard:
@@ -90,14 +131,25 @@ class TestVerifyWait:
     def test_prints_are_followed_to_their_end_across_expiring_tokens(
         self, tmp_path: Path
     ) -> None:
-        # Prints of 1,000 s at 0.015: about 15 s of real time from their start, so a verify that
-        # starts late on a loaded machine (its start-up alone took over 8 s with the suite's
-        # workers and other jobs sharing two cores) still polls across more than one 1-second
-        # token. The prints are written once the dashboard is up (it reads the fleet folder per
-        # request): its own start-up eats none of them.
-        with _dashboard(tmp_path, "--time-scale", "0.015", "--token-lifetime", "1") as dash:
-            good, bad = _store_with_two_prints(tmp_path)
-            done = _verify(tmp_path, dash, "--wait")
+        # The prints appear in the Dashboard's feed, as two-second prints, only once verify
+        # is seen polling: its polls cross more than one 1-second token however late it
+        # started (over 8 s on a loaded machine), and no test waits out a print time sized
+        # for the slowest start-up.
+        with _dashboard(tmp_path, "--time-scale", "1", "--token-lifetime", "1") as dash:
+            good, bad = _store_with_two_prints(tmp_path, in_fleet=False)
+            waiting = _verify_started(tmp_path, dash, "--wait")
+            try:
+                # Every 0.1 s: the log is read whole each time, and the prints last 2 s.
+                wait_for(lambda: _feed_polls(tmp_path) >= 1, TIMEOUT_S, interval=0.1,
+                         what="verify's first poll of the prints feed")
+                for build in (good, bad):
+                    _print_now(tmp_path / "fleet", build, print_time_s=2.0)
+                stdout, stderr = waiting.communicate(timeout=TIMEOUT_S)
+            finally:
+                if waiting.poll() is None:
+                    waiting.kill()
+                    waiting.communicate()
+            done = subprocess.CompletedProcess(waiting.args, waiting.returncode, stdout, stderr)
         assert done.returncode == 0, done.stderr
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
             finished, failed = store.get_build(good.id), store.get_build(bad.id)
