@@ -9,10 +9,11 @@ of a rasterised no-fit polygon, every offset at once by one FFT correlation per 
 
 **Outline.** The same footprint as the planner's (:class:`~.nesting.Outline`: the oriented
 shadow's points and the growth by raft rim and half the spacing, from :mod:`.footprint`).
-At each turn the shadow is the cells between the lowest and highest point of its column
-*and* between the leftmost and rightmost of its row, so an opening facing any side stays
-open; then grown by every cell whose nearest point lies within the growth. Cells round
-outwards: two outlines placed apart here are apart on the platform.
+The shadow is the area between the lowest and highest point of each column *and* the
+leftmost and rightmost of each row, in the frame the points were taken in, so an opening
+facing any side stays open; that area, filled as points at a quarter of a cell, is what
+turns (:func:`_area_points` says why), and each turn's cells are grown by every cell whose
+nearest point lies within the growth. Cells round outwards.
 
 **Placing.** Largest hull first; each model goes to the first platform (in opening order)
 where some turn fits, at the turn and offset that leave its top lowest, then leftmost
@@ -68,14 +69,12 @@ RASTER_CLEARANCE_MM: Final = 0.5
 RASTER_TURN_STEP_DEG: Final = 15.0
 #: The local search's work: placements tried per model of the batch.
 MOVES_PER_MODEL: Final = 20
-#: Seeded orders a platform is laid out again in, at most, for one newcomer.
-_RELAYS: Final = 4
-#: Models just moved that may not be displaced again at once (an ejection chain would cycle).
-_TABU: Final = 4
-#: Shapes whose mask spectra are kept (the latest used): a shape tries platform after platform.
-_KERNELS_KEPT: Final = 8
-#: A correlation count below this is no overlap (FFT rounding of a sum of 0/1 products).
-_OVERLAP: Final = 0.5
+# The search's fixed sizes: the seeded orders a platform is laid out again in for one
+# newcomer; how many models just moved may not be displaced again at once (else an ejection
+# chain cycles); how many shapes keep their mask spectra (a shape tries platform after
+# platform); the correlation count below which nothing overlaps (FFT rounding of a sum of
+# 0/1 products).
+_RELAYS, _TABU, _KERNELS_KEPT, _OVERLAP = 4, 4, 8, 0.5
 
 _Bool = npt.NDArray[np.bool_]
 #: Spectra are single precision (numpy keeps float32 input in complex64; the stubs say 128).
@@ -144,14 +143,36 @@ def _filled(cols: npt.NDArray[np.int64], rows: npt.NDArray[np.int64],
     return filled
 
 
+def _area_points(points: npt.NDArray[np.float64], step: float) -> npt.NDArray[np.float64]:
+    """The shadow as ``points`` describe it, as points ``step`` apart over its whole area.
+
+    The points are the extremes of every thin slice along x and along y (``projected_points``),
+    so the shadow lies between the lowest and highest point of its column and the leftmost and
+    rightmost of its row *in the frame they were taken in*. Turned, the same points leave
+    gaps along the edges no slice ended on (an arch's inner edge when its opening faces a
+    diagonal): filled from them at a turn, an arch came out 8 mm short of its mesh at 195
+    degrees, and the simulator's check found two arches within the rims and spacing. So the
+    area is filled once, untouched, and its cells' centres turn with the model."""
+    x0, y0 = points.min(axis=0)
+    cols = np.floor((points[:, 0] - x0) / step).astype(np.int64)
+    rows = np.floor((points[:, 1] - y0) / step).astype(np.int64)
+    r, c = np.nonzero(_filled(cols, rows, (int(rows.max()) + 1, int(cols.max()) + 1)))
+    centres = np.column_stack([x0 + (c + 0.5) * step, y0 + (r + 0.5) * step])
+    return np.concatenate([points, centres])
+
+
 def raster_shape(outline: Outline, angles: Sequence[float], cell: float = RASTER_CELL_MM,
                  clearance: float = RASTER_CLEARANCE_MM) -> RasterShape:
     """``outline`` grown by its growth and ``clearance`` and rasterised at each turn (see
     the module docstring)."""
-    offsets = _disc(outline.grow + clearance, cell)
+    step = cell / 2.0
+    # A point of the area lies within half a diagonal of some centre: grown by that too.
+    offsets = _disc(outline.grow + clearance + step * math.sqrt(0.5), cell)
     k = max((abs(d) for d, _ in offsets), default=0)
     masks, corners, sizes = [], [], []
-    px, py = outline.points[:, 0], outline.points[:, 1]
+    area = _area_points(outline.points, step)
+    px, py = area[:, 0], area[:, 1]
+    edge = len(outline.points)  # the first points are the outline's own: the box is theirs
     for angle in angles:
         rad = math.radians(angle)
         c, s = math.cos(rad), math.sin(rad)
@@ -160,16 +181,16 @@ def raster_shape(outline: Outline, angles: Sequence[float], cell: float = RASTER
         cols = np.floor((x - x0) / cell).astype(np.int64)
         rows = np.floor((y - y0) / cell).astype(np.int64)
         base = np.zeros((int(rows.max()) + 1 + 2 * k, int(cols.max()) + 1 + 2 * k), dtype=bool)
-        base[k : k + int(rows.max()) + 1, k : k + int(cols.max()) + 1] = _filled(
-            cols, rows, (int(rows.max()) + 1, int(cols.max()) + 1))
+        base[rows + k, cols + k] = True
         grown = np.zeros_like(base)
         h, w = base.shape
         for dx, dy in offsets:
             grown[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] |= (
                 base[max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)])
         masks.append(grown)
-        corners.append((k * cell, k * cell))
-        sizes.append((float(x.max()) - x0, float(y.max()) - y0))
+        bx, by = x[:edge], y[:edge]
+        corners.append((k * cell + float(bx.min()) - x0, k * cell + float(by.min()) - y0))
+        sizes.append((float(bx.max() - bx.min()), float(by.max() - by.min())))
     form = outline.points.tobytes() + repr((outline.grow, clearance)).encode()
     centres = tuple(float(np.nonzero(m)[0].mean()) for m in masks)
     return RasterShape(outline.key, form, outline.hull_mm2, tuple(float(a) for a in angles),
@@ -290,19 +311,11 @@ def _largest_first(shape: RasterShape) -> tuple[float, str]:
     return (-shape.least_cells, shape.key)
 
 
-def raster_nest(
-    outlines: Sequence[Outline],
-    platform: tuple[float, float],
-    *,
-    margin: float = 0.0,
-    spill: float = 0.0,
-    cell: float = RASTER_CELL_MM,
-    turn_step_deg: float = RASTER_TURN_STEP_DEG,
-    moves_per_model: int = MOVES_PER_MODEL,
-    clearance: float = RASTER_CLEARANCE_MM,
-    seed: int = 0,
-    safety_s: float = 600.0,
-) -> list[NestedBin]:
+def raster_nest(outlines: Sequence[Outline], platform: tuple[float, float], *,
+                margin: float = 0.0, spill: float = 0.0, cell: float = RASTER_CELL_MM,
+                turn_step_deg: float = RASTER_TURN_STEP_DEG,
+                moves_per_model: int = MOVES_PER_MODEL, clearance: float = RASTER_CLEARANCE_MM,
+                seed: int = 0, safety_s: float = 600.0) -> list[NestedBin]:
     """Every outline on as few platforms as the search finds (module docstring).
 
     ``margin`` and ``spill`` as :func:`~.nesting.nest`'s; ``clearance`` is added to every

@@ -46,6 +46,29 @@ def test_two_arches_share_a_platform_only_interlocked_face_to_face() -> None:
     assert abs((first.angle_deg - second.angle_deg) % 360.0 - 180.0) <= 45.0
 
 
+def slice_extremes(points: np.ndarray, step: float = 0.5) -> np.ndarray:
+    """What a shadow's points are (``projected_points``): of every ``step``-mm slice along x
+    and along y, its two extreme points only."""
+    kept = []
+    for axis in (0, 1):
+        bands = np.floor(points[:, axis] / step).astype(int)
+        for band in np.unique(bands):
+            inside = points[bands == band]
+            kept += [inside[inside[:, 1 - axis].argmin()], inside[inside[:, 1 - axis].argmax()]]
+    return np.unique(np.array(kept), axis=0)
+
+
+def test_arches_sampled_as_shadows_are_apart_by_their_whole_outline_at_every_turn() -> None:
+    # Opening to a diagonal, the U's inner edges end no slice: its shadow points leave them
+    # out. Filled from those points only after a turn, the two arches interlocked closer
+    # than their growth; filled before it, they are apart by the whole outline.
+    turn = np.radians(45.0)
+    whole = u_shape() @ np.array([[np.cos(turn), np.sin(turn)], [-np.sin(turn), np.cos(turn)]])
+    arches = [Outline(k, slice_extremes(whole), 3.0, 700.0) for k in ("a", "b")]
+    bins = raster_nest(arches, (95.0, 95.0))
+    check([Outline(k, whole, 3.0, 700.0) for k in ("a", "b")], bins, (95.0, 95.0), 0.0, 0.0, [])
+
+
 def mixed() -> list[Outline]:
     rng = np.random.default_rng(7)
     outlines = []
@@ -70,7 +93,7 @@ def test_every_model_lands_once_inside_a_platform_apart_from_the_others() -> Non
 
 
 def rows_of_boxes() -> list[Outline]:
-    """Six boxes for one row each on a 98 x 30 mm platform (grown by 1 mm: 44, 44, 32, 32,
+    """Six boxes for one row each on a 101 x 30 mm platform (grown by 1 mm: 44, 44, 32, 32,
     20 and 20 mm long)."""
     sizes = [44.0, 44.0, 32.0, 32.0, 20.0, 20.0]
     return [Outline(f"b{i}", rectangle(w - 2.0, 18.0), 1.0, (w - 2.0) * 18.0)
@@ -82,9 +105,9 @@ def test_the_search_empties_a_platform_the_first_pass_left() -> None:
     # 20 mm one the second, and the last 20 mm box opens a third. Two hold all (44 + 32 +
     # 20 each): only a chain of swaps through larger boxes finds it.
     boxes = rows_of_boxes()
-    none = raster_nest(boxes, (98.0, 30.0), moves_per_model=0, clearance=0.0)
-    found = raster_nest(boxes, (98.0, 30.0), clearance=0.0)
-    check(boxes, found, (98.0, 30.0), 0.0, 0.0, [])
+    none = raster_nest(boxes, (101.0, 30.0), moves_per_model=0, clearance=0.0)
+    found = raster_nest(boxes, (101.0, 30.0), clearance=0.0)
+    check(boxes, found, (101.0, 30.0), 0.0, 0.0, [])
     assert (len(none), len(found)) == (3, 2)
 
 
@@ -92,20 +115,20 @@ def test_one_seed_gives_one_plan_and_seeds_choose_among_equals() -> None:
     # Which of two equal boxes a swap takes is the seed's choice: the plans differ by seed,
     # and each seed's plan is the same every time.
     boxes = rows_of_boxes()
-    plans = {seed: raster_nest(boxes, (98.0, 30.0), seed=seed, clearance=0.0)
+    plans = {seed: raster_nest(boxes, (101.0, 30.0), seed=seed, clearance=0.0)
              for seed in range(6)}
-    again = {seed: raster_nest(boxes, (98.0, 30.0), seed=seed, clearance=0.0)
+    again = {seed: raster_nest(boxes, (101.0, 30.0), seed=seed, clearance=0.0)
              for seed in range(6)}
     assert plans == again
     assert len({repr(plan) for plan in plans.values()}) > 1
 
 
 def test_outlines_keep_the_clearance_apart_beyond_their_growth() -> None:
-    # Two 44 mm boxes (grown) fill an 89 mm row exactly; half a millimetre more on every
-    # side of each, and they need two platforms.
+    # Two 44 mm boxes (grown, and rounded out to cells) fill a 91 mm row exactly; half a
+    # millimetre more on every side of each, and they need two platforms.
     pair = rows_of_boxes()[:2]
-    exact = raster_nest(pair, (89.0, 22.0), clearance=0.0)
-    kept = raster_nest(pair, (89.0, 22.0))
+    exact = raster_nest(pair, (91.0, 22.0), clearance=0.0)
+    kept = raster_nest(pair, (91.0, 22.0))
     assert (len(exact), len(kept)) == (1, 2)
 
 
