@@ -65,6 +65,16 @@ turns), and how many of the simulator packer's layouts it takes to place them al
 (:func:`area_split`: grown outlines, free area the skyline has passed and behind it, and
 room a model of the set could still take) to ``STEM.json`` and ``STEM.md``; a few seconds of
 CPU per set.
+
+    nice -n 10 python bench/bench_nest_limit.py --raster STEM [--sets ...] [--cell 0.5]
+        [--turn-step 15] [--moves 20] [--clearance 0.5] [--seed 41]
+
+``--raster`` packs each set with ``plan/raster_nest.py`` (a packer of another class: grown
+outlines as cells, placed anywhere they overlap nothing, with a seeded local search) and
+plans it with ``plan_builds`` as the runner does: builds, hull density and CPU per model
+of both; then every raster platform is prepared on an in-process simulator as the runner
+prepares a build and placed as its ``place_as_planned`` places one, and the simulator's own
+interference check (on the meshes) and bounds judge it. Appends the run to ``STEM.json``.
 """
 
 from __future__ import annotations
@@ -941,11 +951,127 @@ def _run_knobs(names: Sequence[str], output: str) -> int:
     return 0
 
 
+# -- the raster packer (plan/raster_nest.py), offline ---------------------------------------
+
+
+def _simulator_finds(engine: Any, paths: Sequence[str],
+                  placements: Sequence[nesting.NestedPlacement], spacing: float) -> list[str]:
+    """What the simulator finds wrong (nothing: the layout holds) when, with each model of
+    a platform prepared as the runner prepares one (import, orient, full rafts) and then
+    put where ``placements`` say as the runner's ``place_as_planned`` puts it (turned about
+    z, moved, re-centred on its box), it judges the platform: pairs closer than ``spacing``
+    (its own interference check, on the meshes, with both rafts' rims) and models out of
+    bounds, by the keys of ``placements``."""
+    from preform_pipeline.geometry import euler_matrix, matrix_to_euler
+
+    scene = engine.call("create_scene", {}, {"machine_type": "FORM-4-0",
+                                             "material_code": "FLGPGR05",
+                                             "layer_thickness_mm": 0.1})["id"]
+    where = {"scene_id": scene}
+    ids = []
+    for path in paths:
+        ids.append(engine.call("import_model", where, {
+            "file": path, "units": "MILLIMETERS", "repair_behavior": "REPAIR"})["id"])
+    engine.call("auto_orient", where, {"models": "ALL"})
+    engine.call("auto_support", where, {"models": "ALL", "raft_type": "FULL_RAFT"})
+
+    def xyz(v: Sequence[float]) -> dict[str, float]:
+        return {"x": float(v[0]), "y": float(v[1]), "z": float(v[2])}
+
+    with engine.scenes.use(scene) as held:
+        now = {m: (held.models[m].position, held.models[m].orientation) for m in ids}
+    for model_id, spot in zip(ids, placements, strict=True):
+        position, orientation = now[model_id]
+        turned = matrix_to_euler(euler_matrix(0.0, 0.0, spot.angle_deg)
+                                 @ euler_matrix(*orientation))
+        engine.call("update_model", {**where, "id": model_id}, {
+            "position": xyz((spot.x, spot.y, position[2])), "orientation": xyz(turned)})
+    with engine.scenes.use(scene) as held:
+        boxes = {m: (held.models[m].position, held.models[m].bounds()) for m in ids}
+    for model_id, spot in zip(ids, placements, strict=True):
+        position, (low, high) = boxes[model_id]
+        dx, dy = spot.x - (low[0] + high[0]) / 2.0, spot.y - (low[1] + high[1]) / 2.0
+        engine.call("update_model", {**where, "id": model_id}, {
+            "position": xyz((position[0] + dx, position[1] + dy, position[2]))})
+    pairs = engine.call("get_scene_interferences", where, {"collision_offset_mm": spacing})
+    key = {m: p.key for m, p in zip(ids, placements, strict=True)}
+    with engine.scenes.use(scene) as held:
+        volume = held.settings.machine(engine.catalogue).build_volume_mm
+        outside = [key[m] for m in ids if not held.models[m].in_bounds(volume)]
+    engine.call("delete_scene", where, None)
+    return [f"{key[a]} meets {key[b]}" for a, b in pairs] + [f"{k} out of bounds"
+                                                            for k in outside]
+
+
+def _run_raster(names: Sequence[str], output: str, cell: float, turn_step: float, seed: int,
+                moves: int, clearance: float) -> int:
+    """Each set packed by ``plan/raster_nest.py`` against ``plan_builds`` as the runner calls
+    it: builds, hull density, CPU per model; every raster platform judged by the simulator
+    (:func:`_simulator_finds`). A run is appended to ``output``.json."""
+    from preform_pipeline.catalogue import DEFAULT_CATALOGUE
+    from preform_pipeline.plan.builds import _machine, _outlines
+    from preform_pipeline.plan.raster_nest import raster_nest
+    from preform_pipeline.simulator.engine import SimEngine
+
+    facts: dict[str, Any] = {
+        "machine": f"{os.cpu_count()} cores, {host.platform()}, Python {host.python_version()}",
+        "load_before": round(os.getloadavg()[0], 2),
+        "start": time.strftime("%H:%M", time.gmtime()),
+        "command": "nice -n 10 python bench/bench_nest_limit.py " + " ".join(sys.argv[1:]),
+        "cell_mm": cell, "turn_step_deg": turn_step, "seed": seed, "moves_per_model": moves,
+        "clearance_mm": clearance,
+    }
+    results = []
+    engine = SimEngine()
+    with tempfile.TemporaryDirectory(prefix="pp-raster-") as tmp:
+        for name in names:
+            recipe, models = _read(name, Path(tmp) / name)
+            hulls = sum(f.hull_mm2 for f in _footprints(recipe, models))
+            cpu = time.process_time()
+            plan = plan_builds(recipe, models)
+            plan_cpu = time.process_time() - cpu
+            machine = _machine(recipe, DEFAULT_CATALOGUE)
+            outlines, spill = _outlines(recipe, models, range(len(models)), machine, ())
+            cpu = time.process_time()
+            bins = raster_nest(outlines, PLATFORM, margin=recipe.batching.margin_mm,
+                               spill=spill, cell=cell, turn_step_deg=turn_step, seed=seed,
+                               moves_per_model=moves, clearance=clearance)
+            raster_cpu = time.process_time() - cpu
+            spacing = predict(models[0].shadow, recipe, supported=True).spacing_mm  # type: ignore[arg-type]
+            accepted = []
+            for b in bins:
+                paths = [str(models[int(p.key)].path) for p in b.placements]
+                accepted.append(_simulator_finds(engine, paths, b.placements, spacing))
+            entry = {
+                "set": name, "models": len(models),
+                "planner_builds": len(plan.builds),
+                "planner_density": round(hulls / (PLATFORM_MM2 * len(plan.builds)), 4),
+                "planner_cpu_ms_per_model": round(plan_cpu * 1000 / len(models), 1),
+                "raster_builds": len(bins),
+                "raster_density": round(hulls / (PLATFORM_MM2 * len(bins)), 4),
+                "raster_cpu_ms_per_model": round(raster_cpu * 1000 / len(models), 1),
+                "raster_models_per_build": [len(b.placements) for b in bins],
+                "raster_build_density": [round(b.density, 3) for b in bins],
+                "simulator_accepts": sum(not found for found in accepted),
+                "simulator_finds": [found for found in accepted if found],
+            }
+            print(f"  {entry}", file=sys.stderr, flush=True)
+            results.append(entry)
+    facts["load_after"] = round(os.getloadavg()[0], 2)
+    facts["end"] = time.strftime("%H:%M", time.gmtime())
+    stored = results_path(output, ".json")
+    kept = json.loads(stored.read_text(encoding="utf-8"))["runs"] if stored.exists() else []
+    kept.append({"facts": facts, "sets": results})
+    stored.write_text(json.dumps({"runs": kept}, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default="arches64,mixed200")
     parser.add_argument("--budget-s", type=float, default=420.0)
-    parser.add_argument("--cell", type=float, default=1.0)
+    parser.add_argument("--cell", type=float, default=None,
+                        help="grid cell, mm (1.0; with --raster: plan/raster_nest.py's own)")
     parser.add_argument("--turn-step", type=float, default=5.0)
     parser.add_argument("--seed", type=int, default=41)
     parser.add_argument("--output", default="nest_limit")
@@ -966,7 +1092,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--area", metavar="STEM",
                         help="plan each set as the runner does and write where every build's "
                         "platform area goes (with --empty-builds: planned so) to STEM")
+    parser.add_argument("--raster", metavar="STEM",
+                        help="pack each set with plan/raster_nest.py (--cell, --turn-step, "
+                        "--seed, --moves) against the planner, each platform judged by the "
+                        "simulator; a run appended to STEM.json")
+    parser.add_argument("--moves", type=int, default=20,
+                        help="with --raster: the local search's placements per model")
+    parser.add_argument("--clearance", type=float, default=None,
+                        help="with --raster: mm added to every outline's growth (the "
+                        "module's own by default)")
     args = parser.parse_args(argv)
+    if args.raster:
+        from preform_pipeline.plan.raster_nest import RASTER_CELL_MM, RASTER_CLEARANCE_MM
+
+        clearance = RASTER_CLEARANCE_MM if args.clearance is None else args.clearance
+        return _run_raster(args.sets.split(","), args.raster, args.cell or RASTER_CELL_MM,
+                           args.turn_step, args.seed, args.moves, clearance)
     if args.area:
         return _run_area(args.sets.split(","), args.area, args.empty_builds)
     if args.knobs:
@@ -984,7 +1125,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory(prefix="pp-nest-") as tmp:
         for name in args.sets.split(","):
-            results.append(run_set(name, Path(tmp) / name, args.budget_s, args.cell,
+            results.append(run_set(name, Path(tmp) / name, args.budget_s, args.cell or 1.0,
                                    args.turn_step, args.seed))
     facts["load_after"] = round(os.getloadavg()[0], 2)
     facts["end"] = time.strftime("%H:%M", time.gmtime())
