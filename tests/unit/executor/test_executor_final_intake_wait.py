@@ -300,6 +300,8 @@ class TestCarryTakenInAfterARequestLimit:
         # into the final build, unit-002 (one box). unit-001 is held before its orientation
         # until unit-002 has given up its first attempt, whose orientation (the farm's
         # first) outlived the 2 s request limit; unit-002's retry polls its orientation.
+        # The steps' own limit is the run's usual (out of reach on a loaded machine): the
+        # final build waits for unit-001's layout no longer than a step may take.
         plan = _four_and_one(tmp_path, CARRY_STEPS.replace(
             "steps:\n", "steps:\n  - auto_orient\n", 1))
         first = threading.Semaphore(1)
@@ -308,7 +310,7 @@ class TestCarryTakenInAfterARequestLimit:
         held = threading.Event()
         with watched_logs("build_retrying", build="unit-002") as (logs, retrying):
             result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
-                         step_timeout_s=WAIT_S, request_timeout_s=2.0,
+                         step_timeout_s=STEP_LIMIT_S, request_timeout_s=2.0,
                          # create_scene, import_models, then its orientation
                          stop_reason=_hold_before_layout("unit-001", retrying, held, nth=3))
         assert held.is_set() and retrying.is_set()

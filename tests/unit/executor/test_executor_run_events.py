@@ -17,7 +17,6 @@ from typing import Any
 import test_executor_runner as runner_tests
 from executor_support import (
     STEP_LIMIT_S,
-    WAIT_S,
     FakePool,
     ScriptedFaults,
     SimFarm,
@@ -122,17 +121,24 @@ class _StepOrder:
     """A ``stop_reason`` that stops no build but holds builds before their steps: a run asks
     it before each step of each build (the seam a node's lease check uses), and
     :meth:`before` keeps a build before its ``nth`` step until another build has been asked
-    for its ``mth`` (so has done every step before that one)."""
+    for its ``mth`` (so has done every step before that one), or has ended without (handed
+    to :meth:`ended`, the run's ``build_report`` seam, called as each build ends)."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._asked: Counter[str] = Counter()
+        self._ended: set[str] = set()
         self._holds: dict[tuple[str, int], tuple[str, int]] = {}
-        #: A hold that ran out (``WAIT_S``) before the other build got there.
+        #: A hold whose build ended, or ran past the run's step limit, without getting there.
         self.problems: list[str] = []
 
     def before(self, build: str, nth: int, *, until: tuple[str, int]) -> None:
         self._holds[(build, nth)] = until
+
+    def ended(self, outcome: BuildOutcome, *_: object, **__: object) -> None:
+        with self._cond:
+            self._ended.add(outcome.name)
+            self._cond.notify_all()
 
     def ask(self, build: str) -> str | None:
         with self._cond:
@@ -141,7 +147,12 @@ class _StepOrder:
             nth = self._asked[build]
             if (build, nth) in self._holds:
                 other, mth = self._holds[(build, nth)]
-                if not self._cond.wait_for(lambda: self._asked[other] >= mth, WAIT_S):
+                # Held as long as the other build goes on: each of its steps may take the
+                # run's step limit on a loaded machine, so no shorter bound tells a slow
+                # step from a wrong order; a build that ends without getting there does.
+                self._cond.wait_for(lambda: self._asked[other] >= mth or other in self._ended,
+                                    STEP_LIMIT_S)
+                if self._asked[other] < mth:
                     self.problems.append(f"{build} was held before its step {nth} until "
                                          f"{other} reached its step {mth}, in vain")
         return None
@@ -541,7 +552,8 @@ class TestCarries:
         hold.before("unit-001", 4, until=("unit-002", 5))  # its layout, after unit-002's
         hold.before("unit-002", 5, until=("unit-001", 5))  # its save, after unit-001's layout
         with capture_bound_logs() as logs:
-            result, _ = _run(plan, farm, tmp_path / "out", stop_reason=hold.ask)
+            result, _ = _run(plan, farm, tmp_path / "out", stop_reason=hold.ask,
+                             build_report=hold.ended)
         assert hold.problems == []
         assert result.ok
         # The final build was offered unit-002's box while it took carries, and refused it:
