@@ -4,15 +4,13 @@ still checkpoints in one attempt."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 from typing import Any
 
-from test_executor_steps_requests import ReceivingEngine, _serve
-from test_executor_steps_s15_outputs import REQUEST_LIMIT_S, SAVE_TAKES_S
+from test_executor_steps_requests import _serve
+from test_executor_steps_s15_outputs import REQUEST_LIMIT_S, SlowSaveEngine
 
 from preform_pipeline.executor import BuildStatus
-from preform_pipeline.simulator.protocol import ProgressCallback
 from tests.unit.executor.executor_support import (
     STEP_LIMIT_S,
     FakePool,
@@ -56,26 +54,16 @@ class TestCheckpointEventsNameTheirStep:
         ]
 
 
-class SlowCheckpointSaveEngine(ReceivingEngine):
-    """An engine whose save of a checkpoint (a file below ``.checkpoints``) alone takes
-    :data:`SAVE_TAKES_S`: the build's own save of its form, whose limit
-    ``test_executor_steps_s15_outputs`` checks, answers at once instead of adding another slow
-    save to the test's time. The slow save is chosen by its file, not by its place among the
-    saves (review rv46-suiteunita: "the first save" stayed fast, and the test green whatever
-    the checkpoint's limit, had the build saved anything before its checkpoint)."""
+class SlowCheckpointSaveEngine(SlowSaveEngine):
+    """An engine whose save of a checkpoint (a file below ``.checkpoints``) alone is slow:
+    the build's own save of its form, whose limit ``test_executor_steps_s15_outputs`` checks,
+    answers at once instead of adding another slow save to the test's time. The slow save is
+    chosen by its file, not by its place among the saves (review rv46-suiteunita: "the first
+    save" stayed fast, and the test green whatever the checkpoint's limit, had the build saved
+    anything before its checkpoint)."""
 
-    def __init__(self, **options: Any) -> None:
-        super().__init__(**options)
-        #: Never set: the save's duration is the wait's own timeout (the server's slowness).
-        self._never = threading.Event()
-
-    def call(
-        self, operation_id: str, params: dict[str, str], body: Any,
-        progress: ProgressCallback | None = None,
-    ) -> Any:
-        if operation_id == "save_form_file" and ".checkpoints" in Path(body["file"]).parts:
-            self._never.wait(SAVE_TAKES_S)
-        return super().call(operation_id, params, body, progress)
+    def slow(self, body: Any) -> bool:
+        return ".checkpoints" in Path(body["file"]).parts
 
 
 class TestCheckpointSaveLongerThanTheRequestLimit:
