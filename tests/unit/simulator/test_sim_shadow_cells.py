@@ -1,5 +1,5 @@
 """A shadow's cells (:meth:`ShadowGrid.covered`): every cell its faces cover, each once, in
-key order, also where the faces reach past the grid."""
+key order, also where the faces reach past the grid (above it or below its low corner)."""
 
 from __future__ import annotations
 
@@ -29,8 +29,11 @@ def cells_under(grid: ShadowGrid, x0: float, y0: float, x1: float, y1: float) ->
 class TestCoveredCells:
     """A block's shadow is exactly the cells under it, on the grid or reaching past it."""
 
-    @pytest.mark.parametrize("corners", [(1.0, 2.0, 2.0, 2.5), (8.0, 8.5, 12.0, 9.0)],
-                             ids=["on-the-grid", "reaching-past-it"])
+    # Below the grid's low corner a key is negative: marked on the grid it would land on the
+    # flags' far end (numpy's negative index), another cell's (review rv46-suiteunita).
+    @pytest.mark.parametrize("corners", [(1.0, 2.0, 2.0, 2.5), (8.0, 8.5, 12.0, 9.0),
+                                         (-1.0, -0.8, 0.5, 0.5)],
+                             ids=["on-the-grid", "reaching-past-it", "reaching-below-it"])
     def test_a_block_covers_the_cells_under_it_once_each_in_order(
         self, corners: tuple[float, float, float, float]
     ) -> None:
