@@ -71,8 +71,11 @@ class TestQuiet:
         assert list((inbox / "out" / "logs").glob("*.jsonl"))
         assert len(fleet_jobs(tmp_path)) == 1
 
-    def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
-        run = run_cli(tmp_path, _quiet_run_with_a_cad_file(tmp_path))
+    def test_a_bad_run_prints_only_its_errors_and_its_rejection_is_not_news_the_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        argv = _quiet_run_with_a_cad_file(tmp_path)
+        run = run_cli(tmp_path, argv)
         assert run.returncode == 1
         assert run.stdout == ""
         lines = run.stderr.splitlines()
@@ -82,6 +85,12 @@ class TestQuiet:
         # The good model was still printed, and the report lists the rejection.
         assert len(fleet_jobs(tmp_path)) == 1
         assert [Path(r["path"]).name for r in run.report["rejected"]] == ["bracket.step"]
+
+        # A file rejected once is nothing new on the next run: silent, and nothing kept.
+        after_first = _files(run.out)
+        second = run_cli(tmp_path, argv)
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+        assert _files(second.out) == after_first
 
 
 class TestEmptyFolder:
@@ -295,7 +304,8 @@ def _record_of(run: RunOutcome) -> set[str]:
 
 class TestARunThatDidNothing:
     """A run that prepared, sent, released, rejected and removed nothing new leaves no report
-    and no log; a run that did something keeps both (docs/running.md, "From cron")."""
+    and no log; a run that did something keeps both (docs/running.md, "From cron"). A file
+    rejected once is nothing new: after the bad run of ``TestQuiet``."""
 
     def test_a_repeat_leaves_nothing_says_so_keeps_a_log_asked_for_and_records_a_new_model(
         self, tmp_path: Path
@@ -335,16 +345,6 @@ class TestARunThatDidNothing:
         assert (new.returncode, new.stdout, new.stderr) == (0, "", "")
         assert _record_of(new) <= _files(new.out) - after_first
         assert [Path(f).name for b in new.builds() for f in b["source_files"]] == ["b.stl"]
-
-    def test_a_file_rejected_once_is_nothing_new_on_the_next_run(self, tmp_path: Path) -> None:
-        argv = _quiet_run_with_a_cad_file(tmp_path)
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 1 and "bracket.step" in first.stderr
-        after_first = _files(first.out)
-
-        second = run_cli(tmp_path, argv)
-        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
-        assert _files(second.out) == after_first
 
 
 class TestAStoreThatForgot:
