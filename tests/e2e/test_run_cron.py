@@ -17,21 +17,7 @@ from run_e2e_support import command, fleet_jobs, run_cli, write_recipe, write_se
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import JobState, SqliteJobStore
-
-#: Only what a repeat is about: builds that print. The whole job's steps (orient, support,
-#: check, estimate, screenshot) made each of the three runs several times as long, and under
-#: load the test came near the suite's 120 s a test (session 30: 21-37 s); no assertion here
-#: reads what they make.
-PRINT_ONLY = """\
-steps:
-  - save_form
-  - print:
-      printer: SimulatedForm4-1
-      job_name: "{recipe}-{build}"
-batching:
-  max_models_per_build: 2
-  keep_cases_together: false
-"""
+from tests.recipe_texts import PRINT_ONLY
 
 
 def _outputs_of_an_earlier_version(day: Path) -> tuple[Path, Path, Path]:
@@ -56,6 +42,9 @@ class TestRepeatedRuns:
         self, tmp_path: Path, sample_models_dir: Path
     ) -> None:
         models = sorted((sample_models_dir / "batch").glob("*.stl"))[:4]
+        # Only what a repeat is about: builds that print. The whole job's steps made each of
+        # its runs several times as long, and under load the test came near the suite's 120 s
+        # a test (session 30: 21-37 s); no assertion here reads what they make.
         recipe = write_recipe(tmp_path, PRINT_ONLY)
         settings = write_settings(tmp_path, count=1)
         argv = command(tmp_path, recipe, models, "--settings", str(settings))
