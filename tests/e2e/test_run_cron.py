@@ -17,36 +17,52 @@ from run_e2e_support import command, fleet_jobs, run_cli, write_recipe, write_se
 from preform_pipeline.settings import default_store_path
 from preform_pipeline.settings.store import REHEARSAL_STORE_FILENAME
 from preform_pipeline.store import JobState, SqliteJobStore
+from tests.recipe_texts import PRINT_ONLY
 
-#: Only what a repeat is about: builds that print. The whole job's steps (orient, support,
-#: check, estimate, screenshot) made each of the three runs several times as long, and under
-#: load the test came near the suite's 120 s a test (session 30: 21-37 s); no assertion here
-#: reads what they make.
-PRINT_ONLY = """\
-steps:
-  - save_form
-  - print:
-      printer: SimulatedForm4-1
-      job_name: "{recipe}-{build}"
-batching:
-  max_models_per_build: 2
-  keep_cases_together: false
-"""
+
+def _outputs_of_an_earlier_version(day: Path) -> tuple[Path, Path, Path]:
+    """An empty ``.form``, an empty file of another kind and a whole ``.form`` in ``day``,
+    an hour old: what a save killed by an earlier version left, and files beside it."""
+    day.mkdir(parents=True)
+    empty, note, whole = day / "e2e-001.form", day / "notes.txt", day / "e2e-002.form"
+    empty.touch()
+    note.touch()
+    whole.write_bytes(b"PK")
+    an_hour_ago = time.time() - 3600.0
+    for path in (empty, note, whole):
+        os.utime(path, (an_hour_ago, an_hour_ago))
+    return empty, note, whole
 
 
 class TestRepeatedRuns:
-    """A second run skips what the first printed and says so; --reprint prints it again."""
+    """A second run skips what the first printed and says so; --reprint prints it again. An
+    empty output file an earlier version left is kept, and said by the first run only."""
 
-    def test_a_repeat_skips_printed_models_and_reprint_overrides(
+    def test_a_repeat_skips_printed_models_says_an_old_empty_output_once_reprint_overrides(
         self, tmp_path: Path, sample_models_dir: Path
     ) -> None:
         models = sorted((sample_models_dir / "batch").glob("*.stl"))[:4]
+        # Only what a repeat is about: builds that print. The whole job's steps made each of
+        # its runs several times as long, and under load the test came near the suite's 120 s
+        # a test (session 30: 21-37 s); no assertion here reads what they make.
         recipe = write_recipe(tmp_path, PRINT_ONLY)
         settings = write_settings(tmp_path, count=1)
         argv = command(tmp_path, recipe, models, "--settings", str(settings))
+        # An empty output file, as a save killed by an earlier version left one (session 34):
+        # nothing proves it ours, so it is kept, and listed once in a run's closing lines.
+        # The first run and its repeat here are that scenario too.
+        empty, note, whole = _outputs_of_an_earlier_version(tmp_path / "out" / "2024-05-01")
 
         first = run_cli(tmp_path, argv)
         assert first.returncode == 0, first.stderr[-3000:]
+        said = [line for line in first.stdout.splitlines() if "empty output file" in line]
+        assert said == [
+            f"1 empty output file in {tmp_path / 'out'}, as a save killed by an earlier "
+            "version left them; not removed (nothing shows they are not yours), said once: "
+            "delete them if they are not yours: 2024-05-01/e2e-001.form"]
+        assert [e["paths"] for e in first.events_named("empty_outputs_listed")] == [
+            [str(empty)]]
+        assert (empty.exists(), note.exists(), whole.read_bytes()) == (True, True, b"PK")
         printed = len(fleet_jobs(tmp_path))
         assert printed == 2
         # A rehearsal's prints are kept apart: a later real run must not skip these models.
@@ -61,6 +77,8 @@ class TestRepeatedRuns:
         asked = tmp_path / "second.jsonl"
         second = run_cli(tmp_path, [*argv, "--log-file", str(asked)])
         assert second.returncode == 0, second.stderr[-3000:]
+        assert "empty output file" not in second.stdout  # said once
+        assert empty.exists()
         # One line for them all (session 31: the README's command again said 30 alike),
         # each in the log.
         assert [line for line in second.stdout.splitlines() if "skipped" in line] == [
@@ -101,39 +119,3 @@ class TestRepeatedRuns:
         assert again.returncode == 0, again.stderr[-3000:]
         assert "skipped" not in again.stdout
         assert len(fleet_jobs(tmp_path)) == 2 * printed
-
-
-class TestEmptyOutputsOfAnEarlierVersion:
-    """An empty output file, as a save killed by an earlier version left one (session 34):
-    nothing proves it ours, so it is kept, and listed once in a run's closing lines."""
-
-    def test_it_is_listed_once_and_kept(self, tmp_path: Path, sample_models_dir: Path) -> None:
-        models = sorted((sample_models_dir / "batch").glob("*.stl"))[:1]
-        recipe = write_recipe(tmp_path, PRINT_ONLY)
-        settings = write_settings(tmp_path, count=1)
-        argv = command(tmp_path, recipe, models, "--settings", str(settings))
-        day = tmp_path / "out" / "2024-05-01"
-        day.mkdir(parents=True)
-        empty, note, whole = day / "e2e-001.form", day / "notes.txt", day / "e2e-002.form"
-        empty.touch()
-        note.touch()
-        whole.write_bytes(b"PK")
-        an_hour_ago = time.time() - 3600.0
-        for path in (empty, note, whole):
-            os.utime(path, (an_hour_ago, an_hour_ago))
-
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 0, first.stderr[-3000:]
-        said = [line for line in first.stdout.splitlines() if "empty output file" in line]
-        assert said == [
-            f"1 empty output file in {tmp_path / 'out'}, as a save killed by an earlier "
-            "version left them; not removed (nothing shows they are not yours), said once: "
-            "delete them if they are not yours: 2024-05-01/e2e-001.form"]
-        assert [e["paths"] for e in first.events_named("empty_outputs_listed")] == [
-            [str(empty)]]
-        assert (empty.exists(), note.exists(), whole.read_bytes()) == (True, True, b"PK")
-
-        second = run_cli(tmp_path, argv)
-        assert second.returncode == 0, second.stderr[-3000:]
-        assert "empty output file" not in second.stdout
-        assert empty.exists()

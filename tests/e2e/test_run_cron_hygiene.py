@@ -51,18 +51,8 @@ def _quiet_run_with_a_cad_file(tmp_path: Path) -> list[str]:
 
 
 class TestQuiet:
-    """``--quiet`` prints nothing on success, and only the errors on failure."""
-
-    def test_a_good_run_prints_nothing(self, tmp_path: Path) -> None:
-        inbox = tmp_path / "inbox"
-        _box(inbox / "a.stl")
-        recipe = write_recipe(tmp_path, STEPS)
-        settings = write_settings(tmp_path, count=1)
-        run = run_cli(tmp_path, command(tmp_path, recipe, [inbox], "--settings", str(settings),
-                                        "--quiet"))
-        assert run.returncode == 0, run.stderr[-3000:]
-        assert (run.stdout, run.stderr) == ("", "")
-        assert len(fleet_jobs(tmp_path)) == 1
+    """``--quiet`` prints nothing on success (two good runs: ``TestGoodRuns``), and only the
+    errors on failure."""
 
     def test_an_output_folder_inside_the_models_folder_is_not_taken_for_models(
         self, tmp_path: Path
@@ -81,8 +71,11 @@ class TestQuiet:
         assert list((inbox / "out" / "logs").glob("*.jsonl"))
         assert len(fleet_jobs(tmp_path)) == 1
 
-    def test_a_bad_run_prints_only_its_errors(self, tmp_path: Path) -> None:
-        run = run_cli(tmp_path, _quiet_run_with_a_cad_file(tmp_path))
+    def test_a_bad_run_prints_only_its_errors_and_its_rejection_is_not_news_the_next_run(
+        self, tmp_path: Path
+    ) -> None:
+        argv = _quiet_run_with_a_cad_file(tmp_path)
+        run = run_cli(tmp_path, argv)
         assert run.returncode == 1
         assert run.stdout == ""
         lines = run.stderr.splitlines()
@@ -92,6 +85,12 @@ class TestQuiet:
         # The good model was still printed, and the report lists the rejection.
         assert len(fleet_jobs(tmp_path)) == 1
         assert [Path(r["path"]).name for r in run.report["rejected"]] == ["bracket.step"]
+
+        # A file rejected once is nothing new on the next run: silent, and nothing kept.
+        after_first = _files(run.out)
+        second = run_cli(tmp_path, argv)
+        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
+        assert _files(second.out) == after_first
 
 
 class TestEmptyFolder:
@@ -227,25 +226,28 @@ class TestFileBeingWritten:
         assert ahead + 5 - time.time() - 1 <= int(said[1]) <= 3605
 
 
-class TestBuildReports:
-    """Each run's build report is kept, beside its ``.form``, whatever ran before that day."""
+class TestGoodRuns:
+    """A good run from cron prints nothing, and keeps its build report beside its ``.form``
+    whatever ran before that day."""
 
-    def test_a_second_run_of_the_day_keeps_the_first_runs_build_report(
+    def test_each_prints_nothing_and_a_second_of_the_day_keeps_the_first_runs_report(
         self, tmp_path: Path
     ) -> None:
         # Session 42: build names start at -001 every run, so every run from cron rendered
         # {date}/e2e-001.json and wrote it over the last run's report, while its .form went
         # to e2e-001-2.form: the first run's report was lost, and the one beside the second
-        # .form (the one the dashboard and the dispatcher read) was never written.
+        # .form (the one the dashboard and the dispatcher read) was never written. The two
+        # runs of the day are also what `--quiet` is for: each prints nothing at all.
         inbox = tmp_path / "inbox"
         recipe = write_recipe(tmp_path, STEPS)
         settings = write_settings(tmp_path, count=1)
         argv = command(tmp_path, recipe, [inbox], "--settings", str(settings), "--quiet")
         runs = []
-        for name in ("first.stl", "second.stl"):
+        for printed, name in enumerate(("first.stl", "second.stl"), start=1):
             _box(inbox / name, 20.0 if name == "first.stl" else 25.0)
             run = run_cli(tmp_path, argv)
             assert (run.returncode, run.stdout, run.stderr) == (0, "", "")
+            assert len(fleet_jobs(tmp_path)) == printed
             runs.append(run)
 
         for run in runs:
@@ -302,48 +304,30 @@ def _record_of(run: RunOutcome) -> set[str]:
 
 class TestARunThatDidNothing:
     """A run that prepared, sent, released, rejected and removed nothing new leaves no report
-    and no log; a run that did something keeps both (docs/running.md, "From cron")."""
+    and no log; a run that did something keeps both (docs/running.md, "From cron"). A file
+    rejected once is nothing new: after the bad run of ``TestQuiet``."""
 
-    def test_a_repeat_over_printed_models_leaves_nothing_and_a_new_model_is_recorded(
+    def test_a_repeat_leaves_nothing_says_so_keeps_a_log_asked_for_and_records_a_new_model(
         self, tmp_path: Path
     ) -> None:
         # Session 43: a cron line every 5 minutes over an inbox it does not empty wrote two
-        # reports and a log each time (~860 files a day) saying that nothing happened.
-        inbox, argv, first = _printed_once(tmp_path, "--quiet")
+        # reports and a log each time (~860 files a day) saying that nothing happened. One
+        # printed inbox serves every repeat below (each a run of its own, as cron's are): a
+        # first print is a pool and a simulator started, the repeats start none.
+        inbox, argv, first = _printed_once(tmp_path)
         after_first = _files(first.out)
         assert _record_of(first) <= after_first
 
-        repeat = run_cli(tmp_path, argv)
+        repeat = run_cli(tmp_path, [*argv, "--quiet"])
         assert (repeat.returncode, repeat.stdout, repeat.stderr) == (0, "", "")
         assert _files(repeat.out) == after_first
 
-        _box(inbox / "b.stl", 25.0)
-        new = run_cli(tmp_path, argv)
-        assert (new.returncode, new.stdout, new.stderr) == (0, "", "")
-        assert _record_of(new) <= _files(new.out) - after_first
-        assert [Path(f).name for b in new.builds() for f in b["source_files"]] == ["b.stl"]
-
-    def test_a_file_rejected_once_is_nothing_new_on_the_next_run(self, tmp_path: Path) -> None:
-        argv = _quiet_run_with_a_cad_file(tmp_path)
-        first = run_cli(tmp_path, argv)
-        assert first.returncode == 1 and "bracket.step" in first.stderr
-        after_first = _files(first.out)
-
-        second = run_cli(tmp_path, argv)
-        assert (second.returncode, second.stdout, second.stderr) == (0, "", "")
-        assert _files(second.out) == after_first
-
-    def test_a_log_file_asked_for_is_written_and_the_run_says_no_report_was_kept(
-        self, tmp_path: Path
-    ) -> None:
-        inbox, argv, first = _printed_once(tmp_path)
-        before = _files(first.out)
+        # A log file asked for is written, and the run says that no report was kept.
         asked = tmp_path / "looks.jsonl"
-
-        repeat = run_cli(tmp_path, [*argv, "--log-file", str(asked)])
-        assert repeat.returncode == 0, repeat.stderr[-3000:]
-        assert _files(repeat.out) == before
-        lines = repeat.stdout.splitlines()
+        looked = run_cli(tmp_path, [*argv, "--log-file", str(asked)])
+        assert looked.returncode == 0, looked.stderr[-3000:]
+        assert _files(looked.out) == after_first
+        lines = looked.stdout.splitlines()
         assert lines[-2:] == [f"nothing new: no report kept; log: {asked}",
                               "exit 0: nothing to run, 0 of 0 builds succeeded"]
         assert not any(line.startswith(("report: ", "output: ")) for line in lines)
@@ -352,9 +336,15 @@ class TestARunThatDidNothing:
             str(inbox / "a.stl")]
 
         own = run_cli(tmp_path, argv)  # its own log: none kept, and it says so
-        assert own.returncode == 0 and _files(own.out) == before
+        assert own.returncode == 0 and _files(own.out) == after_first
         assert own.stdout.splitlines()[-2] == (
             "nothing new: no report or log kept (a run that does nothing leaves nothing)")
+
+        _box(inbox / "b.stl", 25.0)
+        new = run_cli(tmp_path, [*argv, "--quiet"])
+        assert (new.returncode, new.stdout, new.stderr) == (0, "", "")
+        assert _record_of(new) <= _files(new.out) - after_first
+        assert [Path(f).name for b in new.builds() for f in b["source_files"]] == ["b.stl"]
 
 
 class TestAStoreThatForgot:

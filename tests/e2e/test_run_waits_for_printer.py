@@ -142,6 +142,10 @@ class TestRunWaitsForAPrinter:
         assert first.stdout.splitlines()[-1] == (
             "exit 0: 1 of 2 builds succeeded, 1 waiting for a free printer")
 
+        # The printer finishes its print: that the next run sends the waiting build from its
+        # saved .form is tested here, not how long it waits for the printer (the ~7 s print
+        # was slept through).
+        assert end_print(tmp_path / "fleet") == PRINTER
         _settings(tmp_path, scale=0.004, run_wait_s=60)
         second = run_cli(tmp_path, argv)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
