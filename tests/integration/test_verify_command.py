@@ -93,10 +93,24 @@ def _feed_polls(tmp_path: Path) -> int:
     log = tmp_path / "dashboard.jsonl"
     if not log.exists():
         return 0
-    events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()
-              if line.strip().endswith("}")]
+    # Whole lines only: the last, while the simulator writes it, has no newline yet (a part
+    # of a line can end in "}" too).
+    events = [json.loads(line) for line in log.read_text(encoding="utf-8").split("\n")[:-1]]
     return sum(1 for e in events if e.get("event") == "dashboard_exchange"
                and e.get("path", "").startswith("/developer/v1/prints/?date__gt="))
+
+
+def _polled_or_ended(tmp_path: Path, verify: subprocess.Popen[str]) -> bool:
+    """Whether the Dashboard simulator answered ``verify``'s first poll of the prints feed; a
+    verify that ended before it fails the test at once, with what it said (not after the
+    wait's whole timeout, with nothing of it)."""
+    if _feed_polls(tmp_path) >= 1:
+        return True
+    if verify.poll() is not None:
+        stdout, stderr = verify.communicate()
+        raise AssertionError(f"verify ended (exit {verify.returncode}) before its first poll "
+                             f"of the prints feed:\n{stdout}{stderr}")
+    return False
 
 
 def _print_now(fleet: Path, build: Build, *, print_time_s: float) -> None:
@@ -140,7 +154,7 @@ class TestVerifyWait:
             waiting = _verify_started(tmp_path, dash, "--wait")
             try:
                 # Every 0.1 s: the log is read whole each time, and the prints last 2 s.
-                wait_for(lambda: _feed_polls(tmp_path) >= 1, TIMEOUT_S, interval=0.1,
+                wait_for(lambda: _polled_or_ended(tmp_path, waiting), TIMEOUT_S, interval=0.1,
                          what="verify's first poll of the prints feed")
                 for build in (good, bad):
                     _print_now(tmp_path / "fleet", build, print_time_s=2.0)
