@@ -8,7 +8,6 @@ Linux-specific only in that the daemon is killed with SIGKILL.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
@@ -21,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from preform_pipeline.cli import run
 from preform_pipeline.hotfolder.testing import (
     fleet_jobs,
     tetra_stl_bytes,
@@ -31,6 +29,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.report import REPORT_FORMAT
 from preform_pipeline.store import Build, JobState, SqliteJobStore, extract_key
+from tests.command_line import InProcess
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 WAIT_S = 60.0
@@ -92,7 +91,7 @@ class TestApprovalAcrossRestarts:
     """The hold is in the store: a killed daemon neither loses it nor prints it."""
 
     def test_a_held_build_survives_sigkill_and_prints_once_after_approval(
-        self, tmp_path: Path, daemons: list[subprocess.Popen[bytes]]
+        self, tmp_path: Path, daemons: list[subprocess.Popen[bytes]], in_process: InProcess
     ) -> None:
         settings = _settings(tmp_path)
         store_path, inbox = tmp_path / "jobs.sqlite3", tmp_path / "inbox"
@@ -118,7 +117,7 @@ class TestApprovalAcrossRestarts:
             key = store.get_build(build_id).job_key
         # Approved in the test's process (the command's parse, dispatch and handler): the
         # daemon's restart is what this tests, not a second process start (~1 s of CPU).
-        _decide(tmp_path, "approve", key)
+        _decide(in_process, tmp_path, "approve", key)
         wait_for(lambda: len(fleet_jobs(tmp_path / "fleet")) >= 1, WAIT_S,
                  what="the approved build printed")
         wait_for(lambda: (inbox / "done" / "case.stl").is_file(), WAIT_S,
@@ -204,17 +203,19 @@ def _run_reports(root: Path) -> list[dict[str, Any]]:
     return found
 
 
-def _decide(root: Path, *args: str) -> None:
-    out, err = io.StringIO(), io.StringIO()
-    code = run(["jobs", *args, "--store", str(root / "jobs.sqlite3")], out, err)
-    assert code == 0, err.getvalue()
+def _decide(in_process: InProcess, root: Path, *args: str) -> None:
+    """``jobs ARGS --store`` the daemon's store, as typed in ``root``: in the test's process
+    (:class:`~tests.command_line.InProcess`, without the test's ``PREFORM_PIPELINE_*`` and
+    with the package's logging given back), the daemon being what is tested."""
+    done = in_process(root, "jobs", *args, "--store", str(root / "jobs.sqlite3"))
+    assert done.returncode == 0, done.stderr
 
 
 class TestTheConsoleFollowsAHeldBuild:
     """Held, then sent or rejected: a line each, and an event each."""
 
     def test_held_said_then_the_approved_one_sent_and_the_rejected_one_failed(
-        self, watching: Path
+        self, watching: Path, in_process: InProcess
     ) -> None:
         for number in (1, 2):
             staged = watching / f"case{number}.stl"
@@ -242,8 +243,9 @@ class TestTheConsoleFollowsAHeldBuild:
         assert {(r["tally"]["succeeded"], r["tally"]["waiting"]) for r in reports} == {(0, 0)}
         assert sum(r["counts"]["succeeded"] for r in reports) == 2
 
-        _decide(watching, "approve", first.job_key)
-        _decide(watching, "reject", second.job_key, "--reason", "crown 3 overlaps the raft")
+        _decide(in_process, watching, "approve", first.job_key)
+        _decide(in_process, watching, "reject", second.job_key, "--reason",
+                "crown 3 overlaps the raft")
         # As prompt as the dispatch loop's pass (0.2 s here), not the sweep's ten minutes.
         wait_for(lambda: "approved by" in _console(watching)
                  and "rejected by" in _console(watching), DECIDED_S, what="both decisions said")

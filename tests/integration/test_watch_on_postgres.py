@@ -10,6 +10,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import psycopg
 import pytest
 
@@ -19,6 +20,7 @@ from preform_pipeline.hotfolder.testing import (
     write_hotfolder_settings,
     write_recipe,
 )
+from preform_pipeline.servers.process import SIMULATOR_MODULE
 from preform_pipeline.store import Build, Job, JobState
 from preform_pipeline.store.content import content_hash
 from preform_pipeline.store.leases import NodeInfo
@@ -142,9 +144,9 @@ def farm(shared: str, tmp_path: Path) -> Iterator[DaemonFarm]:
     """One real daemon (``node-1``) on the shared store, started by the test. Its requests may
     take 15 s: a bound below ``auto_support``'s time (2 s was, at time scale 1, where it takes
     ~4.5 s) timed each first try out and restarted the server, ~4 s of every lost-lease test
-    spent on a hang it does not test. Time scale 0.5: a build's steps after its first still
-    take ~2.8 s, against the ~1 s (a lease's third) the node takes to find its lease lost; at
-    1.0 the lost-lease test spent ~7 s preparing its file a second time at full length."""
+    spent on a hang it does not test. Time scale 0.5: at 1.0 the lost-lease test spent ~7 s
+    preparing its file a second time at full length (that test freezes the build's server
+    until the node has found its lease lost: no step's length is raced)."""
     made = DaemonFarm(tmp_path, shared, FarmTiming(lease_s=3.0, request_timeout_s=15.0,
                                                    time_scale=0.5, per_build=1, window_s=1.0))
     try:
@@ -231,6 +233,12 @@ class TestAChangedSharedFile:
         assert printed_models(farm) == {filler: 1}  # nothing of the case
 
 
+def _servers_of(farm: DaemonFarm, node: str) -> list[psutil.Process]:
+    """The simulated servers of ``node``'s pool (its daemon's simulator children)."""
+    return [child for child in psutil.Process(farm.procs[node].pid).children(recursive=True)
+            if SIMULATOR_MODULE in child.cmdline()]
+
+
 class TestALostLease:
     """A node that finds a build's lease lost stops it before its next server request."""
 
@@ -239,6 +247,8 @@ class TestALostLease:
     ) -> None:
         write_recipe(farm.root, per_build=1,
                      extra_steps=["auto_orient", "auto_support", "save_form"])
+        # A request waits out the server's freeze below: no timeout (and restart) meanwhile.
+        farm.timing.request_timeout_s = TIMEOUT_S
         farm.start("node-1")
         (name,) = farm.drop(1)
         found: list[Build] = []
@@ -250,9 +260,23 @@ class TestALostLease:
                                         for e in farm.events("step_started"))
         wait_until("a build preparing on node-1", preparing, TIMEOUT_S)
         build = found[0]
-        with psycopg.connect(shared, password=PG_PASSWORD, autocommit=True) as conn:
-            conn.execute("UPDATE builds SET lease_until = now() - interval '1 second' "
-                         "WHERE id = %s", (build.id,))
+        # Its server frozen mid-build until the node has found the lease lost: the step in
+        # flight waits, so a step of the build is still to come however slowly this machine
+        # lets the node's renewal run (unfrozen, the build's last steps raced it: ~2.8 s at
+        # time scale 0.5 against the test's poll, its UPDATE and a renewal pass under load).
+        (server,) = _servers_of(farm, "node-1")
+        server.suspend()
+        try:
+            assert not [e for e in farm.events("step_started") if e.get("build")
+                        == build.job_key and e.get("step") == "print"], "caught too late"
+            with psycopg.connect(shared, password=PG_PASSWORD, autocommit=True) as conn:
+                conn.execute("UPDATE builds SET lease_until = now() - interval '1 second' "
+                             "WHERE id = %s", (build.id,))
+            wait_until("node-1 found its lease lost", lambda: any(
+                e.get("build_id") == build.id for e in farm.events("node_lost_build")),
+                TIMEOUT_S)
+        finally:
+            server.resume()
         wait_until("the build stopped", lambda: any(
             e.get("build") == build.job_key for e in farm.events("build_stopped")), TIMEOUT_S)
         wait_until(f"{name} settled", lambda: farm.settled()[name] == 1, TIMEOUT_S)
