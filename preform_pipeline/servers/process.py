@@ -66,7 +66,8 @@ SIMULATOR_MODULE: Final = "preform_pipeline.simulator"
 DEFAULT_OUTPUT_TAIL_LINES: Final = 40
 #: Longer lines are cut: a tail is for reading, not for replaying a binary dump.
 MAX_LINE_CHARS: Final = 2000
-#: After an early exit, how long to let the readers drain the pipes so the tail is complete.
+#: After a stop, how long to let the readers drain the pipes so the tail is complete; after
+#: an exit during start-up, the least (the rest of the start's deadline is given).
 DRAIN_TIMEOUT_S: Final = 1.0
 # Exit of processes we did not start cannot be waited on portably, so stopping polls.
 _POLL_INTERVAL_S: Final = 0.02
@@ -280,7 +281,11 @@ class ServerProcess:
                         + " ".join(self.command),
                     )
                 self._cond.wait(min(remaining, _READY_POLL_INTERVAL_S))
-        self._drain()
+        # Its last words decide what the exit was (a refusal for good is not retried), and
+        # the readers may not have run yet on a loaded machine: they end at the pipes' end,
+        # at once unless a descendant still holds them, so they get what is left of the
+        # start's own deadline (at least DRAIN_TIMEOUT_S), not a second.
+        self._drain(max(DRAIN_TIMEOUT_S, deadline - time.monotonic()))
         if self.port_in_use:
             raise self._port_error()
         with self._cond:
@@ -305,8 +310,8 @@ class ServerProcess:
             output_tail=self._tail_text(),
         )
 
-    def _drain(self) -> None:
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    def _drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
         for reader in self._readers:
             reader.join(max(0.0, deadline - time.monotonic()))
 

@@ -8,16 +8,26 @@ from __future__ import annotations
 
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
 from structlog.testing import capture_logs
 
-from preform_pipeline.errors import PortInUseError, ServerProcessError, ServerStartTimeoutError
+from preform_pipeline.errors import (
+    REFUSAL_PREFIX,
+    PortInUseError,
+    ServerProcessError,
+    ServerRefusedError,
+    ServerStartTimeoutError,
+)
+from preform_pipeline.servers import process as process_module
 from preform_pipeline.servers.health import check_health
 from preform_pipeline.servers.ports import PortAllocator
 from preform_pipeline.servers.process import (
+    DRAIN_TIMEOUT_S,
     ServerProcess,
     process_tree_alive,
     server_command,
@@ -117,6 +127,35 @@ class TestStart:
         assert "fatal: stand-in told to fail at start" in error.output_tail
         failed = [e for e in logs if e["event"] == "server_start_failed"]
         assert failed and "fatal: stand-in" in failed[0]["output_tail"]
+
+    def test_a_refusal_read_late_is_still_a_refusal(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review rv46-flakes: the refusal is read by the output's reader thread; once the exit
+        # was seen, start-up gave that thread 1 s (DRAIN_TIMEOUT_S) and then decided. On a
+        # loaded machine the thread can run later than that: the refusal was lost, said as
+        # "exited during start-up", and the pool restarted a server that refused for good
+        # (test_pool_refused_for_good.py: one attempt, the file to failed/ at once).
+        script = tmp_path / "refuses.py"
+        script.write_text(f"import sys\nprint({REFUSAL_PREFIX + 'fleet folder in use'!r}, "
+                          "flush=True)\nsys.exit(1)\n", encoding="utf-8")
+        real = process_module._log
+
+        class LateReader:
+            """The reader thread, scheduled late for the refusal line (the race forced)."""
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def debug(self, event: str, **fields: Any) -> Any:
+                if str(fields.get("line", "")).startswith(REFUSAL_PREFIX):
+                    time.sleep(DRAIN_TIMEOUT_S + 1.0)
+                return real.debug(event, **fields)
+
+        monkeypatch.setattr(process_module, "_log", LateReader())
+        with pytest.raises(ServerRefusedError) as caught:
+            _start(script)
+        assert str(caught.value) == "server-1 refused to start: fleet folder in use"
 
     def test_a_taken_port_raises_port_in_use(self, standin: Path, held_port: int) -> None:
         with pytest.raises(PortInUseError) as caught:
