@@ -43,9 +43,12 @@ batching:
 """
 
 
-def _settings(folder: Path, *, scale: float, run_wait_s: float) -> Path:
+def _settings(
+    folder: Path, *, scale: float, run_wait_s: float, file_log_level: str | None = None
+) -> Path:
     path = folder / "settings.json"
     path.write_text(json.dumps({
+        **({"logging": {"level": file_log_level}} if file_log_level else {}),
         "servers": {"count": 2, "base_port": 0, "startup_timeout_s": 30, "stop_timeout_s": 2,
                     "health_interval_s": 0, "recycle_after_builds": 0,
                     "extra_args": ["--fleet-dir", str(folder / "fleet")]},
@@ -57,6 +60,38 @@ def _settings(folder: Path, *, scale: float, run_wait_s: float) -> Path:
         "dispatch": {"run_wait_s": run_wait_s, "poll_interval_s": 0.2},
     }), encoding="utf-8")
     return path
+
+
+def _run_ending_the_print_once_it_reads_printers(
+    folder: Path, argv: list[str]
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, object]]]:
+    """``argv`` run with a log file; the printer's print ended (:func:`end_print`) once the
+    run's first read of the printers (``GET /devices/``, its pass over the builds earlier
+    runs left waiting) is in that log. The finished run, and its log's events."""
+    asked = folder / "ends-the-print.jsonl"
+
+    def events() -> list[dict[str, object]]:
+        text = asked.read_text(encoding="utf-8") if asked.is_file() else ""
+        return [json.loads(line) for line in text.splitlines() if line.endswith("}")]
+
+    out, err = folder / "ends-the-print.out", folder / "ends-the-print.err"
+    with out.open("w", encoding="utf-8") as stdout, err.open("w", encoding="utf-8") as stderr:
+        process = subprocess.Popen([*argv, "--log-file", str(asked)], stdout=stdout,
+                                   stderr=stderr, env=environment(), cwd=folder)
+        try:
+            wait_for(lambda: process.poll() is not None
+                     or any(e.get("path") == "/devices/" for e in events()),
+                     WAIT_S, what="the run's first read of the printers")
+            assert end_print(folder / "fleet") == PRINTER
+            process.wait(timeout=WAIT_S)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    done = subprocess.CompletedProcess(argv, process.returncode,
+                                       out.read_text(encoding="utf-8"),
+                                       err.read_text(encoding="utf-8"))
+    return done, events()
 
 
 def _models(folder: Path) -> Path:
@@ -119,7 +154,8 @@ class TestRunWaitsForAPrinter:
         recipe = write_recipe(tmp_path, STEPS)
         store_path = tmp_path / "jobs.db"
         inbox = _models(tmp_path)
-        settings = _settings(tmp_path, scale=0.004, run_wait_s=0.5)  # a print takes ~7 s
+        # A print takes ~70 s: the printer is busy still when the next run's pass begins.
+        settings = _settings(tmp_path, scale=0.04, run_wait_s=0.5)
         argv = command(tmp_path, recipe, [inbox], "--settings", str(settings),
                        "--store", str(store_path))
         first = run_cli(tmp_path, argv)
@@ -142,15 +178,18 @@ class TestRunWaitsForAPrinter:
         assert first.stdout.splitlines()[-1] == (
             "exit 0: 1 of 2 builds succeeded, 1 waiting for a free printer")
 
-        # The printer finishes its print: that the next run sends the waiting build from its
-        # saved .form is tested here, not how long it waits for the printer (the ~7 s print
-        # was slept through).
-        assert end_print(tmp_path / "fleet") == PRINTER
-        _settings(tmp_path, scale=0.004, run_wait_s=60)
-        second = run_cli(tmp_path, argv)
+        # The next run's pass finds the printer busy and waits (within its bound) for it:
+        # the print is ended once the pass's first read of the printers is in its log (the
+        # api_request debug events), not slept through; the pass then sends the build from
+        # its saved .form. A pass that did not wait would leave it waiting (review rv46).
+        _settings(tmp_path, scale=0.04, run_wait_s=60, file_log_level="DEBUG")
+        second, log = _run_ending_the_print_once_it_reads_printers(tmp_path, argv)
         assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
         assert f"waiting since an earlier run: {waiting.job_key}" in second.stdout
         assert f"sent {waiting.job_key} to {PRINTER} from its saved .form" in second.stdout
+        reads = [e["event"] for e in log if e["event"] == "dispatching"
+                 or e.get("path") == "/devices/"]
+        assert reads.index("dispatching") >= 2, reads  # busy at the first read: it waited
         # Both models were taken by the first run: said once, with both counted (whether
         # each reads as printed or still in flight depends on when its print is sent).
         assert "skipped 2 of 2 models (" in second.stdout
