@@ -78,6 +78,7 @@ def _lines(home: Path) -> list[list[str]]:
     return [
         ["validate", str(RECIPES / "engineering-grey-form4.yaml")],
         ["jobs", "--store", str(home / "jobs.sqlite3")],
+        ["verify", "--store", str(home / "jobs.sqlite3")],
         _missing("run", home),
         _missing("watch", home),
         ["--version"], ["--help"], ["no-such-command"],
@@ -170,6 +171,21 @@ class TestCommandStarts:
                     "preform_pipeline.catalogue"} & modules
         assert not set(_other_commands("jobs")) & modules
 
+    def test_verify_on_the_defaults_imports_neither_the_planner_nor_jsonschema(
+        self, home: Path, answers: Answers
+    ) -> None:
+        """``verify`` (a cron line) paid ~60 modules of numpy for the planner, whose build
+        plans it names in annotations alone, and ~60 of jsonschema to check settings no file
+        or variable gave (session 46)."""
+        status, modules = imported_by(["verify", "--store", str(home / "jobs.sqlite3")],
+                                      answers)
+        assert status == 0  # no pending prints: nothing to verify
+        # The tracking of prints and the settings' checker were imported: the path was taken.
+        assert {"preform_pipeline.verify.tracking", "preform_pipeline.settings.schema"} <= modules
+        assert not {"numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh",
+                    "jsonschema", "referencing"} & modules
+        assert not set(_other_commands("verify")) & modules
+
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
         self, home: Path, answers: Answers
     ) -> None:
@@ -259,6 +275,23 @@ class TestTheIntakePath:
             [sys.executable, "-c", "import sys, preform_pipeline.hotfolder.intake; "
              "print(sorted({'numpy', 'preform_pipeline.geometry.stl', "
              "'preform_pipeline.geometry.threemf'} & set(sys.modules)))"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "[]"
+
+
+class TestTheConsolePath:
+    """The commands' console (progress, summaries, plan warnings) names plans, builds and
+    meshes in annotations alone: importing it imports neither the planner nor numpy, which
+    ``verify`` paid through the print tracking's build plans, and ``watch`` through the console
+    (session 46)."""
+
+    def test_the_console_imports_no_planner_or_numpy(self) -> None:
+        done = subprocess.run(
+            [sys.executable, "-c", "import sys, preform_pipeline.commands._console; "
+             "print(sorted({'numpy', 'preform_pipeline.plan.builds', "
+             "'preform_pipeline.geometry.mesh'} & set(sys.modules)))"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
         )
         assert done.returncode == 0, done.stderr
