@@ -269,19 +269,25 @@ class TestHelpAndVersion:
         assert not HEAVY_FOR_HELP & modules
 
 
+def brought_by(module: str, names: set[str]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has imported once it imported ``module``."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import json, sys, {module}; "
+         f"print(json.dumps(sorted(set({sorted(names)!r}) & set(sys.modules))))"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr
+    brought: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return brought
+
+
 class TestTheIntakePath:
     """The hot folder's intake judges whether a file is whole from its bytes: importing it
     (``jobs`` does, for the outcome folders) imports neither numpy nor a model reader."""
 
     def test_the_intake_imports_no_numpy(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys, preform_pipeline.hotfolder.intake; "
-             "print(sorted({'numpy', 'preform_pipeline.geometry.stl', "
-             "'preform_pipeline.geometry.threemf'} & set(sys.modules)))"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "[]"
+        assert brought_by("preform_pipeline.hotfolder.intake", {
+            "numpy", "preform_pipeline.geometry.stl", "preform_pipeline.geometry.threemf"}) == []
 
 
 class TestTheConsolePath:
@@ -291,14 +297,8 @@ class TestTheConsolePath:
     (session 46)."""
 
     def test_the_console_imports_no_planner_or_numpy(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys, preform_pipeline.commands._console; "
-             "print(sorted({'numpy', 'preform_pipeline.plan.builds', "
-             "'preform_pipeline.geometry.mesh'} & set(sys.modules)))"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "[]"
+        assert brought_by("preform_pipeline.commands._console", {
+            "numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh"}) == []
 
 
 def _importtime_modules(stderr_lines: list[str]) -> set[str]:
@@ -320,13 +320,8 @@ class TestSimulatorStart:
     the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
 
     def test_the_device_list_imports_no_http_client(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys, preform_pipeline.simulator.devices; "
-             "print(sorted({'httpx', 'preform_pipeline.cloud.auth'} & set(sys.modules)))"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "[]"
+        assert brought_by("preform_pipeline.simulator.devices",
+                          {"httpx", "preform_pipeline.cloud.auth"}) == []
 
     def test_a_start_to_ready_imports_neither_pillow_nor_yaml(
         self, started_simulator: set[str]
