@@ -100,6 +100,9 @@ def _cases(home: Path) -> dict[str, Callable[[], Start]]:
     return {
         "--version": _command(["--version"], env),
         "jobs (empty store)": _command(["jobs", "--store", store], env),
+        "verify (empty store)": _command(["verify", "--store", store], env),
+        "watch --once (empty inbox)": _command(["watch", "--once", str(_watch_settings(home))],
+                                               env),
         "validate (sample recipe)": _command(["validate", str(RECIPE)], env),
         "run --help": _command(["run", "--help"], env),
         "simulator to READY": _until_ready(
@@ -107,6 +110,18 @@ def _cases(home: Path) -> dict[str, Callable[[], Start]]:
         "Dashboard simulator to READY": _until_ready(
             "preform_pipeline.simulator.cloud", ["--port", "0", "--fleet-dir", fleet], env),
     }
+
+
+def _watch_settings(home: Path) -> Path:
+    """Settings of one empty inbox: a cron ``watch --once`` that finds nothing to do."""
+    (home / "inbox").mkdir(exist_ok=True)
+    settings = home / "watch.yaml"
+    settings.write_text(json.dumps({  # JSON is YAML
+        "store": {"path": str(home / "watch.sqlite3")},
+        "hotfolders": {"output_root": str(home / "output"),
+                       "inboxes": [{"path": str(home / "inbox"), "recipe": str(RECIPE)}]},
+    }), encoding="utf-8")
+    return settings
 
 
 def _measure(start: Callable[[], Start], repeats: int) -> dict[str, float]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Final, TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
 from rich.console import Console, Group, RenderableType
 from rich.padding import Padding
@@ -37,11 +37,14 @@ from preform_pipeline.commands._common import (
 from preform_pipeline.executor.progress import counted_rejections, run_line
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.logging import hide_secrets
-from preform_pipeline.plan.builds import Plan
 from preform_pipeline.plan.warnings import MAX_NAMES_PER_WARNING, WarningGroup, plan_warnings
 from preform_pipeline.servers.pool import ServerPool, ServerState, ServerStatus
 from preform_pipeline.verify.tracking import verification_failed, verification_lines
 from preform_pipeline.wording import counted, visible
+
+if TYPE_CHECKING:
+    # For annotations only: the planner brings numpy (see ``executor.progress``).
+    from preform_pipeline.plan.builds import Plan
 
 __all__ = [
     "EXIT_FAILURE",

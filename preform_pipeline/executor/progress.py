@@ -19,11 +19,15 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
-from preform_pipeline.plan.builds import BuildPlan, Rejection
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.wording import counted, millimetres, noun, visible, visible_lines
 
 if TYPE_CHECKING:
     from rich.console import Console
+
+    # For annotations only: the planner brings numpy, which a watch with nothing to do, or
+    # any line that only prints progress, never needs.
+    from preform_pipeline.plan.builds import BuildPlan
 
 __all__ = [
     "BudgetStatus",

@@ -29,7 +29,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
-from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.store.model import JobState
 
 __all__ = [

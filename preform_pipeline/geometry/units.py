@@ -19,10 +19,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from ..wording import millimetres
-from .mesh import Mesh
+
+if TYPE_CHECKING:
+    # For annotations only: a mesh is numpy's, and the units' settings are read (plan
+    # warnings, every command's console) where no model is.
+    from .mesh import Mesh
 
 __all__ = [
     "DEFAULT_INCH_DETECTION_MAX_EXTENT",

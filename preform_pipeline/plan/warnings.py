@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.geometry.units import UNITS_SETTINGS
-from preform_pipeline.plan.builds import ModelInfo, Plan
 from preform_pipeline.wording import visible
+
+if TYPE_CHECKING:
+    # For annotations only: the planner brings numpy (see ``executor.progress``).
+    from preform_pipeline.plan.builds import ModelInfo, Plan
 
 __all__ = ["MAX_NAMES_PER_WARNING", "WarningGroup", "plan_warnings"]
 

@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
@@ -60,7 +60,6 @@ from preform_pipeline.executor.hooks import PRINT_HELD, PRINT_WAITING, VERIFY_PE
 from preform_pipeline.executor.state import BuildOutcome, RunResult
 from preform_pipeline.liveness import ProcessIdentity
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan
 from preform_pipeline.printing import Evidence, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.printing.approval import hold_for_approval
 from preform_pipeline.printing.target import PrintTarget
@@ -95,6 +94,10 @@ from preform_pipeline.verify.targets import (
     is_auto_target,
 )
 from preform_pipeline.verify.targets import select_printer as _select
+
+if TYPE_CHECKING:
+    # For annotations only: the planner brings numpy (see ``executor.progress``).
+    from preform_pipeline.plan.builds import BuildPlan
 
 __all__ = [
     "PRINTER_CLAIM_LEASE_S",

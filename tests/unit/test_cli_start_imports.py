@@ -78,6 +78,7 @@ def _lines(home: Path) -> list[list[str]]:
     return [
         ["validate", str(RECIPES / "engineering-grey-form4.yaml")],
         ["jobs", "--store", str(home / "jobs.sqlite3")],
+        ["verify", "--store", str(home / "jobs.sqlite3")],
         _missing("run", home),
         _missing("watch", home),
         ["--version"], ["--help"], ["no-such-command"],
@@ -168,7 +169,25 @@ class TestCommandStarts:
         # settings error's line and column) took its report from there (session 45).
         assert not {"preform_pipeline.recipes.validate", "preform_pipeline.recipes.schema",
                     "preform_pipeline.catalogue"} & modules
+        # Nor jsonschema and its referencing stack: the settings package imported them at
+        # its top for a schema check this line never runs (session 46).
+        assert not {"jsonschema", "referencing"} & modules
         assert not set(_other_commands("jobs")) & modules
+
+    def test_verify_on_the_defaults_imports_neither_the_planner_nor_jsonschema(
+        self, home: Path, answers: Answers
+    ) -> None:
+        """``verify`` (a cron line) paid ~60 modules of numpy for the planner, whose build
+        plans it names in annotations alone, and ~60 of jsonschema to check settings no file
+        or variable gave (session 46)."""
+        status, modules = imported_by(["verify", "--store", str(home / "jobs.sqlite3")],
+                                      answers)
+        assert status == 0  # no pending prints: nothing to verify
+        # The tracking of prints and the settings' checker were imported: the path was taken.
+        assert {"preform_pipeline.verify.tracking", "preform_pipeline.settings.schema"} <= modules
+        assert not {"numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh",
+                    "jsonschema", "referencing"} & modules
+        assert not set(_other_commands("verify")) & modules
 
     def test_watch_starts_without_the_dashboard_unless_asked_to_serve(
         self, home: Path, answers: Answers
@@ -250,19 +269,36 @@ class TestHelpAndVersion:
         assert not HEAVY_FOR_HELP & modules
 
 
+def brought_by(module: str, names: set[str]) -> list[str]:
+    """Which of ``names`` a fresh interpreter has imported once it imported ``module``."""
+    done = subprocess.run(
+        [sys.executable, "-c", f"import json, sys, {module}; "
+         f"print(json.dumps(sorted(set({sorted(names)!r}) & set(sys.modules))))"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
+    )
+    assert done.returncode == 0, done.stderr
+    brought: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return brought
+
+
 class TestTheIntakePath:
     """The hot folder's intake judges whether a file is whole from its bytes: importing it
     (``jobs`` does, for the outcome folders) imports neither numpy nor a model reader."""
 
     def test_the_intake_imports_no_numpy(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys, preform_pipeline.hotfolder.intake; "
-             "print(sorted({'numpy', 'preform_pipeline.geometry.stl', "
-             "'preform_pipeline.geometry.threemf'} & set(sys.modules)))"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "[]"
+        assert brought_by("preform_pipeline.hotfolder.intake", {
+            "numpy", "preform_pipeline.geometry.stl", "preform_pipeline.geometry.threemf"}) == []
+
+
+class TestTheConsolePath:
+    """The commands' console (progress, summaries, plan warnings) names plans, builds and
+    meshes in annotations alone: importing it imports neither the planner nor numpy, which
+    ``verify`` paid through the print tracking's build plans, and ``watch`` through the console
+    (session 46)."""
+
+    def test_the_console_imports_no_planner_or_numpy(self) -> None:
+        assert brought_by("preform_pipeline.commands._console", {
+            "numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh"}) == []
 
 
 def _importtime_modules(stderr_lines: list[str]) -> set[str]:
@@ -284,13 +320,8 @@ class TestSimulatorStart:
     the Web API client: the fleet's outcomes use one cloud model, not httpx and OAuth."""
 
     def test_the_device_list_imports_no_http_client(self) -> None:
-        done = subprocess.run(
-            [sys.executable, "-c", "import sys, preform_pipeline.simulator.devices; "
-             "print(sorted({'httpx', 'preform_pipeline.cloud.auth'} & set(sys.modules)))"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S,
-        )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.strip() == "[]"
+        assert brought_by("preform_pipeline.simulator.devices",
+                          {"httpx", "preform_pipeline.cloud.auth"}) == []
 
     def test_a_start_to_ready_imports_neither_pillow_nor_yaml(
         self, started_simulator: set[str]

@@ -81,6 +81,11 @@ class TestDefaults:
         settings = load_settings(_write(tmp_path, "# nothing yet\n"), env={})
         assert settings.servers == ServerSettings()
 
+    def test_the_defaults_skip_no_check_the_schema_would_make(self) -> None:
+        """Nothing configured is not checked against the schema (so jsonschema is not
+        imported): sound only while the schema accepts an empty object."""
+        assert jsonschema.Draft202012Validator(settings_schema()).is_valid({})
+
     def test_settings_are_frozen(self) -> None:
         with pytest.raises(dataclasses.FrozenInstanceError):
             Settings().servers.count = 5  # type: ignore[misc]
