@@ -60,15 +60,12 @@ class TestTheCommandLine:
 
 @pytest.mark.skipif(os.name != "posix", reason="stopped with SIGINT, as a pool stops it")
 class TestASimulator:
-    """A simulator (of PreFormServer, of the Dashboard) stopped by its owner freezes its
-    objects before it ends."""
+    """A simulator stopped by its pool freezes its objects before it ends."""
 
-    @pytest.mark.parametrize("module", ["preform_pipeline.simulator.cli",
-                                        "preform_pipeline.simulator.cloud.cli"],
-                             ids=["preformserver", "dashboard"])
-    def test_it_stops_with_status_0_and_its_objects_frozen(self, module: str) -> None:
+    def test_it_stops_with_status_0_and_its_objects_frozen(self) -> None:
         process = subprocess.Popen(
-            _probe(module, "simulator", "--port", "0", "--log-level=WARNING"),
+            _probe("preform_pipeline.simulator.cli", "preform-simulator", "--port", "0",
+                   "--log-level=WARNING"),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8")
         # Bounds the read of its start-up lines: a simulator that never says it is ready
         # is killed, and the read below ends.

@@ -35,7 +35,6 @@ from typing import Final, NoReturn, TextIO
 
 from preform_pipeline import __version__
 from preform_pipeline.errors import ConfigError
-from preform_pipeline.interrupts import freeze_for_exit
 from preform_pipeline.logging import get_logger
 from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.simulator.fleet import default_fleet_dir
@@ -321,6 +320,4 @@ def _serve(
 
 
 def main() -> NoReturn:
-    status = run(sys.argv[1:], sys.stdout, sys.stderr)
-    freeze_for_exit()  # its owner (a test, a rehearsal) waits for this process to end
-    sys.exit(status)
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
