@@ -31,7 +31,7 @@ from preform_pipeline.commands.exits import (
 )
 from preform_pipeline.crash import crash_dir, shorten, write_crash_report, write_full_message
 from preform_pipeline.errors import ConfigError, PipelineError
-from preform_pipeline.interrupts import EARLY_STOP, freeze_for_exit
+from preform_pipeline.interrupts import EARLY_STOP
 from preform_pipeline.logging import configure_logging, get_logger
 from preform_pipeline.secretargs import command_letters, refuse_secret_option
 from preform_pipeline.wording import quoted, visible_lines
@@ -286,7 +286,6 @@ def main() -> None:
         with contextlib.suppress(OSError, ValueError):
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
-    freeze_for_exit()
     sys.exit(status)
 
 if __name__ == "__main__":

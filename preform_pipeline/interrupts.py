@@ -6,15 +6,10 @@ cancelling its builds, stopping its servers and reporting. SIGTERM (what systemd
 summary, and servers left to the orphan reaper. :func:`sigterm_as_interrupt` raises the same
 :class:`KeyboardInterrupt` for SIGTERM and remembers that it came, so the command can exit
 with 143 (128 + 15) instead of 130.
-
-The other end of a program's life is here too: :func:`freeze_for_exit`, called by a program's
-``main`` once its work is done, spares the interpreter's last collections the objects alive
-then.
 """
 
 from __future__ import annotations
 
-import gc
 import signal
 import threading
 from collections.abc import Callable, Iterator
@@ -26,7 +21,6 @@ __all__ = [
     "EARLY_STOP",
     "EarlyStop",
     "Termination",
-    "freeze_for_exit",
     "outside_the_handler",
     "sigterm_as_interrupt",
     "stop_on_signals",
@@ -162,17 +156,3 @@ class EarlyStop:
 
 #: The one early stop of this program (see :class:`EarlyStop`).
 EARLY_STOP: Final = EarlyStop()
-
-
-def freeze_for_exit() -> None:
-    """Move every object alive now out of the collector's reach, as a program's last step
-    before it exits (its ``main``, once the command's status is known).
-
-    At its end the interpreter runs full collections as it frees the program's modules, each
-    walking every object still alive: 0.1 to 0.2 s of CPU for a ``run`` (its imports alone
-    are most of the objects), and a server's pool waits for its server's at each stop.
-    Frozen, they are freed as their modules go, without those walks. An object a cycle keeps
-    unreachable is then not finalized at exit, which Python never promised (its files are
-    closed by ``with`` and its logs by logging's own exit handler, which still runs).
-    """
-    gc.freeze()

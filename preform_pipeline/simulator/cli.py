@@ -33,7 +33,6 @@ import psutil
 
 from preform_pipeline import __version__
 from preform_pipeline.errors import REFUSAL_PREFIX, write_hint
-from preform_pipeline.interrupts import freeze_for_exit
 from preform_pipeline.logging import get_logger
 from preform_pipeline.secretargs import refuse_secret_option
 from preform_pipeline.simulator.drives import mount_drives
@@ -483,6 +482,4 @@ def _serve_in(
 
 
 def main() -> NoReturn:
-    status = run(sys.argv[1:], sys.stdout, sys.stderr)
-    freeze_for_exit()  # a pool waits for this process to end at every stop
-    sys.exit(status)
+    sys.exit(run(sys.argv[1:], sys.stdout, sys.stderr))
