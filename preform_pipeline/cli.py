@@ -227,7 +227,7 @@ def _print_safely(text: str, stream: TextIO) -> None:
 
 
 def _crash_folder(stderr: TextIO) -> Path:
-    # Imported here: the settings (and jsonschema) are no part of a start that fails before
+    # Imported here: the settings (and PyYAML) are no part of a start that fails before
     # any command read them, nor of --help and --version.
     from preform_pipeline.settings import default_store_path
 

@@ -43,7 +43,8 @@ def validate_settings(raw: dict[str, Any], source_of: SourceOf) -> None:
     if not raw:
         # No file and no variable: nothing to check (the schema requires no key), and the
         # check's jsonschema and its referencing stack (~60 ms of CPU) are not imported by
-        # the many command lines that run on the defaults (``verify``, ``jobs``, ``run``).
+        # the command lines that run on the defaults (``verify``, ``jobs``; ``run`` imports
+        # jsonschema all the same, for its recipe).
         return
     import jsonschema  # here, not at the top: see above
 

@@ -119,7 +119,7 @@ __all__ = [
 
 #: Where each name lives: imported on first use (lazyexports.py), so that reading the states
 #: (``jobs --help``) or a store's URL (``--store``) does not import the SQLite store, and with
-#: it the settings and jsonschema.
+#: it the settings and PyYAML.
 _HOMES: Final = {
     "preform_pipeline.store.content": (
         "content_hash",
