@@ -305,8 +305,9 @@ class PreFormClient:
         """A request timeout that also ends at ``deadline`` (may be <= 0: nothing is sent)."""
         return min(timeout, deadline - self._clock())
 
-    def _info(self, method: str, path: str, operation: str) -> RequestInfo:
-        return RequestInfo(method=method, url=self.base_url + path, operation=operation)
+    def _info(self, method: str, path: str, operation: str, waited_for: str = "") -> RequestInfo:
+        return RequestInfo(method=method, url=self.base_url + path, operation=operation,
+                           waited_for=waited_for)
 
     def _parse(self, parser: Callable[[Any], _T], data: Any, response: ApiResponse) -> _T:
         try:
@@ -1191,14 +1192,14 @@ class PreFormClient:
         if tally is None:
             tally = WaitTally(f"operation {operation_id}")
         named = tally.of
-        path = f"/operations/{_seg(operation_id)}/"
         return wait_for_operation(
             partial(self._fetch_operation, waited_for=named, tally=tally),
             operation_id,
             deadline=self._deadline(deadline),
             clock=self._clock,
             sleep=self._sleep,
-            request=RequestInfo("GET", self.base_url + path, "getOperation", waited_for=named),
+            request=self._info("GET", f"/operations/{_seg(operation_id)}/", "getOperation",
+                               waited_for=named),
             request_timeout=seconds,
             policy=self._poll_policy,
             progress=progress,
