@@ -8,7 +8,11 @@ depend on the machine's load). Each case starts a fresh interpreter:
 
 - a command line runs to its end; its CPU is the child's own (user + system, ``wait4``);
 - a simulator runs until it prints ``READY FOR INPUT``; its CPU is read then (psutil),
-  before it is stopped, so the stop is not counted.
+  before it is stopped, so the stop is not counted;
+- a simulator's first model import (``.. first model import``): READY, a scene, then one
+  model imported, timed from the start; what a start leaves for later is paid there;
+- ``watch --once`` with one file: a fresh inbox, store and output folder each start, the
+  file prepared on the simulator (the daemon's own CPU and its simulator's, ``wait4``).
 
 Writes ``bench/results/startup_<label>.json`` and ``.md`` with the machine's load average
 beside the figures: on a shared machine the wall time says more about the neighbours than
@@ -41,8 +45,12 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RECIPE = ROOT / "recipes" / "engineering-grey-form4.yaml"
 READY_LINE = "READY FOR INPUT"
-DEFAULT_REPEATS = 10
+MODEL = ROOT / "sample_models" / "parts" / "l_bracket.stl"
+DEFAULT_REPEATS = 7
 START_TIMEOUT_S = 60.0
+#: The arguments the server pool starts a simulator with (``servers/process.py``), the port
+#: its own; a user's start (docs/simulator.md) names a port and nothing else.
+POOL_ARGS = ("--port", "0", "--scene-cache-size", "100")
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,9 @@ def _command(argv: Sequence[str], env: dict[str, str]) -> Callable[[], Start]:
     return start
 
 
-def _until_ready(module: str, argv: Sequence[str], env: dict[str, str]) -> Callable[[], Start]:
+def _until_ready(module: str, argv: Sequence[str], env: dict[str, str],
+                 then: Callable[[int], None] | None = None) -> Callable[[], Start]:
+    """Starts ``module`` and waits for READY FOR INPUT, then for ``then(port)`` if given."""
     def start() -> Start:
         began = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", module, *argv], env=env, text=True,
@@ -79,6 +89,8 @@ def _until_ready(module: str, argv: Sequence[str], env: dict[str, str]) -> Calla
                     break
             else:
                 raise RuntimeError(f"{module} ended before {READY_LINE}")
+            if then is not None:
+                then(_listening_port(process.pid))
             wall = time.perf_counter() - began
             times = psutil.Process(process.pid).cpu_times()
             return Start(wall, times.user + times.system)
@@ -93,6 +105,39 @@ def _until_ready(module: str, argv: Sequence[str], env: dict[str, str]) -> Calla
     return start
 
 
+def _listening_port(pid: int) -> int:
+    """The TCP port the process ``pid`` listens on (started with ``--port 0``)."""
+    for connection in psutil.Process(pid).net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN:
+            return int(connection.laddr.port)
+    raise RuntimeError(f"process {pid} listens on no port")
+
+
+def _import_a_model(port: int) -> None:
+    """A scene, then one model imported into it (the simulator's first mesh read)."""
+    import httpx  # the bench's client; only this case needs it
+
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=START_TIMEOUT_S) as client:
+        client.post("/scene/", json={"machine_type": "FORM-4-0", "material_code": "FLGPGR05",
+                                     "layer_thickness_mm": 0.1,
+                                     "print_setting": "DEFAULT"}).raise_for_status()
+        client.post("/scene/import-model/",
+                    json={"file": str(MODEL)}).raise_for_status()
+
+
+def _watch_one_file(home: Path, env: dict[str, str]) -> Callable[[], Start]:
+    """``watch --once`` taking one model from a fresh inbox each time."""
+    count = iter(range(1_000_000))
+
+    def start() -> Start:
+        folder = home / f"one-{next(count)}"
+        folder.mkdir()
+        settings = _watch_settings(folder)
+        (folder / "inbox" / MODEL.name).write_bytes(MODEL.read_bytes())
+        return _command(["watch", "--once", str(settings)], env)()
+    return start
+
+
 def _cases(home: Path) -> dict[str, Callable[[], Start]]:
     env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
     store = str(home / "empty.sqlite3")
@@ -103,10 +148,20 @@ def _cases(home: Path) -> dict[str, Callable[[], Start]]:
         "verify (empty store)": _command(["verify", "--store", store], env),
         "watch --once (empty inbox)": _command(["watch", "--once", str(_watch_settings(home))],
                                                env),
+        "watch --once (one file)": _watch_one_file(home, env),
         "validate (sample recipe)": _command(["validate", str(RECIPE)], env),
+        "run --dry-run (one model)": _command(
+            ["run", "--dry-run", str(RECIPE), str(MODEL), "--output", str(home / "dry")], env),
         "run --help": _command(["run", "--help"], env),
+        "serve --help": _command(["serve", "--help"], env),
         "simulator to READY": _until_ready(
             "preform_pipeline.simulator", ["--port", "0", "--fleet-dir", fleet], env),
+        "simulator to READY (as the pool starts it)": _until_ready(
+            "preform_pipeline.simulator", POOL_ARGS, env),
+        "simulator to READY (as a user starts it)": _until_ready(
+            "preform_pipeline.simulator", ["--port", "0"], env),
+        "simulator to its first model import": _until_ready(
+            "preform_pipeline.simulator", POOL_ARGS, env, then=_import_a_model),
         "Dashboard simulator to READY": _until_ready(
             "preform_pipeline.simulator.cloud", ["--port", "0", "--fleet-dir", fleet], env),
     }
