@@ -27,7 +27,7 @@ from preform_pipeline.atomicfile import write_atomically, write_text_atomically
 from preform_pipeline.executor.outputs import claim_output, companion_output, release_output
 from preform_pipeline.executor.report_beside import BUILD_REPORT_FORMAT
 from preform_pipeline.executor.state import BuildOutcome, RunResult
-from preform_pipeline.plan.builds import Rejection
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.recipes.templates import render_output_path
 from preform_pipeline.wording import millimetres, visible
 

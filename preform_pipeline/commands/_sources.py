@@ -24,7 +24,7 @@ from pathlib import Path
 
 from preform_pipeline.errors import SidecarError
 from preform_pipeline.executor.feasibility import refused_cases
-from preform_pipeline.executor.runner import run_values
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     folder_values,

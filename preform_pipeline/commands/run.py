@@ -108,7 +108,7 @@ from preform_pipeline.executor.progress import (
     rejection_lines,
     warning_lines,
 )
-from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.runroot import output_root
 from preform_pipeline.executor.said_rejections import (
     SAID_ONCE,
     pass_over_said,

@@ -14,19 +14,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.executor.ledger import is_run_build
-from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import JobStore
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import counted, noun
+
+if TYPE_CHECKING:
+    from preform_pipeline.executor.runner import ServerSource
+
 
 __all__ = ["LeftWaiting", "send_left_waiting"]
 

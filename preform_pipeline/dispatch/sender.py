@@ -28,7 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Final, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Final, Protocol, runtime_checkable
 
 from preform_pipeline.api import PreFormClient, PrintOptions
 from preform_pipeline.atomicfile import write_text_atomically
@@ -41,13 +41,16 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.executor.ledger import is_run_build
 from preform_pipeline.executor.report_beside import report_beside
-from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
 from preform_pipeline.verify.targets import PrinterCandidate
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import noun
+
+if TYPE_CHECKING:
+    from preform_pipeline.executor.runner import ServerSource
+
 
 __all__ = [
     "DEFAULT_LEASE_TIMEOUT_S",

@@ -25,12 +25,11 @@ from collections import Counter
 from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.errors import StoreError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
 from preform_pipeline.logging import get_logger
-from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
 from preform_pipeline.printing import Evidence, HolderProbe, PrintOwner, SendHolder
 from preform_pipeline.store import (
     DUPLICATE_STATES,
@@ -42,6 +41,10 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.wording import counted
+
+if TYPE_CHECKING:
+    from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
+
 
 __all__ = ["RUN_FIELD", "RunLedger", "Skipped", "is_run_build", "summarize_skipped"]
 

@@ -97,6 +97,7 @@ from preform_pipeline.executor.overflow import (
 )
 from preform_pipeline.executor.planned_layout import place_as_planned
 from preform_pipeline.executor.progress import NullReporter, Reporter
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.executor.state import (
     AttemptRecord,
@@ -137,11 +138,10 @@ from preform_pipeline.plan.schedule import (
 )
 from preform_pipeline.printing.holder import SendHolder
 from preform_pipeline.recipes.model import Recipe, Step
-from preform_pipeline.recipes.templates import render_template, sanitize_component
+from preform_pipeline.recipes.templates import sanitize_component
 from preform_pipeline.servers.pathmap import PathMapper
 from preform_pipeline.servers.pool import PoolServer, ServerState, ServerStatus
 from preform_pipeline.store.keys import DEFAULT_MAX_JOB_NAME_LENGTH, KEY_LENGTH, KEY_PREFIX
-from preform_pipeline.userpath import expand_user
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -161,8 +161,6 @@ __all__ = [
     "new_run_id",
     "run_order",
     "run_plan",
-    "output_root",
-    "run_values",
     "split_build",
 ]
 
@@ -284,32 +282,6 @@ class RunOptions:
     @property
     def checkpoint_root(self) -> Path:
         return self.output_root / CHECKPOINT_FOLDER / self.run_id
-
-
-def run_values(recipe: Recipe, started_at: datetime) -> dict[str, object]:
-    """The run's template fields: ``recipe``, ``date``, ``time``, ``machine``, ``material``."""
-    return {
-        "recipe": recipe.name,
-        "date": f"{started_at:%Y-%m-%d}",
-        "time": f"{started_at:%H%M%S}",
-        "machine": recipe.scene.machine_type or "",
-        "material": recipe.scene.material_code or "",
-    }
-
-
-def output_root(
-    recipe: Recipe, override: Path | None, started_at: datetime, configured: Path | None = None
-) -> Path:
-    """A run's output folder: ``override`` (``--output``, or a hot folder's ``output_root``),
-    else ``configured`` (the settings' ``output_root``), else the recipe's ``outputs.root``
-    rendered with the run's fields, relative to the recipe's folder."""
-    chosen = override if override is not None else configured
-    if chosen is not None:
-        return expand_user(chosen, source="output folder").resolve()
-    rendered = Path(render_template(recipe.outputs.root, run_values(recipe, started_at)))
-    if not rendered.is_absolute():
-        rendered = recipe.base_dir / rendered
-    return rendered.resolve()
 
 
 def build_values(run: Mapping[str, object], build: BuildPlan) -> dict[str, object]:

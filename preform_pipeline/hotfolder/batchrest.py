@@ -17,11 +17,14 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.backoff import backoff
-from preform_pipeline.plan.builds import ModelInfo
 from preform_pipeline.store import Job
+
+if TYPE_CHECKING:
+    from preform_pipeline.plan.builds import ModelInfo
+
 
 __all__ = ["MAX_REST_S", "MIN_REST_S", "BatchRest", "Try"]
 

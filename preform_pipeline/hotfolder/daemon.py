@@ -60,17 +60,12 @@ from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
 from preform_pipeline.errors import PipelineError, StoreError
-from preform_pipeline.executor import (
-    NullReporter,
-    Reporter,
-    Runner,
-    ServerSource,
-)
-from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor import NullReporter, Reporter
+from preform_pipeline.executor.runroot import output_root
 from preform_pipeline.executor.staging import sweep_staging
 from preform_pipeline.hotfolder.batcher import Batch, Batcher, BatchItem
 from preform_pipeline.hotfolder.caseholds import forget_holds_of_gone, remember_hold
@@ -117,6 +112,7 @@ from preform_pipeline.hotfolder.worker import (
     ExecutorFactory,
     PoolFactory,
     RunnerLike,
+    make_runner,
 )
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.held import HELD_HINT, why_held
@@ -135,6 +131,10 @@ from preform_pipeline.verify.notify import Notifier
 from preform_pipeline.verify.poller import PrintsFeed
 from preform_pipeline.verify.tracking import PrinterClaims
 from preform_pipeline.wording import name_text
+
+if TYPE_CHECKING:
+    from preform_pipeline.executor.runner import ServerSource
+
 
 __all__ = [
     "DEFAULT_CHECK_INTERVAL_S",
@@ -226,7 +226,8 @@ class HotFolderDaemon:
 
     ``pool_factory`` returns a started server pool (called on the first batch, and again
     only when every server of its pool refused to start for good);
-    ``executor`` makes the runner of a batch (default :class:`Runner`); ``clock`` gives
+    ``executor`` makes the runner of a batch (default :func:`~.worker.make_runner`: the
+    executor's ``Runner``, imported with the first batch); ``clock`` gives
     monotonic and wall time (tests pass a manual one); ``print_lookup``: the places that can
     show an interrupted print (:class:`~preform_pipeline.printing.PrintLocator`; none: such
     builds become UNVERIFIED), resolved by ``print_owner`` (default: one over the store and
@@ -245,7 +246,7 @@ class HotFolderDaemon:
         settings: Settings,
         store: JobStore,
         pool_factory: PoolFactory,
-        executor: ExecutorFactory = Runner,
+        executor: ExecutorFactory = make_runner,
         *,
         clock: Clock = SYSTEM_CLOCK,
         print_lookup: PrintLocator | Sequence[PrintLocator] | None = None,

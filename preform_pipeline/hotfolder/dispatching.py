@@ -21,6 +21,7 @@ import os
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
 
 from preform_pipeline.cloud import WEB_API_MAX_WAIT_S
 from preform_pipeline.cloud.factory import (
@@ -31,7 +32,6 @@ from preform_pipeline.cloud.factory import (
 from preform_pipeline.dispatch.sender import FormSender, PoolDevices
 from preform_pipeline.dispatch.waiting import Dispatcher
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.hotfolder.decisions import approval_line
 from preform_pipeline.hotfolder.outcomes import OutcomeFolders
 from preform_pipeline.logging import get_logger
@@ -41,6 +41,10 @@ from preform_pipeline.settings import Settings
 from preform_pipeline.store import Build, JobState, JobStore
 from preform_pipeline.verify.targets import CombinedReadiness, PrinterSource, WebApiPrinters
 from preform_pipeline.verify.tracking import PrinterClaims
+
+if TYPE_CHECKING:
+    from preform_pipeline.executor.runner import ServerSource
+
 
 __all__ = ["WEB_READINESS_RESERVE", "DispatchLoop"]
 

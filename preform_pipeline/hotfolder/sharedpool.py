@@ -19,12 +19,15 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from preform_pipeline.clock import Clock
 from preform_pipeline.errors import PipelineError
-from preform_pipeline.executor.runner import ServerSource
 from preform_pipeline.logging import get_logger
+
+if TYPE_CHECKING:
+    from preform_pipeline.executor.runner import ServerSource
+
 
 __all__ = ["DEFAULT_START_RETRY_S", "PoolFactory", "SharedPool"]
 
@@ -34,7 +37,7 @@ log = get_logger(__name__)
 DEFAULT_START_RETRY_S: Final = 10.0
 
 #: Returns a started server pool (raises PipelineError or OSError when it cannot).
-PoolFactory = Callable[[], ServerSource]
+PoolFactory = Callable[[], "ServerSource"]
 
 
 class SharedPool:

@@ -22,7 +22,7 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock, local_time
 from preform_pipeline.errors import (
@@ -32,19 +32,9 @@ from preform_pipeline.errors import (
     StoreError,
     refused_by_a_full_disk,
 )
-from preform_pipeline.executor import (
-    BuildOutcome,
-    BuildStatus,
-    Reporter,
-    RunOptions,
-    RunResult,
-    ServerSource,
-    new_run_id,
-)
-from preform_pipeline.executor.feasibility import refused_cases
+from preform_pipeline.executor import BuildOutcome, BuildStatus, Reporter, RunResult
 from preform_pipeline.executor.hooks import BuildPrintHooks
-from preform_pipeline.executor.runner import output_root, run_values
-from preform_pipeline.executor.steps import case_step_message
+from preform_pipeline.executor.runroot import output_root, run_values
 from preform_pipeline.hotfolder.batcher import Batch, BatchItem
 from preform_pipeline.hotfolder.batchrest import MAX_REST_S, BatchRest
 from preform_pipeline.hotfolder.files import HELD_TODO
@@ -56,17 +46,8 @@ from preform_pipeline.hotfolder.recovery import GiveBack, LeftBuild, Recovery
 from preform_pipeline.hotfolder.sharedpool import DEFAULT_START_RETRY_S, PoolFactory, SharedPool
 from preform_pipeline.logging import get_logger
 from preform_pipeline.outputfolders import REPORTS_FOLDER
-from preform_pipeline.plan.builds import (
-    BuildPlan,
-    ModelInfo,
-    Plan,
-    Rejection,
-    plan_builds,
-    recipe_machine,
-)
-from preform_pipeline.plan.builds import read_models as plan_read_models
 from preform_pipeline.plan.held import CaseOf, hold_cases
-from preform_pipeline.plan.rejection import advised
+from preform_pipeline.plan.rejection import Rejection, advised
 from preform_pipeline.plan.warnings import plan_warnings
 from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.recipes.model import AUTO_PRINTER, PRINTER_LIST_SEPARATOR, Recipe, Step
@@ -80,6 +61,16 @@ from preform_pipeline.settings import HotFolderSettings
 from preform_pipeline.store import Job, JobState, JobStore, extract_key
 from preform_pipeline.verify.tracking import PrinterClaims, PrintTracking
 
+if TYPE_CHECKING:
+    from preform_pipeline.executor import RunOptions, ServerSource
+    from preform_pipeline.plan.builds import BuildPlan, ModelInfo, Plan
+
+# The planner (and with it numpy), the runner and the case checks are imported by the methods
+# that run a batch, not here: the daemon makes its worker at its start, and a start that
+# never gets a batch (``watch --once`` on an empty inbox, a daemon's quiet night) paid ~300
+# modules and ~0.3 s of CPU for them (session 47). The first batch pays them instead.
+
+
 __all__ = [
     "DEFAULT_START_RETRY_S",
     "BatchWorker",
@@ -87,6 +78,7 @@ __all__ = [
     "FILL_TOLERANCE",
     "PoolFactory",
     "RunnerLike",
+    "make_runner",
     "SIDECAR_PRINTER_FIELD",
     "recipe_printing_to",
     "sidecar_target",
@@ -165,6 +157,20 @@ class ExecutorFactory(Protocol):
         options: RunOptions,
         reporter: Reporter | None = None,
     ) -> RunnerLike: ...
+
+
+def make_runner(
+    plan: Plan,
+    pool: ServerSource,
+    *,
+    options: RunOptions,
+    reporter: Reporter | None = None,
+) -> RunnerLike:
+    """The default :class:`ExecutorFactory`: the executor's
+    :class:`~preform_pipeline.executor.Runner`, imported when the first batch runs."""
+    from preform_pipeline.executor.runner import Runner  # lazily: see the imports
+
+    return Runner(plan, pool, options=options, reporter=reporter)
 
 
 class _HotBuildHooks:
@@ -456,6 +462,8 @@ class BatchWorker:
 
     def _check_target(self, recipe: Recipe, target: str, jobs: list[Job]) -> list[Job]:
         """The jobs whose sidecar target can be used; the others fail, each case alone."""
+        from preform_pipeline.executor.steps import case_step_message  # lazily: see the imports
+
         known = self.known_printers
         problem = None if known is None else target_problem(
             target, known, recipe.scene.machine_type)
@@ -478,6 +486,8 @@ class BatchWorker:
     def _run_jobs(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
         """Plan ``live`` (jobs of one print target) into builds and run them (from local
         copies of their files, when the node makes them)."""
+        from preform_pipeline.executor.steps import case_step_message  # lazily: see the imports
+
         copies = self.local_copies
         if copies is None:
             self._run_live(batch, recipe, live)
@@ -520,6 +530,12 @@ class BatchWorker:
         return self.stops.reason(tracked.build_id)
 
     def _run_live(self, batch: Batch, recipe: Recipe, live: list[Job]) -> None:
+        from preform_pipeline.plan.builds import (  # lazily: see the imports
+            plan_builds,
+            recipe_machine,
+        )
+        from preform_pipeline.plan.builds import read_models as plan_read_models
+
         by_path = {job.source_path: job for job in live}
         rejected: list[Rejection] = []
         # A try after the store was away reads only what changed since the last one.
@@ -582,6 +598,11 @@ class BatchWorker:
                     builds: list[BuildPlan], by_path: dict[Path, Job],
                     pool: ServerSource) -> None:
         """Run a batch's planned builds on ``pool`` (lent to it while they run)."""
+        from preform_pipeline.executor.runner import (  # lazily: see the imports
+            RunOptions,
+            new_run_id,
+        )
+
         store = self.store
         started_at = local_time(self.clock)
         run_id = new_run_id(started_at)
@@ -771,6 +792,8 @@ class BatchWorker:
     ) -> list[ModelInfo]:
         """Fail every case that cannot be done (:mod:`~preform_pipeline.executor.feasibility`),
         all of its jobs with its own reason; the other cases' models go on to planning."""
+        from preform_pipeline.executor.feasibility import refused_cases  # lazily: see the imports
+
         by_path = {job.source_path: job for job in live}
         cases: dict[str, list[ModelInfo]] = {}
         for model in models:

@@ -81,6 +81,7 @@ def _lines(home: Path) -> list[list[str]]:
         ["verify", "--store", str(home / "jobs.sqlite3")],
         _missing("run", home),
         _missing("watch", home),
+        ["watch", "--once", str(home / "watch.yaml")],
         ["--version"], ["--help"], ["no-such-command"],
         *([command, "--help"] for command in COMMANDS),
     ]
@@ -88,10 +89,18 @@ def _lines(home: Path) -> list[list[str]]:
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The home folder of the command lines, holding the job store ``jobs`` lists."""
+    """The home folder of the command lines, holding the job store ``jobs`` lists and the
+    settings of one empty inbox (``watch.yaml``)."""
     folder = tmp_path_factory.mktemp("home")
     with SqliteJobStore(folder / "jobs.sqlite3"):
         pass
+    (folder / "inbox").mkdir()
+    (folder / "watch.yaml").write_text(json.dumps({  # JSON is YAML
+        "store": {"path": str(folder / "watch.sqlite3")},
+        "hotfolders": {"output_root": str(folder / "output"), "inboxes": [
+            {"path": str(folder / "inbox"),
+             "recipe": str(RECIPES / "engineering-grey-form4.yaml")}]},
+    }), encoding="utf-8")
     return folder
 
 
@@ -199,6 +208,24 @@ class TestCommandStarts:
         assert "httpx" in modules
         assert {"click", "pygments"} & modules == set()
 
+    def test_watch_once_on_an_empty_inbox_imports_neither_the_planner_nor_the_runner(
+        self, home: Path, answers: Answers
+    ) -> None:
+        """The daemon made its batch worker at its start, and the worker's module imported the
+        planner, the runner and numpy (~130 modules, ~0.2 s of CPU) for batches a cron
+        ``watch --once`` that finds nothing never has: they come with the first batch now
+        (session 47)."""
+        status, modules = imported_by(["watch", "--once", str(home / "watch.yaml")], answers)
+        assert status == 0  # stopped after 0 batches
+        # The daemon and its worker were made and the recipe was checked against its schema
+        # at the start (a broken recipe still refuses there): the path was taken.
+        assert {"preform_pipeline.hotfolder.daemon", "preform_pipeline.hotfolder.worker",
+                "preform_pipeline.recipes.schema", "jsonschema"} <= modules
+        refused = {"numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh",
+                   "preform_pipeline.executor.runner", "preform_pipeline.executor.steps",
+                   "preform_pipeline.executor.feasibility"}
+        assert refused & modules == set()
+
     def test_run_starts_without_the_hot_folder_daemon(
         self, home: Path, answers: Answers
     ) -> None:
@@ -213,15 +240,17 @@ class TestCommandStarts:
                    "watchdog"}
         assert refused & modules == set()
 
-    @pytest.mark.parametrize("command", ["run", "watch"])
+    # What shows the path was taken: ``run`` imports the executor's steps, and with them the
+    # legend; ``watch`` the daemon's batch worker (the steps come with its first batch).
+    @pytest.mark.parametrize(("command", "taken"), [
+        ("run", "preform_pipeline.legend"), ("watch", "preform_pipeline.hotfolder.worker")])
     def test_run_and_watch_start_without_pillow(
-        self, home: Path, answers: Answers, command: str
+        self, home: Path, answers: Answers, command: str, taken: str
     ) -> None:
         """Pillow draws a screenshot's legend, which few builds take: ~20 ms of CPU at every
         start of the two commands the suite starts most."""
         _, modules = started(command, home, answers)
-        # The executor's steps, and with them the legend, are imported: the path was taken.
-        assert {f"preform_pipeline.commands.{command}", "preform_pipeline.legend"} <= modules
+        assert {f"preform_pipeline.commands.{command}", taken} <= modules
         assert {m for m in modules if m.split(".")[0] == "PIL"} == set()
 
 

@@ -7,7 +7,7 @@ from datetime import datetime
 from pathlib import Path
 
 from preform_pipeline.executor.feasibility import CaseProblem, case_problems
-from preform_pipeline.executor.runner import run_values
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.plan.builds import read_model
 from preform_pipeline.recipes import load_recipe
 from tests.unit.executor.executor_support import write_box, write_recipe

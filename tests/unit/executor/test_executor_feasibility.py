@@ -11,7 +11,7 @@ from preform_pipeline.executor.feasibility import (
     missing_case_id,
     refused_cases,
 )
-from preform_pipeline.executor.runner import run_values
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.plan.builds import ModelInfo, read_model
 from preform_pipeline.recipes import load_recipe
 from tests.unit.executor.executor_support import write_box, write_recipe

@@ -24,7 +24,7 @@ from preform_pipeline.executor import (
     make_reporter,
 )
 from preform_pipeline.executor.progress import run_line
-from preform_pipeline.executor.runner import output_root
+from preform_pipeline.executor.runroot import output_root
 from preform_pipeline.plan.builds import Rejection
 from preform_pipeline.report import CSV_COLUMNS, result_to_dict, write_run_report
 

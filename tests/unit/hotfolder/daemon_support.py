@@ -33,7 +33,8 @@ from preform_pipeline.executor import (
 )
 from preform_pipeline.executor.hooks import PRINT_HELD, PRINT_WAITING
 from preform_pipeline.executor.ledger import RunLedger
-from preform_pipeline.executor.runner import build_values, run_values
+from preform_pipeline.executor.runner import build_values
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.executor.steps import shared_values
 from preform_pipeline.hotfolder.daemon import HotFolderDaemon
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace

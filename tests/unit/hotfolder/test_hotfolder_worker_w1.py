@@ -23,7 +23,8 @@ from daemon_support import (
 from structlog.testing import capture_logs
 
 from preform_pipeline.executor import BuildStatus, PlainReporter, RunResult
-from preform_pipeline.executor.runner import build_values, run_values
+from preform_pipeline.executor.runner import build_values
+from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.hotfolder.testing import fleet_jobs, tetra_stl_bytes, wait_for, write_recipe
 from preform_pipeline.store import JobState, SqliteJobStore
 
