@@ -2,8 +2,8 @@
 
 The hot-folder daemon names its output folders at its start (for the retention sweep and
 the staging folders a killed process left), before it knows whether a batch will come; the
-runner imports the planner and numpy (~300 modules), so these two live here, where that start
-reads them without it.
+runner imports the planner and numpy, so these two live here, where that start reads them
+without it.
 """
 
 from __future__ import annotations

@@ -67,8 +67,8 @@ if TYPE_CHECKING:
 
 # The planner (and with it numpy), the runner and the case checks are imported by the methods
 # that run a batch, not here: the daemon makes its worker at its start, and a start that
-# never gets a batch (``watch --once`` on an empty inbox, a daemon's quiet night) paid ~300
-# modules and ~0.3 s of CPU for them (session 47). The first batch pays them instead.
+# never gets a batch (``watch --once`` on an empty inbox, a daemon's quiet night) paid ~110
+# modules and ~0.13 s of CPU for them (session 47). The first batch pays them instead.
 
 
 __all__ = [

@@ -212,7 +212,7 @@ class TestCommandStarts:
         self, home: Path, answers: Answers
     ) -> None:
         """The daemon made its batch worker at its start, and the worker's module imported the
-        planner, the runner and numpy (~130 modules, ~0.2 s of CPU) for batches a cron
+        planner, the runner and numpy (~110 modules, ~0.13 s of CPU) for batches a cron
         ``watch --once`` that finds nothing never has: they come with the first batch now
         (session 47)."""
         status, modules = imported_by(["watch", "--once", str(home / "watch.yaml")], answers)
