@@ -91,6 +91,41 @@ class TestScreenshotLegend:
                 ring[:, -4:].any(), f"the mark at row {r0}, column {c0} is not on a model"
 
 
+class TestTheShippedDentalRecipesScreenshot:
+    """The shipped dental recipes' screenshot is what an operator approves a build from: each
+    case's model carries its number on the picture, as the legend below it names them."""
+
+    def test_each_dental_model_is_numbered_on_the_picture(
+        self, tmp_path: Path, farm: SimFarm, repo_root: Path, sample_models_dir: Path
+    ) -> None:
+        # Session 47's trial: the base dental recipe's FULL_PLATFORM_WIDTH view gets the
+        # legend strip only (marks need the cropped ZOOM_ON_MODELS view, docs/running.md), so
+        # the manager saw "1 C-2007 / upper.stl, 2 C-2008 / upper.stl" and no number on
+        # either arch.
+        cases = []
+        for case, arch in (("C-2007", "arch_upper.stl"), ("C-2008", "arch_lower.stl")):
+            folder = tmp_path / "models" / case
+            folder.mkdir(parents=True)
+            (folder / "upper.stl").write_bytes((sample_models_dir / "dental" / arch).read_bytes())
+            cases.append(folder)
+        recipe = tmp_path / "dental.yaml"
+        recipe.write_text(
+            (repo_root / "recipes" / "base" / "dental-form4.yaml").read_text(encoding="utf-8")
+            .replace("root: output/{recipe}", f"root: {tmp_path / 'out'}"), encoding="utf-8")
+        farm.add()
+        result = run(plan_for(recipe, cases), FakePool([s.url for s in farm.servers]),
+                     tmp_path / "out")
+        assert result.ok, result.outcomes[0].reason
+        png = next(p for p in result.outcomes[0].outputs if p.suffix == ".png")
+        with Image.open(png) as image:
+            pixels = np.asarray(image.convert("RGB")).astype(np.int16)
+        white = np.all(pixels[:, :4] == 255, axis=(1, 2))
+        strip_top = int(np.flatnonzero(~white)[-1]) + 1
+        orange = np.all(np.abs(pixels - np.array(MARK_COLOUR)) < 40, axis=2)
+        assert len(_components(orange[strip_top:])) == 2  # the legend's entries
+        assert len(_components(orange[:strip_top])) == 2  # and a number on each arch
+
+
 class TestALegendOnALongName:
     """A screenshot whose name fills the file system's 255 bytes still gets its legend."""
 
