@@ -229,21 +229,17 @@ class TestALabelGoesWithItsModel:
     for end showed its engraved case id in the air between its arms)."""
 
     def test_a_model_turned_half_round_carries_its_label_to_the_far_side(
-        self, engine: SimEngine, tmp_path: Path
+        self, engine: SimEngine, block: dict[str, str]
     ) -> None:
-        scene = {"scene_id": engine.call("create_scene", {}, FORM4)["id"]}
-        path = tmp_path / "bar.stl"
-        write_stl(path, box_triangles((0, 0, 0), (40, 20, 10)))
-        model = engine.call("import_model", scene, {"file": str(path)})["id"]
-        box = engine.call("get_model", {**scene, "id": model}, None)["bounding_box"]
-        low, high = box["min_corner"], box["max_corner"]
-        middle = {k: (low[k] + high[k]) / 2 for k in "xyz"}
+        scene, model = {"scene_id": block["scene_id"]}, block["id"]
+        before = engine.call("get_model", block, None)["bounding_box"]
+        low, high = before["min_corner"], before["max_corner"]
         # On the -y face, 10 mm right of its middle.
-        spot = {"x": middle["x"] + 10, "y": low["y"], "z": middle["z"]}
+        spot = {"x": (low["x"] + high["x"]) / 2 + 10, "y": low["y"],
+                "z": (low["z"] + high["z"]) / 2}
         engine.call("label_part", scene, {**LABEL, "model_id": model, "position": spot})
-        engine.call("update_model", {**scene, "id": model},
-                    {"orientation": {"x": 0, "y": 0, "z": 180}})
-        with engine.scenes.use(scene["scene_id"]) as state:
+        engine.call("update_model", block, {"orientation": {"x": 0, "y": 0, "z": 180}})
+        with engine.scenes.use(block["scene_id"]) as state:
             placed = state.models[model]
             (plate,) = item_for(placed, (200.0, 125.0, 210.0)).labels
             now_low, now_high = placed.bounds()
