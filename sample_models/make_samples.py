@@ -364,7 +364,22 @@ def build_all() -> dict[str, tuple[Writer, npt.NDArray[np.float32]]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    out = Path(argv[0]) if argv else HERE
+    # argparse, so that `--help` is answered: before session 47 it was taken for the folder
+    # to write into, and the samples were written into a new folder named "--help".
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        description="Write the sample model files (deterministic: the same bytes each run).")
+    parser.add_argument("folder", nargs="?", type=Path, default=HERE,
+                        help="where to write them (default: this script's folder)")
+    parser.add_argument("--arches", type=int, default=0, metavar="N",
+                        help="also write N distinct dental arches into FOLDER/arches "
+                             "(adult and child sizes, every second one with a palate)")
+    args = parser.parse_args(argv)
+    out: Path = args.folder
+    if args.arches > 0:
+        for path in write_arches(out / "arches", args.arches):
+            print(f"{path.relative_to(out)}")
     for relative, (writer, triangles) in build_all().items():
         path = out / relative
         path.parent.mkdir(parents=True, exist_ok=True)

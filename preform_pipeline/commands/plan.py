@@ -268,7 +268,10 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     printers = (printers_of_server(args.server, timeout_s=DEFAULT_DEVICES_TIMEOUT_S)
                 if args.server else None)
     if printers is None:
-        printers = known_printers()
+        # The --settings file says which fleet a simulated print goes to, as `validate
+        # --settings` and `run` read it (before session 47 `plan` read only the usual
+        # settings: a recipe aimed at a declared fleet was "invalid, nothing planned").
+        printers = known_printers(args.settings)
         if args.server:
             # Asked for, not done: said once here (the log's warning is below this console's
             # level), with what the print targets were checked against instead.

@@ -72,6 +72,7 @@ from preform_pipeline.errors import (
 )
 from preform_pipeline.settings import Settings
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
+from preform_pipeline.settings.servers import DEFAULT_BASE_PORT
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.verify.notify import make_notifier
@@ -153,7 +154,11 @@ def _no_credentials(base_url: str) -> str:
             f"error: no Web API credentials: {ways}; create them on the Dashboard's Developer "
             f"Tools page\nto rehearse on the simulators instead: start the Dashboard simulator "
             f"(`{shlex.quote(sys.executable)} -m preform_pipeline.simulator.cloud`, it listens "
-            f"on port {DEFAULT_PORT}), "
+            # A simulated watch or run holds that port (its second server; session 47's
+            # trial followed these words beside a watch: "address is already in use").
+            f"on port {DEFAULT_PORT}; beside a simulated `watch` or `run`, whose servers take "
+            f"the ports from {DEFAULT_BASE_PORT} up, give it `--port` with a free port and use "
+            f"that port below), "
             f"give `--settings` a file holding `cloud: {{base_url: "
             f"\"http://127.0.0.1:{DEFAULT_PORT}\"}}`, and set its default credentials, "
             f"{defaults} (docs/dashboard-simulator.md)"

@@ -103,10 +103,17 @@ def _drain_problem(step_id: str, options: Mapping[str, Any], model: ModelInfo
     thinnest = min(model.size_mm)
     if diameter < thinnest:
         return None
+    # The part's size and how its units were decided are said too: a dental arch 6.7 mm
+    # wide is one exported in centimetres, which "1.84 mm thin" alone did not show (session
+    # 47's trial).
+    x, y, z = model.size_mm
     return CaseProblem(
         model.case_id, model.path.name, step_id,
-        f"a {diameter:g} mm drain hole does not fit a part {thinnest:.2f} mm thin",
-        "use a smaller diameter_mm, or a recipe without drain holes for thin parts",
+        f"a {diameter:g} mm drain hole does not fit a part {thinnest:.2f} mm thin "
+        f"({x:.1f} x {y:.1f} x {z:.1f} mm, read as {model.units} ({model.units_source}))",
+        "use a smaller diameter_mm, or a recipe without drain holes for thin parts; a part "
+        "smaller than it should be was exported in other units: state them (a sidecar's "
+        "units, or the recipe's import units or scale)",
     )
 
 

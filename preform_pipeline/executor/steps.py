@@ -880,11 +880,18 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
 # -- checks, estimates, outputs -------------------------------------------------------------------
 
 
+def _with_case(model: ModelInfo) -> str:
+    """A model as a finding names it: ``C-1042/upper.stl`` in a case, else its file name."""
+    return f"{model.case_id}/{model.path.name}" if model.case_id else model.path.name
+
+
 def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Print validation (and interferences, bounds): fail on the findings ``fail_on`` lists;
     the others are recorded as warnings."""
     fail_on = set(node.options.get("fail_on") or ())
-    names = {ctx.model_ids[i]: ctx.build.models[i].path.name for i in ctx.model_ids}
+    # Named with its case: in a dental lab every case holds an upper.stl, and "interferences:
+    # upper.stl / upper.stl" did not say which cases collide (session 47's trial).
+    names = {ctx.model_ids[i]: _with_case(ctx.build.models[i]) for i in ctx.model_ids}
     findings: dict[str, list[str]] = {}
     validation = ctx.waiting(node.kind).get_print_validation(ctx.scene, deadline=ctx.deadline())
     for model_id, result in validation.per_model_results.items():

@@ -76,7 +76,10 @@ def validate_recipe(
     doc = load_document(path, display=display)
     problems = list(doc.problems)
     recipe: Recipe | None = None
-    if doc.complete:
+    settings_keys = _settings_keys(doc.data) if doc.complete else ()
+    if settings_keys:
+        problems.append(_settings_not_recipe(doc.display, settings_keys))
+    elif doc.complete:
         data = doc.data
         # A value the reading refused (a number beyond a float) or the schema rejected is
         # not judged again (-1 mm is not also "not offered"; 1e999 not also "not a number").
@@ -98,6 +101,27 @@ def validate_recipe(
         if not problems:
             recipe = _build_recipe(Path(path), doc, ctx)
     return ValidationReport(_ordered(problems, doc), cat.source, recipe, file=doc.display)
+
+
+def _settings_keys(data: object) -> tuple[str, ...]:
+    """The keys of a settings file given as a recipe: a mapping whose keys are all the
+    settings' own (``store``, ``hotfolders``), none a recipe's; () for anything else."""
+    if not isinstance(data, Mapping) or not data:
+        return ()
+    from preform_pipeline.settings.schema import settings_schema  # only for such a mapping
+
+    keys = tuple(str(key) for key in data)
+    return keys if set(keys) <= set(settings_schema()["properties"]) else ()
+
+
+def _settings_not_recipe(file: str, keys: tuple[str, ...]) -> Problem:
+    """Said once for a settings file given as a recipe. Checked as a recipe, each of its keys
+    was "unknown key 'store' (did you mean 'steps'?)", and 'scene' and 'steps' were missing:
+    seven problems that sent a newcomer to edit the settings (session 47's trial)."""
+    shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return Problem(file, 1, 1, "$",
+                   f"this is a settings file ({shown}), not a recipe (scene, steps): give a "
+                   f"recipe here; check settings with validate --settings {file}")
 
 
 def load_recipe(

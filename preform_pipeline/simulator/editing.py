@@ -246,6 +246,10 @@ def label_model(scene: Scene, data: Body) -> Json:
             "orientation": _xyz(angles),
             # Where the model was: a layout moves the model, and its labels go with it.
             "model_min_corner": _xyz(_low_corner(model)),
+            # And where on the model: a layout may turn it too, and the label turns with it
+            # (before session 47 only the move was followed: a dental arch turned end for
+            # end by the layout showed its engraved case id in the air between its arms).
+            "model_point": _xyz(model.in_file_frame(position)),
         }
     )
     return {"warnings": [], "infos": []}

@@ -27,7 +27,7 @@ import tempfile
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,6 +261,17 @@ class SimModel:
         low, high = self._shape().bounds
         offset = self._offset()
         return low + offset, high + offset
+
+    def in_file_frame(self, point: Sequence[float]) -> tuple[float, float, float]:
+        """A scene point in the model's own (file) coordinates: where it stays on the model
+        whatever later turns and moves the model (:meth:`in_scene`)."""
+        local = np.linalg.solve(self.linear(), np.asarray(point, dtype=np.float64) - self._offset())
+        return float(local[0]), float(local[1]), float(local[2])
+
+    def in_scene(self, point: Sequence[float]) -> tuple[float, float, float]:
+        """A point of the model's own coordinates where the model now places it."""
+        placed = self.linear() @ np.asarray(point, dtype=np.float64) + self._offset()
+        return float(placed[0]), float(placed[1]), float(placed[2])
 
     def size(self) -> tuple[float, float, float]:
         """Extent of the placed model along x, y and z."""

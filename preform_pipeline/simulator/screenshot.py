@@ -137,8 +137,10 @@ def item_for(model: SimModel, build_volume: tuple[float, float, float]) -> Rende
     plates: list[LabelPlate] = []
     for label in model.labels:
         centre = np.array([float(label["position"][k]) for k in "xyz"])
-        then = label.get("model_min_corner")
-        if isinstance(then, dict):  # the model moved since it was labelled: so did the label
+        on_model, then = label.get("model_point"), label.get("model_min_corner")
+        if isinstance(on_model, dict):  # wherever the model went since, turned or moved
+            centre = np.array(model.in_scene([float(on_model[k]) for k in "xyz"]))
+        elif isinstance(then, dict):  # an older record: the model's move alone is followed
             centre += low - np.array([float(then[k]) for k in "xyz"])
         font = float(label["font_size_mm"])
         plates.append(LabelPlate(

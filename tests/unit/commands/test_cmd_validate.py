@@ -80,6 +80,21 @@ class TestTextOutput:
         assert all(line.endswith("OK (checked against shipped catalogue)")
                    for line in out.splitlines())
 
+    def test_a_settings_file_given_as_a_recipe_is_named_as_one(self, recipes: Path) -> None:
+        # Session 47's trial: `validate settings.yaml` said "unknown key 'store' (did you mean
+        # 'steps'?)" for each of its keys, and that scene and steps were missing.
+        (recipes / "settings.yaml").write_text(
+            "store:\n  path: jobs.sqlite3\nhotfolders:\n  inboxes:\n    - path: inbox\n"
+            "      recipe: good.yaml\n", encoding="utf-8")
+        code, out, _ = invoke("settings.yaml")
+        assert code == 1
+        assert out.splitlines() == [
+            "settings.yaml:1:1: $: this is a settings file (store, hotfolders), not a recipe "
+            "(scene, steps): give a recipe here; check settings with validate --settings "
+            "settings.yaml",
+            "settings.yaml: 1 problem (checked against shipped catalogue)"]
+        assert invoke("--settings", "settings.yaml")[0] == 0
+
     def test_no_recipe_is_a_usage_error(self) -> None:
         code, _, err = invoke()
         assert code == 2

@@ -94,6 +94,23 @@ class TestMistypedPrinters:
         assert code == 1
         assert "unknown printer 'SimulatedForm4-11'" in text
 
+    def test_plan_checks_against_the_fleet_its_settings_declare(
+        self, tmp_path: Path, sample_models_dir: Path
+    ) -> None:
+        # Session 47's trial: `validate --settings` took a recipe printing to the lab's
+        # declared fleet, and `plan --settings` with the same file refused it as "not in the
+        # default simulated fleet", planning nothing.
+        settings = str(fleet_settings(tmp_path))
+        models = str(sample_models_dir / "parts" / "cube_with_hole.stl")
+        declared = invoke("plan", str(recipe(tmp_path, "Lab-Form4-A")), models,
+                          "--settings", settings)
+        default = invoke("plan", str(recipe(tmp_path, "Form4-CapableClam")), models,
+                         "--settings", settings)
+        assert declared[0] == 0, declared[1]
+        assert default[0] == 1
+        assert ("unknown printer 'Form4-CapableClam' (not in the declared simulated fleet"
+                in default[1])
+
 
 class TestAgainstAServer:
     """With ``--server``, the server's devices are what counts (a real simulator process)."""

@@ -57,7 +57,9 @@ class TestNoCredentials:
             "Tools page\n"
             "to rehearse on the simulators instead: start the Dashboard simulator "
             f"(`{shlex.quote(sys.executable)} -m preform_pipeline.simulator.cloud`, it listens "
-            'on port 44389), give `--settings` a file holding `cloud: {base_url: '
+            "on port 44389; beside a simulated `watch` or `run`, whose servers take the ports "
+            "from 44388 up, give it `--port` with a free port and use that port below), "
+            'give `--settings` a file holding `cloud: {base_url: '
             '"http://127.0.0.1:44389"}`, and set its default credentials, '
             f"{_DEFAULTS} (docs/dashboard-simulator.md)\n"))
 

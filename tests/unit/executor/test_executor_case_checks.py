@@ -85,9 +85,14 @@ class TestDrainHoleLimit:
         body = ("steps:\n  - hollow: {wall_thickness_mm: 1.0}\n  - add_drain_holes:\n"
                 "      diameter_mm: 3.0\n      placement: {face: back, count: 1}\n")
         [problem] = _problems(tmp_path, body, (30, 30, 3))
-        assert problem.reason == "a 3 mm drain hole does not fit a part 3.00 mm thin"
+        # With the part's size and how its units were decided (session 47: an arch exported
+        # in centimetres was only "1.84 mm thin").
+        assert problem.reason == ("a 3 mm drain hole does not fit a part 3.00 mm thin "
+                                  "(30.0 x 30.0 x 3.0 mm, read as MILLIMETERS (recipe))")
         assert problem.hint == ("use a smaller diameter_mm, or a recipe without drain holes "
-                                "for thin parts")
+                                "for thin parts; a part smaller than it should be was exported "
+                                "in other units: state them (a sidecar's units, or the "
+                                "recipe's import units or scale)")
 
 
 class TestTemplates:

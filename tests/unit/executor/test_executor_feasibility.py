@@ -61,7 +61,8 @@ class TestCaseProblems:
     ) -> None:
         [problem] = _problems(tmp_path, (30.0, 30.0, 2.0), "C-2")
         assert problem == ("case C-2: model upper.stl: step add_drain_holes: a 4 mm drain "
-                           "hole does not fit a part 2.00 mm thin")
+                           "hole does not fit a part 2.00 mm thin (30.0 x 30.0 x 2.0 mm, read "
+                           "as MILLIMETERS (recipe))")
 
     def test_a_missing_template_field_names_the_print_step(self, tmp_path: Path) -> None:
         [problem] = _problems(tmp_path, (30.0, 30.0, 20.0), "C-3", fields={})
@@ -111,7 +112,7 @@ class TestRefusedCases:
         assert list(refused) == ["C-2"]
         assert refused["C-2"].message == (
             "case C-2: model thin.stl: step add_drain_holes: a 4 mm drain hole does not fit "
-            "a part 2.00 mm thin")
+            "a part 2.00 mm thin (30.0 x 30.0 x 2.0 mm, read as MILLIMETERS (recipe))")
 
 
 class TestMissingCaseId:

@@ -21,6 +21,8 @@ steps:
 """
 
 Mask = npt.NDArray[np.bool_]
+#: A screenshot's pixels (rows, columns, RGB as int16) and the first row of its legend strip.
+Shot = tuple[npt.NDArray[np.int16], int]
 
 
 def _components(mask: Mask) -> list[tuple[int, int, int, int]]:
@@ -46,6 +48,20 @@ def _components(mask: Mask) -> list[tuple[int, int, int, int]]:
     return boxes
 
 
+def _screenshot(tmp_path: Path, farm: SimFarm, recipe: Path, models: list[Path]) -> Shot:
+    """The build's PNG, run on a simulator, as signed pixels, and the row its legend strip
+    starts at (the strip is pure white; the simulator's background is a light grey)."""
+    farm.add()
+    result = run(plan_for(recipe, models), FakePool([s.url for s in farm.servers]),
+                 tmp_path / "out")
+    assert result.ok, result.outcomes[0].reason
+    png = next(p for p in result.outcomes[0].outputs if p.suffix == ".png")
+    with Image.open(png) as image:
+        pixels = np.asarray(image.convert("RGB")).astype(np.int16)
+    white = np.all(pixels[:, :4] == 255, axis=(1, 2))
+    return pixels, int(np.flatnonzero(~white)[-1]) + 1
+
+
 class TestScreenshotLegend:
     """Marks on the models and a legend strip with the build, the date and every model."""
 
@@ -56,17 +72,7 @@ class TestScreenshotLegend:
         sizes = ((30, 20, 10), (15, 15, 25), (20, 10, 8), (12, 12, 40), (25, 25, 5), (10, 30, 15))
         for i, size in enumerate(sizes):
             write_box(case, f"part_{i}", *size)
-        plan = plan_for(write_recipe(tmp_path, STEPS), [case])
-        farm.add()
-        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out")
-        assert result.ok, result.outcomes[0].reason
-        png = next(p for p in result.outcomes[0].outputs if p.suffix == ".png")
-        with Image.open(png) as image:
-            pixels = np.asarray(image.convert("RGB")).astype(np.int16)
-
-        # The strip is pure white; the simulator's background is a light grey.
-        white = np.all(pixels[:, :4] == 255, axis=(1, 2))
-        strip_top = int(np.flatnonzero(~white)[-1]) + 1
+        pixels, strip_top = _screenshot(tmp_path, farm, write_recipe(tmp_path, STEPS), [case])
         assert pixels.shape[0] - strip_top > 40, "no legend strip below the image"
         shot, strip = pixels[:strip_top], pixels[strip_top:]
 
@@ -89,6 +95,33 @@ class TestScreenshotLegend:
             ring = model[rows, cols]
             assert ring[:4].any() and ring[-4:].any() and ring[:, :4].any() and \
                 ring[:, -4:].any(), f"the mark at row {r0}, column {c0} is not on a model"
+
+
+class TestTheShippedDentalRecipesScreenshot:
+    """The shipped dental recipes' screenshot is what an operator approves a build from: each
+    case's model carries its number on the picture, as the legend below it names them."""
+
+    def test_each_dental_model_is_numbered_on_the_picture(
+        self, tmp_path: Path, farm: SimFarm, repo_root: Path, sample_models_dir: Path
+    ) -> None:
+        # Session 47's trial: the base dental recipe's FULL_PLATFORM_WIDTH view gets the
+        # legend strip only (marks need the cropped ZOOM_ON_MODELS view, docs/running.md), so
+        # the manager saw "1 C-2007 / upper.stl, 2 C-2008 / upper.stl" and no number on
+        # either arch.
+        cases = []
+        for case, arch in (("C-2007", "arch_upper.stl"), ("C-2008", "arch_lower.stl")):
+            folder = tmp_path / "models" / case
+            folder.mkdir(parents=True)
+            (folder / "upper.stl").write_bytes((sample_models_dir / "dental" / arch).read_bytes())
+            cases.append(folder)
+        recipe = tmp_path / "dental.yaml"
+        recipe.write_text(
+            (repo_root / "recipes" / "base" / "dental-form4.yaml").read_text(encoding="utf-8")
+            .replace("root: output/{recipe}", f"root: {tmp_path / 'out'}"), encoding="utf-8")
+        pixels, strip_top = _screenshot(tmp_path, farm, recipe, cases)
+        orange = np.all(np.abs(pixels - np.array(MARK_COLOUR)) < 40, axis=2)
+        assert len(_components(orange[strip_top:])) == 2  # the legend's entries
+        assert len(_components(orange[:strip_top])) == 2  # and a number on each arch
 
 
 class TestALegendOnALongName:

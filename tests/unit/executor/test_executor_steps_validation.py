@@ -168,6 +168,22 @@ class TestInterferences:
             "validation failed (cups: hollow.stl; interferences: pin.stl / hollow.stl)",
         )
 
+    def test_models_of_cases_are_named_with_their_case_ids(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Session 47's trial: every dental case holds an upper.stl, and the reason said
+        # "interferences: upper.stl / upper.stl", naming no case.
+        cases = [tmp_path / "m" / case for case in ("C-2007", "C-2008")]
+        for case, width in zip(cases, (30, 20), strict=True):
+            write_box(case, "upper", width, width, 10)
+        outcome = _run_one(tmp_path, farm, "  - validate:\n      fail_on: [interferences]\n",
+                           cases)
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason in (
+            "validation failed (interferences: C-2007/upper.stl / C-2008/upper.stl)",
+            "validation failed (interferences: C-2008/upper.stl / C-2007/upper.stl)",
+        )
+
     def test_plugs_are_named_by_their_ids(self, tmp_path: Path, farm: SimFarm) -> None:
         # Two holes with plugs: the plugs stand side by side beside the model, so within
         # 50 mm every two of the three touch, the plugs too.

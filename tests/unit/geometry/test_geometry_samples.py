@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import runpy
+import subprocess
 from pathlib import Path
 
 from preform_pipeline.geometry import SUPPORTED_SUFFIXES, detect_units, read_mesh
@@ -62,3 +63,15 @@ class TestSampleModels:
         assert made.keys() == committed.keys()
         changed = [str(k) for k in made if made[k] != committed[k]]
         assert changed == []
+
+    def test_help_is_answered_and_writes_nothing(
+        self, sample_models_dir: Path, tmp_path: Path, python_exe: str
+    ) -> None:
+        # Session 47's trial: `make_samples.py --help` wrote the samples into a new folder
+        # named "--help" in the working directory.
+        done = subprocess.run([python_exe, str(sample_models_dir / "make_samples.py"), "--help"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=60,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        assert "--arches N" in done.stdout
+        assert list(tmp_path.iterdir()) == []

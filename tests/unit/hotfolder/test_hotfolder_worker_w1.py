@@ -85,6 +85,35 @@ class TestASidecarsUnits:
         assert job.state is JobState.PRINT_SENT
 
 
+class TestASidecarsUnitsNoReaderKnows:
+    """A case's sidecar naming units no reader knows fails its model, and what helps is the
+    sidecar's fix: the model file is fine (session 47's trial: a dental case exported in
+    centimetres, its sidecar saying ``units: cm``, was told to open the model in PreForm and
+    re-export it)."""
+
+    def test_its_note_says_to_fix_the_sidecar_not_to_re_export_the_model(
+        self, tmp_path: Path, store: SqliteJobStore
+    ) -> None:
+        script = Script(fleet_dir=tmp_path / "fleet")
+        drop(tmp_path, "C-2009/upper.stl", tetra_stl_bytes())
+        (tmp_path / "inbox" / "C-2009" / "C-2009.yaml").write_text("units: cm\n",
+                                                                     encoding="utf-8")
+        with capture_logs() as logs:
+            run_daemon_once(make_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
+        lines = (tmp_path / "inbox" / "failed" / "C-2009" / "upper.stl.error.txt").read_text(
+            encoding="utf-8").splitlines()
+        assert "What failed: C-2009/upper.stl: the sidecar says units 'cm'" in lines
+        todo = [ln for ln in lines if ln.startswith("What to do: ")]
+        assert todo == [
+            "What to do: in the sidecar, write units: MILLIMETERS or units: INCHES (mm and in "
+            "also work); a model in centimetres: export it again in millimetres, or give it a "
+            "recipe with import: {scale: 10}; then drop the model again with its sidecar (the "
+            "model file itself is fine)"]
+        assert [e["reason"] for e in logs if e["event"] == "model_unreadable"] == [
+            "the sidecar says units 'cm'"]
+        assert script.runs == [] and fleet_jobs(script.fleet_dir) == []
+
+
 class TestABatchThatCannotBePlanned:
     """A batch the recipe cannot plan fails every file of it, each with a note saying why."""
 

@@ -284,9 +284,12 @@ class TestAJobCancelledWhileItsBuildRuns:
 class TestCasesThatCannotBeDone:
     """A case the feasibility check refuses fails whole, before batching; the others go on."""
 
-    THIN = "a 4 mm drain hole does not fit a part 2.00 mm thin"
+    THIN = ("a 4 mm drain hole does not fit a part 2.00 mm thin (2.0 x 2.0 x 2.0 mm, read as "
+            "MILLIMETERS (recipe))")
     TODO = ("What to do: use a smaller diameter_mm, or a recipe without drain holes for thin "
-            "parts; then drop the case again (its other cases were not affected)\n")
+            "parts; a part smaller than it should be was exported in other units: state them "
+            "(a sidecar's units, or the recipe's import units or scale); then drop the case "
+            "again (its other cases were not affected)\n")
 
     def test_each_file_of_a_refused_case_fails_with_the_cases_reason(
         self, tmp_path: Path, store: SqliteJobStore, script: Script

@@ -12,6 +12,7 @@ from preform_pipeline.geometry import write_stl
 from preform_pipeline.simulator.engine import SimEngine
 from preform_pipeline.simulator.meshops import box_triangles
 from preform_pipeline.simulator.protocol import SimError
+from preform_pipeline.simulator.screenshot import item_for
 
 FORM4 = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1}
 FUSE = {"machine_type": "FS30-1-0", "material_code": "FLP12G01", "layer_thickness_mm": 0.11}
@@ -220,6 +221,32 @@ class TestLabels:
         assert error_of(engine, "label_part", {"scene_id": block["scene_id"]}, body).code == (
             "LABEL_FAILED"
         )
+
+
+class TestALabelGoesWithItsModel:
+    """A label is part of its model: a later turn (a layout's) takes it along, so the
+    screenshot draws it on the model (session 47's trial: a dental arch the layout turned end
+    for end showed its engraved case id in the air between its arms)."""
+
+    def test_a_model_turned_half_round_carries_its_label_to_the_far_side(
+        self, engine: SimEngine, block: dict[str, str]
+    ) -> None:
+        scene, model = {"scene_id": block["scene_id"]}, block["id"]
+        before = engine.call("get_model", block, None)["bounding_box"]
+        low, high = before["min_corner"], before["max_corner"]
+        # On the -y face, 10 mm right of its middle.
+        spot = {"x": (low["x"] + high["x"]) / 2 + 10, "y": low["y"],
+                "z": (low["z"] + high["z"]) / 2}
+        engine.call("label_part", scene, {**LABEL, "model_id": model, "position": spot})
+        engine.call("update_model", block, {"orientation": {"x": 0, "y": 0, "z": 180}})
+        with engine.scenes.use(block["scene_id"]) as state:
+            placed = state.models[model]
+            (plate,) = item_for(placed, (200.0, 125.0, 210.0)).labels
+            now_low, now_high = placed.bounds()
+        centre = (now_low + now_high) / 2
+        # Half round about z: the -y face is now +y, and "right" is now left.
+        assert plate.centre == pytest.approx(
+            (centre[0] - 10, now_high[1], centre[2]), abs=1e-6)
 
 
 def open_scan(path: Path) -> Path:
