@@ -9,10 +9,12 @@ id scrolled History sideways. The dashboard runs in this process (uvicorn on 127
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
 
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
@@ -151,6 +153,61 @@ class TestABrowserRestarted:
                 page.goto(f"{server.url}/")
                 page.wait_for_url(f"{server.url}/login?next=/")
                 assert page.locator("#ended").count() == 0
+
+
+class TestALogoutWhileARefreshIsOnItsWay:
+    """The logout's own page is where the user lands, whatever a refresh meets meanwhile."""
+
+    def test_a_refresh_redirected_by_the_ended_session_does_not_override_the_logout(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        # The race, forced: a refresh held on its way out; the logout's POST held until the
+        # session has ended on the dashboard; then the refresh goes on and meets the ended
+        # session (redirected to /login?next=/), and its fate is known (dropped by the page,
+        # or followed) before the logout's answer reaches the page. Session 46: the page
+        # followed the refresh to /login?next=/ instead of the logout's /login.
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
+                _page(browser, server.url) as page:
+            refreshes: list[Any] = []
+            logouts: list[Any] = []
+            dropped: list[Any] = []
+            followed: list[Any] = []
+
+            def held_if_a_refresh(route: Any) -> None:
+                if route.request.headers.get("x-live"):
+                    refreshes.append(route)
+                else:
+                    route.continue_()
+
+            page.route(f"{server.url}/", held_if_a_refresh)
+            page.route(f"{server.url}/logout", lambda route: logouts.append(route))
+            page.on("requestfailed", lambda request: dropped.append(request)
+                    if request.headers.get("x-live") else None)
+            page.on("request", lambda request: followed.append(request)
+                    if request.is_navigation_request() and "next=" in request.url else None)
+            _pump_until(page, lambda: bool(refreshes))
+            page.click("form.who button", no_wait_after=True)
+            _pump_until(page, lambda: bool(logouts))
+            ended = logouts[0].fetch(max_redirects=0)  # the session ends on the dashboard
+            assert (ended.status, ended.headers["location"]) == (303, "/login")
+            with suppress(PlaywrightError):  # dropped by the page: nothing to go on with
+                refreshes[0].continue_()
+            _pump_until(page, lambda: bool(dropped or followed))
+            with suppress(PlaywrightError):  # a navigation the page replaced
+                logouts[0].fulfill(response=ended)
+            page.wait_for_url(lambda url: url.startswith(f"{server.url}/login"))
+            page.wait_for_load_state("load")
+            assert (page.url, [r.url for r in followed]) == (f"{server.url}/login", [])
+
+
+def _pump_until(page: Any, happened: Callable[[], bool]) -> None:
+    """Let Playwright call the routes' handlers (it does only inside its own calls) until
+    ``happened``, at most WAIT_MS."""
+    for _ in range(WAIT_MS // 10):
+        if happened():
+            return
+        page.wait_for_timeout(10)
+    raise AssertionError(f"not seen within {WAIT_MS} ms")
 
 
 def _kept_on_closing(context: Any) -> list[dict[str, Any]]:
