@@ -60,6 +60,14 @@ def _page(browser: Any, url: str) -> Iterator[Any]:
 
 
 @contextmanager
+def _on_sqlite(browser: Any, tmp: Path) -> Iterator[tuple[JobStore, WebServer, Any]]:
+    """The dashboard on a SQLite store in ``tmp``, and a logged-in page on it."""
+    with SqliteJobStore(tmp / "jobs.sqlite3") as store, _served(store) as server, \
+            _page(browser, server.url) as page:
+        yield store, server, page
+
+
+@contextmanager
 def _on_postgres(browser: Any, cluster: PgCluster
                  ) -> Iterator[tuple[JobStore, WebServer, Any, str]]:
     """The dashboard on a PostgreSQL database of its own, a logged-in page on it, and the
@@ -82,8 +90,7 @@ class TestAPageLeftOpen:
     def test_a_stopped_dashboard_is_said_on_the_open_page(
         self, browser: Any, tmp_path: Path
     ) -> None:
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             _case(store, tmp_path, "C-1", "a.stl")
             page.goto(f"{server.url}/?state=all")
             page.wait_for_selector("tr[data-case='C-1']")
@@ -166,8 +173,7 @@ class TestALogoutWhileARefreshIsOnItsWay:
         # session (redirected to /login?next=/), and its fate is known (dropped by the page,
         # or followed) before the logout's answer reaches the page. Session 46: the page
         # followed the refresh to /login?next=/ instead of the logout's /login.
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (_, server, page):
             refreshes: list[Any] = []
             logouts: list[Any] = []
             dropped: list[Any] = []
@@ -231,8 +237,7 @@ class TestLongNames:
     """Names of any length wrap inside the tablet's width."""
 
     def test_no_page_is_wider_than_the_tablet(self, browser: Any, tmp_path: Path) -> None:
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             _case(store, tmp_path, "C-" + "x" * 150, "L" * 190 + ".stl")
             widths = {}
             for path in ("/?state=all", "/history", "/failed"):
@@ -248,8 +253,7 @@ class TestLongNames:
         """Its reason quotes the refused file and its full-disk line names the folder, whose
         name may be one word as long as a name may be (255 bytes), with nothing to wrap at."""
         folder = Path("/srv/cases") / ("Cases-" + "x" * 249)
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             job = store.create_job(recipe="crowns", source_path=tmp_path / "C-1.stl",
                                    case_id="C-1", state=JobState.PROCESSING)
             build = store.create_build(recipe="crowns", job_ids=[job.id])
