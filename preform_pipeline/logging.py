@@ -63,10 +63,14 @@ SECRET_KEY_PATTERN = re.compile(
 # sent as basic auth with an empty password (urlauth.py), it is how a token is given to a
 # proxy, and no rule can tell a token from a name, so it is hidden whole. A PostgreSQL URL's
 # user alone is a role, its password given apart (store.password_file): it stays shown.
+# A user ends at `,` and `"`, a password at `"` (which no URL holds unescaped): a URL
+# followed directly by one and then an address (a CSV's or a JSON text's next field:
+# ``"http://host","to":"bob@lab.com"``) hid the words between (session 47). A password may
+# hold a comma, so ``http://host:8080,bob@lab.com`` is still hidden: erring toward hiding.
 _INLINE_SECRET = re.compile(
-    r"(?i)(?P<bearer>bearer\s+)[A-Za-z0-9._~+/=-]+"
-    r"|(?P<login>://[^/\s:@]*:)[^@\s/]+@"
-    r"|(?P<http>\bhttps?://)[^/?#\s:@]+@"
+    r'(?i)(?P<bearer>bearer\s+)[A-Za-z0-9._~+/=-]+'
+    r'|(?P<login>://[^/\s:@,"]*:)[^@\s/"]+@'
+    r'|(?P<http>\bhttps?://)[^/?#\s:@,"]+@'
 )
 
 

@@ -13,9 +13,12 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-__all__ = ["OTHER_PYTHON", "UNLISTED_UID", "as_another_user"]
+__all__ = ["OTHER_PYTHON", "UNLISTED_UID", "another_users_home", "as_another_user"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 #: A user id no password database of a test machine lists.
@@ -49,3 +52,15 @@ def as_another_user(cwd: Path, *argv: str, timeout: float = 60.0
         [str(OTHER_PYTHON), "-c", _MAIN, sysconfig.get_paths()["purelib"], *argv],
         cwd=cwd, env=env, user=UNLISTED_UID, group=UNLISTED_UID, extra_groups=[],
         capture_output=True, text=True, timeout=timeout, check=False)
+
+
+@contextmanager
+def another_users_home() -> Iterator[Path]:
+    """A folder the other user may reach and write (its home and data folder), removed after:
+    not below pytest's own, which only root may open."""
+    home = Path(tempfile.mkdtemp(prefix="pp-another-user-"))
+    try:
+        home.chmod(0o777)
+        yield home
+    finally:
+        shutil.rmtree(home)

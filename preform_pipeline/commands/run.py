@@ -140,7 +140,7 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import describe_store, open_store
+from preform_pipeline.store.opening import describe_store, open_store, refuse_unreachable
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
@@ -448,8 +448,6 @@ def _checked_store(
     """The run's job store (None for a dry run) and the `jobs` command that reaches it; None
     when it cannot be opened, or has forgotten the prints the output folder's reports name
     (each said on stderr; the store closed)."""
-    if args.dry_run:
-        return None, JOBS_COMMAND
     location: Path | str
     if args.store is not None:
         location = store_location(args.store, stderr)
@@ -459,6 +457,12 @@ def _checked_store(
         # A rehearsal's prints go to the rehearsal store (named in the closing lines).
         location = rehearsal_store_path(settings.store.path, simulated=settings.simulated)
     try:
+        if args.dry_run:
+            # Records nothing, so opens nothing; but a store its real run could not open is
+            # refused before a server starts (session 46: a dry run's servers started and
+            # nothing said the store).
+            refuse_unreachable(location)
+            return None, JOBS_COMMAND
         store = open_store(location)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)

@@ -59,6 +59,7 @@ __all__ = [
     "WAL_SWITCH_TRIES",
     "Migration",
     "SqliteJobStore",
+    "refuse_unreachable_store_file",
     "store_file_there",
 ]
 
@@ -351,6 +352,23 @@ def _unreadable(path: Path) -> str | None:
         return None
     except OSError as exc:
         return exc.strerror or str(exc)
+
+
+def _unreadable_error(path: Path, reason: str) -> StoreError:
+    return StoreError(
+        f"{path}: cannot read the job store file ({reason})",
+        hint="give this account permission to read the file (and to write it and its "
+        "folder, to change jobs), or run this as the user the hot folder runs as",
+    )
+
+
+def refuse_unreachable_store_file(path: Path) -> None:
+    """A StoreError when this account may not reach the store file at ``path`` or read it;
+    nothing when it may, or when no file is there yet. Nothing is opened as a store, created
+    or migrated: a dry run, which records nothing, checks so the store its real run would
+    open (opening a store of an older version migrates it, for good)."""
+    if store_file_there(path) and path.is_file() and (unreadable := _unreadable(path)):
+        raise _unreadable_error(path, unreadable)
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -663,12 +681,7 @@ class SqliteJobStore(SqlStoreCore):
                     "runs as",
                 ) from exc
             if "unable to open" in text and (unreadable := _unreadable(self.path)):
-                raise StoreError(
-                    f"{self.path}: cannot read the job store file ({unreadable})",
-                    hint="give this account permission to read the file (and to write it "
-                    "and its folder, to change jobs), or run this as the user the hot folder "
-                    "runs as",
-                ) from exc
+                raise _unreadable_error(self.path, unreadable) from exc
             if "unable to open" in text:
                 raise StoreError(
                     f"{self.path}: cannot open the job store ({text})",

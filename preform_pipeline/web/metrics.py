@@ -1,7 +1,8 @@
 """``/metrics``: Prometheus text exposition (format 0.0.4) of the store and the live sources.
 
 Every number is read when scraped: cases (jobs) and builds by state, builds prepared, prints
-sent / verified / failed, the server pool's servers by state, and the Web API request budget.
+sent / verified / failed, the server pool's servers by state and each one's restarts (a local
+server) or checks after a failure (a remote one), and the Web API request budget.
 A failed job a later job of its recipe and file printed (store/superseded.py) is not counted
 as ``failed`` but as ``cases_superseded``, as the dashboard's pages and ``jobs`` show it: an
 alert on failures fired for a killed run whose next run printed every model.
@@ -78,9 +79,20 @@ def render_metrics(store: JobStore, sources: LiveSources) -> str:
                [({}, float(builds.get(JobState.UNVERIFIED, 0)))])
     pool = sources.pool()
     if pool is not None:
-        states = Counter(s.state.value for s in pool.status())
+        servers = pool.status()
+        states = Counter(s.state.value for s in servers)
         out.metric("pool_servers", "gauge", "PreFormServers of the pool by state.",
                    (({"state": k}, float(v)) for k, v in sorted(states.items())))
+        # A local server is restarted after a failure; a remote one (another machine's) only
+        # checked again: each count is said of the servers it can be of. Both begin at 0
+        # with each pool the daemon starts (a counter's reset, to Prometheus).
+        out.metric("pool_server_restarts", "counter",
+                   "Restarts of each local PreFormServer since its pool started.",
+                   (({"server": s.name}, float(s.restarts)) for s in servers if not s.remote))
+        out.metric("pool_server_rechecks", "counter",
+                   "Checks of each remote PreFormServer after a failure since its pool "
+                   "started (the pool never restarts another machine's server).",
+                   (({"server": s.name}, float(s.rechecks)) for s in servers if s.remote))
     budget = sources.budget()
     if budget is not None:
         out.metric("web_api_requests_used", "gauge",

@@ -9,10 +9,12 @@ id scrolled History sideways. The dashboard runs in this process (uvicorn on 127
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
+
+from playwright.sync_api import Error as PlaywrightError
 
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
@@ -58,6 +60,14 @@ def _page(browser: Any, url: str) -> Iterator[Any]:
 
 
 @contextmanager
+def _on_sqlite(browser: Any, tmp: Path) -> Iterator[tuple[JobStore, WebServer, Any]]:
+    """The dashboard on a SQLite store in ``tmp``, and a logged-in page on it."""
+    with SqliteJobStore(tmp / "jobs.sqlite3") as store, _served(store) as server, \
+            _page(browser, server.url) as page:
+        yield store, server, page
+
+
+@contextmanager
 def _on_postgres(browser: Any, cluster: PgCluster
                  ) -> Iterator[tuple[JobStore, WebServer, Any, str]]:
     """The dashboard on a PostgreSQL database of its own, a logged-in page on it, and the
@@ -80,8 +90,7 @@ class TestAPageLeftOpen:
     def test_a_stopped_dashboard_is_said_on_the_open_page(
         self, browser: Any, tmp_path: Path
     ) -> None:
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             _case(store, tmp_path, "C-1", "a.stl")
             page.goto(f"{server.url}/?state=all")
             page.wait_for_selector("tr[data-case='C-1']")
@@ -153,6 +162,60 @@ class TestABrowserRestarted:
                 assert page.locator("#ended").count() == 0
 
 
+class TestALogoutWhileARefreshIsOnItsWay:
+    """The logout's own page is where the user lands, whatever a refresh meets meanwhile."""
+
+    def test_a_refresh_redirected_by_the_ended_session_does_not_override_the_logout(
+        self, browser: Any, tmp_path: Path
+    ) -> None:
+        # The race, forced: a refresh held on its way out; the logout's POST held until the
+        # session has ended on the dashboard; then the refresh goes on and meets the ended
+        # session (redirected to /login?next=/), and its fate is known (dropped by the page,
+        # or followed) before the logout's answer reaches the page. Session 46: the page
+        # followed the refresh to /login?next=/ instead of the logout's /login.
+        with _on_sqlite(browser, tmp_path) as (_, server, page):
+            refreshes: list[Any] = []
+            logouts: list[Any] = []
+            dropped: list[Any] = []
+            followed: list[Any] = []
+
+            def held_if_a_refresh(route: Any) -> None:
+                if route.request.headers.get("x-live"):
+                    refreshes.append(route)
+                else:
+                    route.continue_()
+
+            page.route(f"{server.url}/", held_if_a_refresh)
+            page.route(f"{server.url}/logout", lambda route: logouts.append(route))
+            page.on("requestfailed", lambda request: dropped.append(request)
+                    if request.headers.get("x-live") else None)
+            page.on("request", lambda request: followed.append(request)
+                    if request.is_navigation_request() and "next=" in request.url else None)
+            _pump_until(page, lambda: bool(refreshes))
+            page.click("form.who button", no_wait_after=True)
+            _pump_until(page, lambda: bool(logouts))
+            ended = logouts[0].fetch(max_redirects=0)  # the session ends on the dashboard
+            assert (ended.status, ended.headers["location"]) == (303, "/login")
+            with suppress(PlaywrightError):  # dropped by the page: nothing to go on with
+                refreshes[0].continue_()
+            _pump_until(page, lambda: bool(dropped or followed))
+            with suppress(PlaywrightError):  # a navigation the page replaced
+                logouts[0].fulfill(response=ended)
+            page.wait_for_url(lambda url: url.startswith(f"{server.url}/login"))
+            page.wait_for_load_state("load")
+            assert (page.url, [r.url for r in followed]) == (f"{server.url}/login", [])
+
+
+def _pump_until(page: Any, happened: Callable[[], bool]) -> None:
+    """Let Playwright call the routes' handlers (it does only inside its own calls) until
+    ``happened``, at most WAIT_MS."""
+    for _ in range(WAIT_MS // 10):
+        if happened():
+            return
+        page.wait_for_timeout(10)
+    raise AssertionError(f"not seen within {WAIT_MS} ms")
+
+
 def _kept_on_closing(context: Any) -> list[dict[str, Any]]:
     """The cookies a browser keeps when it is closed: those with an expiry of their own
     (Chromium drops session cookies unless told to restore the last session)."""
@@ -174,8 +237,7 @@ class TestLongNames:
     """Names of any length wrap inside the tablet's width."""
 
     def test_no_page_is_wider_than_the_tablet(self, browser: Any, tmp_path: Path) -> None:
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             _case(store, tmp_path, "C-" + "x" * 150, "L" * 190 + ".stl")
             widths = {}
             for path in ("/?state=all", "/history", "/failed"):
@@ -191,8 +253,7 @@ class TestLongNames:
         """Its reason quotes the refused file and its full-disk line names the folder, whose
         name may be one word as long as a name may be (255 bytes), with nothing to wrap at."""
         folder = Path("/srv/cases") / ("Cases-" + "x" * 249)
-        with SqliteJobStore(tmp_path / "jobs.sqlite3") as store, _served(store) as server, \
-                _page(browser, server.url) as page:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
             job = store.create_job(recipe="crowns", source_path=tmp_path / "C-1.stl",
                                    case_id="C-1", state=JobState.PROCESSING)
             build = store.create_build(recipe="crowns", job_ids=[job.id])

@@ -41,6 +41,7 @@ from preform_pipeline.servers.process import (
 )
 from preform_pipeline.servers.testing import standin_settings, write_standin_server
 from preform_pipeline.settings import PathMapping, RemoteServer, ServerSettings, Settings
+from preform_pipeline.settings.servers import DEFAULT_STARTUP_TIMEOUT_S
 
 StartRunner = Callable[[str], "tuple[subprocess.Popen[str], list[int]]"]
 WAIT_S = 20.0  # upper bound for anything the pool does in these tests; normally < 2 s
@@ -423,6 +424,27 @@ with pool:
 """
 
 
+#: The runner's pool waits for its servers up to their start-up limit (the settings' default:
+#: the script sets none) before it prints their pids; the runner's own start comes on top. A
+#: wait of 20 s, below that limit, failed a loaded machine's start as a bare queue.Empty.
+PIDS_WAIT_S = DEFAULT_STARTUP_TIMEOUT_S + WAIT_S
+
+
+def _pid_line(runner: subprocess.Popen[str], lines: queue.Queue[str]) -> str:
+    """The runner's first line (its servers' pids), or the test failed saying what it waited
+    for and what came instead."""
+    try:
+        line = lines.get(timeout=PIDS_WAIT_S)
+    except queue.Empty:
+        pytest.fail(f"the runner printed no server pids within {PIDS_WAIT_S:g} s (its "
+                    f"pool's start-up limit, {DEFAULT_STARTUP_TIMEOUT_S:g} s, and {WAIT_S:g} s "
+                    "for its own start)", pytrace=False)
+    if not line:
+        pytest.fail(f"the runner ended (exit status {runner.wait(WAIT_S)}) before it printed "
+                    "its server pids: its stderr above says why", pytrace=False)
+    return line
+
+
 class TestRunner:
     """No server outlives the process that runs the pool."""
 
@@ -445,7 +467,7 @@ class TestRunner:
             assert runner.stdout is not None
             stdout = runner.stdout
             threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
-            servers: list[int] = json.loads(lines.get(timeout=WAIT_S))
+            servers: list[int] = json.loads(_pid_line(runner, lines))
             pids = [pid for server in servers for pid in _tree(server)]
             started[-1] = (runner, pids)
             return runner, pids

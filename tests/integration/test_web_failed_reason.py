@@ -10,7 +10,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from test_hotfolder_watch_command import environment
 
@@ -18,6 +17,7 @@ from preform_pipeline.hotfolder.testing import write_hotfolder_settings, write_r
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.web import WebServer
+from tests.unit.web import clients
 
 SECRET = "viewer-secret-for-failed"
 #: An ASCII STL cut short in its second facet, as a copy stopped halfway leaves it.
@@ -55,7 +55,7 @@ def failed_once(tmp_path: Path) -> Iterator[tuple[Path, str]]:
 
 
 def _row(url: str) -> str:
-    page = httpx.get(url + "/failed", headers={"Authorization": f"Bearer victor:{SECRET}"})
+    page = clients.get(url + "/failed", headers={"Authorization": f"Bearer victor:{SECRET}"})
     found = re.search(r'<tr data-case="C-500">(.*?)</tr>', page.text, re.S)
     assert found, page.text
     return found.group(1)

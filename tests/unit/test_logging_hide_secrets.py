@@ -28,9 +28,28 @@ class TestAUrlsLogin:
         # Review rv46-loose: a url without a login, and one with an address after it.
         ("http://printhost", None),
         ("http://printhost:44388 is down: mail olivia@lab.example", None),
+        # Session 47: a url directly followed by `,` or `"`, then an address (a CSV's, a
+        # JSON text's or an HTML tag's next field): the words between were hidden as a login.
+        ("see http://printhost/a, olivia@lab.example", None),
+        ("http://printhost,olivia@lab.example", None),
+        ("http://printhost,owner:olivia@lab.example", None),
+        ('{"url":"http://printhost","to":"olivia@lab.example"}', None),
+        ('{"url":"http://printhost:44388","to":"olivia@lab.example"}', None),
+        ('["http://printhost","olivia@lab.example"]', None),
+        ('<a href="http://printhost">olivia@lab.example</a>', None),
+        ('<a href="http://printhost">mail:olivia@lab.example</a>', None),
+        ('"http://olivia:hunter2@printhost","bob@lab.example"',
+         '"http://olivia:[redacted]@printhost","bob@lab.example"'),
+        # A password may hold a comma: hidden whole, so a port directly followed by a comma
+        # and an address is hidden too (erring toward hiding).
+        ("http://olivia:hun,ter2@printhost", "http://olivia:[redacted]@printhost"),
+        ("http://printhost:44388,olivia@lab.example", "http://printhost:[redacted]@lab.example"),
     ], ids=["password", "password-alone", "token-as-user", "ipv6-upper-case", "two",
             "postgres-role", "at-in-path", "at-in-query", "an-address", "no-login",
-            "an-address-after-a-url"])
+            "an-address-after-a-url", "comma-space-address", "comma-address", "comma-field-address",
+            "json-quote-address", "json-quote-port-address", "json-array-address",
+            "html-quote-address", "html-quote-field-address", "a-password-then-a-field",
+            "a-comma-in-a-password", "port-comma-address"])
     def test_only_the_secret_is_hidden(self, text: str, shown: str | None) -> None:
         hidden = hide_secrets(text)
         assert hidden == (shown or text)

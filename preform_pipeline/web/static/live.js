@@ -65,11 +65,32 @@
       "; " + why + ". Trying again every " + period / 1000 + " s.";
     line.hidden = false;
   }
+  // A navigation the page started (a form sent: Log out, Approve; a link) wins over a refresh.
+  // A refresh fetched as a logout lands is redirected to the login with ?next=, and followed
+  // it took the user there instead of where the logout meant (session 46): once the page is
+  // leaving, the refresh in flight is dropped and none starts.
+  var leaving = false;
+  var inFlight = [];  // a slow answer does not hold the next refresh back: each is dropped
+  function leave() {
+    leaving = true;
+    inFlight.splice(0).forEach(function (controller) { controller.abort(); });
+  }
+  // Said as a navigation starts: a form sent, a link followed (a form's "submit" event comes
+  // first, but then a navigation is no more certain than here).
+  window.addEventListener("beforeunload", leave);
+  // Back to this page from the browser's cache: it is shown again, so it refreshes again.
+  window.addEventListener("pageshow", function (event) {
+    if (event.persisted) { leaving = false; }
+  });
   function refresh() {
     var main = document.getElementById("live");
-    if (!main || document.hidden || busy(main)) { return; }
-    fetch(window.location.href, { headers: { "X-Live": "1" }, credentials: "same-origin" })
+    if (!main || leaving || document.hidden || busy(main)) { return; }
+    var controller = new AbortController();
+    inFlight.push(controller);
+    fetch(window.location.href, { headers: { "X-Live": "1" }, credentials: "same-origin",
+                                  signal: controller.signal })
       .then(function (r) {
+        if (leaving) { return null; }
         // Sent elsewhere (the session ended: a restart, or a login from too long ago): go
         // there as a page, whose own refresh rule holds (the login page has none).
         if (r.redirected) { window.location.assign(r.url); return null; }
@@ -86,7 +107,7 @@
         return r.text();
       })
       .then(function (html) {
-        if (html !== null && !busy(main)) {
+        if (html !== null && !leaving && !busy(main)) {
           var kept = remember(main);
           main.innerHTML = html;
           restore(main, kept);
@@ -96,7 +117,12 @@
         }
       })
       .catch(function () {
+        if (leaving) { return; }  // dropped (aborted) as the page leaves: nothing failed
         stale("the dashboard cannot be reached (stopped, restarting, or the network is down)");
+      })
+      .finally(function () {
+        var at = inFlight.indexOf(controller);
+        if (at >= 0) { inFlight.splice(at, 1); }
       });
   }
   window.setInterval(refresh, period);

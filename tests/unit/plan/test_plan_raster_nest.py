@@ -10,7 +10,12 @@ import pytest
 
 from preform_pipeline.errors import PlanningError
 from preform_pipeline.plan.nesting import Outline
-from preform_pipeline.plan.raster_nest import RASTER_CLEARANCE_MM, raster_nest
+from preform_pipeline.plan.raster_nest import (
+    RASTER_CLEARANCE_MM,
+    _Packer,
+    raster_nest,
+    raster_shape,
+)
 from tests.unit.plan.test_plan_nesting import check, ell, rectangle
 
 
@@ -144,3 +149,37 @@ def test_a_model_larger_than_an_empty_platform_is_named() -> None:
 def test_a_platform_or_cell_of_no_size_is_refused() -> None:
     with pytest.raises(ValueError, match="positive"):
         raster_nest([Outline("a", rectangle(5.0, 5.0), 1.0, 25.0)], (60.0, 60.0), cell=0.0)
+
+
+def test_an_outline_of_no_points_is_refused_by_its_key_before_any_work() -> None:
+    # Session 46: numpy's "zero-size array to reduction operation minimum" from inside the
+    # rasteriser.
+    outlines = [Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0),
+                Outline("no-shadow", np.empty((0, 2)), 1.0, 0.0)]
+    with pytest.raises(ValueError, match=r"outlines of no points \(nothing to place\): no-shadow"):
+        raster_nest(outlines, (60.0, 60.0))
+
+
+class TestTheNoFitTestAtOneCell:
+    """A box's mask (6 x 9 cells, turned 0 degrees only) beside another model's cells taken by
+    hand: a place that shares no cell is taken; one that shares a single cell is not."""
+
+    @staticmethod
+    def _beside_a_taken_column(corner_taken: bool) -> tuple[int, int, int] | None:
+        box = raster_shape(Outline("box", rectangle(6.0, 3.0), 0.0, 18.0), [0.0], cell=1.0,
+                           clearance=0.0)
+        rows, cols = box.masks[0].shape
+        # Room for the box beside the column at either of two places; the one cell taken
+        # lies under the box's corner at both (and leaves enough free cells to look).
+        packer = _Packer(rows, cols + 2)
+        grid = packer.new()
+        grid.cells[:, 0] = True  # another model's column, at the left
+        if corner_taken:
+            grid.cells[0, cols] = True
+        return packer.spot(grid, box)
+
+    def test_a_box_goes_right_beside_a_taken_column_sharing_no_cell(self) -> None:
+        assert self._beside_a_taken_column(corner_taken=False) == (0, 0, 1)
+
+    def test_a_box_that_would_share_one_cell_is_not_placed(self) -> None:
+        assert self._beside_a_taken_column(corner_taken=True) is None

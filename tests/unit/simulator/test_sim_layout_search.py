@@ -9,7 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from layout_support import gap, placed_points
 
-from preform_pipeline.simulator.outline_pack import Shape, pack_shapes
+from preform_pipeline.simulator.outline_pack import _LOWEST, _SNUG, Shape, _try, pack_shapes
 
 AREA = (100.0, 70.0)
 GROW = 1.0
@@ -63,3 +63,26 @@ class TestWiderSearch:
             assert points[:, 1].max() <= AREA[1] - GROW + 1e-6
         for a, b in itertools.combinations(where, 2):
             assert gap(a, b, 2 * GROW - 1e-6) >= 2 * GROW - 1e-6
+
+
+class TestTheSnugRule:
+    """Of two nearly equal tops, the snug rule takes the one leaving less empty area under
+    the model; the lowest-top rule takes the lower top however much it leaves empty."""
+
+    #: A block 5.05 mm deep, and an L lying on its leg (4.6 mm wide, to the floor) with its
+    #: arm (5 mm wide) standing 5 mm up, to the left: set over the block the L's top is
+    #: 0.05 mm higher than on the floor beside it, where 25 mm2 under its arm stay empty.
+    BLOCK = Shape("block", _edge([(0.0, 0.0), (4.6, 0.0), (4.6, 5.05), (0.0, 5.05)]), 0.0)
+    ELL = Shape("ell", _edge([(0.0, 5.0), (5.0, 5.0), (5.0, 0.0), (9.6, 0.0), (9.6, 10.0),
+                              (0.0, 10.0)]), 0.0)
+
+    def _where_the_ell_goes(self, rule: str) -> tuple[float, float]:
+        placed, unplaced = _try([self.BLOCK, self.ELL], (30.0, 30.0), 0, 1.0, (0.0,), rule)
+        assert unplaced == [] and placed[0].key == "block"
+        return round(placed[1].dx, 6), round(placed[1].dy, 6)
+
+    def test_the_snug_rule_sets_the_arm_over_the_block(self) -> None:
+        assert self._where_the_ell_goes(_SNUG) == (0.0, 0.05)
+
+    def test_the_lowest_top_rule_puts_it_on_the_floor_beside_the_block(self) -> None:
+        assert self._where_the_ell_goes(_LOWEST) == (5.0, 0.0)

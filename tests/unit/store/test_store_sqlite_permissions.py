@@ -10,15 +10,13 @@ and ``jobs show`` crashed on SQLite's open (exit 70, PermissionError).
 from __future__ import annotations
 
 import os
-import shutil
 import sqlite3
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.another_user import OTHER_PYTHON, as_another_user
+from tests.another_user import OTHER_PYTHON, another_users_home, as_another_user
 
 pytestmark = pytest.mark.skipif(OTHER_PYTHON is None,
                                 reason="needs root and a Python any user may run")
@@ -35,12 +33,8 @@ def _a_store(path: Path) -> Path:
 
 @pytest.fixture
 def home() -> Iterator[Path]:
-    """A folder the other user may reach and write (its home and data folder): not below
-    pytest's own, which only root may open."""
-    home = Path(tempfile.mkdtemp(prefix="pp-another-user-"))
-    home.chmod(0o777)
-    yield home
-    shutil.rmtree(home)
+    with another_users_home() as home:
+        yield home
 
 
 @pytest.fixture

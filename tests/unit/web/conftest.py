@@ -20,6 +20,7 @@ from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.views import QueueFilter
+from tests.unit.web import clients
 
 OPERATOR_SECRET = "operator-secret-0123"
 VIEWER_SECRET = "viewer-secret-4567"
@@ -81,7 +82,7 @@ def served(tmp_path: Path, users: tuple[WebUser, ...]) -> Iterator[Served]:
 
 def logged_in(served: Served, name: str, secret: str) -> tuple[httpx.Client, str]:
     """A client logged in through the login form, and the CSRF token its pages carry."""
-    client = httpx.Client(base_url=served.url, follow_redirects=False)
+    client = clients.Client(base_url=served.url, follow_redirects=False)
     answer = client.post("/login", data={"name": name, "secret": secret, "next": "/"})
     assert answer.status_code == 303, answer.text
     page = client.get(f"/builds/{served.held_id}")

@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import httpx
 import jinja2
 import pytest
 
@@ -17,6 +16,7 @@ from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.compiled import CompiledOnce
+from tests.unit.web import clients
 from tests.unit.web.conftest import VIEWER_AUTH
 
 
@@ -48,8 +48,7 @@ def _dashboard(tmp: Path, users: tuple[WebUser, ...], refresh_s: float) -> Itera
 
 
 def _failed_page(url: str) -> str:
-    # A loaded machine (load 30) answered past httpx's 5 s default once: not this test's point.
-    answer = httpx.get(f"{url}/failed", headers=VIEWER_AUTH, timeout=30.0)
+    answer = clients.get(f"{url}/failed", headers=VIEWER_AUTH)
     assert answer.status_code == 200, answer.text[:500]
     return answer.text
 

@@ -35,6 +35,7 @@ from preform_pipeline.web.app import MAX_BODY_BYTES
 from preform_pipeline.web.badrequests import MAX_PEERS, SAY_EVERY_S, Pacer, SaidAsEvent
 from tests.multinode_farm import wait_until
 from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.web import clients
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, logged_in, refused, serving
 
 #: Past SQLite's longest LIKE pattern (50,000 bytes), inside what a request line may hold.
@@ -167,7 +168,7 @@ class TestBodiesLargerThanAnyForm:
         self, served: Served
     ) -> None:
         body = b"name=olivia&secret=" + b"x" * (MAX_BODY_BYTES + 1)
-        with httpx.Client(base_url=served.url) as client, capture_logs() as events:
+        with clients.Client(base_url=served.url) as client, capture_logs() as events:
             answer = client.post("/login", content=body, headers={
                 "Content-Type": "application/x-www-form-urlencoded"})
             assert answer.status_code == 413
@@ -191,7 +192,7 @@ class TestBodiesLargerThanAnyForm:
                 sent += len(chunk)
                 yield chunk
 
-        with httpx.Client(base_url=served.url) as client, capture_logs() as events:
+        with clients.Client(base_url=served.url) as client, capture_logs() as events:
             try:
                 answer = client.post("/cases/retry", content=endless(), headers={
                     "Content-Type": "application/x-www-form-urlencoded"})
@@ -243,7 +244,7 @@ class TestBodiesCutShort:
             sock.shutdown(socket.SHUT_WR)
             answer = sock.recv(65536)  # the server closes without an answer
             wait_until("web_client_gone", lambda: _said(logs, "web_client_gone"), 10)
-            served_after = httpx.get(f"{served.url}/healthz")
+            served_after = clients.get(f"{served.url}/healthz")
         assert answer == b""
         assert served_after.status_code == 200
         assert [r.getMessage() for r in caplog.records if r.exc_info] == []

@@ -8,7 +8,6 @@ from contextlib import closing
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 from structlog.testing import capture_logs
 
@@ -16,6 +15,7 @@ from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.hosts import host_name, served_hosts
+from tests.unit.web import clients
 from tests.unit.web.conftest import OPERATOR_SECRET, Served, held_build, logged_in
 
 
@@ -50,18 +50,18 @@ class TestRebindingIsRefused:
 
     @pytest.mark.parametrize("path", ["/", "/login", "/metrics", "/healthz", "/nowhere"])
     def test_pages_login_and_metrics_are_refused_alike(self, served: Served, path: str) -> None:
-        answer = httpx.get(served.url + path, headers={"Host": "evil.example"})
+        answer = clients.get(served.url + path, headers={"Host": "evil.example"})
         assert answer.status_code == 400
         assert "does not answer to the host 'evil.example'" in answer.text
 
     def test_a_huge_host_is_quoted_cut_short(self, served: Served) -> None:
-        answer = httpx.get(served.url + "/login", headers={"Host": "a" * 5000})
+        answer = clients.get(served.url + "/login", headers={"Host": "a" * 5000})
         assert answer.status_code == 400
         assert f"'{'a' * 100}...'" in answer.text and "a" * 101 not in answer.text
 
     @pytest.mark.parametrize("host", ["localhost", "LOCALHOST.", "127.0.0.1", "[::1]"])
     def test_the_loopback_names_are_served(self, served: Served, host: str) -> None:
-        answer = httpx.get(served.url + "/login", headers={"Host": f"{host}:{_port(served)}"})
+        answer = clients.get(served.url + "/login", headers={"Host": f"{host}:{_port(served)}"})
         assert answer.status_code == 200
 
 

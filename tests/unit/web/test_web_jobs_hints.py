@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.web import WebServer
+from tests.unit.web import clients
 from tests.unit.web.conftest import OPERATOR_SECRET, held_build
 
 JOBS = 'preform-pipeline jobs --store "/srv/lab share/jobs.sqlite3"'
@@ -30,8 +30,8 @@ class TestASecondDecision:
             try:
                 headers = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}",
                            "Origin": server.url, "Sec-Fetch-Site": "same-origin"}
-                first = httpx.post(f"{server.url}/builds/{held}/approve", headers=headers)
-                again = httpx.post(f"{server.url}/builds/{held}/{second}", headers=headers,
+                first = clients.post(f"{server.url}/builds/{held}/approve", headers=headers)
+                again = clients.post(f"{server.url}/builds/{held}/{second}", headers=headers,
                                    data={"reason": "too late"})
             finally:
                 server.stop()

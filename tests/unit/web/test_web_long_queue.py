@@ -8,12 +8,12 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from preform_pipeline.settings.web import WebUser
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.web.views import HISTORY_PAGE_CASES, QUEUE_PAGE_ROWS
+from tests.unit.web import clients
 from tests.unit.web.conftest import VIEWER_SECRET, Served, serving
 
 AUTH = {"Authorization": f"Bearer victor:{VIEWER_SECRET}"}
@@ -65,7 +65,7 @@ class TestAHeldBuildBehindANewerDay:
     """Filters and the search ask the store, so a page's limit never hides what they name."""
 
     def test_the_approval_filter_shows_the_held_build(self, behind: Served) -> None:
-        page = httpx.get(behind.url + "/?state=approval", headers=AUTH).text
+        page = clients.get(behind.url + "/?state=approval", headers=AUTH).text
         held = behind.store.get_build(behind.held_id)
         assert _cases(page) == ["C-7"]
         assert f'<tr data-build="{held.job_key}">' in page
@@ -74,10 +74,10 @@ class TestAHeldBuildBehindANewerDay:
     def test_a_search_finds_the_case_and_its_key(self, behind: Served) -> None:
         key = behind.store.list_jobs(limit=None)[0].job_key
         for query in ("C-7", key.lower()):
-            page = httpx.get(behind.url + "/", params={"state": "all", "q": query},
+            page = clients.get(behind.url + "/", params={"state": "all", "q": query},
                              headers=AUTH).text
             assert _cases(page) == ["C-7"], query
-        history = httpx.get(behind.url + "/history", params={"q": "C-7"}, headers=AUTH).text
+        history = clients.get(behind.url + "/history", params={"q": "C-7"}, headers=AUTH).text
         assert 'data-case="C-7"' in history
 
 
@@ -91,7 +91,7 @@ class TestPages:
         seen: list[str] = []
         url = "/?state=all&recipe=crowns"
         for number in (1, 2, 3):
-            page = httpx.get(behind.url + url, headers=AUTH).text
+            page = clients.get(behind.url + url, headers=AUTH).text
             seen += _cases(page)
             assert len(_builds(page)) == len(_cases(page)), number
             older, newer = _links(page, "next"), _links(page, "prev")
@@ -121,7 +121,7 @@ class TestPages:
         seen: list[str] = []
         url = "/?state=all&q=-"
         while url:
-            page = httpx.get(behind.url + url, headers=AUTH).text
+            page = clients.get(behind.url + url, headers=AUTH).text
             seen += _cases(page)
             if "C-7" in _cases(page):
                 row = page[page.index('<tr data-case="C-7">'):]
@@ -133,26 +133,26 @@ class TestPages:
         assert seen == ["C-7"] + [f"N-{n}" for n in reversed(range(NEWER))]
 
     def test_the_live_refresh_of_a_page_fetches_that_page_only(self, behind: Served) -> None:
-        part = httpx.get(behind.url + "/?page=2", headers={**AUTH, "X-Live": "1"}).text
+        part = clients.get(behind.url + "/?page=2", headers={**AUTH, "X-Live": "1"}).text
         newest_on_it = NEWER - 1 - QUEUE_PAGE_ROWS
         assert _cases(part)[0] == f"N-{newest_on_it}"
         assert len(_cases(part)) == QUEUE_PAGE_ROWS and "<html" not in part
 
     def test_a_search_is_paged_too(self, behind: Served) -> None:
-        first = httpx.get(behind.url + "/", params={"q": "n-"}, headers=AUTH).text
+        first = clients.get(behind.url + "/", params={"q": "n-"}, headers=AUTH).text
         assert len(_cases(first)) == QUEUE_PAGE_ROWS
         assert _links(first, "next")[0] == "/?state=active&q=n-&page=2"
-        last = httpx.get(behind.url + "/", params={"q": "n-", "page": "3"}, headers=AUTH).text
+        last = clients.get(behind.url + "/", params={"q": "n-", "page": "3"}, headers=AUTH).text
         assert _cases(last) == ["N-0"] and _links(last, "next") == []
 
     def test_a_page_beyond_the_last_or_not_a_number_says_so_plainly(
         self, behind: Served
     ) -> None:
-        beyond = httpx.get(behind.url + "/?page=9", headers=AUTH)
+        beyond = clients.get(behind.url + "/?page=9", headers=AUTH)
         assert beyond.status_code == 200 and "No cases match." in beyond.text
         assert _links(beyond.text, "prev")[0] == "/?state=active&page=8"
         for junk in ("abc", "0", "-1", "99999999999999999999", "\u00b2", "9" * 5000):
-            page = httpx.get(behind.url + "/", params={"page": junk}, headers=AUTH)
+            page = clients.get(behind.url + "/", params={"page": junk}, headers=AUTH)
             assert page.status_code == 200 and _cases(page.text)[0] == f"N-{NEWER - 1}", junk
 
 
@@ -169,7 +169,7 @@ class TestHistoryPages:
         url = "/history?q=-"
         pages = 0
         while url:
-            page = httpx.get(behind.url + url, headers=AUTH).text
+            page = clients.get(behind.url + url, headers=AUTH).text
             pages += 1
             shown = self._history(page)
             assert len(shown) == HISTORY_PAGE_CASES or not _links(page, "next")
@@ -185,12 +185,12 @@ class TestHistoryPages:
     def test_an_old_link_by_page_number_opens_the_page_its_older_link_does(
         self, behind: Served
     ) -> None:
-        first = httpx.get(behind.url + "/history?q=-", headers=AUTH).text
+        first = clients.get(behind.url + "/history?q=-", headers=AUTH).text
         (older,) = _links(first, "next")
         assert "before=" in older and "page=2" in older
-        by_number = httpx.get(behind.url + "/history?state=all&q=-&page=2", headers=AUTH)
+        by_number = clients.get(behind.url + "/history?state=all&q=-&page=2", headers=AUTH)
         assert by_number.status_code == 200
-        by_link = httpx.get(behind.url + older, headers=AUTH).text
+        by_link = clients.get(behind.url + older, headers=AUTH).text
         assert self._history(by_number.text) == self._history(by_link) != []
         assert _links(by_number.text, "prev") == _links(by_link, "prev") == [
             "/history?state=all&q=-"]
@@ -200,7 +200,7 @@ class TestHistoryPages:
     def test_a_position_the_dashboard_did_not_write_is_refused_in_words(
         self, behind: Served, position: str
     ) -> None:
-        answer = httpx.get(f"{behind.url}/history?page=3&{position}", headers=AUTH)
+        answer = clients.get(f"{behind.url}/history?page=3&{position}", headers=AUTH)
         assert answer.status_code == 400
         said = html.unescape(answer.text)
         assert f"this History link's position ({position}) is not one the dashboard wrote" \
@@ -214,7 +214,7 @@ class TestHistoryPages:
     ) -> None:
         # A time whose UTC falls outside the years a datetime holds: turned into the store's
         # UTC text, it raised OverflowError (a 500) instead of being refused.
-        answer = httpx.get(f"{behind.url}/history?page=3&{position.replace('+', '%2B')}",
+        answer = clients.get(f"{behind.url}/history?page=3&{position.replace('+', '%2B')}",
                            headers=AUTH)
         assert answer.status_code == 400
         said = html.unescape(answer.text)
@@ -223,7 +223,7 @@ class TestHistoryPages:
         assert "Traceback" not in said
 
     def test_a_search_finds_an_old_case_on_the_first_page(self, behind: Served) -> None:
-        page = httpx.get(behind.url + "/history", params={"q": "n-3"}, headers=AUTH).text
+        page = clients.get(behind.url + "/history", params={"q": "n-3"}, headers=AUTH).text
         assert self._history(page) == [f"N-{n}" for n in (39, 38, 37, 36, 35, 34, 33, 32,
                                                           31, 30, 3)]
         assert 'data-test="pager-history"' not in page

@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import unquote
 
-import httpx
 import pytest
 from PIL import Image
 from structlog.testing import capture_logs
@@ -27,6 +26,7 @@ from preform_pipeline.store import JobState
 from preform_pipeline.store.postgres import PostgresJobStore
 from preform_pipeline.web import views
 from tests.pg_cluster import PG_PASSWORD, PgCluster
+from tests.unit.web import clients
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_SECRET,
@@ -62,7 +62,7 @@ class TestHiddenCharactersInNames:
     def test_an_override_and_a_line_break_are_shown_as_escapes(
         self, spoofed: Served, path: str
     ) -> None:
-        page = httpx.get(spoofed.url + path, headers=AUTH).text
+        page = clients.get(spoofed.url + path, headers=AUTH).text
         text = _text_of(page)
         assert "C-\\u202e8" in text and "C-new\\nline" in text
         if path != "/history":  # History lists a case's files by name alone
@@ -88,7 +88,7 @@ class TestTimesNameTheirZone:
     """A time on a page says which zone it is in."""
 
     def test_the_build_page_audit_trail_names_the_zone(self, served: Served) -> None:
-        page = httpx.get(f"{served.url}/builds/{served.held_id}", headers=AUTH).text
+        page = clients.get(f"{served.url}/builds/{served.held_id}", headers=AUTH).text
         shown = re.findall(r"<time [^>]*>([^<]+)</time>", page)
         assert shown
         zone = served.store.build_history(served.held_id)[0].at.astimezone().strftime("%Z")
@@ -119,7 +119,7 @@ class TestTheStoreAway:
         served, cluster, name = away
         url = served.url + path.format(id=served.held_id)
         with cluster.refusing(name), capture_logs() as logs:
-            answer = httpx.get(url, headers=AUTH)
+            answer = clients.get(url, headers=AUTH)
         assert answer.status_code == 503
         text = _text_of(answer.text)
         assert "The job store cannot be read" in text
@@ -129,7 +129,7 @@ class TestTheStoreAway:
         assert 'data-refresh-ms="5000" data-reload-when-back' in answer.text
         assert PG_PASSWORD not in answer.text
         assert [e["event"] for e in logs if e["event"].startswith("web_")] == ["web_store_away"]
-        assert httpx.get(url, headers=AUTH).status_code == 200
+        assert clients.get(url, headers=AUTH).status_code == 200
 
     def test_an_action_meanwhile_says_the_store_is_away_and_changes_nothing(
         self, away: tuple[Served, PgCluster, str]
@@ -164,7 +164,7 @@ class TestTheStoreAway:
         self, away: tuple[Served, PgCluster, str]
     ) -> None:
         served, _, _ = away
-        answer = httpx.get(f"{served.url}/builds/999999", headers=AUTH)
+        answer = clients.get(f"{served.url}/builds/999999", headers=AUTH)
         assert answer.status_code == 404 and "no such build" in answer.text
 
 
@@ -176,7 +176,7 @@ class TestABuildWithoutItsPicture:
     ) -> None:
         form = served.store.get_build(served.held_id).form_path
         assert form is not None and not form.with_suffix(".png").exists()
-        page = httpx.get(f"{served.url}/builds/{served.held_id}", headers=AUTH).text
+        page = clients.get(f"{served.url}/builds/{served.held_id}", headers=AUTH).text
         found = re.search(r'<p class="empty" id="no-screenshot">([^<]*)</p>', page)
         assert found is not None
         said = html.unescape(found.group(1)).strip()
@@ -192,7 +192,7 @@ class TestABuildWithoutItsPicture:
                                state=JobState.PROCESSING)
         build = store.create_build(recipe="crowns", job_ids=[job.id])
         store.transition_build(build.id, JobState.PREPARING, "on a server")
-        page = httpx.get(f"{served.url}/builds/{build.id}", headers=AUTH).text
+        page = clients.get(f"{served.url}/builds/{build.id}", headers=AUTH).text
         assert "No screenshot yet: it is taken when the build has been prepared." in page
         assert "add a screenshot step" not in page
 
@@ -260,18 +260,18 @@ class TestManyFailedCases:
             job = store.create_job(recipe="crowns", source_path=tmp_path / f"f{n}.stl",
                                    case_id=f"F-{n}", state=JobState.PROCESSING)
             store.transition(job.id, JobState.FAILED, "refused by the server")
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = clients.get(served.url + "/failed", headers=AUTH).text
         assert "F-0" not in _text_of(page).split()  # the oldest is past the page
         assert ('The newest 4 failed jobs are shown; older ones are on <a href="/history?'
                 'state=failed">History, showing Failed</a>.') in page
-        history = httpx.get(served.url + "/history?state=failed&q=F-0", headers=AUTH).text
+        history = clients.get(served.url + "/history?state=failed&q=F-0", headers=AUTH).text
         assert "f0.stl" in history
 
     def test_below_it_says_nothing(self, served: Served, tmp_path: Path) -> None:
         job = served.store.create_job(recipe="crowns", source_path=tmp_path / "f.stl",
                                       case_id="F-1", state=JobState.PROCESSING)
         served.store.transition(job.id, JobState.FAILED, "refused by the server")
-        assert 'id="cut"' not in httpx.get(served.url + "/failed", headers=AUTH).text
+        assert 'id="cut"' not in clients.get(served.url + "/failed", headers=AUTH).text
 
 
 class TestALargePicture:
@@ -283,11 +283,11 @@ class TestALargePicture:
         png = form.with_suffix(".png")
         Image.new("RGB", (3000, 2000), "white").save(png, format="PNG")
         url = f"{served.url}/builds/{served.held_id}"
-        page = httpx.get(url, headers=AUTH).text
+        page = clients.get(url, headers=AUTH).text
         link = re.search(r'<a href="([^"]+)" id="full-size"[^>]*><img [^>]*id="screenshot">'
                          r'</a>', page)
         assert link is not None
-        whole = httpx.get(served.url + link.group(1), headers=AUTH)
+        whole = clients.get(served.url + link.group(1), headers=AUTH)
         assert whole.status_code == 200 and whole.content == png.read_bytes()
 
 
@@ -298,7 +298,7 @@ class TestWhereAFormGoesBack:
         self, served: Served
     ) -> None:
         wanted = "/history?q=rtl\u202egnp"
-        with httpx.Client(base_url=served.url, follow_redirects=False) as client:
+        with clients.Client(base_url=served.url, follow_redirects=False) as client:
             page = client.get("/login", params={"next": wanted})
             found = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page.text)
             assert found is not None and html.unescape(found.group(1)) == wanted

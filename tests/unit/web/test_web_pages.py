@@ -7,10 +7,9 @@ import re
 from contextlib import closing
 from pathlib import Path
 
-import httpx
-
 from preform_pipeline.printing.approval import approve
 from preform_pipeline.store import JobState
+from tests.unit.web import clients
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_SECRET,
@@ -32,7 +31,7 @@ class TestMetrics:
     """/metrics reads the store at each scrape, in Prometheus text."""
 
     def test_cases_builds_and_prints_are_counted_by_state(self, served: Served) -> None:
-        answer = httpx.get(served.url + "/metrics", headers=AUTH)
+        answer = clients.get(served.url + "/metrics", headers=AUTH)
         assert answer.headers["content-type"].startswith("text/plain; version=0.0.4")
         text = answer.text
         assert _metric(text, 'preform_pipeline_cases{state="awaiting_approval"}') == 1
@@ -48,7 +47,7 @@ class TestMetrics:
         store.transition_build(build.id, JobState.PRINT_SENDING, "sending", printer="Bench-A")
         store.transition_build(build.id, JobState.PRINT_SENT, "sent")
         store.transition_build(build.id, JobState.PRINT_ERROR, "tank error")
-        text = httpx.get(served.url + "/metrics", headers=AUTH).text
+        text = clients.get(served.url + "/metrics", headers=AUTH).text
         assert _metric(text, "preform_pipeline_prints_sent") == 1
         assert _metric(text, "preform_pipeline_prints_failed") == 1
         assert _metric(text, "preform_pipeline_prints_verified") == 1
@@ -60,23 +59,23 @@ class TestPages:
     def test_the_queue_shows_the_case_its_state_and_why_it_waits(
         self, served: Served
     ) -> None:
-        page = httpx.get(served.url + "/", headers=AUTH).text
+        page = clients.get(served.url + "/", headers=AUTH).text
         assert "C-7" in page and "awaiting approval" in page
         assert "waits for an operator&#39;s approval, then for Bench-A" in page
 
     def test_the_queue_filters_by_state_and_text(self, served: Served) -> None:
-        assert "C-7" in httpx.get(served.url + "/?state=approval", headers=AUTH).text
-        assert "C-7" not in httpx.get(served.url + "/?state=failed", headers=AUTH).text
-        assert "C-7" not in httpx.get(served.url + "/?q=C-8", headers=AUTH).text
+        assert "C-7" in clients.get(served.url + "/?state=approval", headers=AUTH).text
+        assert "C-7" not in clients.get(served.url + "/?state=failed", headers=AUTH).text
+        assert "C-7" not in clients.get(served.url + "/?q=C-8", headers=AUTH).text
 
     def test_a_live_request_gets_only_the_live_part(self, served: Served) -> None:
-        part = httpx.get(served.url + "/", headers={**AUTH, "X-Live": "1"}).text
+        part = clients.get(served.url + "/", headers={**AUTH, "X-Live": "1"}).text
         assert "C-7" in part and "<html" not in part
 
     def test_printers_without_a_live_source_say_so_and_list_what_waits(
         self, served: Served
     ) -> None:
-        page = httpx.get(served.url + "/printers", headers=AUTH).text
+        page = clients.get(served.url + "/printers", headers=AUTH).text
         assert "no live printer status here" in page
         # `watch --serve` says the same until its pool starts: no advice to run what it runs.
         assert "run `watch --serve`" not in page
@@ -86,7 +85,7 @@ class TestPages:
         self, served: Served
     ) -> None:
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
-        page = httpx.get(served.url + "/", headers=operator).text
+        page = clients.get(served.url + "/", headers=operator).text
         assert 'aria-label="Cancel case C-7">Cancel</button>' in page
         assert "<h1>Queue</h1>" in page
 
@@ -96,7 +95,7 @@ class TestPages:
         # Session 45's tablet trial: the way to approve was a small "build N" link at the end
         # of a long Why, and the one button on the case was Cancel.
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
-        page = httpx.get(served.url + "/", headers=operator).text
+        page = clients.get(served.url + "/", headers=operator).text
         row = re.search(r'<tr data-case="C-7">.*?</tr>', page, re.S)
         assert row is not None, page
         review = (f'<a class="button" href="/builds/{served.held_id}" '
@@ -105,24 +104,24 @@ class TestPages:
         assert row.group(0).index(review) < row.group(0).index('aria-label="Cancel case C-7"')
 
     def test_a_viewer_is_offered_no_review_button(self, served: Served) -> None:
-        assert 'data-test="review-' not in httpx.get(served.url + "/", headers=AUTH).text
+        assert 'data-test="review-' not in clients.get(served.url + "/", headers=AUTH).text
 
     def test_a_case_approved_already_is_offered_none(self, served: Served) -> None:
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
         approve(served.store, served.held_id, "olivia")
-        page = httpx.get(served.url + "/", headers=operator).text
+        page = clients.get(served.url + "/", headers=operator).text
         assert '<tr data-case="C-7">' in page and 'data-test="review-' not in page
 
     def test_failed_cases_show_the_operators_reason_and_history_the_trail(
         self, served: Served
     ) -> None:
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
-        answer = httpx.post(f"{served.url}/builds/{served.held_id}/reject",
+        answer = clients.post(f"{served.url}/builds/{served.held_id}/reject",
                             data={"reason": "margin cut"}, headers=operator)
         assert answer.status_code == 303
-        failed = httpx.get(served.url + "/failed", headers=AUTH).text
+        failed = clients.get(served.url + "/failed", headers=AUTH).text
         assert "rejected by olivia (web): margin cut" in failed
-        history = httpx.get(served.url + "/history", headers=AUTH).text
+        history = clients.get(served.url + "/history", headers=AUTH).text
         assert "awaiting approval" in history and "rejected by olivia (web)" in history
 
     def test_a_cases_reason_is_said_once_and_its_files_listed(
@@ -137,7 +136,7 @@ class TestPages:
 
         for name in ("a.stl", "b.stl", "c.stl"):
             failed(name, "the sidecar C-9.yaml is broken")
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = clients.get(served.url + "/failed", headers=AUTH).text
         row = re.search(r'<tr data-case="C-9">(.*?)</tr>', page, re.S)
         assert row is not None, page
         reason = re.search(r'<td data-label="Reason" class="reason">(.*?)</td>', row.group(1),
@@ -149,7 +148,7 @@ class TestPages:
             "a.stl", "b.stl", "c.stl"]
 
         failed("d.stl", "too large for the platform")
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = clients.get(served.url + "/failed", headers=AUTH).text
         row = re.search(r'<tr data-case="C-9">(.*?)</tr>', page, re.S)
         assert row is not None
         cell = re.search(r'class="reason">(.*?)</td>', row.group(1), re.S)
@@ -160,15 +159,15 @@ class TestPages:
                         "too large for the platformfor d.stl"]
 
     def test_a_missing_build_is_a_404_page(self, served: Served) -> None:
-        assert httpx.get(served.url + "/builds/999", headers=AUTH).status_code == 404
+        assert clients.get(served.url + "/builds/999", headers=AUTH).status_code == 404
 
     def test_a_build_id_beyond_64_bits_is_a_404_page_and_an_action_says_no_such_build(
         self, served: Served
     ) -> None:
         huge = str(2**64)
         for path in (f"/builds/{huge}", f"/builds/{huge}/screenshot"):
-            assert httpx.get(served.url + path, headers=AUTH).status_code == 404, path
-        acted = httpx.post(
+            assert clients.get(served.url + path, headers=AUTH).status_code == 404, path
+        acted = clients.post(
             f"{served.url}/builds/{huge}/approve",
             headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}", "Origin": served.url,
                      "Sec-Fetch-Site": "same-origin"},
@@ -180,7 +179,7 @@ class TestPages:
     ) -> None:
         # Not a 409: no one decided first; there is nothing to decide.
         for action, form in (("approve", {}), ("reject", {"reason": "warped"})):
-            acted = httpx.post(f"{served.url}/builds/999/{action}", data=form,
+            acted = clients.post(f"{served.url}/builds/999/{action}", data=form,
                                headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"})
             assert acted.status_code == 404, action
             assert "no build 999" in acted.text
@@ -189,7 +188,7 @@ class TestPages:
         # The store's message began with its file's path ("/srv/.../jobs.sqlite3: no build
         # 999"), which the 404 and a browser's refusal line showed to whoever asked.
         where = served.store.location
-        acted = httpx.post(f"{served.url}/builds/999/approve",
+        acted = clients.post(f"{served.url}/builds/999/approve",
                            headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"})
         assert acted.status_code == 404
         assert "no build 999" in acted.text and where not in html.unescape(acted.text)
@@ -208,7 +207,7 @@ class TestWrongAddresses:
 
     def test_a_wrong_path_is_the_dashboards_not_found_page(self, served: Served) -> None:
         for path in ("/nope", "/builds/abc", "/static/nope.css"):
-            answer = httpx.get(served.url + path, headers=AUTH)
+            answer = clients.get(served.url + path, headers=AUTH)
             assert answer.status_code == 404, path
             assert answer.headers["content-type"].startswith("text/html"), path
             page = answer.text
@@ -218,7 +217,7 @@ class TestWrongAddresses:
 
     def test_a_get_on_an_action_says_it_is_done_with_a_button(self, served: Served) -> None:
         path = f"/builds/{served.held_id}/approve"
-        answer = httpx.get(served.url + path, headers=AUTH)
+        answer = clients.get(served.url + path, headers=AUTH)
         assert answer.status_code == 405 and answer.headers["allow"] == "POST"
         assert (f"{path} is an action: it is done with a button on its page, and cannot be "
                 "opened as a page.") in answer.text
@@ -228,10 +227,10 @@ class TestWrongAddresses:
     def test_a_script_route_answers_a_wrong_method_in_its_own_kind(
         self, served: Served
     ) -> None:
-        health = httpx.post(served.url + "/healthz")
+        health = clients.post(served.url + "/healthz")
         assert health.status_code == 405
         assert health.json() == {"status": "error", "error": "/healthz does not take a POST."}
-        metrics = httpx.post(served.url + "/metrics", headers=AUTH)
+        metrics = clients.post(served.url + "/metrics", headers=AUTH)
         assert metrics.status_code == 405
         assert metrics.headers["content-type"].startswith("text/plain")
 
@@ -244,8 +243,8 @@ class TestStaleActions:
     ) -> None:
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
         url = f"{served.url}/builds/{served.held_id}/approve"
-        assert httpx.post(url, headers=operator).status_code == 303
-        again = httpx.post(url, headers=operator)
+        assert clients.post(url, headers=operator).status_code == 303
+        again = clients.post(url, headers=operator)
         key = served.store.get_build(served.held_id).job_key
         assert again.status_code == 409
         assert (f"build {key} is not awaiting approval: prepared (.form saved); waits for a "
@@ -399,12 +398,12 @@ class TestASkippedDuplicate:
         served.store.transition(copy.id, JobState.DUPLICATE_SKIPPED,
                                 "same content as an earlier job")
         operator = {"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"}
-        failed = httpx.get(served.url + "/failed", headers=operator).text
+        failed = clients.get(served.url + "/failed", headers=operator).text
         rows = re.findall(r'<tr data-case="C-7"( data-copy="[^"]+")?>(.*?)</tr>', failed, re.S)
         assert [r[0] for r in rows] == [f' data-copy="{copy.job_key}"']
         assert "duplicate skipped" in rows[0][1]
         assert f'name="target" value="{copy.job_key}"' in rows[0][1]
-        queue = httpx.get(served.url + "/?state=all", headers=operator).text
+        queue = clients.get(served.url + "/?state=all", headers=operator).text
         held = re.search(r'<tr data-case="C-7">(.*?)</tr>', queue, re.S)
         assert held is not None and "awaiting approval" in held.group(1)
         assert "Retry" not in held.group(1) and 'aria-label="Cancel case C-7"' in held.group(1)
@@ -433,7 +432,7 @@ class TestASkippedDuplicate:
         for state in (JobState.PREPARING, JobState.PREPARED, JobState.PRINT_SENDING,
                       JobState.PRINT_SENT):
             store.transition_build(build.id, state, state.value)
-        page = httpx.get(served.url + "/failed", headers=AUTH).text
+        page = clients.get(served.url + "/failed", headers=AUTH).text
         row = re.search(rf'<tr data-case="{copy.job_key}" data-copy="[^"]+">(.*?)</tr>', page,
                         re.S)
         assert row is not None, page
@@ -461,7 +460,7 @@ class TestAPrinterCard:
                    for n in range(10, 15)]
         for n in range(20, 23):
             held_build(store, tmp_path, f"C-{n}")  # with served's C-7: four held
-        page = httpx.get(served.url + "/printers", headers=AUTH).text
+        page = clients.get(served.url + "/printers", headers=AUTH).text
         card = re.search(r'<section class="card printer" data-printer="Bench-A">(.*?)</section>',
                          page, re.S)
         assert card is not None, page
@@ -492,7 +491,7 @@ class TestABuildAFullDiskStopped:
 
     @staticmethod
     def _said(served: Served, build_id: int) -> str | None:
-        page = httpx.get(f"{served.url}/builds/{build_id}", headers=AUTH)
+        page = clients.get(f"{served.url}/builds/{build_id}", headers=AUTH)
         assert page.status_code == 200
         found = re.search(r'<p class="error" id="full-disk">(.*?)</p>', page.text, re.S)
         return None if found is None else found.group(1)

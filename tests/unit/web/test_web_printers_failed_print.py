@@ -12,8 +12,6 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import httpx
-
 from preform_pipeline.cloud import Credentials, WebApiClient
 from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.simulator.cloud.outcomes import parse_outcomes
@@ -22,6 +20,7 @@ from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.verify.targets import WebApiPrinters
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.sources import LiveSources
+from tests.unit.web import clients
 from tests.unit.web.conftest import VIEWER_AUTH
 
 CREDENTIALS = Credentials(TEST_CLIENT_ID, "printers-page-secret")
@@ -48,7 +47,7 @@ def printers_page_of(tmp_path: Path, users: tuple[WebUser, ...],
                            LiveSources(printers=lambda: WebApiPrinters(client)))
         server.start()
         try:
-            yield httpx.get(server.url + "/printers", headers=VIEWER_AUTH).text
+            yield clients.get(server.url + "/printers", headers=VIEWER_AUTH).text
         finally:
             server.stop()
 

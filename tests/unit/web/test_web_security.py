@@ -17,13 +17,14 @@ from preform_pipeline.settings.web import WebSettings, WebUser
 from preform_pipeline.store import JobState
 from preform_pipeline.web import WebServer, auth
 from preform_pipeline.web.auth import SESSION_COOKIE
+from tests.unit.web import clients
 from tests.unit.web.conftest import OPERATOR_SECRET, VIEWER_SECRET, Served, logged_in
 
 
 def _ended_client(served: Served) -> httpx.Client:
     """A browser whose session cookie names a session the dashboard no longer knows (as
     after a restart)."""
-    return httpx.Client(base_url=served.url, follow_redirects=False,
+    return clients.Client(base_url=served.url, follow_redirects=False,
                         cookies={SESSION_COOKIE: "a-session-before-the-restart"})
 
 
@@ -62,30 +63,30 @@ class TestTokens:
 
     def test_a_wrong_token_gets_401_everywhere(self, served: Served) -> None:
         for path in ("/metrics", "/", f"/builds/{served.held_id}", "/failed"):
-            answer = httpx.get(served.url + path, headers=_bearer("olivia", "wrong-secret"))
+            answer = clients.get(served.url + path, headers=_bearer("olivia", "wrong-secret"))
             assert answer.status_code == 401, path
         # Another scheme is a credential too, and wrong: a page says 401 rather than sending
         # it to the login page (session 43's mutation run: pages were not tried).
         for path in ("/metrics", "/failed"):
-            answer = httpx.get(served.url + path, headers={"Authorization": "Basic b2xpdmlh"})
+            answer = clients.get(served.url + path, headers={"Authorization": "Basic b2xpdmlh"})
             assert answer.status_code == 401, path
 
     def test_no_credential_is_sent_to_the_login_page_and_metrics_says_401(
         self, served: Served
     ) -> None:
-        page = httpx.get(served.url + "/failed")
+        page = clients.get(served.url + "/failed")
         assert page.status_code == 303 and page.headers["location"].startswith("/login")
-        assert httpx.get(served.url + "/metrics").status_code == 401
+        assert clients.get(served.url + "/metrics").status_code == 401
 
     def test_a_right_token_reads_metrics_and_healthz_needs_none(self, served: Served) -> None:
-        answer = httpx.get(served.url + "/metrics", headers=_bearer("victor", VIEWER_SECRET))
+        answer = clients.get(served.url + "/metrics", headers=_bearer("victor", VIEWER_SECRET))
         assert answer.status_code == 200
-        assert httpx.get(served.url + "/healthz").json()["status"] == "ok"
+        assert clients.get(served.url + "/healthz").json()["status"] == "ok"
 
     def test_a_wrong_password_on_the_login_page_gets_401_and_no_cookie(
         self, served: Served
     ) -> None:
-        answer = httpx.post(served.url + "/login",
+        answer = clients.post(served.url + "/login",
                             data={"name": "olivia", "secret": "not-her-password"})
         assert answer.status_code == 401 and "pp_session" not in answer.headers.get(
             "set-cookie", "")
@@ -98,7 +99,7 @@ class TestRoles:
     """A viewer looks; an operator acts, and the audit row names them."""
 
     def test_a_viewer_cannot_approve(self, served: Served) -> None:
-        answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+        answer = clients.post(f"{served.url}/builds/{served.held_id}/approve",
                             headers=_bearer("victor", VIEWER_SECRET))
         assert answer.status_code == 403
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
@@ -130,10 +131,10 @@ class TestLoginReturns:
         self, served: Served
     ) -> None:
         # `next` kept only the path: the lab logged in and saw the unfiltered queue.
-        asked = httpx.get(served.url + "/", params={"state": "failed", "q": "C-7"})
+        asked = clients.get(served.url + "/", params={"state": "failed", "q": "C-7"})
         assert asked.status_code == 303
         assert asked.headers["location"] == "/login?next=/%3Fstate%3Dfailed%26q%3DC-7"
-        with closing(httpx.Client(base_url=served.url)) as client:
+        with closing(clients.Client(base_url=served.url)) as client:
             login = client.get(asked.headers["location"])
             assert '<input type="hidden" name="next" value="/?state=failed&amp;q=C-7">' in (
                 login.text)
@@ -148,14 +149,14 @@ class TestLoginReturns:
     def test_a_next_on_another_site_is_refused(self, served: Served) -> None:
         for target in ("https://evil.example/", "//evil.example", "/\\evil.example",
                        "javascript:alert(1)"):
-            answer = httpx.post(served.url + "/login", data={
+            answer = clients.post(served.url + "/login", data={
                 "name": "victor", "secret": VIEWER_SECRET, "next": target})
             assert answer.status_code == 303 and answer.headers["location"] == "/", target
-            page = httpx.get(served.url + "/login", params={"next": target}).text
+            page = clients.get(served.url + "/login", params={"next": target}).text
             assert '<input type="hidden" name="next" value="/">' in page, target
         # A tab is dropped from URLs by browsers ("/\t/evil.example" would be "//evil…"):
         # the answer escapes it, so it stays a path on this site.
-        answer = httpx.post(served.url + "/login", data={
+        answer = clients.post(served.url + "/login", data={
             "name": "victor", "secret": VIEWER_SECRET, "next": "/\t/evil.example"})
         assert httpx.URL(served.url).join(answer.headers["location"]).host == "127.0.0.1"
 
@@ -187,7 +188,7 @@ class TestCrossSite:
     def test_the_session_cookie_is_http_only_and_same_site_strict(
         self, served: Served
     ) -> None:
-        answer = httpx.post(served.url + "/login",
+        answer = clients.post(served.url + "/login",
                             data={"name": "olivia", "secret": OPERATOR_SECRET})
         cookie = answer.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie
@@ -283,7 +284,7 @@ class TestASessionThatEnded:
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
 
     def test_a_script_without_a_credential_still_gets_401(self, served: Served) -> None:
-        answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+        answer = clients.post(f"{served.url}/builds/{served.held_id}/approve",
                             data={"next": "/"})
         assert answer.status_code == 401
         assert served.store.get_build(served.held_id).state is JobState.AWAITING_APPROVAL
@@ -297,7 +298,7 @@ class TestASessionThatEnded:
         client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
         client.close()
         page = f"/builds/{served.held_id}"
-        with closing(httpx.Client(base_url=served.url, headers=_BROWSER_PRESS)) as restarted, \
+        with closing(clients.Client(base_url=served.url, headers=_BROWSER_PRESS)) as restarted, \
                 capture_logs() as events:
             answer = restarted.post(f"{page}/reject", data={
                 "csrf": csrf, "next": page, "reason": "margin-cracked-xq"})
@@ -317,12 +318,12 @@ class TestASessionThatEnded:
     def test_a_page_left_open_in_a_restarted_browser_refreshes_into_a_login_saying_so(
         self, served: Served
     ) -> None:
-        answer = httpx.get(f"{served.url}/failed?recipe=grey", headers={"X-Live": "1"})
-        first_visit = httpx.get(f"{served.url}/failed", headers=_BROWSER_PRESS)
+        answer = clients.get(f"{served.url}/failed?recipe=grey", headers={"X-Live": "1"})
+        first_visit = clients.get(f"{served.url}/failed", headers=_BROWSER_PRESS)
 
         assert (answer.status_code, answer.headers["location"]) == (
             303, "/login?next=/failed%3Frecipe%3Dgrey&again=1")
-        login = httpx.get(served.url + answer.headers["location"])
+        login = clients.get(served.url + answer.headers["location"])
         assert 'id="ended"' in login.text
         # A page opened with no session is a first visit as often: its login says nothing.
         assert first_visit.headers["location"] == "/login?next=/failed"
@@ -332,10 +333,10 @@ class TestASessionThatEnded:
     ) -> None:
         # Session 44 could not tell a restarted browser's plain reload from a first visit:
         # both came without a cookie. The login now leaves a mark that outlives the browser.
-        with closing(httpx.Client(base_url=served.url)) as browser:
+        with closing(clients.Client(base_url=served.url)) as browser:
             login = browser.post("/login", data={"name": "olivia",
                                                  "secret": OPERATOR_SECRET, "next": "/"})
-        restarted = httpx.Client(base_url=served.url, headers=_BROWSER_PRESS,
+        restarted = clients.Client(base_url=served.url, headers=_BROWSER_PRESS,
                                  cookies=_kept_over_a_restart(login))
         with closing(restarted):
             answer = restarted.get("/failed")
@@ -347,7 +348,7 @@ class TestASessionThatEnded:
     def test_the_mark_holds_no_secret_and_is_kept_from_scripts_and_other_sites(
         self, served: Served
     ) -> None:
-        login = httpx.post(f"{served.url}/login", data={"name": "olivia",
+        login = clients.post(f"{served.url}/login", data={"name": "olivia",
                                                          "secret": OPERATOR_SECRET})
         mark = _set_cookies(login)[auth.SESSION_MARK_COOKIE]
         session = _set_cookies(login)[SESSION_COOKIE]
@@ -358,7 +359,7 @@ class TestASessionThatEnded:
 
     def test_a_failed_login_sets_no_cookie(self, served: Served) -> None:
         # A wrong password leaves no mark: the next visit is not told a session ended.
-        failed = httpx.post(f"{served.url}/login", data={"name": "olivia", "secret": "wrong"})
+        failed = clients.post(f"{served.url}/login", data={"name": "olivia", "secret": "wrong"})
         assert failed.status_code == 401
         assert failed.headers.get_list("set-cookie") == []
 
@@ -367,7 +368,7 @@ class TestASessionThatEnded:
         self, served: Served, scheme: str
     ) -> None:
         # Behind an HTTPS reverse proxy (docs/web.md), which uvicorn trusts from 127.0.0.1.
-        login = httpx.post(f"{served.url}/login", headers={"X-Forwarded-Proto": scheme},
+        login = clients.post(f"{served.url}/login", headers={"X-Forwarded-Proto": scheme},
                            data={"name": "olivia", "secret": OPERATOR_SECRET})
         assert login.status_code == 303
         secure = {name: bool(m["secure"]) for name, m in _set_cookies(login).items()}
@@ -386,7 +387,7 @@ class TestASessionThatEnded:
         assert 'id="ended"' not in page.text
 
     def test_a_first_visit_is_not_told_a_session_ended(self, served: Served) -> None:
-        first = httpx.get(f"{served.url}/", headers=_BROWSER_PRESS, follow_redirects=True)
+        first = clients.get(f"{served.url}/", headers=_BROWSER_PRESS, follow_redirects=True)
         assert first.url.path == "/login" and 'id="ended"' not in first.text
 
     def test_a_browser_still_logged_in_is_not_told_its_session_ended(
@@ -402,7 +403,7 @@ class TestASessionThatEnded:
         # SameSite=Strict keeps the cookie off another site's form: it is no signed-out
         # browser of ours, and nothing is logged as a session that ended.
         with capture_logs() as events:
-            answer = httpx.post(f"{served.url}/builds/{served.held_id}/approve",
+            answer = clients.post(f"{served.url}/builds/{served.held_id}/approve",
                                 data={"next": "/"}, headers={
                                     **_BROWSER_PRESS, "Sec-Fetch-Site": "cross-site"})
         assert answer.status_code == 401
@@ -420,7 +421,7 @@ class TestASessionThatEnded:
     ) -> None:
         page = f"/builds/{served.held_id}"
         with capture_logs() as events:
-            answer = httpx.post(f"{served.url}{page}/approve", data={"next": page},
+            answer = clients.post(f"{served.url}{page}/approve", data={"next": page},
                                 headers=headers)
         assert (answer.status_code, answer.headers["location"]) == (
             303, f"/login?next={page}&again=1")
@@ -450,7 +451,7 @@ class TestFraming:
         with closing(client):
             answers = [client.get(path) for path in (
                 "/", f"/builds/{served.held_id}", "/builds/999", "/login", "/static/style.css")]
-            answers.append(httpx.get(served.url + "/"))  # not logged in: the redirect
+            answers.append(clients.get(served.url + "/"))  # not logged in: the redirect
         for answer in answers:
             assert answer.headers["x-frame-options"] == "DENY", answer.url
             assert answer.headers["content-security-policy"] == "frame-ancestors 'none'"
@@ -461,11 +462,11 @@ class TestLogs:
 
     def test_no_secret_token_or_cookie_appears_in_any_event(self, served: Served) -> None:
         with capture_logs() as events:
-            httpx.get(served.url + "/metrics", headers=_bearer("olivia", "guessed-secret-1"))
-            httpx.post(served.url + "/login", data={"name": "victor",
+            clients.get(served.url + "/metrics", headers=_bearer("olivia", "guessed-secret-1"))
+            clients.post(served.url + "/login", data={"name": "victor",
                                                      "secret": "guessed-secret-2"})
             # A password typed into the name field is not logged either.
-            httpx.post(served.url + "/login", data={"name": "guessed-secret-3",
+            clients.post(served.url + "/login", data={"name": "guessed-secret-3",
                                                      "secret": ""})
             client, csrf = logged_in(served, "olivia", OPERATOR_SECRET)
             with closing(client):

@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.web.views import HistoryPage, QueueFilter, history_rows
+from tests.unit.web import clients
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_AUTH,
@@ -87,11 +88,11 @@ class TestOneRuleOnEveryPage:
         self, served: Served, tmp_path: Path
     ) -> None:
         _, later, _ = _killed_and_printed(served, tmp_path)
-        page = httpx.get(served.url + "/?state=failed", headers=VIEWER_AUTH).text
+        page = clients.get(served.url + "/?state=failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["N-1"]
         assert (f'<p class="note" id="superseded">1 failed job not listed: {WHY}. '
                 '<a href="/?state=failed&amp;superseded=listed">List them too</a></p>') in page
-        listed = httpx.get(served.url + "/?state=failed&superseded=listed",
+        listed = clients.get(served.url + "/?state=failed&superseded=listed",
                            headers=VIEWER_AUTH).text
         assert sorted(listed_cases(listed)) == ["K-1", "N-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", listed))
@@ -104,10 +105,10 @@ class TestOneRuleOnEveryPage:
         self, served: Served, tmp_path: Path
     ) -> None:
         _killed_and_printed(served, tmp_path)
-        page = httpx.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
+        page = clients.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
         assert _history_cases(page) == ["N-1"]
         assert f"1 failed job not listed: {WHY}." in page
-        everything = httpx.get(served.url + "/history", headers=VIEWER_AUTH).text
+        everything = clients.get(served.url + "/history", headers=VIEWER_AUTH).text
         assert {"K-1", "K-2", "N-1"} <= set(_history_cases(everything))
         assert 'id="superseded"' not in everything  # "All" lists every case: nothing left out
 
@@ -117,20 +118,20 @@ class TestOneRuleOnEveryPage:
         # A run killed and run again under one case id: the case is printed, not failed.
         ended_job(served.store, tmp_path, "C-9", S.FAILED)
         ended_job(served.store, tmp_path, "C-9", S.DONE)
-        queue = httpx.get(served.url + "/?state=all", headers=VIEWER_AUTH).text
+        queue = clients.get(served.url + "/?state=all", headers=VIEWER_AUTH).text
         row = re.search(r'<tr data-case="C-9">(.*?)</tr>', queue, re.S)
         assert row is not None and 'class="state state-done"' in row.group(1)
-        history = httpx.get(served.url + "/history", headers=VIEWER_AUTH).text
+        history = clients.get(served.url + "/history", headers=VIEWER_AUTH).text
         card = re.search(r'data-case="C-9">\s*<summary>(.*?)</summary>', history, re.S)
         assert card is not None and 'class="state state-done"' in card.group(1)
-        failed = httpx.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
+        failed = clients.get(served.url + "/history?state=failed", headers=VIEWER_AUTH).text
         assert "C-9" not in _history_cases(failed)
 
     def test_metrics_count_it_apart_under_a_name_of_its_own(
         self, served: Served, tmp_path: Path
     ) -> None:
         _killed_and_printed(served, tmp_path)
-        text = httpx.get(served.url + "/metrics", headers=VIEWER_AUTH).text
+        text = clients.get(served.url + "/metrics", headers=VIEWER_AUTH).text
         assert 'preform_pipeline_cases{state="failed"} 1\n' in text
         assert "\npreform_pipeline_cases_superseded 1\n" in text
         assert "# TYPE preform_pipeline_cases_superseded gauge" in text

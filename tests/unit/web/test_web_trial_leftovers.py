@@ -9,10 +9,10 @@ import re
 from contextlib import closing
 from pathlib import Path
 
-import httpx
 from structlog.testing import capture_logs
 
 from preform_pipeline.store import JobState
+from tests.unit.web import clients
 from tests.unit.web.conftest import (
     OPERATOR_SECRET,
     VIEWER_AUTH,
@@ -35,7 +35,7 @@ class TestSupersededFailures:
         ended_job(store, tmp_path, "K-1", JobState.FAILED)
         ended_job(store, tmp_path, "K-2", JobState.DONE)
         ended_job(store, tmp_path, "N-1", JobState.FAILED, digest="other")  # nothing printed it
-        page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
+        page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["N-1"]
         assert ('<p class="note" id="superseded">1 failed job not listed: a later job printed '
                 'the same file with the same recipe. <a href="/failed?superseded=listed">List '
@@ -47,14 +47,14 @@ class TestSupersededFailures:
         store = served.store
         ended_job(store, tmp_path, "K-1", JobState.FAILED)
         later = ended_job(store, tmp_path, "K-2", JobState.DONE)
-        page = httpx.get(served.url + "/failed?superseded=listed", headers=VIEWER_AUTH).text
+        page = clients.get(served.url + "/failed?superseded=listed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["K-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); a later job "
                 "printed the same file with the same recipe") in said
         assert '<a href="/failed">Leave them out</a>' in page
         # The live refresh asks the same address: it keeps them listed.
-        live = httpx.get(served.url + "/failed?superseded=listed",
+        live = clients.get(served.url + "/failed?superseded=listed",
                          headers={**VIEWER_AUTH, "X-Live": "1"}).text
         assert listed_cases(live) == ["K-1"]
 
@@ -64,7 +64,7 @@ class TestSupersededFailures:
         store = served.store
         ended_job(store, tmp_path, "P-1", JobState.DONE)
         ended_job(store, tmp_path, "P-2", JobState.FAILED)  # a reprint that failed
-        page = httpx.get(served.url + "/failed", headers=VIEWER_AUTH).text
+        page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["P-2"] and 'id="superseded"' not in page
 
 
@@ -102,7 +102,7 @@ class TestActionsRedirect:
         assert "no case or job 'case:<script>alert(1)</script>' in the job store" in \
             answer.said
         # A bearer request (a script) has no page to return to: its status says it.
-        script = httpx.post(served.url + "/cases/retry", data={"target": target},
+        script = clients.post(served.url + "/cases/retry", data={"target": target},
                             headers={"Authorization": f"Bearer olivia:{OPERATOR_SECRET}"})
         assert script.status_code == 409 and "no case or job" in script.text
 
@@ -126,10 +126,10 @@ class TestTheIcon:
 
     def test_every_page_names_it_and_it_is_served(self, served: Served) -> None:
         for path in ("/", "/login", "/nope"):
-            page = httpx.get(served.url + path, headers=VIEWER_AUTH).text
+            page = clients.get(served.url + path, headers=VIEWER_AUTH).text
             assert '<link rel="icon" href="/static/icon.svg" type="image/svg+xml">' in page
         for path in ("/static/icon.svg", "/favicon.ico"):
-            icon = httpx.get(served.url + path)  # no login: the login page shows it too
+            icon = clients.get(served.url + path)  # no login: the login page shows it too
             assert icon.status_code == 200, path
             assert icon.headers["content-type"].startswith("image/svg+xml"), path
             assert icon.content.startswith(b"<svg "), path
