@@ -108,10 +108,12 @@ from preform_pipeline.hotfolder.stability import (
 from preform_pipeline.hotfolder.watcher import InboxWatcher, WatchRoot, scan
 from preform_pipeline.hotfolder.worker import (
     DEFAULT_START_RETRY_S,
+    BatchModulesError,
     BatchWorker,
     ExecutorFactory,
     PoolFactory,
     RunnerLike,
+    import_batch_modules,
     make_runner,
 )
 from preform_pipeline.logging import get_logger
@@ -360,6 +362,8 @@ class HotFolderDaemon:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
+        #: Why the daemon stopped itself: the modules a batch needs could not be imported.
+        self._unusable: BatchModulesError | None = None
         self._work: queue.Queue[Batch | None] = queue.Queue()
         # Items the worker hands back to the loop: (items, held for min_fill?).
         self._returned: queue.SimpleQueue[tuple[tuple[BatchItem, ...], bool]] = (
@@ -443,7 +447,9 @@ class HotFolderDaemon:
     # -- the loop ------------------------------------------------------------------------------
 
     def run(self, *, once: bool = False) -> int:
-        """Run until :meth:`stop` (or, with ``once``, until what is there is done); 0."""
+        """Run until :meth:`stop` (or, with ``once``, until what is there is done); 0. Raises
+        :class:`~.worker.BatchModulesError` after stopping when a batch could not import what
+        batches need (its files wait in processing/)."""
         log.info("hotfolder_starting", inboxes=[str(i.path) for i in self.hot.inboxes],
                  recipes=sorted(self.recipes), once=once, dry_run=self.dry_run)
         self._once = once
@@ -525,6 +531,8 @@ class HotFolderDaemon:
         finally:
             self._shutdown()
         log.info("hotfolder_stopped", batches=self.batches_run)
+        if self._unusable is not None:
+            raise self._unusable
         return 0
 
     def output_folders(self) -> list[tuple[Path, Recipe]]:
@@ -1240,11 +1248,23 @@ class HotFolderDaemon:
                 return
             try:
                 if not self._stop.is_set():
+                    # The first batch imports what batches need; a stop that came meanwhile
+                    # leaves it unstarted as well.
+                    import_batch_modules()
+                if not self._stop.is_set():
                     # (Not started when stopping: its jobs wait in processing/ and are
                     # batched again on the next start.)
                     self.worker.run_batch(batch)
                     if not self.worker.rested(batch):
                         self.batches_run += 1
+            except BatchModulesError as exc:
+                # Raised before the batch touched a job: its files wait in processing/ for a
+                # start that can import them. The daemon stops and says why (``run`` raises
+                # it), as a start that imported them refused: failed as a batch's bug, every
+                # file dropped until someone looked would have gone to failed/.
+                log.error("batch_modules_unusable", recipe=batch.recipe, error=exc.message)
+                self._unusable = exc
+                self.stop()
             except StoreError as exc:
                 # The store went away before the batch made its builds: its jobs wait in
                 # processing/ and are batched again (not only after a restart). Items it

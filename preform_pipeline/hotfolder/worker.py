@@ -17,6 +17,7 @@ with the same "did you mean" as ``validate``.
 from __future__ import annotations
 
 import functools
+import importlib
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -68,11 +69,14 @@ if TYPE_CHECKING:
 # The planner (and with it numpy), the runner and the case checks are imported by the methods
 # that run a batch, not here: the daemon makes its worker at its start, and a start that
 # never gets a batch (``watch --once`` on an empty inbox, a daemon's quiet night) paid ~110
-# modules and ~0.13 s of CPU for them (session 47). The first batch pays them instead.
+# modules and ~0.13 s of CPU for them (session 47). The first batch pays them instead, all
+# at once and before it touches a job (:func:`import_batch_modules`).
 
 
 __all__ = [
+    "BATCH_MODULES",
     "DEFAULT_START_RETRY_S",
+    "BatchModulesError",
     "BatchWorker",
     "ExecutorFactory",
     "FILL_TOLERANCE",
@@ -80,6 +84,7 @@ __all__ = [
     "RunnerLike",
     "make_runner",
     "SIDECAR_PRINTER_FIELD",
+    "import_batch_modules",
     "recipe_printing_to",
     "sidecar_target",
     "target_problem",
@@ -171,6 +176,37 @@ class ExecutorFactory(Protocol):
         options: RunOptions,
         reporter: Reporter | None = None,
     ) -> RunnerLike: ...
+
+
+#: What the methods that run a batch import (the note at the imports says why not here).
+BATCH_MODULES: Final = (
+    "preform_pipeline.executor.steps",
+    "preform_pipeline.plan.builds",
+    "preform_pipeline.executor.feasibility",
+    "preform_pipeline.executor.runner",
+)
+
+
+class BatchModulesError(PipelineError):
+    """A module a batch needs cannot be imported: the installation, not the files, is at fault."""
+
+
+def import_batch_modules() -> None:
+    """Import :data:`BATCH_MODULES` (a later call finds them imported). The daemon calls it
+    before a batch touches any of its jobs: a module that cannot be imported (numpy missing
+    or broken, a file of the package lost) raises :class:`BatchModulesError` naming it, and
+    the taken files wait in processing/, as they did when a start that imported these
+    modules refused; none of them fails as a bug of its batch (review rv47-lazy)."""
+    for name in BATCH_MODULES:
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # whatever an import raises, it is none of the files' doing
+            raise BatchModulesError(
+                f"the hot folder cannot prepare batches: importing {name} failed "
+                f"({type(exc).__name__}: {exc})",
+                hint="the installation is incomplete or broken: reinstall preform-pipeline; "
+                "the files taken wait in processing/ and are batched at the next start",
+            ) from exc
 
 
 def make_runner(
