@@ -16,12 +16,13 @@ garbage collector, each live thread's CPU, and the top functions. ``--no-profile
 without cProfile and prints the build threads' CPU beside the process's; ``--split`` adds
 the build threads' CPU by part (requests and, within them, the socket exchange and the
 answers' reading and parsing; log events; model paths; output paths; the saves' staging
-folders, placing and removal; the checkpoint journal; leases; and, overlapping those, the whole checkpoint with its save request, the import
-check and the scene delete), outermost calls only, with the timing wrappers' own cost in
-it. ``--calls`` counts instead of timing: every Python and C call the build threads make
-(``sys.setprofile``), per build, by the package's function nearest on the stack (all of
-``logging.py`` as one), the top ``--top`` of them: a count that the machine's load does not
-change, to compare two versions of the code where CPU time is too noisy to.
+folders, placing and removal; the checkpoint journal; leases; and, overlapping those, the
+whole checkpoint with its save request, the import check and the scene delete), outermost
+calls only, with the timing wrappers' own cost in it. ``--calls`` counts instead of
+timing: every Python and C call the build threads make (``sys.setprofile``), per build, by
+the package's function nearest on the stack (all of ``logging.py`` as one), the top
+``--top`` of them: a count that the machine's load does not change, to compare two versions
+of the code where CPU time is too noisy to.
 ``--segments`` times the build threads' CPU between marked points instead: each socket send
 and receive (a receive is where a thread waits for the server), each request, log event
 and step, by the pair of points around it (``recv< -> req:importModel<``: from a receive's
