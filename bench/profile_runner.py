@@ -15,13 +15,14 @@ and context switches (``getrusage``, where there is one), the time spent in the
 garbage collector, each live thread's CPU, and the top functions. ``--no-profile`` runs
 without cProfile and prints the build threads' CPU beside the process's; ``--split`` adds
 the build threads' CPU by part (requests and, within them, the socket exchange and the
-answers' parsing; log events; model paths; the output path; the checkpoint journal;
-leases; and, overlapping those, the whole checkpoint with its save request, the import
-check and the scene delete), outermost calls only, with the timing wrappers' own cost in
-it. ``--calls`` counts instead of timing: every Python and C call the build threads make
-(``sys.setprofile``), per build, by the package's function nearest on the stack (all of
-``logging.py`` as one), the top ``--top`` of them: a count that the machine's load does not
-change, to compare two versions of the code where CPU time is too noisy to.
+answers' reading and parsing; log events; model paths; output paths; the saves' staging
+folders, placing and removal; the checkpoint journal; leases; and, overlapping those, the
+whole checkpoint with its save request, the import check and the scene delete), outermost
+calls only, with the timing wrappers' own cost in it. ``--calls`` counts instead of
+timing: every Python and C call the build threads make (``sys.setprofile``), per build, by
+the package's function nearest on the stack (all of ``logging.py`` as one), the top
+``--top`` of them: a count that the machine's load does not change, to compare two versions
+of the code where CPU time is too noisy to.
 ``--segments`` times the build threads' CPU between marked points instead: each socket send
 and receive (a receive is where a thread waits for the server), each request, log event
 and step, by the pair of points around it (``recv< -> req:importModel<``: from a receive's
@@ -118,17 +119,19 @@ _PARTS: Final = {
                  ("preform_pipeline.api.client", "PreFormClient", "_long"),
                  ("preform_pipeline.api.client", "PreFormClient", "_scene_within")],
     "  of which the exchange": [("preform_pipeline.api._wire", "WireTransport", "exchange")],
-    "  of which send+receive": [("preform_pipeline.api._wire", None, "_send"),
-                                ("preform_pipeline.api._wire", None, "_receive")],
+    "  of which receiving": [("preform_pipeline.api._wire", None, "_receive")],
     "  of which parsing": [("preform_pipeline.api.client", "PreFormClient", "_parse")],
     "events": [("preform_pipeline.logging", "_ModuleLogger", "_event"),
                ("structlog._base", "BoundLoggerBase", "_proxy_to_logger")],
     "paths": [("preform_pipeline.executor.steps", "StepContext", "source"),
               ("preform_pipeline.api.client", "PreFormClient", "server_path")],
-    "output path": [("preform_pipeline.executor.steps", None, "_output")],
+    "output paths": [("preform_pipeline.executor.steps", None, "resolved_output_path")],
+    "save folder": [("preform_pipeline.executor.staging", None, "_make_save_folder")],
+    "placing": [("preform_pipeline.executor.staging", None, "place_output")],
+    "save removal": [("preform_pipeline.executor.staging", None, "_remove_save")],
     "journal": [("preform_pipeline.executor.runner", "BuildJournal", "checkpoint_saved"),
                 ("preform_pipeline.executor.runner", "BuildJournal", "checkpoint_path"),
-                ("preform_pipeline.executor.runner", "BuildJournal", "discard_checkpoints")],
+                ("preform_pipeline.executor.runner", "BuildJournal", "discard")],
     "checkpoint (all)": [("preform_pipeline.executor.runner", "_BuildWorker", "_checkpoint")],
     "import check": [("preform_pipeline.api.client", "PreFormClient", "get_scene_model_ids")],
     "scene delete": [("preform_pipeline.executor.runner", "_BuildWorker", "_cleanup")],
@@ -315,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
                 handler.setLevel(logging.ERROR)
         paths = _models(args.set, work / "models")
         recipe_path = work / "recipe.yaml"
-        recipe_path.write_text(RECIPE, encoding="utf-8")
+        recipe_path.write_text(RECIPE.format(raft_type="FULL_RAFT"), encoding="utf-8")
         recipe = load_recipe(recipe_path)
         models = read_models(paths, import_spec=recipe.import_options)
         # Planned for the servers that run it: builds of even work (plan/balance.py).

@@ -98,7 +98,7 @@ from preform_pipeline.executor.overflow import (
 from preform_pipeline.executor.planned_layout import place_as_planned
 from preform_pipeline.executor.progress import NullReporter, Reporter
 from preform_pipeline.executor.runroot import run_values
-from preform_pipeline.executor.staging import sweep_staging
+from preform_pipeline.executor.staging import remove_empty_staging, sweep_staging
 from preform_pipeline.executor.state import (
     AttemptRecord,
     BuildOutcome,
@@ -1093,6 +1093,7 @@ class _BuildWorker:
             values={**self.values, **self.facts.scene_fields},
             output_root=self.options.output_root,
             resolved_output_root=self.runner.resolved_output_root,
+            staging_kept=True,
             facts=self.facts,
             dry_run=self.options.dry_run,
             step_timeout_s=self.options.step_timeout_s,
@@ -1655,6 +1656,9 @@ class Runner:
         if self.cancelled:
             self._wind_down()
         self.clients.close()
+        # The builds' saves left `.preform-staging` for the run (StepContext.staging_kept):
+        # gone now when empty; a save of another run on this output folder keeps it.
+        remove_empty_staging(self.resolved_output_root)
         result = self._result(self.clock.monotonic() - started)
         if not self._pending():
             # Every build has its outcome: the folder is left only when a build kept files

@@ -20,7 +20,10 @@ beside the user's files:
   it, so every folder of ours has its owner named whenever it exists, and the name is made
   whole in one step (a file's name, not a content half written);
 - the save's folder and its owner's file are removed when the save ends, whether it
-  succeeded, failed, or the server died on the way, and ``.preform-staging`` when empty;
+  succeeded, failed, or the server died on the way, and ``.preform-staging`` when empty:
+  after each save, or, for a run's saves (``keep_staging``), when the run ends
+  (:func:`remove_empty_staging`), so that a run makes it once, not once a build (a new
+  folder is among the dearest things a build asks of the file system);
 - what a killed pipeline process left is removed by the next run's or daemon's start
   (:func:`sweep_staging`) once that very process has ended on this host. A live process's
   save (another run on the same output folder), another host's or container's (a shared
@@ -46,7 +49,9 @@ from preform_pipeline.liveness import ProcessIdentity, this_host, this_instance
 from preform_pipeline.logging import get_logger
 from preform_pipeline.outputfolders import STAGING_FOLDER
 
-__all__ = ["owner_of", "process_folder_name", "save_staged", "sweep_staging"]
+__all__ = [
+    "owner_of", "process_folder_name", "remove_empty_staging", "save_staged", "sweep_staging",
+]
 
 #: A process's name: ``<pid>-<start time in ms>-<host and instance tag>``; the name of a
 #: session 31 process folder, and the end of a save's owner file.
@@ -121,14 +126,24 @@ def _remove_save(folder: Path, owners: tuple[Path, ...]) -> bool:
     return found
 
 
+def remove_empty_staging(output_root: Path) -> None:
+    """Remove ``.preform-staging`` below ``output_root`` when it is empty: another save at
+    work (of this run or another) keeps it, and so does a folder that is not there."""
+    with contextlib.suppress(OSError):
+        (output_root / STAGING_FOLDER).rmdir()
+
+
 def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None], *,
-                fellows: Sequence[Path] = (), ours: Collection[Path] = ()) -> Path:
+                fellows: Sequence[Path] = (), ours: Collection[Path] = (),
+                keep_staging: bool = False) -> Path:
     """Let ``write`` (a server's save) write the output rendered as ``rendered`` into a new
     save folder below ``output_root`` (under the same name), then place it at ``rendered``
     or the first free ``name-N`` (``fellows``: where the build's other files are rendered,
     ``ours``: those it has placed; a name at which a fellow's is another build's is not
     free, :func:`~.outputs.place_output`); the path it now has. The save's folder is removed
-    however it ends.
+    however it ends, and ``.preform-staging`` when that leaves it empty, unless
+    ``keep_staging``: then the caller removes it when its saves are over
+    (:func:`remove_empty_staging`).
 
     Raises :class:`FileWriteError` when the staging folder cannot be made, or the file
     cannot be placed (the server answered but wrote nothing there); what ``write`` raises
@@ -137,8 +152,7 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
     try:
         folder, owner = _make_save_folder(output_root)
     except OSError as exc:
-        with contextlib.suppress(OSError):  # only when empty, as after a save
-            (output_root / STAGING_FOLDER).rmdir()
+        remove_empty_staging(output_root)  # only when empty, as after a save
         raise _refused(rendered, f"cannot make the folder the server saves into: {exc}", exc,
                        otherwise="let this user write to the output folder") from exc
     try:
@@ -151,8 +165,8 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
     finally:
         with contextlib.suppress(OSError):  # gone already (removed by hand), or refused:
             _remove_save(folder, (owner,))  # the error of the save itself is the one to say
-        with contextlib.suppress(OSError):
-            folder.parent.rmdir()  # only when empty: another save at work keeps it
+        if not keep_staging:
+            remove_empty_staging(output_root)
 
 
 def _move_error(final: Path, written: Path, cause: OSError) -> FileWriteError:
@@ -223,6 +237,5 @@ def sweep_staging(output_root: Path) -> tuple[Path, ...]:
             continue  # another run's start removed it meanwhile
         log.info("staging_swept", path=str(folder), pid=pid)
         removed.append(folder)
-    with contextlib.suppress(OSError):
-        staging.rmdir()  # only when empty: a live process's save keeps it
+    remove_empty_staging(output_root)  # a live process's save keeps it
     return tuple(removed)

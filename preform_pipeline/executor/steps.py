@@ -261,6 +261,9 @@ class StepContext:
     import_from: Callable[[Path], Path] | None = None
     #: ``output_root`` resolved (the runner resolves it once per run); None: resolved here.
     resolved_output_root: Path | None = None
+    #: The saves leave ``.preform-staging`` in place for the run, which removes it when it
+    #: ends (:func:`~.staging.remove_empty_staging`); False: each save removes it when empty.
+    staging_kept: bool = False
     #: Resolves the model files' paths, each folder once per attempt (CPU per model).
     _folders: FolderResolver = field(
         default_factory=FolderResolver, init=False, repr=False, compare=False
@@ -999,7 +1002,7 @@ def _save(ctx: StepContext, template: str, write: Callable[[Path], None]) -> Pat
             # save is not failed for it. The ``.json`` beside is checked all the same.
             continue
     return save_staged(resolved_output_path(template, ctx.values, root), root, write,
-                       fellows=fellows, ours=ctx.facts.outputs)
+                       fellows=fellows, ours=ctx.facts.outputs, keep_staging=ctx.staging_kept)
 
 
 def save_form(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

@@ -23,6 +23,7 @@ from preform_pipeline.executor import staging
 from preform_pipeline.executor.staging import (
     owner_of,
     process_folder_name,
+    remove_empty_staging,
     save_staged,
     sweep_staging,
 )
@@ -159,6 +160,25 @@ class TestStagedSave:
 
         save_staged(root / "a.form", root, first)
         assert everything_below(root) == ["a.form", "b.form"]
+
+    def test_a_run_s_saves_leave_the_staging_folder_to_the_run(self, root: Path) -> None:
+        save_staged(root / "a.form", root, writing(b"a"), keep_staging=True)
+        assert everything_below(root) == [STAGING_FOLDER, "a.form"]
+        save_staged(root / "b.form", root, writing(b"b"), keep_staging=True)
+        assert everything_below(root) == [STAGING_FOLDER, "a.form", "b.form"]
+
+        remove_empty_staging(root)
+        assert everything_below(root) == ["a.form", "b.form"]
+
+    def test_the_run_s_end_leaves_a_staging_folder_another_save_is_using(
+        self, root: Path
+    ) -> None:
+        def ends_meanwhile(path: Path) -> None:
+            remove_empty_staging(root)
+            path.write_bytes(b"whole")
+
+        save_staged(root / "a.form", root, ends_meanwhile, keep_staging=True)
+        assert everything_below(root) == [STAGING_FOLDER, "a.form"]
 
     def test_a_folder_that_cannot_be_made_says_so_and_names_the_output(
         self, root: Path

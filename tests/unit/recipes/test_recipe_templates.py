@@ -185,3 +185,21 @@ class TestOutputPaths:
     )
     def test_values_become_windows_safe_names(self, value: str, expected: str) -> None:
         assert sanitize_component(value) == expected
+
+    def test_each_ascii_character_is_kept_or_replaced_as_the_rule_says(self) -> None:
+        # Printable ASCII is cleaned without a look-up per character: the same rule, control
+        # characters (which are not printable) included.
+        for code in range(128):
+            char = chr(code)
+            refused = char in '<>:"/\\|?*' or code < 32 or code == 127
+            expected = "a_b" if refused else f"a{char}b"
+            assert sanitize_component(f"a{char}b") == expected, repr(char)
+
+    @pytest.mark.parametrize(
+        ("value", "expected"),
+        [("cafe\u0301", "caf\u00e9"), ("a\u200db", "a_b"), ("\u00e9t\u00e9:1", "\u00e9t\u00e9_1")],
+    )
+    def test_other_values_are_composed_and_cleaned_of_format_characters(
+        self, value: str, expected: str
+    ) -> None:
+        assert sanitize_component(value) == expected
