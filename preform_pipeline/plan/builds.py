@@ -163,6 +163,13 @@ class ModelInfo:
     #: (SLS) machine, whose builds are grouped by volume and never laid out by outline.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def shown(self) -> str:
+        """The model as a build's messages name it: ``C-1042/upper.stl`` in a case, as the
+        hot folder names a dropped file, else its file's name. Every case of a dental lab
+        holds an ``upper.stl``: by the file's name alone two cases' read alike."""
+        return f"{self.case_id}/{self.path.name}" if self.case_id else self.path.name
+
 
 @dataclass(frozen=True)
 class ModelPlacement:
