@@ -87,7 +87,6 @@ __all__ = [
     "LeaseTimeoutError",
     "ModelFileError",
     "NotAModelError",
-    "SidecarValueError",
     "ModelTooLargeError",
     "NodeIdInUseError",
     "NotBatchableError",
@@ -332,12 +331,6 @@ class NotAModelError(ModelFileError):
                  hint: str | None = None) -> None:
         super().__init__(path, reason, hint=hint)
         self.looks_like = looks_like
-
-
-class SidecarValueError(ModelFileError):
-    """A model's sidecar gives it a value the model cannot be read with (``units: cm``):
-    the model file is not at fault, so what helps is the hint's change to the sidecar, not
-    opening or re-exporting the model."""
 
 
 class SourceCopyError(PipelineError):

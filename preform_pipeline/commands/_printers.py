@@ -25,6 +25,7 @@ __all__ = [
     "known_printers",
     "printers_of_fleet",
     "printers_of_server",
+    "printers_of_settings",
     "simulated_fleet",
 ]
 
@@ -62,6 +63,13 @@ def printers_of_fleet(settings: Settings) -> KnownPrinters:
         else "the default simulated fleet"
     )
     return KnownPrinters(simulated_fleet(settings), source)
+
+
+def printers_of_settings(settings: Settings) -> KnownPrinters | None:
+    """What print targets are checked against on ``settings`` alone: its simulated fleet
+    when it runs simulated, else None (a real fleet is known to its server). The one rule
+    ``validate``, ``plan``, ``run`` and ``watch`` share."""
+    return printers_of_fleet(settings) if settings.simulated else None
 
 
 def printers_of_server(
@@ -112,7 +120,7 @@ def known_printers(
         settings = load_settings(settings_path)
     except PipelineError:
         return None
-    return printers_of_fleet(settings) if settings.simulated else None
+    return printers_of_settings(settings)
 
 
 def simulated_fleet(settings: Settings) -> tuple[KnownPrinter, ...]:

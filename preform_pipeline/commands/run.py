@@ -73,7 +73,7 @@ from preform_pipeline.commands._console import (
     start_saying_refusals,
     units_line,
 )
-from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
+from preform_pipeline.commands._printers import fleet_dir_of, printers_of_settings
 from preform_pipeline.commands._run_deeds import Deed, RunDeeds
 from preform_pipeline.commands._sources import take_sources, waiting_lines
 from preform_pipeline.commands._store_history import earlier_prints, forgotten_prints_error
@@ -349,7 +349,7 @@ def _run(
         return EXIT_USAGE
 
     # Simulated: print targets outside the declared fleet fail now, not after preparing.
-    printers = printers_of_fleet(settings) if settings.simulated else None
+    printers = printers_of_settings(settings)
     report = validate_recipe(args.recipe, printers=printers)
     if not report.valid:
         for line in format_text(report):  # exactly what `preform-pipeline validate` prints

@@ -49,7 +49,7 @@ from preform_pipeline.commands._common import (
     queue_login_warnings,
 )
 from preform_pipeline.commands._console import keep_off_console, start_saying_refusals
-from preform_pipeline.commands._printers import fleet_dir_of, printers_of_fleet
+from preform_pipeline.commands._printers import fleet_dir_of, printers_of_settings
 from preform_pipeline.commands.arguments.watch import (
     HELP,
     NAME,
@@ -270,7 +270,7 @@ def _run_locked(
                 dry_run=args.dry_run,
                 web_client=web_client,
                 notifier=notifier,
-                known_printers=printers_of_fleet(settings) if settings.simulated else None,
+                known_printers=printers_of_settings(settings),
                 node=farm.role if farm is not None else None,
             )
         except RecipeError as exc:

@@ -565,10 +565,10 @@ def _failing_models(ctx: StepContext, exc: PermanentApiError) -> list[int]:
 
 def named_by_file(ctx: StepContext, warnings: Iterable[str]) -> list[str]:
     """The server's warnings with every model id it names replaced by the model's file name
-    (``Failed to hollow model with ID 3f2c...`` names ``bracket.stl``): a reason a person can
-    act on names the file."""
+    (``Failed to hollow model with ID 3f2c...`` names ``bracket.stl``, or ``C-1042/upper.stl``
+    in a case: :attr:`ModelInfo.shown`): a reason a person can act on names the file."""
     names = {
-        model_id: ctx.build.models[index].path.name
+        model_id: ctx.build.models[index].shown
         for index, model_id in ctx.model_ids.items()
         if model_id
     }
@@ -725,10 +725,10 @@ def label(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
                 if drop_case_of(ctx, index, node.id, exc.message):
                     continue
                 # Name the model: the build may hold many, each with its own text.
-                raise LabelDoesNotFitError(f"{model.path.name}: {exc.message}",
+                raise LabelDoesNotFitError(f"{model.shown}: {exc.message}",
                                            hint=exc.hint) from None
             # The recipe prefers an unlabelled part to a failed build; say which one.
-            ctx.facts.warnings.append(f"{model.path.name} left unlabelled: {exc.message}")
+            ctx.facts.warnings.append(f"{model.shown} left unlabelled: {exc.message}")
             log.warning("label_skipped", model=str(model.path), reason=exc.message)
             ctx.progress(done / total)
             continue
@@ -772,7 +772,9 @@ def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
     if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.model_ids):
         return False
     # The server's reason may name models by their ids: the person reading it needs files.
-    (reason,) = named_by_file(ctx, [reason])
+    # Its own model by the file's name alone, as the message names its case before it.
+    own = ctx.model_ids.get(index)
+    (reason,) = named_by_file(ctx, [reason.replace(own, failed.path.name) if own else reason])
     message = case_step_message(failed.case_id, failed.path.name, step, reason)
     for i in members:
         model = ctx.build.models[i]
@@ -883,18 +885,13 @@ def layout(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None
 # -- checks, estimates, outputs -------------------------------------------------------------------
 
 
-def _with_case(model: ModelInfo) -> str:
-    """A model as a finding names it: ``C-1042/upper.stl`` in a case, else its file name."""
-    return f"{model.case_id}/{model.path.name}" if model.case_id else model.path.name
-
-
 def validate(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
     """Print validation (and interferences, bounds): fail on the findings ``fail_on`` lists;
     the others are recorded as warnings."""
     fail_on = set(node.options.get("fail_on") or ())
     # Named with its case: in a dental lab every case holds an upper.stl, and "interferences:
     # upper.stl / upper.stl" did not say which cases collide (session 47's trial).
-    names = {ctx.model_ids[i]: _with_case(ctx.build.models[i]) for i in ctx.model_ids}
+    names = {ctx.model_ids[i]: ctx.build.models[i].shown for i in ctx.model_ids}
     findings: dict[str, list[str]] = {}
     validation = ctx.waiting(node.kind).get_print_validation(ctx.scene, deadline=ctx.deadline())
     for model_id, result in validation.per_model_results.items():
@@ -1053,10 +1050,9 @@ def _add_legend(ctx: StepContext, path: Path, options: Mapping[str, Any]) -> Non
                 continue
             info = placed.get(ctx.model_ids[i])
             box = None if info is None else info.bounding_box
-            name = model.path.name
             marks.append(ModelMark(
                 number=len(marks) + 1,
-                text=f"{model.case_id} / {name}" if model.case_id else name,
+                text=model.shown,
                 box=None if box is None else (
                     (box.min_corner.x, box.min_corner.y, box.min_corner.z),
                     (box.max_corner.x, box.max_corner.y, box.max_corner.z),

@@ -32,6 +32,7 @@ __all__ = [
     "DEFAULT_INCH_DETECTION_MAX_EXTENT",
     "DEFAULT_MIN_FEATURE_MM",
     "INCH_MM",
+    "STATED_UNITS_HINT",
     "UNITS_SETTINGS",
     "Units",
     "UnitsDecision",
@@ -72,6 +73,14 @@ _ALIASES: Final[dict[str, Units]] = {
     "inch": "INCHES",
     "inches": "INCHES",
 }
+
+
+#: What helps with stated units :func:`parse_units` does not know (a sidecar's ``units: cm``).
+#: Centimetres are named: CAD and scanner exports use them, and the recipe's import scale is
+#: how they are read.
+STATED_UNITS_HINT: Final = (
+    "write units: MILLIMETERS or units: INCHES (mm and in also work); a model in centimetres: "
+    "export it again in millimetres, or give it a recipe with import: {scale: 10}")
 
 
 def parse_units(text: str) -> Units | None:

@@ -14,7 +14,8 @@ due_date: 2024-06-01
 
 Known names: :data:`~preform_pipeline.recipes.templates.HOTFOLDER_SIDECAR_FIELDS` plus the
 names the recipe lists under ``fields:``. A sidecar that cannot be read, is not a mapping,
-names an unknown field or gives a value of the wrong type raises
+names an unknown field or gives a value of the wrong type (``units`` that are not
+millimetres or inches among them) raises
 :class:`~preform_pipeline.errors.SidecarError`; the daemon then rejects the whole case to
 ``failed/`` with that reason, since printing it without its values (the wrong label, the
 wrong printer) would be worse than not printing it.
@@ -37,6 +38,7 @@ from typing import Any, Final
 import yaml
 
 from preform_pipeline.errors import Problem, SidecarError
+from preform_pipeline.geometry.units import STATED_UNITS_HINT, parse_units
 from preform_pipeline.hotfolder.stability import SIDECAR_SUFFIXES
 from preform_pipeline.recipes.loader import YamlNode, parse_yaml
 from preform_pipeline.recipes.templates import HOTFOLDER_SIDECAR_FIELDS
@@ -294,6 +296,13 @@ def read_sidecar(path: Path, *, extra_fields: Collection[str] = ()) -> SidecarVa
                 values[key] = ",".join(_text(v, key, path).strip() for v in value)
                 continue
             text = _text(value, key, path)
+            if key == "units" and parse_units(text) is None:
+                # Judged here with the sidecar's other values, not as each model is read:
+                # the case goes whole, and the note names the sidecar at its line (review
+                # rv47-dental: read per model, `units: cm` failed a case's STL files one by
+                # one, with "the sidecar says" naming no sidecar).
+                raise SidecarError(path, f"units: expected MILLIMETERS or INCHES, got {text!r}",
+                                   hint=STATED_UNITS_HINT)
             if key == "case_id":
                 if not text.strip():
                     raise SidecarError(path, "case_id: is empty", hint="give the case a name")

@@ -104,24 +104,10 @@ SIDECAR_PRINTER_FIELD: Final = "printer"
 _TARGET_OPTIONS: Final = ("printer", "printer_ip", "fleet_group")
 #: What helps with a model its reader or the planner refused: a broken or oversized model.
 _READ_TODO: Final = "check the file (open it in PreForm); fix or re-export it and drop it again"
-#: What helps with a model whose sidecar is at fault: the sidecar's fix, said instead of the
-#: reader's hint in brackets, and no advice to open or re-export a model that is fine.
-_SIDECAR_TODO: Final = ("in the sidecar, {hint}; then drop the model again with its sidecar "
-                        "(the model file itself is fine)")
 #: What helps with a file whose content is no model (a PNG named .stl): nothing in it to open
 #: in PreForm or to fix. Said instead of the reader's hint (``Rejection.why``), not after it.
 _NOT_A_MODEL_TODO: Final = ("it holds no model to fix: drop the model's own file instead, and "
                             "keep this one out of the inbox")
-
-
-def _read_advice(rejection: Rejection) -> str:
-    """What helps with a model refused as it was read: the file's own fix, none for a file
-    that is no model, or the sidecar's fix when its sidecar is at fault."""
-    if rejection.not_a_model:
-        return _NOT_A_MODEL_TODO
-    if rejection.in_sidecar and rejection.hint:
-        return _SIDECAR_TODO.format(hint=rejection.hint)
-    return _READ_TODO
 
 
 def sidecar_target(job: Job) -> str | None:
@@ -617,9 +603,8 @@ class BatchWorker:
             # A file that is no model is told the hot folder's advice alone, not the
             # reader's bracketed hint before it as well: what helps is said once.
             self._fail_said(by_path[rejection.path],
-                            rejection.reason if _read_advice(rejection) == _READ_TODO
-                            else rejection.why,
-                            _read_advice(rejection),
+                            rejection.why if rejection.not_a_model else rejection.reason,
+                            _NOT_A_MODEL_TODO if rejection.not_a_model else _READ_TODO,
                             where="reading and planning the model",
                             size_mm=rejection.size_mm, not_a_model=rejection.not_a_model)
             for rejection in plan.rejected if rejection.path in by_path

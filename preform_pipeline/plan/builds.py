@@ -56,7 +56,6 @@ from preform_pipeline.errors import (
     ModelTooLargeError,
     NotAModelError,
     PlanningError,
-    SidecarValueError,
 )
 from preform_pipeline.geometry import (
     INCH_MM,
@@ -74,6 +73,7 @@ from preform_pipeline.geometry.orientation import (
     orientation_fault,
     reoriented,
 )
+from preform_pipeline.geometry.units import STATED_UNITS_HINT
 from preform_pipeline.logging import get_logger
 from preform_pipeline.plan.balance import balance_groups, model_work
 from preform_pipeline.plan.footprint import Footprint, Shadow, measure_shadow, predict
@@ -128,11 +128,6 @@ MM3_PER_ML: Final = 1000.0
 _FIT_TOLERANCE_MM: Final = 1e-3
 
 _FILE_UNITS_KNOWN: Final = frozenset({".3mf"})
-#: What helps with a sidecar's units the reader does not know. Centimetres are named: CAD
-#: and scanner exports use them, and the recipe's import scale is how they are read.
-_SIDECAR_UNITS_HINT: Final = (
-    "write units: MILLIMETERS or units: INCHES (mm and in also work); a model in centimetres: "
-    "export it again in millimetres, or give it a recipe with import: {scale: 10}")
 
 
 def _empty_fields() -> Mapping[str, str]:
@@ -167,6 +162,13 @@ class ModelInfo:
     #: the info was made by hand (planning then uses the footprint box) or read for a powder
     #: (SLS) machine, whose builds are grouped by volume and never laid out by outline.
     shadow: Shadow | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def shown(self) -> str:
+        """The model as a build's messages name it: ``C-1042/upper.stl`` in a case, as the
+        hot folder names a dropped file, else its file's name. Every case of a dental lab
+        holds an ``upper.stl``: by the file's name alone two cases' read alike."""
+        return f"{self.case_id}/{self.path.name}" if self.case_id else self.path.name
 
 
 @dataclass(frozen=True)
@@ -342,10 +344,12 @@ def _stated_units(
     if "units" in fields:
         units = parse_units(fields["units"])
         if units is None:
-            raise SidecarValueError(
+            # Not met from a hot folder or `run`: their sidecar reader refuses such units,
+            # and the case with them (review rv47-dental); said here for other callers.
+            raise ModelFileError(
                 path,
                 f"the sidecar says units {fields['units']!r}",
-                hint=_SIDECAR_UNITS_HINT,
+                hint=STATED_UNITS_HINT,
             )
         return (units, "sidecar")
     stated = import_spec.stated_units(path)
@@ -499,8 +503,7 @@ def read_models(
             log.warning("model_unreadable", path=str(path), reason=exc.reason,
                         not_a_model=no_model, looks_like=looks_like)
             rejected.append(Rejection(path, str(exc), not_a_model=no_model,
-                                      looks_like=looks_like, hint=exc.hint or None,
-                                      in_sidecar=isinstance(exc, SidecarValueError)))
+                                      looks_like=looks_like, hint=exc.hint or None))
     return infos
 
 

@@ -29,8 +29,7 @@ class Rejection:
     ``not_a_model``: its content, once read, showed it is no model at all (a PNG named
     ``.stl``: :class:`~preform_pipeline.errors.NotAModelError`), whatever its name says;
     ``looks_like``: what its bytes show it is (``"a PNG image"``), when known. ``hint``: the
-    reader's advice, which ``reason`` ends with in brackets (``run`` says it so).
-    ``in_sidecar``: the model's sidecar is what to fix (the hint says how), not the model."""
+    reader's advice, which ``reason`` ends with in brackets (``run`` says it so)."""
 
     path: Path
     reason: str
@@ -39,7 +38,6 @@ class Rejection:
     not_a_model: bool = False
     looks_like: str | None = None
     hint: str | None = None
-    in_sidecar: bool = False
 
     @property
     def why(self) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shlex
 import stat
 from collections.abc import Mapping
 from pathlib import Path
@@ -105,7 +106,8 @@ def validate_recipe(
 
 def _settings_keys(data: object) -> tuple[str, ...]:
     """The keys of a settings file given as a recipe: a mapping whose keys are all the
-    settings' own (``store``, ``hotfolders``), none a recipe's; () for anything else."""
+    settings' own (``store``, ``hotfolders``), and so none a recipe's (the two schemas share
+    no top-level key: ``test_cmd_validate.py`` holds them to it); () for anything else."""
     if not isinstance(data, Mapping) or not data:
         return ()
     from preform_pipeline.settings.schema import settings_schema  # only for such a mapping
@@ -121,7 +123,7 @@ def _settings_not_recipe(file: str, keys: tuple[str, ...]) -> Problem:
     shown = ", ".join(keys[:4]) + (", ..." if len(keys) > 4 else "")
     return Problem(file, 1, 1, "$",
                    f"this is a settings file ({shown}), not a recipe (scene, steps): give a "
-                   f"recipe here; check settings with validate --settings {file}")
+                   f"recipe here; check settings with validate --settings {shlex.quote(file)}")
 
 
 def load_recipe(

@@ -95,6 +95,26 @@ class TestTextOutput:
             "settings.yaml: 1 problem (checked against shipped catalogue)"]
         assert invoke("--settings", "settings.yaml")[0] == 0
 
+    def test_no_recipe_can_be_taken_for_settings(self) -> None:
+        # Review rv47-dental: a file is said to be settings when all its keys are the
+        # settings' own; that misreads no recipe only while no key is both's.
+        from preform_pipeline.recipes.schema import recipe_schema
+        from preform_pipeline.settings.schema import settings_schema
+
+        shared = set(recipe_schema()["properties"]) & set(settings_schema()["properties"])
+        assert shared == set()
+
+    def test_the_settings_check_it_advises_can_be_pasted_for_a_name_with_a_space(
+        self, recipes: Path
+    ) -> None:
+        # Review rv47-dental: "validate --settings lab settings.yaml" named two files.
+        (recipes / "lab settings.yaml").write_text("store:\n  path: jobs.sqlite3\n",
+                                                   encoding="utf-8")
+        code, out, _ = invoke("lab settings.yaml")
+        assert code == 1
+        assert out.splitlines()[0].endswith(
+            "check settings with validate --settings 'lab settings.yaml'")
+
     def test_no_recipe_is_a_usage_error(self) -> None:
         code, _, err = invoke()
         assert code == 2

@@ -55,6 +55,30 @@ class TestSkippedLabel:
         assert recorder.fractions["label"] == [0.5, 1.0]
 
 
+class TestASkippedLabelOfACase:
+    """The warning names a case's model with its case id, as validation's findings do."""
+
+    def test_the_warning_says_which_cases_upper_stl_was_left_unlabelled(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Review rv47-dental: session 47 named validation's models `C-2007/upper.stl`, and
+        # left this warning (and the server's warnings, and the legend) on rules of their
+        # own: two cases' upper.stl read alike here.
+        farm.add()
+        small = write_box(tmp_path / "m" / "C-2007", "upper", 6, 6, 6).parent
+        large = write_box(tmp_path / "m" / "C-2008", "upper", 60, 20, 20).parent
+        recipe = write_recipe(
+            tmp_path,
+            "steps:\n  - label:\n      text: \"{case_id}\"\n      font_size_mm: 4\n"
+            "      depth_mm: 0.5\n      placement:\n        face: front\n"
+            "        fit: skip\n        min_font_size_mm: 4\n  - save_form\n",
+        )
+        outcome = run_one(plan_for(recipe, [small, large]), farm, tmp_path / "out")
+        assert outcome.status is BuildStatus.SUCCEEDED, outcome.reason
+        assert [w.split(":")[0] for w in outcome.warnings if "unlabelled" in w] == [
+            "C-2007/upper.stl left unlabelled"]
+
+
 class TestRefusedLabel:
     """A label the server refuses takes its model's case out; the other cases are still
     labelled, and the reason names the step and the file, not the server's model id."""

@@ -69,6 +69,9 @@ class TestRejecting:
             ("p.yaml", "label_text: [a, b]\n", "label_text: expected text or a number"),
             ("p.yaml", "printer: [[a], b]\n", "printer: expected text or a number"),
             ("p.yaml", "case_id: ''\n", "case_id: is empty"),
+            # Units no model is read in, judged with the other values (review rv47-dental).
+            ("p.yaml", "units: cm\n", "p.yaml:1:8: $.units: expected MILLIMETERS or INCHES, "
+             "got 'cm'"),
             ("p.yaml", "- just\n- a list\n", "expected a mapping"),
             # Syntax errors at file:line:col, as a recipe's and a settings file's are.
             ("p.yaml", "case_id: [unclosed\n", "p.yaml:2:1: $: YAML syntax error: while "

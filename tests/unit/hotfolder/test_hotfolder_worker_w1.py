@@ -86,31 +86,39 @@ class TestASidecarsUnits:
 
 
 class TestASidecarsUnitsNoReaderKnows:
-    """A case's sidecar naming units no reader knows fails its model, and what helps is the
-    sidecar's fix: the model file is fine (session 47's trial: a dental case exported in
-    centimetres, its sidecar saying ``units: cm``, was told to open the model in PreForm and
-    re-export it)."""
+    """A case's sidecar naming units no reader knows is a bad sidecar: the case goes whole to
+    ``failed/`` with it, and what helps is the sidecar's fix (session 47's trial: a dental
+    case exported in centimetres, its sidecar saying ``units: cm``, was told to open the
+    model in PreForm and re-export it; its review: the reader then refused each STL file of
+    the case alone, naming no sidecar)."""
 
-    def test_its_note_says_to_fix_the_sidecar_not_to_re_export_the_model(
+    def test_the_whole_case_fails_with_the_sidecar_named_at_its_line(
         self, tmp_path: Path, store: SqliteJobStore
     ) -> None:
         script = Script(fleet_dir=tmp_path / "fleet")
         drop(tmp_path, "C-2009/upper.stl", tetra_stl_bytes())
-        (tmp_path / "inbox" / "C-2009" / "C-2009.yaml").write_text("units: cm\n",
-                                                                     encoding="utf-8")
+        drop(tmp_path, "C-2009/lower.stl", tetra_stl_bytes(size_mm=3.0))
+        drop(tmp_path, "C-2009/C-2009.yaml", b"case_id: C-2009\nunits: cm\n")
         with capture_logs() as logs:
             run_daemon_once(make_daemon(tmp_path, store, script, _recipe_without_units(tmp_path)))
-        lines = (tmp_path / "inbox" / "failed" / "C-2009" / "upper.stl.error.txt").read_text(
-            encoding="utf-8").splitlines()
-        assert "What failed: C-2009/upper.stl: the sidecar says units 'cm'" in lines
-        todo = [ln for ln in lines if ln.startswith("What to do: ")]
-        assert todo == [
-            "What to do: in the sidecar, write units: MILLIMETERS or units: INCHES (mm and in "
-            "also work); a model in centimetres: export it again in millimetres, or give it a "
-            "recipe with import: {scale: 10}; then drop the model again with its sidecar (the "
-            "model file itself is fine)"]
-        assert [e["reason"] for e in logs if e["event"] == "model_unreadable"] == [
-            "the sidecar says units 'cm'"]
+        failed = tmp_path / "inbox" / "failed"
+        assert names(failed) == ["C-2009/C-2009.yaml", "C-2009/lower.stl",
+                                 "C-2009/lower.stl.error.txt", "C-2009/upper.stl",
+                                 "C-2009/upper.stl.error.txt"]
+        sidecar = failed / "C-2009" / "C-2009.yaml"
+        why = (f"bad sidecar: {sidecar}:2:8: $.units: expected MILLIMETERS or INCHES, got 'cm'")
+        todo = ("What to do: fix the sidecar (write units: MILLIMETERS or units: INCHES (mm and "
+                "in also work); a model in centimetres: export it again in millimetres, or "
+                "give it a recipe with import: {scale: 10}), then drop the whole case folder "
+                "into the inbox again")
+        for name in ("upper.stl", "lower.stl"):
+            lines = (failed / "C-2009" / f"{name}.error.txt").read_text(
+                encoding="utf-8").splitlines()
+            assert f"What failed: {why}" in lines
+            assert todo in lines
+        assert [(e["reason"], e["files"]) for e in logs if e["event"] == "drop_rejected"] == [
+            (why, 2)]
+        assert not [e for e in logs if e["event"] == "model_unreadable"]
         assert script.runs == [] and fleet_jobs(script.fleet_dir) == []
 
 
