@@ -18,6 +18,7 @@ parallel.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tempfile
 import threading
@@ -68,6 +69,7 @@ __all__ = [
     "DEFAULT_CAGE_BAR_MM",
     "DEFAULT_DENTAL_TILT_DEG",
     "DEFAULT_DISTANCE_TO_CAGE_MM",
+    "LATE_IMPORTS",
     "MAX_DUPLICATES",
     "MAX_REACH_MM",
     "SIMULATED_API_VERSION",
@@ -87,6 +89,27 @@ MAX_DUPLICATES: Final = 500
 #: thousand times any build volume. Past it (a scale or position of 1e308) a scene's numbers
 #: stop being finite and every later read of the scene would fail.
 MAX_REACH_MM: Final = 1_000_000.0
+
+#: The modules the engine's operations (and scene.py, bodies.py, printing.py) import when first
+#: used. Each is found, not imported, as an engine is built: a missing one (a broken install)
+#: still fails the start loudly, as it did when they were imported here; whether each one
+#: imports cleanly is known at the first operation that uses it.
+LATE_IMPORTS: Final = (
+    "numpy",
+    "preform_pipeline.geometry",
+    "preform_pipeline.geometry.mesh",
+    "preform_pipeline.geometry.orientation",
+    "preform_pipeline.geometry.projection",
+    "preform_pipeline.geometry.readers",
+    "preform_pipeline.geometry.transforms",
+    "preform_pipeline.simulator.contact",
+    "preform_pipeline.simulator.editing",
+    "preform_pipeline.simulator.estimates",
+    "preform_pipeline.simulator.formfile",
+    "preform_pipeline.simulator.layout",
+    "preform_pipeline.simulator.meshops",
+    "preform_pipeline.simulator.screenshot",
+)
 
 _REPAIR = ("REPAIR", "ERROR", "IGNORE")
 _UNITS = ("MILLIMETERS", "INCHES")
@@ -140,6 +163,17 @@ def _check_reach(model: SimModel) -> None:
             "$",
             f"the model would reach {reach:g} mm from the platform's centre; keep its scale "
             f"and position within {MAX_REACH_MM:,.0f} mm",
+        )
+
+
+def _find_late_imports() -> None:
+    """ModuleNotFoundError naming each of :data:`LATE_IMPORTS` that cannot be found."""
+    missing = [name for name in LATE_IMPORTS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"the simulator's engine needs {', '.join(missing)}, which cannot be found: "
+            "reinstall preform-pipeline (pip install preform-pipeline)",
+            name=missing[0],
         )
 
 
@@ -197,6 +231,7 @@ class SimEngine:
         declared_printers: Sequence[Json] | None = None,
         print_time_scale: float = 0.0,
     ) -> None:
+        _find_late_imports()
         self.catalogue = catalogue
         # A full raft's reach in layouts; another value than PreForm's models a server that
         # disagrees with the planner (tests of carrying overflow on).
