@@ -13,16 +13,18 @@ import os
 import stat
 from collections.abc import Collection, Mapping
 from pathlib import Path, PureWindowsPath
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
-import numpy.typing as npt
-
-from preform_pipeline.geometry import euler_matrix, matrix_to_euler
 from preform_pipeline.wording import noun
 
 from .drives import mounted_drives, on_drive
 from .protocol import SimError
+
+if TYPE_CHECKING:
+    # numpy and the geometry come with the first orientation read (orientation_matrix): every
+    # request body is read here, and a simulator that is only asked GET / never needs them.
+    import numpy as np
+    import numpy.typing as npt
 
 __all__ = [
     "INVALID_BODY",
@@ -322,6 +324,10 @@ def orientation_matrix(body: Body) -> npt.NDArray[np.float64]:
     """The rotation an OrientationModel describes: Euler angles (degrees, z then x then y),
     a 3x3 ``linear`` matrix (must be a rotation), or ``z_direction``/``x_direction`` (the
     model-space vectors that end up pointing up and right)."""
+    import numpy as np
+
+    from preform_pipeline.geometry import euler_matrix
+
     if body.has("linear"):
         rows = body.raw("linear")
         if not isinstance(rows, list) or len(rows) != 3:
@@ -355,5 +361,7 @@ def orientation_matrix(body: Body) -> npt.NDArray[np.float64]:
 
 def euler_of(matrix: npt.NDArray[np.float64]) -> tuple[float, float, float]:
     """Local API Euler angles ``(x, y, z)`` in degrees of a rotation matrix."""
+    from preform_pipeline.geometry import matrix_to_euler
+
     x, y, z = matrix_to_euler(matrix)
     return (x, y, z)

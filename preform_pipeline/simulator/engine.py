@@ -18,6 +18,7 @@ parallel.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import tempfile
 import threading
@@ -25,50 +26,17 @@ import uuid
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Final
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final
 
 from preform_pipeline.catalogue import DEFAULT_CATALOGUE, Catalogue, MachineType
 from preform_pipeline.errors import ModelFileError
-from preform_pipeline.geometry import (
-    Mesh,
-    detect_units,
-    euler_matrix,
-    read_mesh,
-)
-from preform_pipeline.geometry.orientation import reoriented
 from preform_pipeline.logging import get_logger
 from preform_pipeline.wording import counted
 
-from . import estimates
 from .bodies import Body, bad_body, euler_of, existing_file, orientation_matrix, writable_target
-from .contact import ShadowGrid
 from .devices import printer_status
-from .editing import (
-    IMPORT_UNITS,
-    ScanRequest,
-    add_drain_holes,
-    hollow_models,
-    label_model,
-    scan_models,
-)
 from .fleet import FleetState, SimPrinter
 from .fleetusers import join
-from .formfile import load_form, save_form
-from .layout import (
-    DEFAULT_MODEL_SPACING_MM,
-    Bounds2D,
-    Move,
-    boxes_overlap,
-    build_cage,
-    layout_on_platform,
-    orient_rotation,
-    pack_in_volume,
-    raft_border,
-)
-from .meshops import close_holes
 from .options import resolve_settings, validate_settings, write_fps
 from .printing import device_bodies, find_target, job_record
 from .protocol import Json, ProgressCallback, SimError, WorkEstimate
@@ -82,24 +50,26 @@ from .scene import (
     SimModel,
     new_id,
 )
-from .screenshot import (
-    DEFAULT_IMAGE_SIZE_PX,
-    DEFAULT_PITCH_DEG,
-    DEFAULT_YAW_DEG,
-    MAX_FLYAROUND_FRAMES,
-    MAX_IMAGE_SIZE_PX,
-    View,
-    flyaround_views,
-    item_for,
-    render,
-    write_png,
-    write_webp,
-)
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+    from preform_pipeline.geometry import Mesh
+
+    from .layout import Bounds2D, Move
+
+# numpy, the mesh code and the modules that need them (estimates, layout, editing, contact,
+# meshops, formfile, screenshot) are imported by the operations that use them, not here: the
+# engine is built before READY FOR INPUT (its fleet is set then), and most simulators the
+# suite and a pool start are asked GET / and little more. The first operation on a model pays
+# the import (~0.1 s of CPU, once), after its modelled latency is spent (server.py).
 
 __all__ = [
     "DEFAULT_CAGE_BAR_MM",
     "DEFAULT_DENTAL_TILT_DEG",
     "DEFAULT_DISTANCE_TO_CAGE_MM",
+    "LATE_IMPORTS",
     "MAX_DUPLICATES",
     "MAX_REACH_MM",
     "SIMULATED_API_VERSION",
@@ -119,6 +89,27 @@ MAX_DUPLICATES: Final = 500
 #: thousand times any build volume. Past it (a scale or position of 1e308) a scene's numbers
 #: stop being finite and every later read of the scene would fail.
 MAX_REACH_MM: Final = 1_000_000.0
+
+#: The modules the engine's operations (and scene.py, bodies.py, printing.py) import when first
+#: used. Each is found, not imported, as an engine is built: a missing one (a broken install)
+#: still fails the start loudly, as it did when they were imported here; whether each one
+#: imports cleanly is known at the first operation that uses it.
+LATE_IMPORTS: Final = (
+    "numpy",
+    "preform_pipeline.geometry",
+    "preform_pipeline.geometry.mesh",
+    "preform_pipeline.geometry.orientation",
+    "preform_pipeline.geometry.projection",
+    "preform_pipeline.geometry.readers",
+    "preform_pipeline.geometry.transforms",
+    "preform_pipeline.simulator.contact",
+    "preform_pipeline.simulator.editing",
+    "preform_pipeline.simulator.estimates",
+    "preform_pipeline.simulator.formfile",
+    "preform_pipeline.simulator.layout",
+    "preform_pipeline.simulator.meshops",
+    "preform_pipeline.simulator.screenshot",
+)
 
 _REPAIR = ("REPAIR", "ERROR", "IGNORE")
 _UNITS = ("MILLIMETERS", "INCHES")
@@ -154,12 +145,16 @@ def _turn_about_z(model: SimModel, rotation: npt.NDArray[np.float64]) -> bool:
     """Whether ``rotation`` is the model's orientation turned about the platform's z axis
     only. Such a turn keeps the supports (they stand upright and turn with the model, as
     this server's own auto-layout turns supported models); a tilt does not."""
+    from preform_pipeline.geometry import euler_matrix
+
     change = rotation @ euler_matrix(*model.orientation).T
     return bool(change[2, 2] >= _UPRIGHT_COS)
 
 
 def _check_reach(model: SimModel) -> None:
     """400 for a model placed beyond :data:`MAX_REACH_MM` (or at no finite place at all)."""
+    import numpy as np
+
     with np.errstate(over="ignore", invalid="ignore"):  # inf and nan are what is looked for
         low, high = model.bounds()
     reach = float(max(np.abs(low).max(), np.abs(high).max()))
@@ -168,6 +163,17 @@ def _check_reach(model: SimModel) -> None:
             "$",
             f"the model would reach {reach:g} mm from the platform's centre; keep its scale "
             f"and position within {MAX_REACH_MM:,.0f} mm",
+        )
+
+
+def _find_late_imports() -> None:
+    """ModuleNotFoundError naming each of :data:`LATE_IMPORTS` that cannot be found."""
+    missing = [name for name in LATE_IMPORTS if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModuleNotFoundError(
+            f"the simulator's engine needs {', '.join(missing)}, which cannot be found: "
+            "reinstall preform-pipeline (pip install preform-pipeline)",
+            name=missing[0],
         )
 
 
@@ -180,6 +186,8 @@ def _flyaround(fly: Body) -> tuple[list[tuple[float, float]], int]:
     """The camera angles of a flyaround (``{yaw, pitch}``, at least two) and its frame count:
     ``frame_count`` rounded (one frame per angle when absent). ``ensure_constant_size`` is
     read and always holds: an animation's frames share one canvas."""
+    from .screenshot import MAX_FLYAROUND_FRAMES
+
     fly.only(("transform", "frame_count", "ensure_constant_size"))
     raw = fly.raw("transform")
     if not isinstance(raw, list) or len(raw) < 2:
@@ -223,6 +231,7 @@ class SimEngine:
         declared_printers: Sequence[Json] | None = None,
         print_time_scale: float = 0.0,
     ) -> None:
+        _find_late_imports()
         self.catalogue = catalogue
         # A full raft's reach in layouts; another value than PreForm's models a server that
         # disagrees with the planner (tests of carrying overflow on).
@@ -364,6 +373,8 @@ class SimEngine:
         return scene.settings.machine(self.catalogue)
 
     def _scene_json(self, scene: Scene) -> Json:
+        from . import estimates
+
         volume = self._machine(scene).build_volume_mm
         return {
             "id": scene.id,
@@ -386,6 +397,11 @@ class SimEngine:
         raise SimError(400, "WRONG_TECHNOLOGY", message)
 
     def _read_model_file(self, path: Path, repair: str, warnings: list[str]) -> Mesh:
+        from preform_pipeline.geometry import read_mesh
+        from preform_pipeline.geometry.orientation import reoriented
+
+        from .meshops import close_holes
+
         mesh = read_mesh(path)
         if repair == "REPAIR":
             mesh, turned = reoriented(mesh)
@@ -509,6 +525,8 @@ class SimEngine:
     # -- files ----------------------------------------------------------------------------------
 
     def _op_load_form_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .formfile import load_form
+
         data = Body(body)
         path = existing_file(data.req_string("file"), "$.file")
         scene = load_form(path, new_id())
@@ -518,6 +536,8 @@ class SimEngine:
         return self._scene_json(scene)
 
     def _op_save_form_file(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .formfile import save_form
+
         data = Body(body)
         path = writable_target(data.req_string("file"), "$.file")
         with self.scenes.use(self._scene_id(params)) as scene:
@@ -537,6 +557,19 @@ class SimEngine:
     def _op_save_screenshot(
         self, params: dict[str, str], body: Any, progress: ProgressCallback | None
     ) -> Json:
+        from .screenshot import (
+            DEFAULT_IMAGE_SIZE_PX,
+            DEFAULT_PITCH_DEG,
+            DEFAULT_YAW_DEG,
+            MAX_IMAGE_SIZE_PX,
+            View,
+            flyaround_views,
+            item_for,
+            render,
+            write_png,
+            write_webp,
+        )
+
         data = Body(body)
         text = data.req_string("file")
         suffix = Path(text).suffix.lower()
@@ -580,6 +613,12 @@ class SimEngine:
     def _op_import_model(
         self, params: dict[str, str], body: Any, progress: ProgressCallback | None
     ) -> Json:
+        import numpy as np
+
+        from preform_pipeline.geometry import detect_units
+
+        from .editing import IMPORT_UNITS
+
         data = Body(body)
         path = existing_file(data.req_string("file"), "$.file")
         repair = data.choice("repair_behavior", _REPAIR, "ERROR") or "ERROR"
@@ -677,6 +716,8 @@ class SimEngine:
         return {}
 
     def _op_duplicate_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .layout import DEFAULT_MODEL_SPACING_MM
+
         data = Body(body, required=False)
         count = data.integer("count", 1, minimum=1, maximum=MAX_DUPLICATES) or 1
         with self.scenes.use(self._scene_id(params)) as scene:
@@ -708,6 +749,8 @@ class SimEngine:
     def _op_scan_to_model(
         self, params: dict[str, str], body: Any, progress: ProgressCallback | None
     ) -> Json:
+        from .editing import ScanRequest, scan_models
+
         request = ScanRequest.parse(Body(body))
         scene_id = self._scene_id(params)
         with self.scenes.use(scene_id) as scene:
@@ -723,6 +766,8 @@ class SimEngine:
     def _op_auto_orient(
         self, params: dict[str, str], body: Any, progress: ProgressCallback | None
     ) -> Json:
+        from .layout import orient_rotation
+
         data = Body(body)
         data.only(("models", "mode", "tilt"))
         mode = data.choice("mode", ("DENTAL",))
@@ -741,6 +786,8 @@ class SimEngine:
         return {}
 
     def _op_auto_support(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from . import estimates
+
         data = Body(body)
         options: Json = {}
         for key in ("density", "slope_multiplier", "touchpoint_size_mm", "raft_thickness_mm",
@@ -768,6 +815,8 @@ class SimEngine:
         return {}
 
     def _op_auto_layout(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .layout import DEFAULT_MODEL_SPACING_MM, Bounds2D, layout_on_platform
+
         data = Body(body)
         data.choice("mode", ("DENTAL",))
         spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0)
@@ -796,6 +845,8 @@ class SimEngine:
 
     @staticmethod
     def _custom_bounds(body: Body, platform: Bounds2D) -> Bounds2D:
+        from .layout import Bounds2D
+
         area = Bounds2D(
             max(platform.x_min, body.number("x_min_mm", platform.x_min) or 0.0),
             min(platform.x_max, body.number("x_max_mm", platform.x_max) or 0.0),
@@ -814,6 +865,8 @@ class SimEngine:
             model.position = move.position
 
     def _op_auto_pack(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .layout import DEFAULT_MODEL_SPACING_MM, pack_in_volume
+
         data = Body(body, required=False)
         spacing = data.number("model_spacing_mm", DEFAULT_MODEL_SPACING_MM, minimum=0.0) or 0.0
         with self.scenes.use(self._scene_id(params)) as scene:
@@ -835,6 +888,8 @@ class SimEngine:
             return self._scene_json(scene)
 
     def _op_pack_and_cage(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .layout import DEFAULT_MODEL_SPACING_MM, build_cage, pack_in_volume
+
         data = Body(body)
         if not data.has("models"):
             raise bad_body("$.models", "is required")
@@ -886,11 +941,15 @@ class SimEngine:
     # -- analysis -------------------------------------------------------------------------------
 
     def _op_get_print_validation(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from . import estimates
+
         return self.scenes.read(
             self._scene_id(params), lambda s: estimates.print_validation(s, self.catalogue)
         )
 
     def _op_estimate_print_time(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from . import estimates
+
         return self.scenes.read(
             self._scene_id(params), lambda s: estimates.estimate_print_time(s, self.catalogue)
         )
@@ -898,6 +957,11 @@ class SimEngine:
     def _op_get_scene_interferences(
         self, params: dict[str, str], body: Any, progress: Any
     ) -> list[list[str]]:
+        import numpy as np
+
+        from .contact import ShadowGrid
+        from .layout import boxes_overlap, raft_border
+
         data = Body(body, required=False)
         gap = data.number("collision_offset_mm", 0.0, minimum=0.0) or 0.0
 
@@ -940,18 +1004,24 @@ class SimEngine:
     # -- hollow, drain holes, labels ------------------------------------------------------------
 
     def _op_hollow_model(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .editing import hollow_models
+
         data = Body(body)
         with self.scenes.use(self._scene_id(params)) as scene:
             self._require(scene, "SLA", "hollow")
             return hollow_models(scene, data)
 
     def _op_add_drain_holes(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .editing import add_drain_holes
+
         data = Body(body)
         with self.scenes.use(self._scene_id(params)) as scene:
             self._require(scene, "SLA", "add-drain-holes")
             return add_drain_holes(scene, data)
 
     def _op_label_part(self, params: dict[str, str], body: Any, progress: Any) -> Json:
+        from .editing import label_model
+
         data = Body(body)
         with self.scenes.use(self._scene_id(params)) as scene:
             return label_model(scene, data)

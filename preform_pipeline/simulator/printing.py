@@ -17,7 +17,6 @@ from datetime import datetime, timezone
 from preform_pipeline.catalogue import Catalogue
 from preform_pipeline.wording import counted, noun
 
-from . import estimates
 from .devices import group_status, printer_status
 from .fleet import FleetState, SimGroup, SimPrinter, utc_now_iso
 from .protocol import Json, SimError
@@ -105,6 +104,10 @@ def job_record(
     print_now: bool | None,
 ) -> Json:
     """The job file's content, after checking that ``target`` can print ``scene``."""
+    # Here, not at the top: the device list (GET /devices/) needs no geometry, and a
+    # simulator reaches READY FOR INPUT without numpy (engine.py).
+    from . import estimates
+
     machine = scene.settings.machine(catalogue)
     if not scene.models:
         raise SimError(400, "EMPTY_SCENE", f"scene {scene.id} has no models to print")

@@ -31,20 +31,24 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
-
-import numpy as np
-import numpy.typing as npt
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from preform_pipeline.catalogue import ADAPTIVE, Catalogue, LayerThickness, MachineType, Material
-from preform_pipeline.geometry import INCH_MM, Mesh, euler_matrix
-from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunks
-from preform_pipeline.geometry.projection import projected_points
+from preform_pipeline.geometry import INCH_MM
 from preform_pipeline.logging import get_logger
 
 from .atomic import atomic_write_bytes
 from .fps import CustomPrintSetting, ParsedFps
 from .protocol import Json, SimError
+
+if TYPE_CHECKING:
+    # numpy and the mesh code come with the first model (the methods that place one import
+    # them): the scene store is made before READY FOR INPUT, and a simulator that is never
+    # sent a model never needs them (engine.py).
+    import numpy as np
+    import numpy.typing as npt
+
+    from preform_pipeline.geometry import Mesh
 
 __all__ = [
     "DEFAULT_SCENE_ID",
@@ -197,6 +201,8 @@ class SimModel:
 
     def linear(self) -> npt.NDArray[np.float64]:
         """The 3x3 map from file coordinates to scene orientation and size (no translation)."""
+        from preform_pipeline.geometry import euler_matrix
+
         rotation = euler_matrix(*self.orientation)
         return rotation * (self.scale * self.unit_factor)
 
@@ -211,6 +217,8 @@ class SimModel:
         return cache
 
     def _shaped_mesh(self) -> Mesh:
+        import numpy as np
+
         linear = self.linear()
         if np.array_equal(linear, np.eye(3)):
             return self.mesh  # as imported: the same values, no second copy
@@ -227,6 +235,8 @@ class SimModel:
         return shape.mesh
 
     def _offset(self) -> npt.NDArray[np.float64]:
+        import numpy as np
+
         low, high = self._shape().bounds
         px, py, pz = self.position
         return np.array(
@@ -237,6 +247,8 @@ class SimModel:
         """The mesh as placed in the scene (millimetres, platform frame). Cached per transform;
         while it is held, the oriented mesh is not (it is made again when asked for), so a
         model holds its mesh and at most one copy derived from it."""
+        from preform_pipeline.geometry import Mesh
+
         shape = self._shape()
         key = (*shape.key, self.position)
         cache = self._world_cache
@@ -289,6 +301,10 @@ class SimModel:
     def shadow(self) -> npt.NDArray[np.float64]:
         """``(N, 2)`` boundary points of the oriented model's shadow on the platform, relative
         to its footprint centre (``position`` x/y); remembered until the shape changes."""
+        import numpy as np
+
+        from preform_pipeline.geometry.projection import projected_points
+
         shape = self._shape()
         if shape.shadow is None:
             low, high = shape.bounds
@@ -394,6 +410,8 @@ class _Derived:
 def mesh_hash(mesh: Mesh) -> str:
     """SHA-256 of the mesh's float32 triangles, hashed from the array's own memory (the
     bytes ``tobytes()`` would copy)."""
+    import numpy as np
+
     return hashlib.sha256(np.ascontiguousarray(mesh.triangles).data).hexdigest()
 
 
@@ -405,6 +423,10 @@ def placed_triangles(
     """The triangles oriented and sized by ``linear``, stored as float32, then moved by
     ``offset`` (the two roundings ``transformed(linear).translated(offset)`` makes), slice
     by slice: the oriented copy never exists whole."""
+    import numpy as np
+
+    from preform_pipeline.geometry.mesh import transformed_triangles, triangle_chunks
+
     placed = np.empty(triangles.shape, dtype=np.float32)
     start = 0
     for chunk in triangle_chunks(triangles):

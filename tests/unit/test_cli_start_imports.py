@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 
 from preform_pipeline.cli import COMMAND_MODULES
@@ -23,9 +24,13 @@ from preform_pipeline.simulator.cli import EXIT_INJECTED_FAULT, EXIT_OK, EXIT_US
 from preform_pipeline.simulator.cloud.testing import start_dashboard
 from preform_pipeline.simulator.testing import start_simulator
 from preform_pipeline.store import SqliteJobStore
-from tests.conftest import RECIPES, REPO_ROOT
+from tests.conftest import RECIPES, REPO_ROOT, SAMPLE_MODELS
 
 TIMEOUT_S = 60.0
+#: A scene and a model for a simulator's first model import.
+SCENE = {"machine_type": "FORM-4-0", "material_code": "FLGPGR05", "layer_thickness_mm": 0.1,
+         "print_setting": "DEFAULT"}
+MODEL = SAMPLE_MODELS / "parts" / "l_bracket.stl"
 
 #: Runs each command line given (one JSON list an argument) through the CLI's own run(), in a
 #: child forked for it from an interpreter that had imported only what a fresh
@@ -336,10 +341,27 @@ def _importtime_modules(stderr_lines: list[str]) -> set[str]:
             if line.startswith("import time:")}
 
 
+#: The arguments the server pool starts a simulator with (``servers/process.py``); the
+#: helper adds a port, a fleet folder and a work folder of the test's own.
+POOL_ARGS = ("--scene-cache-size", "100")
+
+#: What the simulator's operations import when first used (``simulator/engine.py``): numpy,
+#: the mesh code, and the engine's siblings that need them.
+GEOMETRY_MODULES = {
+    "numpy", "preform_pipeline.geometry.mesh", "preform_pipeline.geometry.transforms",
+    "preform_pipeline.geometry.readers", "preform_pipeline.simulator.estimates",
+    "preform_pipeline.simulator.layout", "preform_pipeline.simulator.outline_pack",
+    "preform_pipeline.simulator.editing", "preform_pipeline.simulator.meshops",
+    "preform_pipeline.simulator.contact", "preform_pipeline.simulator.formfile",
+    "preform_pipeline.simulator.screenshot",
+}
+
+
 @pytest.fixture(scope="class")
 def started_simulator() -> set[str]:
-    """What one simulator imported up to READY FOR INPUT (its ``-X importtime`` lines)."""
-    with start_simulator(env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
+    """What one simulator, started as the pool starts it, imported up to READY FOR INPUT
+    (its ``-X importtime`` lines)."""
+    with start_simulator(*POOL_ARGS, env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim:
         pass  # it printed READY FOR INPUT; stopped on leaving, so its stderr is whole
     return _importtime_modules(sim.stderr_lines)
 
@@ -356,11 +378,41 @@ class TestSimulatorStart:
         self, started_simulator: set[str]
     ) -> None:
         """Pillow (screenshots) and PyYAML (an outcomes file) are imported when used: the
-        suite starts ~245 simulators, most of which use neither."""
-        # The engine's imports are in the list (screenshot.py is where Pillow is used).
-        assert {"preform_pipeline.simulator.screenshot",
+        suite starts ~280 simulators, most of which use neither."""
+        # The engine's options and the fleet's outcomes are in the list: the path was taken.
+        assert {"preform_pipeline.simulator.options",
                 "preform_pipeline.simulator.cloud.outcomes"} <= started_simulator
         assert not {"PIL", "PIL.Image", "yaml"} & started_simulator
+
+    def test_the_screenshot_module_imports_no_pillow(self) -> None:
+        """screenshot.py is no longer imported at a start (it comes with the first
+        screenshot), so its own import is what keeps Pillow for the first image."""
+        assert brought_by("preform_pipeline.simulator.screenshot", {"PIL", "PIL.Image"}) == []
+
+    def test_a_start_to_ready_imports_no_numpy_or_mesh_code(
+        self, started_simulator: set[str]
+    ) -> None:
+        """The engine is built before READY FOR INPUT (its fleet, scene store and account);
+        numpy and the geometry come with the first operation on a model: most of the
+        simulators the suite and the pools start are asked GET / and little more."""
+        # The engine's own imports (its options, printing and scene store) are in the list:
+        # the path was taken. Not the engine itself: it is imported through importlib
+        # (server.load_engine), which -X importtime does not list.
+        assert {"preform_pipeline.simulator.options", "preform_pipeline.simulator.printing",
+                "preform_pipeline.simulator.scene"} <= started_simulator
+        assert GEOMETRY_MODULES & started_simulator == set()
+
+    def test_its_first_model_import_brings_the_geometry_and_works(self) -> None:
+        with (start_simulator(*POOL_ARGS, env={"PYTHONPROFILEIMPORTTIME": "1"}) as sim,
+              httpx.Client(base_url=sim.url, timeout=TIMEOUT_S) as client):
+            scene = client.post("/scene/", json=SCENE).raise_for_status().json()
+            model = client.post(f"/scene/{scene['id']}/import-model/",
+                                json={"file": str(MODEL)}).raise_for_status().json()
+            placed = client.get(f"/scene/{scene['id']}/").raise_for_status().json()
+        imported = _importtime_modules(sim.stderr_lines)
+        assert [m["id"] for m in placed["models"]] == [model["id"]]
+        assert {"numpy", "preform_pipeline.geometry.stl", "preform_pipeline.simulator.editing",
+                "preform_pipeline.simulator.estimates"} <= imported
 
     def test_a_start_to_ready_imports_no_rich(self, started_simulator: set[str]) -> None:
         """structlog is imported without rich (``thirdparty.py``): a simulator prints no table."""
