@@ -277,11 +277,15 @@ class SimModel:
     def in_file_frame(self, point: Sequence[float]) -> tuple[float, float, float]:
         """A scene point in the model's own (file) coordinates: where it stays on the model
         whatever later turns and moves the model (:meth:`in_scene`)."""
+        import numpy as np
+
         local = np.linalg.solve(self.linear(), np.asarray(point, dtype=np.float64) - self._offset())
         return float(local[0]), float(local[1]), float(local[2])
 
     def in_scene(self, point: Sequence[float]) -> tuple[float, float, float]:
         """A point of the model's own coordinates where the model now places it."""
+        import numpy as np
+
         placed = self.linear() @ np.asarray(point, dtype=np.float64) + self._offset()
         return float(placed[0]), float(placed[1]), float(placed[2])
 
