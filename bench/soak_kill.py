@@ -73,6 +73,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -685,6 +686,8 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
         codes = farm.stop_all()
         _check(farm, dropped, out, nodes, codes)
         out.facts["approved"] = approver.approved
+        if relay is not None:
+            out.facts["stall events"] = _stall_events(farm, stalled_node)
     except Exception as exc:  # a soak that broke says so with its seed, never hides it
         out.violations.append(f"the soak itself failed: {exc!r}")
     finally:
@@ -707,6 +710,31 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
             shutil.rmtree(root, ignore_errors=True)
     out.facts["dropped kinds"] = dict(dropped.kinds)
     return out
+
+
+#: What the stalled node says of a build taken over while its link stalled.
+STALLED_SAYS = ("build_lease_lost", "build_stopped", "print_sent_unrecorded",
+                "batch_taken_elsewhere", "lease_renewal_failed")
+
+
+def _stall_events(farm: DaemonFarm, node: str) -> dict[str, int]:
+    """How often the stalled node said each of STALLED_SAYS, and how many builds the other
+    nodes recovered from it (``build_recovered`` naming it as the previous owner)."""
+    said: Counter[str] = Counter()
+    for log in farm.logs.glob("*.jsonl"):
+        mine = log.name.startswith(f"{node}-")
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill
+            name = event.get("event")
+            if mine and name in STALLED_SAYS:
+                said[name] += 1
+            elif (not mine and name == "build_recovered"
+                  and event.get("previous_owner") == node):
+                said["recovered by others"] += 1
+    return dict(said)
 
 
 def _wait_quiet(farm: DaemonFarm) -> None:
