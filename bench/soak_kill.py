@@ -87,6 +87,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -260,23 +261,33 @@ class Outcome:
     facts: dict[str, object] = field(default_factory=dict)
 
 
-class Approver:
-    """An operator approving every held build about once a second, with a store of its own
-    (as the dashboard's), until stopped."""
+class _Beside:
+    """Work a thread does beside the kills (``_run``), from ``with`` until asked to stop."""
 
-    def __init__(self, farm: DaemonFarm) -> None:
-        self.farm = farm
-        self.approved = 0
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="approver")
+        self._thread = threading.Thread(target=self._run, name=name)
 
-    def __enter__(self) -> Approver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Approver(_Beside):
+    """An operator approving every held build about once a second, with a store of its own
+    (as the dashboard's), until stopped."""
+
+    def __init__(self, farm: DaemonFarm) -> None:
+        super().__init__("approver")
+        self.farm = farm
+        self.approved = 0
 
     def _run(self) -> None:
         store = (PostgresJobStore(self.farm.url, password=PG_PASSWORD) if self.farm.on_postgres
@@ -289,24 +300,15 @@ class Approver:
                         self.approved += 1
 
 
-class Staller:
+class Staller(_Beside):
     """Stalls ``node``'s link to the database (``relay``) at seeded moments until stopped:
     each stall longer than a lease, ended by a resume or a reset, then a check that the node
     came back (or ended)."""
 
     def __init__(self, farm: DaemonFarm, relay: StallingRelay, node: str,
                  rng: random.Random, out: Outcome) -> None:
+        super().__init__("staller")
         self.farm, self.relay, self.node, self.rng, self.out = farm, relay, node, rng, out
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="staller")
-
-    def __enter__(self) -> Staller:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def _run(self) -> None:
         try:

@@ -68,6 +68,14 @@ def _client(relay: StallingRelay) -> socket.socket:
     return sock
 
 
+def _carried(relay: StallingRelay) -> socket.socket:
+    """A connection through the relay that has carried a first exchange."""
+    sock = _client(relay)
+    sock.sendall(b"before")
+    assert sock.recv(100) == b"before"
+    return sock
+
+
 def _nothing_comes(sock: socket.socket) -> bool:
     sock.settimeout(QUIET_S)
     try:
@@ -82,9 +90,7 @@ class TestAStalledLink:
     def test_carries_nothing_and_closes_nothing_then_resumed_delivers_what_waited(
         self, relay: StallingRelay, echo: EchoServer
     ) -> None:
-        with _client(relay) as sock:
-            sock.sendall(b"before")
-            assert sock.recv(100) == b"before"
+        with _carried(relay) as sock:
             relay.stall()
             sock.sendall(b"held")
             assert _nothing_comes(sock)
@@ -109,9 +115,7 @@ class TestAResetLink:
     def test_both_sides_are_told_by_a_reset_and_new_connections_are_carried_again(
         self, relay: StallingRelay, echo: EchoServer
     ) -> None:
-        with _client(relay) as sock:
-            sock.sendall(b"before")
-            assert sock.recv(100) == b"before"
+        with _carried(relay) as sock:
             relay.stall()
             relay.reset()
             with pytest.raises(ConnectionResetError):
