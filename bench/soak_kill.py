@@ -35,11 +35,11 @@ loopback (tests/stalling_relay.py), and beside the kills the relay stalls now an
 stops carrying anything, closing nothing, for a seeded time longer than a lease (and than a
 send's extended lease), then either carries on or resets every connection. The stall begins
 at a seeded moment: ``random``, or the instant the node is seen holding a build ``preparing``
-or ``sending``. The promise (docs/multi-node.md, "Fencing"): the other nodes take over what it
-held; the stalled node, once its link is back, writes nothing over them and prints nothing
-they took over (the checks below: no build key nor content printed twice); it comes back (its
-heartbeat is fresh again within a lease and a half of the stall's end) or exits cleanly; and
-nothing is lost.
+or ``sending``. The promise (docs/multi-node.md, "A stalled link to the database"): the
+other nodes take over what it held; the stalled node, once its link is back, writes nothing
+over them and prints nothing they took over (the checks below: no build key nor content
+printed twice); it comes back (its heartbeat is fresh again within 35 s of the stall's end:
+a lease and a half, and 5 s) or exits cleanly; and nothing is lost.
 
 With ``--approval`` the recipe holds every build for approval, and an operator approves the
 held builds (the store's ``approve``, as the dashboard does) every second or so.
