@@ -30,6 +30,17 @@ starts it again after a seeded pause:
   killed at a seeded moment or let finish. On SQLite a cron run while the daemon runs must be
   refused (exit 1, one daemon per store), so cron runs there while the daemon is down.
 
+With ``--stall`` (PostgreSQL) one seeded node reaches the database through a TCP relay on
+loopback (tests/stalling_relay.py), and beside the kills the relay stalls now and then: it
+stops carrying anything, closing nothing, for a seeded time longer than a lease (and than a
+send's extended lease), then either carries on or resets every connection. The stall begins
+at a seeded moment: ``random``, or the instant the node is seen holding a build ``preparing``
+or ``sending``. The promise (docs/multi-node.md, "A stalled link to the database"): the
+other nodes take over what it held; the stalled node, once its link is back, writes nothing
+over them and prints nothing they took over (the checks below: no build key nor content
+printed twice); it comes back (its heartbeat is fresh again within 35 s of the stall's end:
+a lease and a half, and 5 s) or exits cleanly; and nothing is lost.
+
 With ``--approval`` the recipe holds every build for approval, and an operator approves the
 held builds (the store's ``approve``, as the dashboard does) every second or so.
 
@@ -54,6 +65,7 @@ folder with the daemons' logs is kept and named), 0 when every seed held.
 
     python bench/soak_kill.py --store sqlite --seeds 1-10 --kills 10
     python bench/soak_kill.py --store postgres --nodes 3 --seeds 1-10 --kills 10 [--approval]
+    python bench/soak_kill.py --store postgres --nodes 3 --stall --seeds 1-5 --kills 10
 """
 
 from __future__ import annotations
@@ -61,6 +73,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import hashlib
+import json
 import os
 import random
 import shutil
@@ -74,6 +87,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 import psutil
 
@@ -92,6 +106,7 @@ from preform_pipeline.store.postgres import PostgresJobStore  # noqa: E402
 from preform_pipeline.store.sqlite import SqliteJobStore  # noqa: E402
 from tests.multinode_farm import DaemonFarm, FarmTiming, printed_models, settled_files  # noqa: E402
 from tests.pg_cluster import PG_PASSWORD, PgCluster  # noqa: E402
+from tests.stalling_relay import StallingRelay  # noqa: E402
 
 __all__ = ["main"]
 
@@ -113,6 +128,15 @@ GONE_S = 20.0
 #: States a job or build must not be left in: worked on, or waiting for work. A sent print
 #: (PRINT_SENT, VERIFYING) is followed by ``verify`` (docs/verify.md), not by the hot folder.
 WORKING = ACTIVE_STATES - {JobState.PRINT_SENT, JobState.VERIFYING}
+#: A stall lasts this many times a sending build's lease (the lease and the print request's
+#: deadline, FarmTiming's 4 s): longer, so whatever the node held is taken over meanwhile.
+STALL_LEASES = (1.1, 2.0)
+SEND_DEADLINE_S = 4.0
+#: The pause between the end of one stall (the node back) and the next one's moment.
+STALL_GAP_S = (2.0, 12.0)
+#: How long a node whose link is back may take to beat again (its renewal thread waits a
+#: third of a lease; a reset first costs a reconnect).
+BACK_S = 1.5 * LEASE_S
 #: The pauses of a file written in place: below the inbox's quiet period (0.5 s in the test
 #: settings), within which a file too short to judge (an STL's header alone) is waited for.
 WRITE_PAUSE_S = (0.02, 0.25)
@@ -237,23 +261,33 @@ class Outcome:
     facts: dict[str, object] = field(default_factory=dict)
 
 
-class Approver:
-    """An operator approving every held build about once a second, with a store of its own
-    (as the dashboard's), until stopped."""
+class _Beside:
+    """Work a thread does beside the kills (``_run``), from ``with`` until asked to stop."""
 
-    def __init__(self, farm: DaemonFarm) -> None:
-        self.farm = farm
-        self.approved = 0
+    def __init__(self, name: str) -> None:
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="approver")
+        self._thread = threading.Thread(target=self._run, name=name)
 
-    def __enter__(self) -> Approver:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class Approver(_Beside):
+    """An operator approving every held build about once a second, with a store of its own
+    (as the dashboard's), until stopped."""
+
+    def __init__(self, farm: DaemonFarm) -> None:
+        super().__init__("approver")
+        self.farm = farm
+        self.approved = 0
 
     def _run(self) -> None:
         store = (PostgresJobStore(self.farm.url, password=PG_PASSWORD) if self.farm.on_postgres
@@ -264,6 +298,75 @@ class Approver:
                     with contextlib.suppress(Exception):  # approved by another look, or moved
                         approve(store, build.id, "soak")
                         self.approved += 1
+
+
+class Staller(_Beside):
+    """Stalls ``node``'s link to the database (``relay``) at seeded moments until stopped:
+    each stall longer than a lease, ended by a resume or a reset, then a check that the node
+    came back (or ended)."""
+
+    def __init__(self, farm: DaemonFarm, relay: StallingRelay, node: str,
+                 rng: random.Random, out: Outcome) -> None:
+        super().__init__("staller")
+        self.farm, self.relay, self.node, self.rng, self.out = farm, relay, node, rng, out
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.rng.uniform(*STALL_GAP_S)):
+                self._stall_once()
+        except Exception as exc:  # a staller that broke says so, never hides it
+            self.out.violations.append(f"the staller failed: {exc!r}")
+        finally:
+            self.relay.resume()
+
+    def _holds(self, state: JobState) -> bool:
+        return bool(self.farm.owned_in(self.node, state)) and self._alive()
+
+    def _alive(self) -> bool:
+        proc = self.farm.procs.get(self.node)
+        return proc is not None and proc.poll() is None
+
+    def _stall_once(self) -> None:
+        moment = self.rng.choice(["random", "preparing", "sending"])
+        if moment != "random":
+            state = JobState.PREPARING if moment == "preparing" else JobState.PRINT_SENDING
+            if not _poll(lambda: self._holds(state) or self._stop.is_set(), 20.0) or (
+                    self._stop.is_set()):
+                self.out.moments[f"stall {moment} missed"] += 1
+                moment = "random"
+        seconds = self.rng.uniform(*STALL_LEASES) * (LEASE_S + SEND_DEADLINE_S)
+        ending = self.rng.choice(["resume", "reset"])
+        life = self.farm.lives[self.node]
+        self.relay.stall()
+        time.sleep(seconds)  # the stall runs its seeded course even when the soak stops
+        if ending == "reset":
+            self.relay.reset()
+        else:
+            self.relay.resume()
+        self.out.moments[f"stall {moment} {ending}"] += 1
+        ended = time.monotonic()
+        if not _poll(lambda: not self._alive() or self.farm.lives[self.node] != life
+                     or self._beat_since(ended), BACK_S + 5.0):
+            self.out.violations.append(
+                f"{self.node} neither beat again nor ended within {BACK_S + 5.0:.0f} s of "
+                f"its link's {ending} after a {seconds:.0f} s stall")
+        elif self.farm.lives[self.node] == life and not self._alive():
+            code = self.farm.procs[self.node].returncode
+            self.out.moments["stalled node exited"] += 1
+            if code not in (0, -signal.SIGKILL):
+                self.out.violations.append(
+                    f"{self.node} exited {code} after its link's {ending}")
+
+    def _beat_since(self, ended: float) -> bool:
+        """Whether the node beat after ``ended`` (its heartbeat's age, on the database's
+        clock, is less than the time since)."""
+        since = time.monotonic() - ended
+        store = self.farm.store
+        assert isinstance(store, PostgresJobStore)  # a stall is PostgreSQL's only
+        for status in store.list_nodes():
+            if status.info.id == self.node and not status.stopped:
+                return status.heartbeat_age_s < since
+        return False
 
 
 def _start(farm: DaemonFarm, *nodes: str, once: bool = False) -> None:
@@ -539,32 +642,44 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
         printers_n, approval = varied.choice((0, 4)), varied.random() < 0.5
     out.facts.update(printers=printers_n, approval=approval)
     printers = tuple(f"Form4-{n}" for n in range(1, printers_n + 1))
-    farm = DaemonFarm(root, url, FarmTiming(lease_s=LEASE_S, per_build=6), printers=printers,
-                      approval=approval)
+    farm = DaemonFarm(root, url, FarmTiming(lease_s=LEASE_S, per_build=6,
+                                            request_timeout_s=SEND_DEADLINE_S),
+                      printers=printers, approval=approval)
+    relay: StallingRelay | None = None
+    stalled_node = nodes[0]
+    if args.stall and cluster is not None:
+        stall_rng = random.Random(seed * 104729)
+        stalled_node = stall_rng.choice(nodes)
+        relay = StallingRelay("127.0.0.1", cluster.port).__enter__()
+        farm.node_urls[stalled_node] = url.replace(f":{cluster.port}/", f":{relay.port}/")
+        out.facts["stalled node"] = stalled_node
     began = time.monotonic()
     keep = False
     try:
         dropped = Dropper(farm, rng)
         _start(farm, *nodes)
         approver = Approver(farm)
+        staller = (Staller(farm, relay, stalled_node, stall_rng, out) if relay is not None
+                   else contextlib.nullcontext())
         with approver if approval else contextlib.nullcontext():
-            for _ in range(args.kills):
+            with staller:  # the stalls end (the link back) before the farm runs to quiet
+                for _ in range(args.kills):
+                    dropped.wave()
+                    if rng.random() < args.cron:
+                        _cron(farm, rng, out, nodes)
+                    node = _kill_at_a_moment(farm, nodes, rng, out)
+                    if node is not None:
+                        running = _running(farm, nodes)
+                        pause = rng.uniform(0.0, 3.0)
+                        if running:
+                            with contextlib.suppress(subprocess.TimeoutExpired):
+                                farm.procs[rng.choice(running)].wait(timeout=pause)
+                        else:
+                            time.sleep(pause)
+                        if not farm.on_postgres and rng.random() < args.cron:
+                            _cron(farm, rng, out, nodes)  # the daemon is down: cron's turn
+                        _start(farm, node)
                 dropped.wave()
-                if rng.random() < args.cron:
-                    _cron(farm, rng, out, nodes)
-                node = _kill_at_a_moment(farm, nodes, rng, out)
-                if node is not None:
-                    running = _running(farm, nodes)
-                    pause = rng.uniform(0.0, 3.0)
-                    if running:
-                        with contextlib.suppress(subprocess.TimeoutExpired):
-                            farm.procs[rng.choice(running)].wait(timeout=pause)
-                    else:
-                        time.sleep(pause)
-                    if not farm.on_postgres and rng.random() < args.cron:
-                        _cron(farm, rng, out, nodes)  # the daemon is down: cron's turn
-                    _start(farm, node)
-            dropped.wave()
             dropped.written()
             try:
                 _wait_quiet(farm)
@@ -573,10 +688,14 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
         codes = farm.stop_all()
         _check(farm, dropped, out, nodes, codes)
         out.facts["approved"] = approver.approved
+        if relay is not None:
+            out.facts["stall events"] = _stall_events(farm, stalled_node)
     except Exception as exc:  # a soak that broke says so with its seed, never hides it
         out.violations.append(f"the soak itself failed: {exc!r}")
     finally:
         farm.close()
+        if relay is not None:
+            relay.__exit__(None, None, None)
         deadline = time.monotonic() + GONE_S
         while (left := _soak_processes(root)) and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -593,6 +712,31 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
             shutil.rmtree(root, ignore_errors=True)
     out.facts["dropped kinds"] = dict(dropped.kinds)
     return out
+
+
+#: What the stalled node says of a build taken over while its link stalled.
+STALLED_SAYS = ("build_lease_lost", "build_stopped", "print_sent_unrecorded",
+                "batch_taken_elsewhere", "lease_renewal_failed")
+
+
+def _stall_events(farm: DaemonFarm, node: str) -> dict[str, int]:
+    """How often the stalled node said each of STALLED_SAYS, and how many builds the other
+    nodes recovered from it (``build_recovered`` naming it as the previous owner)."""
+    said: Counter[str] = Counter()
+    for log in farm.logs.glob("*.jsonl"):
+        mine = log.name.startswith(f"{node}-")
+        for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue  # a line cut by a kill
+            name = event.get("event")
+            if mine and name in STALLED_SAYS:
+                said[name] += 1
+            elif (not mine and name == "build_recovered"
+                  and event.get("previous_owner") == node):
+                said["recovered by others"] += 1
+    return dict(said)
 
 
 def _wait_quiet(farm: DaemonFarm) -> None:
@@ -650,6 +794,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="each seed draws its fleet (0 or 4 printers) and approval")
     parser.add_argument("--minutes", type=float, default=0.0,
                         help="start no seed after this many minutes (0: run every seed)")
+    parser.add_argument("--stall", action="store_true",
+                        help="PostgreSQL: one node's database link stalls past a lease now and "
+                        "then, and resumes or resets")
     parser.add_argument("--keep", action="store_true", help="keep every seed's folder")
     args = parser.parse_args(argv)
     failed: list[int] = []

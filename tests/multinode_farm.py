@@ -137,6 +137,8 @@ class DaemonFarm:
             **({"printer": "auto"} if self.printers else {}))
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.lives: Counter[str] = Counter()
+        #: A node's own way to the store (a relay between it and the database), if not ``url``.
+        self.node_urls: dict[str, str] = {}
         self.on_postgres = url.startswith(("postgresql:", "postgres:"))
         self.store = self._open_store()
         self.env = {k: v for k, v in os.environ.items()
@@ -180,8 +182,8 @@ class DaemonFarm:
         # prunes its folder there, removing the copies another farm's node of that id is
         # importing (seen when two farms ran at once: a batch failed with FILE_NOT_FOUND).
         data["hotfolders"]["local_copy_dir"] = str(folder / "local-copies")
-        data["store"] = ({"url": self.url, "node_id": node, "lease_s": t.lease_s}
-                         if self.on_postgres else {"path": self.url})
+        data["store"] = ({"url": self.node_urls.get(node, self.url), "node_id": node,
+                          "lease_s": t.lease_s} if self.on_postgres else {"path": self.url})
         data["servers"]["request_timeout_s"] = t.request_timeout_s
         data["servers"]["state_dir"] = str(folder / "servers")
         data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
