@@ -1467,6 +1467,9 @@ class Runner:
             self._write_build_report(self.options.build_report, outcome,
                                      worker.facts.scene_fields)
         if late:
+            # Its saves ended after the run removed `.preform-staging` (Runner.run): the
+            # build's to remove when they left it empty.
+            remove_empty_staging(self.resolved_output_root)
             # The run's result already called it unfinished and its summary is printed: a
             # line now would follow the run's last one. The log (and its own report, if
             # any) keep how and when it ended.
@@ -1656,10 +1659,12 @@ class Runner:
         if self.cancelled:
             self._wind_down()
         self.clients.close()
-        # The builds' saves left `.preform-staging` for the run (StepContext.staging_kept):
-        # gone now when empty; a save of another run on this output folder keeps it.
-        remove_empty_staging(self.resolved_output_root)
         result = self._result(self.clock.monotonic() - started)
+        # The builds' saves left `.preform-staging` for the run (StepContext.staging_kept):
+        # gone now when empty; a save of another run on this output folder keeps it. After
+        # the books close: a build still running (its server kept a save going past the
+        # cancel) removes it when it ends (_run_build), one that ended before is seen here.
+        remove_empty_staging(self.resolved_output_root)
         if not self._pending():
             # Every build has its outcome: the folder is left only when a build kept files
             # in it (a failed build's checkpoint, --keep-checkpoints). `.checkpoints/`

@@ -27,6 +27,7 @@ from test_executor_final_intake_wait import watched_logs
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.executor import BuildStatus, NullReporter, Runner, RunOptions, RunResult
+from preform_pipeline.outputfolders import STAGING_FOLDER
 from preform_pipeline.simulator.protocol import ProgressCallback, SimError
 
 posix_only = pytest.mark.skipif(os.name != "posix", reason="POSIX signals only")
@@ -35,16 +36,18 @@ GRACE_S = 30.0
 
 
 class _Gate(ScriptedFaults):
-    """``auto_support`` waits until the test opens the gate (then it succeeds) or the server
-    shuts down (then it answers 503); ``reached`` is set once it waits."""
+    """``operation`` (``auto_support``) waits until the test opens the gate (then it
+    succeeds) or the server shuts down (then it answers 503); ``reached`` is set once it
+    waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, operation: str = "auto_support") -> None:
         super().__init__()
+        self.operation = operation
         self.reached = threading.Event()
         self.open = threading.Event()
 
     def during_operation(self, operation_id: str, progress: ProgressCallback | None) -> None:
-        if operation_id != "auto_support":
+        if operation_id != self.operation:
             return
         self.reached.set()
         while not self.open.wait(0.05):
@@ -105,13 +108,17 @@ class _WatchedClock(ManualClock):
 class _Setup:
     """One build (support, then layout) whose support waits at the gate, on a pool that
     stops its servers when closed, with a step deadline that outlasts the test; run on
-    this (the main) thread by :meth:`run` while actions run beside it."""
+    this (the main) thread by :meth:`run` while actions run beside it. ``steps`` and
+    ``gated`` (the server's operation held at the gate) change the build."""
 
     def __init__(self, tmp_path: Path, farm: SimFarm, grace_s: float = GRACE_S,
-                 stops_servers: bool = True) -> None:
-        plan = plan_for(write_recipe(tmp_path, "steps:\n  - auto_support\n  - auto_layout\n"),
+                 stops_servers: bool = True,
+                 steps: tuple[str, ...] = ("auto_support", "auto_layout"),
+                 gated: str = "auto_support") -> None:
+        recipe = "steps:\n" + "".join(f"  - {step}\n" for step in steps)
+        plan = plan_for(write_recipe(tmp_path, recipe),
                         [write_box(tmp_path / "m", "box0", 10, 10, 10)])
-        self.gate = _Gate()
+        self.gate = _Gate(gated)
         farm.add(self.gate)
         self.pool = _StoppingPool(farm, stops_servers)
         self.clock = _WatchedClock(lambda: self.pool.closed)
@@ -293,6 +300,32 @@ class TestAfterTheStop:
             BuildStatus.CANCELLED, "the run was interrupted before this build finished")
         assert result.cancelled and left_running
         assert setup.pool.closes == 1
+
+    def test_a_save_that_ends_after_its_run_leaves_no_staging_folder(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # A run's saves leave `.preform-staging` to the run's end; a save its server kept
+        # running past the run (the stop not noticed) ends later, and the folder with it.
+        setup = _Setup(tmp_path, farm, grace_s=0.0, stops_servers=False,
+                       steps=("save_form",), gated="save_form_file")
+        staging = (tmp_path / "out").resolve() / STAGING_FOLDER
+
+        def cancel_mid_save_then_let_five_seconds_pass() -> None:
+            assert setup.gate.reached.wait(WAIT_S), "the save never started"
+            assert any(staging.iterdir()), "the save held is not a staged one"
+            setup.clock.arm()
+            setup.runner.cancel()
+            assert setup.clock.wait_reads(4), "the run did not wait for its build"
+            setup.clock.advance(5.0)
+
+        with watched_logs("build_finished_after_run", build="unit-001") as (_, ended):
+            result, _, problems = setup.run(cancel_mid_save_then_let_five_seconds_pass)
+            assert problems == []
+            assert not ended.is_set() and staging.is_dir()  # the save is still held
+            setup.gate.open.set()
+            assert ended.wait(WAIT_S), "the build left running never ended"
+        assert result.cancelled
+        assert not staging.exists()
 
 
 @posix_only

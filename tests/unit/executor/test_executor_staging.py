@@ -20,6 +20,7 @@ from preform_pipeline.errors import (
     refused_by_a_full_disk,
 )
 from preform_pipeline.executor import staging
+from preform_pipeline.executor.outputs import create_empty
 from preform_pipeline.executor.staging import (
     owner_of,
     process_folder_name,
@@ -322,6 +323,25 @@ class TestMakingASaveFolder:
             save_staged(root / "x.form", root, writing(b"never"))
         assert len(tries) == 5
         assert everything_below(root) == [STAGING_FOLDER, f"{STAGING_FOLDER}/aaaaaaaa"]
+
+    def test_another_run_s_end_between_staging_s_making_and_the_owner_s_is_tried_again(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Run A's end removes the empty `.preform-staging` the instant run B's save has made
+        # (or found) it, before B's owner file is in it: B makes it again, not a failed build.
+        ends: list[Path] = []
+
+        def after_another_run_s_end(candidate: Path) -> None:
+            if not ends:
+                remove_empty_staging(root)
+                ends.append(candidate)
+            create_empty(candidate)
+
+        monkeypatch.setattr(staging, "create_empty", after_another_run_s_end)
+        assert save_staged(root / "x.form", root, writing(b"x"), keep_staging=True) == (
+            root / "x.form")
+        assert len(ends) == 1
+        assert everything_below(root) == [STAGING_FOLDER, "x.form"]
 
     def test_a_save_folder_that_cannot_be_removed_does_not_fail_the_save(
         self, root: Path, monkeypatch: pytest.MonkeyPatch

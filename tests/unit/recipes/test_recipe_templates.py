@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import unicodedata
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from preform_pipeline.errors import TemplateError
 from preform_pipeline.recipes.templates import (
     HOTFOLDER_SIDECAR_FIELDS,
+    MAX_COMPONENT_CHARS,
     TEMPLATE_FIELDS_BUILTIN,
     available_fields,
     check_template,
@@ -194,6 +197,32 @@ class TestOutputPaths:
             refused = char in '<>:"/\\|?*' or code < 32 or code == 127
             expected = "a_b" if refused else f"a{char}b"
             assert sanitize_component(f"a{char}b") == expected, repr(char)
+
+    def test_every_short_ascii_value_is_cleaned_as_the_general_way_cleans_it(self) -> None:
+        # The short way for printable ASCII against the general one, written out here: each
+        # of the 128 characters alone, doubled, around a reserved name and between dots and
+        # spaces, every pair of them, and the names the end of the rule treats apart.
+        def general(value: str) -> str:
+            cleaned = "".join(
+                "_" if c in '<>:"/\\|?*' or unicodedata.category(c) in ("Cc", "Cf") else c
+                for c in unicodedata.normalize("NFC", value)
+            )
+            cleaned = cleaned.strip(" .")[:MAX_COMPONENT_CHARS].rstrip(" .")
+            reserved = {"CON", "PRN", "AUX", "NUL"} | {
+                f"{kind}{i}" for kind in ("COM", "LPT") for i in range(1, 10)}
+            if cleaned.split(".", 1)[0].upper() in reserved:
+                cleaned = "_" + cleaned
+            return cleaned or "_"
+
+        chars = [chr(code) for code in range(128)]
+        values = [form.format(c) for c in chars for form in (
+            "{0}", "{0}{0}", "CON{0}", "{0}nul.txt", ".{0}.", " {0} ", "x" * 119 + "{0}y")]
+        values += ["".join(pair) for pair in itertools.product(chars, repeat=2)]
+        values += ["CON", "con", "Com1", "LPT9.log", "nul .x", "AUX ", "PRN.", ".", "..",
+                   "...", " ", "a.", "a. .", " .a. ", "x" * (MAX_COMPONENT_CHARS - 1) + ". y"]
+        wrong = [(v, sanitize_component(v), general(v)) for v in values
+                 if sanitize_component(v) != general(v)]
+        assert wrong == []
 
     @pytest.mark.parametrize(
         ("value", "expected"),
