@@ -41,9 +41,10 @@ def home() -> Iterator[Path]:
         yield home
 
 
-def _a_store(path: Path) -> Path:
+def _a_store(path: Path, script: str = "CREATE TABLE kept (x);") -> Path:
+    """A SQLite file (by default someone else's: a table, no schema version)."""
     with sqlite3.connect(path) as conn:
-        conn.execute("CREATE TABLE kept (x)")
+        conn.executescript(script)
     conn.close()
     return path
 
@@ -107,15 +108,12 @@ def _a_folder(path: Path) -> Path:
 
 
 def _a_newer_store(path: Path) -> Path:
-    with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA user_version = 9999")
-    conn.close()
-    return path
+    return _a_store(path, "PRAGMA user_version = 9999;")
 
 
 def _a_file_where_its_folder_goes(path: Path) -> Path:
-    path.parent.write_text("", encoding="utf-8")
-    return path
+    path.write_text("", encoding="utf-8")
+    return path / "jobs.sqlite3"
 
 
 def _a_file_above_its_folder(path: Path) -> Path:
@@ -133,8 +131,7 @@ class TestADryRunRefusesWhatTheRealRunsOpenRefuses:
     def test_it_is_refused_as_the_open_refuses_it(
         self, tmp_path: Path, in_process: InProcess, make: Callable[[Path], Path]
     ) -> None:
-        store = make(tmp_path / "store" / "jobs.sqlite3") if make in (
-            _a_file_where_its_folder_goes,) else make(tmp_path / "jobs.sqlite3")
+        store = make(tmp_path / "jobs.sqlite3")
         before = _contents(store)
         recipe = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
 
@@ -158,11 +155,7 @@ class TestADryRunRefusesWhatTheRealRunsOpenRefuses:
         assert "Not a directory" in str(checked.value)
 
     def test_an_older_store_passes_and_is_not_migrated(self, tmp_path: Path) -> None:
-        store = tmp_path / "jobs.sqlite3"
-        with sqlite3.connect(store) as conn:
-            conn.executescript(SQLITE_V1_SCHEMA)
-            conn.execute("PRAGMA user_version = 1")
-        conn.close()
+        store = _a_store(tmp_path / "jobs.sqlite3", SQLITE_V1_SCHEMA + "PRAGMA user_version = 1;")
         before = _contents(store)
 
         check_store(store)
