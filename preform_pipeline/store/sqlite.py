@@ -354,6 +354,14 @@ def _unreadable(path: Path) -> str | None:
         return exc.strerror or str(exc)
 
 
+def _unwritable_error(path: Path, action: str) -> StoreError:
+    return StoreError(
+        f"{path}: this account cannot write to the job store (while {action})",
+        hint="give it permission to write the file and its folder (SQLite writes a journal "
+        "beside the file), or run this as the user the hot folder runs as",
+    )
+
+
 def _folder_error(path: Path, exc: OSError) -> StoreError:
     return StoreError(
         f"{path}: cannot create the store's folder: {exc}",
@@ -418,8 +426,10 @@ class SqliteJobStore(SqlStoreCore):
         nothing where that open would succeed, without creating, writing or migrating anything:
         the open's own refusals (a name too long, a folder it may not open, a folder, device or
         someone's file at the path, a file it may not read, a damaged or foreign one, a newer
-        version), read through a connection that never writes. A file not there yet is refused
-        only when its folder could not be made or written (the open would create both). A dry
+        version), read through a connection that never writes; and a file or folder it may not
+        write, which the real run's open or its first claim refuses. A file not there yet is
+        refused only when its folder could not be made or written (the open would create
+        both). A dry
         run checks so the store its real run would open: opening an older store migrates it,
         for good (review rv47-loose: a second rule had let a dry run pass what the open refuses).
         """
@@ -437,6 +447,11 @@ class SqliteJobStore(SqlStoreCore):
                 store._read_version(conn)
         finally:
             conn.close()
+        # The real run writes the file, and SQLite its journal beside it: the open refuses a
+        # folder it may not write (WAL's -shm), the first claim a file it may only read.
+        if not (os.access(store.path, os.W_OK)
+                and os.access(store.path.parent, os.W_OK | os.X_OK)):
+            raise _unwritable_error(store.path, "opening")
 
     # --- opening and migrating ---------------------------------------------------------------
 
@@ -733,13 +748,7 @@ class SqliteJobStore(SqlStoreCore):
                     "for its journal), then try again; the store keeps what it had",
                 ) from exc
             if "readonly" in text:
-                raise StoreError(
-                    f"{self.path}: this account cannot write to the job store (while "
-                    f"{action})",
-                    hint="give it permission to write the file and its folder (SQLite writes "
-                    "a journal beside the file), or run this as the user the hot folder "
-                    "runs as",
-                ) from exc
+                raise _unwritable_error(self.path, action) from exc
             if "unable to open" in text and (unreadable := _unreadable(self.path)):
                 raise _unreadable_error(self.path, unreadable) from exc
             if "unable to open" in text:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import StoreError
+from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.opening import check_store, open_store
 from tests.another_user import OTHER_PYTHON, another_users_home, as_another_user
 from tests.command_line import InProcess
@@ -91,6 +92,27 @@ class TestADryRunsStoreItMayNotReach:
                               "not open its folder (Permission denied)"), err
         assert err.endswith(f"{home / 'grey.yaml'}: nothing was run\n")
 
+
+    @pytest.mark.parametrize("closed", ["file", "folder"])
+    def test_a_store_it_may_only_read_is_said_as_the_real_run_says_it(
+        self, home: Path, closed: str
+    ) -> None:
+        # Review rv47-loose: the dry run passed both (read through a connection that never
+        # writes); the real run refuses the folder at its open, the file at its first claim.
+        folder = home / "kept"
+        folder.mkdir()
+        with SqliteJobStore(folder / "jobs.sqlite3") as opened:
+            store = opened.path
+        store.chmod(0o644 if closed == "file" else 0o666)
+        folder.chmod(0o777 if closed == "file" else 0o755)
+
+        code, out, err = _dry_run(home, store)
+
+        assert (code, out) == (1, ""), err
+        assert err == (
+            f"error: {store}: this account cannot write to the job store (while opening) (give "
+            "it permission to write the file and its folder (SQLite writes a journal beside the "
+            f"file), {HELP})\n{home / 'grey.yaml'}: nothing was run\n")
 
 # --- Review rv47-loose: the dry run's check is the open's own rule -----------------------------
 # The first check was a second rule (reach and read the file): a dry run passed, started its
