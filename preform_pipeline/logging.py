@@ -63,14 +63,19 @@ SECRET_KEY_PATTERN = re.compile(
 # sent as basic auth with an empty password (urlauth.py), it is how a token is given to a
 # proxy, and no rule can tell a token from a name, so it is hidden whole. A PostgreSQL URL's
 # user alone is a role, its password given apart (store.password_file): it stays shown.
-# A user ends at `,` and `"`, a password at `"` (which no URL holds unescaped): a URL
-# followed directly by one and then an address (a CSV's or a JSON text's next field:
-# ``"http://host","to":"bob@lab.com"``) hid the words between (session 47). A password may
-# hold a comma, so ``http://host:8080,bob@lab.com`` is still hidden: erring toward hiding.
+# A `"` that closes a field (one followed by `,` `:` `;` `}` `]` `)` or `>`) ends a user and
+# a password: a URL followed directly by one and then an address (a JSON text's or an HTML
+# tag's next field: ``"http://host:8080","to":"bob@lab.com"``) hid the words between (session
+# 47). Any other `"`, and every `,`, may be part of a login (httpx sends ``olivia:hun"ter2``
+# and ``to,ken`` as they are): hidden (review rv47-loose: session 47 ended a user at each `,`
+# and `"` and a password at each `"`, which showed ``http://to,ken@host``,
+# ``http://ol,ivia:hunter2@host`` and ``http://olivia:hun"ter2@host`` whole). So
+# ``http://host,bob@lab.com`` is hidden too: erring toward hiding.
+_OPEN_QUOTE = r'"(?![,:;}\])>])'
 _INLINE_SECRET = re.compile(
-    r'(?i)(?P<bearer>bearer\s+)[A-Za-z0-9._~+/=-]+'
-    r'|(?P<login>://[^/\s:@,"]*:)[^@\s/"]+@'
-    r'|(?P<http>\bhttps?://)[^/?#\s:@,"]+@'
+    r"(?i)(?P<bearer>bearer\s+)[A-Za-z0-9._~+/=-]+"
+    rf'|(?P<login>://(?:[^/\s:@"]|{_OPEN_QUOTE})*:)(?:[^@\s/"]|{_OPEN_QUOTE})+@'
+    rf'|(?P<http>\bhttps?://)(?:[^/?#\s:@"]|{_OPEN_QUOTE})+@'
 )
 
 

@@ -140,7 +140,7 @@ from preform_pipeline.settings.store import (
     rehearsal_store_path,
 )
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
-from preform_pipeline.store.opening import describe_store, open_store, refuse_unreachable
+from preform_pipeline.store.opening import check_store, describe_store, open_store
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
 from preform_pipeline.wording import noun, visible
@@ -459,9 +459,9 @@ def _checked_store(
     try:
         if args.dry_run:
             # Records nothing, so opens nothing; but a store its real run could not open is
-            # refused before a server starts (session 46: a dry run's servers started and
-            # nothing said the store).
-            refuse_unreachable(location)
+            # refused, by the open's own rule, before a server starts (session 46: a dry
+            # run's servers started and nothing said the store).
+            check_store(location)
             return None, JOBS_COMMAND
         store = open_store(location)
     except PipelineError as exc:

@@ -605,6 +605,21 @@ def _span(outlines: Sequence[Outline]) -> float:
     return max(float(np.ptp(o.points, axis=0).max()) + 2 * o.grow for o in outlines)
 
 
+def refuse_unusable_outlines(outlines: Sequence[Outline]) -> None:
+    """A PlanningError for a key given twice or a model with no usable outline (no points,
+    or one that is not finite), before any work: every packer's rule (the raster packer's
+    too, review rv47-loose: its own check let a NaN point and a key given twice through)."""
+    seen: set[str] = set()
+    for outline in outlines:
+        if outline.key in seen:
+            raise PlanningError(f"item key {outline.key!r} appears more than once",
+                                hint="give every model copy its own key")
+        seen.add(outline.key)
+        if len(outline.points) == 0 or not np.isfinite(outline.points).all():
+            raise PlanningError(f"model {outline.key!r} has no usable outline",
+                                hint="check the model file")
+
+
 def nest(
     outlines: Sequence[Outline],
     platform: tuple[float, float],
@@ -637,15 +652,7 @@ def nest(
     """
     if not all(math.isfinite(v) and v > 0 for v in platform):
         raise ValueError(f"platform size must be two positive numbers, got {platform}")
-    seen: set[str] = set()
-    for outline in outlines:
-        if outline.key in seen:
-            raise PlanningError(f"item key {outline.key!r} appears more than once",
-                                hint="give every model copy its own key")
-        seen.add(outline.key)
-        if len(outline.points) == 0 or not np.isfinite(outline.points).all():
-            raise PlanningError(f"model {outline.key!r} has no usable outline",
-                                hint="check the model file")
+    refuse_unusable_outlines(outlines)
     rules = _Rules(outlines, platform, margin, allow_rotation, cell, turn_step_deg, max_items,
                    spill)
     kept = []

@@ -44,7 +44,12 @@ import numpy as np
 import numpy.typing as npt
 
 from preform_pipeline.errors import PlanningError
-from preform_pipeline.plan.nesting import NestedBin, NestedPlacement, Outline
+from preform_pipeline.plan.nesting import (
+    NestedBin,
+    NestedPlacement,
+    Outline,
+    refuse_unusable_outlines,
+)
 
 __all__ = [
     "MOVES_PER_MODEL",
@@ -322,16 +327,15 @@ def raster_nest(outlines: Sequence[Outline], platform: tuple[float, float], *,
     outline's growth (:data:`RASTER_CLEARANCE_MM`). Groups are not kept together
     (this packer is measured offline, on loose models). Raises
     :class:`~preform_pipeline.errors.PlanningError` naming a model that fits no empty
-    platform, and ``ValueError`` for a platform or cell that is not a positive size or an
-    outline of no points (before any work).
+    platform, and, before any work, one with no usable outline or a key given twice (the
+    planner's rule, :func:`~.nesting.refuse_unusable_outlines`); ``ValueError`` for a
+    platform or cell that is not a positive size.
     """
     if not all(math.isfinite(v) and v > 0 for v in (*platform, cell)):
         raise ValueError(f"platform and cell must be positive sizes, got {platform}, {cell}")
     # Refused, not passed over: the bench compares this packer's platforms with the
     # planner's for the same models, and a model left out would make the count look better.
-    empty = [o.key for o in outlines if len(o.points) == 0]
-    if empty:
-        raise ValueError(f"outlines of no points (nothing to place): {', '.join(empty)}")
+    refuse_unusable_outlines(outlines)
     # The clearance keeps outlines apart from each other, not from the edge.
     spill += clearance
     width = platform[0] - 2 * margin + 2 * spill

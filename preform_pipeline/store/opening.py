@@ -7,13 +7,10 @@ from pathlib import Path
 from preform_pipeline.clock import Clock
 from preform_pipeline.store.pgurl import is_postgres_url, redact_url
 from preform_pipeline.store.protocol import JobStore
-from preform_pipeline.store.sqlite import (
-    SqliteJobStore,
-    refuse_unreachable_store_file,
-    store_file_there,
-)
+from preform_pipeline.store.sqlite import SqliteJobStore, store_file_there
 
-__all__ = ["describe_store", "is_shared_store", "open_store", "refuse_unreachable", "store_exists"]
+__all__ = ["check_store", "describe_store", "is_shared_store", "open_store",
+           "store_exists"]
 
 
 def is_shared_store(location: str | Path) -> bool:
@@ -28,12 +25,13 @@ def store_exists(location: str | Path) -> bool:
     return not isinstance(location, Path) or store_file_there(location)
 
 
-def refuse_unreachable(location: str | Path) -> None:
-    """A StoreError when the store file at ``location`` is there but this account may not
-    reach or read it; nothing is opened, created or written. A PostgreSQL URL is not
-    reached: only opening it (which creates and migrates its tables) would tell."""
+def check_store(location: str | Path) -> None:
+    """The StoreError :func:`open_store` would raise for ``location``, by the open's own rule,
+    with nothing opened as a store, created, written or migrated (a dry run's look at the
+    store its real run would open). A PostgreSQL URL is not reached: only opening it (which
+    creates and migrates its tables) would tell."""
     if isinstance(location, Path):
-        refuse_unreachable_store_file(location)
+        SqliteJobStore.check(location)
 
 
 def describe_store(location: str | Path) -> str:

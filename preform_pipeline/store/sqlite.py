@@ -30,6 +30,7 @@ lock; separate processes open their own store on the same file.
 
 from __future__ import annotations
 
+import errno
 import os
 import sqlite3
 import threading
@@ -59,7 +60,6 @@ __all__ = [
     "WAL_SWITCH_TRIES",
     "Migration",
     "SqliteJobStore",
-    "refuse_unreachable_store_file",
     "store_file_there",
 ]
 
@@ -354,21 +354,35 @@ def _unreadable(path: Path) -> str | None:
         return exc.strerror or str(exc)
 
 
+def _unwritable_error(path: Path, action: str) -> StoreError:
+    return StoreError(
+        f"{path}: this account cannot write to the job store (while {action})",
+        hint="give it permission to write the file and its folder (SQLite writes a journal "
+        "beside the file), or run this as the user the hot folder runs as",
+    )
+
+
+def _folder_error(path: Path, exc: OSError) -> StoreError:
+    return StoreError(
+        f"{path}: cannot create the store's folder: {exc}",
+        hint="choose a writable folder (store.path or PREFORM_PIPELINE_STORE_PATH)",
+    )
+
+
+def _cannot_open_error(path: Path, text: str) -> StoreError:
+    return StoreError(
+        f"{path}: cannot open the job store ({text})",
+        hint="check that the folder exists and is writable, or choose another "
+        "path (--store, store.path, PREFORM_PIPELINE_STORE_PATH)",
+    )
+
+
 def _unreadable_error(path: Path, reason: str) -> StoreError:
     return StoreError(
         f"{path}: cannot read the job store file ({reason})",
         hint="give this account permission to read the file (and to write it and its "
         "folder, to change jobs), or run this as the user the hot folder runs as",
     )
-
-
-def refuse_unreachable_store_file(path: Path) -> None:
-    """A StoreError when this account may not reach the store file at ``path`` or read it;
-    nothing when it may, or when no file is there yet. Nothing is opened as a store, created
-    or migrated: a dry run, which records nothing, checks so the store its real run would
-    open (opening a store of an older version migrates it, for good)."""
-    if store_file_there(path) and path.is_file() and (unreadable := _unreadable(path)):
-        raise _unreadable_error(path, unreadable)
 
 
 # --- the store -------------------------------------------------------------------------------
@@ -406,9 +420,43 @@ class SqliteJobStore(SqlStoreCore):
         if on_statement is not None:
             self._conn.set_trace_callback(on_statement)
 
+    @classmethod
+    def check(cls, path: Path | str, *, busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> None:
+        """Raise the StoreError opening the store at ``path`` to record would raise, and
+        nothing where that open would succeed, without creating, writing or migrating anything:
+        the open's own refusals (a name too long, a folder it may not open, a folder, device or
+        someone's file at the path, a file it may not read, a damaged or foreign one, a newer
+        version), read through a connection that never writes; and a file or folder it may not
+        write, which the real run's open or its first claim refuses. A file not there yet is
+        refused only when its folder could not be made or written (the open would create
+        both). A dry
+        run checks so the store its real run would open: opening an older store migrates it,
+        for good (review rv47-loose: a second rule had let a dry run pass what the open refuses).
+        """
+        store = cls.__new__(cls)
+        store.path = Path(path)
+        store.busy_timeout_s = busy_timeout_s
+        store._conn = None
+        if not store._refuse_unopenable(create=True):
+            store._refuse_uncreatable()
+            return
+        with store._errors("opening"):
+            conn = store._connect_reading()
+        try:
+            with store._errors("opening"):
+                store._read_version(conn)
+        finally:
+            conn.close()
+        # The real run writes the file, and SQLite its journal beside it: the open refuses a
+        # folder it may not write (WAL's -shm), the first claim a file it may only read.
+        if not (os.access(store.path, os.W_OK)
+                and os.access(store.path.parent, os.W_OK | os.X_OK)):
+            raise _unwritable_error(store.path, "opening")
+
     # --- opening and migrating ---------------------------------------------------------------
 
-    def _open(self, create: bool, read_only: bool = False) -> sqlite3.Connection:
+    def _refuse_unopenable(self, *, create: bool) -> bool:
+        """The refusals made before SQLite is asked; whether a file is there."""
         self._refuse_long_name()
         if not store_file_there(self.path):
             if not create:
@@ -417,16 +465,38 @@ class SqliteJobStore(SqlStoreCore):
                     hint="check --store, store.path or PREFORM_PIPELINE_STORE_PATH; the hot "
                     "folder creates the store when it first starts",
                 )
+            return False
+        self._refuse_not_a_file()
+        self._refuse_not_sqlite()
+        return True
+
+    def _refuse_uncreatable(self) -> None:
+        """For a store not there yet, what making its folder (``mkdir -p``) or creating its
+        file there would raise, found without making either."""
+        missing = None
+        folder = self.path.parent
+        while not os.path.lexists(folder) and folder != folder.parent:
+            folder, missing = folder.parent, folder
+        if missing is None:
+            if not folder.is_dir():
+                raise _folder_error(self.path, FileExistsError(
+                    errno.EEXIST, os.strerror(errno.EEXIST), str(folder)))
+            if not os.access(folder, os.W_OK | os.X_OK):
+                raise _cannot_open_error(self.path, "unable to open database file")
+            return
+        if not folder.is_dir():
+            raise _folder_error(self.path, NotADirectoryError(
+                errno.ENOTDIR, os.strerror(errno.ENOTDIR), str(missing)))
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise _folder_error(self.path, PermissionError(
+                errno.EACCES, os.strerror(errno.EACCES), str(missing)))
+
+    def _open(self, create: bool, read_only: bool = False) -> sqlite3.Connection:
+        if not self._refuse_unopenable(create=create):
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise StoreError(
-                    f"{self.path}: cannot create the store's folder: {exc}",
-                    hint="choose a writable folder (store.path or PREFORM_PIPELINE_STORE_PATH)",
-                ) from exc
-        else:
-            self._refuse_not_a_file()
-            self._refuse_not_sqlite()
+                raise _folder_error(self.path, exc) from exc
         read_only = read_only and self.path.exists()
         with self._errors("opening"):
             conn = self._connect_reading() if read_only else self._connect(str(self.path))
@@ -437,18 +507,7 @@ class SqliteJobStore(SqlStoreCore):
                 # SQLite's own lower() folds ASCII only: a search for "é" missed "É", which
                 # PostgreSQL's finds. The text searches compare in Python's lower case.
                 conn.create_function("lower", 1, _lower, deterministic=True)
-                # The first read of the file: a damaged or foreign file fails here. The version
-                # and the table list are read in one snapshot: another process may be creating
-                # the store right now, and its tables must not be seen without its version.
-                conn.execute("BEGIN")
-                try:
-                    version = self._user_version(conn)
-                    self._refuse_newer(version)
-                    if version == 0:
-                        self._refuse_foreign(conn)
-                finally:
-                    if conn.in_transaction:  # a failed read may have ended it already
-                        conn.execute("ROLLBACK")  # nothing was written
+                version = self._read_version(conn)
                 if read_only and version < SCHEMA_VERSION:
                     # Migrating writes: a store this code has not opened yet is opened as
                     # any other, and says so if it cannot be written.
@@ -470,6 +529,22 @@ class SqliteJobStore(SqlStoreCore):
             conn.close()
             raise
         return conn
+
+    def _read_version(self, conn: sqlite3.Connection) -> int:
+        """The store's schema version, refused when newer or when the file is someone
+        else's database: the first read of the file (a damaged or foreign one fails here).
+        The version and the table list are read in one snapshot: another process may be
+        creating the store right now, and its tables must not be seen without its version."""
+        conn.execute("BEGIN")
+        try:
+            version = self._user_version(conn)
+            self._refuse_newer(version)
+            if version == 0:
+                self._refuse_foreign(conn)
+        finally:
+            if conn.in_transaction:  # a failed read may have ended it already
+                conn.execute("ROLLBACK")  # nothing was written
+        return version
 
     def _switch_to_wal(self, conn: sqlite3.Connection) -> str:
         """``PRAGMA journal_mode = WAL``, waiting for another process's write as a write does;
@@ -673,21 +748,11 @@ class SqliteJobStore(SqlStoreCore):
                     "for its journal), then try again; the store keeps what it had",
                 ) from exc
             if "readonly" in text:
-                raise StoreError(
-                    f"{self.path}: this account cannot write to the job store (while "
-                    f"{action})",
-                    hint="give it permission to write the file and its folder (SQLite writes "
-                    "a journal beside the file), or run this as the user the hot folder "
-                    "runs as",
-                ) from exc
+                raise _unwritable_error(self.path, action) from exc
             if "unable to open" in text and (unreadable := _unreadable(self.path)):
                 raise _unreadable_error(self.path, unreadable) from exc
             if "unable to open" in text:
-                raise StoreError(
-                    f"{self.path}: cannot open the job store ({text})",
-                    hint="check that the folder exists and is writable, or choose another "
-                    "path (--store, store.path, PREFORM_PIPELINE_STORE_PATH)",
-                ) from exc
+                raise _cannot_open_error(self.path, text) from exc
             raise StoreError(
                 f"{self.path}: the job store failed while {action}: {text}",
                 hint="check free disk space and permissions; see docs/jobs.md",

@@ -86,10 +86,10 @@ def render_metrics(store: JobStore, sources: LiveSources) -> str:
         # A local server is restarted after a failure; a remote one (another machine's) only
         # checked again: each count is said of the servers it can be of. Both begin at 0
         # with each pool the daemon starts (a counter's reset, to Prometheus).
-        out.metric("pool_server_restarts", "counter",
+        out.metric("pool_server_restarts_total", "counter",
                    "Restarts of each local PreFormServer since its pool started.",
                    (({"server": s.name}, float(s.restarts)) for s in servers if not s.remote))
-        out.metric("pool_server_rechecks", "counter",
+        out.metric("pool_server_rechecks_total", "counter",
                    "Checks of each remote PreFormServer after a failure since its pool "
                    "started (the pool never restarts another machine's server).",
                    (({"server": s.name}, float(s.rechecks)) for s in servers if s.remote))

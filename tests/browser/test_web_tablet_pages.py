@@ -30,6 +30,9 @@ REFRESH_S = 0.3
 WAIT_MS = 15_000
 #: A refresh period no test waits for.
 _NO_REFRESH_S = 600.0
+#: How long a page that started to leave and stayed may wait before it refreshes again
+#: (live.js's STAY_MS), and the usual wait beyond.
+_STAYED_WAIT_MS = 10_000 + WAIT_MS
 
 
 @contextmanager
@@ -204,6 +207,26 @@ class TestALogoutWhileARefreshIsOnItsWay:
             page.wait_for_url(lambda url: url.startswith(f"{server.url}/login"))
             page.wait_for_load_state("load")
             assert (page.url, [r.url for r in followed]) == (f"{server.url}/login", [])
+
+
+class TestANavigationThatDidNotLeave:
+    """A page that started to leave and stayed (a link answered with a download or "204 No
+    Content", a navigation stopped) refreshes again (review rv47-loose: session 47's page
+    stopped refreshing for good, and said nothing of it)."""
+
+    def test_the_page_goes_on_refreshing(self, browser: Any, tmp_path: Path) -> None:
+        with _on_sqlite(browser, tmp_path) as (store, server, page):
+            page.goto(f"{server.url}/?state=all")
+            page.route(f"{server.url}/failed", lambda route: route.fulfill(status=204))
+            stayed: list[Any] = []
+            for ended in ("requestfinished", "requestfailed"):
+                page.on(ended, lambda request: stayed.append(request)
+                        if request.url == f"{server.url}/failed" else None)
+            page.click("nav a[href='/failed']")  # "beforeunload": the page starts leaving
+            _pump_until(page, lambda: bool(stayed))
+            _case(store, tmp_path, "C-3", "c.stl")
+            page.wait_for_selector("tr[data-case='C-3']", timeout=_STAYED_WAIT_MS)
+            assert page.url == f"{server.url}/?state=all"
 
 
 def _pump_until(page: Any, happened: Callable[[], bool]) -> None:

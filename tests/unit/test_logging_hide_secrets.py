@@ -28,11 +28,9 @@ class TestAUrlsLogin:
         # Review rv46-loose: a url without a login, and one with an address after it.
         ("http://printhost", None),
         ("http://printhost:44388 is down: mail olivia@lab.example", None),
-        # Session 47: a url directly followed by `,` or `"`, then an address (a CSV's, a
+        # Session 47: a url directly followed by a `"` that closes it, then an address (a
         # JSON text's or an HTML tag's next field): the words between were hidden as a login.
         ("see http://printhost/a, olivia@lab.example", None),
-        ("http://printhost,olivia@lab.example", None),
-        ("http://printhost,owner:olivia@lab.example", None),
         ('{"url":"http://printhost","to":"olivia@lab.example"}', None),
         ('{"url":"http://printhost:44388","to":"olivia@lab.example"}', None),
         ('["http://printhost","olivia@lab.example"]', None),
@@ -44,12 +42,28 @@ class TestAUrlsLogin:
         # and an address is hidden too (erring toward hiding).
         ("http://olivia:hun,ter2@printhost", "http://olivia:[redacted]@printhost"),
         ("http://printhost:44388,olivia@lab.example", "http://printhost:[redacted]@lab.example"),
+        # Review rv47-loose: a `,` or a `"` that closes nothing is part of a login (httpx sends
+        # it): hidden. So a url directly followed by a comma and an address is hidden too.
+        ("http://to,ken@printhost", "http://[redacted]@printhost"),
+        ('http://to"ken@printhost', "http://[redacted]@printhost"),
+        ("http://oli,via:hunter2@printhost", "http://oli,via:[redacted]@printhost"),
+        ('http://oli"via:hunter2@printhost', 'http://oli"via:[redacted]@printhost'),
+        ('http://olivia:hun"ter2@printhost', "http://olivia:[redacted]@printhost"),
+        ('http://olivia:hunter2"@printhost', "http://olivia:[redacted]@printhost"),
+        ('{"url":"http://olivia:hun\\"ter2@printhost"}',
+         '{"url":"http://olivia:[redacted]@printhost"}'),
+        ("http://printhost,olivia@lab.example", "http://[redacted]@lab.example"),
+        ("http://printhost,owner:olivia@lab.example",
+         "http://printhost,owner:[redacted]@lab.example"),
     ], ids=["password", "password-alone", "token-as-user", "ipv6-upper-case", "two",
             "postgres-role", "at-in-path", "at-in-query", "an-address", "no-login",
-            "an-address-after-a-url", "comma-space-address", "comma-address", "comma-field-address",
+            "an-address-after-a-url", "comma-space-address",
             "json-quote-address", "json-quote-port-address", "json-array-address",
             "html-quote-address", "html-quote-field-address", "a-password-then-a-field",
-            "a-comma-in-a-password", "port-comma-address"])
+            "a-comma-in-a-password", "port-comma-address", "a-comma-in-a-token",
+            "a-quote-in-a-token", "a-comma-in-a-user", "a-quote-in-a-user",
+            "a-quote-in-a-password", "a-quote-ending-a-password", "an-escaped-quote-in-json",
+            "comma-address", "comma-field-address"])
     def test_only_the_secret_is_hidden(self, text: str, shown: str | None) -> None:
         hidden = hide_secrets(text)
         assert hidden == (shown or text)

@@ -69,28 +69,38 @@
   // A refresh fetched as a logout lands is redirected to the login with ?next=, and followed
   // it took the user there instead of where the logout meant (session 46): once the page is
   // leaving, the refresh in flight is dropped and none starts.
-  var leaving = false;
+  // A page that started to leave may stay: a link answered with a download or "204 No
+  // Content", a navigation stopped (Esc) end with nothing said to the page. Still here
+  // STAY_MS after it started to leave, it refreshes again (review rv47-loose: it stopped for
+  // good, showing an old queue as current). Longer than a logout takes; a navigation slower
+  // than this risks only the ?next= of session 46.
+  var STAY_MS = 10000;
+  var leftAt = null;
   var inFlight = [];  // a slow answer does not hold the next refresh back: each is dropped
   function leave() {
-    leaving = true;
+    leftAt = Date.now();
     inFlight.splice(0).forEach(function (controller) { controller.abort(); });
+  }
+  function leaving() {
+    if (leftAt !== null && Date.now() - leftAt >= STAY_MS) { leftAt = null; }
+    return leftAt !== null;
   }
   // Said as a navigation starts: a form sent, a link followed (a form's "submit" event comes
   // first, but then a navigation is no more certain than here).
   window.addEventListener("beforeunload", leave);
   // Back to this page from the browser's cache: it is shown again, so it refreshes again.
   window.addEventListener("pageshow", function (event) {
-    if (event.persisted) { leaving = false; }
+    if (event.persisted) { leftAt = null; }
   });
   function refresh() {
     var main = document.getElementById("live");
-    if (!main || leaving || document.hidden || busy(main)) { return; }
+    if (!main || leaving() || document.hidden || busy(main)) { return; }
     var controller = new AbortController();
     inFlight.push(controller);
     fetch(window.location.href, { headers: { "X-Live": "1" }, credentials: "same-origin",
                                   signal: controller.signal })
       .then(function (r) {
-        if (leaving) { return null; }
+        if (leaving()) { return null; }
         // Sent elsewhere (the session ended: a restart, or a login from too long ago): go
         // there as a page, whose own refresh rule holds (the login page has none).
         if (r.redirected) { window.location.assign(r.url); return null; }
@@ -107,7 +117,7 @@
         return r.text();
       })
       .then(function (html) {
-        if (html !== null && !leaving && !busy(main)) {
+        if (html !== null && !leaving() && !busy(main)) {
           var kept = remember(main);
           main.innerHTML = html;
           restore(main, kept);
@@ -117,7 +127,7 @@
         }
       })
       .catch(function () {
-        if (leaving) { return; }  // dropped (aborted) as the page leaves: nothing failed
+        if (leaving()) { return; }  // dropped (aborted) as the page leaves: nothing failed
         stale("the dashboard cannot be reached (stopped, restarting, or the network is down)");
       })
       .finally(function () {

@@ -151,13 +151,22 @@ def test_a_platform_or_cell_of_no_size_is_refused() -> None:
         raster_nest([Outline("a", rectangle(5.0, 5.0), 1.0, 25.0)], (60.0, 60.0), cell=0.0)
 
 
-def test_an_outline_of_no_points_is_refused_by_its_key_before_any_work() -> None:
+@pytest.mark.parametrize(("second", "said"), [
+    (Outline("no-shadow", np.empty((0, 2)), 1.0, 0.0), "model 'no-shadow' has no usable outline"),
+    (Outline("nan", np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]), 1.0, 1.0),
+     "model 'nan' has no usable outline"),
+    (Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0), "item key 'kept' appears more than once"),
+], ids=["no-points", "a-point-not-finite", "a-key-twice"])
+def test_an_unusable_outline_is_refused_as_the_planner_refuses_it(
+    second: Outline, said: str
+) -> None:
     # Session 46: numpy's "zero-size array to reduction operation minimum" from inside the
-    # rasteriser.
-    outlines = [Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0),
-                Outline("no-shadow", np.empty((0, 2)), 1.0, 0.0)]
-    with pytest.raises(ValueError, match=r"outlines of no points \(nothing to place\): no-shadow"):
+    # rasteriser. Review rv47-loose: session 47's own check let a NaN point ("negative
+    # dimensions are not allowed") and a key given twice (placed twice) through.
+    outlines = [Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0), second]
+    with pytest.raises(PlanningError) as refused:
         raster_nest(outlines, (60.0, 60.0))
+    assert refused.value.message == said
 
 
 class TestTheNoFitTestAtOneCell:

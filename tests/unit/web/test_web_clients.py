@@ -11,8 +11,12 @@ import httpx
 from tests.unit.web import clients
 
 TESTS = Path(__file__).resolve().parents[2]
-#: httpx's calls that make a request or a client, each with its own 5 s default.
-_BARE = re.compile(r"\bhttpx\.(get|post|put|patch|delete|head|options|request|stream|Client)\(")
+#: httpx's calls that make a request or a client, each with its own 5 s default, and the
+#: imports that would reach them under another name (review rv47-loose: ``from httpx import
+#: get`` and ``httpx.AsyncClient`` passed).
+_BARE = re.compile(r"\bhttpx\.(get|post|put|patch|delete|head|options|request|stream|Client"
+                   r"|AsyncClient)\(|^\s*from\s+httpx\s+import\b|^\s*import\s+httpx\s+as\b",
+                   re.MULTILINE)
 
 #: The clients themselves, and this file, which makes a bare client to compare with.
 _ASKING_BARE = {"clients.py", Path(__file__).name}
