@@ -22,6 +22,21 @@ from tests.conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "preform_pipeline"
 TIMEOUT_S = 60.0
 
+#: Run in a fresh interpreter: what a start imports (the simulator's command and its engine,
+#: built), then each of LATE_IMPORTS as an operation would; prints the modules those brought.
+BROUGHT_BY_LATE_IMPORTS = """
+import importlib, json, sys
+from pathlib import Path
+import preform_pipeline.simulator.cli
+from preform_pipeline.simulator.engine import LATE_IMPORTS, SimEngine
+folder = Path(sys.argv[1])
+SimEngine(work_dir=folder / "work", fleet_dir=folder / "fleet")
+started = set(sys.modules)
+for name in LATE_IMPORTS:
+    importlib.import_module(name)
+print(json.dumps(sorted(set(sys.modules) - started)))
+"""
+
 #: Run in a fresh interpreter: a simulator with the realistic latency profile spent on a fake
 #: clock, sent two scene creations (the first one imports numpy); prints each wait (its
 #: seconds, and whether numpy was imported by then) and each exchange's modelled time.
@@ -77,6 +92,23 @@ class TestTheModulesImportedLate:
         # numpy is among them in each: the file's functions were read.
         assert "numpy" in late or "preform_pipeline.simulator.estimates" in late
         assert late - set(LATE_IMPORTS) == set()
+
+    def test_what_they_import_in_turn_is_looked_for_too(self, tmp_path: Path) -> None:
+        """Every module of the package (and every top-level package beyond the standard
+        library) that importing them brings after a start is in the list: one left off (as
+        ``outline_pack``, which ``layout`` imports, was) would let a broken install say READY
+        and answer 500 to its first layout."""
+        done = subprocess.run(
+            [sys.executable, "-c", BROUGHT_BY_LATE_IMPORTS, str(tmp_path)],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=TIMEOUT_S, check=True)
+        brought = set(json.loads(done.stdout.splitlines()[-1]))
+        assert "numpy" in brought  # the start had not imported it: the list was imported
+        unlisted = {
+            name for name in brought - set(LATE_IMPORTS)
+            if name.startswith("preform_pipeline.")
+            or name.partition(".")[0] not in {*sys.stdlib_module_names, *LATE_IMPORTS}
+        }
+        assert unlisted == set()
 
 
 class TestTheFirstImportIsNotPriced:
