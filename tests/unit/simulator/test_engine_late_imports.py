@@ -112,6 +112,8 @@ class TestTheModulesImportedLate:
 
 
 class TestTheFirstImportIsNotPriced:
+    """The modelled latency of a simulator's first operation leaves its imports out."""
+
     def test_the_latency_is_spent_before_the_import_and_costs_the_same(
         self, tmp_path: Path
     ) -> None:
