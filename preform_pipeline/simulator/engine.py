@@ -91,23 +91,36 @@ MAX_DUPLICATES: Final = 500
 MAX_REACH_MM: Final = 1_000_000.0
 
 #: The modules the engine's operations (and scene.py, bodies.py, printing.py) import when first
-#: used. Each is found, not imported, as an engine is built: a missing one (a broken install)
-#: still fails the start loudly, as it did when they were imported here; whether each one
-#: imports cleanly is known at the first operation that uses it.
+#: used, and the modules of the package those import in turn at their top (``layout`` brings
+#: ``outline_pack``, ``readers`` the format readers). Each is found, not imported, as an engine
+#: is built: a missing one (a broken install) still fails the start loudly, as it did when they
+#: were imported here; whether each one imports cleanly is known at the first operation that
+#: uses it. A hand list: ``tests/unit/simulator/test_engine_late_imports.py`` imports each one
+#: after a start and fails on any module it brings that is not here.
 LATE_IMPORTS: Final = (
     "numpy",
     "preform_pipeline.geometry",
+    "preform_pipeline.geometry._checks",
+    "preform_pipeline.geometry.analysis",
+    "preform_pipeline.geometry.bounded",
     "preform_pipeline.geometry.mesh",
+    "preform_pipeline.geometry.numerals",
+    "preform_pipeline.geometry.obj",
     "preform_pipeline.geometry.orientation",
     "preform_pipeline.geometry.projection",
     "preform_pipeline.geometry.readers",
+    "preform_pipeline.geometry.sniff",
+    "preform_pipeline.geometry.stl",
+    "preform_pipeline.geometry.threemf",
     "preform_pipeline.geometry.transforms",
     "preform_pipeline.simulator.contact",
     "preform_pipeline.simulator.editing",
+    "preform_pipeline.simulator.estimate_rules",
     "preform_pipeline.simulator.estimates",
     "preform_pipeline.simulator.formfile",
     "preform_pipeline.simulator.layout",
     "preform_pipeline.simulator.meshops",
+    "preform_pipeline.simulator.outline_pack",
     "preform_pipeline.simulator.screenshot",
 )
 

@@ -49,6 +49,7 @@ __all__ = [
     "JsonHTTPServer",
     "JsonRequestHandler",
     "ThreadedHTTPApp",
+    "json_deeper_than",
     "json_depth",
     "read_body",
 ]
@@ -516,6 +517,16 @@ class ThreadedHTTPApp:
         self.shutdown()
 
 
+def json_deeper_than(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text ``raw`` nests deeper than ``limit``. A body with no more opening
+    brackets than that (anywhere, strings included) cannot, and is answered without
+    :func:`json_depth` and the numpy it imports: a simulator's first login or scene does not
+    pay for numpy before its modelled latency."""
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    return json_depth(raw) > limit
+
+
 def json_depth(raw: bytes) -> int:
     """How deeply the arrays and objects of the JSON text ``raw`` nest, without decoding it.
 
@@ -523,8 +534,9 @@ def json_depth(raw: bytes) -> int:
     megabytes of ``[`` costs milliseconds and is refused before the recursive decoder sees it.
     Malformed text gives some number; the decoder reports the malformation itself.
     """
-    # Imported here: the Dashboard simulator serves with this module too and reads no model
-    # (only the PreFormServer simulator asks this, and its engine has numpy loaded anyway).
+    # Imported here: the Dashboard simulator serves with this module too and reads no model,
+    # and the PreFormServer simulator imports numpy only with its first operation on a model
+    # (engine.py); json_deeper_than asks this only of a body with many brackets.
     import numpy as np
 
     bare = np.frombuffer(_JSON_STRING.sub(b'""', raw), dtype=np.uint8)

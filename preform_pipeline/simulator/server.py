@@ -46,7 +46,7 @@ from preform_pipeline.simulator.http import (
     BadFraming,
     JsonRequestHandler,
     ThreadedHTTPApp,
-    json_depth,
+    json_deeper_than,
     read_body,
 )
 from preform_pipeline.simulator.latency import LatencyProfile, latency_profile, spend
@@ -428,7 +428,7 @@ def _internal_message(operation_id: str | None, exc: BaseException) -> str:
 def _parse_json(raw: bytes) -> Any:
     if not raw.strip():
         return None
-    if json_depth(raw) > DEFAULT_MAX_JSON_DEPTH:
+    if json_deeper_than(raw, DEFAULT_MAX_JSON_DEPTH):
         raise SimError(
             400, INVALID_JSON, f"request body nests deeper than {DEFAULT_MAX_JSON_DEPTH} levels"
         )

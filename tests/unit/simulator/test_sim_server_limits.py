@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from test_sim_server_errors import assert_error_model, raw_exchange
 
-from preform_pipeline.simulator.http import DEFAULT_MAX_JSON_DEPTH, json_depth
+from preform_pipeline.simulator.http import DEFAULT_MAX_JSON_DEPTH, json_deeper_than, json_depth
 from preform_pipeline.simulator.server import DEFAULT_MAX_BODY_BYTES, SimulatorServer
 
 
@@ -20,6 +20,20 @@ class TestJsonDepth:
 
     def test_empty_body_has_no_depth(self) -> None:
         assert json_depth(b"") == 0
+
+
+class TestJsonDeeperThan:
+    """The limit's check: a body with few brackets is let through uncounted (no numpy), one
+    with many is counted."""
+
+    def test_a_body_at_the_limit_of_brackets_is_not_deeper(self) -> None:
+        assert not json_deeper_than(b"[" * 3 + b"]" * 3, 3)
+
+    def test_one_bracket_more_than_the_limit_is_deeper(self) -> None:
+        assert json_deeper_than(b"[" * 4 + b"]" * 4, 3)
+
+    def test_many_brackets_in_strings_are_counted_and_not_deeper(self) -> None:
+        assert not json_deeper_than(b'{"a": "[[[[{{{{"}', 3)
 
 
 class TestHostileBodies:
