@@ -56,14 +56,19 @@ class TestACaseExportedAgain:
         assert (case_member(upper), case_member(other)) == ("scan/arch.stl", "model/arch.stl")
         assert superseded(store, [upper]) == {}
 
-    @pytest.mark.parametrize(("case", "recipe"), [("C-2002", "dental"), ("C-2001", "splint")],
-                             ids=["another-case", "another-recipe"])
-    def test_another_case_or_recipe_puts_nothing_right(
-        self, store: JobStore, case: str, recipe: str
-    ) -> None:
+    def test_another_recipe_puts_nothing_right(self, store: JobStore) -> None:
         rejected = _case_job(store, S.FAILED, digest="u1")
-        _case_job(store, S.PRINT_SENT, digest="u2", case=case, recipe=recipe)
+        _case_job(store, S.PRINT_SENT, digest="u2", recipe="splint")
         assert superseded(store, [rejected]) == {}
+
+    def test_another_case_s_member_of_that_name_puts_nothing_right(
+        self, store: JobStore
+    ) -> None:
+        # Both cases asked at once: each failure by its own case's print only.
+        mine = _case_job(store, S.FAILED, digest="u1")
+        theirs = _case_job(store, S.FAILED, digest="t1", case="C-2002")
+        their_print = _case_job(store, S.PRINT_SENT, digest="t2", case="C-2002")
+        assert superseded(store, [mine, theirs]) == {theirs.id: their_print}
 
     def test_a_new_export_that_failed_too_puts_nothing_right(self, store: JobStore) -> None:
         rejected = _case_job(store, S.FAILED, digest="u1")
