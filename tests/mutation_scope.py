@@ -71,6 +71,7 @@ _STORE_SQLITE_TESTS = tuple(
                  "printer_claims",  # s29: printers claimed in the store, across processes
                  "history_page_reads",  # s30: a page's trails in one statement
                  "find_by_hashes",  # s35: the jobs of many digests in one read
+                 "superseded_cases",  # s47: the jobs of many cases in one read
                  "get_jobs")  # s36: many jobs by id in one read
 )
 

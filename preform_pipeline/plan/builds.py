@@ -87,7 +87,12 @@ from preform_pipeline.plan.nesting import (
 )
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.plan.rejection import Rejection
-from preform_pipeline.recipes.model import ImportSpec, Recipe
+from preform_pipeline.recipes.model import (
+    MACHINE_TYPE_NEEDED,
+    MACHINE_TYPE_NEEDED_HINT,
+    ImportSpec,
+    Recipe,
+)
 from preform_pipeline.wording import counted
 
 __all__ = [
@@ -520,11 +525,10 @@ def _fits(width: float, depth: float, space_x: float, space_y: float, rotate: bo
 def _machine(recipe: Recipe, catalogue: Catalogue) -> MachineType:
     type_id = recipe.scene.machine_type
     if type_id is None:
-        raise PlanningError(
-            f"{recipe.source}: the recipe gives no scene.machine_type, so the build volume is "
-            "unknown",
-            hint="add scene.machine_type next to the .fps file so builds can be planned",
-        )
+        # Validation refuses such a recipe (recipes/semantic.check_fps_machine_type); a
+        # Recipe built without it meets the same words here.
+        raise PlanningError(f"{recipe.source}: {MACHINE_TYPE_NEEDED}",
+                            hint=MACHINE_TYPE_NEEDED_HINT)
     machine = catalogue.machine(type_id)
     if machine is None:
         raise PlanningError(

@@ -34,6 +34,8 @@ __all__ = [
     "SUPPORT_FINDINGS",
     "TEMPLATE_OPTIONS",
     "VALIDATION_FINDINGS",
+    "MACHINE_TYPE_NEEDED",
+    "MACHINE_TYPE_NEEDED_HINT",
     "BatchingSpec",
     "ImportSpec",
     "OutputSpec",
@@ -192,12 +194,23 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
+#: Why a scene of an ``fps_file`` alone cannot be used: the file names no machine, and every
+#: batch is planned on the machine's build volume. Validation says it at the recipe's line
+#: (``recipes/semantic.check_fps_machine_type``); the planner's guard, for a recipe built
+#: without validation, says the same words.
+MACHINE_TYPE_NEEDED: Final = (
+    "scene.machine_type is missing: an fps_file does not say which machine it is for, and "
+    "builds are planned on that machine's build volume"
+)
+MACHINE_TYPE_NEEDED_HINT: Final = "add scene.machine_type (e.g. FORM-4-0) next to fps_file"
+
+
 @dataclass(frozen=True)
 class SceneSpec:
     """Scene settings for a new build, or an .fps file that holds them.
 
-    With ``fps_file``, ``machine_type`` may still be given: it is not sent, but lets validation
-    and planning know the build volume.
+    With ``fps_file``, ``machine_type`` is still given (validation requires it): it is not
+    sent, but tells validation and planning the build volume.
     """
 
     machine_type: str | None

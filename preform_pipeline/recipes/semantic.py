@@ -19,6 +19,8 @@ from preform_pipeline.errors import Problem
 from preform_pipeline.recipes.loader import Document, JsonPath
 from preform_pipeline.recipes.model import (
     AUTO_PRINTER,
+    MACHINE_TYPE_NEEDED,
+    MACHINE_TYPE_NEEDED_HINT,
     SLA_ONLY_STEPS,
     SLS_ONLY_STEPS,
     STEP_KINDS,
@@ -267,6 +269,15 @@ def check_machine_and_material(ctx: Context) -> Iterator[Problem]:
 #: How many of a machine's materials an unknown material's problem lists (a real server
 #: offers dozens; the rest are counted).
 _MATERIALS_LISTED: Final = 12
+
+
+def check_fps_machine_type(ctx: Context) -> Iterator[Problem]:
+    """An ``fps_file`` scene names its machine type: the planner reads the build volume from
+    it for every batch, so a recipe without it could pass here and fail each batch."""
+    scene = ctx.scene
+    if "fps_file" in scene and _str(scene.get("machine_type")) is None:
+        yield ctx.problem(("scene", "fps_file"),
+                          f"{MACHINE_TYPE_NEEDED}; {MACHINE_TYPE_NEEDED_HINT}", key=True)
 
 
 def _unknown_material(ctx: Context, code: str, machine_type: str, source: str) -> Problem:
@@ -726,6 +737,7 @@ Check = Callable[[Context], Iterator[Problem]]
 #: Every semantic check, in the order their problems are reported.
 CHECKS: Final[tuple[Check, ...]] = (
     check_machine_and_material,
+    check_fps_machine_type,
     check_technology,
     check_step_order,
     check_step_ids,

@@ -156,6 +156,14 @@ class JobStore(Protocol):
         ``find_by_hash`` once per file (store/superseded.py)."""
         ...
 
+    def find_by_cases(
+        self, case_ids: Collection[str], *, state: StateFilter | None = None
+    ) -> tuple[Job, ...]:
+        """Every job (optionally in ``state``) of any of these case ids, in creation order,
+        in one read: the superseded check of a page of failed case members (a case
+        re-exported with new content is put right by its later print)."""
+        ...
+
     def find_by_path(self, source_path: Path | str) -> Job | None:
         """The newest job whose ``source_path`` is this path, or None."""
         ...

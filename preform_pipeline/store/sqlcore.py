@@ -635,12 +635,23 @@ class SqlStoreCore(ABC):
     def find_by_hashes(
         self, content_hashes: Collection[str], *, state: StateFilter | None = None
     ) -> tuple[Job, ...]:
-        wanted = sorted(set(content_hashes))
+        return self._find_in("content_hash", content_hashes, state, "looking up content hashes")
+
+    def find_by_cases(
+        self, case_ids: Collection[str], *, state: StateFilter | None = None
+    ) -> tuple[Job, ...]:
+        return self._find_in("case_id", case_ids, state, "looking up cases")
+
+    def _find_in(
+        self, column: str, values: Collection[str], state: StateFilter | None, what: str
+    ) -> tuple[Job, ...]:
+        """Every job (in ``state``) whose ``column`` is one of ``values``, by id."""
+        wanted = sorted(set(values))
         if not wanted:
             return ()
         where, params = self._where(state=state, recipe=None, since=None)
-        with self._transaction("looking up content hashes", write=False) as conn:
-            rows = _rows_in_parts(conn, "jobs", where, params, "content_hash", wanted)
+        with self._transaction(what, write=False) as conn:
+            rows = _rows_in_parts(conn, "jobs", where, params, column, wanted)
             found = [_job_from_row(r) for r in rows]
         # Each part's rows come in the order its index gives them: sorted once, here.
         return tuple(sorted(found, key=lambda job: job.id))

@@ -5,25 +5,32 @@ the next run makes new jobs for the same models; ``jobs retry`` is not how they 
 Those failures are true history, but not something a person has to act on: a later job of the
 same recipe and content (the file's digest, ``content_hash``) printed it (``print_sent``,
 ``verifying``, ``finished``) or, for a recipe without a print step, prepared it (``done``).
-Such a failed job is *superseded* by the first of those later jobs. Nothing is written: the
+A case is put right the same way when it is exported again with new content (a lab's usual
+answer to a rejected build): a later job of the same recipe, the same case id and the same
+member (its path in the case, :func:`case_member`) that printed. Such a failed job is
+*superseded* by the first of those later jobs. Nothing is written: the
 rule is read from the store each time, so a job that is superseded says so from the moment
 the later one succeeds, in any store and after any upgrade.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import PurePosixPath
 from typing import Final
 
+from preform_pipeline.store.fields import HOTFOLDER_FIELD
 from preform_pipeline.store.model import FINAL_STATES, PRINT_PENDING_STATES, Job, JobState
 from preform_pipeline.store.protocol import JobStore
 
-__all__ = ["SUPERSEDING_STATES", "WHY_SUPERSEDED", "superseded", "superseded_note"]
+__all__ = ["SUPERSEDING_STATES", "WHY_SUPERSEDED", "case_member", "superseded",
+           "superseded_note"]
 
 #: A later job in one of these printed the content (or prepared it, without a print step).
 SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
 #: Why a superseded job needs nothing done, as ``jobs`` and the dashboard say it.
-WHY_SUPERSEDED: Final = "a later job printed the same file with the same recipe"
+WHY_SUPERSEDED: Final = ("a later job printed the same file (or a new export of it in its case) "
+                         "with the same recipe")
 
 
 def superseded_note(later: Job) -> str:
@@ -31,26 +38,55 @@ def superseded_note(later: Job) -> str:
     return f"superseded by job {later.id} ({later.job_key}, {later.state.value})"
 
 
+def case_member(job: Job) -> str:
+    """The job's file as its case knows it: its path in the case folder it was dropped in
+    (``upper.stl`` of ``C-2001/upper.stl``, as the hot folder recorded it), else its name."""
+    place = job.fields.get(HOTFOLDER_FIELD)
+    if isinstance(place, Mapping):
+        rel, case = place.get("rel"), place.get("case")
+        folder = case.get("rel") if isinstance(case, Mapping) else None
+        if isinstance(rel, str) and isinstance(folder, str):
+            path, root = PurePosixPath(rel), PurePosixPath(folder)
+            if path != root and path.is_relative_to(root):
+                return path.relative_to(root).as_posix()
+    return job.original_name
+
+
+def _keys(job: Job) -> tuple[tuple[str | None, ...], ...]:
+    """What a later job must share with a failed one to put it right: its recipe and content,
+    or its recipe, case and member (new content: a re-export)."""
+    keys: list[tuple[str | None, ...]] = []
+    if job.content_hash:
+        keys.append(("content", job.recipe, job.content_hash))
+    if job.case_id:
+        keys.append(("case", job.recipe, job.case_id, case_member(job)))
+    return tuple(keys)
+
+
 def superseded(store: JobStore, jobs: Iterable[Job]) -> dict[int, Job]:
-    """For each failed job among ``jobs`` that a later job of its recipe and content printed
-    (:data:`SUPERSEDING_STATES`), the first such later job, by the failed job's id. Jobs are
-    numbered in the order the store made them, so "later" is a larger id. The store is asked
-    once for every digest (``find_by_hashes``): once per digest, a page of 300 failed jobs
+    """For each failed job among ``jobs`` that a later job of its recipe and content, or of
+    its recipe, case and member, printed (:data:`SUPERSEDING_STATES`), the first such later
+    job, by the failed job's id. Jobs are numbered in the order the store made them, so
+    "later" is a larger id. The store is asked once for every digest (``find_by_hashes``)
+    and once for every case (``find_by_cases``): once per digest, a page of 300 failed jobs
     was 300 round trips to a shared database on every refresh (bench/bench_superseded.py)."""
-    failed: dict[str, list[Job]] = {}
-    for job in jobs:
-        if job.state is JobState.FAILED and job.content_hash:
-            failed.setdefault(job.content_hash, []).append(job)
+    failed = [job for job in jobs if job.state is JobState.FAILED and _keys(job)]
     if not failed:
         return {}
-    printed: dict[tuple[str | None, str], list[Job]] = {}
-    for other in store.find_by_hashes(failed, state=SUPERSEDING_STATES):  # creation order
-        printed.setdefault((other.content_hash, other.recipe), []).append(other)
+    digests = {job.content_hash for job in failed if job.content_hash}
+    cases = {job.case_id for job in failed if job.case_id}
+    later = {o.id: o for o in store.find_by_hashes(digests, state=SUPERSEDING_STATES)}
+    if cases:
+        later.update((o.id, o) for o in store.find_by_cases(cases, state=SUPERSEDING_STATES))
+    printed: dict[tuple[str | None, ...], list[Job]] = {}
+    for other in sorted(later.values(), key=lambda o: o.id):
+        for key in _keys(other):
+            printed.setdefault(key, []).append(other)
     found: dict[int, Job] = {}
-    for digest, same in failed.items():
-        for job in same:
-            later = next((o for o in printed.get((digest, job.recipe), ()) if o.id > job.id),
-                         None)
-            if later is not None:
-                found[job.id] = later
+    for job in failed:
+        first = [next((o for o in printed.get(key, ()) if o.id > job.id), None)
+                 for key in _keys(job)]
+        named = [o for o in first if o is not None]
+        if named:
+            found[job.id] = min(named, key=lambda o: o.id)
     return found

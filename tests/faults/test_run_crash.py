@@ -138,8 +138,8 @@ class TestRunKilledWhilePlanning:
         assert [line.split()[1] for line in lines[1:-2]] == ["print_sent"] * (
             len(jobs) - len(failed)), listed.stdout
         assert lines[-1] == (f"{counted(len(failed), 'failed job')} not listed: a later job "
-                             "printed the same file with the same recipe (--state failed "
-                             "lists them)")
+                             "printed the same file (or a new export of it in its case) with "
+                             "the same recipe (--state failed lists them)")
         marked = in_process(tmp_path, "jobs", "--store", str(store_path), "--state", "failed",
                             "--limit", "0", "--format", "json")
         later = {j.id: j for j in jobs}

@@ -108,6 +108,32 @@ class TestBadSettings:
         assert done.returncode == 1
         assert "hot.yaml" in done.stderr and "nothing was taken" in done.stderr
 
+    def test_an_fps_file_without_its_machine_type_is_refused_and_nothing_is_taken(
+        self, tmp_path: Path
+    ) -> None:
+        # Session 47 (rv47-lazy): only the planner refused it, so every batch failed its files.
+        settings, _ = setup(tmp_path)
+        recipe = tmp_path / "hot.yaml"
+        manual = "  machine_type: FORM-4-0\n  material_code: FLGPGR05\n  layer_thickness_mm: 0.1\n"
+        text = recipe.read_text(encoding="utf-8")
+        assert manual in text
+        recipe.write_text(text.replace(manual, "  fps_file: grey.fps\n"), encoding="utf-8")
+        (tmp_path / "grey.fps").write_text("{}", encoding="utf-8")
+        inbox = tmp_path / "inbox"
+        inbox.mkdir()
+        (inbox / "a.stl").write_bytes(tetra_stl_bytes(1))
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 1
+        assert f"{recipe}:3:3: $.scene.fps_file: scene.machine_type is missing" in done.stderr
+        assert "nothing was taken" in done.stderr
+        assert sorted(p.name for p in inbox.rglob("*") if p.is_file()) == ["a.stl"]
+        assert (inbox / "a.stl").exists()
+        store_file = tmp_path / "jobs.sqlite3"
+        if store_file.exists():
+            with SqliteJobStore(store_file) as store:
+                assert store.list_jobs() == ()
+
 
 class TestGracefulStop:
     """SIGTERM: what is in flight finishes, the servers stop, the exit status is 0."""

@@ -1,6 +1,7 @@
 """What ``jobs retry`` checks before it queues (``retry_check``, the dashboard's Retry's too):
 a hot-folder job's file, so none is queued that cannot run; and a failure a later job printed,
-refused as the dashboard refuses it, in the same words (``--force`` queues it)."""
+refused as the dashboard refuses it, in the same words (``--force`` queues it); a case
+exported again after a rejection and printed included (session 47)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.cli import run
-from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
+from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, CaseFolder, JobPlace
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED
 from tests.unit.web.conftest import ended_job
@@ -186,3 +187,62 @@ class TestRetryOfASupersededFailure:
         assert f"job {other.id} ({other.job_key}) queued again" in out
         assert (store.get_job(put_right.id).state, store.get_job(other.id).state) == (
             S.FAILED, S.QUEUED)
+
+
+def _exported_twice(store: SqliteJobStore, inbox: Path, second: JobState) -> tuple[Job, Job]:
+    """``inbox/C-2001/upper.stl`` taken by the hot folder, its build rejected; then the case
+    exported again (new content, the same member) and taken, ending in ``second``
+    (PRINT_SENT: printed, or FAILED)."""
+    jobs = []
+    for digest, state in (("first-export", S.FAILED), ("second-export", second)):
+        place = JobPlace(inbox, "C-2001/upper.stl", case=CaseFolder("C-2001", 1, 2))
+        job = store.create_job(
+            recipe="dental", source_path=inbox / "processing" / "C-2001" / "upper.stl",
+            content_hash=digest, case_id="C-2001", state=S.PROCESSING,
+            fields={HOTFOLDER_FIELD: place.to_json()})
+        if state is S.FAILED:
+            jobs.append(store.transition(job.id, S.FAILED, "rejected by manager (web): close"))
+            continue
+        build = store.create_build(recipe="dental", job_ids=[job.id])
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            store.transition_build(build.id, step, "test")
+        jobs.append(store.get_job(job.id))
+    return jobs[0], jobs[1]
+
+
+def _listed(store: SqliteJobStore) -> tuple[list[str], str]:
+    """The ids `jobs list` shows, and its last line."""
+    out, err = io.StringIO(), io.StringIO()
+    assert run(["jobs", "list", "--store", str(store.path)], out, err) == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    return sorted(line.split()[0] for line in lines[1:] if " PP-" in line), lines[-1]
+
+
+class TestACaseExportedAgain:
+    """Session 47's dental trial: C-2001's rejected member, exported again with new content
+    and printed, was still listed failed and could be retried into a second print."""
+
+    def test_jobs_does_not_list_it_and_says_why(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        _, printed = _exported_twice(store, tmp_path / "inbox", S.PRINT_SENT)
+        assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
+                                  f"{WHY_SUPERSEDED} (--state failed lists them)")
+
+    def test_jobs_retry_refuses_it_naming_the_new_print(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        rejected, printed = _exported_twice(store, tmp_path / "inbox", S.PRINT_SENT)
+        code, out, err = _retry(store, rejected.job_key)
+        assert (code, out) == (1, "")
+        assert err.startswith(
+            f"error: job {rejected.id} ({rejected.job_key}) was not queued again: "
+            f"{WHY_SUPERSEDED} (superseded by job {printed.id} ({printed.job_key}, "
+            "print_sent)); there is nothing to retry")
+        assert store.get_job(rejected.id).state is S.FAILED
+
+    def test_a_new_export_that_failed_too_leaves_both_listed(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        first, second = _exported_twice(store, tmp_path / "inbox", S.FAILED)
+        assert _listed(store) == (sorted([str(first.id), str(second.id)]), "2 jobs")

@@ -58,3 +58,27 @@ class TestFpsFilesNoFileSystemHas:
         assert done.returncode == 1, done.stderr
         assert (f"{recipe}:8:13: $.scene.fps_file: is not a regular file (a device, pipe or "
                 f"socket): {tmp_path / 'settings.fps'}") in done.stdout
+
+
+class TestAnFpsFileWithoutItsMachine:
+    """Session 47 (rv47-lazy): an ``fps_file`` names no machine, and the planner needs one;
+    only the planner said so, failing every batch. `validate` says it with the key's line."""
+
+    def test_validate_names_the_missing_machine_type_at_the_line_of_fps_file(
+        self, tmp_path: Path
+    ) -> None:
+        recipe = recipe_naming(tmp_path, "grey.fps")
+        text = recipe.read_text(encoding="utf-8")
+        recipe.write_text(text.replace("  machine_type: FORM-4-0\n", ""), encoding="utf-8")
+        (tmp_path / "grey.fps").write_text("{}", encoding="utf-8")
+        done = validate(recipe)
+        assert done.returncode == 1, done.stdout
+        assert (f"{recipe}:7:3: $.scene.fps_file: scene.machine_type is missing: an fps_file "
+                "does not say which machine it is for") in done.stdout
+        assert "1 problem" in done.stdout
+
+    def test_with_its_machine_type_it_is_valid(self, tmp_path: Path) -> None:
+        recipe = recipe_naming(tmp_path, "grey.fps")
+        (tmp_path / "grey.fps").write_text("{}", encoding="utf-8")
+        done = validate(recipe)
+        assert done.returncode == 0, done.stdout

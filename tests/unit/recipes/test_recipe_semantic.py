@@ -490,7 +490,7 @@ ACCEPTED: list[tuple[str, str]] = [
         " placement: {face: back}}\n",
         "fields: [lab_ticket]\n",
     )),
-    ("an .fps file instead of scene settings", "scene:\n  fps_file: grey.fps\nsteps:\n  - auto_orient\n"),  # noqa: E501
+    ("an .fps file instead of scene settings", "scene:\n  fps_file: grey.fps\n  machine_type: FORM-4-0\nsteps:\n  - auto_orient\n"),  # noqa: E501
     ("a literal printer address", sla("  - print: {printer_ip: '10.0.0.7'}\n")),
     ("a template printer name with a build field", sla("  - print: {printer: 'Form4-{recipe}'}\n")),
     ("a template printer name with a model field, one model per build", sla(

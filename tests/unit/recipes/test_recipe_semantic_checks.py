@@ -339,6 +339,11 @@ BROKEN: list[tuple[str, str]] = [
 PROBLEMS: dict[str, list[str]] = {
     'technology told by the steps of an .fps scene': [
         (
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
+            "does not say which machine it is for, and builds are planned on that machine's "
+            'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
+        ),
+        (
             'recipe.yaml:4:5: $.steps[0]: auto_support applies to SLA (resin) machines only, not '
             'to SLS machines'
         ),
@@ -526,11 +531,21 @@ PROBLEMS: dict[str, list[str]] = {
     ],
     'custom bounds upside down in y without a machine': [
         (
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
+            "does not say which machine it is for, and builds are planned on that machine's "
+            'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
+        ),
+        (
             'recipe.yaml:5:33: $.steps[0].auto_layout.custom_bounds.y_min_mm: y_min_mm (9) must be '
             'less than y_max_mm (1)'
         ),
     ],
     'printer auto without the material': [
+        (
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
+            "does not say which machine it is for, and builds are planned on that machine's "
+            'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
+        ),
         (
             'recipe.yaml:4:22: $.steps[0].print.printer: printer: auto chooses a printer by the '
             "scene's machine_type and material_code; name both in scene (an fps_file does not say "
@@ -631,8 +646,9 @@ ACCEPTED: list[tuple[str, str]] = [
         " y_min_mm: -62.5, y_max_mm: 62.5}\n")),
     ("custom bounds wider in x than the platform is deep", sla(
         "  - auto_layout:\n      custom_bounds: {x_min_mm: -90, x_max_mm: 90}\n")),
-    ("custom bounds of an .fps scene", FPS + "  - auto_layout:\n"
-        "      custom_bounds: {x_min_mm: -500, x_max_mm: 500}\n"),
+    ("custom bounds of an .fps scene inside its machine's platform",
+     FPS.replace("grey.fps\n", "grey.fps\n  machine_type: FORM-4-0\n") + "  - auto_layout:\n"
+        "      custom_bounds: {x_min_mm: -70, x_max_mm: 70}\n"),
     ("support findings on SLA", sla(
         "  - auto_layout\n  - validate: {fail_on: [interferences, cups]}\n")),
     ("an IPv6 printer address", sla("  - print: {printer_ip: 'fe80::1'}\n")),

@@ -21,11 +21,11 @@ BROKEN: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "printer auto without a material on a second print step": (
-        "scene:\n  fps_file: grey.fps\nsteps:\n"
+        "scene:\n  fps_file: grey.fps\n  machine_type: FORM-4-0\nsteps:\n"
         "  - print: {printer: Form4-Lab}\n  - print: {printer: auto}\n",
         [
-            "recipe.yaml:5:5: $.steps[1].print: only one print step is allowed per recipe",
-            "recipe.yaml:5:22: $.steps[1].print.printer: printer: auto chooses a printer by the "
+            "recipe.yaml:6:5: $.steps[1].print: only one print step is allowed per recipe",
+            "recipe.yaml:6:22: $.steps[1].print.printer: printer: auto chooses a printer by the "
             "scene's machine_type and material_code; name both in scene (an fps_file does not "
             "say which material is loaded)",
         ],

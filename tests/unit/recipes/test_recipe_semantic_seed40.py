@@ -1,5 +1,7 @@
-"""Session 22, seed 40: what a recipe whose scene is an .fps file alone means, as the loaded
-recipe carries it (the technology its steps imply, the findings a validate step fails on)."""
+"""Session 22, seed 40: what a recipe whose scene is an .fps file means, as the loaded recipe
+carries it (its technology, the findings a validate step fails on). Since session 47 such a
+scene names its machine type too (the planner needs its build volume), which tells the
+technology."""
 
 from __future__ import annotations
 
@@ -10,14 +12,13 @@ from tests.unit.recipes.recipe_cases import validate_text
 
 
 class TestAnFpsSceneWithResinSteps:
-    """Without a machine type and without powder-only steps, the recipe is for a resin (SLA)
-    machine: its validate step fails a build on support findings too."""
+    """On a resin (SLA) machine its validate step fails a build on support findings too."""
 
     def test_the_recipe_is_sla_and_validate_fails_on_every_finding(
         self, tmp_path: Path
     ) -> None:
-        report = validate_text(tmp_path, "scene:\n  fps_file: grey.fps\nsteps:\n"
-                               "  - auto_orient\n  - auto_support\n  - auto_layout\n"
+        report = validate_text(tmp_path, "scene:\n  fps_file: grey.fps\n  machine_type: FORM-4-0\n"
+                               "steps:\n  - auto_orient\n  - auto_support\n  - auto_layout\n"
                                "  - validate\n")
         assert report.problems == ()
         assert report.recipe is not None
@@ -27,9 +28,9 @@ class TestAnFpsSceneWithResinSteps:
         assert tuple(validate.options["fail_on"]) == VALIDATION_FINDINGS
         assert set(validate.options["fail_on"]) >= SUPPORT_FINDINGS
 
-    def test_powder_steps_make_it_sls_without_support_findings(self, tmp_path: Path) -> None:
-        report = validate_text(tmp_path, "scene:\n  fps_file: grey.fps\nsteps:\n"
-                               "  - auto_pack\n  - validate\n")
+    def test_a_powder_machine_makes_it_sls_without_support_findings(self, tmp_path: Path) -> None:
+        report = validate_text(tmp_path, "scene:\n  fps_file: grey.fps\n  machine_type: FS30-1-0\n"
+                               "steps:\n  - auto_pack\n  - validate\n")
         assert report.problems == ()
         assert report.recipe is not None
         assert report.recipe.technology == "SLS"

@@ -155,7 +155,8 @@ class TestModel:
         assert list(validate_step.options["fail_on"]) == ["interferences", "out_of_bounds"]
 
     def test_an_fps_file_is_relative_to_the_file_that_names_it(self, tmp_path: Path) -> None:
-        self.write(tmp_path, "scene: {fps_file: grey.fps}\nsteps: [auto_orient]\n", "base/b.yaml")
+        self.write(tmp_path, "scene: {fps_file: grey.fps, machine_type: FORM-4-0}\n"
+                   "steps: [auto_orient]\n", "base/b.yaml")
         (tmp_path / "base" / "grey.fps").write_text("{}\n", encoding="utf-8")
         recipe = load_recipe(self.write(tmp_path, "extends: base/b.yaml\n", "child.yaml"))
         assert recipe.scene.fps_file == str((tmp_path / "base" / "grey.fps").resolve())

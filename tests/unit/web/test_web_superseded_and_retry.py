@@ -32,7 +32,7 @@ from tests.unit.web.conftest import (
 )
 
 S = JobState
-WHY = "a later job printed the same file with the same recipe"
+WHY = "a later job printed the same file (or a new export of it in its case) with the same recipe"
 
 
 def _cases_of(page: HistoryPage) -> list[str]:
@@ -135,6 +135,23 @@ class TestOneRuleOnEveryPage:
         assert 'preform_pipeline_cases{state="failed"} 1\n' in text
         assert "\npreform_pipeline_cases_superseded 1\n" in text
         assert "# TYPE preform_pipeline_cases_superseded gauge" in text
+
+
+class TestACaseExportedAgain:
+    """Session 47's dental trial: C-2001 rejected, exported again with new content (the same
+    case and file) and printed, stayed on Failed cases; now it is put right there too."""
+
+    def test_failed_cases_leaves_it_out_and_the_metrics_count_it_apart(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        ended_job(served.store, tmp_path, "C-2001", S.FAILED, digest="first-export")
+        ended_job(served.store, tmp_path, "C-2001", S.PRINT_SENT, digest="second-export")
+        ended_job(served.store, tmp_path, "N-1", S.FAILED, digest="other")
+        page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
+        assert listed_cases(page) == ["N-1"]
+        assert f"1 failed job not listed: {WHY}." in html.unescape(page)
+        text = clients.get(served.url + "/metrics", headers=VIEWER_AUTH).text
+        assert "\npreform_pipeline_cases_superseded 1\n" in text
 
 
 class TestHistoryPages:

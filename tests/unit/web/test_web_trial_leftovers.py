@@ -38,7 +38,8 @@ class TestSupersededFailures:
         page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["N-1"]
         assert ('<p class="note" id="superseded">1 failed job not listed: a later job printed '
-                'the same file with the same recipe. <a href="/failed?superseded=listed">List '
+                'the same file (or a new export of it in its case) with the same recipe. '
+                '<a href="/failed?superseded=listed">List '
                 'them too</a></p>') in page
 
     def test_listed_on_request_each_names_the_job_that_put_it_right(
@@ -51,7 +52,8 @@ class TestSupersededFailures:
         assert listed_cases(page) == ["K-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); a later job "
-                "printed the same file with the same recipe") in said
+                "printed the same file (or a new export of it in its case) with the same "
+                "recipe") in said
         assert '<a href="/failed">Leave them out</a>' in page
         # The live refresh asks the same address: it keeps them listed.
         live = clients.get(served.url + "/failed?superseded=listed",
