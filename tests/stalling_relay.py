@@ -3,10 +3,16 @@ network that stops carrying packets (a switch's buffer, a VPN's re-key, a NAT dr
 state) without closing anything.
 
 Each connection to the relay is carried to ``upstream`` by two pumps. :meth:`stall` stops
-them: what either side sends stays in the kernel's buffers, nobody is told, and new
-connections are accepted but not carried on. :meth:`resume` lets everything held through;
-:meth:`reset` ends every connection with a TCP reset on both sides (SO_LINGER 0), as a
-network that gave up would. Used by ``bench/soak_kill.py --stall``.
+them: what either side sends stays in the kernel's buffers until they fill, nobody is told,
+and new connections are accepted but not carried on. :meth:`resume` lets everything held
+through; :meth:`reset` ends every connection with a TCP reset on both sides (SO_LINGER 0),
+as a network that gave up would. Used by ``bench/soak_kill.py --stall``.
+
+Unlike a link that drops packets, the relay's end of each connection acknowledges what it
+holds (TCP does, below the relay): a sender sees no loss, so its kernel's retransmission
+limit and TCP keepalives never end a connection stalled here, nor does ``tcp_user_timeout``
+while the buffers have room. What the relay shows is the node's own behaviour while its
+calls wait, not how long the operating system lets them wait.
 """
 
 from __future__ import annotations

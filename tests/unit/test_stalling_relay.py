@@ -1,6 +1,7 @@
 """``tests.stalling_relay``'s relay itself (the soak's stalled database link): stalled, it
-carries nothing and closes nothing; resumed, what waited goes through; reset, both sides are
-told by a TCP reset. Against a real echo server on loopback."""
+carries nothing either way and closes nothing, and reads nothing, so a sender's buffers fill;
+resumed, what waited goes through; reset, both sides are told by a TCP reset. Against a real
+echo server on loopback, which records what reached it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ WAIT_S = 10.0
 
 
 class EchoServer:
-    """Echoes each connection's bytes back; records how each connection ended."""
+    """Echoes each connection's bytes back; records what reached it, and how each connection
+    ended. :meth:`say` sends from the server's side unasked (a reply to nothing)."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -26,7 +28,18 @@ class EchoServer:
         self.accepted = threading.Semaphore(0)
         self.endings: list[str] = []
         self.ended = threading.Semaphore(0)
+        self.received = bytearray()
+        self._arrived = threading.Condition()
+        self._conns: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
+
+    def say(self, data: bytes) -> None:
+        self._conns[-1].sendall(data)
+
+    def got_more_than(self, count: int, within_s: float) -> bool:
+        """Whether more than ``count`` bytes reached the server within ``within_s``."""
+        with self._arrived:
+            return self._arrived.wait_for(lambda: len(self.received) > count, within_s)
 
     def _serve(self) -> None:
         while True:
@@ -34,6 +47,7 @@ class EchoServer:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            self._conns.append(conn)
             self.accepted.release()
             threading.Thread(target=self._echo, args=(conn,), daemon=True).start()
 
@@ -42,6 +56,9 @@ class EchoServer:
         with conn:
             try:
                 while data := conn.recv(65536):
+                    with self._arrived:
+                        self.received += data
+                        self._arrived.notify_all()
                     conn.sendall(data)
             except ConnectionResetError:
                 ending = "reset"
@@ -62,6 +79,14 @@ def relay(echo: EchoServer) -> Iterator[StallingRelay]:
         yield running
 
 
+@pytest.fixture
+def stalled(relay: StallingRelay) -> Iterator[socket.socket]:
+    """A connection through the relay that carried a first exchange, then the link stalled."""
+    with _carried(relay) as sock:
+        relay.stall()
+        yield sock
+
+
 def _client(relay: StallingRelay) -> socket.socket:
     sock = socket.create_connection(("127.0.0.1", relay.port), timeout=WAIT_S)
     sock.settimeout(WAIT_S)
@@ -76,6 +101,21 @@ def _carried(relay: StallingRelay) -> socket.socket:
     return sock
 
 
+def _fill(sock: socket.socket) -> int:
+    """Send until the buffers on the way are full; how many bytes they took (at most 256 MB:
+    loopback's hold a few)."""
+    sock.setblocking(False)
+    taken = 0
+    try:
+        for _ in range(4096):
+            taken += sock.send(bytes(65536))
+    except BlockingIOError:
+        return taken
+    finally:
+        sock.settimeout(WAIT_S)
+    raise AssertionError(f"{taken} bytes sent and the buffers on the way never filled")
+
+
 def _nothing_comes(sock: socket.socket) -> bool:
     sock.settimeout(QUIET_S)
     try:
@@ -86,18 +126,38 @@ def _nothing_comes(sock: socket.socket) -> bool:
         sock.settimeout(WAIT_S)
 
 
+def _comes_once_resumed(relay: StallingRelay, sock: socket.socket, data: bytes) -> None:
+    """Nothing reaches ``sock`` while the link stalls; ``data`` does once it carries on."""
+    assert _nothing_comes(sock)
+    relay.resume()
+    assert sock.recv(100) == data
+
+
 class TestAStalledLink:
     def test_carries_nothing_and_closes_nothing_then_resumed_delivers_what_waited(
-        self, relay: StallingRelay, echo: EchoServer
+        self, relay: StallingRelay, echo: EchoServer, stalled: socket.socket
     ) -> None:
-        with _carried(relay) as sock:
-            relay.stall()
-            sock.sendall(b"held")
-            assert _nothing_comes(sock)
-            relay.resume()
-            assert sock.recv(100) == b"held"
+        stalled.sendall(b"held")
+        assert not echo.got_more_than(len(b"before"), QUIET_S)  # held on the way there
+        _comes_once_resumed(relay, stalled, b"held")
+        stalled.close()
         assert echo.ended.acquire(timeout=WAIT_S)
         assert echo.endings == ["closed"]
+
+    def test_carries_nothing_from_the_server_then_resumed_delivers_it(
+        self, relay: StallingRelay, echo: EchoServer, stalled: socket.socket
+    ) -> None:
+        echo.say(b"unasked")
+        _comes_once_resumed(relay, stalled, b"unasked")
+
+    def test_reads_nothing_so_the_senders_buffers_fill(
+        self, echo: EchoServer, stalled: socket.socket
+    ) -> None:
+        first = _fill(stalled)
+        assert not echo.got_more_than(len(b"before"), QUIET_S)
+        # Nobody drains them meanwhile: only the kernel's buffers may grow a little (a relay
+        # that reads on while stalled takes about as much again).
+        assert _fill(stalled) < first / 2
 
     def test_a_connection_made_while_stalled_reaches_the_server_only_once_resumed(
         self, relay: StallingRelay, echo: EchoServer
@@ -113,13 +173,11 @@ class TestAStalledLink:
 
 class TestAResetLink:
     def test_both_sides_are_told_by_a_reset_and_new_connections_are_carried_again(
-        self, relay: StallingRelay, echo: EchoServer
+        self, relay: StallingRelay, echo: EchoServer, stalled: socket.socket
     ) -> None:
-        with _carried(relay) as sock:
-            relay.stall()
-            relay.reset()
-            with pytest.raises(ConnectionResetError):
-                sock.recv(100)
+        relay.reset()
+        with pytest.raises(ConnectionResetError):
+            stalled.recv(100)
         assert echo.ended.acquire(timeout=WAIT_S)
         assert echo.endings == ["reset"]
         assert not relay.stalled
