@@ -34,11 +34,12 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final
 
 from preform_pipeline.clock import Clock
@@ -68,6 +69,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCELLED_HINT",
+    "DEAD_LINK_LIMITS",
     "DEFAULT_CONNECT_TIMEOUT_S",
     "DEFAULT_STALL_TIMEOUT_S",
     "PG_MIGRATIONS",
@@ -114,6 +116,18 @@ _SEVERITY: Final = re.compile(r"^(\w+):  ")
 #: SIGSTOP) is ended by the server, so its locks (the writers' lock included) cannot hold the
 #: whole farm up. Transactions here last milliseconds.
 DEFAULT_STALL_TIMEOUT_S: Final = 10.0
+#: libpq's TCP limits, unless the store's URL gives its own. A link that dies without a word
+#: (a host gone, a firewall dropping packets) otherwise holds a store call for as long as the
+#: system retransmits (about 15 minutes on Linux) or, on a quiet connection, until its
+#: two-hour keepalive: with these the call fails within about a minute, the node says the
+#: store is away and reconnects, and a lease lost meanwhile is handed over as for any node.
+DEAD_LINK_LIMITS: Final[Mapping[str, str]] = MappingProxyType({
+    "keepalives": "1",
+    "keepalives_idle": "30",
+    "keepalives_interval": "10",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "60000",
+})
 #: Advisory lock keys (one 64-bit space per database): store writes, schema migrations.
 _WRITE_LOCK: Final = 0x70_70_5354_0001
 _MIGRATE_LOCK: Final = 0x70_70_5354_0002
@@ -233,12 +247,16 @@ class PostgresJobStore(LeasingStore):
     # --- connecting and migrating ------------------------------------------------------------
 
     def _connect(self) -> _Connection:
+        from psycopg.conninfo import conninfo_to_dict
         from psycopg.rows import dict_row
 
-        extra: dict[str, Any] = {}
-        if self._password is not None:
-            extra["password"] = self._password
         with self._errors("connecting"):
+            given = conninfo_to_dict(self.url)
+            extra: dict[str, Any] = {
+                key: value for key, value in DEAD_LINK_LIMITS.items() if key not in given
+            }
+            if self._password is not None:
+                extra["password"] = self._password
             raw = self._psycopg.connect(
                 self.url,
                 autocommit=True,  # transactions are begun and ended explicitly

@@ -4,6 +4,7 @@ lost connection, a failing statement, an unreachable server, closing (real Postg
 from __future__ import annotations
 
 import shlex
+import socket
 import sys
 import threading
 import time
@@ -57,6 +58,20 @@ def _wait_for_sessions(url: str, count: int) -> None:
 
 def _open(url: str, **options: Any) -> PostgresJobStore:
     return PostgresJobStore(url, password=PG_PASSWORD, **options)
+
+
+def _tcp_limits(store: PostgresJobStore) -> dict[str, int]:
+    """The TCP options on the store's connection, read from its socket as the kernel has
+    them (the store's connection is private: no public seam says what libpq set)."""
+    assert store._conn is not None
+    with socket.fromfd(store._conn.raw.pgconn.socket, socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return {
+            "keepalive": sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+            "idle_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+            "interval_s": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL),
+            "count": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT),
+            "user_timeout_ms": sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT),
+        }
 
 
 class TestADatabaseInAsciiEncoding:
@@ -160,6 +175,26 @@ class TestConnection:
                 assert store.get_job(job.id).state is JobState.DISCOVERED
             assert [e for e in logs if e["event"] == "store_reconnecting"] == [
                 {"event": "store_reconnecting", "log_level": "warning", "store": fresh_url}]
+
+    def test_a_dead_link_is_given_up_within_a_minute_not_the_systems_quarter_hour(
+        self, fresh_url: str
+    ) -> None:
+        with _open(fresh_url) as store:
+            assert _tcp_limits(store) == {"keepalive": 1, "idle_s": 30, "interval_s": 10,
+                                          "count": 3, "user_timeout_ms": 60000}
+            # A connection made again (after a lost one) is bounded the same way.
+            assert _others(fresh_url, "pg_terminate_backend(pid)") == [(True,)]
+            _wait_for_sessions(fresh_url, 0)
+            with pytest.raises(StoreError):
+                store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
+            assert _tcp_limits(store)["user_timeout_ms"] == 60000
+
+    def test_the_urls_own_tcp_limits_are_kept(self, fresh_url: str) -> None:
+        joined = "&" if "?" in fresh_url else "?"
+        with _open(f"{fresh_url}{joined}tcp_user_timeout=5000&keepalives_idle=45") as store:
+            assert _tcp_limits(store) == {"keepalive": 1, "idle_s": 45, "interval_s": 10,
+                                          "count": 3, "user_timeout_ms": 5000}
 
     def test_a_failing_statement_is_rolled_back_and_the_store_goes_on(
         self, fresh_url: str
