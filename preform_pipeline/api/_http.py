@@ -11,6 +11,8 @@ no whole answer before the timeout     ServerTimeoutError           transient
 HTTP 408                               ServerTimeoutError           transient
 HTTP 429, 503 (after their Retry-After)  ServerBusyError            transient
 HTTP 5xx, 1xx/3xx, unreadable 2xx      ServerInternalError          transient
+a 2xx but 200 and 202, or one holding
+an ErrorModel ``error``                ServerInternalError          transient
 an answer over MAX_ANSWER_BYTES        ServerInternalError          transient
 HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
@@ -111,6 +113,12 @@ _HINT_NOT_PREFORM = (
     "something other than PreFormServer may be answering at this address, such as a proxy "
     "or another program; check the server address"
 )
+
+#: The statuses PreFormServer answers a success with (every operation of the Local API
+#: contract): 200, and 202 for an operation accepted to run on. Another 2xx (a 204 without
+#: the answer, a 206 with part of it) is not PreFormServer's: taken as a success, a step the
+#: server never did (a label, an interference check) passed as done (session 47's fuzzer).
+SUCCESS_STATUSES: Final = frozenset({200, 202})
 
 log = get_logger(__name__)
 
@@ -534,4 +542,21 @@ def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
         )
     if not success:
         raise error_for_status(answer.status, body, info)
+    # No success of the contract holds an ``error``: an ErrorModel under a 2xx is a failure
+    # said as a success (by a proxy, or a server of another version), and nothing to act on.
+    failed = isinstance(body, dict) and isinstance(body.get("error"), Mapping)
+    if answer.status not in SUCCESS_STATUSES or failed:
+        code, message = error_fields(body) if failed else (None, None)
+        detail = ": ".join(part for part in (code, message) if part) or "no code or message"
+        said = f" with an error ({detail})" if failed else ""
+        raise ServerInternalError(
+            f"server answered {answer.status}{said}, which is not how PreFormServer answers "
+            f"a success (200, or 202 for an operation it runs on)",
+            request=info,
+            status_code=answer.status,
+            code=code,
+            server_message=message,
+            body=body,
+            hint=_HINT_NOT_PREFORM,
+        )
     return ApiResponse(answer.status, body, info)
