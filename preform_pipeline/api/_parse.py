@@ -8,9 +8,12 @@ fault, not the input.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Final
+
+from preform_pipeline.crash import shorten
 
 __all__ = [
+    "MESSAGE_CHARS",
     "MalformedResponse",
     "as_object",
     "opt_bool",
@@ -24,8 +27,19 @@ __all__ = [
 ]
 
 
+#: The longest a MalformedResponse's message is. It quotes the value that broke the contract,
+#: which can be anything a server sends: a list of 10,000 numbers made a 70 KB build reason,
+#: said on the console and in the log (session 47's fuzzer). Its start (the field and what was
+#: expected) and its end are kept.
+MESSAGE_CHARS: Final = 300
+
+
 class MalformedResponse(ValueError):
-    """A response body does not have the shape the contract promises."""
+    """A response body does not have the shape the contract promises; its message is cut to
+    :data:`MESSAGE_CHARS`, whatever value it quotes."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(shorten(message, MESSAGE_CHARS, max_lines=1))
 
 
 # Decoded JSON holds exactly dict, str, float and int: the readers test for those types

@@ -1,0 +1,60 @@
+"""A value far longer than any the Local API contract describes, in an answer that breaks it.
+
+Session 47's fuzzer answered a label with ``warnings`` of 10,000 numbers: the client refused
+it, rightly, but quoted the whole list, and the build's reason filled 70 KB of the console and
+the log. Every refusal of an answer's shape (``MalformedResponse``) is now cut to a few
+hundred characters, keeping the field, what was expected and the value's start and end.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from preform_pipeline.api import EulerAngles, LabelOptions, Position, PreFormClient
+from preform_pipeline.api._parse import MESSAGE_CHARS
+from preform_pipeline.errors import ServerInternalError
+from tests.hostile_http import HostileFront, reply, running_front
+
+SCENE = "/scene/abc/"
+LABEL = LabelOptions(model_id="m1", label="A1", position=Position(0.0, 0.0, 5.0),
+                     orientation=EulerAngles(0.0, 0.0, 0.0), font_size_mm=3, depth_mm=0.5)
+
+
+@pytest.fixture
+def front() -> Iterator[HostileFront]:
+    with running_front() as front:
+        front.on("GET", "/", reply(200, b'{"version": "0.9.12"}'))
+        yield front
+        front.check()
+
+
+class TestAHugeValueIsQuotedInPart:
+    """The refusal names the field and what was expected, and quotes only part of the value."""
+
+    def test_ten_thousand_warnings_that_are_numbers(self, front: HostileFront) -> None:
+        front.on("POST", SCENE + "label/",
+                 reply(200, json.dumps({"warnings": list(range(10_000))})))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.label("abc", LABEL)
+        said = caught.value.message
+        assert "unreadable answer: warnings: expected a list of strings, got [0, 1, 2" in said
+        assert "9998, 9999]" in said and "characters cut" in said
+        assert len(said) < MESSAGE_CHARS + 200  # the request's url and the words around it
+
+    def test_an_operation_status_of_escapes_is_quoted_escaped_and_cut(
+        self, front: HostileFront
+    ) -> None:
+        front.on("POST", SCENE + "auto-orient/", reply(202, b'{"operationId": "op1"}'))
+        front.on("GET", "/operations/op1/", reply(200, json.dumps(
+            {"id": "op1", "status": "\x1b[2J" * 5_000, "progress": 0.5})))
+        with PreFormClient(front.url, timeout=5, async_operations=True) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.auto_orient("abc")
+        said = caught.value.message
+        assert "unreadable answer: status: unknown operation status '\\x1b[2J" in said
+        assert "\x1b" not in said
+        assert len(said) < MESSAGE_CHARS + 300
