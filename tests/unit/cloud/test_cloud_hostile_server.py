@@ -254,3 +254,21 @@ class TestListsHoldingOtherThanObjects:
         front.on("GET", "/developer/v1/groups/", reply(200, json.dumps([GROUP] * 2)))
         with _client(front) as client:
             assert [g.name for g in client.list_groups()] == ["Lab", "Lab"]
+
+
+class TestATokenAnswerOfAnotherSuccess:
+    """A 2xx other than 200 from the token endpoint is said as what it is, not a refusal."""
+
+    @pytest.mark.parametrize("status", [201, 202, 204])
+    def test_it_names_the_status_and_who_may_be_answering(
+        self, front: HostileFront, status: int
+    ) -> None:
+        front.on("POST", TOKEN_PATH, reply(status, b"" if status == 204 else TOKEN))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        assert caught.value.message.endswith(
+            "the token endpoint answered a success other than the 200 that comes with an "
+            f"access token (HTTP {status})")
+        assert "refused" not in caught.value.message
+        assert "captive portal" in (caught.value.hint or "")
+        assert front.requests_to(PRINTS) == []
