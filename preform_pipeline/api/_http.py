@@ -170,6 +170,14 @@ def _describe(status: int, code: str | None, message: str | None) -> str:
     return f"server answered {status}" + (f" {detail}" if detail else "")
 
 
+def _answer_fields(status: int, body: Any, request: RequestInfo) -> dict[str, Any]:
+    """What every error of an answer carries: the request, the status, the ErrorModel's code
+    and message (when it has one) and the body."""
+    code, message = error_fields(body)
+    return {"request": request, "status_code": status, "code": code, "server_message": message,
+            "body": body}
+
+
 def error_for_status(
     status: int, body: Any, request: RequestInfo, wait: AnswersWait | None = None, *,
     limit_s: float = MAX_RETRY_AFTER_S, limit: str = "", sent: int = 1,
@@ -178,15 +186,9 @@ def error_for_status(
     a 429 or 503 said of when to come back; ``limit_s`` and ``limit``: the longest wait the
     request could take, and its words when that was not the Retry-After rule's own;
     ``sent``: how many times the request was sent, each after the wait the last asked."""
-    code, message = error_fields(body)
+    fields = _answer_fields(status, body, request)
+    code, message = fields["code"], fields["server_message"]
     text = _describe(status, code, message)
-    fields: dict[str, Any] = {
-        "request": request,
-        "status_code": status,
-        "code": code,
-        "server_message": message,
-        "body": body,
-    }
     if status in RETRY_AFTER_STATUSES:
         seconds = None if wait is None else wait.seconds
         asked = "" if wait is None or seconds is None else (
@@ -546,17 +548,11 @@ def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
     # said as a success (by a proxy, or a server of another version), and nothing to act on.
     failed = isinstance(body, dict) and isinstance(body.get("error"), Mapping)
     if answer.status not in SUCCESS_STATUSES or failed:
-        code, message = error_fields(body) if failed else (None, None)
-        detail = ": ".join(part for part in (code, message) if part) or "no code or message"
-        said = f" with an error ({detail})" if failed else ""
+        fields = _answer_fields(answer.status, body, info)
+        detail = ": ".join(part for part in (fields["code"], fields["server_message"]) if part)
+        said = f" with an error ({detail or 'no code or message'})" if failed else ""
         raise ServerInternalError(
             f"server answered {answer.status}{said}, which is not how PreFormServer answers "
             f"a success (200, or 202 for an operation it runs on)",
-            request=info,
-            status_code=answer.status,
-            code=code,
-            server_message=message,
-            body=body,
-            hint=_HINT_NOT_PREFORM,
-        )
+            hint=_HINT_NOT_PREFORM, **fields)
     return ApiResponse(answer.status, body, info)

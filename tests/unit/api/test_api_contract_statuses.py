@@ -10,25 +10,15 @@ what came back. The client talks real HTTP to :mod:`tests.hostile_http`'s front.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from preform_pipeline.api import PreFormClient
 from preform_pipeline.errors import ServerInternalError, TransientApiError
-from tests.hostile_http import HostileFront, reply, running_front
+from tests.hostile_http import HostileFront, reply
 
-VERSION = b'{"version": "0.9.12"}'
 SCENE = "/scene/abc/"
 ERROR_BODY = b'{"error": {"code": "SCENE_BUSY", "message": "another operation runs"}}'
 
-
-@pytest.fixture
-def front() -> Iterator[HostileFront]:
-    with running_front() as front:
-        front.on("GET", "/", reply(200, VERSION))
-        yield front
-        front.check()
 
 
 class TestSuccessesPreFormServerNeverSends:

@@ -9,26 +9,18 @@ hundred characters, keeping the field, what was expected and the value's start a
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from preform_pipeline.api import EulerAngles, LabelOptions, Position, PreFormClient
 from preform_pipeline.api._parse import MESSAGE_CHARS
 from preform_pipeline.errors import ServerInternalError
-from tests.hostile_http import HostileFront, reply, running_front
+from tests.hostile_http import HostileFront, reply
 
 SCENE = "/scene/abc/"
 LABEL = LabelOptions(model_id="m1", label="A1", position=Position(0.0, 0.0, 5.0),
                      orientation=EulerAngles(0.0, 0.0, 0.0), font_size_mm=3, depth_mm=0.5)
 
-
-@pytest.fixture
-def front() -> Iterator[HostileFront]:
-    with running_front() as front:
-        front.on("GET", "/", reply(200, b'{"version": "0.9.12"}'))
-        yield front
-        front.check()
 
 
 class TestAHugeValueIsQuotedInPart:

@@ -87,6 +87,8 @@ steps:
 batching:
   max_models_per_build: 10
 """
+#: The fitted label of each model's file stem, for models without a case.
+FITTED_BY_STEM = FITTED.replace("{{case_id}}", "{{stem}}")
 LONG = "case-" + "y" * 40
 
 
@@ -134,8 +136,7 @@ class TestDoesNotFit:
         long_name = "part-" + "z" * 40
         boxes = [write_box(tmp_path / "m", name, 30, 20, 15)
                  for name in ("a", long_name, "b")]
-        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
-            policy="drop_case"))
+        recipe = write_recipe(tmp_path, FITTED_BY_STEM.format(policy="drop_case"))
         dropped: list[tuple[str, Path, str]] = []
         with capture_logs() as logs:
             outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out",
@@ -210,8 +211,7 @@ class TestNoBoundingBox:
         engine = BoxlessEngine(**engine_options(farm))
         _serve(farm, engine)
         boxes = [write_box(tmp_path / "m", name, 30, 20, 15) for name in ("a", "boxless")]
-        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
-            policy="fail_build"))
+        recipe = write_recipe(tmp_path, FITTED_BY_STEM.format(policy="fail_build"))
         outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out")
         ids = {b["name"]: a["id"] for b, a in zip(engine.bodies("import_model"),
                                                   engine.answers("import_model"), strict=True)}
@@ -232,20 +232,12 @@ class RenumberingEngine(ReceivingEngine):
         super().__init__(**options)
         self.reads: dict[str, int] = {}
 
-    def call(
-        self,
-        operation_id: str,
-        params: dict[str, str],
-        body: Any,
-        progress: ProgressCallback | None = None,
-    ) -> Any:
-        answer = super().call(operation_id, params, body, progress)
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
         if operation_id == "get_scene":
             scene = params["scene_id"]
             self.reads[scene] = self.reads.get(scene, 0) + 1
             for model in answer["models"] if self.reads[scene] > 1 else ():
                 model["id"] = str(uuid.uuid4())
-        return answer
 
 
 class TestIdsThatChangeBetweenReads:
@@ -255,14 +247,11 @@ class TestIdsThatChangeBetweenReads:
     def test_the_reason_says_the_scene_lost_the_model_and_the_build_is_retried(
         self, tmp_path: Path, farm: SimFarm
     ) -> None:
-        engine = RenumberingEngine(**engine_options(farm))
-        _serve(farm, engine)
-        box = write_box(tmp_path / "m", "a", 30, 20, 15)
-        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
-            policy="fail_build"))
+        _serve(farm, engine := RenumberingEngine(**engine_options(farm)))
+        plan = plan_for(write_recipe(tmp_path, FITTED_BY_STEM.format(policy="fail_build")),
+                        [write_box(tmp_path / "m", "a", 30, 20, 15)])
         with capture_logs() as events:
-            outcome = _run(plan_for(recipe, [box]), farm, tmp_path / "out",
-                           max_build_attempts=2)
+            outcome = _run(plan, farm, tmp_path / "out", max_build_attempts=2)
         imported = engine.answers("import_model")[-1]
         assert outcome.status is BuildStatus.FAILED
         assert outcome.reason is not None
