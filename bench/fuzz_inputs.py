@@ -1164,7 +1164,8 @@ class Fuzzer:
             [*self.cli, "run", str(ROOT / "recipes" / "engineering-grey-form4.yaml"),
              str(model), "--settings", str(settings), "--output", str(folder / "out"),
              "--store", str(folder / "jobs.sqlite3"), "--max-attempts", "1",
-             "--log-file", str(log)], folder, self.env, TIME_BOUND_S["run"])
+             "--step-timeout", str(STEP_TIMEOUT_S), "--log-file", str(log)],
+            folder, self.env, TIME_BOUND_S["run"])
         if not script.mutated:
             REQUESTS["local"] = max(REQUESTS["local"], script.seen)
         extra: list[str] = []
@@ -1919,6 +1920,9 @@ class Script:
 SERVED: dict[str, Any] = {}
 #: States a build reaches only once a printer took its print.
 PRINTED_STATES = frozenset({"print_sent", "verifying", "finished"})
+#: The step limit ``run`` is given: an operation that never ends must end the step by it (the
+#: default, 900 s, is a bound too, far over the run's TIME_BOUND_S; session 47's run 3 met it).
+STEP_TIMEOUT_S = 45
 #: How many requests a clean case made, by command: where a case's hostile answer falls.
 REQUESTS: dict[str, int] = {"local": 24, "verify": 2, "fleet": 4}
 #: Calls whose refusal a run may pass over: the scene's removal at the end, a checkpoint.
