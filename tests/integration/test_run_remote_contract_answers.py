@@ -56,6 +56,8 @@ class TestAnswersNoServerSendsForASuccess:
         assert "server answered 200 with an error (PRINTER_NOT_FOUND: no printer " \
             "Form4-CapableClam)" in done.said
         (unconfirmed,) = [e for e in done.events() if e["event"] == "print_unconfirmed"]
+        assert unconfirmed["reason"].startswith(
+            "the print request to Form4-CapableClam got no usable answer (")
         assert "check the printer before sending it again" in unconfirmed["reason"]
 
     def test_a_label_answered_204_fails_the_build_naming_the_step(
