@@ -1711,10 +1711,10 @@ class Contract:
         return True
 
     def error_body(self, method: str, path: str, status: int) -> Any:
-        """An error body of the contract's shape for this answer (ErrorModel's, else a
-        ``detail`` as the Web API's are)."""
-        schema = self.answer_schema(method, path, status)
-        if "error" in schema.get("properties", {}):
+        """An error body of the contract's shape for this call (ErrorModel's when any of its
+        error answers is one, else a ``detail`` as the Web API's are)."""
+        if any("error" in self.answer_schema(method, path, code).get("properties", {})
+               for code in (status, 400, 404, 500)):
             return {"error": {"code": "FUZZ_ERROR", "message": "fuzz: refused"}}
         return {"detail": "fuzz: refused"}
 
