@@ -44,17 +44,21 @@ def _build_states(work: Path) -> list[str]:
 class TestAnswersNoServerSendsForASuccess:
     """Such an answer fails the step that got it; nothing is recorded as done or printed."""
 
-    def test_a_print_answered_200_with_an_error_is_not_recorded_sent(
-        self, tmp_path: Path, front: HostileFront
+    @pytest.mark.parametrize(("body", "said"), [
+        (REFUSED, "server answered 200 with an error (PRINTER_NOT_FOUND: no printer "
+                  "Form4-CapableClam)"),
+        (b"", "unreadable answer: print result: expected a JSON object, got NoneType"),
+    ], ids=["error-body", "empty"])
+    def test_a_print_answered_200_without_a_print_is_not_recorded_sent(
+        self, tmp_path: Path, front: HostileFront, body: bytes, said: str
     ) -> None:
-        front.on("POST", r"/scene/[^/]+/print/", reply(200, REFUSED))
+        front.on("POST", r"/scene/[^/]+/print/", reply(200, body))
 
         done = run_on_remote(tmp_path, front.url)
 
         assert done.returncode == 1, done.said
         assert "print_sent" not in _build_states(done.work)
-        assert "server answered 200 with an error (PRINTER_NOT_FOUND: no printer " \
-            "Form4-CapableClam)" in done.said
+        assert said in done.said
         (unconfirmed,) = [e for e in done.events() if e["event"] == "print_unconfirmed"]
         assert unconfirmed["reason"].startswith(
             "the print request to Form4-CapableClam got no usable answer (")

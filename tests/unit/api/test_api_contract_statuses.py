@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from preform_pipeline.api import PreFormClient
+from preform_pipeline.api import PreFormClient, PrintOptions
 from preform_pipeline.errors import ServerInternalError, TransientApiError
 from tests.hostile_http import HostileFront, reply
 
@@ -65,3 +65,15 @@ class TestA202ToACallThatWaits:
         assert ("server answered 202 (an operation it runs on) to getSceneInterferences, which "
                 "waits for its result" in caught.value.message)
         assert caught.value.status_code == 202
+
+
+class TestAPrintAnsweredWithNothing:
+    """An empty 200 to a print is no print sent: unreadable, not a result without a job id."""
+
+    def test_an_empty_print_answer_is_a_server_error(self, front: HostileFront) -> None:
+        front.on("POST", SCENE + "print/", reply(200, b""))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.print_scene("abc", PrintOptions(printer="Form4-A", job_name="PP-1 crown"))
+        assert "(print): unreadable answer: print result: expected a JSON object, got " \
+            "NoneType" in caught.value.message
