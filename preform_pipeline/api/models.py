@@ -617,10 +617,14 @@ class Operation:
             status = OperationStatus(status_text)
         except ValueError:
             raise MalformedResponse(f"status: unknown operation status {status_text!r}") from None
+        progress = opt_number(obj, "progress")
         return cls(
             id=req_str(obj, "id"),
             status=status,
-            progress=opt_number(obj, "progress"),
+            # The contract's progress runs from 0.0 to 1.0; any other (1.5, -1, NaN: session
+            # 47's fuzzer) is no progress known, not "still in progress at 150%". Not refused:
+            # it says nothing of the operation itself.
+            progress=progress if progress is not None and 0.0 <= progress <= 1.0 else None,
             result=obj.get("result"),
             raw=obj,
         )

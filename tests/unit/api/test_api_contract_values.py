@@ -14,7 +14,7 @@ import pytest
 
 from preform_pipeline.api import EulerAngles, LabelOptions, Position, PreFormClient
 from preform_pipeline.api._parse import MESSAGE_CHARS
-from preform_pipeline.errors import ServerInternalError
+from preform_pipeline.errors import ServerInternalError, ServerTimeoutError
 from tests.hostile_http import HostileFront, reply
 
 SCENE = "/scene/abc/"
@@ -50,3 +50,20 @@ class TestAHugeValueIsQuotedInPart:
         assert "unreadable answer: status: unknown operation status '\\x1b[2J" in said
         assert "\x1b" not in said
         assert len(said) < MESSAGE_CHARS + 300
+
+
+class TestAProgressOutsideItsRange:
+    """An operation's progress outside 0.0 to 1.0 is no progress known, not a percentage."""
+
+    @pytest.mark.parametrize("progress", [1.5, -1.0, float("nan")])
+    def test_the_deadline_error_shows_no_percentage(
+        self, front: HostileFront, progress: float
+    ) -> None:
+        front.on("POST", SCENE + "auto-orient/", reply(202, b'{"operationId": "op1"}'))
+        front.on("GET", "/operations/op1/", reply(200, json.dumps(
+            {"id": "op1", "status": "IN_PROGRESS", "progress": progress})))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerTimeoutError) as caught:
+            client.auto_orient("abc", deadline=client.deadline_in(0.3))
+        assert "operation op1 was still in progress when its deadline passed" \
+            in caught.value.message
