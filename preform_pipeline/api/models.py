@@ -20,6 +20,7 @@ from preform_pipeline.api._parse import (
     MalformedResponse,
     as_object,
     opt_bool,
+    opt_fraction,
     opt_int,
     opt_number,
     opt_object,
@@ -617,14 +618,13 @@ class Operation:
             status = OperationStatus(status_text)
         except ValueError:
             raise MalformedResponse(f"status: unknown operation status {status_text!r}") from None
-        progress = opt_number(obj, "progress")
         return cls(
             id=req_str(obj, "id"),
             status=status,
             # The contract's progress runs from 0.0 to 1.0; any other (1.5, -1, NaN: session
             # 47's fuzzer) is no progress known, not "still in progress at 150%". Not refused:
             # it says nothing of the operation itself.
-            progress=progress if progress is not None and 0.0 <= progress <= 1.0 else None,
+            progress=opt_fraction(obj, "progress"),
             result=obj.get("result"),
             raw=obj,
         )

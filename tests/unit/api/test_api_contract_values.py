@@ -67,3 +67,19 @@ class TestAProgressOutsideItsRange:
             client.auto_orient("abc", deadline=client.deadline_in(0.3))
         assert "operation op1 was still in progress when its deadline passed" \
             in caught.value.message
+
+
+class TestNumbersJsonCannotHold:
+    """NaN, infinity and integers too large for a float are no number of the contract: the
+    answer is unreadable, not a print time of NaN (which crashed run's summary)."""
+
+    @pytest.mark.parametrize("total", ["NaN", "Infinity", "-Infinity", "1e400", "9" * 400])
+    def test_a_print_time_that_is_no_finite_number_is_refused(
+        self, front: HostileFront, total: str
+    ) -> None:
+        front.on("POST", SCENE + "estimate-print-time/", reply(
+            200, '{"total_print_time_s": ' + total + ', "preprint_time_s": 10}'))
+        with PreFormClient(front.url, timeout=5, async_operations=False) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.estimate_print_time("abc")
+        assert "unreadable answer: total_print_time_s: expected a " in caught.value.message
