@@ -13,6 +13,19 @@ disagrees with their size), then feeds each to the command line in a subprocess:
   minute; any exception but ModelFileError, or a read over 10 s, is a finding);
 * hostile HTTP requests to a running dashboard (``serve``) and simulator
   (``preform-simulator``): malformed JSON, huge bodies, wrong types, odd paths, bad headers;
+* (session 47) the servers' answers: ``run`` of a model on a remote PreFormServer (a real
+  simulator behind ``tests/hostile_http.py``'s front) one of whose answers departs from the
+  Local API contract (``localapi``), and ``verify`` and ``fleet sync`` against the Dashboard
+  simulator behind the front, one of whose answers departs from the Web API contract
+  (``cloudapi``): a place in the body, found by the contract's schema (read at run time from
+  ``../shared/formlabs-api``), made null, missing, of another type, out of range, outside its
+  enum, an id naming nothing, a long or escaping string, or given extra fields; a status the
+  contract does not list (200 with an error body, 202 for a call that waits, 404 for a known
+  id, 204, an empty or null 200); an operation that never ends; a scene whose models' ids
+  change between reads. Beyond the rules below: no traceback in the log file; a failure names
+  the server, answer or step; no secret (the remote's password, the client secret) anywhere
+  the command wrote; no build recorded printed when no print reached the server, and no failed
+  print recorded finished; a run that succeeded has its ``.form`` in the output folder;
 * (session 45) settings files and settings variables to ``validate``, ``jobs``, ``verify``,
   ``fleet sync --dry-run`` and ``watch --once`` (``settings``); ``.fps`` files named by a
   recipe to ``validate`` and ``run`` (``fps``); damaged, foreign, locked and edited job
@@ -53,6 +66,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -74,7 +88,7 @@ from tests.hostile_corpus import zip_bomb, zip_members  # noqa: E402
 __all__ = ["main"]
 
 KINDS = ("recipe", "model", "sidecar", "case", "watch", "reader", "http",
-         "settings", "fps", "store", "storeurl", "fleetjson", "webapi")
+         "settings", "fps", "store", "storeurl", "fleetjson", "webapi", "localapi", "cloudapi")
 #: The exit statuses the commands document: done, failed (bad input included), usage.
 DOCUMENTED_EXITS = frozenset({0, 1, 2})
 #: Bounds past which a command is a finding (a hang, unbounded memory).
@@ -552,6 +566,8 @@ class Fuzzer:
                                   "command": command, "status": outcome.status,
                                   "seconds": round(outcome.seconds, 2),
                                   "rss_mb": round(outcome.rss_mb), "said": said[:400],
+                                  "tail": (outcome.err + outcome.out)[-700:]
+                                  if kind in ("localapi", "cloudapi") else "",
                                   "problems": problems}) + "\n")
         if not problems:
             shutil.rmtree(folder, ignore_errors=True)
@@ -1054,16 +1070,171 @@ class Fuzzer:
                 "; ".join(f"{k}={v}" for k, v in client.cookies.items()).encode(),
                 (token[1] if token else "").encode()])
 
+    # ------------------------------------------------------- the servers' answers (session 47)
+
+    def _served(self, name: str) -> Any:
+        """The front of ``name`` (``local``: a simulator of PreFormServer; ``dash``: the
+        Dashboard simulator with a fleet of six printers), started once."""
+        if name in SERVED:
+            return SERVED[name]
+        from preform_pipeline.simulator.cloud.testing import start_dashboard
+        from preform_pipeline.simulator.testing import start_simulator
+        from tests.hostile_http import running_front
+
+        folder = self.out / f"served-{name}"
+        folder.mkdir(exist_ok=True)
+        if name == "local":
+            contract = Contract("local-api-openapi.yaml")
+            server = start_simulator("--log-level", "WARNING", "--latency", "instant",
+                                     "--work-dir", str(folder / "sim"))
+        else:
+            contract = Contract("web-api-openapi.yaml")
+            self._declare_fleet(folder / "fleet")
+            outcomes = folder / "outcomes.yaml"
+            outcomes.write_text("jobs:\n  - {name: 'bad *', outcome: ERROR, at: 0.5}\n",
+                                encoding="utf-8")
+            server = start_dashboard("--outcomes", str(outcomes), "--time-scale", "0",
+                                     fleet_dir=folder / "fleet", client_secret=DASH_SECRET)
+        running = server.__enter__()
+        front_context = running_front(running.url)
+        front = front_context.__enter__()
+        SERVED[name] = (front, contract, running, folder)
+        SERVED.setdefault("contexts", []).extend([server, front_context])
+        return SERVED[name]
+
+    @staticmethod
+    def _declare_fleet(fleet: Path) -> None:
+        from preform_pipeline.simulator.fleet import DEFAULT_GROUPS, DEFAULT_PRINTERS, FleetState
+
+        FleetState(fleet).declare(
+            tuple(p for p in DEFAULT_PRINTERS if p.serial.startswith("Simulated")),
+            (DEFAULT_GROUPS[0],))
+
+    def _script(self, front: Any, contract: Contract, kinds: dict[str, int], count: int
+                ) -> Script:
+        kind = self.rng.choices(list(kinds), list(kinds.values()))[0]
+        at = self.rng.randrange(max(count, 1)) if kind in ("body", "status") else 0
+        script = Script(random.Random(self.rng.random()), contract, at, kind)
+        with front._lock:
+            front.rules.clear()
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            front.on(method, ".*", script.answer)
+        return script
+
+    def _answers_judged(self, kind: str, script: Script, command: str, outcome: Outcome,
+                        folder: Path, before: dict[str, str] | None, log: Path,
+                        secrets: tuple[str, ...], extra: list[str]) -> None:
+        """The oracle common to both kinds, then session 44's (``judge``)."""
+        logged = log.read_text("utf-8", "replace") if log.exists() else ""
+        if TRACEBACK in logged or '"exception"' in logged:
+            extra.append("traceback in the log file")
+        written = outcome.out + outcome.err + logged + "".join(
+            p.read_text("utf-8", "replace") for p in (folder / "out").rglob("*")
+            if p.is_file() and p.suffix in (".json", ".csv", ".txt", ".jsonl", ".log"))
+        for secret in secrets:
+            if secret in written:
+                extra.append(f"secret shown ({secret[:6]}...)")
+        if "\x1b" in outcome.out + outcome.err:
+            extra.append("a terminal escape from an answer reached the console")
+        if outcome.status not in (0, None) and not ANSWER_NAMED.search(
+                outcome.out + outcome.err):
+            extra.append("failure names no server, answer or step")
+        mutation, _, name = (script.mutated or f"{script.kind}:none").partition(" ")
+        self.judge(kind, mutation, name or "-", command, outcome, folder, before,
+                   ("server", "PreFormServer", "Dashboard", "Web API"), extra)
+
+    def fuzz_localapi(self) -> None:
+        """``run`` of one model on a remote PreFormServer (the simulator behind the front)
+        one of whose answers departs from the Local API contract."""
+        front, contract, _, _ = self._served("local")
+        script = self._script(front, contract, {"body": 8, "status": 3, "operation": 1,
+                                                "ids": 1}, REQUESTS["local"])
+        folder = self._case_dir()
+        inputs = folder / "in"
+        inputs.mkdir()
+        model = inputs / "cube_with_hole.stl"
+        model.write_bytes((ROOT / "sample_models" / "parts" / "cube_with_hole.stl").read_bytes())
+        settings = folder / "settings.json"
+        url = front.url.replace("//", f"//fuzz:{REMOTE_SECRET}@", 1)
+        settings.write_text(json.dumps({"servers": {"count": 0, "remote_wait_s": 0},
+                                        "remotes": [{"url": url}]}), encoding="utf-8")
+        before = _digest(inputs)
+        log = folder / "run.jsonl"
+        outcome = run_command(
+            [*self.cli, "run", str(ROOT / "recipes" / "engineering-grey-form4.yaml"),
+             str(model), "--settings", str(settings), "--output", str(folder / "out"),
+             "--store", str(folder / "jobs.sqlite3"), "--max-attempts", "1",
+             "--step-timeout", str(STEP_TIMEOUT_S), "--log-file", str(log)],
+            folder, self.env, TIME_BOUND_S["run"])
+        if not script.mutated:
+            REQUESTS["local"] = max(REQUESTS["local"], script.seen)
+        extra: list[str] = []
+        printed = "POST /scene/{id}/print/" in script.forwarded
+        states = _build_states(folder / "jobs.sqlite3")
+        if not printed and PRINTED_STATES & set(states.values()):
+            extra.append(f"a build says printed ({states}) and no print reached the server")
+        if outcome.status == 0 and not list((folder / "out").glob("*/*.form")):
+            extra.append("succeeded without its .form in the output folder")
+        if outcome.status == 0 and script.mutated.startswith("status:") and not (
+                script.tolerated or any(script.mutated.endswith(r) for r in TOLERATED)):
+            extra.append("accepted: the run succeeded on an answer the contract does not list")
+        self._answers_judged("localapi", script, "run", outcome, folder, before, log,
+                             (REMOTE_SECRET,), extra)
+
+    def fuzz_cloudapi(self) -> None:
+        """``verify`` (two prints pending: one finished, one failed) or ``fleet sync`` against
+        the Dashboard simulator one of whose answers departs from the Web API contract."""
+        front, contract, dash, served = self._served("dash")
+        command = self.rng.choice(["verify", "verify", "fleet"])
+        script = self._script(front, contract, {"body": 8, "status": 3}, REQUESTS[command])
+        folder = self._case_dir()
+        (folder / "in").mkdir()
+        log = folder / "cloud.jsonl"
+        env = {**self.env, "PREFORM_PIPELINE_CLIENT_ID": dash.credentials.client_id,
+               "PREFORM_PIPELINE_CLIENT_SECRET": DASH_SECRET}
+        builds: dict[str, int] = {}
+        if command == "verify":
+            from preform_pipeline.store import SqliteJobStore
+            from tests.integration.test_verify_command import sent_print
+
+            with SqliteJobStore(folder / "jobs.sqlite3") as store:
+                builds = {label: sent_print(store, served / "fleet", label).id
+                          for label in ("good", "bad")}
+            settings = folder / "settings.yaml"
+            settings.write_text(f"cloud: {{base_url: '{front.url}'}}\n", encoding="utf-8")
+            argv = ["verify", "--settings", str(settings), "--store",
+                    str(folder / "jobs.sqlite3")]
+        else:
+            from tests.integration.test_fleet_sync_command import write_settings
+
+            self._declare_fleet(served / "fleet")
+            settings = write_settings(folder, type("D", (), {"url": front.url})())
+            argv = ["fleet", "sync", str(settings),
+                    *(["--dry-run"] if self.rng.random() < 0.6 else [])]
+        env["PREFORM_PIPELINE_LOG_FILE"] = str(log)
+        outcome = run_command([*self.cli, *argv], folder, env, TIME_BOUND_S[command])
+        if not script.mutated:
+            REQUESTS[command] = max(REQUESTS[command], script.seen)
+        extra: list[str] = []
+        states = _build_states(folder / "jobs.sqlite3") if builds else {}
+        if states.get(builds.get("bad", -1)) == "finished":
+            extra.append("the failed print is recorded finished")
+        if states.get(builds.get("good", -1)) in ("print_error", "aborted"):
+            extra.append(f"the finished print is recorded {states[builds['good']]}")
+        self._answers_judged("cloudapi", script, command, outcome, folder, None, log,
+                             (DASH_SECRET,), extra)
+
     def run(self, kinds: tuple[str, ...]) -> None:
         feeders: dict[str, Callable[[], None]] = {
             "recipe": self.fuzz_recipe, "model": self.fuzz_model, "sidecar": self.fuzz_sidecar,
             "case": self.fuzz_case, "watch": self.fuzz_watch, "reader": self.fuzz_reader,
             "settings": self.fuzz_settings, "fps": self.fuzz_fps, "store": self.fuzz_store,
             "storeurl": self.fuzz_storeurl, "fleetjson": self.fuzz_fleetjson,
-            "webapi": self.fuzz_webapi}
+            "webapi": self.fuzz_webapi, "localapi": self.fuzz_localapi,
+            "cloudapi": self.fuzz_cloudapi}
         weights = {"recipe": 4, "model": 5, "sidecar": 3, "case": 2, "watch": 0.3,
                    "reader": 0.3, "settings": 4, "fps": 1, "store": 4, "storeurl": 3,
-                   "fleetjson": 0.3, "webapi": 3}
+                   "fleetjson": 0.3, "webapi": 3, "localapi": 4, "cloudapi": 4}
         if "http" in kinds:
             self.fuzz_http(min(180.0, self.left() * 0.15))
         chosen = [k for k in kinds if k in feeders]
@@ -1485,6 +1656,293 @@ WEB_TOKEN = json.dumps({"access_token": "fuzz-token", "token_type": "Bearer",
                         "expires_in": 3600})
 
 
+# ------------------------------------------------------------ the servers' answers (session 47)
+
+#: The official contracts, read at run time from ``../shared`` beside the repository.
+CONTRACTS = ROOT.parent / "shared" / "formlabs-api"
+#: The remote's basic-auth password, written in its url: it must appear nowhere.
+REMOTE_SECRET = "Fz47-remote-pw"
+#: A client secret for the Dashboard simulator: it must appear nowhere.
+DASH_SECRET = "fuzz-dash-secret-47"
+ESCAPES = "\x1b[2J\x1b]0;pwned\x07\x1b[31mred\r\nnext line\x00\x08\x7f"
+
+
+class Contract:
+    """One OpenAPI contract: the schema of each answer, found by method, path and status."""
+
+    def __init__(self, name: str) -> None:
+        import yaml
+
+        self.spec = yaml.safe_load((CONTRACTS / name).read_text(encoding="utf-8"))
+        self.routes = [(re.compile(re.sub(r"\{[^}]+\}", "[^/]+", path)), operations)
+                       for path, operations in self.spec["paths"].items()]
+
+    def resolve(self, schema: Any) -> dict[str, Any]:
+        """``schema`` with its ``$ref`` followed and its ``allOf`` merged."""
+        if not isinstance(schema, dict):
+            return {}
+        while "$ref" in schema:
+            node: Any = self.spec
+            for part in schema["$ref"].removeprefix("#/").split("/"):
+                node = node[part]
+            schema = node
+        if "allOf" in schema:
+            merged: dict[str, Any] = {"type": "object", "properties": {}}
+            for part in schema["allOf"]:
+                merged["properties"].update(self.resolve(part).get("properties", {}))
+            return merged
+        return schema
+
+    def answer_schema(self, method: str, path: str, status: int) -> dict[str, Any]:
+        for pattern, operations in self.routes:
+            if pattern.fullmatch(path) and method.lower() in operations:
+                responses = operations[method.lower()].get("responses", {})
+                answer = responses.get(str(status)) or responses.get("200") or {}
+                content = answer.get("content", {}).get("application/json", {})
+                return self.resolve(content.get("schema", {}))
+        return {}
+
+    def has_body(self, method: str, path: str) -> bool:
+        """Whether the contract's 200 to this call has a JSON body."""
+        for pattern, operations in self.routes:
+            if pattern.fullmatch(path) and method.lower() in operations:
+                answer = operations[method.lower()].get("responses", {}).get("200") or {}
+                return "application/json" in (answer.get("content") or {})
+        return True
+
+    def error_body(self, method: str, path: str, status: int) -> Any:
+        """An error body of the contract's shape for this call (ErrorModel's when any of its
+        error answers is one, else a ``detail`` as the Web API's are)."""
+        if any("error" in self.answer_schema(method, path, code).get("properties", {})
+               for code in (status, 400, 404, 500)):
+            return {"error": {"code": "FUZZ_ERROR", "message": "fuzz: refused"}}
+        return {"detail": "fuzz: refused"}
+
+    def positions(self, schema: Any, value: Any, where: tuple[Any, ...] = ()
+                  ) -> Iterator[tuple[tuple[Any, ...], dict[str, Any], Any]]:
+        """Every place in an answer's body, with the schema the contract gives it."""
+        schema = self.resolve(schema)
+        for option in schema.get("oneOf", schema.get("anyOf", [])):
+            option = self.resolve(option)
+            if _json_type(value) == option.get("type"):
+                schema = option
+                break
+        yield where, schema, value
+        if isinstance(value, dict):
+            properties = schema.get("properties", {})
+            extra = schema.get("additionalProperties", {})
+            for key, item in value.items():
+                yield from self.positions(properties.get(key, extra), item, (*where, key))
+        elif isinstance(value, list):
+            for i, item in enumerate(value[:50]):
+                yield from self.positions(schema.get("items", {}), item, (*where, i))
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    return {dict: "object", list: "array", str: "string", int: "integer", float: "number",
+            type(None): "null"}.get(type(value), "?")
+
+
+#: Values of another type than the one the contract gives, by that type.
+WRONG_TYPE: dict[str, list[Any]] = {
+    "string": [5, 1e308, True, [], {}, ["x"], {"value": "x"}],
+    "number": ["12", "NaN", True, [], {}, "1e400", [1.0]],
+    "integer": ["12", 1.5, True, [], {}, "0x10"],
+    "boolean": ["true", 1, 0, "false", [], None],
+    "array": [{}, "x", 1, {"0": "x"}, [None]],
+    "object": [[], "x", 1, [{}], True],
+}
+#: Values of the contract's type that no server should send.
+ODD_VALUES: dict[str, list[Any]] = {
+    "string": ["", " ", "x" * 100_000, ESCAPES, "\ud800", "../../etc/passwd", "%s%n{0}",
+               "C:\\Windows\\system32", "null"],
+    "number": [float("nan"), float("inf"), float("-inf"), -1.0, 0.0, 1e308, -1e308, 5e-324,
+               10**40],
+    "integer": [-1, 0, 2**63, -(2**63), 10**40, 2**31],
+    "array": [[], [None] * 3, list(range(10_000))],
+    "object": [{}, {"": None}],
+}
+
+
+def mutate_value(rng: random.Random, key: Any, schema: dict[str, Any], value: Any
+                 ) -> tuple[str, Any]:
+    """(name, new value) for one place of an answer: of another type, null, out of range,
+    outside its enum, an id naming nothing, a long or escaping string."""
+    declared = schema.get("type") or _json_type(value)
+    if declared == "null":
+        declared = "string"
+    how = rng.choice(["null", "type", "odd", "odd", "type"])
+    if isinstance(key, str) and (key == "id" or key.endswith("_id") or key.endswith("Id")) \
+            and rng.random() < 0.5:
+        return "unknown-id", str(uuid.uuid4())
+    if "enum" in schema and rng.random() < 0.5:
+        return "outside-enum", rng.choice(["EXPLODED", "", "in_progress", ESCAPES, "x" * 5000])
+    if how == "null":
+        return "null", None
+    if how == "type" and declared in WRONG_TYPE:
+        return f"type:{declared}", rng.choice(WRONG_TYPE[declared])
+    return f"odd:{declared}", rng.choice(ODD_VALUES.get(declared, [None]))
+
+
+def _put(body: Any, where: tuple[Any, ...], value: Any, *, remove: bool = False) -> Any:
+    if not where:
+        return value
+    parent = body
+    for step in where[:-1]:
+        parent = parent[step]
+    if remove:
+        del parent[where[-1]]
+    else:
+        parent[where[-1]] = value
+    return body
+
+
+def mutate_body(rng: random.Random, contract: Contract, method: str, path: str, status: int,
+                body: Any) -> tuple[str, Any]:
+    """(mutation, body) of one answer's JSON body, by a place the contract describes."""
+    places = list(contract.positions(contract.answer_schema(method, path, status), body))
+    where, schema, value = rng.choice(places)
+    name = ".".join(str(p) for p in where) or "$"
+    roll = rng.random()
+    if where and isinstance(where[-1], str) and roll < 0.2:
+        return f"missing {name}", _put(body, where, None, remove=True)
+    if isinstance(value, dict) and roll < 0.3:
+        value.update({"fuzz_extra": ESCAPES, "__proto__": {"x": 1}, "id": value.get("id", 7)})
+        return f"extra fields {name}", body
+    label, new = mutate_value(rng, where[-1] if where else None, schema, value)
+    return f"{label} {name}", _put(body, where, new)
+
+
+def mutate_status(rng: random.Random, contract: Contract, method: str, path: str
+                  ) -> tuple[str, int, Any]:
+    """(mutation, status, body): an answer the contract does not list for this call, sent
+    instead of the server's."""
+    how = rng.choice(["200-error", "202-sync", "404-known", "204-empty", "200-empty",
+                      "200-null", "409", "418"])
+    if how == "200-error":
+        return how, 200, contract.error_body(method, path, 400)
+    if how == "202-sync":
+        return how, 202, {"operationId": str(uuid.uuid4())}
+    if how == "404-known":
+        return how, 404, contract.error_body(method, path, 404)
+    if how == "204-empty":
+        return how, 204, None
+    if how == "200-empty":
+        return how, 200, ""
+    if how == "200-null":
+        return how, 200, None
+    return how, int(how), contract.error_body(method, path, 400)
+
+
+#: An answer whose body is not JSON (empty, an image): its bytes are passed on as they came.
+_NOT_JSON: Any = object()
+
+
+def _route(method: str, path: str) -> str:
+    """A request's route, its ids (UUIDs, serials) folded: ``GET /scene/{id}/``."""
+    return f"{method} {re.sub(r'[0-9a-f]{8}-[0-9a-f-]{27}', '{id}', path)}"
+
+
+@dataclass
+class Script:
+    """One case's hostile answer, by kind: ``body`` and ``status`` answer the ``at``-th
+    request the front sees with a mutated body (the server's, forwarded) or a status the
+    contract does not list (the server never asked); ``operation`` makes every read of an
+    operation after ``at`` say it still runs (or something else); ``ids`` gives a scene's
+    models new ids on every read after the first."""
+
+    rng: random.Random
+    contract: Contract
+    at: int
+    kind: str
+    seen: int = 0
+    mutated: str = ""
+    forwarded: list[str] = field(default_factory=list)
+    #: A status answered where the contract's 200 has no body: an empty or null one is true.
+    tolerated: bool = False
+    _reads: int = 0
+    _status: Any = None
+
+    def answer(self, sock: socket.socket, request: Any, front: Any) -> bool:
+        from tests.hostile_http import reply
+
+        n, self.seen = self.seen, self.seen + 1
+        route = _route(request.method, request.path)
+        if self.kind == "status" and n == self.at:
+            how, status, body = mutate_status(self.rng, self.contract, request.method,
+                                              request.path)
+            self.mutated = f"status:{how} {route}"
+            self.tolerated = how in ("200-empty", "200-null") and not self.contract.has_body(
+                request.method, request.path)
+            data = b"" if body == "" or status == 204 else json.dumps(body).encode()
+            return reply(status, data)(sock, request, front)
+        status, headers, raw_body = front.forward(request)
+        self.forwarded.append(route)
+        content_type = next((v for k, v in headers if k.lower() == "content-type"),
+                            "application/json")
+        try:
+            body = json.loads(raw_body)
+        except ValueError:
+            body = _NOT_JSON
+        if self.kind == "operation" and route == "GET /operations/{id}/" and n >= self.at \
+                and isinstance(body, dict):
+            # Chosen once: "IN_PROGRESS" for ever is an operation that never ends.
+            self._status = self._status or self.rng.choice(
+                ["IN_PROGRESS", "IN_PROGRESS", "IN_PROGRESS", "PENDING", "EXPLODED", 3])
+            body["status"] = self._status
+            body.pop("result", None)
+            body["progress"] = self.rng.choice([0.0, -1.0, 1.5, float("nan"), 0.99])
+            self.mutated = f"operation:never-ends {route} {body['status']!r}"
+        elif self.kind == "ids" and route == "GET /scene/{id}/" and isinstance(body, dict):
+            self._reads += 1
+            if self._reads > 1 and isinstance(body.get("models"), list):
+                for model in body["models"]:
+                    if isinstance(model, dict):
+                        model["id"] = str(uuid.uuid4())
+                self.mutated = f"ids:change-each-read {route}"
+        elif self.kind == "body" and n == self.at:
+            if body is _NOT_JSON:
+                self.at += 1  # nothing to mutate in this answer: the next one
+            else:
+                self.mutated, body = mutate_body(self.rng, self.contract, request.method,
+                                                 request.path, status, body)
+                self.mutated = f"body:{self.mutated} {route} {status}"
+        else:
+            return reply(status, raw_body, content_type=content_type)(sock, request, front)
+        data = json.dumps(body, allow_nan=True).encode()
+        return reply(status, data, content_type=content_type)(sock, request, front)
+
+
+#: The contracts and the long-lived servers of the ``localapi`` and ``cloudapi`` kinds: each
+#: a front (tests/hostile_http.py) before a real simulator, started once, with its context.
+SERVED: dict[str, Any] = {}
+#: States a build reaches only once a printer took its print.
+PRINTED_STATES = frozenset({"print_sent", "verifying", "finished"})
+#: The step limit ``run`` is given: an operation that never ends must end the step by it (the
+#: default, 900 s, is a bound too, far over the run's TIME_BOUND_S; session 47's run 3 met it).
+STEP_TIMEOUT_S = 45
+#: How many requests a clean case made, by command: where a case's hostile answer falls.
+REQUESTS: dict[str, int] = {"local": 24, "verify": 2, "fleet": 4}
+#: Calls whose odd answer a run may pass over: the scene's removal at the end; the pool's
+#: health check, whose failure makes it check again a second later (run 4: a 418, then back).
+TOLERATED = ("DELETE /scene/{id}/", "GET /")
+#: A failure must say which server, answer or step failed.
+ANSWER_NAMED = re.compile(r"server|PreFormServer|Dashboard|Web API|prints feed|127\.0\.0\.1|"
+                          r"step|answer|operation|scene|token")
+
+
+def _build_states(path: Path) -> dict[int, str]:
+    """Each build's state in a job store (none when it was never made)."""
+    if not path.exists():
+        return {}
+    import sqlite3
+
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+        return dict(db.execute("SELECT id, state FROM builds").fetchall())
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -1518,6 +1976,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if WEB_FRONT:
             WEB_FRONT[1].__exit__(None, None, None)
+        for context in reversed(SERVED.get("contexts", [])):
+            context.__exit__(None, None, None)
         summary = {"seed": args.seed, "budget_s": args.budget,
                    "seconds": round(time.monotonic() - started, 1),
                    "fed": dict(sorted(fuzzer.tally.fed.items())),

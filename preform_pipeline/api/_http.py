@@ -11,6 +11,8 @@ no whole answer before the timeout     ServerTimeoutError           transient
 HTTP 408                               ServerTimeoutError           transient
 HTTP 429, 503 (after their Retry-After)  ServerBusyError            transient
 HTTP 5xx, 1xx/3xx, unreadable 2xx      ServerInternalError          transient
+a 2xx but 200 and 202, or one holding
+an ErrorModel ``error``                ServerInternalError          transient
 an answer over MAX_ANSWER_BYTES        ServerInternalError          transient
 HTTP 4xx (other than 408)              RequestRejectedError         permanent
 =====================================  ===========================  ==========
@@ -112,6 +114,12 @@ _HINT_NOT_PREFORM = (
     "or another program; check the server address"
 )
 
+#: The statuses PreFormServer answers a success with (every operation of the Local API
+#: contract): 200, and 202 for an operation accepted to run on. Another 2xx (a 204 without
+#: the answer, a 206 with part of it) is not PreFormServer's: taken as a success, a step the
+#: server never did (a label, an interference check) passed as done (session 47's fuzzer).
+SUCCESS_STATUSES: Final = frozenset({200, 202})
+
 log = get_logger(__name__)
 
 
@@ -162,6 +170,14 @@ def _describe(status: int, code: str | None, message: str | None) -> str:
     return f"server answered {status}" + (f" {detail}" if detail else "")
 
 
+def _answer_fields(status: int, body: Any, request: RequestInfo) -> dict[str, Any]:
+    """What every error of an answer carries: the request, the status, the ErrorModel's code
+    and message (when it has one) and the body."""
+    code, message = error_fields(body)
+    return {"request": request, "status_code": status, "code": code, "server_message": message,
+            "body": body}
+
+
 def error_for_status(
     status: int, body: Any, request: RequestInfo, wait: AnswersWait | None = None, *,
     limit_s: float = MAX_RETRY_AFTER_S, limit: str = "", sent: int = 1,
@@ -170,15 +186,9 @@ def error_for_status(
     a 429 or 503 said of when to come back; ``limit_s`` and ``limit``: the longest wait the
     request could take, and its words when that was not the Retry-After rule's own;
     ``sent``: how many times the request was sent, each after the wait the last asked."""
-    code, message = error_fields(body)
+    fields = _answer_fields(status, body, request)
+    code, message = fields["code"], fields["server_message"]
     text = _describe(status, code, message)
-    fields: dict[str, Any] = {
-        "request": request,
-        "status_code": status,
-        "code": code,
-        "server_message": message,
-        "body": body,
-    }
     if status in RETRY_AFTER_STATUSES:
         seconds = None if wait is None else wait.seconds
         asked = "" if wait is None or seconds is None else (
@@ -534,4 +544,15 @@ def _api_response(answer: WireAnswer, info: RequestInfo) -> ApiResponse:
         )
     if not success:
         raise error_for_status(answer.status, body, info)
+    # No success of the contract holds an ``error``: an ErrorModel under a 2xx is a failure
+    # said as a success (by a proxy, or a server of another version), and nothing to act on.
+    failed = isinstance(body, dict) and isinstance(body.get("error"), Mapping)
+    if answer.status not in SUCCESS_STATUSES or failed:
+        fields = _answer_fields(answer.status, body, info)
+        detail = ": ".join(part for part in (fields["code"], fields["server_message"]) if part)
+        said = f" with an error ({detail or 'no code or message'})" if failed else ""
+        raise ServerInternalError(
+            f"server answered {answer.status}{said}, which is not how PreFormServer answers "
+            f"a success (200, or 202 for an operation it runs on)",
+            hint=_HINT_NOT_PREFORM, **fields)
     return ApiResponse(answer.status, body, info)

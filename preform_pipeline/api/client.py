@@ -339,6 +339,17 @@ class PreFormClient:
         response = self._request(
             method, path, operation=operation, timeout=seconds, json_body=body, params=params
         )
+        if response.status_code == httpx.codes.ACCEPTED:
+            # An operation left running where the call waits for its result: its answer (an
+            # operation id) read as the result would pass a step the server has not done.
+            raise ServerInternalError(
+                f"server answered 202 (an operation it runs on) to {operation}, which waits "
+                "for its result and asked for no operation",
+                request=response.request,
+                status_code=response.status_code,
+                body=response.body,
+                hint=_HINT_CONTRACT,
+            )
         return self._parse(parser, response.body, response)
 
     def _request(self, method: str, path: str, *, operation: str, **sent: Any) -> ApiResponse:

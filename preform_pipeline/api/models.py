@@ -20,6 +20,7 @@ from preform_pipeline.api._parse import (
     MalformedResponse,
     as_object,
     opt_bool,
+    opt_fraction,
     opt_int,
     opt_number,
     opt_object,
@@ -531,7 +532,11 @@ class PrintResult:
 
     @classmethod
     def from_json(cls, data: Any) -> PrintResult:
-        obj = as_object({} if data is None else data, "print result")
+        # No empty answer taken for a print sent, unlike the steps that read the scene after
+        # (label, layout): nothing else would ever say the print did not go out, and the
+        # build was recorded sent when the server had printed nothing (session 47's fuzzer).
+        # Unreadable, the print is unconfirmed: a person checks the printer.
+        obj = as_object(data, "print result")
         return cls(opt_str(obj, "job_id"), obj)
 
 
@@ -616,7 +621,10 @@ class Operation:
         return cls(
             id=req_str(obj, "id"),
             status=status,
-            progress=opt_number(obj, "progress"),
+            # The contract's progress runs from 0.0 to 1.0; any other (1.5, -1, NaN: session
+            # 47's fuzzer) is no progress known, not "still in progress at 150%". Not refused:
+            # it says nothing of the operation itself.
+            progress=opt_fraction(obj, "progress"),
             result=obj.get("result"),
             raw=obj,
         )

@@ -217,6 +217,16 @@ class ClientCredentialsAuth(httpx.Auth):
         return token if self._clock.monotonic() < token.expires_at - margin else None
 
     def _accept_token(self, reason: str, response: httpx.Response) -> AccessToken:
+        if response.is_success and response.status_code != httpx.codes.OK:
+            # Not a refusal (session 47's fuzzer: "refused to issue an access token (HTTP
+            # 204)"): a success of another kind than the token endpoint's, whoever sent it.
+            raise CloudError(
+                "the token endpoint answered a success other than the 200 that comes with an "
+                "access token",
+                request=_request_info(response),
+                status_code=response.status_code,
+                hint=NOT_THE_WEB_API_HINT,
+            )
         if response.status_code != httpx.codes.OK:
             raise self._endpoint_error(response, "the Web API refused to issue an access token")
         try:

@@ -104,6 +104,8 @@ DEFAULT_TIMEOUT_S = 30.0
 DEFAULT_PER_PAGE = 100
 # Answer bodies quoted in errors are cut to this many characters.
 _BODY_QUOTE_CHARS = 2000
+#: What helps with an answer of another shape than the contract's.
+_CHANGED_HINT = "the Web API may have changed; report the answer with the version in use"
 
 R = TypeVar("R")
 Params = list[tuple[str, str]]
@@ -593,7 +595,7 @@ class WebApiClient:
         page in an error (``page 2``)."""
         if not isinstance(body, dict) or not isinstance(body.get("results"), list):
             raise self._shape_error(path, "a page object with 'results'", body)
-        results = [item for item in body["results"] if isinstance(item, dict)]
+        results = self._objects(path, body["results"], "a page's results")
         next_link = body.get("next")
         if next_link is not None and not _readable_link(next_link):
             # Not the end of the list: a page whose link to the next is broken. Taken as the
@@ -614,7 +616,7 @@ class WebApiClient:
         body = self._get_json(path, params)
         if not isinstance(body, list):
             raise self._shape_error(path, "a list", body)
-        return tuple(parse(item) for item in body if isinstance(item, dict))
+        return tuple(parse(item) for item in self._objects(path, body, "a list"))
 
     def _get_json(self, path: str, params: Sequence[tuple[str, str]]) -> Any:
         request = self._http.build_request("GET", path, params=list(params))
@@ -646,6 +648,19 @@ class WebApiClient:
                 body=response.text[:_BODY_QUOTE_CHARS],
                 hint=NOT_THE_WEB_API_HINT,
             ) from None
+
+    def _objects(self, path: str, items: list[Any], what: str) -> list[dict[str, Any]]:
+        """A list answer's items, every one an object. One that is not is a broken answer, not
+        a shorter list: read without it, fleet sync took a group the answer held as a number
+        for one the Dashboard lacks and created it again (session 47's fuzzer)."""
+        strays = [item for item in items if not isinstance(item, dict)]
+        if strays:
+            raise CloudError(
+                f"the Web API answered {path} with {what} holding "
+                f"{type(strays[0]).__name__} where only objects were expected",
+                hint=_CHANGED_HINT,
+            )
+        return items
 
     def _object(self, path: str, answer: Any) -> dict[str, Any]:
         if not isinstance(answer, dict):
@@ -682,7 +697,7 @@ class WebApiClient:
             f"the Web API answered {path} with {type(body).__name__} where {expected} was "
             "expected",
             body=body,
-            hint="the Web API may have changed; report the answer with the version in use",
+            hint=_CHANGED_HINT,
         )
 
 

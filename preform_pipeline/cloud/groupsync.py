@@ -138,7 +138,7 @@ class SyncPlan:
 
 def plan_sync(api: GroupApi, wanted: FleetSettings) -> SyncPlan:
     """The steps from the Dashboard's groups as they are now to the ``wanted`` ones."""
-    groups = api.list_groups()
+    groups = _read_whole(api.list_groups())
     serials = {p.serial for p in api.list_printers()} | {s for g in groups for s in g.printers}
     _check_printers(wanted.groups, serials)
     by_name: dict[str, list[PrinterGroup]] = {}
@@ -174,6 +174,39 @@ def plan_sync(api: GroupApi, wanted: FleetSettings) -> SyncPlan:
         notes.append(f"left alone (not declared; prune is off): {names}")
     steps.sort(key=lambda step: ACTIONS.index(step.action))
     return SyncPlan(tuple(steps), tuple(notes))
+
+
+def _a_serial(item: object) -> bool:
+    return isinstance(item, str) and bool(item)
+
+
+def _a_member(item: object) -> bool:
+    return isinstance(item, dict) and all(isinstance(item.get(k), str) for k in ("user", "email"))
+
+
+#: What a group's lists must hold to be read whole: its printers serials, its members objects
+#: that name a user and an email.
+_WHOLE: Final = (("printers", "printer serials", _a_serial), ("memberships", "members", _a_member))
+
+
+def _read_whole(groups: tuple[PrinterGroup, ...]) -> tuple[PrinterGroup, ...]:
+    """``groups``, each read whole. The models read a list of another type as empty, which is
+    fine for a report; fleet sync changes the Dashboard by what it reads: a group whose members
+    came as something else was taken for a group without members, and the sync set out to add
+    them again (session 47's fuzzer). Such an answer stops the plan, and nothing is changed."""
+    for group in groups:
+        for key, what, fits in _WHOLE:
+            value = group.raw.get(key, [])
+            if not isinstance(value, list) or not all(fits(item) for item in value):
+                raise CloudError(
+                    f'the Web API answered group "{group.name}" with {key} that are not a list '
+                    f"of {what}: fleet sync changes groups by what it reads, so it stops before "
+                    "changing anything",
+                    body=group.raw,
+                    hint="report the answer with the Web API version in use; sync again once "
+                    "the Dashboard answers as its contract says",
+                )
+    return groups
 
 
 def _check_printers(declared: Sequence[FleetGroup], serials: set[str]) -> None:

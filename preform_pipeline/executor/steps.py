@@ -70,6 +70,7 @@ from preform_pipeline.errors import (
     LabelDoesNotFitError,
     PermanentApiError,
     SceneLostError,
+    ServerInternalError,
     TemplateError,
 )
 from preform_pipeline.executor.hooks import (
@@ -376,6 +377,16 @@ def _model_bounds(
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     model_id = ctx.model_ids[index]
     box = _bounds(scene).get(model_id)
+    if model_id not in scene.model_ids:
+        # Not "no bounding box": the server's scene answers without the model it imported
+        # (ids that changed between reads, a scene of another server): its fault, not the
+        # model's, so the build is tried again rather than failed for good (session 47).
+        raise ServerInternalError(
+            f"scene {ctx.scene} no longer holds {ctx.build.models[index].path.name} (model "
+            f"{model_id}) that the server imported into it; the scene now holds "
+            f"{counted(len(scene.model_ids), 'model')} of other ids",
+            hint="the build is retried, on another server if it happens again",
+        )
     if box is None:
         raise StepFailure(
             "permanent",
@@ -1145,7 +1156,11 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
         raise StepFailure("permanent", reason, cause=exc) from exc
     except (ApiError, OSError) as exc:
         reason = (
-            f"the print request to {printer} got no answer ({type(exc).__name__}: {exc}); "
+            # "No usable answer": none came, or one that broke the contract (a 200 holding an
+            # error, an unreadable operation status: session 47's fuzzer), which "no answer"
+            # said untruly.
+            f"the print request to {printer} got no usable answer ({type(exc).__name__}: "
+            f"{exc}); "
             "the job may have been queued: check the printer before sending it again"
         )
         ctx.facts.printed = True  # may exist: never sent again by a retry

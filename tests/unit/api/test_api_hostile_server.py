@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 import tracemalloc
-from collections.abc import Iterator
 from typing import TypeVar
 
 import httpx
@@ -38,21 +37,12 @@ from tests.hostile_http import (
     running_front,
 )
 
-#: The version answer of a PreFormServer this client supports.
-VERSION = b'{"version": "0.9.12"}'
 SCENE = "/scene/abc/"
 ApiErrorT = TypeVar("ApiErrorT", bound=ApiError)
 FORM4 = SceneSettings("FORM-4-0", "FLGPBK05", 0.05, "DEFAULT")
 
 TRANSPORTS = [pytest.param(False, id="own-transport"), pytest.param(True, id="httpx-transport")]
 
-
-@pytest.fixture
-def front() -> Iterator[HostileFront]:
-    with running_front() as front:
-        front.on("GET", "/", reply(200, VERSION))
-        yield front
-        front.check()
 
 
 def _client(front: HostileFront, httpx_transport: bool, timeout: float) -> PreFormClient:

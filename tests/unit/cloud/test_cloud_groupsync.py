@@ -209,3 +209,34 @@ class TestBadDeclarations:
         assert (caught.value.hint or "").startswith(
             '2 of 3 changes were applied before this one (- delete group "Production")')
         assert {g["name"] for g in account.groups} == {"Production", "Dental", "Lab"}
+
+
+class TestGroupsReadWhole:
+    """A group whose printers or members are not what the contract says stops the plan before
+    anything changes: read as empty, fleet sync set out to add members a group had (session
+    47's fuzzer)."""
+
+    @pytest.mark.parametrize(("key", "value", "what"), [
+        ("memberships", {}, "members"),
+        ("memberships", "tech@lab.example", "members"),
+        ("memberships", [{"user": 5, "email": "tech@lab.example"}], "members"),
+        ("memberships", [None], "members"),
+        ("printers", "Form4-A", "printer serials"),
+        ("printers", [0, 1, 2], "printer serials"),
+        ("printers", [None], "printer serials"),
+    ], ids=["members-object", "members-string", "member-user-number", "member-null",
+            "printers-string", "printers-numbers", "printer-null"])
+    def test_a_group_of_another_shape_stops_the_plan(
+        self, client: WebApiClient, account: FakeWebApi, key: str, value: object, what: str
+    ) -> None:
+        account.groups[0][key] = value
+        wanted = fleet(FleetGroup("Production", printers=SERIALS,
+                                  members=(FleetMember("tech@lab.example"),)))
+
+        with pytest.raises(CloudError) as caught:
+            plan_sync(client, wanted)
+
+        assert (f'answered group "Production" with {key} that are not a list of {what}: fleet '
+                "sync changes groups by what it reads, so it stops before changing anything"
+                ) in caught.value.message
+        assert {r.method for r in account.api_requests()} == {"GET"}

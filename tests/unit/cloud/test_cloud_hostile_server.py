@@ -35,6 +35,8 @@ PRINTS = "/developer/v1/prints/"
 TOKEN = json.dumps({"access_token": "tok-s39", "token_type": "Bearer", "expires_in": 86400})
 PRINT = {"guid": "g1", "name": "PP-1 crown", "printer": "Form4-Lab", "status": "FINISHED"}
 PORTAL = "Sign in to Guest Wi-Fi"
+GROUP = {"id": "g-1", "name": "Lab", "printers": ["Form4-Lab"], "memberships": [],
+         "remote_print_enabled": True}
 
 
 @pytest.fixture
@@ -219,3 +221,54 @@ class TestBrokenPaging:
         with client, pytest.raises(CloudUnavailableError) as caught:
             list(client.iter_prints())
         assert "speak TLS at this address" in (caught.value.hint or "")
+
+
+class TestListsHoldingOtherThanObjects:
+    """A list answer with an item that is not an object is refused whole, not read without
+    it: fleet sync took a group answered as a number for one the Dashboard lacks and created
+    it again (session 47's fuzzer)."""
+
+    @pytest.mark.parametrize("stray", [5, None, "Lab", [GROUP]], ids=["int", "null", "str",
+                                                                       "list"])
+    def test_a_group_list_holding_a_stray_item_is_refused(
+        self, front: HostileFront, stray: object
+    ) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        front.on("GET", "/developer/v1/groups/", reply(200, json.dumps([GROUP, stray])))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            client.list_groups()
+        assert ("answered /developer/v1/groups/ with a list holding "
+                f"{type(stray).__name__} where only objects were expected") in str(caught.value)
+
+    def test_a_page_of_prints_holding_a_stray_item_is_refused(
+        self, front: HostileFront
+    ) -> None:
+        _answer_at(front, PRINTS, reply(200, json.dumps(
+            {"count": 2, "next": None, "previous": None, "results": [PRINT, 7]})))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            client.list_prints_page(1)
+        assert "with a page's results holding int where only objects" in str(caught.value)
+
+    def test_a_list_of_objects_is_read_whole(self, front: HostileFront) -> None:
+        front.on("POST", TOKEN_PATH, reply(200, TOKEN))
+        front.on("GET", "/developer/v1/groups/", reply(200, json.dumps([GROUP] * 2)))
+        with _client(front) as client:
+            assert [g.name for g in client.list_groups()] == ["Lab", "Lab"]
+
+
+class TestATokenAnswerOfAnotherSuccess:
+    """A 2xx other than 200 from the token endpoint is said as what it is, not a refusal."""
+
+    @pytest.mark.parametrize("status", [201, 202, 204])
+    def test_it_names_the_status_and_who_may_be_answering(
+        self, front: HostileFront, status: int
+    ) -> None:
+        front.on("POST", TOKEN_PATH, reply(status, b"" if status == 204 else TOKEN))
+        with _client(front) as client, pytest.raises(CloudError) as caught:
+            list(client.iter_prints())
+        assert caught.value.message.endswith(
+            "the token endpoint answered a success other than the 200 that comes with an "
+            f"access token (HTTP {status})")
+        assert "refused" not in caught.value.message
+        assert "captive portal" in (caught.value.hint or "")
+        assert front.requests_to(PRINTS) == []

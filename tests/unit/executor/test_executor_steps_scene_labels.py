@@ -6,6 +6,7 @@ reason under ``fail_build``."""
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,8 @@ steps:
 batching:
   max_models_per_build: 10
 """
+#: The fitted label of each model's file stem, for models without a case.
+FITTED_BY_STEM = FITTED.replace("{{case_id}}", "{{stem}}")
 LONG = "case-" + "y" * 40
 
 
@@ -133,8 +136,7 @@ class TestDoesNotFit:
         long_name = "part-" + "z" * 40
         boxes = [write_box(tmp_path / "m", name, 30, 20, 15)
                  for name in ("a", long_name, "b")]
-        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
-            policy="drop_case"))
+        recipe = write_recipe(tmp_path, FITTED_BY_STEM.format(policy="drop_case"))
         dropped: list[tuple[str, Path, str]] = []
         with capture_logs() as logs:
             outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out",
@@ -209,8 +211,7 @@ class TestNoBoundingBox:
         engine = BoxlessEngine(**engine_options(farm))
         _serve(farm, engine)
         boxes = [write_box(tmp_path / "m", name, 30, 20, 15) for name in ("a", "boxless")]
-        recipe = write_recipe(tmp_path, FITTED.replace("{{case_id}}", "{{stem}}").format(
-            policy="fail_build"))
+        recipe = write_recipe(tmp_path, FITTED_BY_STEM.format(policy="fail_build"))
         outcome = _run(plan_for(recipe, boxes), farm, tmp_path / "out")
         ids = {b["name"]: a["id"] for b, a in zip(engine.bodies("import_model"),
                                                   engine.answers("import_model"), strict=True)}
@@ -220,3 +221,42 @@ class TestNoBoundingBox:
             "labels and drain holes are placed from it"
         )
         assert [b["label"] for b in engine.bodies("label_part")] == ["a"]
+
+
+class RenumberingEngine(ReceivingEngine):
+    """A server whose reads of a scene after its first give every model a new id each time
+    (ids that change between reads, as session 47's fuzzer answered): the import's check
+    finds the model, the label's read no longer does."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.reads: dict[str, int] = {}
+
+    def after(self, operation_id: str, params: dict[str, str], body: Any, answer: Any) -> None:
+        if operation_id == "get_scene":
+            scene = params["scene_id"]
+            self.reads[scene] = self.reads.get(scene, 0) + 1
+            for model in answer["models"] if self.reads[scene] > 1 else ():
+                model["id"] = str(uuid.uuid4())
+
+
+class TestIdsThatChangeBetweenReads:
+    """A scene that no longer holds a model its server imported is the server's fault: said
+    as such, and the build tried again, not failed for good as a model without a box."""
+
+    def test_the_reason_says_the_scene_lost_the_model_and_the_build_is_retried(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        _serve(farm, engine := RenumberingEngine(**engine_options(farm)))
+        plan = plan_for(write_recipe(tmp_path, FITTED_BY_STEM.format(policy="fail_build")),
+                        [write_box(tmp_path / "m", "a", 30, 20, 15)])
+        with capture_logs() as events:
+            outcome = _run(plan, farm, tmp_path / "out", max_build_attempts=2)
+        imported = engine.answers("import_model")[-1]
+        assert outcome.status is BuildStatus.FAILED
+        assert outcome.reason is not None
+        assert f"no longer holds a.stl (model {imported['id']}) that the server imported" \
+            in outcome.reason
+        assert "no bounding box" not in outcome.reason
+        retried = [e for e in events if e["event"] == "build_retrying"]
+        assert len(retried) == 1, sorted({e["event"] for e in events})
