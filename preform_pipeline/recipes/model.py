@@ -194,13 +194,13 @@ class Position:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-#: Why a scene of an ``fps_file`` alone cannot be used: the file names no machine, and every
-#: batch is planned on the machine's build volume. Validation says it at the recipe's line
-#: (``recipes/semantic.check_fps_machine_type``); the planner's guard, for a recipe built
-#: without validation, says the same words.
+#: Why a scene of an ``fps_file`` alone cannot be used: the file is not read for its machine
+#: (only the server reads it), and every batch is planned on the machine's build volume.
+#: Validation says it at the recipe's line (``recipes/semantic.check_fps_machine_type``); the
+#: planner's guard, for a recipe built without validation, says the same words.
 MACHINE_TYPE_NEEDED: Final = (
-    "scene.machine_type is missing: an fps_file does not say which machine it is for, and "
-    "builds are planned on that machine's build volume"
+    "scene.machine_type is missing: the machine an fps_file was made for is not read from "
+    "it, and builds are planned on that machine's build volume"
 )
 MACHINE_TYPE_NEEDED_HINT: Final = "add scene.machine_type (e.g. FORM-4-0) next to fps_file"
 

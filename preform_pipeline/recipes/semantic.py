@@ -273,11 +273,13 @@ _MATERIALS_LISTED: Final = 12
 
 def check_fps_machine_type(ctx: Context) -> Iterator[Problem]:
     """An ``fps_file`` scene names its machine type: the planner reads the build volume from
-    it for every batch, so a recipe without it could pass here and fail each batch."""
+    it for every batch, so a recipe without it could pass here and fail each batch. One
+    given but not a string is the schema's to say, not "missing" too (``reads``)."""
     scene = ctx.scene
     if "fps_file" in scene and _str(scene.get("machine_type")) is None:
         yield ctx.problem(("scene", "fps_file"),
-                          f"{MACHINE_TYPE_NEEDED}; {MACHINE_TYPE_NEEDED_HINT}", key=True)
+                          f"{MACHINE_TYPE_NEEDED}; {MACHINE_TYPE_NEEDED_HINT}", key=True,
+                          reads=[("scene", "machine_type")])
 
 
 def _unknown_material(ctx: Context, code: str, machine_type: str, source: str) -> Problem:

@@ -40,7 +40,10 @@ def superseded_note(later: Job) -> str:
 
 def case_member(job: Job) -> str:
     """The job's file as its case knows it: its path in the case folder it was dropped in
-    (``upper.stl`` of ``C-2001/upper.stl``, as the hot folder recorded it), else its name."""
+    (``upper.stl`` of ``C-2001/upper.stl``, as the hot folder recorded it), its path in the
+    inbox when no case folder was recorded, else (a ``run``'s) the file's path. Not its name
+    alone: ``C-2001/scan/arch.stl`` and ``C-2001/model/arch.stl`` are two members, and a
+    case split over two builds must not have one's print hide the other's failure."""
     place = job.fields.get(HOTFOLDER_FIELD)
     if isinstance(place, Mapping):
         rel, case = place.get("rel"), place.get("case")
@@ -49,17 +52,27 @@ def case_member(job: Job) -> str:
             path, root = PurePosixPath(rel), PurePosixPath(folder)
             if path != root and path.is_relative_to(root):
                 return path.relative_to(root).as_posix()
-    return job.original_name
+        if isinstance(rel, str):
+            return rel
+    return str(job.source_path)
+
+
+def _inbox(job: Job) -> str | None:
+    """The hot folder's inbox the job was dropped in (None for a ``run``'s): one recipe may
+    serve several inboxes (clinics) that number their cases alike, so a case is its inbox's."""
+    place = job.fields.get(HOTFOLDER_FIELD)
+    inbox = place.get("inbox") if isinstance(place, Mapping) else None
+    return inbox if isinstance(inbox, str) else None
 
 
 def _keys(job: Job) -> tuple[tuple[str | None, ...], ...]:
     """What a later job must share with a failed one to put it right: its recipe and content,
-    or its recipe, case and member (new content: a re-export)."""
+    or its recipe, case (in its inbox) and member (new content: a re-export)."""
     keys: list[tuple[str | None, ...]] = []
     if job.content_hash:
         keys.append(("content", job.recipe, job.content_hash))
     if job.case_id:
-        keys.append(("case", job.recipe, job.case_id, case_member(job)))
+        keys.append(("case", job.recipe, _inbox(job), job.case_id, case_member(job)))
     return tuple(keys)
 
 

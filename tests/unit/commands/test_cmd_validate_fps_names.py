@@ -73,8 +73,8 @@ class TestAnFpsFileWithoutItsMachine:
         (tmp_path / "grey.fps").write_text("{}", encoding="utf-8")
         done = validate(recipe)
         assert done.returncode == 1, done.stdout
-        assert (f"{recipe}:7:3: $.scene.fps_file: scene.machine_type is missing: an fps_file "
-                "does not say which machine it is for") in done.stdout
+        assert (f"{recipe}:7:3: $.scene.fps_file: scene.machine_type is missing: "
+                "the machine an fps_file was made for is not read from it") in done.stdout
         assert "1 problem" in done.stdout
 
     def test_with_its_machine_type_it_is_valid(self, tmp_path: Path) -> None:

@@ -339,8 +339,9 @@ BROKEN: list[tuple[str, str]] = [
 PROBLEMS: dict[str, list[str]] = {
     'technology told by the steps of an .fps scene': [
         (
-            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
-            "does not say which machine it is for, and builds are planned on that machine's "
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: the machine an '
+            "fps_file was made for is not read from it, and builds are planned on that "
+            "machine's "
             'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
         ),
         (
@@ -531,8 +532,9 @@ PROBLEMS: dict[str, list[str]] = {
     ],
     'custom bounds upside down in y without a machine': [
         (
-            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
-            "does not say which machine it is for, and builds are planned on that machine's "
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: the machine an '
+            "fps_file was made for is not read from it, and builds are planned on that "
+            "machine's "
             'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
         ),
         (
@@ -542,8 +544,9 @@ PROBLEMS: dict[str, list[str]] = {
     ],
     'printer auto without the material': [
         (
-            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: an fps_file '
-            "does not say which machine it is for, and builds are planned on that machine's "
+            'recipe.yaml:2:3: $.scene.fps_file: scene.machine_type is missing: the machine an '
+            "fps_file was made for is not read from it, and builds are planned on that "
+            "machine's "
             'build volume; add scene.machine_type (e.g. FORM-4-0) next to fps_file'
         ),
         (
@@ -700,3 +703,13 @@ class TestJustInsideTheRules:
         report = validate_text(tmp_path, text)
         assert report.problems == (), "\n".join(str(p) for p in report.problems)
         assert report.valid
+
+
+class TestAnFpsSceneWithAMistypedMachine:
+    """A machine type given but refused by the schema is said once, where it is written: not
+    also "scene.machine_type is missing" at the ``fps_file`` (review rv47-after)."""
+
+    def test_only_the_machine_type_s_own_problem_is_said(self, tmp_path: Path) -> None:
+        report = validate_text(tmp_path, FPS.replace("grey.fps\n", "grey.fps\n  machine_type: 7\n")
+                               + "  - auto_orient\n")
+        assert [(p.json_path, p.line) for p in report.problems] == [("$.scene.machine_type", 3)]

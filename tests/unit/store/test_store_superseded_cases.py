@@ -17,13 +17,16 @@ INBOX = Path("/lab/inbox")
 
 
 def _case_job(store: JobStore, state: JobState, *, digest: str, member: str = "upper.stl",
-              case: str = "C-2001", recipe: str = "dental") -> Job:
-    """A job the hot folder took from ``inbox/<case>/<member>`` that ended in ``state``:
-    FAILED (its build rejected), or printed (PRINT_SENT), or DONE."""
-    place = {"inbox": str(INBOX), "rel": f"{case}/{member}", "case": {"rel": case}}
-    job = store.create_job(recipe=recipe, source_path=INBOX / "processing" / case / member,
-                           content_hash=digest, case_id=case, state=S.PROCESSING,
-                           fields={HOTFOLDER_FIELD: place})
+              case: str = "C-2001", recipe: str = "dental", inbox: Path = INBOX,
+              run_path: Path | None = None) -> Job:
+    """A job the hot folder took from ``inbox/<case>/<member>`` (or, with ``run_path``, one
+    ``run`` took from that path) that ended in ``state``: FAILED (its build rejected), or
+    printed (PRINT_SENT), or DONE."""
+    place = {"inbox": str(inbox), "rel": f"{case}/{member}", "case": {"rel": case}}
+    job = store.create_job(
+        recipe=recipe, source_path=run_path or inbox / "processing" / case / member,
+        content_hash=digest, case_id=case, state=S.PROCESSING,
+        fields={} if run_path else {HOTFOLDER_FIELD: place})
     if state is S.FAILED:
         return store.transition(job.id, S.FAILED, "rejected by manager (web): margin")
     build = store.create_build(recipe=recipe, job_ids=[job.id])
@@ -87,6 +90,54 @@ class TestACaseExportedAgain:
         _case_job(store, S.PRINT_SENT, digest="u1")
         rejected = _case_job(store, S.FAILED, digest="u2")
         assert superseded(store, [rejected]) == {}
+
+
+class TestWhichCaseAndMember:
+    """The case is the hot folder's (its inbox) or the run's; the member its path there."""
+
+    def test_the_same_case_id_dropped_in_another_inbox_puts_nothing_right(
+        self, store: JobStore
+    ) -> None:
+        # Two clinics' hot folders, one recipe, case ids each clinic numbers its own way.
+        rejected = _case_job(store, S.FAILED, digest="u1")
+        _case_job(store, S.PRINT_SENT, digest="u2", inbox=Path("/lab/other-clinic"))
+        assert superseded(store, [rejected]) == {}
+
+    def test_a_loose_file_s_member_is_its_path_in_the_inbox_wherever_it_went(
+        self, store: JobStore
+    ) -> None:
+        # Its sidecar gives the case id; the failed file went to failed/, the new one to done/.
+        rejected, again = (
+            store.create_job(recipe="dental", source_path=INBOX / folder / "upper.stl",
+                             content_hash=digest, case_id="C-7", state=S.PROCESSING,
+                             fields={HOTFOLDER_FIELD: {"inbox": str(INBOX), "rel": "upper.stl",
+                                                       "case": None}})
+            for folder, digest in (("failed", "u1"), ("done", "u2")))
+        store.transition(rejected.id, S.FAILED, "rejected by manager (web): margin")
+        build = store.create_build(recipe="dental", job_ids=[again.id])
+        for step in (S.PREPARING, S.PREPARED, S.DONE):
+            store.transition_build(build.id, step, "test")
+        assert case_member(rejected) == "upper.stl"
+        assert superseded(store, [store.get_job(rejected.id)]) == {
+            rejected.id: store.get_job(again.id)}
+
+    def test_a_run_s_two_files_of_one_name_in_a_case_are_two_members(
+        self, store: JobStore
+    ) -> None:
+        # A case split over two builds: the second build failed, the first printed.
+        scan = _case_job(store, S.FAILED, digest="s1",
+                         run_path=Path("/cases/C-2001/scan/arch.stl"))
+        _case_job(store, S.PRINT_SENT, digest="m1", run_path=Path("/cases/C-2001/model/arch.stl"))
+        assert superseded(store, [scan]) == {}
+
+    def test_a_run_s_member_exported_again_to_its_path_is_put_right(
+        self, store: JobStore
+    ) -> None:
+        path = Path("/cases/C-2001/upper.stl")
+        rejected = _case_job(store, S.FAILED, digest="u1", run_path=path)
+        again = _case_job(store, S.PRINT_SENT, digest="u2", run_path=path)
+        assert case_member(rejected) == str(path)
+        assert superseded(store, [rejected]) == {rejected.id: again}
 
 
 class TestFindByCases:
