@@ -107,7 +107,7 @@ class TestDoesNotFit:
         outcome = _run(plan_for(recipe, [root / "case-1", root / LONG]), farm,
                           tmp_path / "out")
         assert outcome.status is BuildStatus.FAILED
-        assert (outcome.reason or "").startswith(f"lower.stl: label '{LONG[:30]}")
+        assert (outcome.reason or "").startswith(f"{LONG}/lower.stl: label '{LONG[:30]}")
         # The hint of the label rules is kept: what to change in the recipe.
         assert (outcome.reason or "").endswith(
             "(shorten the text, lower font_size_mm / min_font_size_mm, or use a larger face)")
@@ -124,7 +124,7 @@ class TestDoesNotFit:
         with capture_logs() as logs:
             outcome = _run(plan_for(recipe, [root / LONG]), farm, tmp_path / "out")
         assert outcome.status is BuildStatus.FAILED
-        assert (outcome.reason or "").startswith(f"lower.stl: label '{LONG[:30]}")
+        assert (outcome.reason or "").startswith(f"{LONG}/lower.stl: label '{LONG[:30]}")
         assert outcome.dropped == ()
         assert [e for e in logs if e["event"] == "case_dropped"] == []
 

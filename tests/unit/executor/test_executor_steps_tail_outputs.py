@@ -62,7 +62,7 @@ def _expected_legend(
         low, high = info["bounding_box"]["min_corner"], info["bounding_box"]["max_corner"]
         marks.append(ModelMark(
             number=number,
-            text=f"{model.case_id} / {model.path.name}" if model.case_id else model.path.name,
+            text=f"{model.case_id}/{model.path.name}" if model.case_id else model.path.name,
             box=((low["x"], low["y"], low["z"]), (high["x"], high["y"], high["z"])),
             supported=bool(info["has_supports"]),
         ))
