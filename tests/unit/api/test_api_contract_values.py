@@ -75,6 +75,23 @@ class TestASecretInTheQuotedValue:
         assert "'Bearer [redacted]'" in said
         assert "3f9a8c" not in said
 
+    @pytest.mark.parametrize("tokens", [
+        {"access_token": [TOKEN], "refresh_token": "r"},
+        {"access_token": "a", "refresh_token": {"value": TOKEN}},
+    ], ids=["access-token-list", "refresh-token-object"])
+    def test_a_login_answer_of_another_shape_does_not_quote_its_token(
+        self, front: HostileFront, tokens: dict[str, object]
+    ) -> None:
+        # No "Bearer" before a token quoted as a value: the log's rule cannot know it for one.
+        front.on("POST", "/login/", reply(200, json.dumps(tokens)))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.login("ada@lab.example", "pw-not-this")
+        said = caught.value.message
+        assert "token: expected a string, got a " in said
+        assert "is a secret)" in said
+        assert "3f9a8c" not in said
+
     def test_wherever_the_cut_falls_no_part_of_the_token_is_kept(self) -> None:
         shown = [
             str(MalformedResponse(
