@@ -14,6 +14,7 @@ import pytest
 
 from preform_pipeline.api import EulerAngles, LabelOptions, Position, PreFormClient
 from preform_pipeline.api._parse import MESSAGE_CHARS, MalformedResponse
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerInternalError, ServerTimeoutError
 from tests.hostile_http import HostileFront, reply
 
@@ -112,9 +113,10 @@ class TestAProgressOutsideItsRange:
         front.on("POST", SCENE + "auto-orient/", reply(202, b'{"operationId": "op1"}'))
         front.on("GET", "/operations/op1/", reply(200, json.dumps(
             {"id": "op1", "status": "IN_PROGRESS", "progress": progress})))
-        with PreFormClient(front.url, timeout=5) as client, \
+        # On a manual clock the polls' sleeps pass at once: the deadline is met, not waited.
+        with PreFormClient(front.url, timeout=5, clock=ManualClock()) as client, \
                 pytest.raises(ServerTimeoutError) as caught:
-            client.auto_orient("abc", deadline=client.deadline_in(0.3))
+            client.auto_orient("abc", deadline=client.deadline_in(30))
         assert "operation op1 was still in progress when its deadline passed" \
             in caught.value.message
 
