@@ -44,6 +44,7 @@ from preform_pipeline.api import (
     TransformMatrix,
     WorkspaceMode,
 )
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerInternalError
 from tests.openapi_contract import local_api_contract
 
@@ -720,6 +721,46 @@ class TestAsyncEnvelope:
             {"id": "op-1", "status": "FAILED", "progress": 0.3, "result": ERROR_MODEL},
         ):
             contract.assert_valid(body, status_schema, "operation status")
+
+
+class _AnsweringWith(_Recorder):
+    """Answers the operation under test with ``status``: a 200 as :class:`_Recorder` does; a
+    202 with an accepted operation, whose status read gives the example as its result."""
+
+    def __init__(self, op: Op, status: int) -> None:
+        super().__init__(op)
+        self.status = status
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.status == 202 and request.url.path == "/operations/op-1/":
+            return httpx.Response(200, json={"id": "op-1", "status": "SUCCEEDED",
+                                             "progress": 1.0, "result": self.op.answer})
+        response = super().__call__(request)
+        if self.status == 202 and request.method == self.op.method.upper() \
+                and _template_regex(self.op.path).match(request.url.path):
+            return httpx.Response(202, json={"operationId": "op-1"})
+        return response
+
+
+class TestEverySuccessOfTheContractIsTaken:
+    """Each success status the contract lists for an operation (a 200, with its body or none,
+    and a 202 where it lists one) is read as a success, the operations run on as PreFormServer
+    runs them (``?async=true``). Review rv47-fuzz: session 47 refused every other 2xx and a 202
+    to a call that waits, which must never refuse an answer the real server gives."""
+
+    @pytest.mark.parametrize("op", OPS, ids=_IDS)
+    def test_each_listed_success_is_read(self, op: Op) -> None:
+        operation = local_api_contract().operation(op.path, op.method)
+        statuses = sorted(int(s) for s in operation["responses"] if str(s).startswith("2"))
+        assert statuses, f"{op.operation_id} lists no success"
+        for status in statuses:
+            recorder = _AnsweringWith(op, status)
+            with PreFormClient(BASE, transport=httpx.MockTransport(recorder),
+                               clock=ManualClock()) as client:
+                op.call(client)
+            answered = [path for method, path, _ in recorder.sent
+                        if method == op.method.upper() and _template_regex(op.path).match(path)]
+            assert len(answered) == 1, f"{op.operation_id} {status}: {recorder.sent}"
 
 
 class TestCoverage:

@@ -13,7 +13,8 @@ import json
 import pytest
 
 from preform_pipeline.api import EulerAngles, LabelOptions, Position, PreFormClient
-from preform_pipeline.api._parse import MESSAGE_CHARS
+from preform_pipeline.api._parse import MESSAGE_CHARS, MalformedResponse
+from preform_pipeline.clock import ManualClock
 from preform_pipeline.errors import ServerInternalError, ServerTimeoutError
 from tests.hostile_http import HostileFront, reply
 
@@ -52,6 +53,56 @@ class TestAHugeValueIsQuotedInPart:
         assert len(said) < MESSAGE_CHARS + 300
 
 
+class TestASecretInTheQuotedValue:
+    """The cut keeps whole words from the start and the end of the refusal: it must not keep a
+    token and leave out the ``Bearer`` before it, by which the log's rule knows it for one
+    (review rv47-fuzz: 48 numbers, the token, 12 numbers showed the token whole)."""
+
+    TOKEN = "tok-rv47-3f9a8c1d2e7b6a5f4e3d"
+
+    def _warnings(self, before: int, after: int) -> list[object]:
+        return [*range(before), f"Bearer {self.TOKEN}", *range(after)]
+
+    def test_a_label_answer_quoting_a_bearer_token_shows_none_of_it(
+        self, front: HostileFront
+    ) -> None:
+        front.on("POST", SCENE + "label/",
+                 reply(200, json.dumps({"warnings": self._warnings(48, 12)})))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.label("abc", LABEL)
+        said = caught.value.message
+        assert "unreadable answer: warnings: expected a list of strings, got [0, 1, 2" in said
+        assert "'Bearer [redacted]'" in said
+        assert "3f9a8c" not in said
+
+    @pytest.mark.parametrize("tokens", [
+        {"access_token": [TOKEN], "refresh_token": "r"},
+        {"access_token": "a", "refresh_token": {"value": TOKEN}},
+    ], ids=["access-token-list", "refresh-token-object"])
+    def test_a_login_answer_of_another_shape_does_not_quote_its_token(
+        self, front: HostileFront, tokens: dict[str, object]
+    ) -> None:
+        # No "Bearer" before a token quoted as a value: the log's rule cannot know it for one.
+        front.on("POST", "/login/", reply(200, json.dumps(tokens)))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.login("ada@lab.example", "pw-not-this")
+        said = caught.value.message
+        assert "token: expected a string, got a " in said
+        assert "is a secret)" in said
+        assert "3f9a8c" not in said
+
+    def test_wherever_the_cut_falls_no_part_of_the_token_is_kept(self) -> None:
+        shown = [
+            str(MalformedResponse(
+                f"warnings: expected a list of strings, got {self._warnings(before, after)!r}"))
+            for before in range(0, 100, 2) for after in range(0, 40, 3)
+        ]
+        assert [s for s in shown if "3f9a8c" in s or "6a5f4e3d" in s] == []
+        assert all(len(s) <= MESSAGE_CHARS for s in shown)
+
+
 class TestAProgressOutsideItsRange:
     """An operation's progress outside 0.0 to 1.0 is no progress known, not a percentage."""
 
@@ -62,9 +113,10 @@ class TestAProgressOutsideItsRange:
         front.on("POST", SCENE + "auto-orient/", reply(202, b'{"operationId": "op1"}'))
         front.on("GET", "/operations/op1/", reply(200, json.dumps(
             {"id": "op1", "status": "IN_PROGRESS", "progress": progress})))
-        with PreFormClient(front.url, timeout=5) as client, \
+        # On a manual clock the polls' sleeps pass at once: the deadline is met, not waited.
+        with PreFormClient(front.url, timeout=5, clock=ManualClock()) as client, \
                 pytest.raises(ServerTimeoutError) as caught:
-            client.auto_orient("abc", deadline=client.deadline_in(0.3))
+            client.auto_orient("abc", deadline=client.deadline_in(30))
         assert "operation op1 was still in progress when its deadline passed" \
             in caught.value.message
 
