@@ -14,12 +14,15 @@ pipe; then the count is written as one line before the next lines.
 
 from __future__ import annotations
 
+import atexit
+import math
 import os
 import threading
 from collections import deque
 from typing import TextIO, cast
 
 __all__ = [
+    "DEFAULT_FLUSH_LIMIT_S",
     "DEFAULT_MAX_PENDING_LINES",
     "DEFAULT_STALL_S",
     "UnblockedStream",
@@ -30,6 +33,10 @@ __all__ = [
 DEFAULT_MAX_PENDING_LINES = 10_000
 #: How long a log call waits for its line to get through before the stream counts as stalled.
 DEFAULT_STALL_S = 0.5
+#: The longest a flush waits for a reader that is slow but there (lines still getting through).
+DEFAULT_FLUSH_LIMIT_S = 30.0
+#: Bytes written at a time (POSIX PIPE_BUF on Linux: a pipe takes each whole).
+_PIECE = 4096
 
 
 class UnblockedStream:
@@ -41,10 +48,13 @@ class UnblockedStream:
         *,
         max_pending: int = DEFAULT_MAX_PENDING_LINES,
         stall_s: float = DEFAULT_STALL_S,
+        flush_limit_s: float = DEFAULT_FLUSH_LIMIT_S,
     ) -> None:
         self._target = target
         self._max_pending = max_pending
         self._stall_s = stall_s
+        self._flush_limit_s = flush_limit_s
+        self._progress = 0  # writes that got through, counted by the pump (flush's measure)
         self._pending: deque[str] = deque()
         self._cond = threading.Condition()
         self._writing = False
@@ -93,6 +103,23 @@ class UnblockedStream:
             with self._cond:
                 self._stalled = True
 
+    def finish(self) -> None:
+        """At the program's end: wait for the queued lines as long as they keep getting
+        through, up to ``flush_limit_s``; give up after ``stall_s`` with none getting through.
+
+        A log call gives up after ``stall_s`` so that a slow reader cannot hold requests up;
+        at the end that rule lost the backlog's tail and the last words (``server_stopped``)
+        of a simulator whose reader had only just started to read on a loaded machine.
+        """
+        # Counted in waits of stall_s rather than read off a clock: each is at least that.
+        for _ in range(max(1, math.ceil(self._flush_limit_s / self._stall_s))):
+            with self._cond:
+                progress = self._progress
+                if self._cond.wait_for(self._idle, timeout=self._stall_s):
+                    return
+                if self._progress == progress:
+                    return
+
     def drain(self, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for every queued line to be out; whether it is."""
         with self._cond:
@@ -125,10 +152,16 @@ class UnblockedStream:
             if self._fd is None:
                 self._target.write(text)
                 self._target.flush()
+                with self._cond:
+                    self._progress += 1
                 return
             data = text.encode(self._encoding, errors="backslashreplace")
             while data:
-                data = data[os.write(self._fd, data):]
+                # A pipe's blocking write returns only once all of it is in: in pieces of a
+                # pipe's atomic size, so that finish() sees a slow reader's progress.
+                data = data[os.write(self._fd, data[:_PIECE]):]
+                with self._cond:
+                    self._progress += 1
         except (OSError, ValueError):
             # The reader went away for good (a closed pipe): nothing can be said any more.
             pass
@@ -140,5 +173,9 @@ def unblocked(stream: TextIO) -> TextIO:
         stream.fileno()
     except (AttributeError, OSError, ValueError):
         return stream  # in-process streams (StringIO) never block
+    wrapped = UnblockedStream(stream)
+    # Before the interpreter stops its daemon threads (the pump among them): what a reader
+    # that is there is still reading gets out (UnblockedStream.finish).
+    atexit.register(wrapped.finish)
     # It has what a logging.StreamHandler uses of a text stream: write and flush.
-    return cast(TextIO, UnblockedStream(stream))
+    return cast(TextIO, wrapped)

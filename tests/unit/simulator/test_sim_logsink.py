@@ -120,6 +120,55 @@ class TestUnblockedStream:
                 if pipe is not None:
                     pipe.close()
 
+    def test_a_backlog_a_late_slow_reader_reads_gets_out_whole_before_the_program_ends(
+        self,
+    ) -> None:
+        # The stream stalls while nobody reads (300 kB, over four pipes' worth, queued); a
+        # reader turns up as the program ends and reads slowly (a loaded machine): every line
+        # and the last words still reach it, in order.
+        program = (
+            "import sys\n"
+            "from preform_pipeline.simulator.logsink import unblocked\n"
+            "stream = unblocked(sys.stderr)\n"
+            "for n in range(3000):\n"
+            "    stream.write(f'line {n:06d} ' + 'x' * 80 + '\\n')\n"
+            "    stream.flush()\n"
+            "print('written', stream.stalled, flush=True)\n"
+            "sys.stdin.readline()\n"
+            "stream.write('last words\\n')\n"
+            "stream.flush()\n"
+        )
+        child = subprocess.Popen([sys.executable, "-c", program], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        assert child.stdin is not None and child.stdout is not None
+        stderr = child.stderr
+        assert stderr is not None
+        read = bytearray()
+
+        def read_slowly() -> None:
+            while chunk := os.read(stderr.fileno(), 2048):
+                read.extend(chunk)
+                threading.Event().wait(0.015)  # slow: the backlog takes several stall_s
+
+        try:
+            assert child.stdout.readline() == b"written True\n"
+            reader = threading.Thread(target=read_slowly, daemon=True)
+            reader.start()
+            child.stdin.write(b"\n")
+            child.stdin.close()
+            assert child.wait(WAIT_S) == 0
+            reader.join(WAIT_S)
+            assert not reader.is_alive()
+        finally:
+            if child.poll() is None:
+                child.kill()
+                child.wait(WAIT_S)
+            for pipe in (child.stdout, child.stderr):
+                if pipe is not None:
+                    pipe.close()
+        lines = bytes(read).decode().splitlines()
+        assert lines == [f"line {n:06d} " + "x" * 80 for n in range(3000)] + ["last words"]
+
     def test_an_in_process_stream_is_used_as_it_is(self) -> None:
         target = io.StringIO()
         assert unblocked(target) is target
