@@ -429,9 +429,9 @@ class SqliteJobStore(SqlStoreCore):
         version), read through a connection that never writes; and a file or folder it may not
         write, which the real run's open or its first claim refuses. A file not there yet is
         refused only when its folder could not be made or written (the open would create
-        both). A dry
-        run checks so the store its real run would open: opening an older store migrates it,
-        for good (review rv47-loose: a second rule had let a dry run pass what the open refuses).
+        both). A dry run checks so the store its real run would open: opening an older store
+        migrates it, for good (review rv47-loose: a second rule had let a dry run pass what
+        the open refuses).
         """
         store = cls.__new__(cls)
         store.path = Path(path)
