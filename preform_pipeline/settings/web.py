@@ -36,6 +36,7 @@ from preform_pipeline.errors import ConfigError
 from preform_pipeline.settings.reading import BaseDir, SourceOf, resolve_path, unknown_source
 from preform_pipeline.textfiles import read_small_text
 from preform_pipeline.userpath import secret_file_named
+from preform_pipeline.yamlerrors import format_json_path
 
 __all__ = [
     "DEFAULT_WEB_HOST",
@@ -132,7 +133,7 @@ def _secret_of(
         encoded = str(raw["secret_hash"])
         if _parts(encoded) is None:
             raise ConfigError(
-                f"$.{'.'.join(map(str, where))}.secret_hash is not a scrypt hash", source=source,
+                f"{format_json_path([*where, 'secret_hash'])}: not a scrypt hash", source=source,
                 hint="make one with: preform-pipeline serve --hash-secret (reads it from stdin)",
             )
         return encoded
@@ -143,19 +144,24 @@ def _secret_of(
             text = read_small_text(path, max_bytes=_MAX_SECRET_FILE_BYTES).strip()
         except OSError as exc:
             named = secret_file_named(str(raw["secret_file"]), path)
-            raise ConfigError(f"cannot read the secret file {named}: {exc.strerror}",
+            raise ConfigError(f"{format_json_path([*where, 'secret_file'])}: cannot read the "
+                              f"secret file {named}: {exc.strerror}",
                               source=source, hint="check the path and its permissions") from None
         except UnicodeDecodeError:
-            raise ConfigError(f"the secret file {path} is not UTF-8 text", source=source,
+            raise ConfigError(f"{format_json_path([*where, 'secret_file'])}: the secret file "
+                              f"{path} is not UTF-8 text", source=source,
                               hint="write the secret as plain text") from None
     else:
         name = str(raw["secret_env"])
         text = env.get(name, "").strip()
         if not text:
-            raise ConfigError(f"the environment variable {name} is not set or empty",
+            raise ConfigError(f"{format_json_path([*where, 'secret_env'])}: the environment "
+                              f"variable {name} is not set or empty",
                               source=source, hint=f"export {name} before starting")
     if not text:
-        raise ConfigError(f"the secret of web user {raw.get('name')!r} is empty",
+        key = "secret_file" if "secret_file" in raw else "secret_env"
+        raise ConfigError(f"{format_json_path([*where, key])}: the secret of web user "
+                          f"{raw.get('name')!r} is empty",
                           source=source, hint="write a secret of at least 12 characters")
     return hash_secret(text)
 

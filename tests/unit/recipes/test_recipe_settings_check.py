@@ -284,3 +284,64 @@ class TestDashboardLoginFiles:
     def test_files_that_are_there_are_ok(self, tmp_path: Path) -> None:
         (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
         _assert_ok(tmp_path, "dashboard_login: {username: lab, password_file: pw}\n")
+
+
+
+class TestWebUsers:
+    """Session 48: a web user's secret that cannot be had was said at ``1:1: $`` (its path
+    written ``$.web.users.0``, which no position is found for), so docs/web.md's example was
+    refused there; and a ``secret_env`` the shell exports was "not set or empty" to it."""
+
+    USERS = ("web:\n  users:\n"
+             "    - {name: olivia, role: operator, secret_hash: 'scrypt$16384$8$1$ab'}\n"
+             "    - name: wall\n      role: viewer\n      secret_file: wall.token\n"
+             "    - name: prometheus\n      role: viewer\n      secret_env: PP_TEST_TOKEN\n")
+    HASHED = "secret_hash: 'scrypt$16384$8$1$ab'"
+
+    def _said(self, folder: Path, text: str) -> tuple[int, str]:
+        """The exit status and the first line ``validate --settings`` says of ``text``."""
+        path = folder / "settings.yaml"
+        path.write_text(text, encoding="utf-8")
+        code, out, _ = invoke("validate", "--settings", str(path))
+        return code, out.splitlines()[0].removeprefix(f"{path}:")
+
+    def test_a_hash_that_is_not_one_is_said_at_its_key(self, tmp_path: Path) -> None:
+        code, said = self._said(tmp_path, self.USERS)
+        assert code == 1
+        assert said.startswith("3:51: $.web.users[0].secret_hash: not a scrypt hash (make one ")
+
+    def test_a_missing_secret_file_is_said_at_its_key(self, tmp_path: Path) -> None:
+        code, said = self._said(tmp_path, self.USERS.replace(self.HASHED,
+                                                    "secret_file: gone.txt"))
+        assert (code, said) == (1, "3:51: $.web.users[0].secret_file: cannot read the secret "
+                                   "file gone.txt: No such file or directory (check the path and "
+                                   "its permissions)")
+
+    def test_an_unset_secret_env_is_said_at_its_key(self, tmp_path: Path) -> None:
+        (tmp_path / "wall.token").write_text("wall-token-of-twelve\n", encoding="utf-8")
+        code, said = self._said(tmp_path, self.USERS.replace(self.HASHED, "secret_env: UNSET_X"))
+        assert (code, said) == (1, "3:50: $.web.users[0].secret_env: the environment variable "
+                                   "UNSET_X is not set or empty (export UNSET_X before starting)")
+
+    def test_an_exported_secret_env_is_read_and_a_settings_variable_is_not(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (tmp_path / "wall.token").write_text("wall-token-of-twelve\n", encoding="utf-8")
+        monkeypatch.setenv("PP_TEST_TOKEN", "prometheus-token-12")
+        monkeypatch.setenv("PREFORM_PIPELINE_SERVER_COUNT", "-1")  # not applied: the file alone
+        _assert_ok(tmp_path, self.USERS.replace(self.HASHED, "secret_file: wall.token"))
+
+    def test_a_secret_file_that_is_not_text_is_said_at_its_key(self, tmp_path: Path) -> None:
+        (tmp_path / "latin1.txt").write_bytes(b"s\xe9cret-of-twelve")
+        code, said = self._said(tmp_path, self.USERS.replace(self.HASHED,
+                                                             "secret_file: latin1.txt"))
+        assert code == 1
+        assert said.startswith("3:51: $.web.users[0].secret_file: the secret file ")
+        assert said.endswith("latin1.txt is not UTF-8 text (write the secret as plain text)")
+
+    def test_an_empty_secret_is_said_at_its_key(self, tmp_path: Path) -> None:
+        (tmp_path / "empty.txt").write_text("\n", encoding="utf-8")
+        code, said = self._said(tmp_path, self.USERS.replace(self.HASHED,
+                                                             "secret_file: empty.txt"))
+        assert (code, said) == (1, "3:51: $.web.users[0].secret_file: the secret of web user "
+                                   "'olivia' is empty (write a secret of at least 12 characters)")
