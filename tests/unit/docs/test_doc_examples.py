@@ -50,6 +50,8 @@ from preform_pipeline.recipes.report import ValidationReport
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import _settings_keys, validate_recipe
 from preform_pipeline.settings import load_settings
+from preform_pipeline.simulator import cli as simulator_cli
+from preform_pipeline.simulator.cloud import cli as dashboard_cli
 from preform_pipeline.simulator.cloud.outcomes import load_outcomes
 from tests.conftest import RECIPES, REPO_ROOT
 
@@ -244,3 +246,20 @@ def test_every_option_shown_for_a_command_is_one_of_its_parser(doc: Path) -> Non
             if option is not None and option.group(1) not in options:
                 unknown.append(f"{' '.join(reached)} {option.group(1)}  (in: {line})")
     assert unknown == []
+
+
+#: The simulators' flag tables, and the parser of the program each describes.
+FLAG_TABLES = {"simulator.md": simulator_cli.build_parser,
+               "dashboard-simulator.md": dashboard_cli.build_parser}
+
+
+@pytest.mark.parametrize("name", sorted(FLAG_TABLES))
+def test_a_simulators_flag_table_lists_its_flags_and_no_other(name: str) -> None:
+    text = (REPO_ROOT / "docs" / name).read_text(encoding="utf-8")
+    # The first cell of each table row that names flags: `--port N`, `--log-file PATH`, ...
+    cells = re.findall(r"^\| (`--.*?) \|", text, re.M)
+    listed = {flag for cell in cells for flag in re.findall(r"`(--[a-z][\w-]*)", cell)}
+    parser = FLAG_TABLES[name]()
+    flags = {o for action in parser._actions for o in action.option_strings
+             if o.startswith("--") and o != "--help"}
+    assert (sorted(listed - flags), sorted(flags - listed)) == ([], [])
