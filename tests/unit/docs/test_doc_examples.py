@@ -188,9 +188,10 @@ def _mentions(doc: Path) -> Iterator[tuple[str, list[str]]]:
     """Each ``preform-pipeline COMMAND ...`` a doc shows, with the words after the name: in
     code spans (a span wrapped over lines read as one; one that starts with a command's name,
     ``run --dry-run``, too) and on the lines of code blocks that hold commands (no language,
-    ``sh``, ``console``)."""
+    ``sh``, ``console``; a line ending in ``\\`` continued)."""
     text = doc.read_text(encoding="utf-8")
     shell = "\n".join(b.text for b in blocks(doc) if b.language in ("", "sh", "console"))
+    shell = re.sub(r"\\\n\s*", " ", shell)  # a command continued on the next line
     outside = re.sub(r"^\s*```.*?^\s*```\s*$", "", text, flags=re.S | re.M)
     spans = [span.replace("\n", " ") for _, span in re.findall(r"(`+)(.+?)\1", outside, re.S)]
     # A span that starts with a command's name shows it too (`run --dry-run`).
