@@ -54,19 +54,10 @@ from preform_pipeline.simulator import cli as simulator_cli
 from preform_pipeline.simulator.cloud import cli as dashboard_cli
 from preform_pipeline.simulator.cloud.outcomes import load_outcomes
 from tests.conftest import RECIPES, REPO_ROOT
+from tests.unit.recipes.recipe_cases import SLA_RECIPE
 
 #: The least a whole recipe holds; a fragment's top-level keys replace its own.
-MINIMAL_RECIPE = """\
-scene:
-  machine_type: FORM-4-0
-  material_code: FLGPGR05
-  layer_thickness_mm: 0.1
-steps:
-  - auto_orient
-  - auto_support
-  - auto_layout
-  - save_form
-"""
+MINIMAL_RECIPE = SLA_RECIPE
 
 DOCS = [REPO_ROOT / "README.md", *sorted(
     path for path in (REPO_ROOT / "docs").glob("*.md") if path.name != "testing.md")]
