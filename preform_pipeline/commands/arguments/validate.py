@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="check this settings file (repeatable); environment variables are not applied",
+        help="check this settings file (repeatable); PREFORM_PIPELINE_* variables are not "
+        "applied (a web user's secret_env, which the file names, is read)",
     )
     parser.add_argument(
         "--format",
