@@ -34,7 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.bench_superseded import measure
+from bench.bench_superseded import check_table, measure
 from bench.bench_support import pg_store, run_facts, run_line, timed_run_args, write_results
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.superseded import SUPERSEDING_STATES
@@ -192,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         "once, after one untimed, with the index on a job's case and after it was dropped. "
         "Times in ms.",
         "",
-        "| store | index | failed | superseded | mean | p50 | min | SELECTs a check |",
-        "|---|---|---:|---:|---:|---:|---:|---|",
-        *(f"| {row['store']} | {row['index']} | {row['failed']} | {row['superseded']} | "
-          f"{row['mean_ms']} | {row['p50_ms']} | {row['min_ms']} | {row['selects']} |"
-          for row in rows),
+        *check_table(rows, ("store", "index")),
         "",
         "The lookup's statement alone (its first part: 200 cases), p50 in ms, and the plan:",
         "",
