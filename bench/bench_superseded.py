@@ -35,7 +35,7 @@ from bench.bench_support import pg_store, run_facts, run_line, timed_run_args, w
 from preform_pipeline.store import JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.superseded import superseded
 
-__all__ = ["main"]
+__all__ = ["check_table", "fill", "main", "measure"]
 
 SIZES = (300, 3000)
 DEFAULT_REPEAT = 10
@@ -112,12 +112,21 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.repeat} timed calls of `superseded(store, failed)` on the failed jobs read "
         "once (N files, every third printed later), after one untimed. Times in ms.",
         "",
-        "| store | failed | superseded | mean | p50 | min | SELECTs a check |",
-        "|---|---:|---:|---:|---:|---:|---|",
-        *(f"| {row['store']} | {row['failed']} | {row['superseded']} | {row['mean_ms']} | "
-          f"{row['p50_ms']} | {row['min_ms']} | {row['selects']} |" for row in rows),
+        *check_table(rows),
     ])
     return 0
+
+
+def check_table(rows: list[dict[str, Any]], leading: tuple[str, ...] = ("store",)
+                ) -> list[str]:
+    """The Markdown table of :func:`measure`'s rows, after the columns ``leading`` names."""
+    columns = (*leading, "failed", "superseded", "mean_ms", "p50_ms", "min_ms", "selects")
+    heads = {"mean_ms": "mean", "p50_ms": "p50", "min_ms": "min", "selects": "SELECTs a check"}
+    return [
+        "| " + " | ".join(heads.get(c, c) for c in columns) + " |",
+        "|" + "---|" * len(leading) + "---:|" * 5 + "---|",
+        *("| " + " | ".join(str(row[c]) for c in columns) + " |" for row in rows),
+    ]
 
 
 if __name__ == "__main__":

@@ -436,6 +436,9 @@ class ApiError(PipelineError):
     ) -> None:
         where = f"{request}: " if request else ""
         super().__init__(where + message, hint=hint)
+        #: What went wrong without the request it went wrong in: a build's reason names the
+        #: step and the server in words of its own (executor/attempt_reason.py).
+        self.said = message
         self.request = request
         self.status_code = status_code
         self.code = code

@@ -76,6 +76,7 @@ from preform_pipeline.retryafter import (
     asked_to_wait,
     longest_wait,
 )
+from preform_pipeline.transportwords import transport_failure
 from preform_pipeline.urlauth import CREDENTIALS_REFUSED, url_auth
 
 __all__ = [
@@ -230,12 +231,12 @@ def error_for_transport(
         return ServerInternalError(str(exc), request=request, hint=_HINT_NOT_PREFORM)
     if isinstance(exc, httpx.TimeoutException):
         return ServerTimeoutError(
-            f"no answer within {timeout:.3g} s ({type(exc).__name__})",
+            f"{transport_failure(exc)} within {timeout:.3g} s",
             request=request,
             hint=_HINT_TIMEOUT,
         )
     return ServerUnreachableError(
-        f"server unreachable: {type(exc).__name__}: {exc}",
+        f"server unreachable: {transport_failure(exc)}",
         request=request,
         hint=tls_mismatch(exc) or _HINT_UNREACHABLE,
     )

@@ -85,6 +85,7 @@ from preform_pipeline.retryafter import (
     parse_retry_after,
 )
 from preform_pipeline.settings.cloud import DEFAULT_WEB_API_URL
+from preform_pipeline.transportwords import transport_failure
 
 __all__ = [
     "API_PREFIX",
@@ -680,7 +681,7 @@ class WebApiClient:
             ) from exc
         except httpx.TimeoutException as exc:
             raise CloudUnavailableError(
-                f"no answer from the Web API in time ({type(exc).__name__})",
+                f"{transport_failure(exc)} in time from the Web API",
                 request=_info(request),
                 hint="check the network connection; the request will succeed once it is back",
             ) from exc

@@ -146,7 +146,7 @@ class FormSender:
                         raise
                     except (ApiError, OSError) as exc:
                         # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
-                        self.owner.unconfirmed(build.id, f"{type(exc).__name__}: {exc}")
+                        self.owner.unconfirmed(build.id, str(exc))
                         return
                 finally:
                     _forget_scene(client, scene_id)

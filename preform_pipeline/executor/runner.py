@@ -86,6 +86,7 @@ from preform_pipeline.errors import (
     TransientApiError,
     refused_by_a_full_disk,
 )
+from preform_pipeline.executor.attempt_reason import retryable_reason
 from preform_pipeline.executor.defaults import DEFAULT_MAX_BUILD_ATTEMPTS, DEFAULT_STEP_TIMEOUT_S
 from preform_pipeline.executor.hooks import PrintHooks
 from preform_pipeline.executor.overflow import (
@@ -898,7 +899,7 @@ class _BuildWorker:
                 self.runner.clients.drop(server)
                 self.failed_servers.add(server.name)
                 self._poll_after_timeout(exc)
-                text = f"{type(exc).__name__}: {exc}"
+                text = retryable_reason(exc, server.name)
                 self._record(attempt, exc)
                 if self.runner.cancelled:
                     return self._outcome(BuildStatus.CANCELLED, "the run was interrupted")

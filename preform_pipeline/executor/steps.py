@@ -1159,8 +1159,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             # "No usable answer": none came, or one that broke the contract (a 200 holding an
             # error, an unreadable operation status: session 47's fuzzer), which "no answer"
             # said untruly.
-            f"the print request to {printer} got no usable answer ({type(exc).__name__}: "
-            f"{exc}); "
+            f"the print request to {printer} got no usable answer ({exc}); "
             "the job may have been queued: check the printer before sending it again"
         )
         ctx.facts.printed = True  # may exist: never sent again by a retry

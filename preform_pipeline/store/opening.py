@@ -28,9 +28,13 @@ def store_exists(location: str | Path) -> bool:
 def check_store(location: str | Path) -> None:
     """The StoreError :func:`open_store` would raise for ``location``, by the open's own rule,
     with nothing opened as a store, created, written or migrated (a dry run's look at the
-    store its real run would open). A PostgreSQL URL is not reached: only opening it (which
-    creates and migrates its tables) would tell."""
-    if isinstance(location, Path):
+    store its real run would open). A PostgreSQL URL is connected to and its schema version
+    read in a read-only transaction (``PostgresJobStore.check``)."""
+    if is_shared_store(location):
+        from preform_pipeline.store.postgres import PostgresJobStore
+
+        PostgresJobStore.check(str(location))
+    else:
         SqliteJobStore.check(location)
 
 

@@ -221,14 +221,7 @@ class PostgresJobStore(LeasingStore):
         on_statement: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__(clock=clock)
-        self._on_statement = on_statement
-        self.stall_timeout_s = stall_timeout_s
-        self.url = libpq_url(url)
-        self.location = redact_url(url)
-        check_url(url)
-        self.connect_timeout_s = connect_timeout_s
-        self._password = password if password is not None else store_password()
-        self._psycopg = _psycopg()
+        self._aim(url, password, connect_timeout_s, stall_timeout_s, on_statement)
         self._lock = threading.RLock()
         self._closed = False
         self._conn: _Connection | None = None
@@ -244,7 +237,49 @@ class PostgresJobStore(LeasingStore):
                 self._conn = None
                 raise
 
+    @classmethod
+    def check(
+        cls, url: str, *, password: str | None = None,
+        connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
+    ) -> None:
+        """Raise the StoreError opening the store at ``url`` would raise, by the open's own
+        rules, and nothing where that open would succeed, with nothing created, written or
+        migrated (a dry run's look at the store its real run would open): the connection's
+        refusals (no server answering, the login refused, no such database: classified as
+        the open's are, store/pgerrors.py), a database holding other tables, and a schema
+        newer than this version knows, read in a READ ONLY transaction. An empty or older
+        store passes: the open would create or migrate it. Whether the URL's user may
+        create tables there is not asked (only creating them would tell for sure)."""
+        store = cls.__new__(cls)
+        store._aim(url, password, connect_timeout_s, DEFAULT_STALL_TIMEOUT_S, None)
+        conn = store._connect()
+        try:
+            with store._errors("reading the schema version"):
+                conn.execute("BEGIN READ ONLY")
+                try:
+                    version = store._found_version(conn)
+                    if version is not None:
+                        store._refuse_newer(version)
+                finally:
+                    store._rollback(conn)
+        finally:
+            conn.raw.close()
+
     # --- connecting and migrating ------------------------------------------------------------
+
+    def _aim(
+        self, url: str, password: str | None, connect_timeout_s: float,
+        stall_timeout_s: float, on_statement: Callable[[str], None] | None,
+    ) -> None:
+        """What a connection to ``url`` is made with (the open's and :meth:`check`'s)."""
+        self._on_statement = on_statement
+        self.stall_timeout_s = stall_timeout_s
+        self.url = libpq_url(url)
+        self.location = redact_url(url)
+        check_url(url)
+        self.connect_timeout_s = connect_timeout_s
+        self._password = password if password is not None else store_password()
+        self._psycopg = _psycopg()
 
     def _connect(self) -> _Connection:
         from psycopg.conninfo import conninfo_to_dict
@@ -278,13 +313,7 @@ class PostgresJobStore(LeasingStore):
             try:
                 conn.execute(f"SELECT pg_advisory_xact_lock({_MIGRATE_LOCK})")
                 version = self._schema_version(conn)
-                if version > PG_SCHEMA_VERSION:
-                    raise StoreError(
-                        f"{self.location}: the job store has schema version {version}, newer "
-                        f"than the {PG_SCHEMA_VERSION} this preform-pipeline knows",
-                        hint="upgrade preform-pipeline on this node: a newer one migrated "
-                        "the shared store",
-                    )
+                self._refuse_newer(version)
                 applied = [m for m in PG_MIGRATIONS if m.version > version]
                 for migration in applied:
                     conn.raw.execute(migration.sql)
@@ -299,7 +328,27 @@ class PostgresJobStore(LeasingStore):
             log.info("store_migrated", store=self.location, version=migration.version,
                      description=migration.name)
 
+    def _refuse_newer(self, version: int) -> None:
+        if version > PG_SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.location}: the job store has schema version {version}, newer "
+                f"than the {PG_SCHEMA_VERSION} this preform-pipeline knows",
+                hint="upgrade preform-pipeline on this node: a newer one migrated "
+                "the shared store",
+            )
+
     def _schema_version(self, conn: _Connection) -> int:
+        """The store's schema version; an empty database is made a store of version 0."""
+        version = self._found_version(conn)
+        if version is not None:
+            return version
+        conn.execute(f"CREATE TABLE {_VERSION_TABLE} (version INTEGER NOT NULL)")
+        conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
+        return 0
+
+    def _found_version(self, conn: _Connection) -> int | None:
+        """The store's schema version; None for an empty database. A database holding other
+        tables is refused."""
         tables = {
             row["table_name"]
             for row in conn.execute(
@@ -315,9 +364,7 @@ class PostgresJobStore(LeasingStore):
                 f"{', '.join(sorted(tables))} but no schema version)",
                 hint="give the job store a database (or schema) of its own",
             )
-        conn.execute(f"CREATE TABLE {_VERSION_TABLE} (version INTEGER NOT NULL)")
-        conn.execute(f"INSERT INTO {_VERSION_TABLE} (version) VALUES (0)")
-        return 0
+        return None
 
     # --- plumbing ----------------------------------------------------------------------------
 

@@ -246,6 +246,13 @@ _V9_STATEMENTS: Final[tuple[str, ...]] = ()
 _V10_STATEMENTS: Final = ("ALTER TABLE builds ADD COLUMN full_disk TEXT",)
 
 
+# v11: jobs found by their case without a table scan: the superseded-case rule
+# (store/superseded.py) looks up every case of a page of failed jobs (``find_by_cases``),
+# in some states. With the state in the index SQLite takes it over ``jobs_state`` (which it
+# took over an index of the case alone, without statistics: most jobs share a few states).
+_V11_STATEMENTS: Final = ("CREATE INDEX jobs_case_id ON jobs(case_id, state)",)
+
+
 @dataclass(frozen=True)
 class Migration:
     """One schema step: applied inside a transaction that also sets ``user_version``."""
@@ -281,6 +288,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
               _statements(_V9_STATEMENTS)),
     Migration(10, "the folder whose full disk failed a build",
               _statements(_V10_STATEMENTS)),
+    Migration(11, "index on a job's case", _statements(_V11_STATEMENTS)),
 )
 #: The schema version this code writes; a store with a higher one is refused.
 SCHEMA_VERSION: Final = MIGRATIONS[-1].version

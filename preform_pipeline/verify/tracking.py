@@ -531,7 +531,7 @@ class PrintTracking:
         except KeyboardInterrupt:
             stop.set()
         except CloudError as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = str(exc)
             log.error("verification_failed", error=error)
             self.notify("verification_failed", message=error)
         interrupted = stop.is_set() and len(results) < len(pending)

@@ -60,6 +60,7 @@ from preform_pipeline.web.auth import (
 from preform_pipeline.web.compiled import COMPILED
 from preform_pipeline.web.hosts import ServedHosts, served_hosts
 from preform_pipeline.web.metrics import CONTENT_TYPE, render_metrics
+from preform_pipeline.web.serverrows import server_rows
 from preform_pipeline.web.sources import LiveSources
 from preform_pipeline.web.told import Said, Told
 from preform_pipeline.wording import counted, quoted
@@ -523,7 +524,8 @@ def create_app(store: JobStore, web: WebSettings, sources: LiveSources | None = 
 
     async def printers(request: Request, user: WebUser, access: Access) -> Response:
         rows, note = await d.read(views.printer_rows, d.sources)
-        return d.render(request, "printers.html", access, printers=rows, note=note)
+        return d.render(request, "printers.html", access, printers=rows, note=note,
+                        servers=server_rows(d.sources))
 
     async def history(request: Request, user: WebUser, access: Access) -> Response:
         flt = views.QueueFilter.parse(request.query_params, default="all")

@@ -17,7 +17,8 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from preform_pipeline.simulator.cloud.server import DashboardServer
 from preform_pipeline.simulator.cloud.testing import TEST_CLIENT_ID, dashboard_server
 from preform_pipeline.simulator.testing import RunningSimulator, start_simulator
 from preform_pipeline.store import JobState, SqliteJobStore, extract_key
+from tests.children import reaped
 from tests.command_line import TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[2]
@@ -61,18 +63,25 @@ def dashboard(fleet: Path) -> Iterator[DashboardServer]:
         server.check()
 
 
-def _runner(tmp_path: Path, sim: RunningSimulator, dash: DashboardServer,
-            *extra: str) -> subprocess.Popen[str]:
+@contextmanager
+def _runner(tmp_path: Path, sim: RunningSimulator, dash: DashboardServer, *extra: str,
+            readers: Sequence[threading.Thread] = ()) -> Iterator[subprocess.Popen[str]]:
+    """A runner child for the block, killed (SIGKILL: no cleanup, no last store write) if it
+    still runs when the block ends, and reaped, whatever ended the block."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFORM_PIPELINE_")}
     env.update(PYTHONPATH=str(REPO), PREFORM_PIPELINE_CLIENT_ID=TEST_CLIENT_ID,
                PREFORM_PIPELINE_CLIENT_SECRET=SECRET, PYTHONIOENCODING="utf-8")
-    return subprocess.Popen(
+    child = subprocess.Popen(
         [sys.executable, str(CHILD), str(tmp_path), sim.url, dash.url, str(MODEL), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=env,
     )
+    with reaped(child, readers=readers, wait_s=WAIT_S):
+        yield child
 
 
-def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
+def _lines(process: subprocess.Popen[str], readers: list[threading.Thread]
+           ) -> queue.Queue[str]:
+    """The child's stdout, a line at a time, read by a thread added to ``readers``."""
     lines: queue.Queue[str] = queue.Queue()
 
     def pump() -> None:
@@ -81,7 +90,9 @@ def _lines(process: subprocess.Popen[str]) -> queue.Queue[str]:
             lines.put(line.strip())
         lines.put("<exited>")  # the child ended without what the test waits for
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    readers.append(reader)
+    reader.start()
     return lines
 
 
@@ -97,23 +108,22 @@ class TestKilledRightAfterSending:
         self, tmp_path: Path, fleet: Path, simulator: RunningSimulator,
         dashboard: DashboardServer,
     ) -> None:
-        first = _runner(tmp_path, simulator, dashboard, "--pause-after-send")
-        try:
-            said = _lines(first).get(timeout=WAIT_S)
-        finally:
-            first.kill()  # SIGKILL: no cleanup, no last store write
+        readers: list[threading.Thread] = []
+        with _runner(tmp_path, simulator, dashboard, "--pause-after-send",
+                     readers=readers) as first:
+            said = _lines(first, readers).get(timeout=WAIT_S)
+            first.kill()  # at once, answered: the store has not recorded the print sent
             first.wait(timeout=WAIT_S)
-        assert first.stderr is not None
-        assert said == "PRINT_ANSWERED", first.stderr.read()[-3000:]
-        first.stderr.close()
+            assert first.stderr is not None
+            assert said == "PRINT_ANSWERED", first.stderr.read()[-3000:]
         [job] = _fleet_jobs(fleet)
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
             [build] = store.list_builds()
         assert build.state is JobState.PRINT_SENDING
         assert extract_key(str(job["job_name"])) == build.job_key
 
-        second = _runner(tmp_path, simulator, dashboard)
-        out, err = second.communicate(timeout=WAIT_S)
+        with _runner(tmp_path, simulator, dashboard) as second:
+            out, err = second.communicate(timeout=WAIT_S)
         assert second.returncode == 0, err
         outcome = json.loads(out.strip().splitlines()[-1])
         assert (outcome["status"], outcome["job_id"]) == ("succeeded", job["job_id"])

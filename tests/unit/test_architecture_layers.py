@@ -21,7 +21,7 @@ LAYERS: tuple[frozenset[str], ...] = (
                "interrupts", "crash", "preflight", "yamlerrors",
                "liveness", "wording", "atomicfile", "textfiles", "lazyexports", "heldfile",
                "thirdparty", "userpath", "diskspace", "answers", "extras",
-               "serverlines", "secretargs", "outputfolders", "urlauth"}),
+               "serverlines", "secretargs", "outputfolders", "urlauth", "transportwords"}),
     # legend draws numbered marks and a legend strip onto a screenshot: image work only.
     frozenset({"geometry", "recipes", "api", "cloud", "store", "legend"}),
     frozenset({"plan", "servers", "printing"}),

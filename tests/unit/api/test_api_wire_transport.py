@@ -352,6 +352,9 @@ class TestFailures:
         assert caught.value.request.url == f"http://127.0.0.1:{port}/scene/scene-1/"
         assert isinstance(caught.value.__cause__, httpx.ConnectError)
         assert caught.value.hint
+        # said in words, not by httpx's class name
+        assert caught.value.said.startswith("server unreachable: could not connect: ")
+        assert "ConnectError" not in str(caught.value)
 
     def test_no_answer_within_the_timeout_is_a_server_timeout(
         self, serve: Callable[..., LoopbackServer],
@@ -374,6 +377,7 @@ class TestFailures:
         assert isinstance(caught.value.__cause__, httpx.ReadTimeout)
         assert caught.value.request is not None
         assert caught.value.request.operation == "getScene"
+        assert caught.value.said == "no answer within 0.2 s"
 
     def test_a_server_that_hangs_up_without_answering_is_unreachable(
         self, serve: Callable[..., LoopbackServer],

@@ -19,8 +19,12 @@ import pytest
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.opening import check_store, open_store
+from preform_pipeline.store.pgurl import PASSWORD_ENV
+from preform_pipeline.store.postgres import PostgresJobStore
 from tests.another_user import OTHER_PYTHON, another_users_home, as_another_user
 from tests.command_line import InProcess
+from tests.pg_cluster import PgCluster
+from tests.unit.store.conftest import new_database
 from tests.unit.store.old_schemas import SQLITE_V1_SCHEMA
 
 needs_another_user = pytest.mark.skipif(OTHER_PYTHON is None,
@@ -188,6 +192,26 @@ class TestADryRunRefusesWhatTheRealRunsOpenRefuses:
     def test_a_store_not_there_yet_passes_and_is_not_created(self, tmp_path: Path) -> None:
         check_store(tmp_path / "new" / "jobs.sqlite3")
         assert list(tmp_path.iterdir()) == []
+
+
+class TestADryRunReachesAPostgresStore:
+    """Session 48: a dry run against a PostgreSQL URL reached no server, so a store its real
+    run could not open passed; now it is refused by the open's rules (real PostgreSQL)."""
+
+    def test_a_refused_login_is_said_before_anything_runs(
+        self, tmp_path: Path, in_process: InProcess, pg_cluster: PgCluster
+    ) -> None:
+        recipe = REPO_ROOT / "recipes" / "engineering-grey-form4.yaml"
+        with new_database(pg_cluster.url(), "dryrun") as url:
+            done = in_process(tmp_path, "run", str(recipe), str(REPO_ROOT / "sample_models"
+                                                                / "parts" / "cube_with_hole.stl"),
+                              "--dry-run", "--store", url, "--output", str(tmp_path / "out"),
+                              env_extra={PASSWORD_ENV: "not-the-password"})
+            with pytest.raises(StoreError) as opened:
+                PostgresJobStore(url, password="not-the-password").close()
+        assert (done.returncode, done.stdout) == (1, ""), done.stderr
+        assert done.stderr == f"error: {opened.value}\n{recipe}: nothing was run\n"
+        assert "refused the job store's login" in done.stderr
 
 
 def _contents(path: Path) -> bytes | None:

@@ -375,7 +375,8 @@ class TestResumedBuild:
         assert Path(resumed["checkpoint"]).name == "after-auto_support.form"
         retry_line = next(line for line in lines if "retrying" in line)
         assert retry_line.startswith(
-            "[unit-001] retrying (attempt 2) on another server: ServerInternalError: "
+            "[unit-001] retrying (attempt 2) on another server: autoLayout failed on "
+            "server-1: server answered 500 "
         )
         assert "[unit-001] started on server-2 (attempt 2): 5 steps" in lines
 

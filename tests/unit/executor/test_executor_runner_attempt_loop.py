@@ -130,6 +130,10 @@ class TestNoServer:
         (finished,) = iter_events(logs, "build_finished")
         assert finished["status"] == "cancelled"
 
+#: What a server scripted to fail ``auto_orient`` answers, with the client's hint.
+SCRIPTED_500 = ("server answered 500 SCRIPTED_FAULT: scripted fault in auto_orient (the server "
+                "failed; retry on another server or restart this one)")
+
 
 class TestBetweenAttempts:
     """A retry is announced with its reason; a cancel before it starts ends the build."""
@@ -154,7 +158,7 @@ class TestBetweenAttempts:
                                                     "the run was interrupted")
         assert [a.server for a in outcome.attempts] == ["server-1"]
         assert farm.faults[1].seen == []  # the second server was never asked
-        error = f"{outcome.attempts[0].error_type}: {outcome.attempts[0].error}"
+        error = f"autoOrient failed on server-1: {SCRIPTED_500}"
         assert reporter.retries == [("unit-001", 2, error, "on another server")]
         (retrying,) = iter_events(logs, "build_retrying")
         assert (retrying["build"], retrying["attempt"], retrying["where"], retrying["reason"]) == (
@@ -172,7 +176,9 @@ class TestBetweenAttempts:
         assert [a.server for a in outcome.attempts] == ["server-1", "server-2"]
         last = outcome.attempts[-1]
         assert last.error_type == "ServerInternalError"
-        assert outcome.reason == f"gave up after 2 attempts; last: {last.error_type}: {last.error}"
+        # the step, the server and what it answered, in words: no class name, no address
+        assert outcome.reason == (
+            f"gave up after 2 attempts; last: autoOrient failed on server-2: {SCRIPTED_500}")
         # one retry announced: none after the last attempt
         assert [e["attempt"] for e in iter_events(logs, "build_retrying")] == [2]
         assert [e["attempt"] for e in iter_events(logs, "build_attempt_failed")] == [1, 2]

@@ -274,7 +274,7 @@ class TestImportRequests:
         assert outcome.status is BuildStatus.FAILED
         (scene,) = losing.answers("create_scene")
         assert outcome.reason == (
-            "gave up after 1 attempt; last: ImportNotAppliedError: the server answered "
+            "gave up after 1 attempt; last: on server-1: the server answered "
             f"success for 1 import but scene {scene['id']} lacks it: lost.stl (the build "
             "is retried, on another server if it happens again)"
         )

@@ -200,7 +200,7 @@ class TestScans:
                        tmp_path / "out", max_build_attempts=1)
         assert outcome.status is BuildStatus.FAILED
         assert outcome.reason == (
-            "gave up after 1 attempt; last: ImportNotAppliedError: scan-to-model of "
+            "gave up after 1 attempt; last: on server-1: scan-to-model of "
             "lower.stl added 0 models, expected 1 (the build is retried, on another server "
             "if it happens again)"
         )

@@ -153,7 +153,8 @@ class TestNoAnswer:
         # The server may be dead: the pool is told, with the request's own error.
         assert pool.failures == [("server-1", "ServerInternalError")]
         reason = outcome.reason or ""
-        assert reason.startswith("the print request to SimulatedForm4-1 got no usable answer (")
+        assert reason.startswith("the print request to SimulatedForm4-1 got no usable answer "
+                                 "(POST ")  # the request itself, not its error's class
         assert "scripted fault in print" in reason
         assert reason.endswith("); the job may have been queued: check the printer before "
                                "sending it again")

@@ -8,9 +8,9 @@ import queue
 import subprocess
 import sys
 import threading
-from typing import Any
 
 from preform_pipeline.simulator.logsink import UnblockedStream, unblocked
+from tests.children import end_child
 
 #: Generous bound for a thread hand-over on a loaded machine.
 WAIT_S = 10.0
@@ -28,16 +28,6 @@ class GatedText(io.StringIO):
         self.entered.set()
         assert self.gate.wait(WAIT_S), "the test never opened the gate"
         return super().write(text)
-
-
-def _end(child: subprocess.Popen[Any]) -> None:
-    """Kill the child if a failed assertion left it running; close its pipes."""
-    if child.poll() is None:
-        child.kill()
-        child.wait(WAIT_S)
-    for pipe in (child.stdout, child.stderr):
-        if pipe is not None:
-            pipe.close()
 
 
 class TestUnblockedStream:
@@ -124,7 +114,7 @@ class TestUnblockedStream:
             assert said.get(timeout=WAIT_S) == "done True\n"
             assert child.wait(WAIT_S) == 0
         finally:
-            _end(child)
+            end_child(child, wait_s=WAIT_S)
 
     def test_a_backlog_a_late_slow_reader_reads_gets_out_whole_before_the_program_ends(
         self,
@@ -166,7 +156,7 @@ class TestUnblockedStream:
             reader.join(WAIT_S)
             assert not reader.is_alive()
         finally:
-            _end(child)
+            end_child(child, wait_s=WAIT_S)
         lines = bytes(read).decode().splitlines()
         assert lines == [f"line {n:06d} " + "x" * 80 for n in range(3000)] + ["last words"]
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SQLITE_V1_SCHEMA", "SQLITE_V8_SCHEMA"]
+__all__ = ["SQLITE_V10_SCHEMA", "SQLITE_V1_SCHEMA", "SQLITE_V8_SCHEMA"]
 
 #: SQLite, schema version 1.
 SQLITE_V1_SCHEMA: Final = """
@@ -61,4 +61,10 @@ CREATE INDEX web_api_requests_sent_at ON web_api_requests(sent_at);
 CREATE TABLE web_api_holds (account TEXT PRIMARY KEY, until TEXT NOT NULL);
 CREATE TABLE printer_claims (
     printer TEXT PRIMARY KEY, holder TEXT NOT NULL, build TEXT NOT NULL, until TEXT NOT NULL);
+"""
+
+#: SQLite, schema version 10 (the last before jobs were indexed by case): version 8, step 9
+#: (no statement: holders name their instance inside their JSON) and step 10.
+SQLITE_V10_SCHEMA: Final = SQLITE_V8_SCHEMA + """
+ALTER TABLE builds ADD COLUMN full_disk TEXT;
 """

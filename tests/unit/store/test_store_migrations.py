@@ -58,7 +58,7 @@ class TestMigrations:
     def test_the_current_code_writes_the_latest_version(self, tmp_path: Path) -> None:
         path = tmp_path / "new.sqlite3"
         SqliteJobStore(path).close()
-        assert _user_version(path) == SCHEMA_VERSION == 10
+        assert _user_version(path) == SCHEMA_VERSION == 11
 
     def test_a_v1_store_is_migrated_and_its_jobs_stay_readable(
         self, v1_store: Path, clock: ManualClock
@@ -75,7 +75,7 @@ class TestMigrations:
                                            verified_status="FINISHED")
             assert build.verified_at == clock.now()
             assert store.get_job(1).verified_at == clock.now()
-        assert _user_version(v1_store) == 10
+        assert _user_version(v1_store) == 11
         assert "verified_at" in _columns(v1_store, "builds")
         assert "send_holder" in _columns(v1_store, "builds")
         assert {"print_target", "waiting_since", "priority"} <= _columns(v1_store, "builds")
@@ -96,7 +96,7 @@ class TestMigrations:
     def test_opening_an_up_to_date_store_again_changes_nothing(self, v1_store: Path) -> None:
         SqliteJobStore(v1_store).close()
         SqliteJobStore(v1_store).close()
-        assert _user_version(v1_store) == 10
+        assert _user_version(v1_store) == 11
 
     def test_a_migration_failing_halfway_leaves_the_previous_version(
         self, v1_store: Path, monkeypatch: pytest.MonkeyPatch

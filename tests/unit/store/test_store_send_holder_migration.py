@@ -141,7 +141,7 @@ class TestASqliteStoreOfVersion8:
                 assert holder is not None and holder.instance is None
                 _assert_left_to_a_person(_resolve_later(store, tmp_path), old)
         with closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 10
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
 
     @pytest.mark.skipif(not sees_every_process(), reason="needs the machine's own pid namespace")
     def test_a_holder_proven_gone_is_settled_not_printed(self, tmp_path: Path) -> None:

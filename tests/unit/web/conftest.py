@@ -16,6 +16,7 @@ import pytest
 
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, JobPlace
 from preform_pipeline.printing.approval import hold_for_approval
+from preform_pipeline.servers import ServerState, ServerStatus
 from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
@@ -50,6 +51,26 @@ def held_build(store: JobStore, tmp: Path, case_id: str) -> int:
     hold_for_approval(store, build.id, TARGET, job_name=f"{case_id} {build.job_key}",
                       priority=0, describe="Bench-A")
     return build.id
+
+
+def server_status(name: str, *, remote: bool, restarts: int = 0, rechecks: int = 0,
+                  builds: int = 0, state: ServerState = ServerState.IDLE,
+                  retired_reason: str | None = None) -> ServerStatus:
+    """One server of a pool as ``pool.status()`` gives it."""
+    return ServerStatus(name=name, state=state, url="http://127.0.0.1:9",
+                        port=9, pid=None, remote=remote, builds=builds, total_builds=builds,
+                        restarts=restarts, generation=restarts + 1,
+                        retired_reason=retired_reason, last_error=None, rechecks=rechecks)
+
+
+@dataclass(frozen=True)
+class Statuses:
+    """A pool as the dashboard reads it: its servers' statuses (the ServerSource seam)."""
+
+    servers: tuple[ServerStatus, ...]
+
+    def status(self) -> tuple[ServerStatus, ...]:
+        return self.servers
 
 
 @pytest.fixture(scope="module")

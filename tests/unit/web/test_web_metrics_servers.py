@@ -3,37 +3,19 @@ one): counted by the pool since session 46, shown to no one before."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from preform_pipeline.servers import ServerState, ServerStatus
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.web.metrics import render_metrics
 from preform_pipeline.web.sources import LiveSources
-
-
-def _status(name: str, *, remote: bool, restarts: int = 0, rechecks: int = 0) -> ServerStatus:
-    return ServerStatus(name=name, state=ServerState.IDLE, url="http://127.0.0.1:9",
-                        port=9, pid=None, remote=remote, builds=0, total_builds=0,
-                        restarts=restarts, generation=restarts + 1, retired_reason=None,
-                        last_error=None, rechecks=rechecks)
-
-
-@dataclass(frozen=True)
-class _Statuses:
-    """A pool as the metrics read it: its servers' statuses (the ServerSource seam)."""
-
-    servers: tuple[ServerStatus, ...]
-
-    def status(self) -> tuple[ServerStatus, ...]:
-        return self.servers
+from tests.unit.web.conftest import Statuses, server_status
 
 
 def test_a_local_servers_restarts_and_a_remotes_rechecks_are_counted_by_server(
     tmp_path: Path
 ) -> None:
-    pool = _Statuses((_status("server-1", remote=False, restarts=2),
-                      _status("printhost", remote=True, rechecks=4)))
+    pool = Statuses((server_status("server-1", remote=False, restarts=2),
+                     server_status("printhost", remote=True, rechecks=4)))
     with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
         text = render_metrics(store, LiveSources(pool=lambda: pool))  # type: ignore[arg-type,return-value]
     lines = [ln for ln in text.splitlines() if "pool_server_re" in ln]
@@ -53,8 +35,8 @@ def test_a_local_servers_restarts_and_a_remotes_rechecks_are_counted_by_server(
 def test_every_counter_is_named_as_prometheus_names_a_counter(tmp_path: Path) -> None:
     """An accumulating count ends in ``_total`` (Prometheus' naming conventions; OpenMetrics
     requires it of a counter's samples). Review rv47-loose: session 47's two counters did not."""
-    pool = _Statuses((_status("server-1", remote=False, restarts=1),
-                      _status("printhost", remote=True, rechecks=1)))
+    pool = Statuses((server_status("server-1", remote=False, restarts=1),
+                     server_status("printhost", remote=True, rechecks=1)))
     with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
         text = render_metrics(store, LiveSources(pool=lambda: pool))  # type: ignore[arg-type,return-value]
     kinds = dict(ln.split()[2:4] for ln in text.splitlines() if ln.startswith("# TYPE "))
