@@ -345,3 +345,14 @@ class TestWebUsers:
                                                              "secret_file: empty.txt"))
         assert (code, said) == (1, "3:51: $.web.users[0].secret_file: the secret of web user "
                                    "'olivia' is empty (write a secret of at least 12 characters)")
+
+    def test_a_secret_env_of_the_projects_own_prefix_is_read_as_serve_reads_it(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # Review rv48: only the variables that override settings are left out. Filtering the
+        # whole PREFORM_PIPELINE_ prefix said "not set or empty" of an exported
+        # PREFORM_PIPELINE_WEB_TOKEN, which serve and watch read.
+        (tmp_path / "wall.token").write_text("wall-token-of-twelve\n", encoding="utf-8")
+        monkeypatch.setenv("PREFORM_PIPELINE_WEB_TOKEN", "prometheus-token-12")
+        _assert_ok(tmp_path, self.USERS.replace(self.HASHED, "secret_file: wall.token")
+                   .replace("PP_TEST_TOKEN", "PREFORM_PIPELINE_WEB_TOKEN"))
