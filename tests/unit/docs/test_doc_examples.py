@@ -17,7 +17,8 @@ Each fenced YAML block says what it is by the words after ``yaml`` in its openin
   the output the doc shows.
 - ```` ```yaml sidecar ````: a hot-folder sidecar; ```` ```yaml outcomes ````: a Dashboard
   simulator outcomes file; each read by the product's reader. ```` ```yaml other ````: another
-  program's file (Prometheus's), read as YAML only.
+  program's file (Prometheus's), read as YAML only: none of its top-level keys may be a
+  settings file's or a recipe's.
 
 A settings example is checked as if saved at the checkout's root (beside the shipped
 ``recipes/``), a recipe as if saved in ``recipes/`` (beside ``base/``, which it may extend).
@@ -47,9 +48,11 @@ from preform_pipeline.commands.validate import format_text
 from preform_pipeline.errors import Problem
 from preform_pipeline.hotfolder.sidecar import read_sidecar
 from preform_pipeline.recipes.report import ValidationReport
+from preform_pipeline.recipes.schema import recipe_schema
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import _settings_keys, validate_recipe
 from preform_pipeline.settings import load_settings
+from preform_pipeline.settings.schema import settings_schema
 from preform_pipeline.simulator import cli as simulator_cli
 from preform_pipeline.simulator.cloud import cli as dashboard_cli
 from preform_pipeline.simulator.cloud.outcomes import load_outcomes
@@ -154,7 +157,12 @@ class TestEveryYamlExample:
 
     def test_the_tool_takes_it_as_the_doc_says(self, block: Block, tmp_path: Path) -> None:
         if block.kind == "other":
-            yaml.safe_load(block.text)
+            # Another program's file, not a part of ours marked so to pass unchecked (review
+            # rv48: a settings or recipe example marked `other` was read as YAML only).
+            data = yaml.safe_load(block.text)
+            ours = {*settings_schema()["properties"], *recipe_schema()["properties"]}
+            keys = set(data) if isinstance(data, dict) else set()
+            assert not keys & ours, f"{block.where}: a file of ours ({sorted(keys & ours)})"
         elif block.kind == "sidecar":
             (tmp_path / "C-1042.yaml").write_text(block.text, encoding="utf-8")
             read_sidecar(tmp_path / "C-1042.yaml")
