@@ -220,8 +220,13 @@ def _unstarted_server_args(
 ) -> list[tuple[str, str, list[str]]]:
     """The ``SERVER:ARG`` items of ``values`` naming a server of the settings that this run
     does not start (its pool is right-sized: ``count`` builds start that many local servers
-    at most), as (item, server, the servers started). Such a flag reaches no server."""
-    started = local_server_names(min(settings.pool.local_count, max(1, count)))
+    at most), as (item, server, the servers started). Such a flag reaches no server.
+
+    None when the run starts no server (no build, every model already printed): the progress
+    says "no server started", which was contradicted by "this run starts only server-1"."""
+    if count < 1:
+        return []
+    started = local_server_names(min(settings.pool.local_count, count))
     unstarted = []
     for value in values:
         server, _ = _split_simulator_arg(value)

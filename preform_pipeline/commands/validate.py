@@ -19,7 +19,8 @@ Control queues only once it is logged in to the Dashboard: a ``fleet_group`` is 
 against one that lists none (the server checks it when the print is sent).
 
 ``--settings FILE`` checks a settings file the same way (every problem at once, positioned);
-the ``PREFORM_PIPELINE_*`` variables are not applied to it (a ``secret_env`` it names is read).
+the ``PREFORM_PIPELINE_*`` variables that override settings are not applied to it (a
+``secret_env`` it names is read).
 
 Exit status: 0 when every file is valid, 1 otherwise, 2 for usage errors.
 """

@@ -6,7 +6,8 @@ puts the two together for ``preform-pipeline validate --settings FILE``, and
 :func:`position_settings_error` does the same for an error raised while a command loads its
 settings, so ``run`` and ``watch`` print ``file:line:col: $.path: message`` too.
 
-The file is checked on its own: ``PREFORM_PIPELINE_*`` environment variables are not applied.
+The file is checked on its own: the ``PREFORM_PIPELINE_*`` variables that override settings are
+not applied (a ``secret_env`` the file names is read, whatever its name).
 """
 
 from __future__ import annotations
@@ -21,12 +22,8 @@ from preform_pipeline.cloud.login import unreadable_login_files
 from preform_pipeline.errors import ConfigError, Problem, SettingsError
 from preform_pipeline.recipes.loader import Document, JsonPath, YamlNode, parse_yaml
 from preform_pipeline.recipes.report import ValidationReport
-from preform_pipeline.settings import (
-    ENV_PREFIX,
-    MAX_SETTINGS_FILE_BYTES,
-    Settings,
-    load_settings,
-)
+from preform_pipeline.settings import MAX_SETTINGS_FILE_BYTES, Settings, load_settings
+from preform_pipeline.settings.environment import without_overrides
 from preform_pipeline.textfiles import SAVE_AS_UTF8, not_utf8, read_small_text
 from preform_pipeline.userpath import expand_user, unusable_path
 
@@ -130,12 +127,12 @@ def validate_settings(path: Path | str, *, display: str | None = None) -> Valida
 
 
 def _load(path: Path, file: str, root: YamlNode) -> list[Problem]:
-    # The file alone: no PREFORM_PIPELINE_* variable is applied. A variable the file itself
-    # names (a web user's secret_env) is read, as serve and watch read it: with env={} a
-    # secret_env was "not set or empty" even when exported (session 48, docs/web.md's example).
-    named = {key: value for key, value in os.environ.items() if not key.startswith(ENV_PREFIX)}
+    # The file alone: no variable that overrides a setting is applied. A variable the file
+    # itself names (a web user's secret_env) is read, as serve and watch read it: with env={}
+    # a secret_env was "not set or empty" even when exported (session 48, docs/web.md's
+    # example); with the whole PREFORM_PIPELINE_ prefix left out, one of that name was.
     try:
-        settings = load_settings(path, env=named)
+        settings = load_settings(path, env=without_overrides(os.environ))
     except SettingsError as exc:
         return _positioned(exc.problems, exc.key_paths, file, root)
     except ConfigError as exc:

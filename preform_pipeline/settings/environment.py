@@ -22,6 +22,7 @@ __all__ = [
     "STORE_PATH_ENV",
     "EnvironmentVariable",
     "overlay_environment",
+    "without_overrides",
 ]
 
 ENV_PREFIX: Final = "PREFORM_PIPELINE_"
@@ -128,6 +129,14 @@ def _read_env_value(var: EnvironmentVariable, text: str) -> Any:
             hint=f"fix or unset {var.name}",
         ) from exc
     return text
+
+
+def without_overrides(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` without the variables :func:`overlay_environment` applies (nor
+    :data:`SETTINGS_ENV`): a settings file read on its own, whose own ``secret_env`` is still
+    read whatever its name (``PREFORM_PIPELINE_WEB_TOKEN`` too, as ``serve`` reads it)."""
+    overrides = {SETTINGS_ENV, *(var.name for var in ENVIRONMENT_VARIABLES)}
+    return {name: value for name, value in env.items() if name not in overrides}
 
 
 def overlay_environment(raw: dict[str, Any], env: Mapping[str, str]) -> list[EnvironmentVariable]:

@@ -142,6 +142,23 @@ class TestASimulatorArgForNoServer:
         assert unused == [("warning", "server-2:--latency=instant", "server-2", ["server-1"])]
 
 
+    def test_a_run_that_starts_no_server_says_only_that(self, tmp_path: Path) -> None:
+        # Review rv48: every model already printed, the run starts no server; its flag for
+        # server-2 was said to miss because "this run starts only server-1", and the next
+        # line said no server started at all.
+        run = ("run", str(RECIPE), str(MODEL), "--output", str(tmp_path / "out"))
+        assert _cli(tmp_path, *run, "--servers", "1").returncode == 0
+        log = tmp_path / "again.jsonl"
+        done = _cli(tmp_path, *run, "--servers", "3", "--log-file", str(log),
+                    "--log-level", "INFO", "--simulator-arg", "server-2:--latency=instant")
+        assert done.returncode == 0, done.stderr
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        said = [e["event"] for e in events if e["event"] in (
+            "simulator_arg_unused", "run_configured")]
+        assert said == ["run_configured"]
+        assert "no server started" in done.stdout
+
+
 class TestAnUnreachableServersReasonIsSaidOnce:
     """``validate --server`` to nobody says why in one note; each file's line says no more."""
 

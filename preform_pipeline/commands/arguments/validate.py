@@ -26,8 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="FILE",
-        help="check this settings file (repeatable); PREFORM_PIPELINE_* variables are not "
-        "applied (a web user's secret_env, which the file names, is read)",
+        help="check this settings file (repeatable); the PREFORM_PIPELINE_* variables that "
+        "override settings are not applied (a web user's secret_env, which the file names, "
+        "is read)",
     )
     parser.add_argument(
         "--format",

@@ -17,13 +17,16 @@ Each fenced YAML block says what it is by the words after ``yaml`` in its openin
   the output the doc shows.
 - ```` ```yaml sidecar ````: a hot-folder sidecar; ```` ```yaml outcomes ````: a Dashboard
   simulator outcomes file; each read by the product's reader. ```` ```yaml other ````: another
-  program's file (Prometheus's), read as YAML only.
+  program's file (Prometheus's), read as YAML only: none of its top-level keys may be a
+  settings file's or a recipe's.
 
 A settings example is checked as if saved at the checkout's root (beside the shipped
 ``recipes/``), a recipe as if saved in ``recipes/`` (beside ``base/``, which it may extend).
 A file an example names by an absolute path is on the user's machine (``/srv/...``,
 ``/etc/...``, ``//nas/...``) and an environment variable it names (``secret_env``) is set there:
-their absence here is the one problem allowed.
+their absence here is the one problem allowed. A second check makes those files (under a
+temporary folder) and sets those variables: then there is no problem at all, so what an absent
+file stopped the loading before is checked too.
 
 Every option the docs show for a command (``preform-pipeline run ... --dry-run``, in a code
 span or on a command line of a code block) must be one of that command's parser's.
@@ -47,9 +50,11 @@ from preform_pipeline.commands.validate import format_text
 from preform_pipeline.errors import Problem
 from preform_pipeline.hotfolder.sidecar import read_sidecar
 from preform_pipeline.recipes.report import ValidationReport
+from preform_pipeline.recipes.schema import recipe_schema
 from preform_pipeline.recipes.settings_check import validate_settings
 from preform_pipeline.recipes.validate import _settings_keys, validate_recipe
 from preform_pipeline.settings import load_settings
+from preform_pipeline.settings.schema import settings_schema
 from preform_pipeline.simulator import cli as simulator_cli
 from preform_pipeline.simulator.cloud import cli as dashboard_cli
 from preform_pipeline.simulator.cloud.outcomes import load_outcomes
@@ -154,7 +159,12 @@ class TestEveryYamlExample:
 
     def test_the_tool_takes_it_as_the_doc_says(self, block: Block, tmp_path: Path) -> None:
         if block.kind == "other":
-            yaml.safe_load(block.text)
+            # Another program's file, not a part of ours marked so to pass unchecked (review
+            # rv48: a settings or recipe example marked `other` was read as YAML only).
+            data = yaml.safe_load(block.text)
+            ours = {*settings_schema()["properties"], *recipe_schema()["properties"]}
+            keys = set(data) if isinstance(data, dict) else set()
+            assert not keys & ours, f"{block.where}: a file of ours ({sorted(keys & ours)})"
         elif block.kind == "sidecar":
             (tmp_path / "C-1042.yaml").write_text(block.text, encoding="utf-8")
             read_sidecar(tmp_path / "C-1042.yaml")
@@ -173,6 +183,32 @@ class TestEveryYamlExample:
             problems = [str(p) for p in report.problems
                         if not _on_the_users_machine(p, block.text)]
             assert problems == [], f"{block.where}: refused as the doc shows it"
+
+
+@pytest.mark.parametrize("block", [b for b in YAML_BLOCKS
+                                   if b.kind in ("", "fragment", "fragment=steps")],
+                         ids=lambda b: b.where)
+def test_it_is_taken_with_the_users_files_and_variables_there(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the files it names by absolute paths made (under ``tmp_path``) and the variables
+    it names set, an example has no problem at all: an excused absent file stopped the
+    loading, and nothing after it was checked (review rv48: web.md's users past
+    ``wall-tablet``'s ``/etc/...`` file)."""
+    machine = tmp_path / "machine"
+
+    def made(found: re.Match[str]) -> str:
+        local = machine / found.group(0).lstrip("/")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_text("a-secret-of-twenty-characters\n", encoding="utf-8")
+        return local.as_posix()
+
+    text = _ABSOLUTE.sub(made, _whole(block))
+    for name in re.findall(r"secret_env:\s*(\w+)", text):
+        monkeypatch.setenv(name, "a-secret-of-twenty-characters")
+    (tmp_path / "here").mkdir()
+    report = _report(block, text, tmp_path / "here")
+    assert [str(p) for p in report.problems] == [], f"{block.where}: past the absent files"
 
 
 def _mentions(doc: Path) -> Iterator[tuple[str, list[str]]]:
