@@ -22,7 +22,6 @@ import time
 import traceback
 import urllib.parse
 from collections.abc import Mapping, MutableMapping, Sequence
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Final, TextIO
 
@@ -344,10 +343,28 @@ def _hand_over(logger: logging.Logger, method: str, event_dict: MutableMapping[s
         logger.callHandlers(record)
 
 
+#: The second the last timestamp fell in (seconds since the epoch) and its text up to the
+#: seconds (``2026-12-07T22:40:18``): a build's events come a few in each second, and only
+#: the microseconds differ between them. One tuple, replaced whole: threads may share it.
+_LAST_SECOND: tuple[int, str] = (-1, "")
+
+
+def _utc_text(ns: int) -> str:
+    """``ns`` (nanoseconds since the epoch) as ISO 8601 UTC with a ``Z``, to the microsecond
+    (cut, not rounded): what structlog's ``TimeStamper(fmt="iso", utc=True)`` writes, which
+    leaves the fraction out when it is zero, as ``datetime.isoformat`` does. The date and
+    time of day are formatted once a second (:data:`_LAST_SECOND`), not for every event."""
+    global _LAST_SECOND
+    second, micro = divmod(ns // 1000, 1_000_000)
+    last = _LAST_SECOND
+    if last[0] != second:  # another second, forward or back (the clock set): formatted anew
+        last = _LAST_SECOND = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{micro:06d}Z" if micro else f"{last[1]}Z"
+
+
 def _utc_now_text() -> str:
-    """Now, UTC, ISO 8601 with a ``Z``: what structlog's ``TimeStamper(fmt="iso",
-    utc=True)`` writes."""
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    """Now, as :func:`_utc_text` writes it."""
+    return _utc_text(time.time_ns())
 
 
 def _stamp(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> Any:

@@ -89,11 +89,16 @@ def _make_save_folder(output_root: Path) -> tuple[Path, Path]:
     staging = output_root / STAGING_FOLDER
     me = process_folder_name(ProcessIdentity.current())
     attempts_left = _MAKE_ATTEMPTS
+    # Made only once the owner file's making finds it missing: a run's saves after its
+    # first find it there, and asking for it each time was a refused mkdir, its exception
+    # and a stat per save.
+    make_staging = False
     while True:
         folder = staging / uuid.uuid4().hex[:_SAVE_NAME_HEX]
         owner = staging / f"{folder.name}.{me}"
         try:
-            staging.mkdir(parents=True, exist_ok=True)
+            if make_staging:
+                staging.mkdir(parents=True, exist_ok=True)
             create_empty(owner)
             try:
                 folder.mkdir()
@@ -102,10 +107,17 @@ def _make_save_folder(output_root: Path) -> tuple[Path, Path]:
                     owner.unlink()
                 raise
             return folder, owner
-        except (FileNotFoundError, FileExistsError):
+        except FileNotFoundError:
+            if not make_staging:
+                make_staging = True  # not there yet: made on the next try, not counted
+                continue
             # .preform-staging removed by another save's clean-up between its making and
-            # this folder's, or the name taken by another save: again, under a new name.
+            # this folder's: again, under a new name.
             attempts_left -= 1
+            if attempts_left <= 0:
+                raise
+        except FileExistsError:
+            attempts_left -= 1  # the name taken by another save: again, under a new name
             if attempts_left <= 0:
                 raise
 

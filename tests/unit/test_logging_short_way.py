@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 import threading
+import types
 from pathlib import Path
 from typing import Any
 
@@ -115,3 +117,18 @@ class TestRecords:
         assert abs((reference.relativeCreated - record.relativeCreated)
                    - (reference.created - record.created) * 1000) < 1.0
         assert keep.format(record)  # a stdlib formatter reads it without error
+
+    def test_while_multiprocessing_is_still_loading_the_process_name_is_the_default(
+        self, log_file: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        # What another thread sees while the module is being imported: it is in sys.modules
+        # before its names are.
+        monkeypatch.setitem(sys.modules, "multiprocessing", types.ModuleType("multiprocessing"))
+        keep = _Keep()
+        logging.getLogger("preform_pipeline").addHandler(keep)
+
+        get_logger(LOGGER).info("step_started", kind="auto_orient")
+
+        (record,) = keep.records
+        assert record.processName == "MainProcess"
+        assert [line["event"] for line in _lines(log_file)] == ["step_started"]

@@ -327,12 +327,14 @@ class TestMakingASaveFolder:
     def test_another_run_s_end_between_staging_s_making_and_the_owner_s_is_tried_again(
         self, root: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        # Run A's end removes the empty `.preform-staging` the instant run B's save has made
-        # (or found) it, before B's owner file is in it: B makes it again, not a failed build.
+        # Run A's end removes the empty `.preform-staging` the instant run B's save has found
+        # it, and again once B has made it anew, each time before B's owner file is in it:
+        # B makes it again, not a failed build.
+        save_staged(root / "first.form", root, writing(b"x"), keep_staging=True)
         ends: list[Path] = []
 
         def after_another_run_s_end(candidate: Path) -> None:
-            if not ends:
+            if len(ends) < 2:
                 remove_empty_staging(root)
                 ends.append(candidate)
             create_empty(candidate)
@@ -340,8 +342,8 @@ class TestMakingASaveFolder:
         monkeypatch.setattr(staging, "create_empty", after_another_run_s_end)
         assert save_staged(root / "x.form", root, writing(b"x"), keep_staging=True) == (
             root / "x.form")
-        assert len(ends) == 1
-        assert everything_below(root) == [STAGING_FOLDER, "x.form"]
+        assert len(ends) == 2
+        assert everything_below(root) == [STAGING_FOLDER, "first.form", "x.form"]
 
     def test_a_save_folder_that_cannot_be_removed_does_not_fail_the_save(
         self, root: Path, monkeypatch: pytest.MonkeyPatch
