@@ -23,18 +23,30 @@ def end_child(child: subprocess.Popen[Any], *, readers: Sequence[threading.Threa
               wait_s: float = REAP_S) -> None:
     """Kill ``child`` unless it has ended, reap it, join ``readers`` (the test's threads
     reading its pipes: they reach the end of what it wrote once it is gone) and close its
-    pipes."""
+    pipes.
+
+    A reader still reading then (a process the child started holds the pipe's write end) is
+    an AssertionError, its pipes left open: closing a pipe a thread is reading waits for that
+    read to end, which is when the other process ends (session 48's review: the test hung
+    for the other process's life instead of failing)."""
+    reading: list[threading.Thread] = list(readers)
     try:
         if child.poll() is None:
             child.kill()
         child.wait(wait_s)
         for reader in readers:
             reader.join(wait_s)
+        reading = [reader for reader in readers if reader.is_alive()]
     finally:
-        for pipe in (child.stdin, child.stdout, child.stderr):
+        pipes = (child.stdin,) if reading else (child.stdin, child.stdout, child.stderr)
+        for pipe in pipes:
             if pipe is not None:
                 with contextlib.suppress(OSError):  # a write end the dead child left full
                     pipe.close()
+    if reading:
+        raise AssertionError(
+            f"child {child.pid} ended, but {len(reading)} of its readers still read its "
+            f"pipes {wait_s:g} s later: a process it started holds them")
 
 
 @contextlib.contextmanager

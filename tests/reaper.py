@@ -57,6 +57,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Final
 
@@ -93,12 +94,27 @@ def watch_this_process() -> None:
     registry = Path(tempfile.gettempdir()) / f"{_REGISTRY_PREFIX}{token}{_REGISTRY_SUFFIX}"
     registry.touch()
     os.environ[TOKEN_ENV] = token
-    subprocess.Popen(
+    watcher = subprocess.Popen(
         [sys.executable, __file__, str(me), str(started), str(registry), token],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, env={**os.environ, _WATCHER_ENV: token},
     )
+    _let_run(watcher)
     _registry = (me, registry)
+
+
+def _let_run(watcher: subprocess.Popen[bytes]) -> None:
+    """Let go of ``watcher``, which is to outlive this process, without the
+    ``ResourceWarning: subprocess N is still running`` its Popen's collection says of a child
+    never waited for (printed by every pytest process under ``-W default``, session 48's
+    review). Its finalizer runs here, as its collection would run it, and keeps the child in
+    subprocess's own list of running children, which reaps it at the next Popen should it end
+    first."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        # Not a reference kept instead: that only delays the warning to the interpreter's
+        # exit, when the watcher still runs.
+        watcher.__del__()
 
 
 def register_cluster(root: Path, bin_dir: Path, user: str | None) -> None:

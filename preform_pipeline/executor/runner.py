@@ -975,7 +975,8 @@ class _BuildWorker:
     def _reason(exc: BaseException, mapper: PathMapper) -> str:
         if isinstance(exc, PermanentApiError):
             what = exc.request.named if exc.request and exc.request.named else "request"
-            detail = exc.server_message or exc.message
+            # Its own words, else ours without the request (``what`` names it).
+            detail = exc.server_message or exc.said
             code = f"{exc.code}: " if exc.code else ""
             user_fix = code_hint(exc.code, "")
             mapped = mapper.check_hint(detail) if exc.code in _PATH_CODES else ""

@@ -52,3 +52,29 @@ class TestAChildIsEndedOnEveryPath:
         assert ended.is_set()  # the reader got to the end itself, before the pipe closed
         assert read == ["up\n"]
         assert child.returncode is not None
+
+    def test_a_pipe_a_grandchild_holds_is_an_error_not_a_hang(self) -> None:
+        # The child starts a grandchild that inherits its stdout, says its pid, and waits.
+        child = subprocess.Popen(
+            [sys.executable, "-c",
+             "import subprocess, sys, time\n"
+             "g = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(30)'])\n"
+             "print(g.pid, flush=True)\n"
+             "time.sleep(60)\n"],
+            stdout=subprocess.PIPE, text=True)
+        assert child.stdout is not None
+        grandchild = psutil.Process(int(child.stdout.readline()))
+        read: list[str] = []
+        reader = threading.Thread(target=lambda: read.extend(child.stdout or ()), daemon=True)
+        try:
+            with (pytest.raises(AssertionError, match="a process it started holds them"),
+                  reaped(child, readers=[reader], wait_s=0.5)):
+                reader.start()
+            assert child.returncode is not None
+            assert not child.stdout.closed  # closing it would wait for the grandchild
+        finally:
+            grandchild.kill()
+            grandchild.wait(5.0)
+            reader.join(5.0)
+            child.stdout.close()
+        assert not reader.is_alive() and read == []

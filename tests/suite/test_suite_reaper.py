@@ -357,3 +357,27 @@ class TestALook:
         finally:
             child.stdin.close()
             child.wait(30)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="the watcher is started on Linux only")
+class TestStartingAWatcher:
+    """Session 48's review: every pytest process printed ``ResourceWarning: subprocess N is
+    still running`` under ``-W default``, its watcher's Popen collected while the watcher ran
+    on, as it is meant to."""
+
+    def test_warns_of_no_subprocess_left_running(self, tmp_path: Path) -> None:
+        environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TMPDIR": str(tmp_path)}
+        environment.pop(reaper.TOKEN_ENV, None)
+        owner = subprocess.run(
+            [sys.executable, "-W", "always::ResourceWarning", "-c",
+             "import gc; from tests.reaper import watch_this_process; watch_this_process(); "
+             "import os; gc.collect(); print(os.getpid(), flush=True)"],
+            env=environment, capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        try:
+            assert (owner.returncode, owner.stderr) == (0, "")
+        finally:
+            # Its owner has ended: the watcher reaps its registry and ends.
+            pid = int(owner.stdout)
+            wait_until("the owner's watcher to end", lambda: not watchers_of(pid)
+                       and not list(tmp_path.glob("pp-reaper-*")), TIMEOUT_S)

@@ -6,10 +6,13 @@ from __future__ import annotations
 from preform_pipeline.errors import (
     ImportNotAppliedError,
     RequestInfo,
+    RequestRejectedError,
     ServerProcessError,
     ServerUnreachableError,
 )
 from preform_pipeline.executor.attempt_reason import retryable_reason
+from preform_pipeline.executor.runner import _BuildWorker
+from preform_pipeline.servers.pathmap import PathMapper
 
 
 class TestRetryableReason:
@@ -37,3 +40,18 @@ class TestRetryableReason:
         exc = ServerProcessError("PreFormServer exited", exit_code=3)
         assert retryable_reason(exc, "server-1") == (
             "the server process of server-1 failed: PreFormServer exited (exit code 3)")
+
+
+class TestARefusalsReason:
+    """A refusal of no words of the server's own is said as ours, without the request's
+    method and address again (session 48's review: ``autoSupport refused: POST http://...
+    (autoSupport): server answered 404``)."""
+
+    def test_names_the_operation_once_and_no_address(self) -> None:
+        exc = RequestRejectedError(
+            "server answered 404",
+            request=RequestInfo("POST", "http://10.0.0.5:44388/scene/s/auto-support/",
+                                "autoSupport"),
+            status_code=404)
+        reason = _BuildWorker._reason(exc, PathMapper((), "lab-2"))
+        assert reason == "autoSupport refused: server answered 404"

@@ -59,3 +59,17 @@ class TestThePrintersPageListsTheServers:
         page = _printers_page(tmp_path, users, None)
         assert "<h1>Printers</h1>" in page
         assert 'class="servers"' not in page
+
+    def test_a_servers_name_and_reason_are_shown_as_text(
+        self, tmp_path: Path, users: tuple[WebUser, ...]
+    ) -> None:
+        # A remote's name and a retired server's reason are the config's and the pool's
+        # words, not the page's markup (session 48's review).
+        pool = Statuses((server_status('<b>lab"2</b>', remote=True, state=ServerState.RETIRED,
+                                       retired_reason="answered <script>x()</script>"),))
+        page = _printers_page(tmp_path, users, pool)
+        assert "<script>x()" not in page and "<b>lab" not in page
+        assert _rows(page) == [[
+            "&lt;b&gt;lab&#34;2&lt;/b&gt;", "remote",
+            "retired (answered &lt;script&gt;x()&lt;/script&gt;)", "0",
+            "checked again 0 times after failing"]]
