@@ -8,7 +8,8 @@ commands print on stdout), and in a table's columns (:func:`aligned`: the cells 
 before they are measured); and the one way a model's size in millimetres is written
 (:func:`millimetres`); and the one way a moment is written for a person (:func:`utc_moment`);
 and the one way the first bytes of a request a server could not take are written in a log
-line (:func:`request_start`: the dashboard's and the simulators' HTTP servers).
+line (:func:`request_start`: the dashboard's and the simulators' HTTP servers); and what an error
+said when a reason quotes it (:func:`error_text`: never empty, never a class's name).
 
 A leaf of the base layer with no imports from the package, so the errors, the console, the
 progress lines, the planner's messages and the simulator can all use it.
@@ -28,6 +29,7 @@ __all__ = [
     "REQUEST_START_BYTES",
     "aligned",
     "counted",
+    "error_text",
     "is_text_path",
     "name_text",
     "millimetres",
@@ -79,6 +81,19 @@ def quoted(text: str, limit: int = 100) -> str:
 
 #: How much of a refused request's start a log line shows: enough for a method and a path.
 REQUEST_START_BYTES: Final = 32
+
+
+def error_text(error: BaseException) -> str:
+    """What ``error`` says, for a reason a person reads: its own message; for an ``OSError``
+    that has none, the system's words for its number; else "no details given". A reason once
+    named the class instead (``OSError: ``), and without it an error with no message left the
+    reason's parentheses empty."""
+    said = str(error).strip()
+    if said:
+        return said
+    if isinstance(error, OSError) and error.errno:
+        return os.strerror(error.errno)
+    return "no details given"
 
 
 def request_start(data: bytes) -> str:

@@ -46,7 +46,7 @@ from preform_pipeline.printing import PrintOwner, SendHolder
 from preform_pipeline.store import Build
 from preform_pipeline.verify.targets import PrinterCandidate
 from preform_pipeline.verify.tracking import PrinterClaims
-from preform_pipeline.wording import noun
+from preform_pipeline.wording import error_text, noun
 
 if TYPE_CHECKING:
     from preform_pipeline.executor.runner import ServerSource
@@ -146,7 +146,7 @@ class FormSender:
                         raise
                     except (ApiError, OSError) as exc:
                         # May exist: stays PRINT_SENDING, resolved later, never resent blindly.
-                        self.owner.unconfirmed(build.id, str(exc))
+                        self.owner.unconfirmed(build.id, error_text(exc))
                         return
                 finally:
                     _forget_scene(client, scene_id)

@@ -102,7 +102,7 @@ from preform_pipeline.recipes.model import (
     Step,
 )
 from preform_pipeline.recipes.templates import render_template, resolved_output_path
-from preform_pipeline.wording import counted, noun
+from preform_pipeline.wording import counted, error_text, noun
 
 __all__ = [
     "DEFAULT_DRAIN_COUNT",
@@ -1159,7 +1159,7 @@ def print_build(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) ->
             # "No usable answer": none came, or one that broke the contract (a 200 holding an
             # error, an unreadable operation status: session 47's fuzzer), which "no answer"
             # said untruly.
-            f"the print request to {printer} got no usable answer ({exc}); "
+            f"the print request to {printer} got no usable answer ({error_text(exc)}); "
             "the job may have been queued: check the printer before sending it again"
         )
         ctx.facts.printed = True  # may exist: never sent again by a retry

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from preform_pipeline.wording import (
     REQUEST_START_BYTES,
     counted,
+    error_text,
     noun,
     quoted,
     request_start,
@@ -125,3 +126,22 @@ class TestRequestStart:
         shown = request_start(sent)
         assert "?" not in shown and "\\x0d" not in shown and "\\x0a" not in shown
         assert all(0x20 <= ord(c) < 0x7F for c in shown)
+
+
+class TestErrorText:
+    """What an error said, as a reason quotes it: its message, the system's words for an
+    OSError without one, and never an empty text or a class's name."""
+
+    def test_an_error_with_a_message_is_its_message(self) -> None:
+        assert error_text(TimeoutError("no answer within 30 s")) == "no answer within 30 s"
+        assert error_text(OSError(28, "No space left on device")) == (
+            "[Errno 28] No space left on device")
+
+    def test_an_os_error_with_only_a_number_is_the_systems_words_for_it(self) -> None:
+        bare = OSError()
+        bare.errno = 111
+        assert error_text(bare) == os.strerror(111)
+
+    def test_an_error_that_says_nothing_says_so(self) -> None:
+        assert error_text(OSError()) == "no details given"
+        assert error_text(ValueError("  ")) == "no details given"
