@@ -335,8 +335,9 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     ),
     # Every store test builds Jobs: only the model's own rules, not the SQL behind them.
     "preform_pipeline/store/model.py": ("tests/unit/store/test_store_model_rules.py",),
-    # s34: failed jobs a later job printed.
-    "preform_pipeline/store/superseded.py": ("tests/unit/store/test_store_superseded.py",),
+    # s34: failed jobs a later job printed; s47: or a later export of the same case member.
+    "preform_pipeline/store/superseded.py": ("tests/unit/store/test_store_superseded.py",
+                                             "tests/unit/store/test_store_superseded_cases.py"),
     # The executor: each module against the files that test it directly (the runner's own
     # tests drive simulators for seconds each; a mutant runs only the ones that execute it).
     # s36: a file a run rejected, passed over (and its model not claimed again) by real
@@ -356,8 +357,16 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
     # s34: the empty outputs an earlier version's killed save left, listed once.
     "preform_pipeline/executor/leftover_outputs.py": (
         "tests/unit/executor/test_executor_leftover_outputs.py",),
-    # s31: the staging folder the servers save into, and its sweep at a run's start.
-    "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",),
+    # s31: the staging folder the servers save into, and its sweep at a run's start; s47:
+    # a run's saves that leave it to the run's end (a run against the simulator, 1-2 s).
+    "preform_pipeline/executor/staging.py": ("tests/unit/executor/test_executor_staging.py",
+                                             "tests/unit/executor/test_executor_runner_staging.py"),
+    # s47: a run's output folder and its fields, moved out of the runner, against the files
+    # that call them directly (the runs that use them start simulators)
+    "preform_pipeline/executor/runroot.py": ("tests/unit/executor/test_executor_runroot.py",
+                                             "tests/unit/executor/test_executor_report.py",
+                                             "tests/unit/executor/test_executor_feasibility.py",
+                                             "tests/unit/executor/test_executor_case_checks.py"),
     "preform_pipeline/executor/state.py": (
         "tests/unit/executor/test_executor_result_queries.py",
         "tests/unit/executor/test_executor_progress_counts.py",
@@ -639,6 +648,20 @@ AREA_TESTS: dict[str, tuple[str, ...]] = {
         "tests/unit/recipes/test_recipe_settings_check.py",
         "tests/unit/recipes/test_recipe_semantic_seed40.py",  # s22: an .fps scene's technology
     ),
+    # s47: the rules session 47 wrote, each against the files that test it (under mutmut
+    # measured by name, --mutants): a PreFormServer answer's shape and success, a value made
+    # a file name, the planner's unusable outlines, the printers a settings file knows, a
+    # sidecar's units, a body nested too deep for the simulator.
+    "preform_pipeline/api/": ("tests/unit/api/test_api_parse_refusals.py",
+                              "tests/unit/api/test_api_contract_values.py",
+                              "tests/unit/api/test_api_contract_statuses.py",
+                              "tests/unit/api/test_api_models.py"),
+    "preform_pipeline/recipes/templates.py": ("tests/unit/recipes/test_recipe_templates.py",),
+    "preform_pipeline/plan/nesting.py": ("tests/unit/plan/test_plan_raster_nest.py",),
+    "preform_pipeline/commands/_printers.py": (
+        "tests/unit/commands/test_cmd_validate_printers.py",),
+    "preform_pipeline/hotfolder/sidecar.py": ("tests/unit/hotfolder/test_hotfolder_sidecar.py",),
+    "preform_pipeline/simulator/http.py": ("tests/unit/simulator/test_sim_server_limits.py",),
     # s39: the rest of an abandoned batch and its kept models (pure bookkeeping; the
     # daemon tests of it start a daemon each)
     "preform_pipeline/hotfolder/batchrest.py": (

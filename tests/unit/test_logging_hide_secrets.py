@@ -55,6 +55,13 @@ class TestAUrlsLogin:
         ("http://printhost,olivia@lab.example", "http://[redacted]@lab.example"),
         ("http://printhost,owner:olivia@lab.example",
          "http://printhost,owner:[redacted]@lab.example"),
+        # s48: each of the other marks after a `"` closes the url too (a JSON key, a field
+        # of a semicolon list, the end of an array, an object, a call's arguments).
+        ('{"http://printhost":"olivia@lab.example"}', None),
+        ('"http://printhost";"olivia@lab.example"', None),
+        ('[["http://printhost"],["olivia@lab.example"]]', None),
+        ('[{"url":"http://printhost"},"olivia@lab.example"]', None),
+        ('open("http://printhost"),mail("olivia@lab.example")', None),
     ], ids=["password", "password-alone", "token-as-user", "ipv6-upper-case", "two",
             "postgres-role", "at-in-path", "at-in-query", "an-address", "no-login",
             "an-address-after-a-url", "comma-space-address",
@@ -63,7 +70,9 @@ class TestAUrlsLogin:
             "a-comma-in-a-password", "port-comma-address", "a-comma-in-a-token",
             "a-quote-in-a-token", "a-comma-in-a-user", "a-quote-in-a-user",
             "a-quote-in-a-password", "a-quote-ending-a-password", "an-escaped-quote-in-json",
-            "comma-address", "comma-field-address"])
+            "comma-address", "comma-field-address", "json-key-address",
+            "semicolon-address", "array-end-address", "object-end-address",
+            "call-end-address"])
     def test_only_the_secret_is_hidden(self, text: str, shown: str | None) -> None:
         hidden = hide_secrets(text)
         assert hidden == (shown or text)

@@ -46,6 +46,18 @@ class TestSuccessesPreFormServerNeverSends:
                 in caught.value.message)
         assert caught.value.code == "SCENE_BUSY"
 
+    def test_an_empty_error_under_a_200_says_so_and_what_may_be_answering(
+        self, front: HostileFront
+    ) -> None:
+        front.on("GET", SCENE, reply(200, b'{"error": {}}'))
+        with PreFormClient(front.url, timeout=5) as client, \
+                pytest.raises(ServerInternalError) as caught:
+            client.get_scene("abc")
+        assert "server answered 200 with an error (no code or message), which is not how " \
+            "PreFormServer answers a success" in caught.value.message
+        assert caught.value.status_code == 200
+        assert "something other than PreFormServer may be answering" in caught.value.hint
+
     def test_a_200_whose_error_is_no_object_is_read_as_ever(self, front: HostileFront) -> None:
         # Only an ErrorModel's ``error`` object says failure; any other field is the parser's.
         front.on("POST", SCENE + "auto-orient/", reply(200, b'{"error": null, "warnings": []}'))
@@ -65,6 +77,13 @@ class TestA202ToACallThatWaits:
         assert ("server answered 202 (an operation it runs on) to getSceneInterferences, which "
                 "waits for its result" in caught.value.message)
         assert caught.value.status_code == 202
+        # s48: what a log line and the build's reason say of it: the call, the answer, and
+        # that another server is tried.
+        assert caught.value.request is not None
+        assert caught.value.request.operation == "getSceneInterferences"
+        assert caught.value.body == {"operationId": "0b7c4f8e-6d0e-4d5a-9c53-1d1f2f0e7a11"}
+        assert caught.value.hint == ("the server's answer breaks the Local API contract; "
+                                     "retry on another server")
 
 
 class TestAPrintAnsweredWithNothing:

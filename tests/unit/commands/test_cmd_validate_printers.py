@@ -54,6 +54,14 @@ def fleet_settings(tmp_path: Path) -> Path:
     return path
 
 
+def remote_settings(tmp_path: Path) -> Path:
+    """Settings of a real PreFormServer elsewhere (a remote): nothing simulated."""
+    path = tmp_path / "settings.yaml"
+    path.write_text("remotes:\n  - url: http://127.0.0.1:9\n    name: printhost\n",
+                    encoding="utf-8")
+    return path
+
+
 class TestMistypedPrinters:
     """A printer name outside the fleet is a problem with a "did you mean"."""
 
@@ -110,6 +118,15 @@ class TestMistypedPrinters:
         assert default[0] == 1
         assert ("unknown printer 'Form4-CapableClam' (not in the declared simulated fleet"
                 in default[1])
+
+    def test_settings_of_a_real_server_check_no_printer_against_the_simulated_fleet(
+        self, tmp_path: Path
+    ) -> None:
+        # A real fleet is known to its server (``--server``), not to the settings: the lab's
+        # own printer is no "unknown printer" of the simulator's default fleet.
+        code, text = invoke("validate", str(recipe(tmp_path, "Lab-Form4-A")), "--settings",
+                            str(remote_settings(tmp_path)))
+        assert code == 0, text
 
 
 class TestAgainstAServer:

@@ -260,3 +260,7 @@ class TestIdsThatChangeBetweenReads:
         assert "no bounding box" not in outcome.reason
         retried = [e for e in events if e["event"] == "build_retrying"]
         assert len(retried) == 1, sorted({e["event"] for e in events})
+        # s48: what the scene holds instead, and what comes of it, as the reason says it
+        assert outcome.reason.endswith(
+            "that the server imported into it; the scene now holds 1 model of other ids (the "
+            "build is retried, on another server if it happens again)")

@@ -39,6 +39,9 @@ class TestTheFirstBatchsImports:
         with capture_logs() as logs, pytest.raises(BatchModulesError) as raised:
             daemon.run(once=True)
         assert f"importing {BROKEN} failed (ModuleNotFoundError" in raised.value.message
+        assert raised.value.hint == (  # s48: what to do, and that the files are kept
+            "the installation is incomplete or broken: reinstall preform-pipeline; the files "
+            "taken wait in processing/ and are batched at the next start")
         (said,) = [e for e in logs if e["event"] == "batch_modules_unusable"]
         assert (said["log_level"], said["recipe"]) == ("error", "hot")
         assert not [e for e in logs if e["event"] == "batch_crashed"]

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import SidecarError
+from preform_pipeline.geometry.units import STATED_UNITS_HINT
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -90,6 +91,11 @@ class TestRejecting:
             read_sidecar(path)
         assert fragment in str(caught.value)
         assert caught.value.path == path
+
+    def test_units_no_model_is_read_in_say_which_to_write_instead(self, tmp_path: Path) -> None:
+        with pytest.raises(SidecarError) as caught:
+            read_sidecar(sidecar(tmp_path, "p.yaml", "units: cm\n"))
+        assert caught.value.hint == STATED_UNITS_HINT
 
 
 class TestFinding:

@@ -151,14 +151,16 @@ def test_a_platform_or_cell_of_no_size_is_refused() -> None:
         raster_nest([Outline("a", rectangle(5.0, 5.0), 1.0, 25.0)], (60.0, 60.0), cell=0.0)
 
 
-@pytest.mark.parametrize(("second", "said"), [
-    (Outline("no-shadow", np.empty((0, 2)), 1.0, 0.0), "model 'no-shadow' has no usable outline"),
+@pytest.mark.parametrize(("second", "said", "hint"), [
+    (Outline("no-shadow", np.empty((0, 2)), 1.0, 0.0), "model 'no-shadow' has no usable outline",
+     "check the model file"),
     (Outline("nan", np.array([[0.0, 0.0], [np.nan, 1.0], [1.0, 1.0]]), 1.0, 1.0),
-     "model 'nan' has no usable outline"),
-    (Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0), "item key 'kept' appears more than once"),
+     "model 'nan' has no usable outline", "check the model file"),
+    (Outline("kept", rectangle(5.0, 5.0), 1.0, 25.0), "item key 'kept' appears more than once",
+     "give every model copy its own key"),
 ], ids=["no-points", "a-point-not-finite", "a-key-twice"])
 def test_an_unusable_outline_is_refused_as_the_planner_refuses_it(
-    second: Outline, said: str
+    second: Outline, said: str, hint: str
 ) -> None:
     # Session 46: numpy's "zero-size array to reduction operation minimum" from inside the
     # rasteriser. Review rv47-loose: session 47's own check let a NaN point ("negative
@@ -167,6 +169,7 @@ def test_an_unusable_outline_is_refused_as_the_planner_refuses_it(
     with pytest.raises(PlanningError) as refused:
         raster_nest(outlines, (60.0, 60.0))
     assert refused.value.message == said
+    assert refused.value.hint == hint  # s48: what to do, as the planner says it
 
 
 class TestTheNoFitTestAtOneCell:

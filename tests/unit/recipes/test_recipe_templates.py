@@ -181,6 +181,7 @@ class TestOutputPaths:
             ("a/b\\c:d", "a_b_c_d"),
             ("CON", "_CON"),
             ("nul.txt", "_nul.txt"),
+            ("nul.tar.gz", "_nul.tar.gz"),  # s48: the name before its first dot
             ("trailing. ", "trailing"),
             ("tab\there", "tab_here"),
             ("x" * 300, "x" * 120),

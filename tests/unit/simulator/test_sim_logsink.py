@@ -30,6 +30,18 @@ class GatedText(io.StringIO):
         return super().write(text)
 
 
+def _finish_in_thread(stream: UnblockedStream) -> threading.Event:
+    """``stream.finish()`` in a thread of its own: set once it has returned."""
+    ended = threading.Event()
+
+    def finish() -> None:
+        stream.finish()
+        ended.set()
+
+    threading.Thread(target=finish, daemon=True).start()
+    return ended
+
+
 class TestUnblockedStream:
     """Lines get through in order while read, and are counted, not waited on, while not."""
 
@@ -159,6 +171,61 @@ class TestUnblockedStream:
             end_child(child, wait_s=WAIT_S)
         lines = bytes(read).decode().splitlines()
         assert lines == [f"line {n:06d} " + "x" * 80 for n in range(3000)] + ["last words"]
+
+    def test_the_end_of_a_program_whose_lines_are_all_out_waits_for_nothing(self) -> None:
+        target = io.StringIO()
+        stream = UnblockedStream(target, stall_s=WAIT_S)
+        stream.write("last words\n")
+        stream.flush()
+        ended = _finish_in_thread(stream)
+        assert ended.wait(WAIT_S / 2)  # not a wait of stall_s: nothing is left to go out
+        assert target.getvalue() == "last words\n"
+
+    def test_the_end_of_a_program_whose_reader_is_away_waits_one_stall_not_the_limit(
+        self,
+    ) -> None:
+        # A reader that reads nothing more: the end gives up after stall_s with no line
+        # getting through, not after flush_limit_s (the lines are lost as in a log call).
+        target = GatedText()
+        stream = UnblockedStream(target, stall_s=0.05, flush_limit_s=WAIT_S * 6)
+        stream.write("one\n")
+        assert target.entered.wait(WAIT_S)
+        stream.write("two\n")
+        ended = _finish_in_thread(stream)
+        try:
+            assert ended.wait(WAIT_S)
+        finally:
+            target.gate.set()  # the pump's write returns, and the thread that waited ends
+        assert stream.drain(WAIT_S)
+
+    def test_the_end_of_a_program_waits_past_stall_s_for_a_slow_reader_still_reading(
+        self,
+    ) -> None:
+        # In this process, on a real pipe: 300 kB queued while nobody read, then a reader
+        # that takes about two seconds over it, each of its reads well inside stall_s. The
+        # end waits while pieces get through, up to flush_limit_s, not one stall_s or a few.
+        read_end, write_end = os.pipe()
+        read = bytearray()
+
+        def read_slowly() -> None:
+            while chunk := os.read(read_end, 2048):
+                read.extend(chunk)
+                threading.Event().wait(0.015)
+
+        with os.fdopen(write_end, "w", encoding="utf-8") as target:
+            stream = UnblockedStream(target, stall_s=0.2, flush_limit_s=WAIT_S * 2)
+            for n in range(3000):
+                stream.write(f"line {n:06d} " + "x" * 80 + "\n")
+            stream.flush()
+            assert stream.stalled
+            reader = threading.Thread(target=read_slowly, daemon=True)
+            reader.start()
+            stream.finish()
+            assert stream.drain(0.0), "the end gave up while lines were still getting through"
+        reader.join(WAIT_S)
+        os.close(read_end)
+        lines = bytes(read).decode().splitlines()
+        assert lines == [f"line {n:06d} " + "x" * 80 for n in range(3000)]
 
     def test_an_in_process_stream_is_used_as_it_is(self) -> None:
         target = io.StringIO()

@@ -35,6 +35,12 @@ class TestJsonDeeperThan:
     def test_many_brackets_in_strings_are_counted_and_not_deeper(self) -> None:
         assert not json_deeper_than(b'{"a": "[[[[{{{{"}', 3)
 
+    def test_objects_count_as_arrays_do(self) -> None:
+        assert json_deeper_than(b'{"a": ' * 4 + b"1" + b"}" * 4, 3)
+
+    def test_nesting_at_the_limit_among_more_brackets_is_not_deeper(self) -> None:
+        assert not json_deeper_than(b"[[[1], [2]], [[3]]]", 3)
+
 
 class TestHostileBodies:
     """The server answers hostile bodies with 400 and keeps serving."""

@@ -91,6 +91,32 @@ class TestACaseExportedAgain:
         rejected = _case_job(store, S.FAILED, digest="u2")
         assert superseded(store, [rejected]) == {}
 
+    def test_of_a_print_of_its_content_and_one_of_its_case_the_earlier_is_named(
+        self, store: JobStore
+    ) -> None:
+        # Both rules find a later print: the case's new export first, then a `run` of the
+        # very file it failed with. The note names the first that put it right.
+        rejected = _case_job(store, S.FAILED, digest="u1")
+        new_export = _case_job(store, S.PRINT_SENT, digest="u2")
+        rerun = _case_job(store, S.PRINT_SENT, digest="u1",
+                          run_path=Path("/cases/elsewhere/C-2001/upper.stl"))
+        assert rerun.id > new_export.id
+        assert superseded(store, [rejected]) == {rejected.id: new_export}
+
+    def test_a_job_retried_and_printed_since_it_was_read_is_not_its_own_superseder(
+        self, store: JobStore
+    ) -> None:
+        # A page read the job failed; an operator retried it and it printed before the page
+        # asked which failures are put right: no job is put right by itself.
+        read_failed = _case_job(store, S.FAILED, digest="u1")
+        store.transition(read_failed.id, S.QUEUED, "retried by ada (web)")
+        store.transition(read_failed.id, S.PROCESSING, "test")
+        build = store.create_build(recipe="dental", job_ids=[read_failed.id])
+        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+            store.transition_build(build.id, step, "test")
+        assert store.get_job(read_failed.id).state is S.PRINT_SENT
+        assert superseded(store, [read_failed]) == {}
+
 
 class TestWhichCaseAndMember:
     """The case is the hot folder's (its inbox) or the run's; the member its path there."""
@@ -138,6 +164,37 @@ class TestWhichCaseAndMember:
         again = _case_job(store, S.PRINT_SENT, digest="u2", run_path=path)
         assert case_member(rejected) == str(path)
         assert superseded(store, [rejected]) == {rejected.id: again}
+
+    def test_a_record_whose_file_is_not_in_its_case_folder_is_read_by_its_inbox_path(
+        self, store: JobStore
+    ) -> None:
+        # A record written by hand or by another version: read, not refused, so the jobs
+        # page that asks shows it.
+        odd = store.create_job(
+            recipe="dental", source_path=INBOX / "failed" / "upper.stl", content_hash="u1",
+            case_id="C-7", state=S.PROCESSING,
+            fields={HOTFOLDER_FIELD: {"inbox": str(INBOX), "rel": "loose/upper.stl",
+                                      "case": {"rel": "C-7"}}})
+        odd = store.transition(odd.id, S.FAILED, "rejected by manager (web): margin")
+        assert case_member(odd) == "loose/upper.stl"
+        assert superseded(store, [odd]) == {}
+
+    def test_a_record_whose_inbox_is_no_text_is_read_as_of_no_inbox(
+        self, store: JobStore
+    ) -> None:
+        # Another hand-written record: its case is put right as a `run`'s would be, and
+        # the page that asks is not refused.
+        place = {"inbox": ["/lab/inbox"], "rel": "C-7/upper.stl", "case": {"rel": "C-7"}}
+        odd, again = (
+            store.create_job(recipe="dental", source_path=INBOX / "C-7" / "upper.stl",
+                             content_hash=digest, case_id="C-7", state=S.PROCESSING,
+                             fields={HOTFOLDER_FIELD: place})
+            for digest in ("u1", "u2"))
+        store.transition(odd.id, S.FAILED, "rejected by manager (web): margin")
+        build = store.create_build(recipe="dental", job_ids=[again.id])
+        for step in (S.PREPARING, S.PREPARED, S.DONE):
+            store.transition_build(build.id, step, "test")
+        assert superseded(store, [store.get_job(odd.id)]) == {odd.id: store.get_job(again.id)}
 
 
 class TestFindByCases:
