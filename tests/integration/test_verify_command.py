@@ -207,6 +207,34 @@ class TestVerifyOnce:
         assert data["budget"]["spent"] == 3
 
 
+class TestVerifyQuiet:
+    """--quiet, as cron runs it, says only the print that ended badly, once, and nothing when
+    all is well: cron mails whatever a job prints (session 48's trial: a verify every minute
+    mailed its table each time, the one failed print among them)."""
+
+    def test_only_the_failed_print_is_said_and_only_once(self, tmp_path: Path) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        with _dashboard(tmp_path, "--time-scale", "0") as dash:
+            first = _verify(tmp_path, dash, "--quiet")
+            again = _verify(tmp_path, dash, "--quiet")
+        assert (first.returncode, first.stdout) == (0, "")
+        assert first.stderr.splitlines() == [
+            f"{bad.job_key}: print ERROR on SimulatedForm4-2 ({bad.job_name}): "
+            "Resin level too low"
+        ]
+        assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+            assert store.get_build(good.id).state is JobState.FINISHED
+            assert store.get_build(bad.id).state is JobState.PRINT_ERROR
+
+    def test_prints_still_printing_are_no_news(self, tmp_path: Path) -> None:
+        _store_with_two_prints(tmp_path)
+        # Prints of 1,000 s in real time: both are still printing when verify looks.
+        with _dashboard(tmp_path, "--time-scale", "1") as dash:
+            done = _verify(tmp_path, dash, "--quiet")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
 class TestVerifyOnceRateLimited:
     """A single poll that meets the hourly limit stops at once, says when to try again, and
     leaves the prints pending for the next run."""
