@@ -276,6 +276,32 @@ class TestVerifyOnceRateLimited:
         assert states == {JobState.VERIFYING}  # as the first run left them, for the next
 
 
+class TestVerifyOnceAtASpentAccount:
+    """A cron verify starts with its token request, so an account whose hour is spent meets
+    the 429 there first: it says when to try again, as the runs after it do (session 48's
+    trial: "wait for the Retry-After time", no time named)."""
+
+    def test_a_429_at_the_token_request_says_when_to_try_again(self, tmp_path: Path) -> None:
+        _store_with_two_prints(tmp_path)
+        # Two requests an hour: the first run's token and page; the second's token is refused.
+        with _dashboard(tmp_path, "--time-scale", "1", "--hourly-limit", "2") as dash:
+            assert _verify(tmp_path, dash).returncode == 0
+            asked_at = datetime.now(timezone.utc)
+            stopped = _verify(tmp_path, dash, "--quiet")
+        assert (stopped.returncode, stopped.stdout) == (1, "")
+        (said, pending) = stopped.stderr.splitlines()
+        assert said.startswith("error: cannot verify now: POST ") and "/o/token/: " in said
+        assert ": the Web API refused to issue an access token: asked to wait " in said
+        found = re.search(r"\(try again after (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC; another "
+                          r"program may be spending the same account's 1,500 requests/hour\)$",
+                          said)
+        assert found is not None, said
+        when = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=timezone.utc)
+        assert 3000 < (when - asked_at).total_seconds() <= 3601
+        assert pending == "the prints still pending are checked on the next verify"
+
+
 class TestVerifyWebApiUnreachable:
     """A Web API that cannot be reached stops the run with what helps; the prints wait."""
 
