@@ -32,8 +32,9 @@ SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
 #: printer reported failed or aborted, which the next ``run`` prints again unasked
 #: (docs/printing.md). Session 48's trial: a cron farm's Failed cases kept every print that
 #: failed and was printed again a minute later, each with a Retry that queued a job no run
-#: would take. A cancelled job was stopped by a person, and stays theirs to judge.
-PUT_RIGHT_STATES: Final = frozenset({JobState.FAILED, JobState.PRINT_ERROR, JobState.ABORTED})
+#: would take. A cancelled job was stopped by a person, and stays theirs to judge. In the
+#: order ``jobs`` names them.
+PUT_RIGHT_STATES: Final = (JobState.FAILED, JobState.PRINT_ERROR, JobState.ABORTED)
 #: Why a superseded job needs nothing done, as ``jobs`` and the dashboard say it.
 WHY_SUPERSEDED: Final = ("a later job printed the same file (or a new export of it in its case) "
                          "with the same recipe")

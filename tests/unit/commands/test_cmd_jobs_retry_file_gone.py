@@ -246,3 +246,20 @@ class TestACaseExportedAgain:
     ) -> None:
         first, second = _exported_twice(store, tmp_path / "inbox", S.FAILED)
         assert _listed(store) == (sorted([str(first.id), str(second.id)]), "2 jobs")
+
+
+class TestAFailedPrintTheNextRunPrinted:
+    """A print the printer reported failed, whose file the next cron ``run`` printed again, is
+    counted with the failures put right, and the line names the state that lists it (session
+    48's trial: every such print stayed listed, each retry a job no run took)."""
+
+    def test_jobs_does_not_list_it_and_names_its_state(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
+        assert failed.build_id is not None
+        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        printed = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
+                                  f"{WHY_SUPERSEDED} (--state print_error lists them)")
+
