@@ -20,6 +20,7 @@ import httpx
 from preform_pipeline.answers import USE_HTTPS, https_port_answer, redirect_target
 from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud.credentials import Credentials
+from preform_pipeline.cloud.ratelimit import asked_to_wait_hint, asked_to_wait_message
 from preform_pipeline.errors import (
     CloudAuthError,
     CloudError,
@@ -28,7 +29,12 @@ from preform_pipeline.errors import (
     RequestInfo,
 )
 from preform_pipeline.logging import get_logger, hide_secrets
-from preform_pipeline.retryafter import WAITED_EXTENSION, AnswersWait, parse_retry_after
+from preform_pipeline.retryafter import (
+    WAITED_EXTENSION,
+    AnswersWait,
+    parse_retry_after,
+    resume_time,
+)
 
 __all__ = [
     "DEFAULT_TOKEN_LIFETIME_S",
@@ -289,15 +295,23 @@ class ClientCredentialsAuth(httpx.Auth):
                 "deleted or its secret regenerated on the Dashboard's Developer Tools page",
             )
         if status == httpx.codes.TOO_MANY_REQUESTS:
+            now = self._clock.now()
+            wait_s = parse_retry_after(response.headers.get("Retry-After"), now)
+            # Said as the limiter says a hold it keeps (the next run's words): a cron verify
+            # starts with this request, so a spent account meets it here first, and "wait
+            # for the Retry-After time" named no time (session 48's trial).
+            if wait_s is None:
+                text, hint = "too many requests", "wait a while, or lower the request rate"
+            else:
+                text = asked_to_wait_message(wait_s)
+                hint = asked_to_wait_hint(resume_time(now, wait_s))
             return CloudRateLimitError(
-                message + ": too many requests",
-                retry_after_s=parse_retry_after(
-                    response.headers.get("Retry-After"), self._clock.now()
-                ),
+                f"{message}: {text}",
+                retry_after_s=wait_s,
                 request=request,
                 status_code=status,
                 body=body,
-                hint="wait for the Retry-After time, or lower the request rate",
+                hint=hint,
             )
         if status >= httpx.codes.INTERNAL_SERVER_ERROR:
             wait = AnswersWait.of(status, response.headers.get("Retry-After"), self._clock.now(),

@@ -63,11 +63,25 @@ __all__ = [
     "RateLimiter",
     "RequestLedger",
     "account_key",
+    "asked_to_wait_hint",
+    "asked_to_wait_message",
     "parse_retry_after",
     "resume_time",
 ]
 
 log = get_logger(__name__)
+
+
+def asked_to_wait_message(delay_s: float) -> str:
+    """A hold the Web API asked for (a 429's ``Retry-After``), as the error says it."""
+    return f"asked to wait {math.ceil(delay_s)} s before the next request"
+
+
+def asked_to_wait_hint(until: str) -> str:
+    """What helps while such a hold lasts, ``until`` (:func:`resume_time`) named."""
+    return (f"try again after {until}; another program may be spending the same account's "
+            f"{WEB_API_MAX_PER_HOUR:,} requests/hour")
+
 
 #: Documented server limits: requests a second per IP address, requests an hour per user.
 WEB_API_MAX_PER_SECOND = 100
@@ -293,18 +307,15 @@ class RateLimiter:
                     raise CloudRateLimitError(
                         f"the Web API request budget is spent for the next {math.ceil(delay)} s"
                         if reason == "hourly_budget"
-                        else f"the Web API asked to wait {math.ceil(delay)} s before the next "
-                        "request",
+                        else f"the Web API {asked_to_wait_message(delay)}",
                         retry_after_s=delay,
-                        hint=f"try again after {until}"
-                        + (
-                            f", or raise the hourly budget share (now {self.hourly_share:g} of "
-                            f"{WEB_API_MAX_PER_HOUR}/hour"
+                        hint=(
+                            f"try again after {until}, or raise the hourly budget share (now "
+                            f"{self.hourly_share:g} of {WEB_API_MAX_PER_HOUR}/hour"
                             + ("; every program using this job store spends it" if self.shared
                                else "") + ")"
                             if reason == "hourly_budget"
-                            else "; another program may be spending the same account's "
-                            f"{WEB_API_MAX_PER_HOUR:,} requests/hour"
+                            else asked_to_wait_hint(until)
                         ),
                     )
                 loud = log.warning if delay >= DEFAULT_LOUD_WAIT_S else log.info

@@ -100,7 +100,12 @@ from preform_pipeline.store import (
 )
 from preform_pipeline.store.fields import BOOKKEEPING_FIELDS, RUN_FIELD
 from preform_pipeline.store.opening import describe_store, open_store, store_exists
-from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
+from preform_pipeline.store.superseded import (
+    PUT_RIGHT_STATES,
+    WHY_SUPERSEDED,
+    superseded,
+    superseded_note,
+)
 from preform_pipeline.wording import counted, visible
 
 __all__ = [
@@ -278,8 +283,11 @@ def _write_list(
         note += f" (the {limit} most recent; --limit 0 shows all)"
     print(note, file=out)
     if hidden:
+        # Their states, in the rule's order: a print that failed is put right too, and
+        # `--state failed` alone would not list it.
+        states = ",".join(s.value for s in PUT_RIGHT_STATES if any(j.state is s for j in hidden))
         print(f"{counted(len(hidden), 'failed job')} not listed: {WHY_SUPERSEDED} "
-              "(--state failed lists them)", file=out)
+              f"(--state {states} lists them)", file=out)
 
 
 #: States in which the printer took the print (whether or not it gave a job id).

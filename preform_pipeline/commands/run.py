@@ -693,6 +693,7 @@ def _run_recorded(
         build_report=write_build_report,
         request_timeout_s=settings.servers.request_timeout_s,
         on_split=ledger.on_split if ledger is not None else None,
+        on_model_dropped=ledger.on_dropped if ledger is not None else None,
     )
     log.info(
         "run_configured",

@@ -3,6 +3,7 @@
 ::
 
     preform-pipeline verify [--settings FILE] [--store PATH] [--wait] [--format text|json]
+                            [--quiet]
 
 Reads the job store's prints that are still pending (``print_sent``, ``verifying``; and
 ``unverified`` ones of the last week, which a late final status may still settle), looks up
@@ -24,6 +25,9 @@ A single poll (no ``--wait``, as cron runs it) waits at most ``ONCE_MAX_WAIT_S``
 API's rate limits: past that it stops, says when to try again ("cannot verify now"), and leaves
 the prints pending for the next run, rather than stalling for up to the hour a spent budget
 can take.
+
+``--quiet`` (cron) prints nothing when all is well; on stderr it says each print this verify
+saw end badly (an error, an abort, no final status by its deadline), once, and the errors.
 
 Exit status: 0 checked (whatever the prints' outcomes: see the summary or ``--format json``);
 1 no credentials, refused credentials, an unusable store or an unreachable Web API; 2 usage
@@ -89,6 +93,7 @@ __all__ = [
     "NAME",
     "ONCE_MAX_WAIT_S",
     "add_arguments",
+    "ended_badly",
     "format_report",
     "run",
 ]
@@ -104,6 +109,8 @@ _STILL_PENDING: Final = "the prints still pending are checked on the next verify
 #: A verify the rate limits hold back (the error says until when).
 _NOT_NOW: Final = "cannot verify now"
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
+#: The states ``--quiet`` says.
+_ENDED_BADLY: Final = frozenset({JobState.PRINT_ERROR, JobState.ABORTED, JobState.UNVERIFIED})
 
 
 def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -233,6 +240,9 @@ def _verify(
     if args.format == "json":
         data = {"store": describe_store(path), **report.as_dict()}
         print(json.dumps(data, indent=2), file=stdout)
+    elif args.quiet:
+        for line in ended_badly(report):
+            print(line, file=stderr)
     else:
         for line in format_report(report):
             print(line, file=stdout)
@@ -257,9 +267,33 @@ def _nothing(
     if args.format == "json":
         empty = {"store": describe_store(path), "builds": [], "interrupted_sends": []}
         print(json.dumps(empty, indent=2), file=stdout)
-    else:
+    elif not args.quiet:
         # The store's path as typed (--store) may hold a terminal's escape sequences.
         print(visible(text), file=stdout)
+
+
+def ended_badly(report: VerifyReport) -> list[str]:
+    """``--quiet``'s lines: each print this verify saw end badly (an error, an abort, no final
+    status by its deadline), and nothing else. Cron mails whatever a job prints, so the table
+    of a verify every few minutes buried the one print that failed among a day of mails; a
+    print settled earlier is not said again (an unverified one is looked at for a week)."""
+    lines = []
+    for b in report.builds:
+        if not b.changed or b.state not in _ENDED_BADLY:
+            continue
+        # Job names, printers and messages come from the store and the Dashboard.
+        on = f" on {b.printer}" if b.printer else ""
+        if b.state is JobState.UNVERIFIED:
+            what = "unverified"
+            helps = (f" (see whether it printed, then settle it: preform-pipeline jobs resolve "
+                     f"{b.job_key} --printed or --not-printed)")
+        else:
+            what, helps = f"print {b.status}", ""
+        lines.append(visible(
+            f"{b.job_key}: {what}{on} ({b.job_name or 'no job name'}): "
+            f"{b.message or 'no message'}{helps}"
+        ))
+    return lines
 
 
 def format_report(report: VerifyReport) -> list[str]:

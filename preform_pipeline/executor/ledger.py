@@ -273,6 +273,20 @@ class RunLedger:
             self.build_ids[build.name] = stored.id
         return stored
 
+    def on_dropped(self, build: str, path: Path, reason: str) -> None:
+        """The runner took ``path``'s model out of ``build`` (its case went, the build goes
+        on): its job fails now, with the reason, so the build's send does not record it as
+        printed, and `jobs` says why."""
+        job = self._jobs_of.get(path)
+        if job is None:
+            return
+        current = self.store.get_job(job.id)
+        try:
+            self.store.transition(job.id, JobState.FAILED, reason, expect=current.state)
+        except StoreError as exc:
+            log.error("dropped_job_not_failed", job_key=job.job_key, build=build,
+                      error=str(exc))
+
     def on_split(self, build: BuildPlan, halves: tuple[BuildPlan, BuildPlan]) -> None:
         """The runner split ``build``: its jobs leave it, each half gets a store build."""
         build_id = self.build_ids.get(build.name)

@@ -108,6 +108,7 @@ __all__ = [
     "DEFAULT_DRAIN_COUNT",
     "DEFAULT_DRAIN_INSET_MM",
     "DEFAULT_MIN_LAYOUT_SPACING_MM",
+    "GONE_REASON",
     "LAYOUT_KINDS",
     "LAYOUT_OVERFLOW_CODES",
     "STEP_FUNCTIONS",
@@ -459,7 +460,12 @@ def import_some(ctx: StepContext, options: Mapping[str, Any], indices: Sequence[
             lock=options.get("lock", unset.lock),
             name=names[index],
         )
-        info = _import_one(ctx, model, import_options)
+        try:
+            info = _import_one(ctx, model, import_options)
+        except PermanentApiError:
+            if model.path.exists() or not _drop_gone(ctx, index):
+                raise
+            continue
         ctx.model_ids[index] = info.id
         ctx.progress(done / total)
     # Only the ids are read from the scene: the rest of each model is not needed here.
@@ -494,6 +500,39 @@ def _import_one(ctx: StepContext, model: ModelInfo, options: ImportOptions) -> S
         log.warning("import_copy_gone", model=model.path.name, copy=source,
                     error=exc.server_message or exc.message)
     return ctx.quick.import_model(ctx.scene, again, options, deadline=ctx.deadline())
+
+
+#: Why a model left its build: its file was removed after the run planned it.
+GONE_REASON: Final = ("the file was removed after this run planned it, so it was not "
+                      "printed; put it back and the next run takes it")
+
+
+def _drop_gone(ctx: StepContext, index: int) -> bool:
+    """Take model ``index``, whose file is gone (deleted or moved away between the plan and
+    its import: a person tidying a shared folder while cron's run works), out of the build with
+    its case, so the build's other cases still print (session 48's trial: one deleted file
+    failed a build of six, the others a cron minute late, with the server's "FILE_NOT_FOUND").
+
+    False when the recipe says ``fail_build``, or no other case would be left: the build
+    fails as before, with the server's answer."""
+    gone = ctx.build.models[index]
+    members = [
+        i for i, model in enumerate(ctx.build.models)
+        if (model.case_id == gone.case_id if gone.case_id else i == index)
+    ]
+    if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.build.models):
+        return False
+    message = case_step_message(gone.case_id, gone.path.name, IMPORT_MODELS, GONE_REASON)
+    for i in members:
+        if i in ctx.model_ids:
+            ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(i), timeout=ctx.step_timeout_s)
+        ctx.facts.dropped[str(ctx.build.models[i].path)] = message
+        if ctx.on_drop is not None:
+            ctx.on_drop(ctx.build.models[i], message)
+    ctx.facts.warnings.append(f"dropped from the build: {message}")
+    log.warning("model_gone", case_id=gone.case_id, model=str(gone.path), models=len(members),
+                left=len(ctx.build.models) - len(ctx.facts.dropped))
+    return True
 
 
 def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from preform_pipeline.hotfolder.intake import JobPlace, place_of, watcher_takes
-from preform_pipeline.store import TERMINAL_STATES, Job, JobState, JobStore
+from preform_pipeline.store import DUPLICATE_STATES, TERMINAL_STATES, Job, JobState, JobStore
+from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 
@@ -174,6 +175,16 @@ def retry_check(store: JobStore, job: Job, *, force: bool = False) -> RetryCheck
         return RetryCheck(f"{WHY_SUPERSEDED} ({superseded_note(later)})", superseded_by=later)
     place = place_of(job)
     if place is None:
+        # Not skipped by `force`: forced, the retry would wait behind that job all the same.
+        holder = _run_holder(store, job)
+        if holder is not None:
+            then = ("if that print fails, the next run prints the file again"
+                    if holder.state not in TERMINAL_STATES else
+                    "to print it once more anyway, run its recipe over the file with --reprint")
+            return RetryCheck(
+                f"a later run took the same file again as job {holder.id} ({holder.job_key}, "
+                f"{holder.state.value}), and a run takes the file as that job while it "
+                f"stands, so this retry would never run; {then}")
         return RetryCheck()
     where = file_now(job, place, taken_again(job, dropped_after(store, job)))
     if where.status in ("there", "being_moved"):
@@ -190,6 +201,18 @@ def retry_check(store: JobStore, job: Job, *, force: bool = False) -> RetryCheck
     if where.status == "put_back":
         return RetryCheck(f"{said}; the hot folder takes it as a new job")
     return RetryCheck(f"{said}; retry that job instead if it needs it")
+
+
+def _run_holder(store: JobStore, job: Job) -> Job | None:
+    """For a ``run``'s job, the later job of its recipe and content that a run's claim finds
+    first (the newest in ``DUPLICATE_STATES``, ledger.py's rule), if not ``job`` itself: a
+    retry queued behind it waited for good (session 48's trial: the reprint of a failed
+    print waited for its printer, and the retry of that failure stayed queued)."""
+    if RUN_FIELD not in job.fields or not job.content_hash:
+        return None
+    held = [other for other in store.find_by_hashes({job.content_hash}, state=DUPLICATE_STATES)
+            if other.recipe == job.recipe and other.id > job.id]
+    return held[-1] if held else None
 
 
 def unwatched(store: JobStore, jobs: Sequence[Job]) -> dict[int, str]:

@@ -23,11 +23,18 @@ from preform_pipeline.store.fields import HOTFOLDER_FIELD
 from preform_pipeline.store.model import FINAL_STATES, PRINT_PENDING_STATES, Job, JobState
 from preform_pipeline.store.protocol import JobStore
 
-__all__ = ["SUPERSEDING_STATES", "WHY_SUPERSEDED", "case_member", "superseded",
-           "superseded_note"]
+__all__ = ["PUT_RIGHT_STATES", "SUPERSEDING_STATES", "WHY_SUPERSEDED", "case_member",
+           "superseded", "superseded_note"]
 
 #: A later job in one of these printed the content (or prepared it, without a print step).
 SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
+#: The failures a later print puts right: a job that failed before it printed, and a print the
+#: printer reported failed or aborted, which the next ``run`` prints again unasked
+#: (docs/printing.md). Session 48's trial: a cron farm's Failed cases kept every print that
+#: failed and was printed again a minute later, each with a Retry that queued a job no run
+#: would take. A cancelled job was stopped by a person, and stays theirs to judge. In the
+#: order ``jobs`` names them.
+PUT_RIGHT_STATES: Final = (JobState.FAILED, JobState.PRINT_ERROR, JobState.ABORTED)
 #: Why a superseded job needs nothing done, as ``jobs`` and the dashboard say it.
 WHY_SUPERSEDED: Final = ("a later job printed the same file (or a new export of it in its case) "
                          "with the same recipe")
@@ -77,13 +84,14 @@ def _keys(job: Job) -> tuple[tuple[str | None, ...], ...]:
 
 
 def superseded(store: JobStore, jobs: Iterable[Job]) -> dict[int, Job]:
-    """For each failed job among ``jobs`` that a later job of its recipe and content, or of
-    its recipe, case and member, printed (:data:`SUPERSEDING_STATES`), the first such later
-    job, by the failed job's id. Jobs are numbered in the order the store made them, so
-    "later" is a larger id. The store is asked once for every digest (``find_by_hashes``)
-    and once for every case (``find_by_cases``): once per digest, a page of 300 failed jobs
-    was 300 round trips to a shared database on every refresh (bench/bench_superseded.py)."""
-    failed = [job for job in jobs if job.state is JobState.FAILED and _keys(job)]
+    """For each failed job among ``jobs`` (:data:`PUT_RIGHT_STATES`) that a later job of its recipe
+    and content, or of its recipe, case and member, printed (:data:`SUPERSEDING_STATES`), the
+    first such later job, by the failed job's id. Jobs are numbered in the order the store made
+    them, so "later" is a larger id. The store is asked once for every digest
+    (``find_by_hashes``) and once for every case (``find_by_cases``): once per digest, a page of
+    300 failed jobs was 300 round trips to a shared database on every refresh
+    (bench/bench_superseded.py)."""
+    failed = [job for job in jobs if job.state in PUT_RIGHT_STATES and _keys(job)]
     if not failed:
         return {}
     digests = {job.content_hash for job in failed if job.content_hash}

@@ -207,6 +207,34 @@ class TestVerifyOnce:
         assert data["budget"]["spent"] == 3
 
 
+class TestVerifyQuiet:
+    """--quiet, as cron runs it, says only the print that ended badly, once, and nothing when
+    all is well: cron mails whatever a job prints (session 48's trial: a verify every minute
+    mailed its table each time, the one failed print among them)."""
+
+    def test_only_the_failed_print_is_said_and_only_once(self, tmp_path: Path) -> None:
+        good, bad = _store_with_two_prints(tmp_path)
+        with _dashboard(tmp_path, "--time-scale", "0") as dash:
+            first = _verify(tmp_path, dash, "--quiet")
+            again = _verify(tmp_path, dash, "--quiet")
+        assert (first.returncode, first.stdout) == (0, "")
+        assert first.stderr.splitlines() == [
+            f"{bad.job_key}: print ERROR on SimulatedForm4-2 ({bad.job_name}): "
+            "Resin level too low"
+        ]
+        assert (again.returncode, again.stdout, again.stderr) == (0, "", "")
+        with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
+            assert store.get_build(good.id).state is JobState.FINISHED
+            assert store.get_build(bad.id).state is JobState.PRINT_ERROR
+
+    def test_prints_still_printing_are_no_news(self, tmp_path: Path) -> None:
+        _store_with_two_prints(tmp_path)
+        # Prints of 1,000 s in real time: both are still printing when verify looks.
+        with _dashboard(tmp_path, "--time-scale", "1") as dash:
+            done = _verify(tmp_path, dash, "--quiet")
+        assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
 class TestVerifyOnceRateLimited:
     """A single poll that meets the hourly limit stops at once, says when to try again, and
     leaves the prints pending for the next run."""
@@ -246,6 +274,32 @@ class TestVerifyOnceRateLimited:
         with SqliteJobStore(tmp_path / "jobs.sqlite3", create=False) as store:
             states = {store.get_build(b.id).state for b in (good, bad)}
         assert states == {JobState.VERIFYING}  # as the first run left them, for the next
+
+
+class TestVerifyOnceAtASpentAccount:
+    """A cron verify starts with its token request, so an account whose hour is spent meets
+    the 429 there first: it says when to try again, as the runs after it do (session 48's
+    trial: "wait for the Retry-After time", no time named)."""
+
+    def test_a_429_at_the_token_request_says_when_to_try_again(self, tmp_path: Path) -> None:
+        _store_with_two_prints(tmp_path)
+        # Two requests an hour: the first run's token and page; the second's token is refused.
+        with _dashboard(tmp_path, "--time-scale", "1", "--hourly-limit", "2") as dash:
+            assert _verify(tmp_path, dash).returncode == 0
+            asked_at = datetime.now(timezone.utc)
+            stopped = _verify(tmp_path, dash, "--quiet")
+        assert (stopped.returncode, stopped.stdout) == (1, "")
+        (said, pending) = stopped.stderr.splitlines()
+        assert said.startswith("error: cannot verify now: POST ") and "/o/token/: " in said
+        assert ": the Web API refused to issue an access token: asked to wait " in said
+        found = re.search(r"\(try again after (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC; another "
+                          r"program may be spending the same account's 1,500 requests/hour\)$",
+                          said)
+        assert found is not None, said
+        when = datetime.strptime(found.group(1), "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=timezone.utc)
+        assert 3000 < (when - asked_at).total_seconds() <= 3601
+        assert pending == "the prints still pending are checked on the next verify"
 
 
 class TestVerifyWebApiUnreachable:

@@ -30,3 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="poll until every pending print ended or passed its deadline (default: poll once)",
     )
     parser.add_argument("--format", choices=FORMATS, default="text", help="output format")
+    parser.add_argument(
+        "--quiet", action="store_true",
+        help="print nothing when all is well; on stderr, each print that ended badly (once, "
+        "as this verify learnt it) and the errors (for cron)",
+    )

@@ -15,6 +15,7 @@ import pytest
 from preform_pipeline.cli import run
 from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, CaseFolder, JobPlace
 from preform_pipeline.store import Job, JobState, SqliteJobStore
+from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.superseded import WHY_SUPERSEDED
 from tests.unit.web.conftest import ended_job
 
@@ -246,3 +247,80 @@ class TestACaseExportedAgain:
     ) -> None:
         first, second = _exported_twice(store, tmp_path / "inbox", S.FAILED)
         assert _listed(store) == (sorted([str(first.id), str(second.id)]), "2 jobs")
+
+
+class TestAFailedPrintTheNextRunPrinted:
+    """A print the printer reported failed, whose file the next cron ``run`` printed again, is
+    counted with the failures put right, and the line names the state that lists it (session
+    48's trial: every such print stayed listed, each retry a job no run took)."""
+
+    def test_jobs_does_not_list_it_and_names_its_state(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
+        assert failed.build_id is not None
+        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        printed = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
+                                  f"{WHY_SUPERSEDED} (--state print_error lists them)")
+
+
+class TestARunsFailedPrintTakenAgain:
+    """The retry of a run's failed print whose file a later run took again (its reprint
+    waiting for a printer, say) is refused, naming that job: a run's claim finds the later job
+    first, so the retry stayed queued for good (session 48's trial)."""
+
+    def _run_job(self, store: SqliteJobStore, tmp_path: Path, *states: JobState) -> Job:
+        job = store.create_job(recipe="grey", source_path=tmp_path / "part_10.stl",
+                               content_hash="h10", state=S.PROCESSING,
+                               fields={RUN_FIELD: {"pid": 7}})
+        build = store.create_build(recipe="grey", job_ids=[job.id])
+        for state in states:
+            store.transition_build(build.id, state, "test")
+        return store.get_job(job.id)
+
+    def test_it_is_refused_while_the_later_job_stands_and_queued_once_that_failed(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        failed = self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.PRINT_SENDING,
+                               S.PRINT_SENT, S.PRINT_ERROR)
+        again = self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.WAITING_FOR_PRINTER)
+        code, out, err = _retry(store, str(failed.id), "--force")
+        assert (code, out) == (1, "")
+        assert err == (
+            f"error: job {failed.id} ({failed.job_key}) was not queued again: a later run took "
+            f"the same file again as job {again.id} ({again.job_key}, waiting_for_printer), "
+            "and a run takes the file as that job while it stands, so this retry would never "
+            "run; if that print fails, the next run prints the file again\n")
+        assert store.get_job(failed.id).state is S.PRINT_ERROR
+        assert again.build_id is not None
+        for state in (S.PRINT_SENDING, S.PRINT_SENT, S.PRINT_ERROR):
+            store.transition_build(again.build_id, state, "test")
+        assert _retry(store, str(failed.id))[0] == 0
+        assert store.get_job(failed.id).state is S.QUEUED
+
+    def test_an_earlier_print_of_the_file_does_not_hold_it(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        # A print that finished, then a --reprint of it that failed: the claim finds the
+        # retried job first (the newest), so its retry runs.
+        self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.DONE)
+        failed = self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.PRINT_SENDING,
+                               S.PRINT_SENT, S.PRINT_ERROR)
+        assert _retry(store, str(failed.id))[0] == 0
+        assert store.get_job(failed.id).state is S.QUEUED
+
+    def test_forced_after_a_later_print_it_names_the_run_s_own_way(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        # --force skips the superseded check, but a run would never take the retried job
+        # while the later print holds the file: the run's own way is --reprint.
+        failed = self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.PRINT_SENDING,
+                               S.PRINT_SENT, S.PRINT_ERROR)
+        self._run_job(store, tmp_path, S.PREPARING, S.PREPARED, S.DONE)
+        code, _, err = _retry(store, str(failed.id), "--force")
+        assert code == 1
+        assert err.endswith("so this retry would never run; to print it once more anyway, run "
+                            "its recipe over the file with --reprint\n")
+        assert store.get_job(failed.id).state is S.PRINT_ERROR
+

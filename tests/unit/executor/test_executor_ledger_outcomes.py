@@ -278,6 +278,21 @@ class TestFinish:
         assert _state(store, ledger, "r-002")[0] is JobState.DONE
 
 
+class TestDropped:
+    """A model the runner took out of its build (its case dropped, its file gone) fails now,
+    and the build's later states leave it failed: never recorded as printed."""
+
+    def test_its_job_fails_with_the_reason_and_the_build_goes_on_without_it(
+        self, store: SqliteJobStore, models: list[ModelInfo]
+    ) -> None:
+        ledger = _recorded(store, models[:2], "r-001")
+        ledger.on_dropped("r-001", models[1].path, "model b.stl: gone")
+        ledger.finish(_result(_outcome("r-001", BuildStatus.SUCCEEDED)))
+        members = {j.source_path.name: (j.state, j.reason) for j in store.list_jobs()}
+        assert members == {models[0].path.name: (JobState.DONE, "prepared (not printed)"),
+                           models[1].path.name: (JobState.FAILED, "model b.stl: gone")}
+
+
 class TestSplit:
     """A split build gives up its jobs and is cancelled; each half gets a build."""
 

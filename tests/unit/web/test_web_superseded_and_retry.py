@@ -255,6 +255,31 @@ class TestHistoryPages:
         assert QueueFilter.parse({"state": "failed"}).link(2) == "state=failed&page=2"
 
 
+class TestAFailedPrintTheNextRunPrinted:
+    """A print the printer reported failed, whose file the next cron ``run`` printed again
+    unasked (docs/printing.md), is put right: Failed cases leaves it out and offers no Retry
+    (session 48's trial: every failed print stayed listed, its Retry a job no run took)."""
+
+    def test_failed_cases_leaves_it_out_and_lists_it_on_request_without_a_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        store = served.store
+        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
+        assert failed.build_id is not None
+        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        again = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
+        assert listed_cases(page) == []
+        assert f"1 failed job not listed: {WHY}." in html.unescape(page)
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            listed = client.get("/failed?superseded=listed").text
+        assert listed_cases(listed) == ["P-1"]
+        assert 'data-test="retry-P-1"' not in listed
+        assert (f"superseded by job {again.id} ({again.job_key}, print_sent)"
+                in html.unescape(re.sub(r"<[^>]+>", "", listed)))
+
+
 class TestRetryOfASupersededFailure:
     """A failure a later job printed offers no Retry: retried, it printed the file again."""
 
