@@ -34,6 +34,7 @@ beside the user's files:
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -120,6 +121,10 @@ def _make_save_folder(output_root: Path) -> tuple[Path, Path]:
             attempts_left -= 1  # the name taken by another save: again, under a new name
             if attempts_left <= 0:
                 raise
+        except NotADirectoryError as exc:
+            # A file where .preform-staging (or a folder above it) goes: said of that path,
+            # not of the owner file's, a name of ours the user never sees.
+            raise NotADirectoryError(exc.errno, exc.strerror, str(staging)) from exc
 
 
 def _remove_save(folder: Path, owners: tuple[Path, ...]) -> bool:
@@ -165,8 +170,11 @@ def save_staged(rendered: Path, output_root: Path, write: Callable[[Path], None]
         folder, owner = _make_save_folder(output_root)
     except OSError as exc:
         remove_empty_staging(output_root)  # only when empty, as after a save
+        # A file where .preform-staging goes is moved away, not a permission to give.
+        otherwise = (write_hint(exc) if exc.errno == errno.ENOTDIR
+                     else "let this user write to the output folder")
         raise _refused(rendered, f"cannot make the folder the server saves into: {exc}", exc,
-                       otherwise="let this user write to the output folder") from exc
+                       otherwise=otherwise) from exc
     try:
         path = folder / rendered.name
         write(path)

@@ -188,7 +188,28 @@ class TestStagedSave:
         with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
             save_staged(root / "e2e-001.form", root, writing(b"never"))
         assert caught.value.path == root / "e2e-001.form"
+        # The path said is the file in the way, not a name of ours inside a folder that is
+        # not there; and what helps is moving that file, not a permission.
+        assert caught.value.reason == ("cannot make the folder the server saves into: "
+                                       f"[Errno {errno.ENOTDIR}] {os.strerror(errno.ENOTDIR)}: "
+                                       f"'{root / STAGING_FOLDER}'")
+        assert caught.value.hint == WRITE_HINTS[errno.ENOTDIR]
+        assert caught.value.errno == errno.ENOTDIR
+        assert (root / STAGING_FOLDER).read_text(encoding="utf-8") == (
+            "a file where the folder goes")
+        assert everything_below(root) == [STAGING_FOLDER]
+
+    def test_a_folder_this_user_cannot_write_says_to_let_it(
+        self, root: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        def refused(candidate: Path) -> None:  # as a folder of another user's refuses
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(candidate))
+
+        monkeypatch.setattr(staging, "create_empty", refused)
+        with pytest.raises(FileWriteError, match="cannot make the folder") as caught:
+            save_staged(root / "e2e-001.form", root, writing(b"never"))
         assert caught.value.hint == "let this user write to the output folder"
+        assert caught.value.errno == errno.EACCES
 
     def test_a_folder_a_full_disk_refuses_says_the_disk_is_full(self, tmp_path: Path) -> None:
         # A disk with bytes to spare but no room for one more folder or file (its inodes
