@@ -1,9 +1,11 @@
-"""Two things the run's bars show that the other progress tests do not pin down: a run that
-started with no build and was given one, and the verify wait drawn as a pulse."""
+"""Three things the run's bars show that the other progress tests do not pin down: a run that
+started with no build and was given one, the verify wait drawn as a pulse, and how often the
+bars are drawn while nothing changes."""
 
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 from test_executor_progress_lines import _ANSI, _frame, _outcome, _plan, _poll, _Terminal
@@ -56,3 +58,18 @@ class TestVerifyWaitPulses:
         assert len(set(_CELL.findall(rows["run"]))) == 1
         # The verify bar runs through the pulse's colours as well as the empty bar's.
         assert len(set(_CELL.findall(rows["verify:"]))) > 1
+
+
+class TestRedrawRate:
+    """The bars are drawn again a couple of times a second, not ten: each drawing costs the
+    run's process CPU, and a build's bar moves in seconds."""
+
+    def test_a_quiet_second_and_a_half_is_drawn_a_few_times(self, terminal: _Terminal) -> None:
+        with RichReporter(terminal) as reporter:
+            reporter.run_started("run-1", (_plan("b1", 1),), servers=1, simulated=False)
+            # The time is what is measured here: nothing happens in it but the redraws.
+            time.sleep(1.5)
+            drawn = terminal.getvalue().count("run run-1")
+        # Two a second: three in the wait, one at the start and one at the close, give or
+        # take one (rich's ten a second drew about sixteen).
+        assert 2 <= drawn <= 6
