@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -68,6 +69,16 @@ class TestOnce:
         assert len(fleet_jobs(fleet)) == 1
         assert done.stdout.endswith("stopped after 1 batch\n")  # not "1 batches"
         assert f"output: {tmp_path / 'out'}" in done.stdout.splitlines()  # absolute: no rule
+        # Review rv48-mutants: the batch's run says itself on the console as `run` does (the
+        # daemon's runner given watch's reporter; without it a print went out unsaid).
+        build = r"\[PP-[0-9A-Z]+\]"
+        said = done.stdout.splitlines()
+        for line in (r"run \S+: 1 build, 1 model on 1 simulated server",
+                     build + r" started on server-1: 3 steps",
+                     build + r" step 3/3 print",
+                     build + r" succeeded on server-1 in [0-9.]+ s \(1/1 build done\)",
+                     r"run \S+ finished in [0-9.]+ s: 1 of 1 build succeeded"):
+            assert [s for s in said if re.fullmatch(line, s)], (line, done.stdout)
 
     def test_the_start_says_where_a_relative_output_root_puts_the_results(
         self, tmp_path: Path

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from preform_pipeline.errors import SidecarError
-from preform_pipeline.geometry.units import STATED_UNITS_HINT
 from preform_pipeline.hotfolder.sidecar import (
     SidecarValues,
     find_folder_sidecar,
@@ -95,7 +94,12 @@ class TestRejecting:
     def test_units_no_model_is_read_in_say_which_to_write_instead(self, tmp_path: Path) -> None:
         with pytest.raises(SidecarError) as caught:
             read_sidecar(sidecar(tmp_path, "p.yaml", "units: cm\n"))
-        assert caught.value.hint == STATED_UNITS_HINT
+        # Review rv48-mutants: the words the case's note shows, not the product's constant
+        # (a hint compared with itself passes whatever it says).
+        assert "got 'cm'" in caught.value.message
+        assert caught.value.hint is not None
+        assert caught.value.hint.startswith("write units: MILLIMETERS or units: INCHES")
+        assert "a model in centimetres: export it again in millimetres" in caught.value.hint
 
 
 class TestFinding:
