@@ -519,7 +519,8 @@ def _drop_gone(ctx: StepContext, index: int) -> bool:
     # Counted among the models still in the build: one that left before (another removed
     # file, its case) is no other case left, else a build of two removed files "succeeded"
     # with nothing on it (review of session 48).
-    members, others = [], []
+    members: list[int] = []
+    others: list[int] = []
     for i, model in enumerate(ctx.build.models):
         if str(model.path) not in ctx.facts.dropped:
             same = model.case_id == gone.case_id if gone.case_id else i == index
