@@ -80,7 +80,12 @@ from preform_pipeline.settings.servers import DEFAULT_BASE_PORT
 from preform_pipeline.store import JobState, JobStore
 from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.verify.notify import make_notifier
-from preform_pipeline.verify.service import VerifyReport, pending_prints, verify_pending
+from preform_pipeline.verify.service import (
+    VerifyReport,
+    first_to_say_ended,
+    pending_prints,
+    verify_pending,
+)
 from preform_pipeline.verify.tracking import web_locators
 from preform_pipeline.wording import aligned, counted, visible
 
@@ -241,7 +246,7 @@ def _verify(
         data = {"store": describe_store(path), **report.as_dict()}
         print(json.dumps(data, indent=2), file=stdout)
     elif args.quiet:
-        for line in ended_badly(report):
+        for line in ended_badly(report, store):
             print(line, file=stderr)
     else:
         for line in format_report(report):
@@ -272,14 +277,16 @@ def _nothing(
         print(visible(text), file=stdout)
 
 
-def ended_badly(report: VerifyReport) -> list[str]:
+def ended_badly(report: VerifyReport, store: JobStore | None = None) -> list[str]:
     """``--quiet``'s lines: each print this verify saw end badly (an error, an abort, no final
     status by its deadline), and nothing else. Cron mails whatever a job prints, so the table
     of a verify every few minutes buried the one print that failed among a day of mails; a
-    print settled earlier is not said again (an unverified one is looked at for a week)."""
+    print settled earlier is not said again (an unverified one is looked at for a week), and
+    one that another verify of ``store`` saw end at the same time is said by one of them
+    (``first_to_say_ended``: cron on each node of a shared store)."""
     lines = []
     for b in report.builds:
-        if not b.changed or b.state not in _ENDED_BADLY:
+        if not b.changed or b.state not in _ENDED_BADLY or not first_to_say_ended(store, b):
             continue
         # Job names, printers and messages come from the store and the Dashboard.
         on = f" on {b.printer}" if b.printer else ""

@@ -516,23 +516,35 @@ def _drop_gone(ctx: StepContext, index: int) -> bool:
     False when the recipe says ``fail_build``, or no other case would be left: the build
     fails as before, with the server's answer."""
     gone = ctx.build.models[index]
-    members = [
-        i for i, model in enumerate(ctx.build.models)
-        if (model.case_id == gone.case_id if gone.case_id else i == index)
-    ]
-    if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.build.models):
+    # Counted among the models still in the build: one that left before (another removed
+    # file, its case) is no other case left, else a build of two removed files "succeeded"
+    # with nothing on it (review of session 48).
+    members: list[int] = []
+    others: list[int] = []
+    for i, model in enumerate(ctx.build.models):
+        if str(model.path) not in ctx.facts.dropped:
+            same = model.case_id == gone.case_id if gone.case_id else i == index
+            (members if same else others).append(i)
+    if ctx.recipe.on_model_failure != "drop_case" or not others:
         return False
     message = case_step_message(gone.case_id, gone.path.name, IMPORT_MODELS, GONE_REASON)
+    _take_out(ctx, members, message)
+    log.warning("model_gone", case_id=gone.case_id, model=str(gone.path), models=len(members),
+                left=len(others))
+    return True
+
+
+def _take_out(ctx: StepContext, members: Sequence[int], message: str) -> None:
+    """Take the models ``members`` of a dropped case out of the build: out of the scene (those
+    imported), said with ``message`` (the build's facts, its warnings, ``ctx.on_drop``)."""
     for i in members:
+        model = ctx.build.models[i]
         if i in ctx.model_ids:
             ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(i), timeout=ctx.step_timeout_s)
-        ctx.facts.dropped[str(ctx.build.models[i].path)] = message
+        ctx.facts.dropped[str(model.path)] = message
         if ctx.on_drop is not None:
-            ctx.on_drop(ctx.build.models[i], message)
+            ctx.on_drop(model, message)
     ctx.facts.warnings.append(f"dropped from the build: {message}")
-    log.warning("model_gone", case_id=gone.case_id, model=str(gone.path), models=len(members),
-                left=len(ctx.build.models) - len(ctx.facts.dropped))
-    return True
 
 
 def scan_to_model(ctx: StepContext, node: StepNode, options: Mapping[str, Any]) -> None:
@@ -826,13 +838,7 @@ def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
     own = ctx.model_ids.get(index)
     (reason,) = named_by_file(ctx, [reason.replace(own, failed.path.name) if own else reason])
     message = case_step_message(failed.case_id, failed.path.name, step, reason)
-    for i in members:
-        model = ctx.build.models[i]
-        ctx.quick.delete_model(ctx.scene, ctx.model_ids.pop(i), timeout=ctx.step_timeout_s)
-        ctx.facts.dropped[str(model.path)] = message
-        if ctx.on_drop is not None:
-            ctx.on_drop(model, message)
-    ctx.facts.warnings.append(f"dropped from the build: {message}")
+    _take_out(ctx, members, message)
     log.warning("case_dropped", case_id=failed.case_id, model=failed.path.name, step=step,
                 reason=reason, models=len(members), left=len(ctx.model_ids))
     return True

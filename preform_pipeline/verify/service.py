@@ -51,10 +51,12 @@ __all__ = [
     "NOT_CHECKED",
     "NOT_IN_FEED_YET",
     "BuildVerification",
+    "ENDED_BADLY_NOTICE",
     "VerifyReport",
     "PRINT_END_NOTICE",
     "apply_result",
     "first_to_announce",
+    "first_to_say_ended",
     "mark_in_progress",
     "pending_prints",
     "verify_pending",
@@ -75,6 +77,9 @@ NOT_CHECKED: Final = "not checked: the prints feed could not be read"
 #: once between every process that follows the print (a run waiting on it, cron's
 #: ``verify``, the hot folder, the nodes of a farm).
 PRINT_END_NOTICE: Final = "print end"
+#: The notice of a print ``verify --quiet`` said ended badly (``"verify ended badly PP-..."``,
+#: about its state): said once between every verify that saw it end.
+ENDED_BADLY_NOTICE: Final = "verify ended badly"
 # Kept past the last time any process can still follow the print: verify looks again at the
 # week's unverified prints.
 _PRINT_END_NOTICE_KEEP_S: Final = DEFAULT_UNVERIFIED_LOOKBACK_S + 24 * 3600.0
@@ -212,17 +217,32 @@ def first_to_announce(store: JobStore | None, result: VerificationResult) -> boo
     settings name no webhook) never takes the notice from one that has. A store that cannot
     record it is answered True: a second notice is better than none.
     """
+    return _first_notice(store, PRINT_END_NOTICE, result.key, result.status.value)
+
+
+def first_to_say_ended(store: JobStore | None, build: BuildVerification) -> bool:
+    """True when no ``verify --quiet`` said yet that ``build``'s print ended so (its state):
+    this one does. Two verifies that poll at once (cron on two nodes of one store, the same
+    minute) both see the print change from the state each read before; only one says it.
+    Its own notices: a verify without a webhook never takes the notifier's
+    (:func:`first_to_announce`)."""
+    return _first_notice(store, ENDED_BADLY_NOTICE, build.job_key, build.state.value)
+
+
+def _first_notice(store: JobStore | None, prefix: str, key: str, about: str) -> bool:
+    """The store's notice ``prefix key`` taken for ``about``: True by the one process that
+    takes it first (one write transaction), and by any process whose store cannot record it
+    (a second notice is better than none)."""
     if store is None:
         return True
     try:
-        first = store.note_notice(f"{PRINT_END_NOTICE} {result.key}", result.status.value)
-        store.forget_old_notices(f"{PRINT_END_NOTICE} ", older_than_s=_PRINT_END_NOTICE_KEEP_S)
+        first = store.note_notice(f"{prefix} {key}", about)
+        store.forget_old_notices(f"{prefix} ", older_than_s=_PRINT_END_NOTICE_KEEP_S)
     except StoreError as exc:
-        log.warning("verify_notice_unrecorded", job_key=result.key, error=str(exc))
+        log.warning("verify_notice_unrecorded", job_key=key, notice=prefix, error=str(exc))
         return True
     if not first:
-        log.info("verify_notice_said_elsewhere", job_key=result.key,
-                 status=result.status.value)
+        log.info("verify_notice_said_elsewhere", job_key=key, notice=prefix, status=about)
     return first
 
 

@@ -63,8 +63,8 @@ def render_metrics(store: JobStore, sources: LiveSources) -> str:
     out.metric("cases", "gauge", "Jobs (one per model file of a case) by state.",
                (({"state": s.value}, float(jobs.get(s, 0))) for s in JobState))
     out.metric("cases_superseded", "gauge",
-               "Failed jobs a later job of the same recipe and file printed (counted here, "
-               "not as failed in cases).", [({}, float(len(later)))])
+               "Failed jobs (failed, print_error, aborted) a later job of the same recipe and "
+               "file printed (counted here, not in cases).", [({}, float(len(later)))])
     out.metric("builds", "gauge", "Builds by state.",
                (({"state": s.value}, float(builds.get(s, 0))) for s in JobState))
     out.metric("builds_prepared", "gauge", "Builds whose .form was prepared and saved.",

@@ -219,3 +219,18 @@ class TestAFileRemovedAfterThePlan:
         (outcome,) = result.outcomes
         assert (outcome.status, outcome.dropped) == (BuildStatus.FAILED, ())
         assert "FILE_NOT_FOUND" in (outcome.reason or "")
+
+    def test_a_build_whose_every_file_went_fails_and_is_not_prepared_empty(
+        self, tmp_path: Path, farm: SimFarm
+    ) -> None:
+        # Two files removed: the first leaves the build, the second would leave it empty
+        # (each, alone, had another case left beside it when it was counted).
+        plan = _planned_then_gone(tmp_path, ["knob", "spacer"])
+        (tmp_path / "share" / "spacer.stl").unlink()
+        farm.add()
+        result = run(plan, FakePool([s.url for s in farm.servers]), tmp_path / "out",
+                     max_build_attempts=1)
+        (outcome,) = result.outcomes
+        assert outcome.status is BuildStatus.FAILED
+        assert "FILE_NOT_FOUND" in (outcome.reason or "")
+        assert not [p for p in outcome.outputs if p.suffix == ".form"]

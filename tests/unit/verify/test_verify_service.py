@@ -10,7 +10,7 @@ from verify_support import run_record
 
 from preform_pipeline.clock import ManualClock
 from preform_pipeline.cloud import WebApiClient
-from preform_pipeline.commands.verify import format_report
+from preform_pipeline.commands.verify import ended_badly, format_report
 from preform_pipeline.printing import FleetFolderLocator
 from preform_pipeline.printing.web import WebApiLocator
 from preform_pipeline.simulator.cloud.testing import FakeWebApi, write_job
@@ -175,3 +175,38 @@ class TestTheCommandsInterruptedSendLine:
         line = format_report(report)[0]
         assert line == (f"interrupted send {build.job_key}: found (found in the fleet folder "
                         f"{tmp_path}/{SHOWN}); now print_sent"), line
+
+
+class TestTheQuietLinesOnceBetweenVerifies:
+    """``verify --quiet`` says a print that ended badly once between the verifies that saw it
+    end: cron's verify on two nodes of one store, the same minute, both read the print pending
+    before either wrote its end (the branch said it "once" by the state each read before)."""
+
+    def test_two_verifies_polling_at_once_say_the_failed_print_once(
+        self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
+        clock: ManualClock,
+    ) -> None:
+        build = _sent_build(store, "failed")
+        fake_api.prints = [run_record(build.job_name or "", status="ERROR", message="Jam",
+                                      created=clock.now())]
+        other: list[list[str]] = []
+
+        class OtherNode:
+            """The store, where the other node's verify runs whole just before our write."""
+
+            def __getattr__(self, name: str) -> object:
+                return getattr(store, name)
+
+            def transition_build(self, build_id: int, *args: object, **kwargs: object) -> Build:
+                if not other:
+                    other.append(ended_badly(verify_pending(store, client, clock=clock), store))
+                return store.transition_build(build_id, *args, **kwargs)  # type: ignore[arg-type]
+
+        report = verify_pending(OtherNode(), client, clock=clock)  # type: ignore[arg-type]
+        [row] = report.builds
+        assert (row.state, row.changed) == (JobState.PRINT_ERROR, True)  # seen end by both
+        said = [*other[0], *ended_badly(report, store)]
+        assert said == [
+            f"{build.job_key}: print ERROR on Form4-SweetMatcha ({build.job_name}): Jam"]
+        # A verify without a webhook takes no notifier's notice of the print's end.
+        assert store.notice_about(f"print end {build.job_key}") is None

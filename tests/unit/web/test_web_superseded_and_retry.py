@@ -278,6 +278,10 @@ class TestAFailedPrintTheNextRunPrinted:
         assert 'data-test="retry-P-1"' not in listed
         assert (f"superseded by job {again.id} ({again.job_key}, print_sent)"
                 in html.unescape(re.sub(r"<[^>]+>", "", listed)))
+        # /metrics by the same rule: counted apart, not among the cases in print_error.
+        text = clients.get(served.url + "/metrics", headers=VIEWER_AUTH).text
+        assert 'preform_pipeline_cases{state="print_error"} 0\n' in text
+        assert "\npreform_pipeline_cases_superseded 1\n" in text
 
 
 class TestRetryOfASupersededFailure:
