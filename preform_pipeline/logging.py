@@ -40,6 +40,7 @@ __all__ = [
     "SECRET_KEY_PATTERN",
     "capture_logs",
     "DEFAULT_LIBRARY_LOG_LEVEL",
+    "MOVED_LOOK_S",
     "configure_logging",
     "declare_context_keys",
     "dropped",
@@ -495,6 +496,10 @@ class _JsonEventFormatter(_EventFormatter):
         return super().format(record)
 
 
+#: How often the JSON log's handler looks whether its file was moved away (rotated).
+MOVED_LOOK_S: Final = 1.0
+
+
 class _JsonLinesHandler(logging.FileHandler):
     """The JSON log's file handler, with a short way for the events of :func:`_to_handlers`.
 
@@ -518,6 +523,11 @@ class _JsonLinesHandler(logging.FileHandler):
     is taken up within about a second; a try refused again (a used-up quota no free-space
     figure shows, a line larger than the room left) waits 4, 8 ... at most 60 s before the
     next. A disk that stays full costs an event neither a write nor a look at the disk.
+
+    A file moved away or removed (logrotate's way: rename, then a new file) is seen within
+    :data:`MOVED_LOOK_S` on ``clock`` and the path opened again, so a service's log can be
+    rotated while it runs. Before session 48 the handler wrote on into the moved file until
+    the process ended, and nothing bounded a log the docs named.
     """
 
     def __init__(self, filename: Path, *, encoding: str, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -534,11 +544,14 @@ class _JsonLinesHandler(logging.FileHandler):
         self._not_before = 0.0
         #: Set while this handler's own warning goes to the other handlers.
         self._announcing = False
+        #: The monotonic time of the next look whether the file was moved away.
+        self._next_move_look = 0.0
 
     def handle(self, record: logging.LogRecord) -> Any:
         with self.lock:  # type: ignore[union-attr]  # made in Handler.__init__
             if self._announcing:
                 return False  # our own word on the file that refused: not written into it
+            self._follow_move()
             if not self.lost:
                 return self._handle(record)
             if not self._resume():
@@ -587,6 +600,31 @@ class _JsonLinesHandler(logging.FileHandler):
         except Exception:
             self.handleError(record)
         return True
+
+    def _follow_move(self) -> None:
+        """Close the file if its path now names another file or none (it was rotated), at
+        most once per :data:`MOVED_LOOK_S`: a look costs two system calls, too many for
+        every event. The next event opens the path again, as after :meth:`close`."""
+        now = self.clock.monotonic()
+        if self.stream is None or now < self._next_move_look:
+            return
+        self._next_move_look = now + MOVED_LOOK_S
+        try:
+            opened = os.fstat(self.stream.fileno())
+        except (OSError, ValueError):
+            return  # no file of ours under the stream (a test's buffer): nothing to follow
+        try:
+            named = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            pass  # removed, or renamed with nothing created in its place yet
+        except OSError:
+            return  # the folder cannot be looked at now: the open file still takes lines
+        else:
+            if (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino):
+                return
+        stream, self.stream = self.stream, None
+        with contextlib.suppress(OSError):
+            stream.close()
 
     def _drop_stream(self) -> None:
         """Close the file without writing what its buffer holds, and cut the piece of a line

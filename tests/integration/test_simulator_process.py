@@ -103,6 +103,33 @@ class TestStartUp:
             sim.stop()
 
 
+class TestALogFileRotated:
+    """A log file moved away while the simulator runs (logrotate's rename) is let go within
+    about a second: its path is made again and takes the events from then on."""
+
+    def test_the_moved_file_keeps_what_came_before_and_the_path_gets_what_follows(
+        self, tmp_path: Path
+    ) -> None:
+        log_file = tmp_path / "sim.jsonl"
+        rotated = tmp_path / "sim.jsonl.1"
+        with start_simulator("--log-file", str(log_file), timeout=WAIT_S) as sim, \
+                httpx.Client(base_url=sim.url, timeout=WAIT_S) as client:
+            client.get("/", params={"n": "before"})
+            log_file.rename(rotated)
+            deadline = time.monotonic() + WAIT_S
+            while not (log_file.exists() and "http_exchange" in log_file.read_text()):
+                assert time.monotonic() < deadline, "the log's path was never written again"
+                client.get("/", params={"n": "after"})
+            sim.stop()
+
+        def exchanges(path: Path) -> list[str]:
+            return [e["path"] for line in path.read_text().splitlines()
+                    if (e := json.loads(line))["event"] == "http_exchange"]
+
+        assert exchanges(rotated)[0] == "/?n=before"
+        assert set(exchanges(log_file)) == {"/?n=after"}
+
+
 class TestPortInUse:
     """A taken port is reported like PreFormServer does, with a non-zero exit."""
 

@@ -8,6 +8,7 @@ import errno
 import io
 import json
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterator
@@ -423,3 +424,65 @@ class TestARefusedFileWaits:
         assert [(e["event"], e.get("events_left_out")) for e in recorder.said] == [
             ("log_file_unwritable", None), ("log_file_resumed", 6)]
         assert [line.get("n") for line in _lines(folder / "run.jsonl")] == [None, 6, 7, 8, 9]
+
+
+class TestARotatedFile:
+    """A log file moved away or removed while the process runs (logrotate's way) is
+    followed: within a second on the process's clock its path is opened again, and every
+    event is in one file or the other."""
+
+    @pytest.fixture
+    def clock(self, log_file: Path) -> ManualClock:
+        """The package's logging with its JSON file at ``log_file``, on a manual clock."""
+        clock = ManualClock()
+        configure_logging(level="INFO", json_file=log_file, console=io.StringIO(), clock=clock)
+        return clock
+
+    @staticmethod
+    def _events(path: Path) -> list[str]:
+        return [line["event"] for line in _lines(path)]
+
+    def test_a_renamed_file_keeps_that_seconds_events_and_the_path_gets_the_rest(
+        self, log_file: Path, clock: ManualClock
+    ) -> None:
+        get_logger(LOGGER).info("before")
+        rotated = log_file.rename(log_file.with_name("run.jsonl.1"))
+        log_file.touch()  # logrotate's `create`
+        clock.advance(0.5)
+        get_logger(LOGGER).info("within_the_second")
+        clock.advance(0.5)
+
+        get_logger(LOGGER).info("after")
+
+        assert self._events(rotated) == ["before", "within_the_second"]
+        assert self._events(log_file) == ["after"]
+
+    def test_a_removed_file_is_made_again_at_its_path(
+        self, log_file: Path, clock: ManualClock
+    ) -> None:
+        get_logger(LOGGER).info("before")
+        log_file.unlink()
+        clock.advance(1.0)
+
+        get_logger(LOGGER).info("after")
+
+        assert self._events(log_file) == ["after"]
+
+    def test_a_file_left_where_it_is_is_looked_at_once_a_second_not_at_every_event(
+        self, log_file: Path, clock: ManualClock, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        looks: list[str] = []
+        real_stat = os.stat
+
+        def stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+            if str(path) == str(log_file):
+                looks.append(str(path))
+            return real_stat(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "stat", stat)
+        for n in range(40):  # four events a second for 10 s
+            get_logger(LOGGER).info("step_done", n=n)
+            clock.advance(0.25)
+
+        assert len(looks) == 10
+        assert [line["n"] for line in _lines(log_file)] == list(range(40))
