@@ -41,6 +41,15 @@ over them and prints nothing they took over (the checks below: no build key nor 
 printed twice); it comes back (its heartbeat is fresh again within 35 s of the stall's end:
 a lease and a half, and 5 s) or exits cleanly; and nothing is lost.
 
+With ``--gone`` (session 48) a wave may also drop a file that a person removes from
+processing/ a seeded 0-3 s after a daemon took it from the inbox: before its plan, between
+the plan and the import (the build prints without it: ``model_gone``), or after. Such a
+file is checked for what it can still promise: nothing of it left in processing/, its job
+not stuck, its content printed at most once; one that settled before its removal came is
+checked as any file. The seed's line counts the removed files' job states and what the
+daemons said of them (``model_gone``, ``file_removed``, ``file_missing``, ``file_lost``).
+The waves of a seed without ``--gone`` are the ones it always drew.
+
 With ``--approval`` the recipe holds every build for approval, and an operator approves the
 held builds (the store's ``approve``, as the dashboard does) every second or so.
 
@@ -58,7 +67,8 @@ checked from the folders, the store and the fleet's print records:
 * no printer claim or inbox claim of a daemon's last life is left (a killed life's claims
   are counted: they run out with their lease);
 * no process of the soak is left (servers die with their daemon, or the next start reaps
-  them).
+  them);
+* (session 48) no traceback in any daemon's output (stdout and stderr, every life).
 
 A summary line per seed; exit status 1 naming the first seed that broke a promise (its
 folder with the daemons' logs is kept and named), 0 when every seed held.
@@ -66,6 +76,7 @@ folder with the daemons' logs is kept and named), 0 when every seed held.
     python bench/soak_kill.py --store sqlite --seeds 1-10 --kills 10
     python bench/soak_kill.py --store postgres --nodes 3 --seeds 1-10 --kills 10 [--approval]
     python bench/soak_kill.py --store postgres --nodes 3 --stall --seeds 1-5 --kills 10
+    python bench/soak_kill.py --store sqlite --gone --seeds 1-10 --kills 10
 """
 
 from __future__ import annotations
@@ -137,6 +148,10 @@ STALL_GAP_S = (2.0, 12.0)
 #: How long a node whose link is back may take to beat again (its renewal thread waits a
 #: third of a lease; a reset first costs a reconnect).
 BACK_S = 1.5 * LEASE_S
+#: ``--gone``: how long after a daemon took a file from the inbox it is removed from
+#: processing/: within a build's preparation (scaled steps take 0.1-1 s each), so the removal
+#: lands before the plan, between the plan and the import, or after it.
+GONE_DELAY_S = (0.0, 3.0)
 #: The pauses of a file written in place: below the inbox's quiet period (0.5 s in the test
 #: settings), within which a file too short to judge (an STL's header alone) is waited for.
 WRITE_PAUSE_S = (0.02, 0.25)
@@ -154,9 +169,15 @@ class Dropper:
     """What a seed dropped: each file's path below the inbox and its digest, the case
     folders' model files, the twin pairs; and the writers still writing in place."""
 
-    def __init__(self, farm: DaemonFarm, rng: random.Random) -> None:
+    def __init__(self, farm: DaemonFarm, rng: random.Random, *, gone: bool = False) -> None:
         self.farm, self.rng = farm, rng
         self.files: dict[str, str] = {}
+        #: ``--gone``: files a person removes once a daemon took them (name: digest), and
+        #: those removed from processing/ before they settled (the rest are checked as
+        #: any file: they settled before the removal came).
+        self.gone: dict[str, str] = {}
+        self.removed: set[str] = set()
+        self._gone = gone
         self.cases: dict[str, list[str]] = {}
         self.twins: list[tuple[str, str]] = []
         self.kinds: Counter[str] = Counter()
@@ -221,10 +242,35 @@ class Dropper:
             os.replace(self.staging / name, self.farm.inbox / name)
             self._put(name, data)
 
+    def _remove_when_taken(self, name: str, data: bytes, delay: float) -> None:
+        """Drop ``name``, and remove it ``delay`` seconds after a daemon took it from the
+        inbox, from processing/ if it is still there: a person tidying the share between
+        the plan and the import (session 48's ``model_gone``), or before the plan."""
+        self.gone[name] = _digest(data)
+        (self.staging / name).write_bytes(data)
+        os.replace(self.staging / name, self.farm.inbox / name)
+
+        def remove() -> None:
+            deadline = time.monotonic() + 60.0
+            while (self.farm.inbox / name).exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(delay)
+            for path in (self.farm.inbox / "processing").rglob(name):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    self.removed.add(name)
+                    return
+
+        thread = threading.Thread(target=remove, name=f"remover {name}")
+        thread.start()
+        self.writers.append(thread)
+
     def wave(self) -> None:
         kinds = ["file", "case", "twins", "slow", "slowcase"]
         if self._models:
             kinds.append("again")
+        if self._gone:  # only then: the other seeds draw the waves they always drew
+            kinds.append("gone")
         for kind in self.rng.sample(kinds, k=self.rng.randint(2, len(kinds))):
             self._n += 1
             n = self._n
@@ -236,6 +282,9 @@ class Dropper:
                 data = self._model(n * 10, ".stl")
                 self._put(f"p{n}.stl", data)
                 self._in_place(self.farm.inbox / f"p{n}.stl", data, self.rng.randint(2, 5))
+            elif kind == "gone":  # content of its own: never an ``again`` of it
+                self._remove_when_taken(f"g{n}.stl", self._model(n * 10 + 7, ".stl"),
+                                        self.rng.uniform(*GONE_DELAY_S))
             elif kind == "again":  # content dropped before, under a new name: a duplicate
                 suffix, data = self.rng.choice(self._models)
                 self._drop([f"p{n}-again{suffix}"], data)
@@ -251,6 +300,9 @@ class Dropper:
     def written(self) -> None:
         for thread in self.writers:
             thread.join()
+        for name, digest in self.gone.items():
+            if name not in self.removed:  # settled before its removal came
+                self.files[name] = digest
 
 
 @dataclass
@@ -585,6 +637,9 @@ def _check(farm: DaemonFarm, dropped: Dropper, out: Outcome, nodes: list[str],
     skipped = {n for n, j in jobs.items() if j.state is JobState.DUPLICATE_SKIPPED}
     undecided = {n for n, j in jobs.items() if j.state is JobState.UNVERIFIED}
     digest_of = {Path(rel).name: d for rel, d in dropped.files.items()}
+    # A removed file's build printed without it, or with it when the removal came after its
+    # import: printed at most once, never required (its content was dropped once).
+    digest_of.update({name: dropped.gone[name] for name in dropped.removed})
     printed = printed_models(farm)
     by_content: Counter[str] = Counter()
     for name, count in printed.items():
@@ -625,9 +680,28 @@ def _check(farm: DaemonFarm, dropped: Dropper, out: Outcome, nodes: list[str],
         out.facts["inbox claims kept"] = len(claims_left)
         if blocking := [c for c in claims_left if Path(c[0]).exists()]:
             v.append(f"inbox claims on files still in the inbox: {blocking[:5]}")
+    if dropped.gone:
+        out.facts["removed"] = dict(Counter(
+            jobs[n].state.value if n in jobs else "no job" for n in dropped.removed))
+        out.facts["removal said"] = dict(Counter(
+            e["event"] for e in farm.events(*REMOVAL_SAYS)))
+    if traces := _tracebacks(farm):
+        v.append(f"a traceback reached a daemon's output: {traces[:3]}")
     out.facts.update(files=len(dropped.files), models=sum(map(len, names_of.values())),
                      contents=len(names_of), printed=sum(by_content.values()),
                      skipped=len(skipped), undecided=len(undecided))
+
+
+#: What the daemons say of a file removed under them (``--gone``), counted.
+REMOVAL_SAYS = ("model_gone", "file_removed", "file_missing", "file_lost",
+                "dropped_job_not_failed")
+
+
+def _tracebacks(farm: DaemonFarm) -> list[str]:
+    """The daemons' outputs (stdout and stderr, each life's) that hold a traceback."""
+    return [path.name for path in sorted(farm.logs.glob("*.out"))
+            if "Traceback (most recent call last)" in path.read_text(
+                encoding="utf-8", errors="replace")]
 
 
 def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outcome:
@@ -656,7 +730,7 @@ def soak(seed: int, args: argparse.Namespace, cluster: PgCluster | None) -> Outc
     began = time.monotonic()
     keep = False
     try:
-        dropped = Dropper(farm, rng)
+        dropped = Dropper(farm, rng, gone=args.gone)
         _start(farm, *nodes)
         approver = Approver(farm)
         staller = (Staller(farm, relay, stalled_node, stall_rng, out) if relay is not None
@@ -798,6 +872,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stall", action="store_true",
                         help="PostgreSQL: one node's database link stalls past a lease now and "
                         "then, and resumes or resets")
+    parser.add_argument("--gone", action="store_true",
+                        help="waves may drop a file a person removes from processing/ a "
+                        "seeded moment after a daemon took it")
     parser.add_argument("--keep", action="store_true", help="keep every seed's folder")
     args = parser.parse_args(argv)
     if args.stall and args.store != "postgres":

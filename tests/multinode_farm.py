@@ -348,7 +348,10 @@ class DaemonFarm:
             lines.append(f"  {folder}/: {len(names)}: {' '.join(names[:30])}"
                          + (" ..." if len(names) > 30 else ""))
         try:
-            held = {b: s.info.id for s in self.store.list_nodes() for b in s.held_builds}
+            # An SQLite store has one daemon and no node listing (the soak's SQLite failures
+            # lost the lines below to an AttributeError until session 48).
+            held = ({b: s.info.id for s in self.store.list_nodes() for b in s.held_builds}
+                    if self.on_postgres else {})
             lines.append("builds not finished:")
             for build in self.store.list_builds():
                 if build.state.terminal:

@@ -1129,18 +1129,19 @@ class Intake:
         if _inside(current, done) or _inside(current, failed):
             self.finish_move(job)  # whatever a crash left of its move
             return job
-        if not current.exists():
-            log.error("file_missing", job_key=job.job_key, path=str(current))
-            return job
         folder = done if ok else failed
+        if not current.exists():
+            if place.previous is not None and os.path.lexists(place.previous):
+                # A take cut short: the file is still where it was dropped, and the start's
+                # recovery finishes the move (finish_move) before it is settled.
+                log.error("file_missing", job_key=job.job_key, path=str(current))
+                return job
+            return self._settle_removed(job, place, current, folder)
         # A name over MAX_NAME_BYTES (a job taken before such drops were left in the inbox)
         # settles under a shorter one: its notes would be over what file systems allow.
         rel = fitting_rel(place.rel)
         target = free_path(folder / rel, ours=lambda name: _notes_name(name, job))
-        attachments = tuple(
-            Attachment(a.rel, str(_attachment_target(folder, a.rel)), a.at)
-            for a in place.attachments
-        )
+        attachments = _attachments_into(folder, place)
         text = report if ok else note
         written = target.with_name(target.name + (REPORT_SUFFIX if ok else ERROR_SUFFIX))
         made = write_note(written, text, within=folder) if text is not None else ()
@@ -1169,6 +1170,28 @@ class Intake:
                         hint="its report or note gives the name it had")
         if not ok and self.on_failed is not None:
             self.on_failed(job)
+        return job
+
+    def _settle_removed(self, job: Job, place: JobPlace, current: Path, folder: Path) -> Job:
+        """Settle a job whose file a person removed from processing/ (before its plan, or
+        between the plan and the import: the build printed without it, ``model_gone``):
+        its sidecars go to ``folder`` as they would with the file, and its processing/
+        folder goes. Left there, the empty folder was settled again at every pass of the
+        loop, each saying ``file_missing`` at error level, and the inbox never became quiet
+        (session 48's soak with ``--gone``). The store keeps naming the file's last place:
+        ``jobs show`` says it is gone."""
+        attachments = _attachments_into(folder, place)
+        try:
+            job = self.store.update_job(
+                job.id, expect_source=current,
+                fields=_with_place(job, replace(place, attachments=attachments)))
+        except StoreConflictError:
+            log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
+            return self.store.get_job(job.id)
+        self._move_attachments(job, attachments)
+        self._leave_processing(place, current)
+        log.warning("file_removed", job_key=job.job_key, path=str(current),
+                    state=job.state.value, sidecars=len(attachments))
         return job
 
     def finish_move(self, job: Job) -> bool:
@@ -1368,6 +1391,12 @@ def _decided_note(job: Job, jobs: str) -> str | None:
         else "fix the cause, then drop it into the inbox again",
         job=job, jobs=jobs,
     )
+
+
+def _attachments_into(folder: Path, place: JobPlace) -> tuple[Attachment, ...]:
+    """``place``'s sidecars as they go into the outcome ``folder``, each from where it is."""
+    return tuple(Attachment(a.rel, str(_attachment_target(folder, a.rel)), a.at)
+                 for a in place.attachments)
 
 
 def _attachment_target(folder: Path, rel: str) -> Path:

@@ -217,6 +217,12 @@ def hide_url(text: str, url: str) -> str:
     # a URL urlsplit refuses: libpq quotes such a URL whole ("invalid connection option").
     span = _login(url)
     found = [url[span[0]:span[1]].partition(":")[2]] if span is not None else []
+    # The query's password as libpq reads it: from the first "?" after the login. urlsplit
+    # starts the query at a "?" of the password, where ``password=`` is no item of its own
+    # (session 48's fuzz: its badly encoded value was quoted in clear).
+    query = url[span[1] if span is not None else 0:].partition("?")[2]
+    found += [v for item in query.split("&")
+              for k, _, v in [item.partition("=")] if k.lower() == "password"]
     try:
         parts = urlsplit(url)
         found += [parts.password or ""]

@@ -654,8 +654,7 @@ class TestPlacesAndNames:
 
 
 class TestNothingToSettle:
-    """Settling a job the hot folder does not know, or whose file is gone, moves nothing and
-    says so."""
+    """Settling a job the hot folder does not know moves nothing and says so."""
 
     def test_a_job_without_bookkeeping_is_left_as_it_is(
         self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
@@ -668,14 +667,56 @@ class TestNothingToSettle:
             "event": "job_without_place", "job_key": job.job_key,
             "path": str(tmp_path / "m.stl"), "log_level": "warning"}]
 
-    def test_a_missing_file_is_logged_and_the_job_left_as_it_is(
+
+class TestAFileRemovedFromProcessing:
+    """A file a person removed from processing/ (before its plan, or between the plan and the
+    import: ``model_gone``) settles as what is left of it: its sidecars go to the outcome
+    folder, its processing/ folder goes, and it is said once (session 48's soak)."""
+
+    def test_its_processing_folder_goes_and_the_removal_is_said(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
         intake = Intake(store, [inbox])
         (job,) = intake.take(_single(inbox, "a.stl")).taken
         job.source_path.unlink()
+        job = store.transition(job.id, JobState.FAILED, "the file was removed")
+        with capture_logs() as logs:
+            settled = intake.settle(job, ok=False, note="removed")
+        assert list(inbox.folder("processing").iterdir()) == []
+        assert list(inbox.folder("failed").iterdir()) == []  # no note beside no file
+        assert settled.source_path == job.source_path  # its last place: `jobs show` says gone
+        assert _events(logs, "file_missing") == []
+        assert _events(logs, "file_removed") == [{
+            "event": "file_removed", "job_key": job.job_key, "path": str(job.source_path),
+            "state": "failed", "sidecars": 0, "log_level": "warning"}]
+
+    def test_its_sidecars_go_to_the_outcome_folder_as_with_the_file(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        drop = _case(inbox, "C-1", {"upper.stl": 1, "upper.yaml": b"label_text: U\n"})
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(drop).taken
+        job.source_path.unlink()
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "removed"), ok=False)
+        sidecar = inbox.folder("failed") / "C-1" / "upper.yaml"
+        assert sidecar.read_text(encoding="utf-8") == "label_text: U\n"
+        assert list(inbox.folder("processing").iterdir()) == []
+        place = place_of(store.get_job(job.id))
+        assert place is not None
+        assert [a.at for a in place.attachments] == [str(sidecar)]
+
+    def test_a_take_cut_short_is_left_for_the_recovery_to_finish(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        place = place_of(job)
+        assert place is not None and place.previous is not None
+        job.source_path.rename(place.previous)  # the store names processing/, the file never went
         with capture_logs() as logs:
             assert intake.settle(job, ok=True) == job
+        assert place.previous.read_bytes() == tetra_stl_bytes(0)
+        assert job.source_path.parent.is_dir()
         assert _events(logs, "file_missing") == [{
             "event": "file_missing", "job_key": job.job_key, "path": str(job.source_path),
             "log_level": "error"}]
