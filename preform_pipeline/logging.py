@@ -527,7 +527,9 @@ class _JsonLinesHandler(logging.FileHandler):
     A file moved away or removed (logrotate's way: rename, then a new file) is seen within
     :data:`MOVED_LOOK_S` on ``clock`` and the path opened again, so a service's log can be
     rotated while it runs. Before session 48 the handler wrote on into the moved file until
-    the process ended, and nothing bounded a log the docs named.
+    the process ended, and nothing bounded a log the docs named. A path that cannot be
+    opened again (its folder removed, no permission) is a refused write like the rest
+    (:meth:`emit`).
     """
 
     def __init__(self, filename: Path, *, encoding: str, clock: Clock = SYSTEM_CLOCK) -> None:
@@ -601,10 +603,25 @@ class _JsonLinesHandler(logging.FileHandler):
             self.handleError(record)
         return True
 
+    def emit(self, record: logging.LogRecord) -> None:
+        """``FileHandler.emit`` (the stdlib's way, above), with the opening of the path in
+        the handler's error path: after :meth:`_follow_move` let a rotated file go, a path
+        that cannot be made again (its folder removed, no permission, a full disk) is a
+        refused write like any other (``log_file_unwritable``, the events counted, tried
+        again on the clock), never an ``OSError`` raised at the line that logged."""
+        if self.stream is None:
+            try:
+                self.stream = self._open()
+            except OSError:
+                self.handleError(record)
+                return
+        logging.StreamHandler.emit(self, record)
+
     def _follow_move(self) -> None:
         """Close the file if its path now names another file or none (it was rotated), at
         most once per :data:`MOVED_LOOK_S`: a look costs two system calls, too many for
-        every event. The next event opens the path again, as after :meth:`close`."""
+        every event. The next event opens the path again (:meth:`emit`: a path that
+        cannot be opened is said as a refused write)."""
         now = self.clock.monotonic()
         if self.stream is None or now < self._next_move_look:
             return

@@ -486,3 +486,29 @@ class TestARotatedFile:
 
         assert len(looks) == 10
         assert [line["n"] for line in _lines(log_file)] == list(range(40))
+
+    def test_a_path_that_cannot_be_made_again_is_said_once_and_its_events_counted(
+        self, log_file: Path, tmp_path: Path
+    ) -> None:
+        # Review rv48: the rotated file let go, the next event's open raised at the line that
+        # logged (FileNotFoundError out of `log.info`, a service's thread ended by its log).
+        log_file = tmp_path / "logs" / "run.jsonl"
+        log_file.parent.mkdir()
+        clock = ManualClock()
+        configure_logging(level="INFO", json_file=log_file, console=io.StringIO(), clock=clock)
+        get_logger(LOGGER).info("before")
+        shutil.rmtree(log_file.parent)  # the log's folder removed with the rotated file
+        clock.advance(1.0)
+
+        with _Recorder.on_package() as recorder:
+            for n in range(3):
+                get_logger(LOGGER).info("step_done", n=n)
+            log_file.parent.mkdir()
+            clock.advance(2.0)
+            get_logger(LOGGER).info("step_done", n=3)
+
+        assert [(e["event"], e.get("error"), e.get("events_left_out")) for e in recorder.said] == [
+            ("log_file_unwritable", "No such file or directory", None),
+            ("log_file_resumed", None, 3)]
+        assert [(line["event"], line.get("n")) for line in _lines(log_file)] == [
+            ("log_file_resumed", None), ("step_done", 3)]
