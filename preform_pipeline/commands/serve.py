@@ -74,7 +74,7 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     configure_command_logging(settings, args.log_level, stderr, json_file=settings.logging.file)
     web = web_settings_of(settings, args.host, args.port)
     try:
-        store = open_store(settings.store.location)
+        store = open_store(settings.store.location, running=True)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE

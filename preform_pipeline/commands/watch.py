@@ -250,7 +250,7 @@ def _run_locked(
             farm = _join_saying_waits(settings, stderr if args.quiet else stdout)
             store: JobStore = farm.store
         else:
-            store = open_store(settings.store.location)
+            store = open_store(settings.store.location, running=True)
     except PipelineError as exc:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE

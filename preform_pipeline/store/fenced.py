@@ -69,7 +69,7 @@ class NodeJobStore(PostgresJobStore):
         on_lost: Callable[[int], None] | None = None,
         **options: Any,
     ) -> None:
-        super().__init__(url, **options)
+        super().__init__(url, running=True, **options)  # a watch's node: it keeps running
         self.node_id = node_id
         self.lease_s = lease_s
         self.send_deadline_s = send_deadline_s

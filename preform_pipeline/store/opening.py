@@ -45,7 +45,7 @@ def describe_store(location: str | Path) -> str:
 
 def open_store(
     location: str | Path, *, create: bool = True, clock: Clock | None = None,
-    read_only: bool = False,
+    read_only: bool = False, running: bool = False,
 ) -> JobStore:
     """The store at ``location`` (``settings.store.location``, or ``--store``).
 
@@ -53,9 +53,11 @@ def open_store(
     (its tables are created and migrated on first use either way). ``read_only``: the
     caller only reads, so a SQLite file is opened without writing to it (a store this
     account may only read can be listed); a PostgreSQL store's rights are the database's.
+    ``running``: a running ``serve`` (or ``watch``) holds it, which keeps trying after a
+    refusal; a command that exits is not told so (PgFailure.hint_for).
     """
     if is_shared_store(location):
         from preform_pipeline.store.postgres import PostgresJobStore
 
-        return PostgresJobStore(str(location), clock=clock)
+        return PostgresJobStore(str(location), clock=clock, running=running)
     return SqliteJobStore(location, clock=clock, create=create, read_only=read_only)

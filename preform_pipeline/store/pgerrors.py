@@ -95,6 +95,14 @@ class PgFailure:
     def waits(self) -> bool:
         return self.kind.waits
 
+    def hint_for(self, *, running: bool) -> str:
+        """The hint as a process says it: a running ``watch`` or ``serve`` (``running``)
+        keeps trying by itself (RUNNING_KEEPS_TRYING); a command that exits (``run``,
+        ``jobs``, ``verify``) does not, and a clause about another process read as if it
+        would (the review of session 48, ``run --dry-run``). Only the no-wait kinds' hints
+        hold the clause; the others are the same for both."""
+        return self.hint if running else self.hint.replace(f"{RUNNING_KEEPS_TRYING}; ", "")
+
 
 _OVERLOADED_HINT: Final = (
     "the server has no connection free for the URL's user or database: its max_connections, "

@@ -10,6 +10,7 @@ shown through :func:`redact_url`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Mapping
@@ -192,17 +193,43 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "postgresql://(unreadable URL)"
-    if parts.password is None and "password" not in parts.query.lower():
+    if _query_passwords(url):  # the query as libpq reads it (_query_at), not urlsplit's
+        at = _query_at(url)
+        url = url[:at + 1] + "&".join(
+            "password=***" if _is_password_item(item) else item
+            for item in url[at + 1:].split("&"))
+        parts = urlsplit(url)
+    elif parts.password is None:
         return url
     netloc = parts.netloc.rpartition("@")
     host = netloc[2]
     user = parts.username or ""
     login = f"{user}:***@" if netloc[1] else ""
-    query = "&".join(
-        "password=***" if item.lower().startswith("password=") else item
-        for item in parts.query.split("&")
-    ) if parts.query else ""
-    return urlunsplit((parts.scheme, f"{login}{host}", parts.path, query, parts.fragment))
+    return urlunsplit((parts.scheme, f"{login}{host}", parts.path, parts.query, parts.fragment))
+
+
+def _query_at(url: str) -> int:
+    """Where ``url``'s query starts as libpq reads it (its ``?``), or -1 without one: at the
+    first ``?`` after the login, if any (a ``?`` of the password is the password's). libpq
+    knows no fragment: a ``#`` before that ``?`` is the database name's, and urlsplit, which
+    starts a fragment there, read a ``password=`` after it as no query item (shown in clear
+    by :func:`redact_url`: the review of session 48)."""
+    span = _login(url)
+    start = span[1] if span is not None else max(url.find("://"), 0)
+    return url.find("?", start)
+
+
+def _is_password_item(item: str) -> bool:
+    """Whether a query item (``key=value``) gives the password: libpq decodes a key's
+    ``%`` escapes (``%70assword=`` is ``password=``); any case, as ever here."""
+    return unquote(item.partition("=")[0]).strip().lower() == "password"
+
+
+def _query_passwords(url: str) -> list[str]:
+    """The values of ``url``'s ``password=`` items, as libpq reads its query (_query_at)."""
+    at = _query_at(url)
+    return [item.partition("=")[2] for item in url[at + 1:].split("&")
+            if _is_password_item(item)] if at >= 0 else []
 
 
 def hide_url(text: str, url: str) -> str:
@@ -217,19 +244,12 @@ def hide_url(text: str, url: str) -> str:
     # a URL urlsplit refuses: libpq quotes such a URL whole ("invalid connection option").
     span = _login(url)
     found = [url[span[0]:span[1]].partition(":")[2]] if span is not None else []
-    # The query's password as libpq reads it: from the first "?" after the login. urlsplit
-    # starts the query at a "?" of the password, where ``password=`` is no item of its own
-    # (session 48's fuzz: its badly encoded value was quoted in clear).
-    query = url[span[1] if span is not None else 0:].partition("?")[2]
-    found += [v for item in query.split("&")
-              for k, _, v in [item.partition("=")] if k.lower() == "password"]
-    try:
-        parts = urlsplit(url)
-        found += [parts.password or ""]
-        found += [v for item in parts.query.split("&")
-                  for k, _, v in [item.partition("=")] if k.lower() == "password"]
-    except ValueError:
-        pass
+    # The query's passwords as libpq reads them (_query_at): urlsplit starts the query at a
+    # "?" of the password, where ``password=`` is no item of its own (session 48's fuzz: its
+    # badly encoded value was quoted in clear), and knows a "#" libpq does not.
+    found += _query_passwords(url)
+    with contextlib.suppress(ValueError):
+        found += [urlsplit(url).password or ""]
     for secret in sorted({s for f in found for s in (f, unquote(f))}, key=len, reverse=True):
         if secret:
             hidden = re.sub(_AS_PASSWORD.format(re.escape(secret)), "***", hidden)

@@ -219,8 +219,12 @@ class PostgresJobStore(LeasingStore):
         connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
         stall_timeout_s: float = DEFAULT_STALL_TIMEOUT_S,
         on_statement: Callable[[str], None] | None = None,
+        running: bool = False,
     ) -> None:
         super().__init__(clock=clock)
+        #: Whether a running watch or serve holds the store (its errors' hints say that it
+        #: keeps trying: PgFailure.hint_for), or a command that exits.
+        self.running = running
         self._aim(url, password, connect_timeout_s, stall_timeout_s, on_statement)
         self._lock = threading.RLock()
         self._closed = False
@@ -393,7 +397,8 @@ class PostgresJobStore(LeasingStore):
                 ) from exc
             raise StoreUnavailableError(
                 f"{self.location}: {_HEADS[failure.kind]} while {action}: {cause}",
-                hint=failure.hint, kind=failure.kind.value, waits=failure.waits,
+                hint=failure.hint_for(running=self.running), kind=failure.kind.value,
+                waits=failure.waits,
             ) from exc
 
     def _said(self, exc: BaseException, *, whole: bool = False) -> str:

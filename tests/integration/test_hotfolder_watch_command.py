@@ -51,6 +51,39 @@ def setup(
                                     simulator_args=simulator_args), fleet
 
 
+def stopped_while_preparing(tmp_path: Path) -> tuple[Path, Path]:
+    """Settings and fleet folder of a watch stopped (SIGTERM) past its deadline while two
+    files' build was prepared: both jobs wait in processing/ for the next start."""
+    # Slow servers: support and layout take seconds; the deadline is shorter.
+    settings, fleet = setup(
+        tmp_path, simulator_args=("--latency", "realistic", "--time-scale", "0.15"),
+        steps=("auto_orient", "auto_support", "auto_layout"), stop_deadline_s=0.5,
+    )
+    inbox = tmp_path / "inbox"
+    process = subprocess.Popen(watch(settings), env=environment(), cwd=tmp_path,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store_path = tmp_path / "jobs.sqlite3"
+
+    def preparing() -> bool:
+        if not store_path.exists():
+            return False
+        with SqliteJobStore(store_path) as store:
+            return bool(store.list_builds(state=JobState.PREPARING))
+
+    try:
+        wait_for(lambda: (inbox / "done").is_dir(), TIMEOUT_S, what="the daemon to start")
+        for i in range(2):
+            (inbox / f"p{i}.stl").write_bytes(tetra_stl_bytes(i, size_mm=10))
+        wait_for(preparing, TIMEOUT_S, what="a build being prepared")
+        process.send_signal(signal.SIGTERM)
+        _, err = process.communicate(timeout=TIMEOUT_S)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, err
+    return settings, fleet
+
+
 class TestOnce:
     """--once processes what is there and exits 0."""
 
@@ -181,33 +214,8 @@ class TestGracefulStop:
     def test_a_batch_past_the_deadline_is_resumed_on_the_next_start(
         self, tmp_path: Path
     ) -> None:
-        # Slow servers: support and layout take seconds; the deadline is shorter.
-        settings, fleet = setup(
-            tmp_path, simulator_args=("--latency", "realistic", "--time-scale", "0.15"),
-            steps=("auto_orient", "auto_support", "auto_layout"), stop_deadline_s=0.5,
-        )
-        inbox = tmp_path / "inbox"
-        process = subprocess.Popen(watch(settings), env=environment(), cwd=tmp_path,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        store_path = tmp_path / "jobs.sqlite3"
-
-        def preparing() -> bool:
-            if not store_path.exists():
-                return False
-            with SqliteJobStore(store_path) as store:
-                return bool(store.list_builds(state=JobState.PREPARING))
-
-        try:
-            wait_for(lambda: (inbox / "done").is_dir(), TIMEOUT_S, what="the daemon to start")
-            for i in range(2):
-                (inbox / f"p{i}.stl").write_bytes(tetra_stl_bytes(i, size_mm=10))
-            wait_for(preparing, TIMEOUT_S, what="a build being prepared")
-            process.send_signal(signal.SIGTERM)
-            _, err = process.communicate(timeout=TIMEOUT_S)
-        finally:
-            if process.poll() is None:
-                process.kill()
-        assert process.returncode == 0, err
+        settings, fleet = stopped_while_preparing(tmp_path)
+        inbox, store_path = tmp_path / "inbox", tmp_path / "jobs.sqlite3"
         with SqliteJobStore(store_path) as store:
             states = {j.state for j in store.list_jobs()}
         assert states == {JobState.PROCESSING}  # waiting in processing/ for the next start
@@ -318,3 +326,36 @@ class TestAStoreWithALongName:
         assert "at most 247 bytes" in done.stderr and "Traceback" not in done.stderr
         assert (tmp_path / "inbox" / "a.stl").read_bytes() == tetra_stl_bytes(1)
         assert not store.exists()
+
+
+class TestAFileRemovedFromProcessing:
+    """A file a person removed from processing/ while its job waited there is settled in a
+    real daemon: nothing of it is left in processing/, it is said once, the other prints."""
+
+    def test_the_next_start_settles_it_once_and_prints_the_rest(self, tmp_path: Path) -> None:
+        # Review rv48-regress: session 48's mend (intake.py ``_settle_removed``) was tested
+        # in-process only. A stop past its deadline leaves both jobs waiting in processing/
+        # (as in TestGracefulStop), deterministically, for the removal to come between runs.
+        settings, fleet = stopped_while_preparing(tmp_path)
+        inbox, store_path = tmp_path / "inbox", tmp_path / "jobs.sqlite3"
+        (removed,) = (inbox / "processing").rglob("p0.stl")
+        removed.unlink()  # by hand, between the two runs
+        log_file = tmp_path / "watch.jsonl"
+        data = json.loads(settings.read_text(encoding="utf-8"))
+        data["servers"]["extra_args"] = ["--latency", "instant", "--fleet-dir", str(fleet)]
+        data["logging"] = {"file": str(log_file)}
+        settings.write_text(json.dumps(data), encoding="utf-8")
+        done = subprocess.run(watch(settings, "--once"), env=environment(), cwd=tmp_path,
+                              capture_output=True, text=True, timeout=TIMEOUT_S, check=False)
+        assert done.returncode == 0, done.stderr
+        assert "Traceback" not in done.stdout + done.stderr
+        assert [p.name for p in (inbox / "done").glob("*.stl")] == ["p1.stl"]
+        assert list((inbox / "processing").iterdir()) == []
+        with SqliteJobStore(store_path) as store:
+            (job,) = (j for j in store.list_jobs() if j.source_path.name == "p0.stl")
+        assert job.state is JobState.FAILED
+        events = [json.loads(line) for line in log_file.read_text(encoding="utf-8").splitlines()]
+        assert [(e["event"], e["job_key"]) for e in events
+                if e["event"] in ("file_removed", "file_missing")] == [
+            ("file_removed", job.job_key)]
+        assert len(fleet_jobs(fleet)) == 1

@@ -705,6 +705,21 @@ class TestAFileRemovedFromProcessing:
         assert place is not None
         assert [a.at for a in place.attachments] == [str(sidecar)]
 
+    def test_a_file_renamed_in_its_processing_folder_stays_where_it_was_put(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        # Review rv48-regress: renamed, not removed, it is settled as removed, and its
+        # processing/ folder goes only as far as it is empty: the renamed file is kept.
+        # (A case's members each have a processing/<key>/ of their own.)
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        renamed = job.source_path.with_name("a-old.stl")
+        job.source_path.rename(renamed)
+        with capture_logs() as logs:
+            intake.settle(store.transition(job.id, JobState.FAILED, "renamed"), ok=False)
+        assert renamed.read_bytes() == tetra_stl_bytes(0)
+        assert [e["event"] for e in logs if e["event"].startswith("file_")] == ["file_removed"]
+
     def test_a_take_cut_short_is_left_for_the_recovery_to_finish(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:

@@ -10,6 +10,7 @@ import pytest
 from preform_pipeline.store.pgerrors import (
     AWAY_ENDING,
     REFUSED_ENDING,
+    RUNNING_KEEPS_TRYING,
     TRIES_AGAIN,
     UNREACHABLE_HINT,
     FailureKind,
@@ -246,3 +247,27 @@ class TestAStatementsOwnFailureIsNotTheConnections:
     ], ids=["deadlock", "lock-timeout", "out-of-memory", "too-many-locks"])
     def test_it_is_left_to_the_caller(self, cause: str, sqlstate: str) -> None:
         assert connection_failure(cause, sqlstate, operational=True) is None
+
+
+class TestTheHintAsAProcessSaysIt:
+    """A running watch or serve says that it keeps trying; a command that exits does not
+    (the review of session 48: ``run --dry-run`` read so of itself)."""
+
+    @pytest.mark.parametrize("said", [
+        'FATAL: password authentication failed for user "u" (server "db", port 5432)',
+        "server does not support SSL, but SSL was required (server \"db\", port 5432)",
+    ], ids=["refused", "misconfigured"])
+    def test_only_a_running_process_says_it_keeps_trying(self, said: str) -> None:
+        failure = classify(said)
+        assert failure is not None
+        assert failure.hint_for(running=True) == failure.hint
+        assert failure.hint.endswith(f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}")
+        once = failure.hint_for(running=False)
+        assert RUNNING_KEEPS_TRYING not in once
+        assert once == failure.hint.replace(f"{RUNNING_KEEPS_TRYING}; ", "")
+        assert once.endswith(REFUSED_ENDING)
+
+    def test_a_hint_a_wait_may_cure_is_the_same_for_both(self) -> None:
+        failure = classify('Connection refused (server "db", port 5432)')
+        assert failure is not None
+        assert failure.hint_for(running=False) == failure.hint_for(running=True)

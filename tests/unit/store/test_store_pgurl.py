@@ -82,7 +82,14 @@ class TestShowingAUrl:
          "postgresql://db.lab/jobs?sslmode=require&password=***&x=1"),
         (f"postgresql://pipeline@db.lab/jobs?Password={SECRET}",
          "postgresql://pipeline:***@db.lab/jobs?password=***"),
-    ])
+        # The review of session 48: the query as libpq reads it. libpq knows no fragment
+        # (urlsplit read a "#"'s rest as one, and showed its password=), and decodes a key.
+        (f"postgresql://db.lab/jobs#x?password={SECRET}",
+         "postgresql://db.lab/jobs#x?password=***"),
+        (f"postgresql://db.lab/jobs?%70assword={SECRET}", "postgresql://db.lab/jobs?password=***"),
+        (f"postgresql://db.lab/jobs?password=a&password={SECRET}",
+         "postgresql://db.lab/jobs?password=***&password=***"),
+    ], ids=["plain", "upper-case", "beside-a-user", "after-a-hash", "escaped-key", "twice"])
     def test_a_password_in_the_query_is_hidden_whatever_its_case(
         self, url: str, shown: str
     ) -> None:
@@ -109,7 +116,13 @@ class TestDriverMessages:
         # Session 48's fuzz (seed 4849): a "?" in the login's password starts urlsplit's
         # query there, where the real query's password= item is no item of its own.
         f"postgresql://pipeline:pw?x@db.lab/jobs?password={SECRET}%ZZ",
-    ], ids=["login", "query", "query-any-case", "query-after-a-login-with-a-question-mark"])
+        # The review of session 48: after a "#" (no fragment to libpq), under an escaped
+        # key, the second of two.
+        f"postgresql://db.lab/jobs#x?password={SECRET}%ZZ",
+        f"postgresql://db.lab/jobs?%70assword={SECRET}%ZZ",
+        f"postgresql://db.lab/jobs?password=a&password={SECRET}%ZZ",
+    ], ids=["login", "query", "query-any-case", "query-after-a-login-with-a-question-mark",
+            "query-after-a-hash", "query-escaped-key", "query-second-password"])
     def test_a_badly_encoded_password_is_hidden(self, url: str) -> None:
         said = f'invalid percent-encoded token: "{SECRET}%ZZ"'
         assert hide_url(said, url) == 'invalid percent-encoded token: "***"'

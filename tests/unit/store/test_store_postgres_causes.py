@@ -189,7 +189,8 @@ class TestARefusalARunningStoreMeetsSaysWhatItDoes:
             adm.execute(f"CREATE DATABASE {role} OWNER {role}")
             try:
                 url = pg_cluster.url(role).replace("pipeline@", f"{role}@")
-                with PostgresJobStore(url, password="pw", connect_timeout_s=5) as store:
+                with PostgresJobStore(url, password="pw", connect_timeout_s=5,
+                                      running=True) as store:
                     job = store.create_job(recipe="dental", source_path="/nas/inbox/a.stl")
                     adm.execute(f"ALTER ROLE {role} PASSWORD 'changed'")
                     adm.execute("SELECT pg_terminate_backend(pid, 10000) FROM "

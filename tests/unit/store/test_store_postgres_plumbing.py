@@ -18,6 +18,7 @@ from structlog.testing import capture_logs
 from preform_pipeline.errors import StoreError, StoreUnavailableError
 from preform_pipeline.hotfolder.storewait import database_away
 from preform_pipeline.store import JobState
+from preform_pipeline.store.pgerrors import RUNNING_KEEPS_TRYING
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
     _WRITE_LOCK,
@@ -298,6 +299,9 @@ class TestConnection:
         assert "hunter2-secret" not in text
         assert caught.value.hint is not None
         assert caught.value.hint.endswith(REFUSED_ENDING)
+        # Review rv48-regress: a store a command that exits opened (run --dry-run, jobs) is
+        # told nothing of what a running watch or serve does (PgFailure.hint_for).
+        assert RUNNING_KEEPS_TRYING not in caught.value.hint
 
     def test_the_password_comes_from_the_environment_when_not_given(
         self, fresh_url: str, monkeypatch: pytest.MonkeyPatch
