@@ -132,6 +132,10 @@ SKIP_REGISTRY: Final[dict[str, str]] = {
         "exists on Linux only; elsewhere there is none to use"
     ),
     "PR_SET_PDEATHSIG is Linux's": "the parent-death signal exists on Linux only",
+    "the watcher is started on Linux only": (
+        "the tests' reaper starts its watcher process only where it reads Linux's /proc; "
+        "elsewhere there is no watcher whose handle to check"
+    ),
     "the parent-death signal is Linux's": "the parent-death signal exists on Linux only",
     "POSIX local paths": "the paths these tests write are POSIX's; Windows spells them otherwise",
     "the short ways are POSIX's": "the short ways these tests take exist on POSIX only",

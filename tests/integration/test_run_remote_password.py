@@ -54,12 +54,16 @@ class TestAPasswordInARemotesUrl:
         assert done.returncode == 1, done.said
         events = done.events()
         (failed,) = [e for e in events if e["event"] == "build_finished"]
-        # The step's failure was met (a 500 from the server that answers), and its request is
-        # still named, by the url without its password; the server by its name, else by its
-        # host and port.
+        # The step's failure was met (a 500 from the server that answers). The reason names
+        # the request by its operation and the server by its name, else by its host and port
+        # (session 48: no address in a reason); the attempt's log event keeps the request's
+        # url, without its password.
+        server = "printhost" if named else f"127.0.0.1:{port}"
         assert failed["status"] == "failed" and "SIMULATED_FAULT" in failed["reason"], failed
-        assert f"POST http://{shown}127.0.0.1:{port}/scene/" in failed["reason"]
-        assert failed["server"] == ("printhost" if named else f"127.0.0.1:{port}")
+        assert f"createScene failed on {server}: " in failed["reason"]
+        assert failed["server"] == server
+        (attempt,) = [e for e in events if e["event"] == "build_attempt_failed"]
+        assert f"POST http://{shown}127.0.0.1:{port}/scene/" in attempt["error"]
         assert SECRET not in done.said
         assert [e for e in events if SECRET in json.dumps(e)] == []
         # The report, the build's notes and the job store's record of its reason.
