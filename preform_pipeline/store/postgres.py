@@ -222,10 +222,8 @@ class PostgresJobStore(LeasingStore):
         running: bool = False,
     ) -> None:
         super().__init__(clock=clock)
-        #: Whether a running watch or serve holds the store (its errors' hints say that it
-        #: keeps trying: PgFailure.hint_for), or a command that exits.
-        self.running = running
-        self._aim(url, password, connect_timeout_s, stall_timeout_s, on_statement)
+        self._aim(url, password, connect_timeout_s, stall_timeout_s, on_statement,
+                  running=running)
         self._lock = threading.RLock()
         self._closed = False
         self._conn: _Connection | None = None
@@ -255,7 +253,9 @@ class PostgresJobStore(LeasingStore):
         store passes: the open would create or migrate it. Whether the URL's user may
         create tables there is not asked (only creating them would tell for sure)."""
         store = cls.__new__(cls)
-        store._aim(url, password, connect_timeout_s, DEFAULT_STALL_TIMEOUT_S, None)
+        # A dry run is a command that exits: its hints do not speak of a service's retries.
+        store._aim(url, password, connect_timeout_s, DEFAULT_STALL_TIMEOUT_S, None,
+                   running=False)
         conn = store._connect()
         try:
             with store._errors("reading the schema version"):
@@ -273,9 +273,16 @@ class PostgresJobStore(LeasingStore):
 
     def _aim(
         self, url: str, password: str | None, connect_timeout_s: float,
-        stall_timeout_s: float, on_statement: Callable[[str], None] | None,
+        stall_timeout_s: float, on_statement: Callable[[str], None] | None, *,
+        running: bool,
     ) -> None:
-        """What a connection to ``url`` is made with (the open's and :meth:`check`'s)."""
+        """What a connection to ``url`` is made with (the open's and :meth:`check`'s), and
+        how its errors are said."""
+        #: Whether a running watch or serve holds the store (its errors' hints say that it
+        #: keeps trying: PgFailure.hint_for), or a command that exits. Set here, not in
+        #: __init__, because :meth:`check`'s store is made without it (session 48: the two
+        #: branches met in a dry run's AttributeError).
+        self.running = running
         self._on_statement = on_statement
         self.stall_timeout_s = stall_timeout_s
         self.url = libpq_url(url)

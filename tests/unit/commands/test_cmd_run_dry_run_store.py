@@ -19,6 +19,7 @@ import pytest
 from preform_pipeline.errors import StoreError
 from preform_pipeline.store import SqliteJobStore
 from preform_pipeline.store.opening import check_store, open_store
+from preform_pipeline.store.pgerrors import RUNNING_KEEPS_TRYING
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import PostgresJobStore
 from tests.another_user import OTHER_PYTHON, another_users_home, as_another_user
@@ -212,6 +213,8 @@ class TestADryRunReachesAPostgresStore:
         assert (done.returncode, done.stdout) == (1, ""), done.stderr
         assert done.stderr == f"error: {opened.value}\n{recipe}: nothing was run\n"
         assert "refused the job store's login" in done.stderr
+        # A dry run is a command that exits: its hint does not speak of a service's retries.
+        assert RUNNING_KEEPS_TRYING not in done.stderr
 
 
 def _contents(path: Path) -> bytes | None:
