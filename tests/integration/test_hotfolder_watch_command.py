@@ -25,6 +25,7 @@ from preform_pipeline.hotfolder.testing import (
 )
 from preform_pipeline.store import JobState, SqliteJobStore
 from preform_pipeline.store.daemon_lock import lock_path_of
+from tests.children import end_child
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 60.0
@@ -78,8 +79,7 @@ def stopped_while_preparing(tmp_path: Path) -> tuple[Path, Path]:
         process.send_signal(signal.SIGTERM)
         _, err = process.communicate(timeout=TIMEOUT_S)
     finally:
-        if process.poll() is None:
-            process.kill()
+        end_child(process)
     assert process.returncode == 0, err
     return settings, fleet
 
@@ -198,8 +198,7 @@ class TestGracefulStop:
             process.send_signal(signal.SIGTERM)
             out, err = process.communicate(timeout=TIMEOUT_S)
         finally:
-            if process.poll() is None:
-                process.kill()
+            end_child(process)
         assert process.returncode == 0, err
         assert "stopping" in err
         assert "stopped after" in out
@@ -274,9 +273,7 @@ class TestAStopWhileStarting:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=TIMEOUT_S)
         finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+            end_child(process)
         said = err.read_text(encoding="utf-8")
         assert process.returncode == 0, said[-3000:]
         if before_any_output:
