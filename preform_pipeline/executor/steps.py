@@ -523,8 +523,7 @@ def _drop_gone(ctx: StepContext, index: int) -> bool:
     others: list[int] = []
     for i, model in enumerate(ctx.build.models):
         if str(model.path) not in ctx.facts.dropped:
-            same = model.case_id == gone.case_id if gone.case_id else i == index
-            (members if same else others).append(i)
+            (members if _same_case(ctx, i, index) else others).append(i)
     if ctx.recipe.on_model_failure != "drop_case" or not others:
         return False
     message = case_step_message(gone.case_id, gone.path.name, IMPORT_MODELS, GONE_REASON)
@@ -532,6 +531,13 @@ def _drop_gone(ctx: StepContext, index: int) -> bool:
     log.warning("model_gone", case_id=gone.case_id, model=str(gone.path), models=len(members),
                 left=len(others))
     return True
+
+
+def _same_case(ctx: StepContext, i: int, index: int) -> bool:
+    """Whether model ``i`` goes with model ``index`` when its case leaves the build: the same
+    case, or, for a model of no case, itself alone."""
+    case_id = ctx.build.models[index].case_id
+    return ctx.build.models[i].case_id == case_id if case_id else i == index
 
 
 def _take_out(ctx: StepContext, members: Sequence[int], message: str) -> None:
@@ -827,10 +833,7 @@ def drop_case_of(ctx: StepContext, index: int, step: str, reason: str) -> bool:
     caller then fails the build as before).
     """
     failed = ctx.build.models[index]
-    members = [
-        i for i in ctx.model_ids
-        if (ctx.build.models[i].case_id == failed.case_id if failed.case_id else i == index)
-    ]
+    members = [i for i in ctx.model_ids if _same_case(ctx, i, index)]
     if ctx.recipe.on_model_failure != "drop_case" or len(members) == len(ctx.model_ids):
         return False
     # The server's reason may name models by their ids: the person reading it needs files.
