@@ -129,7 +129,9 @@ class TestManyFiles:
             inbox = tmp_path / "inbox"
             for path in staging.iterdir():
                 path.rename(inbox / path.name)  # a drop: each file appears whole
-            wait_for(lambda: settled(inbox, count), MANY_FILES_WAIT_S, interval=0.1,
+            # Each look walks done/ (up to 2,000 entries) in the daemon's own process: every
+            # 0.5 s, not 0.1 s, for a wait of tens of seconds (session 49).
+            wait_for(lambda: settled(inbox, count), MANY_FILES_WAIT_S, interval=0.5,
                      what="all files settled")
             jobs = store.list_jobs()
         done = sorted(p.name for p in (inbox / "done").glob("*.stl"))
