@@ -98,8 +98,12 @@ class FarmTiming:
     """The knobs that set how fast a farm works and fails over."""
 
     def __init__(self, *, lease_s: float = 10.0, request_timeout_s: float = 4.0,
-                 time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0) -> None:
+                 time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0,
+                 rescan_interval_s: float = 1.0) -> None:
         self.lease_s = lease_s
+        #: Also how often a node claims free builds (its maintenance pass): a farm whose
+        #: test must not lean on that pass sets it long.
+        self.rescan_interval_s = rescan_interval_s
         self.request_timeout_s = request_timeout_s
         self.time_scale = time_scale
         self.per_build = per_build
@@ -171,7 +175,7 @@ class DaemonFarm:
             folder, self.recipe, fleet_dir=self.fleet,
             simulator_args=("--latency", "realistic", "--time-scale", str(t.time_scale)),
             hotfolders={"batching": {"window_s": t.window_s, "max_models": t.per_build},
-                        "rescan_interval_s": 1.0},
+                        "rescan_interval_s": t.rescan_interval_s},
         )
         if self.printers:
             declare_fleet(path, self.printers)
@@ -235,6 +239,15 @@ class DaemonFarm:
                 proc.wait(timeout=10)
                 codes[node] = None
         return codes
+
+    def __enter__(self) -> DaemonFarm:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """A test's farm ends: its daemons stopped (gracefully, as a service is), its look
+        at the store closed."""
+        self.stop_all()
+        self.close()
 
     def close(self) -> None:
         for proc in self.procs.values():

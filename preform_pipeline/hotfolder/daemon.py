@@ -360,6 +360,8 @@ class HotFolderDaemon:
         #: By inbox: the case holds its last scan found gone (forgotten if the next does too).
         self._holds_gone_once: dict[Path, frozenset[str]] = {}
         self._wake = threading.Event()
+        #: Set by the dispatch loop when an approved build waits for a node to claim it.
+        self._approved = threading.Event()
         self._stop = threading.Event()
         self._stop_now = threading.Event()
         #: Why the daemon stopped itself: the modules a batch needs could not be imported.
@@ -398,7 +400,8 @@ class HotFolderDaemon:
             self.dispatch = DispatchLoop(settings, store, self.owner, self.outcomes,
                                          self._dispatch_pool, self._stop,
                                          on_late=self.followup.build_waiting, claims=claims,
-                                         say=lambda line: self.notice(line))
+                                         say=lambda line: self.notice(line),
+                                         on_approved=self._claim_approved)
         self.worker = BatchWorker(
             store, self.hot, self.recipes, self.outcomes, self.recovery, self.owner,
             pool_factory, executor, reporter=self.reporter, run_options=self.run_options,
@@ -490,6 +493,9 @@ class HotFolderDaemon:
                 if self._cut_cases:
                     self._release_cut_cases()
                 self._take_back_held()
+                if self._approved.is_set():
+                    self._approved.clear()
+                    self._enqueue_jobs(self._defer_cut_cases(self.recovery.claim_free()))
                 now = self.clock.monotonic()
                 if now >= next_rescan:
                     # (A gone node's case cut short, adopted here, waits for its rest too.)
@@ -1178,6 +1184,11 @@ class HotFolderDaemon:
     def _give_back(self, items: tuple[BatchItem, ...], held: bool) -> None:
         """Batch items for the loop, from any thread (``held``: wait for min_fill)."""
         self._returned.put((items, held))
+        self._wake.set()
+
+    def _claim_approved(self) -> None:
+        # On the loop's thread, which claims builds at every maintenance pass too.
+        self._approved.set()
         self._wake.set()
 
     def _take_back_held(self) -> None:

@@ -12,7 +12,8 @@ which sends the one ``build_waiting`` notification) and keeps waiting. A build a
 approved (held for approval first) is said on the daemon's console (``say``) when it is sent
 or refused: the console had said it was held, and nothing after (``approval_line``). A build
 rejected is learnt on the same pass (the one read of the waiting line), its files settled
-into failed/ and its line said then.
+into failed/ and its line said then; one approved that no lease of this node covers (on a
+shared store, approved is nobody's) is told to ``on_approved``, the daemon's claim of it.
 """
 
 from __future__ import annotations
@@ -69,8 +70,13 @@ class DispatchLoop:
         on_late: Callable[[Build, float, str], None] | None = None,
         claims: PrinterClaims | None = None,
         say: Callable[[str], None] = lambda line: None,
+        on_approved: Callable[[], None] = lambda: None,
     ) -> None:
         self.say = say
+        #: Told when a build held at the last pass was approved and no lease of this node's
+        #: covers it: on a shared store an approved build is nobody's until a node claims
+        #: it, and this node's reads do not show it until then (``NodeStore.list_builds``).
+        self.on_approved = on_approved
         self.settings = settings
         #: The printers chosen and not yet sent to, shared with the daemon's batches.
         self.claims = claims if claims is not None else PrinterClaims(store)
@@ -102,12 +108,23 @@ class DispatchLoop:
         builds = self.store.list_builds(
             state=[JobState.WAITING_FOR_PRINTER, JobState.AWAITING_APPROVAL])
         held = frozenset(b.id for b in builds if b.state is JobState.AWAITING_APPROVAL)
+        if held - self._held:
+            # From here on, its approval is learnt on the pass after it (a test waits on it).
+            log.info("approvals_awaited", builds=sorted(held - self._held))
         decided, self._held = self._held - held, held
+        shown = frozenset(b.id for b in builds)
+        approved = False
         for build_id in sorted(decided):
             build = self.store.get_build(build_id)
             # (One another node holds or settles is not this node's: as for the sweep.)
             if build.state is JobState.FAILED and build_id not in self.outcomes.active:
                 self.outcomes.settle_build(build, None)
+            approved |= build.state is JobState.WAITING_FOR_PRINTER and build_id not in shown
+        if approved:
+            # Claimed now, not at the next maintenance pass (up to rescan_interval_s later,
+            # a minute by default, while the printers stood idle): the operator approved it
+            # to print.
+            self.on_approved()
         return len(builds) - len(held)
 
     def start(self) -> None:

@@ -453,12 +453,20 @@ class NodeRecovery(Recovery):
         no running node watches it)."""
         return watcher_takes(self._watched, job)
 
+    def claim_free(self) -> list[Job]:
+        try:
+            return self.adopt()
+        except (StoreError, OSError) as exc:  # the next maintenance pass tries again
+            log.warning("maintenance_failed", error=str(exc))
+            return []
+
     def maintenance(self) -> list[Job]:
         try:
-            return super().maintenance() + self.adopt()
+            retried = super().maintenance()
         except (StoreError, OSError) as exc:  # the database or the share is away: the
             log.warning("maintenance_failed", error=str(exc))  # next pass tries again
             return []
+        return retried + self.claim_free()
 
     def recheck_due(self) -> None:
         try:

@@ -245,6 +245,12 @@ class Recovery:
         their default names, ``Intake.inbox_of``); a farm node only its own inboxes'."""
         return True
 
+    def claim_free(self) -> list[Job]:
+        """Builds free for this daemon to claim, taken up now (an approved build among
+        them); their jobs to batch again. A daemon alone on its store holds no leases: every
+        build is its own already."""
+        return []
+
     def maintenance(self) -> list[Job]:
         """Periodic: retried jobs (``jobs retry``) back in (returned, for the loop to batch),
         cancelled jobs' files out."""

@@ -28,14 +28,10 @@ def farm(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[DaemonFarm]:
     # What is tested is which node takes a job back, not how long its printing takes: the
     # simulators' realistic prices at a twentieth (a job's ~10 s of preparing and sending
     # at full scale was most of this test's time, twice over).
-    made = DaemonFarm(tmp_path, url, FarmTiming(lease_s=3.0, request_timeout_s=2.0,
-                                                time_scale=0.05, per_build=1, window_s=0.5),
-                      own_inboxes=True)
-    try:
+    timing = FarmTiming(lease_s=3.0, request_timeout_s=2.0, time_scale=0.05, per_build=1,
+                        window_s=0.5)
+    with DaemonFarm(tmp_path, url, timing, own_inboxes=True) as made:
         yield made
-    finally:
-        made.stop_all()
-        made.close()
 
 
 def _failed(farm: DaemonFarm, node: str, number: int) -> Job:
