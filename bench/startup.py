@@ -14,6 +14,13 @@ depend on the machine's load). Each case starts a fresh interpreter:
 - ``watch --once`` with one file: a fresh inbox, store and output folder each start, the
   file prepared on the simulator (the daemon's own CPU and its simulator's, ``wait4``).
 
+- ``run`` as cron starts it every minute (``--quiet``): over an empty inbox, and over the
+  30 sample models once they were all printed (one run before the first measured start
+  prints them: the nothing-new repeat, every model skipped).
+
+``PYTHONPATH=<another worktree>`` measures that tree's package with this bench (a branch
+point beside a branch, in the same interpreter and virtual environment).
+
 Writes ``bench/results/startup_<label>.json`` and ``.md`` with the machine's load average
 beside the figures: on a shared machine the wall time says more about the neighbours than
 about the program, the CPU time less so.
@@ -45,7 +52,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RECIPE = ROOT / "recipes" / "engineering-grey-form4.yaml"
 READY_LINE = "READY FOR INPUT"
-MODEL = ROOT / "sample_models" / "parts" / "l_bracket.stl"
+SAMPLES = ROOT / "sample_models"
+MODEL = SAMPLES / "parts" / "l_bracket.stl"
 DEFAULT_REPEATS = 7
 START_TIMEOUT_S = 60.0
 #: The arguments the server pool starts a simulator with (``servers/process.py``), the port
@@ -138,14 +146,40 @@ def _watch_one_file(home: Path, env: dict[str, str]) -> Callable[[], Start]:
     return start
 
 
+def _printed_repeat(home: Path, env: dict[str, str]) -> Callable[[], Start]:
+    """A cron ``run`` over the sample models, all printed by a first run before it."""
+    argv = ["run", "--quiet", str(RECIPE), str(SAMPLES / "parts"), str(SAMPLES / "batch"),
+            "--store", str(home / "printed.sqlite3"), "--output", str(home / "printed-out")]
+    first = subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], env=env,
+                           capture_output=True, text=True, check=False)
+    if first.returncode != 0:
+        raise RuntimeError(f"the run that prints the samples exited {first.returncode}")
+    return _command(argv, env)
+
+
 def _cases(home: Path) -> dict[str, Callable[[], Start]]:
     env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
+    if "PYTHONPATH" in os.environ:  # another worktree's package, measured here
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+    (home / "run-inbox").mkdir(exist_ok=True)
     store = str(home / "empty.sqlite3")
     fleet = str(home / "fleet")
+    repeat: list[Callable[[], Start]] = []
+
+    def printed() -> Start:
+        # The printing run once, when this case is first measured (the others need none).
+        if not repeat:
+            repeat.append(_printed_repeat(home, env))
+        return repeat[0]()
     return {
         "--version": _command(["--version"], env),
         "jobs (empty store)": _command(["jobs", "--store", store], env),
         "verify (empty store)": _command(["verify", "--store", store], env),
+        "verify --quiet (empty store)": _command(["verify", "--quiet", "--store", store], env),
+        "run --quiet (empty inbox)": _command(
+            ["run", "--quiet", str(RECIPE), str(home / "run-inbox"), "--store", store,
+             "--output", str(home / "run-out")], env),
+        "run --quiet (30 models, all printed)": printed,
         "watch --once (empty inbox)": _command(["watch", "--once", str(_watch_settings(home))],
                                                env),
         "watch --once (one file)": _watch_one_file(home, env),
