@@ -25,7 +25,7 @@ Writes ``bench/results/startup_<label>.json`` and ``.md`` with the machine's loa
 beside the figures: on a shared machine the wall time says more about the neighbours than
 about the program, the CPU time less so.
 
-    python bench/startup.py [--repeats N] [--label before] [--only simulator]
+    python bench/startup.py [--repeats N] [--label before] [--only simulator [--only jobs]]
 """
 
 from __future__ import annotations
@@ -224,8 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--label", default="now", help="names the result files")
-    parser.add_argument("--only", default="", metavar="TEXT",
-                        help="measures only the entry points whose name holds TEXT")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measures only the entry points whose name holds TEXT (repeatable)")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="pp-bench-startup-") as folder:
@@ -234,7 +234,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "SqliteJobStore; SqliteJobStore(sys.argv[1]).close()",
                         str(Path(folder) / "empty.sqlite3")], check=True)
         results = {name: _measure(start, args.repeats)
-                   for name, start in _cases(Path(folder)).items() if args.only in name}
+                   for name, start in _cases(Path(folder)).items()
+                   if not args.only or any(text in name for text in args.only)}
     report = {"label": args.label, "repeats": args.repeats, "python": platform.python_version(),
               "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()], "entry_points": results}
