@@ -14,11 +14,20 @@ depend on the machine's load). Each case starts a fresh interpreter:
 - ``watch --once`` with one file: a fresh inbox, store and output folder each start, the
   file prepared on the simulator (the daemon's own CPU and its simulator's, ``wait4``).
 
+- ``run`` as cron starts it every minute (``--quiet``): over an empty inbox, and over the
+  30 sample models once they were all printed (one run before the first measured start
+  prints them: the nothing-new repeat, every model skipped).
+
+``--against <another worktree>`` measures that tree's package too (a branch point beside a
+branch, in the same interpreter and virtual environment), one start of each in turn: on a
+shared machine, medians taken one tree after the other differed by the neighbours' load.
+
 Writes ``bench/results/startup_<label>.json`` and ``.md`` with the machine's load average
 beside the figures: on a shared machine the wall time says more about the neighbours than
 about the program, the CPU time less so.
 
-    python bench/startup.py [--repeats N] [--label before] [--only simulator]
+    python bench/startup.py [--repeats N] [--label before] [--only simulator [--only jobs]]
+                            [--against ../wt-branch-point]
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 RECIPE = ROOT / "recipes" / "engineering-grey-form4.yaml"
 READY_LINE = "READY FOR INPUT"
-MODEL = ROOT / "sample_models" / "parts" / "l_bracket.stl"
+SAMPLES = ROOT / "sample_models"
+MODEL = SAMPLES / "parts" / "l_bracket.stl"
 DEFAULT_REPEATS = 7
 START_TIMEOUT_S = 60.0
 #: The arguments the server pool starts a simulator with (``servers/process.py``), the port
@@ -64,8 +74,11 @@ class Start:
 def _command(argv: Sequence[str], env: dict[str, str]) -> Callable[[], Start]:
     def start() -> Start:
         began = time.perf_counter()
+        # Started in the home folder: ``-m`` puts the working folder first on the path, and
+        # this checkout's package would be measured whatever PYTHONPATH names.
         process = subprocess.Popen([sys.executable, "-m", "preform_pipeline", *argv], env=env,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   cwd=env["HOME"], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
         _, status, usage = os.wait4(process.pid, 0)
         wall = time.perf_counter() - began
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -81,6 +94,7 @@ def _until_ready(module: str, argv: Sequence[str], env: dict[str, str],
     def start() -> Start:
         began = time.perf_counter()
         process = subprocess.Popen([sys.executable, "-m", module, *argv], env=env, text=True,
+                                   cwd=env["HOME"],
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         try:
             assert process.stdout is not None
@@ -138,14 +152,46 @@ def _watch_one_file(home: Path, env: dict[str, str]) -> Callable[[], Start]:
     return start
 
 
-def _cases(home: Path) -> dict[str, Callable[[], Start]]:
+def _printed_repeat(home: Path, env: dict[str, str]) -> Callable[[], Start]:
+    """A cron ``run`` over the sample models, all printed by a first run before it."""
+    argv = ["run", "--quiet", str(RECIPE), str(SAMPLES / "parts"), str(SAMPLES / "batch"),
+            "--store", str(home / "printed.sqlite3"), "--output", str(home / "printed-out")]
+    first = subprocess.run([sys.executable, "-m", "preform_pipeline", *argv], env=env,
+                           cwd=env["HOME"], capture_output=True, text=True, check=False)
+    if first.returncode != 0:
+        raise RuntimeError(f"the run that prints the samples exited {first.returncode}")
+    return _command(argv, env)
+
+
+def _cases(home: Path, tree: str | None = None) -> dict[str, Callable[[], Start]]:
+    """Each entry point's start, in ``home``; ``tree``: another worktree's package."""
     env = {"HOME": str(home), "XDG_DATA_HOME": str(home / "data"), "PATH": "/usr/bin:/bin"}
+    if tree is not None:
+        env["PYTHONPATH"] = tree
+    home.mkdir(exist_ok=True)
+    (home / "run-inbox").mkdir(exist_ok=True)
+    # Made once: jobs reads an empty store rather than reporting a missing one.
+    subprocess.run([sys.executable, "-c", "import sys; from preform_pipeline.store import "
+                    "SqliteJobStore; SqliteJobStore(sys.argv[1]).close()",
+                    str(home / "empty.sqlite3")], env=env, check=True)
     store = str(home / "empty.sqlite3")
     fleet = str(home / "fleet")
+    repeat: list[Callable[[], Start]] = []
+
+    def printed() -> Start:
+        # The printing run once, when this case is first measured (the others need none).
+        if not repeat:
+            repeat.append(_printed_repeat(home, env))
+        return repeat[0]()
     return {
         "--version": _command(["--version"], env),
         "jobs (empty store)": _command(["jobs", "--store", store], env),
         "verify (empty store)": _command(["verify", "--store", store], env),
+        "verify --quiet (empty store)": _command(["verify", "--quiet", "--store", store], env),
+        "run --quiet (empty inbox)": _command(
+            ["run", "--quiet", str(RECIPE), str(home / "run-inbox"), "--store", store,
+             "--output", str(home / "run-out")], env),
+        "run --quiet (30 models, all printed)": printed,
         "watch --once (empty inbox)": _command(["watch", "--once", str(_watch_settings(home))],
                                                env),
         "watch --once (one file)": _watch_one_file(home, env),
@@ -179,29 +225,43 @@ def _watch_settings(home: Path) -> Path:
     return settings
 
 
-def _measure(start: Callable[[], Start], repeats: int) -> dict[str, float]:
-    start()  # warms the page cache and the bytecode caches
-    starts = [start() for _ in range(repeats)]
-    return {"wall_s": round(statistics.median(s.wall_s for s in starts), 3),
-            "cpu_s": round(statistics.median(s.cpu_s for s in starts), 3)}
+def _measure(starts: Sequence[Callable[[], Start]], repeats: int) -> list[dict[str, float]]:
+    """The medians of each of ``starts``, taken in turn, one start of each a round: side by
+    side (``--against``), a neighbour's burst weighs on both alike."""
+    for start in starts:
+        start()  # warms the page cache and the bytecode caches
+    taken: list[list[Start]] = [[] for _ in starts]
+    for _ in range(repeats):
+        for start, samples in zip(starts, taken, strict=True):
+            samples.append(start())
+    return [{"wall_s": round(statistics.median(s.wall_s for s in samples), 3),
+             "cpu_s": round(statistics.median(s.cpu_s for s in samples), 3)}
+            for samples in taken]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS)
     parser.add_argument("--label", default="now", help="names the result files")
-    parser.add_argument("--only", default="", metavar="TEXT",
-                        help="measures only the entry points whose name holds TEXT")
+    parser.add_argument("--only", action="append", default=[], metavar="TEXT",
+                        help="measures only the entry points whose name holds TEXT (repeatable)")
+    parser.add_argument("--against", metavar="TREE",
+                        help="another worktree (a branch point), measured in turn with this "
+                             "one: its figures are the 'against' columns")
     args = parser.parse_args(argv)
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="pp-bench-startup-") as folder:
-        # Made once: jobs reads an empty store rather than reporting a missing one.
-        subprocess.run([sys.executable, "-c", "import sys; from preform_pipeline.store import "
-                        "SqliteJobStore; SqliteJobStore(sys.argv[1]).close()",
-                        str(Path(folder) / "empty.sqlite3")], check=True)
-        results = {name: _measure(start, args.repeats)
-                   for name, start in _cases(Path(folder)).items() if args.only in name}
-    report = {"label": args.label, "repeats": args.repeats, "python": platform.python_version(),
+        ours = _cases(Path(folder) / "this")
+        theirs = _cases(Path(folder) / "against", args.against) if args.against else {}
+        results: dict[str, dict[str, float]] = {}
+        for name, start in ours.items():
+            if args.only and not any(text in name for text in args.only):
+                continue
+            measured = _measure([start, *([theirs[name]] if theirs else [])], args.repeats)
+            results[name] = measured[0] | ({f"against_{key}": value for key, value
+                                            in measured[1].items()} if theirs else {})
+    report = {"label": args.label, "repeats": args.repeats, "against": args.against,
+              "python": platform.python_version(),
               "cpus": os.cpu_count(), "load_before": [round(x, 2) for x in load_before],
               "load_after": [round(x, 2) for x in os.getloadavg()], "entry_points": results}
     RESULTS.mkdir(exist_ok=True)
@@ -210,8 +270,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = [f"# Start-up cost ({args.label}): median of {args.repeats}",
              "", f"Load average before {report['load_before']}, after {report['load_after']}"
              f" ({report['cpus']} CPUs, Python {report['python']}).", "",
-             "| entry point | wall (s) | CPU (s) |", "|---|---:|---:|"]
-    lines += [f"| {name} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} |" for name, r in results.items()]
+             *([f"Side by side with `{args.against}` (the 'against' columns), one start of "
+                "each in turn.", ""] if args.against else []),
+             "| entry point | wall (s) | CPU (s) |"
+             + (" against: wall (s) | against: CPU (s) |" if args.against else ""),
+             "|---|---:|---:|" + ("---:|---:|" if args.against else "")]
+    lines += [f"| {name} | {r['wall_s']:.3f} | {r['cpu_s']:.3f} |"
+              + (f" {r['against_wall_s']:.3f} | {r['against_cpu_s']:.3f} |" if args.against
+                 else "") for name, r in results.items()]
     stem.with_suffix(".md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     print("\n".join(lines))
     return 0

@@ -40,7 +40,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -90,12 +90,6 @@ from preform_pipeline.errors import (
     RecipeError,
     UnusablePathError,
 )
-from preform_pipeline.executor import (
-    Runner,
-    RunOptions,
-    make_reporter,
-    new_run_id,
-)
 from preform_pipeline.executor.ledger import RunLedger, is_run_build, summarize_skipped
 from preform_pipeline.executor.leftover_outputs import (
     describe_empty_outputs,
@@ -105,9 +99,11 @@ from preform_pipeline.executor.leftover_outputs import (
 from preform_pipeline.executor.progress import (
     PlainReporter,
     RichReporter,
+    make_reporter,
     rejection_lines,
     warning_lines,
 )
+from preform_pipeline.executor.runids import new_run_id
 from preform_pipeline.executor.runroot import output_root
 from preform_pipeline.executor.said_rejections import (
     SAID_ONCE,
@@ -119,11 +115,8 @@ from preform_pipeline.hotfolder.files import jobs_command, sweep_temporaries
 from preform_pipeline.interrupts import Termination, sigterm_as_interrupt
 from preform_pipeline.logging import get_logger
 from preform_pipeline.outputfolders import LOGS_FOLDER, REPORTS_FOLDER
-from preform_pipeline.plan.builds import (
-    Plan,
-    Rejection,
-    plan_builds,
-)
+from preform_pipeline.plan.planned import Plan
+from preform_pipeline.plan.rejection import Rejection
 from preform_pipeline.preflight import PathCheck, check_paths, make_folders
 from preform_pipeline.printing import FleetFolderLocator, PrintLocator, PrintOwner, SendHolder
 from preform_pipeline.recipes import load_recipe, validate_recipe
@@ -139,7 +132,7 @@ from preform_pipeline.settings.store import (
     REHEARSAL_STORE_FILENAME,
     rehearsal_store_path,
 )
-from preform_pipeline.store import JobState, JobStore, SqliteJobStore
+from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.store.opening import check_store, describe_store, open_store
 from preform_pipeline.userpath import expand_user
 from preform_pipeline.verify.tracking import tracking_for_run
@@ -285,22 +278,33 @@ def _plan(
     error was printed. ``output``, the run's output folder, is not searched for models;
     ``started_at`` names the run (now when not given)."""
     rules = settings or RunSettings()
+    # Files the claims would skip (already printed) are not read: asked of the store first.
+    printed: dict[Path, Job] = {}
+
+    def unread(paths: Sequence[Path]) -> Collection[Path]:
+        assert ledger is not None
+        printed.update(ledger.printed_before(paths))
+        return printed.keys()
+
     sources = take_sources(args.models, recipe, rules=rules,
                            started_at=started_at or datetime.now(),
-                           skip=() if output is None else (output,))
+                           skip=() if output is None else (output,),
+                           unread=unread if ledger is not None else None)
     for line in waiting_lines(sources):
         print(visible(line), file=out or err)
     unreadable = list(sources.rejected)
     models = list(sources.models)
-    if not models:  # nothing to claim or plan: the rejections alone
+    if not models and not sources.unread:  # nothing to claim or plan: the rejections alone
         return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
     if ledger is not None:
-        found = len(models)
+        found = len(models) + len(sources.unread)
+        early = ledger.skip({path: printed[path] for path in sources.unread})
         # A model refused before, unchanged and for the same reason, makes no new job (a
         # failed one a night): its rejection is passed over with the readers' below.
         models, passed = pass_over_said(ledger.store, recipe, models)
         unreadable.extend(passed)
         models, skipped = ledger.claim(models)
+        skipped = early + skipped
         if skipped and not args.verbose:
             print(visible(summarize_skipped(skipped, found)), file=out or err)
         for skip in skipped if args.verbose else ():
@@ -308,6 +312,9 @@ def _plan(
         if skipped and not models:
             # A repeat from cron with nothing new: not an error.
             return Plan(recipe=recipe, builds=(), rejected=tuple(unreadable))
+    # The planner's work (and numpy's) only for models to plan: not a repeat's skip path.
+    from preform_pipeline.plan.builds import plan_builds
+
     try:
         return plan_builds(recipe, models, rejected=unreadable, servers=servers)
     except PipelineError as exc:
@@ -671,6 +678,10 @@ def _run_recorded(
         log.warning("simulator_arg_unused", arg=value, server=server, started=started)
         print(visible(f"warning: {_unstarted_server_warning(value, server, started)}"),
               file=stdout)
+
+    # The runner (its steps, the planner, numpy) only for a run with something to run or
+    # say: a cron run over an empty inbox, or one refused, ends above without it.
+    from preform_pipeline.executor.runner import Runner, RunOptions
 
     pool = ServerPool(
         settings.pool,

@@ -24,13 +24,13 @@ if TYPE_CHECKING:
         RichReporter,
         make_reporter,
     )
+    from preform_pipeline.executor.runids import new_run_id
     from preform_pipeline.executor.runner import (
         DEFAULT_CANCEL_GRACE_S,
         DEFAULT_CHECKPOINT_KINDS,
         Runner,
         RunOptions,
         ServerSource,
-        new_run_id,
         run_plan,
         split_build,
     )
@@ -87,10 +87,10 @@ _HOMES: Final = {
         "Runner",
         "RunOptions",
         "ServerSource",
-        "new_run_id",
         "run_plan",
         "split_build",
     ),
+    "preform_pipeline.executor.runids": ("new_run_id",),
     "preform_pipeline.executor.state": (
         "OK_STATUSES",
         "AttemptRecord",

@@ -104,6 +104,12 @@ def _claimed_by_dead_run(job: Job, gone: HolderProbe) -> bool:
     return runner is not None and gone(runner)
 
 
+def _queued_again(job: Job) -> bool:
+    """Whether ``job`` is a run's job a person queued again (``jobs retry``): the next run
+    over its file takes it (:meth:`RunLedger.claim`), so it makes no duplicate."""
+    return job.state is JobState.QUEUED and RUN_FIELD in job.fields
+
+
 class RunLedger:
     """Writes one run's jobs and builds; ``build_ids`` (build name → store id) is shared with
     the print hooks so every send of the run is written by the print owner."""
@@ -192,6 +198,34 @@ class RunLedger:
         except StoreError as exc:
             log.warning("run_release_failed", build_id=build.id, error=str(exc))
 
+    def printed_before(self, paths: Sequence[Path]) -> dict[Path, Job]:
+        """Of ``paths``, those :meth:`claim` would skip now, each with the job that holds its
+        content (the newest of this recipe in a duplicate state, as the claim finds it);
+        none with ``reprint``. Only reads the store, once: a run leaves these files unread,
+        since measuring thirty printed models was most of a cron repeat's CPU."""
+        if self.reprint or not paths:
+            return {}
+        digests = {path: content_hash(path) for path in paths}
+        holders: dict[str, Job] = {}
+        # In creation order: the newest of each content is the one left (the claim's rule).
+        for job in self.store.find_by_hashes(set(digests.values()), state=DUPLICATE_STATES):
+            if job.recipe == self.recipe and job.content_hash is not None:
+                holders[job.content_hash] = job
+        return {path: holders[d] for path, d in digests.items()
+                if d in holders and not _queued_again(holders[d])}
+
+    def skip(self, found: Mapping[Path, Job]) -> list[Skipped]:
+        """Skip each file of ``found`` (:meth:`printed_before`'s answer, perhaps a part of it)
+        as :meth:`claim` skips a duplicate: said, logged, in :attr:`skipped`. Its holder
+        may have failed since it was read: the file waits for the next run, never printed
+        twice."""
+        skipped = [Skipped(path, other) for path, other in found.items()]
+        for one in skipped:
+            log.info("model_skipped", path=str(one.path), job_key=one.other.job_key,
+                     state=one.other.state.value, reason=one.verb)
+        self.skipped.extend(skipped)
+        return skipped
+
     def claim(self, models: Sequence[ModelInfo]) -> tuple[list[ModelInfo], list[Skipped]]:
         """Claim each model by content; the models this run may take, and those it skips.
 
@@ -234,10 +268,7 @@ class RunLedger:
             else:
                 assert other is not None
                 skipped.append(Skipped(model.path, other))
-                log.info("model_skipped", path=str(model.path), job_key=other.job_key,
-                         state=other.state.value, reason=skipped[-1].verb)
-        self.skipped.extend(skipped)
-        return taken, skipped
+        return taken, self.skip({one.path: one.other for one in skipped})
 
     def _take_retried(self, job: Job, path: Path, fields: Mapping[str, object],
                       reason: str) -> Job | None:
@@ -245,7 +276,7 @@ class RunLedger:
         (its key and history kept); None for any other job, or when another process took it
         first. A run's job has no hot folder place, so nothing but a run over its file
         prepares it: left queued, it would keep its file from every later run."""
-        if job.state is not JobState.QUEUED or RUN_FIELD not in job.fields:
+        if not _queued_again(job):
             return None
         try:
             self.store.transition(job.id, JobState.PROCESSING, f"{reason} (queued again)",

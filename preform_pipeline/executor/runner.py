@@ -48,7 +48,6 @@ import errno
 import json
 import os
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
@@ -98,6 +97,7 @@ from preform_pipeline.executor.overflow import (
 )
 from preform_pipeline.executor.planned_layout import place_as_planned
 from preform_pipeline.executor.progress import NullReporter, Reporter
+from preform_pipeline.executor.runids import new_run_id
 from preform_pipeline.executor.runroot import run_values
 from preform_pipeline.executor.staging import remove_empty_staging, sweep_staging
 from preform_pipeline.executor.state import (
@@ -185,12 +185,6 @@ _RUN_WAKE_S: Final = _WAIT_SLICE_S if os.name == "nt" else 5.0
 _CLEANUP_TIMEOUT_S: Final = 10.0
 
 log = get_logger(__name__)
-
-
-def new_run_id(now: datetime | None = None) -> str:
-    """``20240131-142501-3fa2c1``: sortable by start time, unique across machines."""
-    moment = now or datetime.now()
-    return f"{moment:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 #: ``on_split(build, (first_half, second_half))``.

@@ -40,7 +40,6 @@ case id are each on their own.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,8 +84,10 @@ from preform_pipeline.plan.nesting import (
     nest,
     one_platform_layout,
 )
+from preform_pipeline.plan.planned import Plan
 from preform_pipeline.plan.powder import PowderEstimate, estimate_powder
 from preform_pipeline.plan.rejection import Rejection
+from preform_pipeline.plan.walk import case_folder, walk_folder
 from preform_pipeline.recipes.model import (
     MACHINE_TYPE_NEEDED,
     MACHINE_TYPE_NEEDED_HINT,
@@ -224,41 +225,6 @@ class BuildPlan:
         return tuple(units_label(m) for m in self.models)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """The builds for one batch of models, and the models that could not be planned."""
-
-    recipe: Recipe
-    builds: tuple[BuildPlan, ...]
-    rejected: tuple[Rejection, ...] = ()
-    machine: MachineType | None = None
-    #: Things the user should know that did not stop planning (a case split over builds).
-    warnings: tuple[str, ...] = ()
-    #: The servers the builds' work was balanced over (1: not balanced).
-    servers: int = 1
-
-    @property
-    def ok(self) -> bool:
-        """True when every model was planned into a build."""
-        return not self.rejected
-
-    @property
-    def total_volume_ml(self) -> float:
-        return sum(b.estimated_volume_ml for b in self.builds)
-
-    @property
-    def model_count(self) -> int:
-        return sum(len(b.models) for b in self.builds)
-
-    def build_of(self, path: Path | str) -> BuildPlan | None:
-        """The build a model file was planned into, or None (rejected or unknown)."""
-        wanted = Path(path)
-        for build in self.builds:
-            if wanted in build.paths:
-                return build
-        return None
-
-
 # -- reading ------------------------------------------------------------------------------------
 
 
@@ -291,35 +257,6 @@ def expand_model_paths(
         else:
             found.setdefault(path, None)
     return found
-
-
-def case_folder(named: Path, file: Path, *, named_is_case: bool = False) -> Path | None:
-    """The case folder of ``file``, found below the folder ``named`` on the command line: the
-    folder directly below ``named`` that holds it, subfolders and all, as the hot folder takes
-    a folder dropped into its inbox whole (``inbox/C-1042/scans/upper.stl`` is case
-    ``C-1042``). ``named`` itself when it is a case (``named_is_case``: ``run C-1042/`` on a
-    folder its case's sidecar marks), subfolders and all. None for ``named``'s own files
-    otherwise: named on the command line, a folder is an inbox, and a file loose in it is no
-    case's, as a file dropped straight into the hot folder's inbox is none's. The one rule for
-    ``plan``, ``run`` and the hot folder alike."""
-    if named_is_case:
-        return named
-    parts = file.relative_to(named).parts
-    return named / parts[0] if len(parts) > 1 else None
-
-
-def walk_folder(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The entries that are not folders at any depth below ``folder``, sorted, and the
-    folders there (``folder`` too) that could not be listed: a folder the user may not read
-    must be named, never taken for an empty one. Links to folders are not followed; every
-    other entry is listed, whatever it is (a file, a link to one, a named pipe, a device, a
-    link to nothing or to itself), so that one named like a model is judged and refused
-    with its reason, not passed over in silence."""
-    unlisted: list[Path] = []
-    files: list[Path] = []
-    for top, _, names in os.walk(folder, onerror=lambda e: unlisted.append(Path(e.filename))):
-        files.extend(Path(top) / n for n in names)
-    return sorted(files), unlisted
 
 
 def units_label(model: ModelInfo) -> str:

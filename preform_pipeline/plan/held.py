@@ -114,17 +114,19 @@ def hold_cases(
     ``rejected`` (a file that is no part holds nothing: :func:`~preform_pipeline.plan.
     parts.is_part`) or one the planner refuses alone (:func:`~preform_pipeline.plan.
     builds.refused_alone`, appended to ``rejected``, asked only of cases of several files)."""
-    # The planner (and numpy with it) only here: the hot folder's intake and `jobs` import
-    # this module for held_with_cases, and their starts stay light (test_cli_start_imports).
-    from preform_pipeline.plan.builds import refused_alone
-
     by_case: dict[Hashable, list[ModelInfo]] = {}
     for model in models:
         case = cases.get(model.path)
         if case is not None:
             by_case.setdefault(case.key, []).append(model)
     for members in by_case.values():
-        rejected.extend(refused_alone(recipe, members) if len(members) > 1 else ())
+        if len(members) > 1:
+            # The planner (and numpy with it) only here: the hot folder's intake and `jobs`
+            # import this module for held_with_cases, and a `run` with no case of several
+            # files read keeps its start light (test_cli_start_imports).
+            from preform_pipeline.plan.builds import refused_alone
+
+            rejected.extend(refused_alone(recipe, members))
     held = held_with_cases(cases, [r.path for r in rejected if is_part(r.path)])
     out = {r.path for r in rejected} | {one.path for one in held}
     return [model for model in models if model.path not in out], held

@@ -12,7 +12,7 @@ from typing import Final
 
 from preform_pipeline.geometry.sniff import FORMAT_NAMES
 
-__all__ = ["CAD_SUFFIXES", "OTHER_MESH_SUFFIXES", "is_part"]
+__all__ = ["CAD_SUFFIXES", "MODEL_SUFFIXES", "OTHER_MESH_SUFFIXES", "is_part"]
 
 #: CAD formats: the part must be exported to a mesh first.
 CAD_SUFFIXES: Final = frozenset({
@@ -26,7 +26,7 @@ OTHER_MESH_SUFFIXES: Final = frozenset({
 
 #: The model files the readers take (``geometry.readers.SUPPORTED_SUFFIXES``, which imports
 #: the readers and numpy with them; the sniffer names the same formats and is light).
-_MODELS: Final = frozenset(FORMAT_NAMES)
+MODEL_SUFFIXES: Final = frozenset(FORMAT_NAMES)
 #: Files that hold a part without being a model PreFormServer imports: a PreForm job, an
 #: archive (of models, as often as not).
 _PACKAGES: Final = frozenset({".form", ".zip"})
@@ -40,5 +40,5 @@ def is_part(path: Path) -> bool:
     sidecar without its model) is refused alone and its case goes on: it is missing from
     no build."""
     suffix = path.suffix.lower()
-    return (suffix in _MODELS or suffix in CAD_SUFFIXES
+    return (suffix in MODEL_SUFFIXES or suffix in CAD_SUFFIXES
             or suffix in OTHER_MESH_SUFFIXES or suffix in _PACKAGES)

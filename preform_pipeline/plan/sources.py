@@ -38,11 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from preform_pipeline.geometry import SUPPORTED_SUFFIXES
 from preform_pipeline.geometry.bounded import permission_refusal
 from preform_pipeline.geometry.completeness import judge_at_rest
 from preform_pipeline.plan.advice import by_name
-from preform_pipeline.plan.builds import case_folder, walk_folder
+from preform_pipeline.plan.parts import MODEL_SUFFIXES
+from preform_pipeline.plan.walk import case_folder, walk_folder
 from preform_pipeline.wording import NAME_NOT_TEXT, is_text_path
 
 __all__ = ["Sources", "find_sources"]
@@ -102,7 +102,7 @@ def find_sources(
             return
         if name.startswith(".") or file.suffix.lower() in _NOT_MODELS:
             return
-        if file.suffix.lower() not in SUPPORTED_SUFFIXES:
+        if file.suffix.lower() not in MODEL_SUFFIXES:
             unsupported.append((file, by_name(file).said))
             return
         if not is_text_path(file):  # the hot folder sets such a file aside for the same

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from preform_pipeline.commands import run as run_command
+from preform_pipeline.executor import runner as runner_module
 from preform_pipeline.executor.steps import GONE_REASON
 from preform_pipeline.store import JobState, SqliteJobStore
 from tests.command_line import InProcess
@@ -39,13 +39,14 @@ class TestAFileRemovedUnderARun:
         settings = tmp_path / "settings.yaml"
         settings.write_text("servers: {count: 1}\n", encoding="utf-8")
         store = tmp_path / "jobs.sqlite3"
-        planned = run_command.Runner
+        # The runner's own module: ``run`` imports the Runner from there when it has builds.
+        planned = runner_module.Runner
 
         def removed_after_the_plan(*args: object, **kwargs: object) -> object:
             gone.unlink()  # the plan and the store's jobs are made; no import yet
             return planned(*args, **kwargs)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(run_command, "Runner", removed_after_the_plan)
+        monkeypatch.setattr(runner_module, "Runner", removed_after_the_plan)
         done = in_process(tmp_path, "run", str(recipe), str(share), "--store", str(store),
                           "--settings", str(settings), "--output", str(tmp_path / "out"))
         assert done.returncode == 0, done.stdout + done.stderr

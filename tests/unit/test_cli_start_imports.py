@@ -78,6 +78,12 @@ def _missing(command: str, home: Path) -> list[str]:
                                                     if command == "run" else [])
 
 
+def _empty_inbox_run(home: Path) -> list[str]:
+    """A cron ``run`` over an inbox with nothing in it, recording in a store of its own."""
+    return ["run", str(RECIPES / "engineering-grey-form4.yaml"), str(home / "inbox"),
+            "--store", str(home / "run.sqlite3"), "--output", str(home / "run-output")]
+
+
 def _lines(home: Path) -> list[list[str]]:
     """Every command line the cases below ask about, with ``home`` as the home folder."""
     return [
@@ -87,6 +93,7 @@ def _lines(home: Path) -> list[list[str]]:
         _missing("run", home),
         _missing("watch", home),
         ["watch", "--once", str(home / "watch.yaml")],
+        _empty_inbox_run(home),
         ["--version"], ["--help"], ["no-such-command"],
         *([command, "--help"] for command in COMMANDS),
     ]
@@ -231,6 +238,22 @@ class TestCommandStarts:
                    "preform_pipeline.executor.feasibility"}
         assert refused & modules == set()
 
+    def test_run_over_an_empty_inbox_imports_neither_the_planner_nor_the_runner(
+        self, home: Path, answers: Answers
+    ) -> None:
+        """A cron ``run`` every minute over an inbox that is mostly empty made an empty plan
+        (the planner's module), imported the runner at its start and numpy with both (~0.3 s
+        of CPU each time): they come with a model to read or a build to run (session 49)."""
+        status, modules = imported_by(_empty_inbox_run(home), answers)
+        assert status == 0  # nothing to do
+        # The inbox was searched and the store opened for the claims: the path was taken.
+        assert {"preform_pipeline.plan.sources", "preform_pipeline.executor.ledger",
+                "preform_pipeline.store.sqlite"} <= modules
+        refused = {"numpy", "preform_pipeline.plan.builds", "preform_pipeline.geometry.mesh",
+                   "preform_pipeline.executor.runner", "preform_pipeline.executor.steps",
+                   "preform_pipeline.executor.feasibility"}
+        assert refused & modules == set()
+
     def test_run_starts_without_the_hot_folder_daemon(
         self, home: Path, answers: Answers
     ) -> None:
@@ -245,10 +268,12 @@ class TestCommandStarts:
                    "watchdog"}
         assert refused & modules == set()
 
-    # What shows the path was taken: ``run`` imports the executor's steps, and with them the
-    # legend; ``watch`` the daemon's batch worker (the steps come with its first batch).
+    # What shows the path was taken: ``run`` imports how it finds its files (the executor's
+    # steps, and the legend with them, come with the runner, once there is a build: session
+    # 49); ``watch`` the daemon's batch worker (the steps come with its first batch).
     @pytest.mark.parametrize(("command", "taken"), [
-        ("run", "preform_pipeline.legend"), ("watch", "preform_pipeline.hotfolder.worker")])
+        ("run", "preform_pipeline.commands._sources"),
+        ("watch", "preform_pipeline.hotfolder.worker")])
     def test_run_and_watch_start_without_pillow(
         self, home: Path, answers: Answers, command: str, taken: str
     ) -> None:
