@@ -18,7 +18,7 @@ from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.superseded import WHY_SUPERSEDED
 from tests.build_steps import printing_steps
-from tests.unit.web.conftest import ended_job
+from tests.unit.web.conftest import ended_job, failed_print
 
 S = JobState
 
@@ -258,9 +258,7 @@ class TestAFailedPrintTheNextRunPrinted:
     def test_jobs_does_not_list_it_and_names_its_state(
         self, store: SqliteJobStore, tmp_path: Path
     ) -> None:
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        failed_print(store, tmp_path, "P-1")
         printed = ended_job(store, tmp_path, "P-2", S.VERIFYING)
         assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
                                   f"{WHY_SUPERSEDED} (--state print_error lists them)")
@@ -268,9 +266,7 @@ class TestAFailedPrintTheNextRunPrinted:
     def test_jobs_lists_it_while_the_reprint_is_only_sent(
         self, store: SqliteJobStore, tmp_path: Path
     ) -> None:
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        failed = failed_print(store, tmp_path, "P-1")
         sent = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
         assert _listed(store) == (sorted([str(failed.id), str(sent.id)]), "2 jobs")
 

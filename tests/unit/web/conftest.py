@@ -153,6 +153,14 @@ def ended_job(store: JobStore, tmp: Path, case_id: str, state: JobState, *,
     return store.get_job(job.id)
 
 
+def failed_print(store: JobStore, tmp: Path, case_id: str) -> Job:
+    """A job whose print the printer reported failed (``print_error``), as verify records it."""
+    job = ended_job(store, tmp, case_id, JobState.PRINT_SENT)
+    assert job.build_id is not None
+    store.transition_build(job.build_id, JobState.PRINT_ERROR, "print ERROR: Resin tank leak")
+    return store.get_job(job.id)
+
+
 def listed_cases(page: str) -> list[str]:
     """The cases of a page's table (the queue, Failed cases), in its order."""
     return re.findall(r'<tr data-case="([^"]*)"', page)

@@ -24,6 +24,7 @@ from tests.unit.web.conftest import (
     VIEWER_AUTH,
     Served,
     ended_job,
+    failed_print,
     followed,
     listed_cases,
     logged_in,
@@ -265,9 +266,7 @@ class TestAFailedPrintTheNextRunPrinted:
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        failed_print(store, tmp_path, "P-1")
         again = ended_job(store, tmp_path, "P-2", S.VERIFYING)
         page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == []
@@ -290,9 +289,7 @@ class TestAFailedPrintTheNextRunPrinted:
         # A print sent may never start (a printer offline) or fail in turn: until it prints,
         # the failure still needs a person (session 49), on the page and in /metrics alike.
         store = served.store
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
+        failed_print(store, tmp_path, "P-1")
         ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
         client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
         with closing(client):
