@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from preform_pipeline.cloud.credentials import Credentials, load_credentials
     from preform_pipeline.cloud.factory import (
         WEB_API_MAX_WAIT_S,
+        budget_account,
         check_credentials,
         credentials_configured,
         load_cloud_credentials,
@@ -66,6 +67,7 @@ __all__ = [
     "WEB_API_MAX_WAIT_S",
     "WebApiClient",
     "format_datetime",
+    "budget_account",
     "check_credentials",
     "credentials_configured",
     "load_cloud_credentials",
@@ -91,6 +93,7 @@ _HOMES: Final = {
     ),
     "preform_pipeline.cloud.factory": (
         "WEB_API_MAX_WAIT_S",
+        "budget_account",
         "check_credentials",
         "credentials_configured",
         "load_cloud_credentials",

@@ -32,6 +32,7 @@ from preform_pipeline.settings.cloud import CloudSettings
 
 __all__ = [
     "WEB_API_MAX_WAIT_S",
+    "budget_account",
     "check_credentials",
     "credentials_configured",
     "load_cloud_credentials",
@@ -64,6 +65,13 @@ def load_cloud_credentials(
                             files_written=cloud.files_written)
 
 
+def budget_account(cloud: CloudSettings, credentials: Credentials) -> str:
+    """The name the job store keeps this section's hourly budget and holds under."""
+    # The Web API's hourly limit is per user: applications of one user (a client id per
+    # node) share one budget when the settings name that user.
+    return account_key(cloud.base_url, cloud.account or credentials.client_id)
+
+
 def make_web_client(
     cloud: CloudSettings,
     credentials: Credentials,
@@ -85,9 +93,7 @@ def make_web_client(
         clock=clock,
         sleep=sleep,
         ledger=ledger,
-        # The Web API's hourly limit is per user: applications of one user (a client id per
-        # node) share one budget when the settings name that user.
-        account=account_key(cloud.base_url, cloud.account or credentials.client_id),
+        account=budget_account(cloud, credentials),
     )
     return WebApiClient(
         credentials, base_url=cloud.base_url, limiter=limiter, clock=clock, sleep=sleep, **options

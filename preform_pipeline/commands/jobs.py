@@ -79,6 +79,7 @@ from preform_pipeline.hotfolder.whereabouts import (
     superseded_hint,
     taken_again,
     unwatched,
+    who_takes,
 )
 from preform_pipeline.printing import PrintOwner
 from preform_pipeline.printing.approval import approve, reject
@@ -98,7 +99,7 @@ from preform_pipeline.store import (
     Transition,
     normalize_key,
 )
-from preform_pipeline.store.fields import BOOKKEEPING_FIELDS, RUN_FIELD
+from preform_pipeline.store.fields import BOOKKEEPING_FIELDS
 from preform_pipeline.store.opening import describe_store, open_store, store_exists
 from preform_pipeline.store.superseded import (
     PUT_RIGHT_STATES,
@@ -615,10 +616,7 @@ def _retry_one(
             file=err,
         )
     job = store.transition(job.id, JobState.QUEUED, RETRY_REASON, expect=before)
-    # A run's job has no hot folder: the next run over its file takes it (ledger.py).
-    who = ("the next `run` over its file prepares it" if RUN_FIELD in job.fields
-           else "the hot folder picks it up")
-    return job, before, f"{name} queued again (was {before.value}); {who}"
+    return job, before, f"{name} queued again (was {before.value}); {who_takes(job)}"
 
 
 def _cancel(args: argparse.Namespace, path: Path | str, out: TextIO, err: TextIO) -> int:

@@ -27,7 +27,9 @@ the prints pending for the next run, rather than stalling for up to the hour a s
 can take.
 
 ``--quiet`` (cron) prints nothing when all is well; on stderr it says each print this verify
-saw end badly (an error, an abort, no final status by its deadline), once, and the errors.
+saw end badly (an error, an abort, no final status by its deadline), once, and the errors; a
+wait for the rate limits ("cannot verify now", which ends by itself at the time it names) once,
+when it starts, not on every verify until that time (exit status 1 on each, as without it).
 
 Exit status: 0 checked (whatever the prints' outcomes: see the summary or ``--format json``);
 1 no credentials, refused credentials, an unusable store or an unreachable Web API; 2 usage
@@ -43,11 +45,13 @@ import shlex
 import sys
 import threading
 from collections import Counter
-from datetime import datetime, timezone
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, TextIO
 
+from preform_pipeline.clock import SYSTEM_CLOCK, Clock
 from preform_pipeline.cloud import (
+    budget_account,
     check_credentials,
     credentials_configured,
     load_cloud_credentials,
@@ -83,6 +87,7 @@ from preform_pipeline.verify.notify import make_notifier
 from preform_pipeline.verify.service import (
     VerifyReport,
     first_to_say_ended,
+    first_to_say_held,
     pending_prints,
     verify_pending,
 )
@@ -113,12 +118,16 @@ ONCE_MAX_WAIT_S: Final = 60.0
 _STILL_PENDING: Final = "the prints still pending are checked on the next verify"
 #: A verify the rate limits hold back (the error says until when).
 _NOT_NOW: Final = "cannot verify now"
+#: ``--quiet``'s word that it says such a wait once.
+_QUIET_UNTIL: Final = "verify --quiet says nothing more of this wait until it ends"
 _HEADERS: Final = ("KEY", "STATE", "STATUS", "PRINTER", "NAME", "MESSAGE")
 #: The states ``--quiet`` says.
 _ENDED_BADLY: Final = frozenset({JobState.PRINT_ERROR, JobState.ABORTED, JobState.UNVERIFIED})
 
 
-def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO, *,
+        clock: Clock = SYSTEM_CLOCK) -> int:
+    """The command; ``clock`` is the seam tests move a minute (or an hour) between verifies."""
     settings = load_command_settings(args.settings, stderr)
     if settings is None:
         return EXIT_FAILURE
@@ -136,12 +145,12 @@ def run(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
     with store:
-        now = datetime.now(timezone.utc)
+        now = clock.now()
         sending = [b for b in store.interrupted_builds() if b.state is JobState.PRINT_SENDING]
         if not pending_prints(store, now=now) and not sending:
             _nothing(args, path, "no pending prints: nothing to verify", stdout)
             return EXIT_OK
-        return _verify(args, settings, store, path, stdout, stderr)
+        return _verify(args, settings, store, path, stdout, stderr, clock)
 
 
 def _no_credentials(base_url: str) -> str:
@@ -190,6 +199,7 @@ def _verify(
     path: Path | str,
     stdout: TextIO,
     stderr: TextIO,
+    clock: Clock,
 ) -> int:
     cloud = settings.cloud
     if not credentials_configured(cloud, os.environ):
@@ -205,8 +215,8 @@ def _verify(
     try:
         max_wait_s = None if args.wait else ONCE_MAX_WAIT_S
         # The store keeps the hourly budget with every other process that spends it.
-        with make_web_client(cloud, credentials, max_wait_s=max_wait_s,
-                             ledger=store) as client:
+        with make_web_client(cloud, credentials, max_wait_s=max_wait_s, ledger=store,
+                             clock=clock, sleep=clock.sleep) as client:
             if args.wait:
                 # A long wait first proves the credentials and the base URL (a token and a
                 # one-record read), so a wrong one stops it at once, not after hours of
@@ -222,6 +232,7 @@ def _verify(
                 deadline_s=settings.verify.deadline_s,
                 requests_per_hour=settings.verify.requests_per_hour,
                 locators=web_locators(client, settings.verify),
+                clock=clock,
                 notifier=notifier,
                 stop=stop,
             )
@@ -229,8 +240,8 @@ def _verify(
         print(f"error: {exc}", file=stderr)
         return EXIT_FAILURE
     except CloudRateLimitError as exc:
-        print(f"error: {_NOT_NOW}: {exc}", file=stderr)
-        print(_STILL_PENDING, file=stderr)
+        _not_now(args, store, budget_account(cloud, credentials), exc.retry_after_s,
+                 [str(exc)], clock, stderr)
         return EXIT_FAILURE
     except CloudError as exc:
         print(f"error: cannot verify: {exc}", file=stderr)
@@ -254,16 +265,40 @@ def _verify(
     if report.interrupted:
         print(f"interrupted: {_STILL_PENDING}", file=stderr)
         return EXIT_INTERRUPTED
-    if report.errors:
+    if report.errors and report.retry_after_s is not None:
         # A poll held back by the rate limits (the error says until when) could not start:
         # said as a refused start, not as a feed that failed while it was read.
-        what = (_NOT_NOW if report.retry_after_s is not None
-                else "the prints feed could not be read")
+        _not_now(args, store, budget_account(cloud, credentials), report.retry_after_s,
+                 report.errors, clock, stderr)
+        return EXIT_FAILURE
+    if report.errors:
         for error in report.errors:
-            print(f"error: {what}: {error}", file=stderr)
+            print(f"error: the prints feed could not be read: {error}", file=stderr)
         print(_STILL_PENDING, file=stderr)
         return EXIT_FAILURE
     return EXIT_OK
+
+
+def _not_now(
+    args: argparse.Namespace,
+    store: JobStore,
+    account: str,
+    wait_s: float | None,
+    errors: Sequence[str],
+    clock: Clock,
+    stderr: TextIO,
+) -> None:
+    """A verify the rate limits hold back ``wait_s``: said, unless ``--quiet`` and a verify of
+    this store said this wait already (:func:`first_to_say_held`). Cron mails whatever a job
+    prints, and the wait ends by itself at the time the first mail named."""
+    if (args.quiet and wait_s is not None
+            and not first_to_say_held(store, account, wait_s, now=clock.now())):
+        return
+    for error in errors:
+        print(f"error: {_NOT_NOW}: {error}", file=stderr)
+    print(_STILL_PENDING, file=stderr)
+    if args.quiet and wait_s is not None:
+        print(_QUIET_UNTIL, file=stderr)
 
 
 def _nothing(

@@ -26,13 +26,21 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from preform_pipeline.hotfolder.intake import JobPlace, place_of, watcher_takes
-from preform_pipeline.store import DUPLICATE_STATES, TERMINAL_STATES, Job, JobState, JobStore
+from preform_pipeline.store import (
+    DUPLICATE_STATES,
+    STATE_DESCRIPTIONS,
+    TERMINAL_STATES,
+    Job,
+    JobState,
+    JobStore,
+)
 from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 
-__all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "retry_check",
-           "sidecar_now", "superseded_hint", "taken_again", "unwatched"]
+__all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "queued_meaning",
+           "retry_check", "sidecar_now", "superseded_hint", "taken_again", "unwatched",
+           "who_takes"]
 
 Status = Literal["there", "dropped_again", "being_moved", "put_back", "unseen", "gone"]
 STATUSES: Final[tuple[Status, ...]] = (
@@ -80,6 +88,26 @@ class Whereabouts:
             "dropped_again_as": None if again is None else {
                 "id": again.id, "job_key": again.job_key, "state": again.state.value},
         }
+
+
+#: Who prepares a queued job of ``run``: it has no hot folder place, so only a run that meets
+#: its file takes it, as itself (executor/ledger.py).
+_RUN_TAKES: Final = "the next `run` over its file prepares it"
+
+
+def who_takes(job: Job) -> str:
+    """Who prepares ``job`` once it is queued (``jobs retry``'s words)."""
+    return _RUN_TAKES if RUN_FIELD in job.fields else "the hot folder picks it up"
+
+
+def queued_meaning(job: Job) -> str:
+    """What ``job`` being queued means, for the queue: the state's description is the hot
+    folder's ("to be taken into processing/"), which a run's job never enters; session 48's
+    trial read it beside a run's retried job no hot folder would ever take."""
+    takes = who_takes(job)
+    if takes != _RUN_TAKES:
+        return STATE_DESCRIPTIONS[JobState.QUEUED]
+    return f"queued again; {takes} (a run's job: no hot folder takes it)"
 
 
 def taken_again(job: Job, others: Sequence[Job]) -> Job | None:

@@ -3,8 +3,9 @@
 A ``run`` killed mid-way leaves its jobs ``failed`` ("its run died before printing it"), and
 the next run makes new jobs for the same models; ``jobs retry`` is not how they come back.
 Those failures are true history, but not something a person has to act on: a later job of the
-same recipe and content (the file's digest, ``content_hash``) printed it (``print_sent``,
-``verifying``, ``finished``) or, for a recipe without a print step, prepared it (``done``).
+same recipe and content (the file's digest, ``content_hash``) printed it (``finished``) or is
+printing it (``verifying``) or, for a recipe without a print step, prepared it (``done``).
+A later print only sent (``print_sent``) puts nothing right yet: it may never start, or fail.
 A case is put right the same way when it is exported again with new content (a lab's usual
 answer to a rejected build): a later job of the same recipe, the same case id and the same
 member (its path in the case, :func:`case_member`) that printed. Such a failed job is
@@ -20,14 +21,19 @@ from pathlib import PurePosixPath
 from typing import Final
 
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
-from preform_pipeline.store.model import FINAL_STATES, PRINT_PENDING_STATES, Job, JobState
+from preform_pipeline.store.model import FINAL_STATES, Job, JobState
 from preform_pipeline.store.protocol import JobStore
 
 __all__ = ["PUT_RIGHT_STATES", "SUPERSEDING_STATES", "WHY_SUPERSEDED", "case_member",
            "superseded", "superseded_note"]
 
-#: A later job in one of these printed the content (or prepared it, without a print step).
-SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
+#: A later job in one of these printed the content (``finished``; ``done``: prepared it, without
+#: a print step) or is printing it (``verifying``: the print is in the prints feed). Not one
+#: only sent (``print_sent``): until session 49 it counted, and a failed print left Failed
+#: cases as its reprint was sent, though that print may never start (session 48's trial: a
+#: printer taken offline held one ``print_sent`` for as long as the trial ran) or fail in turn;
+#: until it prints, the failure still needs a person.
+SUPERSEDING_STATES: Final = frozenset({JobState.VERIFYING}) | FINAL_STATES
 #: The failures a later print puts right: a job that failed before it printed, and a print the
 #: printer reported failed or aborted, which the next ``run`` prints again unasked
 #: (docs/printing.md). Session 48's trial: a cron farm's Failed cases kept every print that
@@ -36,8 +42,8 @@ SUPERSEDING_STATES: Final = PRINT_PENDING_STATES | FINAL_STATES
 #: order ``jobs`` names them.
 PUT_RIGHT_STATES: Final = (JobState.FAILED, JobState.PRINT_ERROR, JobState.ABORTED)
 #: Why a superseded job needs nothing done, as ``jobs`` and the dashboard say it.
-WHY_SUPERSEDED: Final = ("a later job printed the same file (or a new export of it in its case) "
-                         "with the same recipe")
+WHY_SUPERSEDED: Final = ("a later job is printing or printed the same file (or a new export "
+                         "of it in its case) with the same recipe")
 
 
 def superseded_note(later: Job) -> str:

@@ -17,6 +17,7 @@ retried it), the result is logged and skipped, never forced.
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,11 +53,13 @@ __all__ = [
     "NOT_IN_FEED_YET",
     "BuildVerification",
     "ENDED_BADLY_NOTICE",
+    "HELD_NOTICE",
     "VerifyReport",
     "PRINT_END_NOTICE",
     "apply_result",
     "first_to_announce",
     "first_to_say_ended",
+    "first_to_say_held",
     "mark_in_progress",
     "pending_prints",
     "verify_pending",
@@ -80,6 +83,10 @@ PRINT_END_NOTICE: Final = "print end"
 #: The notice of a print ``verify --quiet`` said ended badly (``"verify ended badly PP-..."``,
 #: about its state): said once between every verify that saw it end.
 ENDED_BADLY_NOTICE: Final = "verify ended badly"
+#: The notice of a wait for the Web API's rate limits ``verify --quiet`` said (``"verify held
+#: web-api:..."``, the account's budget: :func:`~preform_pipeline.cloud.budget_account`), about
+#: when that wait ends (ISO 8601, UTC): said once between every verify of the store.
+HELD_NOTICE: Final = "verify held"
 # Kept past the last time any process can still follow the print: verify looks again at the
 # week's unverified prints.
 _PRINT_END_NOTICE_KEEP_S: Final = DEFAULT_UNVERIFIED_LOOKBACK_S + 24 * 3600.0
@@ -227,6 +234,41 @@ def first_to_say_ended(store: JobStore | None, build: BuildVerification) -> bool
     Its own notices: a verify without a webhook never takes the notifier's
     (:func:`first_to_announce`)."""
     return _first_notice(store, ENDED_BADLY_NOTICE, build.job_key, build.state.value)
+
+
+def first_to_say_held(store: JobStore | None, account: str, wait_s: float, *,
+                      now: datetime) -> bool:
+    """True when this verify says its wait for the Web API (``account``'s hourly budget spent,
+    or a 429's Retry-After: ``wait_s`` from ``now``): no verify of ``store`` said a wait that
+    has not ended yet. Such a wait clears itself at a known time, so cron's verify every
+    minute said it about 48 times an hour (session 48's trial); said when it starts, with its
+    end, it is said again only when a wait outlasts the end said (a spent account spent
+    again), where a person may want to look."""
+    key = f"{HELD_NOTICE} {account}"
+    ends = (now + timedelta(seconds=math.ceil(wait_s))).replace(microsecond=0)
+    if store is not None:
+        try:
+            said = store.notice_about(key)
+        except StoreError as exc:
+            log.warning("verify_notice_unrecorded", notice=HELD_NOTICE, error=str(exc))
+            return True
+        if said is not None and _ends_after(said, now):
+            log.info("verify_wait_said_before", until=said, wait_s=math.ceil(wait_s))
+            return False
+    first = _first_notice(store, HELD_NOTICE, account, ends.isoformat())
+    if first:
+        log.info("verify_wait_said", until=ends.isoformat(), wait_s=math.ceil(wait_s))
+    return first
+
+
+def _ends_after(said: str, now: datetime) -> bool:
+    """Whether the wait's end a notice holds is after ``now`` (a notice not read as a time,
+    from some other version, is past: the wait is said again)."""
+    try:
+        ends = datetime.fromisoformat(said)
+    except ValueError:
+        return False
+    return ends.tzinfo is not None and ends > now
 
 
 def _first_notice(store: JobStore | None, prefix: str, key: str, about: str) -> bool:

@@ -17,7 +17,7 @@ from preform_pipeline.cloud.models import Printer
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError, full_disk_advice
 from preform_pipeline.executor.report_beside import report_beside
-from preform_pipeline.hotfolder.whereabouts import retry_check, unwatched
+from preform_pipeline.hotfolder.whereabouts import queued_meaning, retry_check, unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, CaseKey, Job, JobState, JobStore, Transition
 from preform_pipeline.store.model import (
@@ -210,9 +210,10 @@ def _page_number(text: str) -> int:
     return 1
 
 
-def why(state: JobState, reason: str) -> str:
-    """What the state means, then the row's own reason (why it is there)."""
-    meaning = STATE_DESCRIPTIONS[state]
+def why(state: JobState, reason: str, *, meaning: str | None = None) -> str:
+    """What the state means (``meaning`` when the row's job says it in its own terms), then
+    the row's own reason (why it is there)."""
+    meaning = meaning or STATE_DESCRIPTIONS[state]
     return f"{meaning} — {reason}" if reason and reason not in meaning else meaning
 
 
@@ -347,9 +348,11 @@ def _row(members: Sequence[Job], later: Mapping[int, Job], waits: Mapping[int, s
     another job can: the queue showed a case "failed" whose file the next run had printed."""
     case, copy = _row_key(members[0])
     lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
+    # A queued job is queued for whoever takes it: a run's is no hot folder's.
+    meaning = queued_meaning(lead) if lead.state is JobState.QUEUED else None
     return CaseRow(case, lead.recipe, tuple(members), lead.state,
                    why(lead.state, f"{waits[lead.id]}: {lead.reason}"
-                       if lead.id in waits else lead.reason),
+                       if lead.id in waits else lead.reason, meaning=meaning),
                    copy=bool(copy),
                    superseded_by={j.id: later[j.id] for j in members if j.id in later})
 

@@ -125,20 +125,33 @@ class TestRunKilledWhilePlanning:
         printed = Counter(m["name"] for job in fleet_jobs(tmp_path) for m in job["models"])
         assert printed == Counter({m.stem: 1 for m in models}), printed
 
-        # The killed run's jobs stay failed (true history), each superseded by the next run's
-        # job that printed its file: the list does not alarm about them (session 34).
+        # The killed run's jobs stay failed (true history). While the next run's prints of
+        # their files are only sent (a sent print may never start), they are listed: they
+        # still need a person (session 49).
         with SqliteJobStore(store_path) as store:
             jobs = store.list_jobs()
         failed = [j for j in jobs if j.state is JobState.FAILED]
         assert {j.original_name for j in failed} == released
         in_process = InProcess(capfd, monkeypatch)
+        sent = in_process(tmp_path, "jobs", "--store", str(store_path), "--limit", "0")
+        assert [line.split()[1] for line in sent.stdout.splitlines()[1:-1]].count(
+            "failed") == len(failed), sent.stdout
+        # Once those prints are printing (in the prints feed, as verify records it), each
+        # failed job is superseded by the job printing its file: the list does not alarm
+        # about them (session 34).
+        with SqliteJobStore(store_path) as store:
+            for build in store.list_builds(state=[JobState.PRINT_SENT]):
+                store.transition_build(build.id, JobState.VERIFYING,
+                                       "in the prints feed: PRINTING")
+            jobs = store.list_jobs()
         listed = in_process(tmp_path, "jobs", "--store", str(store_path), "--limit", "0")
         assert listed.returncode == 0, listed.stderr
         lines = listed.stdout.splitlines()
-        assert [line.split()[1] for line in lines[1:-2]] == ["print_sent"] * (
+        assert [line.split()[1] for line in lines[1:-2]] == ["verifying"] * (
             len(jobs) - len(failed)), listed.stdout
         assert lines[-1] == (f"{counted(len(failed), 'failed job')} not listed: a later job "
-                             "printed the same file (or a new export of it in its case) with "
+                             "is printing or printed the same file (or a new export of it in "
+                             "its case) with "
                              "the same recipe (--state failed lists them)")
         marked = in_process(tmp_path, "jobs", "--store", str(store_path), "--state", "failed",
                             "--limit", "0", "--format", "json")
@@ -146,7 +159,7 @@ class TestRunKilledWhilePlanning:
         for row in json.loads(marked.stdout)["jobs"]:
             by = later[row["superseded_by"]["id"]]
             assert (by.content_hash, by.recipe, by.state) == (
-                row["content_hash"], row["recipe"], JobState.PRINT_SENT)
+                row["content_hash"], row["recipe"], JobState.VERIFYING)
             assert by.id > row["id"]
         shown = in_process(tmp_path, "jobs", "show", str(failed[0].id), "--store",
                            str(store_path))

@@ -279,7 +279,8 @@ class TestVerifyOnceRateLimited:
 class TestVerifyOnceAtASpentAccount:
     """A cron verify starts with its token request, so an account whose hour is spent meets
     the 429 there first: it says when to try again, as the runs after it do (session 48's
-    trial: "wait for the Retry-After time", no time named)."""
+    trial: "wait for the Retry-After time", no time named); said once, by the first cron
+    verify that meets it (session 48's trial mailed it every minute)."""
 
     def test_a_429_at_the_token_request_says_when_to_try_again(self, tmp_path: Path) -> None:
         _store_with_two_prints(tmp_path)
@@ -288,8 +289,9 @@ class TestVerifyOnceAtASpentAccount:
             assert _verify(tmp_path, dash).returncode == 0
             asked_at = datetime.now(timezone.utc)
             stopped = _verify(tmp_path, dash, "--quiet")
+            again = _verify(tmp_path, dash, "--quiet")
         assert (stopped.returncode, stopped.stdout) == (1, "")
-        (said, pending) = stopped.stderr.splitlines()
+        (said, pending, quiet) = stopped.stderr.splitlines()
         assert said.startswith("error: cannot verify now: POST ") and "/o/token/: " in said
         assert ": the Web API refused to issue an access token: asked to wait " in said
         found = re.search(r"\(try again after (\d{4}-\d\d-\d\d \d\d:\d\d:\d\d) UTC; another "
@@ -300,6 +302,10 @@ class TestVerifyOnceAtASpentAccount:
             tzinfo=timezone.utc)
         assert 3000 < (when - asked_at).total_seconds() <= 3601
         assert pending == "the prints still pending are checked on the next verify"
+        assert quiet == "verify --quiet says nothing more of this wait until it ends"
+        # The next cron verify, inside the same wait: nothing to mail (the exit status still
+        # says it did not verify).
+        assert (again.returncode, again.stdout, again.stderr) == (1, "", "")
 
 
 class TestVerifyWebApiUnreachable:

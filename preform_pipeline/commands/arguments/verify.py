@@ -33,5 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--quiet", action="store_true",
         help="print nothing when all is well; on stderr, each print that ended badly (once, "
-        "as this verify learnt it) and the errors (for cron)",
+        "as this verify learnt it), the errors, and a wait for the rate limits once, when it "
+        "starts (for cron)",
     )

@@ -17,7 +17,8 @@ from preform_pipeline.hotfolder.intake import HOTFOLDER_FIELD, CaseFolder, JobPl
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.superseded import WHY_SUPERSEDED
-from tests.unit.web.conftest import ended_job
+from tests.build_steps import printing_steps
+from tests.unit.web.conftest import ended_job, failed_print
 
 S = JobState
 
@@ -193,7 +194,7 @@ class TestRetryOfASupersededFailure:
 def _exported_twice(store: SqliteJobStore, inbox: Path, second: JobState) -> tuple[Job, Job]:
     """``inbox/C-2001/upper.stl`` taken by the hot folder, its build rejected; then the case
     exported again (new content, the same member) and taken, ending in ``second``
-    (PRINT_SENT: printed, or FAILED)."""
+    (VERIFYING: printing, or FAILED)."""
     jobs = []
     for digest, state in (("first-export", S.FAILED), ("second-export", second)):
         place = JobPlace(inbox, "C-2001/upper.stl", case=CaseFolder("C-2001", 1, 2))
@@ -205,7 +206,7 @@ def _exported_twice(store: SqliteJobStore, inbox: Path, second: JobState) -> tup
             jobs.append(store.transition(job.id, S.FAILED, "rejected by manager (web): close"))
             continue
         build = store.create_build(recipe="dental", job_ids=[job.id])
-        for step in (S.PREPARING, S.PREPARED, S.PRINT_SENDING, S.PRINT_SENT):
+        for step in (S.PREPARING, S.PREPARED, *printing_steps(second), second):
             store.transition_build(build.id, step, "test")
         jobs.append(store.get_job(job.id))
     return jobs[0], jobs[1]
@@ -226,20 +227,20 @@ class TestACaseExportedAgain:
     def test_jobs_does_not_list_it_and_says_why(
         self, store: SqliteJobStore, tmp_path: Path
     ) -> None:
-        _, printed = _exported_twice(store, tmp_path / "inbox", S.PRINT_SENT)
+        _, printed = _exported_twice(store, tmp_path / "inbox", S.VERIFYING)
         assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
                                   f"{WHY_SUPERSEDED} (--state failed lists them)")
 
     def test_jobs_retry_refuses_it_naming_the_new_print(
         self, store: SqliteJobStore, tmp_path: Path
     ) -> None:
-        rejected, printed = _exported_twice(store, tmp_path / "inbox", S.PRINT_SENT)
+        rejected, printed = _exported_twice(store, tmp_path / "inbox", S.VERIFYING)
         code, out, err = _retry(store, rejected.job_key)
         assert (code, out) == (1, "")
         assert err.startswith(
             f"error: job {rejected.id} ({rejected.job_key}) was not queued again: "
             f"{WHY_SUPERSEDED} (superseded by job {printed.id} ({printed.job_key}, "
-            "print_sent)); there is nothing to retry")
+            "verifying)); there is nothing to retry")
         assert store.get_job(rejected.id).state is S.FAILED
 
     def test_a_new_export_that_failed_too_leaves_both_listed(
@@ -257,12 +258,17 @@ class TestAFailedPrintTheNextRunPrinted:
     def test_jobs_does_not_list_it_and_names_its_state(
         self, store: SqliteJobStore, tmp_path: Path
     ) -> None:
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
-        printed = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        failed_print(store, tmp_path, "P-1")
+        printed = ended_job(store, tmp_path, "P-2", S.VERIFYING)
         assert _listed(store) == ([str(printed.id)], f"1 failed job not listed: "
                                   f"{WHY_SUPERSEDED} (--state print_error lists them)")
+
+    def test_jobs_lists_it_while_the_reprint_is_only_sent(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        failed = failed_print(store, tmp_path, "P-1")
+        sent = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        assert _listed(store) == (sorted([str(failed.id), str(sent.id)]), "2 jobs")
 
 
 class TestARunsFailedPrintTakenAgain:

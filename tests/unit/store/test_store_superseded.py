@@ -10,6 +10,7 @@ import pytest
 
 from preform_pipeline.store import Job, JobState, SqliteJobStore
 from preform_pipeline.store.superseded import superseded, superseded_note
+from tests.build_steps import printing_steps
 
 
 @pytest.fixture
@@ -27,11 +28,9 @@ def _job(store: SqliteJobStore, state: JobState, *, digest: str | None = "h1",
         return store.transition(job.id, JobState.FAILED, "its run died before printing it")
     build = store.create_build(recipe=recipe, job_ids=[job.id])
     steps = [JobState.PREPARING, JobState.PREPARED]
-    if state in (JobState.PRINT_SENT, JobState.PRINT_ERROR, JobState.ABORTED):
-        steps += [JobState.PRINT_SENDING, JobState.PRINT_SENT]
-    for step in steps:
+    for step in (*steps, *printing_steps(state)):
         store.transition_build(build.id, step, "test")
-    if state not in (JobState.PREPARED, JobState.PRINT_SENT):
+    if state is not JobState.PREPARED:
         store.transition_build(build.id, state, "test")
     return store.get_job(job.id)
 
@@ -74,8 +73,23 @@ class TestSuperseded:
         # print is out, the failure is put right (session 48's trial: Failed cases kept it,
         # with a Retry no run would take).
         failed = _job(store, ended)
-        printed = _job(store, JobState.PRINT_SENT)
+        printed = _job(store, JobState.VERIFYING)
         assert superseded(store, store.list_jobs()) == {failed.id: printed}
+
+    @pytest.mark.parametrize(("later", "put_right"), [
+        (JobState.PRINT_SENT, False),  # sent only: it may never start, or fail in turn
+        (JobState.VERIFYING, True),  # printing: in the prints feed
+        (JobState.FINISHED, True),
+        (JobState.PRINT_ERROR, False),  # failed again: a failure of its own
+    ])
+    def test_a_failed_print_is_put_right_once_its_reprint_is_printing(
+        self, store: SqliteJobStore, later: JobState, put_right: bool
+    ) -> None:
+        # Session 49: a print only sent put a failure right (since session 35), so Failed
+        # cases dropped it while its reprint waited in a queue it might never leave.
+        failed = _job(store, JobState.PRINT_ERROR)
+        again = _job(store, later)
+        assert superseded(store, store.list_jobs()) == ({failed.id: again} if put_right else {})
 
     def test_a_cancelled_job_is_left_to_the_person_who_cancelled_it(
         self, store: SqliteJobStore
@@ -83,7 +97,7 @@ class TestSuperseded:
         job = store.create_job(recipe="grey", source_path="/models/arch.stl", content_hash="h1",
                                state=JobState.PROCESSING)
         store.transition(job.id, JobState.CANCELLED, "cancelled by a person")
-        _job(store, JobState.PRINT_SENT)
+        _job(store, JobState.VERIFYING)
         assert superseded(store, store.list_jobs()) == {}
 
     def test_an_earlier_print_does_not_hide_a_later_failure(self, store: SqliteJobStore) -> None:

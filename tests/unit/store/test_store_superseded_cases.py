@@ -11,6 +11,7 @@ import pytest
 from preform_pipeline.store import Job, JobState, JobStore
 from preform_pipeline.store.fields import HOTFOLDER_FIELD
 from preform_pipeline.store.superseded import case_member, superseded
+from tests.build_steps import printing_steps
 
 S = JobState
 INBOX = Path("/lab/inbox")
@@ -21,7 +22,7 @@ def _case_job(store: JobStore, state: JobState, *, digest: str, member: str = "u
               run_path: Path | None = None) -> Job:
     """A job the hot folder took from ``inbox/<case>/<member>`` (or, with ``run_path``, one
     ``run`` took from that path) that ended in ``state``: FAILED (its build rejected), or
-    printed (PRINT_SENT), or DONE."""
+    printing (VERIFYING), or sent only (PRINT_SENT), or DONE."""
     place = {"inbox": str(inbox), "rel": f"{case}/{member}", "case": {"rel": case}}
     job = store.create_job(
         recipe=recipe, source_path=run_path or inbox / "processing" / case / member,
@@ -30,8 +31,7 @@ def _case_job(store: JobStore, state: JobState, *, digest: str, member: str = "u
     if state is S.FAILED:
         return store.transition(job.id, S.FAILED, "rejected by manager (web): margin")
     build = store.create_build(recipe=recipe, job_ids=[job.id])
-    sending = (S.PRINT_SENDING,) if state is S.PRINT_SENT else ()
-    for step in (S.PREPARING, S.PREPARED, *sending, state):
+    for step in (S.PREPARING, S.PREPARED, *printing_steps(state), state):
         store.transition_build(build.id, step, "test")
     return store.get_job(job.id)
 
@@ -39,7 +39,7 @@ def _case_job(store: JobStore, state: JobState, *, digest: str, member: str = "u
 class TestACaseExportedAgain:
     """The same case id and member, the same recipe, printed later: put right."""
 
-    @pytest.mark.parametrize("printed", [S.PRINT_SENT, S.DONE])
+    @pytest.mark.parametrize("printed", [S.VERIFYING, S.DONE])
     def test_a_rejected_member_is_superseded_by_its_new_export_printed(
         self, store: JobStore, printed: JobState
     ) -> None:
@@ -50,18 +50,18 @@ class TestACaseExportedAgain:
     def test_each_member_by_its_own_new_export(self, store: JobStore) -> None:
         upper = _case_job(store, S.FAILED, digest="u1")
         lower = _case_job(store, S.FAILED, digest="l1", member="lower.stl")
-        new_upper = _case_job(store, S.PRINT_SENT, digest="u2")
+        new_upper = _case_job(store, S.VERIFYING, digest="u2")
         assert superseded(store, [upper, lower]) == {upper.id: new_upper}
 
     def test_a_member_is_its_path_in_the_case_not_its_name(self, store: JobStore) -> None:
         upper = _case_job(store, S.FAILED, digest="u1", member="scan/arch.stl")
-        other = _case_job(store, S.PRINT_SENT, digest="u2", member="model/arch.stl")
+        other = _case_job(store, S.VERIFYING, digest="u2", member="model/arch.stl")
         assert (case_member(upper), case_member(other)) == ("scan/arch.stl", "model/arch.stl")
         assert superseded(store, [upper]) == {}
 
     def test_another_recipe_puts_nothing_right(self, store: JobStore) -> None:
         rejected = _case_job(store, S.FAILED, digest="u1")
-        _case_job(store, S.PRINT_SENT, digest="u2", recipe="splint")
+        _case_job(store, S.VERIFYING, digest="u2", recipe="splint")
         assert superseded(store, [rejected]) == {}
 
     def test_another_case_s_member_of_that_name_puts_nothing_right(
@@ -70,7 +70,7 @@ class TestACaseExportedAgain:
         # Both cases asked at once: each failure by its own case's print only.
         mine = _case_job(store, S.FAILED, digest="u1")
         theirs = _case_job(store, S.FAILED, digest="t1", case="C-2002")
-        their_print = _case_job(store, S.PRINT_SENT, digest="t2", case="C-2002")
+        their_print = _case_job(store, S.VERIFYING, digest="t2", case="C-2002")
         assert superseded(store, [mine, theirs]) == {theirs.id: their_print}
 
     def test_a_new_export_that_failed_too_puts_nothing_right(self, store: JobStore) -> None:
@@ -80,14 +80,14 @@ class TestACaseExportedAgain:
 
     def test_a_failure_after_the_new_print_is_not_superseded(self, store: JobStore) -> None:
         rejected = _case_job(store, S.FAILED, digest="u1")
-        printed = _case_job(store, S.PRINT_SENT, digest="u2")
+        printed = _case_job(store, S.VERIFYING, digest="u2")
         later = _case_job(store, S.FAILED, digest="u3")
         assert superseded(store, [rejected, later]) == {rejected.id: printed}
 
     def test_an_earlier_print_of_the_case_does_not_hide_its_failure(
         self, store: JobStore
     ) -> None:
-        _case_job(store, S.PRINT_SENT, digest="u1")
+        _case_job(store, S.VERIFYING, digest="u1")
         rejected = _case_job(store, S.FAILED, digest="u2")
         assert superseded(store, [rejected]) == {}
 
@@ -102,11 +102,11 @@ class TestACaseExportedAgain:
         rejected = _case_job(store, S.FAILED, digest="u1")
 
         def rerun() -> Job:
-            return _case_job(store, S.PRINT_SENT, digest="u1",
+            return _case_job(store, S.VERIFYING, digest="u1",
                              run_path=Path("/cases/elsewhere/C-2001/upper.stl"))
 
         def new_export() -> Job:
-            return _case_job(store, S.PRINT_SENT, digest="u2")
+            return _case_job(store, S.VERIFYING, digest="u2")
 
         first, second = (rerun(), new_export()) if rerun_first else (new_export(), rerun())
         assert first.id < second.id
@@ -135,7 +135,7 @@ class TestWhichCaseAndMember:
     ) -> None:
         # Two clinics' hot folders, one recipe, case ids each clinic numbers its own way.
         rejected = _case_job(store, S.FAILED, digest="u1")
-        _case_job(store, S.PRINT_SENT, digest="u2", inbox=Path("/lab/other-clinic"))
+        _case_job(store, S.VERIFYING, digest="u2", inbox=Path("/lab/other-clinic"))
         assert superseded(store, [rejected]) == {}
 
     def test_a_loose_file_s_member_is_its_path_in_the_inbox_wherever_it_went(
@@ -162,7 +162,7 @@ class TestWhichCaseAndMember:
         # A case split over two builds: the second build failed, the first printed.
         scan = _case_job(store, S.FAILED, digest="s1",
                          run_path=Path("/cases/C-2001/scan/arch.stl"))
-        _case_job(store, S.PRINT_SENT, digest="m1", run_path=Path("/cases/C-2001/model/arch.stl"))
+        _case_job(store, S.VERIFYING, digest="m1", run_path=Path("/cases/C-2001/model/arch.stl"))
         assert superseded(store, [scan]) == {}
 
     def test_a_run_s_member_exported_again_to_its_path_is_put_right(
@@ -170,7 +170,7 @@ class TestWhichCaseAndMember:
     ) -> None:
         path = Path("/cases/C-2001/upper.stl")
         rejected = _case_job(store, S.FAILED, digest="u1", run_path=path)
-        again = _case_job(store, S.PRINT_SENT, digest="u2", run_path=path)
+        again = _case_job(store, S.VERIFYING, digest="u2", run_path=path)
         assert case_member(rejected) == str(path)
         assert superseded(store, [rejected]) == {rejected.id: again}
 
@@ -211,7 +211,7 @@ class TestFindByCases:
 
     def test_the_jobs_of_the_cases_asked_in_creation_order(self, store: JobStore) -> None:
         a = _case_job(store, S.FAILED, digest="a", case="C-1")
-        b = _case_job(store, S.PRINT_SENT, digest="b", case="C-2")
+        b = _case_job(store, S.VERIFYING, digest="b", case="C-2")
         _case_job(store, S.FAILED, digest="c", case="C-3")
         a2 = _case_job(store, S.DONE, digest="d", case="C-1")
         assert [j.id for j in store.find_by_cases(["C-2", "C-1", "C-1"])] == [a.id, b.id, a2.id]

@@ -21,6 +21,7 @@ from preform_pipeline.settings.web import WebSettings, WebUser, hash_secret
 from preform_pipeline.store import Job, JobState, JobStore, SqliteJobStore
 from preform_pipeline.web import WebServer
 from preform_pipeline.web.views import QueueFilter
+from tests.build_steps import printing_steps
 from tests.unit.web import clients
 
 OPERATOR_SECRET = "operator-secret-0123"
@@ -140,16 +141,23 @@ def refused(client: httpx.Client, answer: httpx.Response) -> Refused:
 def ended_job(store: JobStore, tmp: Path, case_id: str, state: JobState, *,
               digest: str = "h1") -> Job:
     """A job of recipe ``grey`` and content ``digest`` that ended in ``state`` (FAILED, as a
-    killed run leaves it, or DONE: prepared by a recipe without a print step), or is
-    printing (PRINT_SENT)."""
+    killed run leaves it, or DONE: prepared by a recipe without a print step, or FINISHED),
+    or whose print is sent (PRINT_SENT) or printing (VERIFYING)."""
     job = store.create_job(recipe="grey", source_path=tmp / f"{case_id}.stl",
                            content_hash=digest, case_id=case_id, state=JobState.PROCESSING)
     if state is JobState.FAILED:
         return store.transition(job.id, JobState.FAILED, "its run died before printing it")
     build = store.create_build(recipe="grey", job_ids=[job.id])
-    sending = (JobState.PRINT_SENDING,) if state is JobState.PRINT_SENT else ()
-    for step in (JobState.PREPARING, JobState.PREPARED, *sending, state):
+    for step in (JobState.PREPARING, JobState.PREPARED, *printing_steps(state), state):
         store.transition_build(build.id, step, "test")
+    return store.get_job(job.id)
+
+
+def failed_print(store: JobStore, tmp: Path, case_id: str) -> Job:
+    """A job whose print the printer reported failed (``print_error``), as verify records it."""
+    job = ended_job(store, tmp, case_id, JobState.PRINT_SENT)
+    assert job.build_id is not None
+    store.transition_build(job.build_id, JobState.PRINT_ERROR, "print ERROR: Resin tank leak")
     return store.get_job(job.id)
 
 

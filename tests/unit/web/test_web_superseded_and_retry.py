@@ -24,6 +24,7 @@ from tests.unit.web.conftest import (
     VIEWER_AUTH,
     Served,
     ended_job,
+    failed_print,
     followed,
     listed_cases,
     logged_in,
@@ -32,7 +33,8 @@ from tests.unit.web.conftest import (
 )
 
 S = JobState
-WHY = "a later job printed the same file (or a new export of it in its case) with the same recipe"
+WHY = ("a later job is printing or printed the same file (or a new export of it in its case) "
+       "with the same recipe")
 
 
 def _cases_of(page: HistoryPage) -> list[str]:
@@ -145,7 +147,7 @@ class TestACaseExportedAgain:
         self, served: Served, tmp_path: Path
     ) -> None:
         ended_job(served.store, tmp_path, "C-2001", S.FAILED, digest="first-export")
-        ended_job(served.store, tmp_path, "C-2001", S.PRINT_SENT, digest="second-export")
+        ended_job(served.store, tmp_path, "C-2001", S.VERIFYING, digest="second-export")
         ended_job(served.store, tmp_path, "N-1", S.FAILED, digest="other")
         page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["N-1"]
@@ -236,18 +238,18 @@ class TestHistoryPages:
         # R's run was killed; run again under the same case, the same file is printing now.
         ended_job(store, tmp_path, "R", S.FAILED, digest="d-r")
         clock.advance(1)
-        ended_job(store, tmp_path, "R", S.PRINT_SENT, digest="d-r")
+        ended_job(store, tmp_path, "R", S.VERIFYING, digest="d-r")
 
         def placed(state: str, listed: bool = False) -> tuple[list[tuple[str, S]], int]:
             page = history_rows(store, QueueFilter(state=state, listed=listed))
             return [(r.case.case, r.case.state) for r in page.rows], page.hidden
 
-        assert placed("printing") == ([("R", S.PRINT_SENT)], 1)
+        assert placed("printing") == ([("R", S.VERIFYING)], 1)
         assert placed("failed") == ([], 1)
-        assert placed("all") == ([("R", S.PRINT_SENT)], 0)
+        assert placed("all") == ([("R", S.VERIFYING)], 0)
         # Listed, its failure is shown in it, and places it under Failed too.
-        assert placed("failed", listed=True) == ([("R", S.PRINT_SENT)], 0)
-        assert placed("printing", listed=True) == ([("R", S.PRINT_SENT)], 0)
+        assert placed("failed", listed=True) == ([("R", S.VERIFYING)], 0)
+        assert placed("printing", listed=True) == ([("R", S.VERIFYING)], 0)
 
     def test_another_page_of_a_listed_view_keeps_them_listed(self) -> None:
         flt = QueueFilter.parse({"state": "failed", "superseded": "listed"})
@@ -264,10 +266,8 @@ class TestAFailedPrintTheNextRunPrinted:
         self, served: Served, tmp_path: Path
     ) -> None:
         store = served.store
-        failed = ended_job(store, tmp_path, "P-1", S.PRINT_SENT)
-        assert failed.build_id is not None
-        store.transition_build(failed.build_id, S.PRINT_ERROR, "print ERROR: Resin tank leak")
-        again = ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        failed_print(store, tmp_path, "P-1")
+        again = ended_job(store, tmp_path, "P-2", S.VERIFYING)
         page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == []
         assert f"1 failed job not listed: {WHY}." in html.unescape(page)
@@ -276,12 +276,29 @@ class TestAFailedPrintTheNextRunPrinted:
             listed = client.get("/failed?superseded=listed").text
         assert listed_cases(listed) == ["P-1"]
         assert 'data-test="retry-P-1"' not in listed
-        assert (f"superseded by job {again.id} ({again.job_key}, print_sent)"
+        assert (f"superseded by job {again.id} ({again.job_key}, verifying)"
                 in html.unescape(re.sub(r"<[^>]+>", "", listed)))
         # /metrics by the same rule: counted apart, not among the cases in print_error.
         text = clients.get(served.url + "/metrics", headers=VIEWER_AUTH).text
         assert 'preform_pipeline_cases{state="print_error"} 0\n' in text
         assert "\npreform_pipeline_cases_superseded 1\n" in text
+
+    def test_while_its_reprint_is_only_sent_it_stays_on_failed_cases_with_a_retry(
+        self, served: Served, tmp_path: Path
+    ) -> None:
+        # A print sent may never start (a printer offline) or fail in turn: until it prints,
+        # the failure still needs a person (session 49), on the page and in /metrics alike.
+        store = served.store
+        failed_print(store, tmp_path, "P-1")
+        ended_job(store, tmp_path, "P-2", S.PRINT_SENT)
+        client, _ = logged_in(served, "olivia", OPERATOR_SECRET)
+        with closing(client):
+            page = client.get("/failed").text
+        assert listed_cases(page) == ["P-1"]
+        assert 'data-test="retry-P-1"' in page
+        text = clients.get(served.url + "/metrics", headers=VIEWER_AUTH).text
+        assert 'preform_pipeline_cases{state="print_error"} 1\n' in text
+        assert "\npreform_pipeline_cases_superseded 0\n" in text
 
 
 class TestRetryOfASupersededFailure:

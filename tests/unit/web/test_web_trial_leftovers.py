@@ -37,8 +37,9 @@ class TestSupersededFailures:
         ended_job(store, tmp_path, "N-1", JobState.FAILED, digest="other")  # nothing printed it
         page = clients.get(served.url + "/failed", headers=VIEWER_AUTH).text
         assert listed_cases(page) == ["N-1"]
-        assert ('<p class="note" id="superseded">1 failed job not listed: a later job printed '
-                'the same file (or a new export of it in its case) with the same recipe. '
+        assert ('<p class="note" id="superseded">1 failed job not listed: a later job is '
+                'printing or printed the same file (or a new export of it in its case) with '
+                'the same recipe. '
                 '<a href="/failed?superseded=listed">List '
                 'them too</a></p>') in page
 
@@ -52,8 +53,8 @@ class TestSupersededFailures:
         assert listed_cases(page) == ["K-1"]
         said = html.unescape(re.sub(r"<[^>]+>", "", page))
         assert (f"K-1.stl: superseded by job {later.id} ({later.job_key}, done); a later job "
-                "printed the same file (or a new export of it in its case) with the same "
-                "recipe") in said
+                "is printing or printed the same file (or a new export of it in its case) with "
+                "the same recipe") in said
         assert '<a href="/failed">Leave them out</a>' in page
         # The live refresh asks the same address: it keeps them listed.
         live = clients.get(served.url + "/failed?superseded=listed",
