@@ -705,6 +705,39 @@ class TestAFileRemovedFromProcessing:
         assert place is not None
         assert [a.at for a in place.attachments] == [str(sidecar)]
 
+    def test_of_two_nodes_settling_it_at_once_one_moves_its_sidecars_and_says_so(
+        self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
+    ) -> None:
+        """Two nodes on one store, each having read the job before the other settled it:
+        the settling is a claim, so the second finds it settled elsewhere (before, both
+        wrote, and ``file_removed`` was said twice)."""
+        drop = _case(inbox, "C-1", {"upper.stl": 1, "upper.yaml": b"label_text: U\n"})
+        (job,) = Intake(store, [inbox]).take(drop).taken
+        job.source_path.unlink()
+        job = store.transition(job.id, JobState.FAILED, "removed")
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as other:
+            seen_by_other = other.get_job(job.id)
+            with capture_logs() as logs:
+                Intake(store, [inbox]).settle(job, ok=False)
+                Intake(other, [inbox]).settle(seen_by_other, ok=False)
+        assert [e["event"] for e in logs if e["event"].startswith("file_")] == [
+            "file_removed", "file_settled_elsewhere"]
+        sidecar = inbox.folder("failed") / "C-1" / "upper.yaml"
+        assert sidecar.read_text(encoding="utf-8") == "label_text: U\n"
+        place = place_of(store.get_job(job.id))
+        assert place is not None and [a.at for a in place.attachments] == [str(sidecar)]
+
+    def test_settled_once_it_is_not_settled_again(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        (job,) = intake.take(_single(inbox, "a.stl")).taken
+        job.source_path.unlink()
+        job = intake.settle(store.transition(job.id, JobState.FAILED, "removed"), ok=False)
+        with capture_logs() as logs:
+            assert intake.settle(job, ok=False) == job
+        assert logs == []
+
     def test_a_file_renamed_in_its_processing_folder_stays_where_it_was_put(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
