@@ -293,6 +293,23 @@ class TestNativeWatchCoversWhatIsActedOn:
         assert not seen.has(moved / "late.stl")
 
 
+    def test_a_case_folder_renamed_in_the_inbox_is_watched_under_its_new_name(
+        self, tmp_path: Path,
+    ) -> None:
+        inbox, seen = tmp_path / "inbox", Seen()
+        (inbox / "C-1").mkdir(parents=True)
+        watcher = _native_watcher(inbox, seen)
+        try:
+            renamed = inbox / "C-1-upper"
+            (inbox / "C-1").rename(renamed)
+            wait_for(lambda: seen.has(renamed), TIMEOUT_S, what="the renamed case folder")
+            (renamed / "upper.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(renamed / "upper.stl"), TIMEOUT_S,
+                     what="the event for a file in the renamed case folder")
+        finally:
+            watcher.stop()
+
+
 class TestWatchedAnew:
     """Another folder at the inbox's path (a share mounted again, a folder made again): the
     watch of the one that left sees nothing of it until it is watched anew (``rewatch``),
