@@ -621,6 +621,7 @@ class HotFolderDaemon:
     def _rescan(self) -> None:
         self._folder_monitor.check()  # a vanished inbox is logged loudly, and retried here
         away = self._inboxes_away()
+        self.watcher.refresh()  # a folder whose event was lost is watched from now
         now = self.clock.monotonic()
         for root in self._roots:
             for path in scan(root):  # (an away inbox's units wait, not judged: _check_units)

@@ -1179,12 +1179,20 @@ class Intake:
         folder goes. Left there, the empty folder was settled again at every pass of the
         loop, each saying ``file_missing`` at error level, and the inbox never became quiet
         (session 48's soak with ``--gone``). The store keeps naming the file's last place:
-        ``jobs show`` says it is gone."""
+        ``jobs show`` says it is gone.
+
+        The settling is a claim in the store: the write records it as made (``moved``: there
+        is nothing left to move) only if the job's fields are still those this node read, so
+        of two nodes settling it at once (each finding the file gone), one moves the sidecars
+        and says ``file_removed``; ``expect_source`` alone let both win, the file's place
+        being the same before and after."""
+        if place.moved is True:  # settled already (by this node, or another before it read)
+            return job
         attachments = _attachments_into(folder, place)
         try:
             job = self.store.update_job(
-                job.id, expect_source=current,
-                fields=_with_place(job, replace(place, attachments=attachments)))
+                job.id, expect_source=current, expect_fields=job.fields,
+                fields=_with_place(job, replace(place, attachments=attachments, moved=True)))
         except StoreConflictError:
             log.info("file_settled_elsewhere", job_key=job.job_key, path=str(current))
             return self.store.get_job(job.id)

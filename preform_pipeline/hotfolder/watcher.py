@@ -3,7 +3,13 @@
 Two modes per inbox:
 
 * ``native``: the operating system's notifications (inotify, FSEvents, ReadDirectoryChangesW)
-  through watchdog's ``Observer``; immediate and cheap on local disks. The watch asks only for
+  through watchdog's ``Observer``; immediate and cheap on local disks. The inbox itself is
+  watched alone (not what is below it), and each folder directly in it with all it holds (a
+  case folder, a route's folder), from when it is made or moved in until it is moved out or
+  removed: the outcome folders are not watched at all. ``done/`` keeps every finished case
+  folder for months, and a recursive watch of the inbox held one inotify watch per folder in
+  it (``fs.inotify.max_user_watches`` is per user: past it, new folders went unwatched) for
+  folders the daemon never acts on. The watch asks only for
   the kinds of event the handler reports, and folders' removals (watchdog's ``event_filter``,
   which it also turns into the inotify mask): the daemon opens and reads each file it judges
   several times, and those opens and closes would otherwise be read from the kernel and
@@ -23,6 +29,7 @@ down) and every ``rescan_interval_s`` as a safety net for lost events.
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -33,6 +40,7 @@ import watchdog.events
 from watchdog.events import (
     EVENT_TYPE_CLOSED,
     EVENT_TYPE_CREATED,
+    EVENT_TYPE_DELETED,
     EVENT_TYPE_MODIFIED,
     EVENT_TYPE_MOVED,
     DirDeletedEvent,
@@ -62,6 +70,10 @@ DEFAULT_OBSERVER_STOP_TIMEOUT_S: Final = 5.0
 _REPORTED: Final = frozenset(
     {EVENT_TYPE_CREATED, EVENT_TYPE_MODIFIED, EVENT_TYPE_MOVED, EVENT_TYPE_CLOSED}
 )
+
+#: The kinds of a folder's event in a native inbox after which its folders' watches are looked
+#: at again (a folder's "modified" comes with every file written in it: not these).
+_FOLDER_COMES_OR_GOES: Final = frozenset({EVENT_TYPE_CREATED, EVENT_TYPE_MOVED, EVENT_TYPE_DELETED})
 
 #: watchdog's event classes of the kinds :class:`_Handler` reports, files' and folders' (a
 #: case folder's "modified" included: the handler reports it), and a folder's removal, for a
@@ -104,6 +116,20 @@ class WatchRoot:
             return False
         return not any(is_ignored_name(part) for part in rel.parts)
 
+    def watched_folder(self, path: Path) -> bool:
+        """Whether ``path`` names a folder directly in the root that a native watch covers
+        (what is dropped there is acted on): not an outcome folder, not hidden/temporary."""
+        return path.parent == self.path and self.wanted(path)
+
+
+def _folder_inode(path: Path) -> int | None:
+    """The inode of the folder at ``path`` now (links not followed), or None if none is."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return None
+    return info.st_ino if stat.S_ISDIR(info.st_mode) else None
+
 
 def scan(root: WatchRoot) -> Iterator[Path]:
     """Every wanted file below the root (outcome folders and hidden entries skipped), and
@@ -132,11 +158,19 @@ def scan(root: WatchRoot) -> Iterator[Path]:
 
 
 class _Handler(FileSystemEventHandler):
-    def __init__(self, root: WatchRoot, on_path: Callable[[Path], None]) -> None:
+    def __init__(self, root: WatchRoot, on_path: Callable[[Path], None],
+                 on_folder: Callable[[Path], None] | None = None) -> None:
         self.root = root
         self.on_path = on_path
+        #: A native inbox's own watch: told of each folder made, moved or removed in it.
+        self.on_folder = on_folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
+        if (self.on_folder is not None and event.is_directory
+                and event.event_type in _FOLDER_COMES_OR_GOES):
+            for raw in (event.src_path, event.dest_path):
+                if raw:
+                    self.on_folder(Path(os.fsdecode(raw)))
         if event.event_type not in _REPORTED:
             return
         raw = event.dest_path if event.event_type == EVENT_TYPE_MOVED else event.src_path
@@ -175,6 +209,9 @@ class InboxWatcher:
         self._native: BaseObserver | None = None
         #: Each inbox's observer and watch, to watch it anew (:meth:`rewatch`).
         self._watches: dict[Path, tuple[BaseObserver, ObservedWatch]] = {}
+        #: A native inbox's folders watched, each with its watch and the inode it was made for
+        #: (a folder removed and made again under its name is another folder).
+        self._folders: dict[Path, dict[Path, tuple[ObservedWatch, int]]] = {}
         #: Between :meth:`start` and :meth:`stop` (not told by the observers: a polling
         #: inbox that could not be watched anew has none left, and is watched at its next).
         self._started = False
@@ -195,6 +232,19 @@ class InboxWatcher:
             for observer in self._observers:
                 observer.daemon = True
                 observer.start()
+            # After the observer's start: a folder that cannot be watched fails here, said,
+            # rather than in watchdog's start, where it would be lost.
+            for root in self.roots:
+                self._look_at_folders(root)
+
+    def refresh(self) -> None:
+        """Watch the folders in each native inbox now, and only them: one whose event was lost
+        (or that could not be watched when it came) is watched from here (the daemon's rescans
+        call this)."""
+        with self._lock:
+            if self._started:
+                for root in self.roots:
+                    self._look_at_folders(root)
 
     def rewatch(self, path: Path) -> None:
         """Watch inbox ``path`` anew: the folder there now is not the one watched before (a
@@ -211,6 +261,8 @@ class InboxWatcher:
                 old = self._watches.pop(root.path, None)
                 if old is not None:
                     old[0].unschedule(old[1])
+                    for watch, _ in self._folders.pop(root.path, {}).values():
+                        old[0].unschedule(watch)
                     if old[0] is not self._native:  # a polling inbox's own observer
                         self._observers.remove(old[0])
                         ended.append(old[0])
@@ -228,10 +280,12 @@ class InboxWatcher:
                     # watched anew. (An observer that failed to start has no thread.)
                     self._observers = [o for o in self._observers if o in started]
                     self._watches.pop(root.path, None)
+                    self._folders.pop(root.path, None)
                     log.warning("inbox_not_watched", inbox=str(root.path), error=str(exc),
                                 reason="its folder could not be watched anew: its files are "
                                 "found by the rescans only")
                     continue
+                self._look_at_folders(root)
                 log.info("inbox_watched_again", inbox=str(root.path), mode=root.mode)
         for observer in ended:
             observer.stop()
@@ -239,29 +293,87 @@ class InboxWatcher:
 
     def _schedule(self, root: WatchRoot) -> None:
         """Watch ``root`` (the lock held): the one native observer, or a polling one of its
-        own; an observer made here is started by the caller."""
-        handler = _Handler(root, self.on_path)
+        own; an observer made here is started by the caller. A native inbox is watched
+        alone: its folders are watched by :meth:`_look_at_folders`."""
         if root.mode == "polling":
             observer: BaseObserver = PollingObserverVFS(
                 os.stat, _listing_without(root), polling_interval=root.poll_interval_s
             )
             self._observers.append(observer)
-            event_filter = None  # a listing's differences: nothing asked of a kernel
+            watch = observer.schedule(  # a listing's differences: nothing asked of a kernel
+                _Handler(root, self.on_path), str(root.path), recursive=True)
         else:
             if self._native is None:
                 self._native = Observer()
                 self._observers.append(self._native)
             observer = self._native
-            event_filter = _ASKED_EVENTS
-        self._watches[root.path] = (observer, observer.schedule(
-            handler, str(root.path), recursive=True, event_filter=event_filter))
+            handler = _Handler(root, self.on_path,
+                               on_folder=lambda path: self._folder_event(root, path))
+            watch = observer.schedule(handler, str(root.path), recursive=False,
+                                      event_filter=_ASKED_EVENTS)
+            self._folders[root.path] = {}
+        self._watches[root.path] = (observer, watch)
         log.info("inbox_watched", inbox=str(root.path), mode=root.mode,
                  poll_interval_s=root.poll_interval_s if root.mode == "polling" else None)
+
+    def _folder_event(self, root: WatchRoot, path: Path) -> None:
+        """A folder was made, moved or removed at ``path`` (the native observer's thread)."""
+        if path.parent != root.path:
+            return
+        with self._lock:
+            if self._started:
+                self._watch_folder(root, path)
+
+    def _look_at_folders(self, root: WatchRoot) -> None:
+        """Watch each folder in native inbox ``root`` as it is now (the lock held)."""
+        folders = self._folders.get(root.path)
+        if folders is None:  # polling, or its inbox not watched
+            return
+        try:
+            with os.scandir(root.path) as entries:
+                there = {Path(entry.path) for entry in entries}
+        except OSError:  # the inbox away: its folders are looked at once it is back
+            there = set()
+        for path in sorted(there | set(folders)):
+            self._watch_folder(root, path)
+
+    def _watch_folder(self, root: WatchRoot, path: Path) -> None:
+        """Make the watch of ``path`` in native inbox ``root`` match what is there now (the
+        lock held): a folder the daemon acts on is watched with all it holds; a folder gone,
+        or another one made under its name, is not watched (as that one)."""
+        folders = self._folders.get(root.path)
+        entry = self._watches.get(root.path)
+        if folders is None or entry is None:
+            return
+        observer = entry[0]
+        inode = _folder_inode(path) if root.watched_folder(path) else None
+        old = folders.get(path)
+        if old is not None and old[1] == inode:
+            return
+        if old is not None:
+            del folders[path]
+            observer.unschedule(old[0])
+        if inode is None:
+            return
+        try:
+            watch = observer.schedule(_Handler(root, self.on_path), str(path), recursive=True,
+                                      event_filter=_ASKED_EVENTS)
+        except OSError as exc:
+            # Gone again already, or no watch left (inotify's limit): its files are found by
+            # the rescans, which look at it again.
+            log.warning("folder_not_watched", folder=str(path), error=str(exc),
+                        reason="its files are found by the rescans only")
+            return
+        # Files written into it before its watch was made are found all the same: the folder
+        # itself is reported (the event that brought it here, or the daemon's scan), and the
+        # daemon judges a folder by looking at all it holds.
+        folders[path] = (watch, inode)
 
     def stop(self, timeout: float = DEFAULT_OBSERVER_STOP_TIMEOUT_S) -> None:
         with self._lock:
             observers, self._observers = self._observers, []
             self._native, self._watches, self._started = None, {}, False
+            self._folders = {}
         for observer in observers:
             observer.stop()
         for observer in observers:

@@ -249,12 +249,15 @@ class JobStore(Protocol):
         ...
 
     def update_job(
-        self, job_id: int, *, expect_source: Path | str | None = None, **fields: Any
+        self, job_id: int, *, expect_source: Path | str | None = None,
+        expect_fields: Mapping[str, Any] | None = None, **fields: Any
     ) -> Job:
         """Set fields without changing the state (no audit row): e.g. the new ``source_path``
         after moving a finished job's file to done/. ``expect_source``: only if the job's
         ``source_path`` is still that (StoreConflictError if not: another process moved
-        its file first)."""
+        its file first). ``expect_fields``: only if the job's ``fields`` are still these
+        (StoreConflictError if not: another process changed them first), for a change that
+        leaves ``source_path`` as it is."""
         ...
 
     def history(self, job_id: int) -> tuple[Transition, ...]:

@@ -909,7 +909,8 @@ class SqlStoreCore(ABC):
                  to_state=JobState.PROCESSING.value, reason=reason)
 
     def update_job(
-        self, job_id: int, *, expect_source: Path | str | None = None, **fields: Any
+        self, job_id: int, *, expect_source: Path | str | None = None,
+        expect_fields: Mapping[str, Any] | None = None, **fields: Any
     ) -> Job:
         updates = _check_fields(JOB_FIELDS, fields, f"job {job_id}")
         with self._transaction(f"updating job {job_id}", write=True) as conn:
@@ -918,6 +919,11 @@ class SqlStoreCore(ABC):
                 raise StoreConflictError(f"job {job_id}'s file", [str(expect_source)],
                                          str(row["source_path"]),
                                          hint="another process moved it first")
+            if expect_fields is not None:
+                now = _job_from_row(row).fields
+                if now != expect_fields:
+                    raise StoreConflictError(f"job {job_id}'s fields", ["as read before"],
+                                             "changed", hint="another process changed them first")
             if updates:
                 self._update(conn, "jobs", job_id, {**updates, "updated_at": self._now()})
             return _job_from_row(self._job_row(conn, job_id))

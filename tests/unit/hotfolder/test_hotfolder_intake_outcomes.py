@@ -668,6 +668,14 @@ class TestNothingToSettle:
             "path": str(tmp_path / "m.stl"), "log_level": "warning"}]
 
 
+def _removed(intake: Intake, drop: Drop) -> Job:
+    """The job of ``drop``'s one file, taken, its file removed from processing/ by a person
+    and the job failed for it (as the batch that met it does)."""
+    (job,) = intake.take(drop).taken
+    job.source_path.unlink()
+    return intake.store.transition(job.id, JobState.FAILED, "the file was removed")
+
+
 class TestAFileRemovedFromProcessing:
     """A file a person removed from processing/ (before its plan, or between the plan and the
     import: ``model_gone``) settles as what is left of it: its sidecars go to the outcome
@@ -677,9 +685,7 @@ class TestAFileRemovedFromProcessing:
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:
         intake = Intake(store, [inbox])
-        (job,) = intake.take(_single(inbox, "a.stl")).taken
-        job.source_path.unlink()
-        job = store.transition(job.id, JobState.FAILED, "the file was removed")
+        job = _removed(intake, _single(inbox, "a.stl"))
         with capture_logs() as logs:
             settled = intake.settle(job, ok=False, note="removed")
         assert list(inbox.folder("processing").iterdir()) == []
@@ -704,6 +710,35 @@ class TestAFileRemovedFromProcessing:
         place = place_of(store.get_job(job.id))
         assert place is not None
         assert [a.at for a in place.attachments] == [str(sidecar)]
+
+    def test_of_two_nodes_settling_it_at_once_one_moves_its_sidecars_and_says_so(
+        self, store: SqliteJobStore, inbox: InboxSettings, tmp_path: Path
+    ) -> None:
+        """Two nodes on one store, each having read the job before the other settled it:
+        the settling is a claim, so the second finds it settled elsewhere (before, both
+        wrote, and ``file_removed`` was said twice)."""
+        drop = _case(inbox, "C-1", {"upper.stl": 1, "upper.yaml": b"label_text: U\n"})
+        job = _removed(Intake(store, [inbox]), drop)
+        with SqliteJobStore(tmp_path / "jobs.sqlite3") as other:
+            seen_by_other = other.get_job(job.id)
+            with capture_logs() as logs:
+                Intake(store, [inbox]).settle(job, ok=False)
+                Intake(other, [inbox]).settle(seen_by_other, ok=False)
+        assert [e["event"] for e in logs if e["event"].startswith("file_")] == [
+            "file_removed", "file_settled_elsewhere"]
+        sidecar = inbox.folder("failed") / "C-1" / "upper.yaml"
+        assert sidecar.read_text(encoding="utf-8") == "label_text: U\n"
+        place = place_of(store.get_job(job.id))
+        assert place is not None and [a.at for a in place.attachments] == [str(sidecar)]
+
+    def test_settled_once_it_is_not_settled_again(
+        self, store: SqliteJobStore, inbox: InboxSettings
+    ) -> None:
+        intake = Intake(store, [inbox])
+        job = intake.settle(_removed(intake, _single(inbox, "a.stl")), ok=False)
+        with capture_logs() as logs:
+            assert intake.settle(job, ok=False) == job
+        assert logs == []
 
     def test_a_file_renamed_in_its_processing_folder_stays_where_it_was_put(
         self, store: SqliteJobStore, inbox: InboxSettings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -205,6 +206,106 @@ class TestNativeWatchAsksForWhatItReports:
                 os.close(held)
             (case / "upper.stl").write_bytes(tetra_stl_bytes())
             wait_for(lambda: seen.has(case / "upper.stl"), TIMEOUT_S, what="upper.stl")
+        finally:
+            watcher.stop()
+
+
+def _watched_inodes() -> set[int]:
+    """The inodes this process's inotify instances watch (Linux lists each watch as an
+    ``inotify wd:`` line of its descriptor's fdinfo, with the inode in hex)."""
+    inodes: set[int] = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify":
+                continue
+            lines = Path(f"/proc/self/fdinfo/{fd}").read_text().splitlines()
+        except OSError:  # the listing's own descriptor, or one closed meanwhile
+            continue
+        for line in lines:
+            if line.startswith("inotify wd:"):
+                field = next(f for f in line.split() if f.startswith("ino:"))
+                inodes.add(int(field.removeprefix("ino:"), 16))
+    return inodes
+
+
+def _inode(path: Path) -> int:
+    return path.stat().st_ino
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"),
+                    reason="needs Linux's /proc: inotify's watches are listed in its fdinfo")
+class TestNativeWatchCoversWhatIsActedOn:
+    """A lab keeps months of finished case folders in ``done/``: a recursive watch of the
+    inbox held an inotify watch for each (``fs.inotify.max_user_watches`` is per user). The
+    inbox is watched alone, and each folder in it with what it holds, while it is there."""
+
+    def test_the_outcome_folders_and_the_cases_in_them_hold_no_watch(
+        self, tmp_path: Path,
+    ) -> None:
+        inbox, seen = tmp_path / "inbox", Seen()
+        finished = [inbox / area / f"C-{n}" for area in ("done", "failed") for n in range(150)]
+        for folder in finished:
+            (folder / "scans").mkdir(parents=True)
+        case, route = inbox / "C-1", inbox / "crowns"
+        (case / "scans").mkdir(parents=True)
+        (route / "C-2").mkdir(parents=True)
+        watcher = _native_watcher(inbox, seen)
+        try:
+            watched = _watched_inodes()
+        finally:
+            watcher.stop()
+        acted_on = {inbox, case, case / "scans", route, route / "C-2"}
+        assert {_inode(p) for p in acted_on} <= watched
+        outcomes = [inbox / name for name in OUTCOME_FOLDERS]
+        not_acted_on = {_inode(p) for p in (*outcomes, *finished)}
+        not_acted_on |= {_inode(p / "scans") for p in finished}
+        assert not_acted_on & watched == set()
+
+    def test_a_case_folder_is_watched_while_it_is_in_the_inbox(self, tmp_path: Path) -> None:
+        """Made after the start, it is watched (a file dropped in it is reported); moved to
+        ``done/``, it holds no watch; made again under its name, the new one is watched. (A
+        file written into a folder before its watch is made is no event: the daemon judges
+        a folder by all it holds, and the folder itself is reported.)"""
+        inbox, seen = tmp_path / "inbox", Seen()
+        watcher = _native_watcher(inbox, seen)
+        try:
+            case = inbox / "C-1"
+            case.mkdir()
+            (case / "upper.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(case / "upper.stl") or seen.has(case), TIMEOUT_S,
+                     what="the new case folder")
+            wait_for(lambda: _inode(case) in _watched_inodes(), TIMEOUT_S,
+                     what="the case folder's watch")
+            moved = inbox / "done" / "C-1"
+            case.rename(moved)
+            wait_for(lambda: _inode(moved) not in _watched_inodes(), TIMEOUT_S,
+                     what="the watch of the case folder moved to done/ to end")
+            case.mkdir()
+            wait_for(lambda: _inode(case) in _watched_inodes(), TIMEOUT_S,
+                     what="the watch of the case folder made again")
+            (case / "lower.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(case / "lower.stl"), TIMEOUT_S,
+                     what="the event for a file in the case folder made again")
+            (moved / "late.stl").write_bytes(tetra_stl_bytes())
+            _reported(inbox, seen)  # (events come in order: done/'s file's first, if any)
+        finally:
+            watcher.stop()
+        assert not seen.has(moved / "late.stl")
+
+
+    def test_a_case_folder_renamed_in_the_inbox_is_watched_under_its_new_name(
+        self, tmp_path: Path,
+    ) -> None:
+        inbox, seen = tmp_path / "inbox", Seen()
+        (inbox / "C-1").mkdir(parents=True)
+        watcher = _native_watcher(inbox, seen)
+        try:
+            renamed = inbox / "C-1-upper"
+            (inbox / "C-1").rename(renamed)
+            wait_for(lambda: seen.has(renamed), TIMEOUT_S, what="the renamed case folder")
+            (renamed / "upper.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(renamed / "upper.stl"), TIMEOUT_S,
+                     what="the event for a file in the renamed case folder")
         finally:
             watcher.stop()
 

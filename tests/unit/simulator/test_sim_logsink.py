@@ -204,12 +204,17 @@ class TestUnblockedStream:
         # In this process, on a real pipe: 300 kB queued while nobody read, then a reader
         # that takes about two seconds over it, each of its reads well inside stall_s. The
         # end waits while pieces get through, up to flush_limit_s, not one stall_s or a few.
+        # The end is called once the reader has read (an event, not a hope that its thread
+        # is scheduled within stall_s on a loaded machine): a reader not there yet is one
+        # that is away, which the test above covers.
         read_end, write_end = os.pipe()
         read = bytearray()
+        reading = threading.Event()
 
         def read_slowly() -> None:
             while chunk := os.read(read_end, 2048):
                 read.extend(chunk)
+                reading.set()
                 threading.Event().wait(0.015)
 
         with os.fdopen(write_end, "w", encoding="utf-8") as target:
@@ -220,6 +225,7 @@ class TestUnblockedStream:
             assert stream.stalled
             reader = threading.Thread(target=read_slowly, daemon=True)
             reader.start()
+            assert reading.wait(WAIT_S), "the reader never read"
             stream.finish()
             assert stream.drain(0.0), "the end gave up while lines were still getting through"
         reader.join(WAIT_S)

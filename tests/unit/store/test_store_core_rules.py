@@ -181,6 +181,19 @@ class TestUnknownAndUnstorable:
         )
         assert caught.value.hint == "another process moved it first"
 
+    def test_fields_changed_since_they_were_read_are_a_conflict_and_nothing_is_written(
+        self, store: JobStore
+    ) -> None:
+        job = store.create_job(recipe="r", source_path="/hot/processing/a.stl",
+                               fields={"note": "first"})
+        store.update_job(job.id, fields={"note": "second"})
+        with pytest.raises(StoreConflictError) as caught:
+            store.update_job(job.id, expect_fields=job.fields, fields={"note": "third"})
+        assert caught.value.hint == "another process changed them first"
+        assert store.get_job(job.id).fields == {"note": "second"}
+        assert store.update_job(job.id, expect_fields={"note": "second"},
+                                fields={"note": "third"}).fields == {"note": "third"}
+
 
 def _calls(store: JobStore, job_id: int, build_id: int) -> list[tuple[str, Callable[[], object]]]:
     """Each call, with what its failure must say it was doing."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from preform_pipeline import cli
 from preform_pipeline.errors import StoreError, StoreUnavailableError
 from preform_pipeline.hotfolder.storewait import database_away
+from preform_pipeline.store.fenced import NodeJobStore
+from preform_pipeline.store.opening import open_store
 from preform_pipeline.store.pgerrors import RUNNING_KEEPS_TRYING, FailureKind, classify
 from preform_pipeline.store.pgurl import PASSWORD_ENV
 from preform_pipeline.store.postgres import (
@@ -210,6 +213,37 @@ class TestARefusalARunningStoreMeetsSaysWhatItDoes:
         assert refused.outage and not database_away(refused)
         assert refused.hint is not None
         assert refused.hint.endswith(f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}")
+
+
+class TestTheStoresOfRunningServicesSayTheyKeepTrying:
+    """``watch``'s node store and ``serve``'s store are opened as running (``running=True``):
+    a refused login's hint says that a running watch or serve keeps trying; a command's store
+    (``run``, ``jobs``) does not say so of itself. Refused at the open: a wrong password."""
+
+    WRONG = "not-the-password"
+
+    def _refused(self, opening: Callable[[], object]) -> str:
+        with pytest.raises(StoreUnavailableError) as caught:
+            opening()
+        assert caught.value.kind == "refused" and caught.value.hint is not None
+        return caught.value.hint
+
+    def test_the_node_store_and_a_running_services_store_say_it(
+        self, pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        url = pg_cluster.url()
+        monkeypatch.setenv(PASSWORD_ENV, self.WRONG)
+        says = f"{RUNNING_KEEPS_TRYING}; {REFUSED_ENDING}"
+        assert self._refused(lambda: open_store(url, running=True)).endswith(says)
+        assert self._refused(lambda: NodeJobStore(
+            url, node_id="n1", password=self.WRONG, connect_timeout_s=5)).endswith(says)
+
+    def test_a_commands_store_does_not(
+        self, pg_cluster: PgCluster, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setenv(PASSWORD_ENV, self.WRONG)
+        hint = self._refused(lambda: open_store(pg_cluster.url()))
+        assert hint.endswith(REFUSED_ENDING) and RUNNING_KEEPS_TRYING not in hint
 
 
 class TestWhichCausesAreRefusals:
