@@ -205,7 +205,14 @@ class RunLedger:
         since measuring thirty printed models was most of a cron repeat's CPU."""
         if self.reprint or not paths:
             return {}
-        digests = {path: content_hash(path) for path in paths}
+        digests: dict[Path, str] = {}
+        for path in paths:
+            try:
+                digests[path] = content_hash(path)
+            except OSError:
+                # Not there, or not readable, now: the reading says so in its own words
+                # (a path not found, a file refused); asking the store is no place to fail.
+                continue
         holders: dict[str, Job] = {}
         # In creation order: the newest of each content is the one left (the claim's rule).
         for job in self.store.find_by_hashes(set(digests.values()), state=DUPLICATE_STATES):

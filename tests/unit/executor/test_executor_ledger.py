@@ -35,6 +35,20 @@ def _me() -> SendHolder:
     return SendHolder.local("run", os.getpid(), 0.0)
 
 
+class TestPrintedBefore:
+    """Which named files a run may leave unread: those whose content a job already holds."""
+
+    def test_a_printed_file_is_found_and_a_missing_or_unreadable_one_left_to_the_reading(
+        self, store: SqliteJobStore, models: list[ModelInfo], tmp_path: Path
+    ) -> None:
+        _ledger(store, _me()).claim([models[0]])
+        folder = tmp_path / "a-folder.stl"
+        folder.mkdir()
+        named = [models[0].path, tmp_path / "nothere.stl", folder, models[1].path]
+        found = _ledger(store, _me()).printed_before(named)
+        assert list(found) == [models[0].path]
+
+
 class TestClaims:
     """A model is taken once by content; a repeat skips it and says why."""
 
