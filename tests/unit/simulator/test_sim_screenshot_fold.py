@@ -1,0 +1,102 @@
+"""How a screenshot folds its samples into the depth buffer: each pixel keeps its nearest.
+
+The rule (``screenshot._keep_nearest``) decides every pixel of every picture: within a batch
+the first of equally near samples wins, across batches a later one must be strictly nearer.
+It is checked against the rule written as a plain loop, on batches full of ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpy.typing as npt
+
+from preform_pipeline.simulator.screenshot import _keep_nearest
+
+PIXELS = 50
+COLOUR = (100, 150, 200)
+
+
+def blank() -> tuple[npt.NDArray[np.float64], npt.NDArray[np.uint8]]:
+    depth = np.full(PIXELS, np.inf)
+    image = np.zeros((PIXELS, 3), dtype=np.uint8)
+    return depth, image
+
+
+def fold(
+    depth: npt.NDArray[np.float64],
+    image: npt.NDArray[np.uint8],
+    pixels: list[int],
+    z: list[float],
+    shade: list[float],
+) -> None:
+    _keep_nearest(
+        depth,
+        image,
+        (np.array(pixels, np.int64), np.array(z, np.float64), np.array(shade, np.float64)),
+        COLOUR,
+    )
+
+
+def folded_by_a_loop(
+    depth: npt.NDArray[np.float64],
+    image: npt.NDArray[np.uint8],
+    pixels: npt.NDArray[np.int64],
+    z: npt.NDArray[np.float64],
+    shade: npt.NDArray[np.float64],
+) -> None:
+    """The rule, one sample at a time: a sample wins if nearer than the batch's earlier ones
+    and strictly nearer than what the buffer held before the batch."""
+    best: dict[int, tuple[float, float]] = {}
+    for p, d, s in zip(pixels.tolist(), z.tolist(), shade.tolist(), strict=True):
+        if d == d and (p not in best or d < best[p][0]):  # d == d: a NaN never wins
+            best[p] = (d, s)
+    for p, (d, s) in best.items():
+        if d < depth[p]:
+            depth[p] = d
+            image[p] = np.clip(np.array(COLOUR) * s, 0, 255).astype(np.uint8)
+
+
+class TestEachPixelKeepsItsNearestSample:
+    """A pixel shows the nearest of its samples, the first of equally near ones."""
+
+    def test_the_nearest_of_a_pixels_samples_wins(self) -> None:
+        depth, image = blank()
+        fold(depth, image, [3, 3, 3], [5.0, 2.0, 4.0], [0.2, 0.5, 0.9])
+        assert depth[3] == 2.0
+        assert image[3].tolist() == [50, 75, 100]
+
+    def test_the_first_of_equally_near_samples_wins(self) -> None:
+        depth, image = blank()
+        fold(depth, image, [7, 7, 7], [3.0, 1.0, 1.0], [0.9, 0.5, 0.2])
+        assert image[7].tolist() == [50, 75, 100]
+
+    def test_a_later_batch_must_be_strictly_nearer(self) -> None:
+        depth, image = blank()
+        fold(depth, image, [4], [1.0], [0.5])
+        fold(depth, image, [4, 4], [1.0, 2.0], [0.2, 0.1])
+        assert image[4].tolist() == [50, 75, 100]
+        fold(depth, image, [4], [0.5], [1.0])
+        assert depth[4] == 0.5
+        assert image[4].tolist() == list(COLOUR)
+
+    def test_a_sample_without_a_depth_never_wins_nor_hides_a_later_one(self) -> None:
+        depth, image = blank()
+        fold(depth, image, [9, 9], [float("nan"), 3.0], [1.0, 0.5])
+        fold(depth, image, [9], [2.0], [0.2])
+        assert depth[9] == 2.0
+        assert image[9].tolist() == [20, 30, 40]
+
+    def test_batches_full_of_ties_fold_as_the_rule_says(self) -> None:
+        rng = np.random.default_rng(49)
+        depth, image = blank()
+        want_depth, want_image = blank()
+        for _ in range(20):
+            count = int(rng.integers(1, 300))
+            pixels = rng.integers(0, PIXELS, count)
+            z = rng.integers(0, 6, count).astype(np.float64)  # few depths: ties everywhere
+            z[rng.random(count) < 0.05] = np.nan
+            shade = rng.random(count)
+            _keep_nearest(depth, image, (pixels, z, shade), COLOUR)
+            folded_by_a_loop(want_depth, want_image, pixels, z, shade)
+        assert depth.tolist() == want_depth.tolist()
+        assert image.tolist() == want_image.tolist()
