@@ -460,19 +460,24 @@ def _raster(
     det = (by - qy) * (ax - qx) + (qx - bx) * (ay - qy)
     w, h = x1 - x0 + 1, y1 - y0 + 1
     counts = np.where((w > 0) & (h > 0) & (np.abs(det) >= 1e-12), w * h, 0)
+    # What each pixel's weights need of its triangle, worked out once per triangle (not once
+    # per pixel) into contiguous arrays a batch gathers from: the same numbers, so the same
+    # weights to the last bit.
+    per_triangle = (by - qy, qx - bx, qy - ay, ax - qx, qx, qy, det, ad, bd, qd, shades)
+    columns = [np.ascontiguousarray(c) for c in per_triangle]
     for index, local in _batches(counts):
-        gx = x0[index] + local % w[index]
-        gy = y0[index] + local // w[index]
+        row, column = np.divmod(local, w.take(index))
+        gx, gy = x0.take(index) + column, y0.take(index) + row
         cx, cy = gx + 0.5, gy + 0.5
-        tax, tay, tad = ax[index], ay[index], ad[index]
-        tbx, tby, tbd = bx[index], by[index], bd[index]
-        tqx, tqy, tqd, tdet = qx[index], qy[index], qd[index], det[index]
-        wa = ((tby - tqy) * (cx - tqx) + (tqx - tbx) * (cy - tqy)) / tdet
-        wb = ((tqy - tay) * (cx - tqx) + (tax - tqx) * (cy - tqy)) / tdet
+        bq_y, qb_x, qa_y, aq_x, tqx, tqy, tdet, tad, tbd, tqd, shade = (
+            c.take(index) for c in columns
+        )
+        wa = (bq_y * (cx - tqx) + qb_x * (cy - tqy)) / tdet
+        wb = (qa_y * (cx - tqx) + aq_x * (cy - tqy)) / tdet
         wc = 1.0 - wa - wb
         inside = (wa >= -1e-9) & (wb >= -1e-9) & (wc >= -1e-9)
         depth = wa * tad + wb * tbd + wc * tqd
-        yield (gy * width + gx)[inside], depth[inside], shades[index][inside]
+        yield (gy * width + gx)[inside], depth[inside], shade[inside]
 
 
 def _sample(

@@ -1,8 +1,9 @@
-"""How a screenshot folds its samples into the depth buffer: each pixel keeps its nearest.
+"""How a screenshot rasterises large triangles and folds samples into the depth buffer.
 
-The rule (``screenshot._keep_nearest``) decides every pixel of every picture: within a batch
-the first of equally near samples wins, across batches a later one must be strictly nearer.
-It is checked against the rule written as a plain loop, on batches full of ties.
+The fold's rule (``screenshot._keep_nearest``) decides every pixel of every picture: within a
+batch the first of equally near samples wins, across batches a later one must be strictly
+nearer. It and ``_raster`` (which pixels a large triangle covers, at what depth) are checked
+against the same rules written as plain loops.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from preform_pipeline.simulator.screenshot import _keep_nearest
+from preform_pipeline.simulator.screenshot import _keep_nearest, _raster
 
 PIXELS = 50
 COLOUR = (100, 150, 200)
@@ -100,3 +101,43 @@ class TestEachPixelKeepsItsNearestSample:
             folded_by_a_loop(want_depth, want_image, pixels, z, shade)
         assert depth.tolist() == want_depth.tolist()
         assert image.tolist() == want_image.tolist()
+
+
+def pixels_inside_by_a_loop(
+    triangle: list[tuple[float, float, float]], width: int, height: int
+) -> dict[int, float]:
+    """Each pixel whose centre lies in the screen triangle, with the triangle's depth there
+    (the plane through its corners), worked out one pixel at a time."""
+    (ax, ay, ad), (bx, by, bd), (qx, qy, qd) = triangle
+    det = (by - qy) * (ax - qx) + (qx - bx) * (ay - qy)
+    found = {}
+    for gy in range(height):
+        for gx in range(width):
+            cx, cy = gx + 0.5, gy + 0.5
+            wa = ((by - qy) * (cx - qx) + (qx - bx) * (cy - qy)) / det
+            wb = ((qy - ay) * (cx - qx) + (ax - qx) * (cy - qy)) / det
+            wc = 1.0 - wa - wb
+            if min(wa, wb, wc) >= -1e-9:
+                found[gy * width + gx] = wa * ad + wb * bd + wc * qd
+    return found
+
+
+class TestALargeTriangleIsRasterisedExactly:
+    """A large triangle covers the pixels whose centres it holds, at its own depth and shade."""
+
+    def test_each_triangle_covers_the_pixels_a_loop_finds(self) -> None:
+        width, height = 23, 17
+        triangles = [
+            [(1.2, 0.7, 3.0), (21.5, 4.1, 9.0), (6.3, 15.8, 1.0)],
+            [(22.0, 16.0, 2.0), (3.0, 12.5, 7.5), (14.2, 1.1, 4.0)],
+        ]
+        shades = np.array([0.25, 0.75])
+        found: dict[int, list[tuple[float, float]]] = {}
+        for pixels, z, shade in _raster(np.array(triangles), shades, (width, height)):
+            for p, d, s in zip(pixels.tolist(), z.tolist(), shade.tolist(), strict=True):
+                found.setdefault(p, []).append((d, s))
+        want: dict[int, list[tuple[float, float]]] = {}
+        for triangle, shade_of_it in zip(triangles, shades.tolist(), strict=True):
+            for p, d in pixels_inside_by_a_loop(triangle, width, height).items():
+                want.setdefault(p, []).append((d, shade_of_it))
+        assert found == want
