@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from preform_pipeline.simulator.screenshot import _keep_nearest, _raster
+from preform_pipeline.simulator.screenshot import _keep_nearest, _raster, _Samples
 
 PIXELS = 50
 COLOUR = (100, 150, 200)
@@ -39,14 +39,11 @@ def fold(
 
 
 def folded_by_a_loop(
-    depth: npt.NDArray[np.float64],
-    image: npt.NDArray[np.uint8],
-    pixels: npt.NDArray[np.int64],
-    z: npt.NDArray[np.float64],
-    shade: npt.NDArray[np.float64],
+    depth: npt.NDArray[np.float64], image: npt.NDArray[np.uint8], samples: _Samples
 ) -> None:
     """The rule, one sample at a time: a sample wins if nearer than the batch's earlier ones
     and strictly nearer than what the buffer held before the batch."""
+    pixels, z, shade = samples
     best: dict[int, tuple[float, float]] = {}
     for p, d, s in zip(pixels.tolist(), z.tolist(), shade.tolist(), strict=True):
         if d == d and (p not in best or d < best[p][0]):  # d == d: a NaN never wins
@@ -98,7 +95,7 @@ class TestEachPixelKeepsItsNearestSample:
             z[rng.random(count) < 0.05] = np.nan
             shade = rng.random(count)
             _keep_nearest(depth, image, (pixels, z, shade), COLOUR)
-            folded_by_a_loop(want_depth, want_image, pixels, z, shade)
+            folded_by_a_loop(want_depth, want_image, (pixels, z, shade))
         assert depth.tolist() == want_depth.tolist()
         assert image.tolist() == want_image.tolist()
 
