@@ -438,9 +438,16 @@ def _batches(counts: npt.NDArray[np.int64]) -> Iterator[tuple[npt.NDArray[np.int
     total = int(ends[-1]) if len(ends) else 0
     starts = ends - counts
     for start in range(0, total, _BATCH_SAMPLES):
-        position = np.arange(start, min(start + _BATCH_SAMPLES, total), dtype=np.int64)
-        index = np.searchsorted(ends, position, side="right")
-        yield index, position - starts[index]
+        stop = min(start + _BATCH_SAMPLES, total)
+        # A batch's samples run through its triangles in order: each triangle's number
+        # repeated for its share of the batch, rather than a search for every sample.
+        first = int(np.searchsorted(ends, start, side="right"))
+        last = int(np.searchsorted(ends, stop - 1, side="right"))
+        share = np.minimum(ends[first : last + 1], stop) - np.maximum(
+            starts[first : last + 1], start
+        )
+        index = np.repeat(np.arange(first, last + 1), share)
+        yield index, np.arange(start, stop, dtype=np.int64) - starts[index]
 
 
 def _raster(

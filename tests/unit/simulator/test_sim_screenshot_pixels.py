@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 
+from preform_pipeline.simulator import screenshot
 from preform_pipeline.simulator.screenshot import _keep_nearest, _raster, _Samples
 
 PIXELS = 50
@@ -138,3 +140,26 @@ class TestALargeTriangleIsRasterisedExactly:
             for p, d in pixels_inside_by_a_loop(triangle, width, height).items():
                 want.setdefault(p, []).append((d, shade_of_it))
         assert found == want
+
+
+class TestSamplesAreCutIntoBatches:
+    """Each triangle's samples are numbered in a row and cut into batches of a bounded size."""
+
+    def test_each_sample_is_its_triangles_next_whatever_the_cuts(
+        self, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(screenshot, "_BATCH_SAMPLES", 7)
+        counts = np.array([3, 0, 12, 1, 0, 0, 7, 5, 0], dtype=np.int64)
+        batches = list(screenshot._batches(counts))
+        assert [len(index) for index, _ in batches] == [7, 7, 7, 7]  # 28 samples
+        found = [
+            (t, n)
+            for index, local in batches
+            for t, n in zip(index.tolist(), local.tolist(), strict=True)
+        ]
+        want = [(t, n) for t, count in enumerate(counts.tolist()) for n in range(count)]
+        assert found == want
+
+    def test_no_samples_make_no_batch(self) -> None:
+        assert list(screenshot._batches(np.array([0, 0], dtype=np.int64))) == []
+        assert list(screenshot._batches(np.array([], dtype=np.int64))) == []
