@@ -14,6 +14,8 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from preform_pipeline.commands._sources import TakenSources, take_sources
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.run import RunSettings
@@ -111,3 +113,29 @@ class TestARepeatFromCron:
                           "--reprint")
         assert done.returncode == 1
         assert "this is a PNG image, not an STL" in done.stdout
+
+
+class TestPathsTheReadersRefuse:
+    """The store is asked about a file's content before any file is read: a path the readers
+    refuse is not hashed for it, but read, and refused with its reason, as before."""
+
+    def test_a_file_not_there_is_refused_not_hashed(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        a_job_holding(tmp_path / "jobs.sqlite3", a_picture(tmp_path / "printed.stl"))
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "gone.stl"),
+                          "--store", str(tmp_path / "jobs.sqlite3"),
+                          "--output", str(tmp_path / "out"))
+        assert done.returncode == 1, done.stdout + done.stderr  # was 70: FileNotFoundError
+        assert "gone.stl: file not found" in done.stdout
+
+    @pytest.mark.timeout(60)  # hashing the pipe blocked the run for ever
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+    def test_a_pipe_is_refused_not_hashed(self, tmp_path: Path, in_process: InProcess) -> None:
+        os.mkfifo(a_picture(tmp_path / "inbox" / "part.stl").with_name("pipe.stl"))
+        a_job_holding(tmp_path / "jobs.sqlite3", tmp_path / "inbox" / "part.stl")
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "inbox"), "--store",
+                          str(tmp_path / "jobs.sqlite3"), "--output", str(tmp_path / "out"))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "pipe.stl: is not a regular file" in done.stdout
+        assert "skipped part.stl: being prepared or printed" in done.stdout
