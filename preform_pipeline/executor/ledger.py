@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from preform_pipeline.errors import StoreError
+from preform_pipeline.errors import ModelFileError, StoreError
 from preform_pipeline.executor.state import BuildOutcome, BuildStatus, RunResult
+from preform_pipeline.geometry.bounded import checked_file_size
 from preform_pipeline.logging import get_logger
 from preform_pipeline.printing import Evidence, HolderProbe, PrintOwner, SendHolder
 from preform_pipeline.store import (
@@ -102,6 +103,19 @@ def _claimed_by_dead_run(job: Job, gone: HolderProbe) -> bool:
     (the print owner's rule: a run is judged as a send's holder is)."""
     runner = SendHolder.from_json(job.fields.get(RUN_FIELD))
     return runner is not None and gone(runner)
+
+
+def _digest(path: Path) -> str | None:
+    """``path``'s content hash, or None for a path the readers refuse unread
+    (:func:`~preform_pipeline.geometry.bounded.checked_file_size`: gone, a folder, a pipe or
+    device, over their size limit) or that cannot be read now. Asked before any reading:
+    hashing a named pipe blocked the run for ever, a file named but not there ended it in a
+    crash report, and a 20 GB file was read whole, each to be refused by the reader after."""
+    try:
+        checked_file_size(path)
+        return content_hash(path)
+    except (ModelFileError, OSError):
+        return None
 
 
 def _queued_again(job: Job) -> bool:
@@ -202,17 +216,12 @@ class RunLedger:
         """Of ``paths``, those :meth:`claim` would skip now, each with the job that holds its
         content (the newest of this recipe in a duplicate state, as the claim finds it);
         none with ``reprint``. Only reads the store, once: a run leaves these files unread,
-        since measuring thirty printed models was most of a cron repeat's CPU."""
+        since measuring thirty printed models was most of a cron repeat's CPU. A path the
+        readers refuse (gone, a folder, a pipe, unreadable, over their size limit:
+        :func:`_digest`) is none of them: read, it is refused with its reason."""
         if self.reprint or not paths:
             return {}
-        digests: dict[Path, str] = {}
-        for path in paths:
-            try:
-                digests[path] = content_hash(path)
-            except OSError:
-                # Not there, or not readable, now: the reading says so in its own words
-                # (a path not found, a file refused); asking the store is no place to fail.
-                continue
+        digests = {path: d for path in paths if (d := _digest(path)) is not None}
         holders: dict[str, Job] = {}
         # In creation order: the newest of each content is the one left (the claim's rule).
         for job in self.store.find_by_hashes(set(digests.values()), state=DUPLICATE_STATES):

@@ -10,10 +10,15 @@ every model is skipped).
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Collection, Sequence
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
+from preform_pipeline.commands import run as run_command
 from preform_pipeline.commands._sources import TakenSources, take_sources
 from preform_pipeline.recipes import load_recipe
 from preform_pipeline.settings.run import RunSettings
@@ -111,3 +116,66 @@ class TestARepeatFromCron:
                           "--reprint")
         assert done.returncode == 1
         assert "this is a PNG image, not an STL" in done.stdout
+
+
+class TestPathsTheReadersRefuse:
+    """The store is asked about a file's content before any file is read: a path the readers
+    refuse is not hashed for it, but read, and refused with its reason, as before."""
+
+    def test_a_file_not_there_is_refused_not_hashed(
+        self, tmp_path: Path, in_process: InProcess
+    ) -> None:
+        a_job_holding(tmp_path / "jobs.sqlite3", a_picture(tmp_path / "printed.stl"))
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "gone.stl"),
+                          "--store", str(tmp_path / "jobs.sqlite3"),
+                          "--output", str(tmp_path / "out"))
+        assert done.returncode == 1, done.stdout + done.stderr  # was 70: FileNotFoundError
+        assert "gone.stl: file not found" in done.stdout
+
+    @pytest.mark.timeout(60)  # hashing the pipe blocked the run for ever
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+    def test_a_pipe_is_refused_not_hashed(self, tmp_path: Path, in_process: InProcess) -> None:
+        os.mkfifo(a_picture(tmp_path / "inbox" / "part.stl").with_name("pipe.stl"))
+        a_job_holding(tmp_path / "jobs.sqlite3", tmp_path / "inbox" / "part.stl")
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "inbox"), "--store",
+                          str(tmp_path / "jobs.sqlite3"), "--output", str(tmp_path / "out"))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "pipe.stl: is not a regular file" in done.stdout
+        assert "skipped part.stl: being prepared or printed" in done.stdout
+
+
+#: In a fresh interpreter: ``run``'s start, then what it imports only to read a model or run
+#: a build; prints the top-level modules outside the standard library those brought.
+BROUGHT_LATE = """
+import sys
+import preform_pipeline.cli, preform_pipeline.commands.run
+before = {name.partition(".")[0] for name in sys.modules}
+import preform_pipeline.executor.feasibility, preform_pipeline.executor.runner
+import preform_pipeline.plan.builds
+after = {name.partition(".")[0] for name in sys.modules}
+print(" ".join(sorted(after - before - set(sys.stdlib_module_names))))
+"""
+
+
+class TestADependencyMissing:
+    """The planner (and numpy) come with the first model read: a broken install must still
+    fail at ``run``'s start, before the store is opened or a file claimed."""
+
+    def test_a_late_import_not_found_fails_the_start(
+        self, tmp_path: Path, in_process: InProcess, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.setattr(run_command, "LATE_IMPORTS", ("numpy", "no_such_module_rv49"))
+        (tmp_path / "inbox").mkdir()
+        done = in_process(tmp_path, "run", str(RECIPE), str(tmp_path / "inbox"), "--store",
+                          str(tmp_path / "jobs.sqlite3"), "--output", str(tmp_path / "out"))
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stderr.splitlines()[-1] == (
+            "error: run needs no_such_module_rv49, which cannot be found: reinstall "
+            "preform-pipeline (pip install preform-pipeline)")
+        assert not (tmp_path / "jobs.sqlite3").exists()  # nothing opened, nothing claimed
+
+    def test_every_late_import_is_listed(self) -> None:
+        brought = subprocess.run([sys.executable, "-c", BROUGHT_LATE], capture_output=True,
+                                 text=True, check=True, timeout=120).stdout.split()
+        assert set(brought) <= set(run_command.LATE_IMPORTS)
+        assert "numpy" in brought  # the child measured what it should
