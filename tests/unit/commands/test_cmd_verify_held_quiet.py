@@ -163,3 +163,21 @@ class TestAWebApiDownFromCron:
             down_cron.clock.advance(60)
         with SqliteJobStore(down_cron.store) as store:
             assert store.notice_keys(HELD_NOTICE) == ()
+
+
+class TestTwoAccountsOfOneStore:
+    """The wait said is the account's: another account's wait (another Dashboard user the
+    settings name, with its own budget) is said by the first verify that meets it, though the
+    first account's wait is still on."""
+
+    def test_each_account_s_wait_is_said_once(self, cron: Cron) -> None:
+        url = re.search(r"base_url: '([^']+)'", cron.settings.read_text(encoding="utf-8"))
+        assert url is not None
+        for account in ("lab-a", "lab-b"):
+            cron.settings.write_text(
+                f"cloud: {{base_url: '{url.group(1)}', account: {account}}}\n", encoding="utf-8")
+            code, _, err, events = cron.verify()
+            assert code == 1 and err.startswith("error: cannot verify now: ")
+            assert "verify_wait_said" in events
+            cron.clock.advance(60)
+            assert cron.verify()[2] == ""
