@@ -248,7 +248,11 @@ def first_to_say_held(store: JobStore | None, account: str, wait_s: float, *,
     end, it is said again only when a wait outlasts the end said (a spent account spent
     again), where a person may want to look."""
     key = f"{HELD_NOTICE} {account}"
-    ends = (now + timedelta(seconds=math.ceil(wait_s))).replace(microsecond=0)
+    # The end to the whole second, rounded up from the moment itself: two verifies held by
+    # one stored hold read it a fraction of a second apart, and must name the same end for
+    # the notice's one write to let only one of them say it.
+    end = now + timedelta(seconds=wait_s)
+    ends = end.replace(microsecond=0) + timedelta(seconds=1 if end.microsecond else 0)
     if store is not None:
         try:
             said = store.notice_about(key)
