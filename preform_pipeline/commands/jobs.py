@@ -76,6 +76,7 @@ from preform_pipeline.hotfolder.whereabouts import (
     file_now,
     retry_check,
     sidecar_now,
+    state_meaning,
     superseded_hint,
     taken_again,
     unwatched,
@@ -90,7 +91,6 @@ from preform_pipeline.store import (
     PRINT_PENDING_STATES,
     PRINT_SENT_STATES,
     RETRYABLE_STATES,
-    STATE_DESCRIPTIONS,
     VERIFIED_STATES,
     Build,
     Job,
@@ -332,7 +332,7 @@ def _write_show(
 ) -> None:
     """One job in words; ``jobs``: the command reaching its store, for the hints."""
     print(f"job {job.id}  {job.job_key}  {job.state.value}", file=out)
-    print(f"  {STATE_DESCRIPTIONS[job.state]}", file=out)
+    print(f"  {state_meaning(job)}", file=out)
     if waits is not None:
         print(f"  {visible(waits)}", file=out)
     if superseded_by is not None:

@@ -241,7 +241,7 @@ def _verify(
         return EXIT_FAILURE
     except CloudRateLimitError as exc:
         _not_now(args, store, budget_account(cloud, credentials), exc.retry_after_s,
-                 [str(exc)], clock, stderr)
+                 [str(exc)], clock, stderr, held=True)
         return EXIT_FAILURE
     except CloudError as exc:
         print(f"error: cannot verify: {exc}", file=stderr)
@@ -266,10 +266,11 @@ def _verify(
         print(f"interrupted: {_STILL_PENDING}", file=stderr)
         return EXIT_INTERRUPTED
     if report.errors and report.retry_after_s is not None:
-        # A poll held back by the rate limits (the error says until when) could not start:
-        # said as a refused start, not as a feed that failed while it was read.
+        # A poll held back by the rate limits, or by a 503 that said when the Web API is back
+        # (the error says until when), could not start: said as a refused start, not as a
+        # feed that failed while it was read.
         _not_now(args, store, budget_account(cloud, credentials), report.retry_after_s,
-                 report.errors, clock, stderr)
+                 report.errors, clock, stderr, held=report.held)
         return EXIT_FAILURE
     if report.errors:
         for error in report.errors:
@@ -287,17 +288,21 @@ def _not_now(
     errors: Sequence[str],
     clock: Clock,
     stderr: TextIO,
+    *,
+    held: bool,
 ) -> None:
-    """A verify the rate limits hold back ``wait_s``: said, unless ``--quiet`` and a verify of
-    this store said this wait already (:func:`first_to_say_held`). Cron mails whatever a job
-    prints, and the wait ends by itself at the time the first mail named."""
-    if (args.quiet and wait_s is not None
-            and not first_to_say_held(store, account, wait_s, now=clock.now())):
+    """A verify held back ``wait_s``: said, unless ``--quiet``, the hold is the rate limits'
+    (``held``) and a verify of this store said this wait already (:func:`first_to_say_held`).
+    Cron mails whatever a job prints, and the wait ends by itself at the time the first mail
+    named. A 503's wait is the Web API failing, not the account's budget: said every time."""
+    once = args.quiet and held and wait_s is not None
+    if once and wait_s is not None and not first_to_say_held(
+            store, account, wait_s, now=clock.now()):
         return
     for error in errors:
         print(f"error: {_NOT_NOW}: {error}", file=stderr)
     print(_STILL_PENDING, file=stderr)
-    if args.quiet and wait_s is not None:
+    if once:
         print(_QUIET_UNTIL, file=stderr)
 
 

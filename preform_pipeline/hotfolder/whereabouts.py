@@ -38,8 +38,8 @@ from preform_pipeline.store.fields import RUN_FIELD
 from preform_pipeline.store.leases import LeasingStore
 from preform_pipeline.store.superseded import WHY_SUPERSEDED, superseded, superseded_note
 
-__all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "queued_meaning",
-           "retry_check", "sidecar_now", "superseded_hint", "taken_again", "unwatched",
+__all__ = ["STATUSES", "RetryCheck", "Whereabouts", "dropped_after", "file_now", "retry_check",
+           "sidecar_now", "state_meaning", "superseded_hint", "taken_again", "unwatched",
            "who_takes"]
 
 Status = Literal["there", "dropped_again", "being_moved", "put_back", "unseen", "gone"]
@@ -100,14 +100,14 @@ def who_takes(job: Job) -> str:
     return _RUN_TAKES if RUN_FIELD in job.fields else "the hot folder picks it up"
 
 
-def queued_meaning(job: Job) -> str:
-    """What ``job`` being queued means, for the queue: the state's description is the hot
-    folder's ("to be taken into processing/"), which a run's job never enters; session 48's
-    trial read it beside a run's retried job no hot folder would ever take."""
-    takes = who_takes(job)
-    if takes != _RUN_TAKES:
-        return STATE_DESCRIPTIONS[JobState.QUEUED]
-    return f"queued again; {takes} (a run's job: no hot folder takes it)"
+def state_meaning(job: Job) -> str:
+    """What ``job``'s state means, in its own terms (the queue page, ``jobs show``): a queued
+    job's description is the hot folder's ("to be taken into processing/"), which a run's job
+    never enters; session 48's trial read it beside a run's retried job no hot folder would
+    ever take."""
+    if job.state is not JobState.QUEUED or RUN_FIELD not in job.fields:
+        return STATE_DESCRIPTIONS[job.state]
+    return f"queued again; {_RUN_TAKES} (a run's job: no hot folder takes it)"
 
 
 def taken_again(job: Job, others: Sequence[Job]) -> Job | None:

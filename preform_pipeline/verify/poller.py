@@ -43,7 +43,7 @@ from preform_pipeline.cloud import BudgetSnapshot, PrintFilter, PrintRun
 from preform_pipeline.cloud.client import DEFAULT_PER_PAGE
 from preform_pipeline.cloud.models import Page
 from preform_pipeline.cloud.skew import behind_s
-from preform_pipeline.errors import CloudAuthError, CloudError
+from preform_pipeline.errors import CloudAuthError, CloudError, CloudRateLimitError
 from preform_pipeline.logging import get_logger
 from preform_pipeline.settings.verify import (
     DEFAULT_POLL_INTERVAL_S,
@@ -223,8 +223,12 @@ class PollOutcome:
     next_interval_s: float
     budget: BudgetSnapshot
     error: str | None = None
-    #: The failure was the Web API's rate limit: seconds until a request may leave again.
+    #: Seconds until a request may leave again, when the failure said (the rate limits' hold,
+    #: or a 503 that said when the Web API is back).
     retry_after_s: float | None = None
+    #: The failure was the rate limits' hold (the account's budget, a 429), not the Web API
+    #: failing: ``verify --quiet`` says only such a wait once.
+    held: bool = False
 
 
 #: The pending prints to verify: a fixed list, or a function asked before every poll (a daemon
@@ -336,6 +340,7 @@ class VerificationPoller:
         matched: dict[str, PrintRun] = {}
         error: str | None = None
         retry_after_s: float | None = None
+        held = False
         pages = 0
         try:
             pages = self._read_feed(pending, matched)
@@ -349,6 +354,7 @@ class VerificationPoller:
             error = str(exc)
             # A rate limit's hold, or a 503 that said when the Web API is back.
             retry_after_s = exc.retry_after_s
+            held = isinstance(exc, CloudRateLimitError)
             told = self.reports_failures or (
                 self.defers_rate_limits and retry_after_s is not None)
             (log.info if told else log.warning)(
@@ -407,7 +413,7 @@ class VerificationPoller:
         )
         return PollOutcome(
             tuple(results), tuple(progress), tuple(unseen), spent, pages, interval, budget, error,
-            retry_after_s,
+            retry_after_s, held=held,
         )
 
     def _draw_credit(self) -> None:

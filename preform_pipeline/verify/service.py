@@ -131,8 +131,11 @@ class VerifyReport:
     budget: BudgetSnapshot
     interrupted: bool = False
     errors: tuple[str, ...] = field(default=())
-    #: The single poll met the Web API's rate limit: seconds until a request may leave again.
+    #: The single poll's failure said when a request may leave again (the rate limits' hold,
+    #: or a 503 that said when the Web API is back): in how many seconds.
     retry_after_s: float | None = None
+    #: That failure was the rate limits' hold, not the Web API failing (:attr:`PollOutcome.held`).
+    held: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -245,7 +248,11 @@ def first_to_say_held(store: JobStore | None, account: str, wait_s: float, *,
     end, it is said again only when a wait outlasts the end said (a spent account spent
     again), where a person may want to look."""
     key = f"{HELD_NOTICE} {account}"
-    ends = (now + timedelta(seconds=math.ceil(wait_s))).replace(microsecond=0)
+    # The end to the whole second, rounded up from the moment itself: two verifies held by
+    # one stored hold read it a fraction of a second apart, and must name the same end for
+    # the notice's one write to let only one of them say it.
+    end = now + timedelta(seconds=wait_s)
+    ends = end.replace(microsecond=0) + timedelta(seconds=1 if end.microsecond else 0)
     if store is not None:
         try:
             said = store.notice_about(key)
@@ -381,6 +388,7 @@ def verify_pending(
 
     interrupted = False
     retry_after_s: float | None = None
+    held = False
     # Whether the latest poll read the feed: a print it did not see is then "not in the
     # prints feed yet"; after a failed read nothing is known of it, and the row says so.
     feed_read = [True]
@@ -400,7 +408,7 @@ def verify_pending(
                 on_progress(progress)
             if outcome.error:
                 errors.append(outcome.error)
-            retry_after_s = outcome.retry_after_s
+            retry_after_s, held = outcome.retry_after_s, outcome.held
     interrupted = interrupted or stop.is_set()
     rows = tuple(_row(store, p, before.get(p.build_id), seen.get(p.build_id or -1),
                       feed_read=feed_read[0])
@@ -414,6 +422,7 @@ def verify_pending(
         interrupted=interrupted,
         errors=tuple(errors),
         retry_after_s=retry_after_s,
+        held=held,
     )
 
 

@@ -17,7 +17,7 @@ from preform_pipeline.cloud.models import Printer
 from preform_pipeline.dispatch.waiting import waiting_order
 from preform_pipeline.errors import PipelineError, full_disk_advice
 from preform_pipeline.executor.report_beside import report_beside
-from preform_pipeline.hotfolder.whereabouts import queued_meaning, retry_check, unwatched
+from preform_pipeline.hotfolder.whereabouts import retry_check, state_meaning, unwatched
 from preform_pipeline.printing.target import PrintTarget
 from preform_pipeline.store import Build, CaseKey, Job, JobState, JobStore, Transition
 from preform_pipeline.store.model import (
@@ -349,10 +349,9 @@ def _row(members: Sequence[Job], later: Mapping[int, Job], waits: Mapping[int, s
     case, copy = _row_key(members[0])
     lead = min(members, key=lambda j: (j.id in later, LEAD_ORDER.index(j.state)))
     # A queued job is queued for whoever takes it: a run's is no hot folder's.
-    meaning = queued_meaning(lead) if lead.state is JobState.QUEUED else None
     return CaseRow(case, lead.recipe, tuple(members), lead.state,
                    why(lead.state, f"{waits[lead.id]}: {lead.reason}"
-                       if lead.id in waits else lead.reason, meaning=meaning),
+                       if lead.id in waits else lead.reason, meaning=state_meaning(lead)),
                    copy=bool(copy),
                    superseded_by={j.id: later[j.id] for j in members if j.id in later})
 

@@ -330,3 +330,23 @@ class TestARunsFailedPrintTakenAgain:
                             "its recipe over the file with --reprint\n")
         assert store.get_job(failed.id).state is S.PRINT_ERROR
 
+
+
+class TestARunsJobQueuedAgainShown:
+    """``jobs show`` says what a run's job queued again waits for as the queue page does: the
+    next ``run`` over its file, not the hot folder's "to be taken into processing/", which a
+    run's job never enters (rv49-verify: the page said it, ``jobs show`` still did not)."""
+
+    def test_jobs_show_says_the_next_run_prepares_it(
+        self, store: SqliteJobStore, tmp_path: Path
+    ) -> None:
+        job = store.create_job(recipe="grey", source_path=tmp_path / "part_11.stl",
+                               content_hash="h11", state=S.PROCESSING,
+                               fields={RUN_FIELD: {"pid": 7}})
+        store.transition(job.id, S.FAILED, "its run died before printing it")
+        assert _retry(store, str(job.id))[0] == 0
+        out, err = io.StringIO(), io.StringIO()
+        assert run(["jobs", "show", str(job.id), "--store", str(store.path)], out, err) == 0
+        meaning = out.getvalue().splitlines()[1].strip()
+        assert meaning == ("queued again; the next `run` over its file prepares it (a run's "
+                           "job: no hot folder takes it)")

@@ -13,8 +13,10 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ from preform_pipeline.commands import verify
 from preform_pipeline.commands.arguments.verify import add_arguments
 from preform_pipeline.simulator.cloud.testing import dashboard_server
 from preform_pipeline.store import SqliteJobStore
+from preform_pipeline.verify.service import HELD_NOTICE
 from tests.integration.test_verify_command import sent_print
 
 SECRET = "held-quiet-secret"
@@ -110,3 +113,71 @@ class TestASpentHourFromCron:
             assert (code, out) == (1, "")
             assert err.startswith("error: ") and "cannot verify now" not in err
             cron.clock.advance(60)
+
+
+class _Down(BaseHTTPRequestHandler):
+    """A Web API down for maintenance: every request answered 503 with an hour's Retry-After."""
+
+    def _down(self) -> None:
+        self.send_response(503)
+        self.send_header("Retry-After", "3600")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    do_GET = do_POST = _down
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def down_cron(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cron]:
+    monkeypatch.setenv("PREFORM_PIPELINE_CLIENT_ID", CLIENT_ID)
+    monkeypatch.setenv("PREFORM_PIPELINE_CLIENT_SECRET", SECRET)
+    with SqliteJobStore(tmp_path / "jobs.sqlite3") as store:
+        sent_print(store, tmp_path / "fleet", "good")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Down)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        yield Cron(tmp_path, f"http://127.0.0.1:{server.server_port}",
+                   ManualClock(wall=datetime.now(timezone.utc)))
+    finally:
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=5)
+
+
+class TestAWebApiDownFromCron:
+    """A 503 that says when the Web API is back is the Web API failing, not the account's
+    budget: ``--quiet`` says it on every verify, as the docs say of an unreachable Web API,
+    and it leaves no wait that would keep a later spent budget unsaid (rv49-verify: it was
+    said once and taken for the budget's wait)."""
+
+    def test_it_is_said_every_minute_and_no_wait_is_recorded(self, down_cron: Cron) -> None:
+        for _minute in range(2):
+            code, out, err, events = down_cron.verify()
+            assert (code, out) == (1, "")
+            assert "(HTTP 503)" in err and "says nothing more" not in err
+            assert "verify_wait_said" not in events and "verify_wait_said_before" not in events
+            down_cron.clock.advance(60)
+        with SqliteJobStore(down_cron.store) as store:
+            assert store.notice_keys(HELD_NOTICE) == ()
+
+
+class TestTwoAccountsOfOneStore:
+    """The wait said is the account's: another account's wait (another Dashboard user the
+    settings name, with its own budget) is said by the first verify that meets it, though the
+    first account's wait is still on."""
+
+    def test_each_account_s_wait_is_said_once(self, cron: Cron) -> None:
+        url = re.search(r"base_url: '([^']+)'", cron.settings.read_text(encoding="utf-8"))
+        assert url is not None
+        for account in ("lab-a", "lab-b"):
+            cron.settings.write_text(
+                f"cloud: {{base_url: '{url.group(1)}', account: {account}}}\n", encoding="utf-8")
+            code, _, err, events = cron.verify()
+            assert code == 1 and err.startswith("error: cannot verify now: ")
+            assert "verify_wait_said" in events
+            cron.clock.advance(60)
+            assert cron.verify()[2] == ""
