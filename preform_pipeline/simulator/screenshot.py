@@ -389,7 +389,7 @@ def _keep_nearest(
     # that won a pixel are then sorted to find each one's first. Sorting the whole batch by
     # depth, then again by pixel, was a screenshot's largest cost.
     before = depth[pixels]
-    np.fmin.at(depth, pixels, z)  # fmin: a NaN depth (a degenerate face) never wins
+    np.fmin.at(depth, pixels, z)  # fmin: a NaN depth (a non-finite vertex) never wins
     after = depth[pixels]
     won = np.flatnonzero((z == after) & (after < before))
     hit, first = np.unique(pixels[won], return_index=True)

@@ -145,13 +145,18 @@ class TestALargeTriangleIsRasterisedExactly:
 class TestSamplesAreCutIntoBatches:
     """Each triangle's samples are numbered in a row and cut into batches of a bounded size."""
 
+    @pytest.mark.parametrize("size", range(1, 30), ids=lambda size: f"batches of {size}")
     def test_each_sample_is_its_triangles_next_whatever_the_cuts(
-        self, monkeypatch: pytest.MonkeyPatch
+        self, monkeypatch: pytest.MonkeyPatch, size: int
     ) -> None:
-        monkeypatch.setattr(screenshot, "_BATCH_SAMPLES", 7)
-        counts = np.array([3, 0, 12, 1, 0, 0, 7, 5, 0], dtype=np.int64)
+        """Every batch size from one sample to more than all of them: so some cut falls on
+        each triangle's first sample and on its last, before and after empty ones."""
+        monkeypatch.setattr(screenshot, "_BATCH_SAMPLES", size)
+        counts = np.array([0, 3, 0, 12, 1, 0, 0, 7, 5, 0], dtype=np.int64)
         batches = list(screenshot._batches(counts))
-        assert [len(index) for index, _ in batches] == [7, 7, 7, 7]  # 28 samples
+        lengths = [len(index) for index, _ in batches]
+        assert lengths[:-1] == [size] * (len(batches) - 1)
+        assert 0 < lengths[-1] <= size and sum(lengths) == 28
         found = [
             (t, n)
             for index, local in batches
