@@ -1186,7 +1186,13 @@ class Intake:
         of two nodes settling it at once (each finding the file gone), one moves the sidecars
         and says ``file_removed``; ``expect_source`` alone let both win, the file's place
         being the same before and after."""
-        if place.moved is True:  # settled already (by this node, or another before it read)
+        if place.moved is True:
+            # Settled already (by this node, or another before it read): the claim is
+            # recorded before the sidecars move, so a kill between the two left them in
+            # processing/ with the store naming them in the outcome folder; this finishes
+            # that (nothing to do, and nothing said, when they went).
+            self._move_attachments(job, place.attachments)
+            self._leave_processing(place, current)
             return job
         attachments = _attachments_into(folder, place)
         try:

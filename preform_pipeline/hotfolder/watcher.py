@@ -6,7 +6,8 @@ Two modes per inbox:
   through watchdog's ``Observer``; immediate and cheap on local disks. The inbox itself is
   watched alone (not what is below it), and each folder directly in it with all it holds (a
   case folder, a route's folder), from when it is made or moved in until it is moved out or
-  removed: the outcome folders are not watched at all. ``done/`` keeps every finished case
+  removed (what it holds when it comes is listed then, as watchdog's recursive watch did):
+  the outcome folders are not watched at all. ``done/`` keeps every finished case
   folder for months, and a recursive watch of the inbox held one inotify watch per folder in
   it (``fs.inotify.max_user_watches`` is per user: past it, new folders went unwatched) for
   folders the daemon never acts on. The watch asks only for
@@ -321,8 +322,21 @@ class InboxWatcher:
         if path.parent != root.path:
             return
         with self._lock:
-            if self._started:
-                self._watch_folder(root, path)
+            if not (self._started and self._watch_folder(root, path)):
+                return
+        # Watched from now, so what it holds is listed after: what was put in it before its
+        # watch was made (a route's folder moved in with its cases, a folder made and filled
+        # at once) is reported as watchdog's recursive watch reported it, each entry directly
+        # in it (the daemon judges a case folder by all it holds; a route's folder itself is
+        # no drop, its cases are).
+        try:
+            with os.scandir(path) as entries:
+                inside = sorted(Path(entry.path) for entry in entries)
+        except OSError:  # gone again: its removal's event ends its watch
+            return
+        for entry_path in inside:
+            if root.wanted(entry_path):
+                self.on_path(entry_path)
 
     def _look_at_folders(self, root: WatchRoot) -> None:
         """Watch each folder in native inbox ``root`` as it is now (the lock held)."""
@@ -337,24 +351,25 @@ class InboxWatcher:
         for path in sorted(there | set(folders)):
             self._watch_folder(root, path)
 
-    def _watch_folder(self, root: WatchRoot, path: Path) -> None:
+    def _watch_folder(self, root: WatchRoot, path: Path) -> bool:
         """Make the watch of ``path`` in native inbox ``root`` match what is there now (the
         lock held): a folder the daemon acts on is watched with all it holds; a folder gone,
-        or another one made under its name, is not watched (as that one)."""
+        or another one made under its name, is not watched (as that one). True when a watch
+        was made here."""
         folders = self._folders.get(root.path)
         entry = self._watches.get(root.path)
         if folders is None or entry is None:
-            return
+            return False
         observer = entry[0]
         inode = _folder_inode(path) if root.watched_folder(path) else None
         old = folders.get(path)
         if old is not None and old[1] == inode:
-            return
+            return False
         if old is not None:
             del folders[path]
             observer.unschedule(old[0])
         if inode is None:
-            return
+            return False
         try:
             watch = observer.schedule(_Handler(root, self.on_path), str(path), recursive=True,
                                       event_filter=_ASKED_EVENTS)
@@ -363,11 +378,12 @@ class InboxWatcher:
             # the rescans, which look at it again.
             log.warning("folder_not_watched", folder=str(path), error=str(exc),
                         reason="its files are found by the rescans only")
-            return
+            return False
         # Files written into it before its watch was made are found all the same: the folder
-        # itself is reported (the event that brought it here, or the daemon's scan), and the
-        # daemon judges a folder by looking at all it holds.
+        # itself is reported (the event that brought it here, or the daemon's scan), and what
+        # is directly in it is listed once it is watched (:meth:`_folder_event`).
         folders[path] = (watch, inode)
+        return True
 
     def stop(self, timeout: float = DEFAULT_OBSERVER_STOP_TIMEOUT_S) -> None:
         with self._lock:

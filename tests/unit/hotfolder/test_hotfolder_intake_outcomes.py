@@ -731,6 +731,31 @@ class TestAFileRemovedFromProcessing:
         place = place_of(store.get_job(job.id))
         assert place is not None and [a.at for a in place.attachments] == [str(sidecar)]
 
+    def test_a_settle_killed_after_its_claim_has_its_sidecars_moved_by_the_next(
+        self, store: SqliteJobStore, inbox: InboxSettings, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The claim (``moved``) is recorded before the sidecars move: a kill between the two
+        left them in processing/, and every later settle returned at the claim, so they
+        stayed there while the store named them in failed/ (review rv49-loose)."""
+        drop = _case(inbox, "C-1", {"upper.stl": 1, "upper.yaml": b"label_text: U\n"})
+        job = _removed(Intake(store, [inbox]), drop)
+
+        class Killed(BaseException):
+            pass
+
+        def killed(*_: object) -> None:
+            raise Killed
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Intake, "_move_attachments", killed)
+            with pytest.raises(Killed):
+                Intake(store, [inbox]).settle(job, ok=False)
+        claimed = store.get_job(job.id)
+        Intake(store, [inbox]).settle(claimed, ok=False)
+        sidecar = inbox.folder("failed") / "C-1" / "upper.yaml"
+        assert sidecar.read_text(encoding="utf-8") == "label_text: U\n"
+        assert list(inbox.folder("processing").iterdir()) == []
+
     def test_settled_once_it_is_not_settled_again(
         self, store: SqliteJobStore, inbox: InboxSettings
     ) -> None:

@@ -309,6 +309,65 @@ class TestNativeWatchCoversWhatIsActedOn:
         finally:
             watcher.stop()
 
+    def test_a_route_folder_moved_in_with_its_cases_has_them_reported(
+        self, tmp_path: Path,
+    ) -> None:
+        """Its cases were in it before its watch was made: no event of theirs, and the route
+        folder itself is no drop (the daemon skips it). What is directly in a folder that came
+        is listed once it is watched, as watchdog's recursive watch of the inbox reported it
+        (review rv49-loose: the branch reported the route folder only, its cases waited for
+        the rescan)."""
+        inbox, seen = tmp_path / "inbox", Seen()
+        staged = tmp_path / "staging" / "crowns"
+        (staged / "C-2").mkdir(parents=True)
+        (staged / "C-2" / "upper.stl").write_bytes(tetra_stl_bytes())
+        (staged / "a.stl").write_bytes(tetra_stl_bytes())
+        watcher = _native_watcher(inbox, seen)
+        try:
+            route = inbox / "crowns"
+            staged.rename(route)
+            wait_for(lambda: seen.has(route / "C-2") and seen.has(route / "a.stl"), TIMEOUT_S,
+                     what="the route folder's case folder and file")
+            (route / "C-2" / "lower.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(route / "C-2" / "lower.stl"), TIMEOUT_S,
+                     what="the event for a file in the route folder's case folder")
+        finally:
+            watcher.stop()
+
+    def test_a_folder_that_could_not_be_watched_is_watched_at_the_next_refresh(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
+        """No inotify watch left when it came (the kernel's ENOSPC, here refused by the
+        observer for that folder): said, and the rescan's ``refresh`` watches it."""
+        refused: set[str] = set()
+
+        class _Short(watcher_module.Observer):  # type: ignore[misc,valid-type]
+            def schedule(self, handler: object, path: str, **kwargs: object) -> object:
+                if path in refused:
+                    raise OSError(28, "No space left on device (no inotify watch left)")
+                return super().schedule(handler, path, **kwargs)
+
+        monkeypatch.setattr(watcher_module, "Observer", _Short)
+        inbox, seen = tmp_path / "inbox", Seen()
+        case = inbox / "C-1"
+        refused.add(str(case))
+        watcher = _native_watcher(inbox, seen)
+        try:
+            with capture_logs() as logs:
+                case.mkdir()
+                wait_for(lambda: seen.has(case), TIMEOUT_S, what="the case folder")
+            assert [(e["event"], e["folder"]) for e in logs
+                    if e["event"] == "folder_not_watched"] == [("folder_not_watched", str(case))]
+            assert _inode(case) not in _watched_inodes()
+            refused.clear()
+            watcher.refresh()
+            assert _inode(case) in _watched_inodes()
+            (case / "upper.stl").write_bytes(tetra_stl_bytes())
+            wait_for(lambda: seen.has(case / "upper.stl"), TIMEOUT_S,
+                     what="the event for a file in the case folder watched at the refresh")
+        finally:
+            watcher.stop()
+
 
 class TestWatchedAnew:
     """Another folder at the inbox's path (a share mounted again, a folder made again): the
