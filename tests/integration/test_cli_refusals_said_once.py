@@ -124,11 +124,15 @@ class TestASimulatorArgForNoServer:
             "this run has no server-2: its server is server-1 (servers.count, or --servers)")
 
     def test_a_server_there_takes_its_flag(self, tmp_path: Path) -> None:
+        log = tmp_path / "run.jsonl"
         done = _cli(tmp_path, "run", _fast_recipe(tmp_path), str(MODEL), "--servers", "1",
-                    "--dry-run", "--output", str(tmp_path / "out"),
+                    "--dry-run", "--output", str(tmp_path / "out"), "--log-file", str(log),
                     "--simulator-arg", "server-1:--latency=instant")
         assert done.returncode == 0, done.stderr
         assert "reaches no server" not in done.stdout
+        events = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()]
+        assert "run_configured" in {e["event"] for e in events}  # the log is the run's
+        assert [e for e in events if e["event"] == "simulator_arg_unused"] == []
 
     def test_a_server_this_run_does_not_start_is_said_to_get_nothing(
         self, tmp_path: Path

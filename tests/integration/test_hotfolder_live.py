@@ -71,8 +71,8 @@ def daemon_running(
 
 def settled(folder: Path, count: int) -> bool:
     """At least ``count`` model files sit in done/ or failed/."""
-    # Names, not Paths: asked every 0.1 s in the daemon's own process, a Path per entry of a
-    # done/ of 2,000 entries (1,000 files and their reports) took 38 ms of the daemon's GIL.
+    # Names, not Paths: asked in the daemon's own process, a Path per entry of a done/ of
+    # 2,000 entries (1,000 files and their reports) took 38 ms of the daemon's GIL a look.
     models = sum(
         1 for sub in ("done", "failed") for _folder, _subs, names in os.walk(folder / sub)
         for name in names if name.endswith(MODEL_SUFFIXES) and not name.startswith(".")
@@ -129,8 +129,8 @@ class TestManyFiles:
             inbox = tmp_path / "inbox"
             for path in staging.iterdir():
                 path.rename(inbox / path.name)  # a drop: each file appears whole
-            # Each look walks done/ (up to 2,000 entries) in the daemon's own process: every
-            # 0.5 s, not 0.1 s, for a wait of tens of seconds (session 49).
+            # Each look walks done/ and failed/ (2,000 entries at the end) in the daemon's own
+            # process: every 0.5 s, not 0.1 s, for a wait of tens of seconds (session 49).
             wait_for(lambda: settled(inbox, count), MANY_FILES_WAIT_S, interval=0.5,
                      what="all files settled")
             jobs = store.list_jobs()
