@@ -133,7 +133,8 @@ class TestPathsTheReadersRefuse:
         assert "gone.stl: file not found" in done.stdout
 
     @pytest.mark.timeout(60)  # hashing the pipe blocked the run for ever
-    @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+    @pytest.mark.skipif(not hasattr(os, "mkfifo"),
+                        reason="named pipes, devices and modes are POSIX")
     def test_a_pipe_is_refused_not_hashed(self, tmp_path: Path, in_process: InProcess) -> None:
         os.mkfifo(a_picture(tmp_path / "inbox" / "part.stl").with_name("pipe.stl"))
         a_job_holding(tmp_path / "jobs.sqlite3", tmp_path / "inbox" / "part.stl")
