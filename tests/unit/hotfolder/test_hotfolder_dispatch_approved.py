@@ -6,6 +6,8 @@ maintenance pass. Store and outcomes are fakes at the loop's seams."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import SimpleNamespace
 from typing import Any, cast
 
@@ -52,38 +54,37 @@ class _Outcomes:
         raise OSError(5, "Input/output error", "//share/inbox/processing")
 
 
-def _loop(store: _NodeStore, told: threading.Event, stop: threading.Event) -> DispatchLoop:
+@contextmanager
+def _running(store: _NodeStore) -> Iterator[threading.Event]:
+    """The loop running over ``store`` until both builds were seen held; the event it sets
+    when it tells of an approval."""
+    told, stop = threading.Event(), threading.Event()
     settings = SimpleNamespace(dispatch=DispatchSettings(poll_interval_s=0.01))
-    return DispatchLoop(cast(Any, settings), cast(Any, store), cast(Any, None),
+    loop = DispatchLoop(cast(Any, settings), cast(Any, store), cast(Any, None),
                         cast(Any, _Outcomes()), cast(Any, None), stop, on_approved=told.set)
+    loop.start()
+    try:
+        wait_for(lambda: store.reads >= 2, WAIT_S, what="both builds seen held")
+        yield told
+    finally:
+        stop.set()
+        loop.close()
 
 
 class TestAnApprovedBuildNoLeaseCovers:
     """The daemon is told on the pass that learns of the approval."""
 
     def test_told_on_the_pass_after_it(self) -> None:
-        store, told, stop = _NodeStore(), threading.Event(), threading.Event()
-        loop = _loop(store, told, stop)
-        loop.start()
-        try:
-            wait_for(lambda: store.reads >= 2, WAIT_S, what="both builds seen held")
+        store = _NodeStore()
+        with _running(store) as told:
             assert not told.is_set()
             store.decide(b2=JobState.WAITING_FOR_PRINTER)
             assert told.wait(WAIT_S), "the approval was not told"
-        finally:
-            stop.set()
-            loop.close()
 
     def test_told_when_a_rejection_beside_it_cannot_be_settled(self) -> None:
         # Decided on one pass, the rejected build 1 first: its files cannot move, the pass
         # fails, and at the next pass build 2 is no longer held to be learnt again.
-        store, told, stop = _NodeStore(), threading.Event(), threading.Event()
-        loop = _loop(store, told, stop)
-        loop.start()
-        try:
-            wait_for(lambda: store.reads >= 2, WAIT_S, what="both builds seen held")
+        store = _NodeStore()
+        with _running(store) as told:
             store.decide(b1=JobState.FAILED, b2=JobState.WAITING_FOR_PRINTER)
             assert told.wait(WAIT_S), "the approval was lost with the rejection's pass"
-        finally:
-            stop.set()
-            loop.close()
