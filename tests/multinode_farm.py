@@ -99,8 +99,11 @@ class FarmTiming:
 
     def __init__(self, *, lease_s: float = 10.0, request_timeout_s: float = 4.0,
                  time_scale: float = 0.25, per_build: int = 25, window_s: float = 1.0,
-                 rescan_interval_s: float = 1.0) -> None:
+                 rescan_interval_s: float = 1.0, dispatch_poll_s: float | None = None) -> None:
         self.lease_s = lease_s
+        #: How often a node's dispatch loop reads the store (``dispatch.poll_interval_s``;
+        #: None: the default, 5 s): where it learns of an approval.
+        self.dispatch_poll_s = dispatch_poll_s
         #: Also how often a node claims free builds (its maintenance pass): a farm whose
         #: test must not lean on that pass sets it long.
         self.rescan_interval_s = rescan_interval_s
@@ -189,6 +192,8 @@ class DaemonFarm:
         data["store"] = ({"url": self.node_urls.get(node, self.url), "node_id": node,
                           "lease_s": t.lease_s} if self.on_postgres else {"path": self.url})
         data["servers"]["request_timeout_s"] = t.request_timeout_s
+        if t.dispatch_poll_s is not None:
+            data["dispatch"] = {"poll_interval_s": t.dispatch_poll_s}
         data["servers"]["state_dir"] = str(folder / "servers")
         data["logging"] = {"file": str(self.logs / f"{node}-{self.lives[node]}.jsonl")}
         path.write_text(json.dumps(data, indent=2), encoding="utf-8")

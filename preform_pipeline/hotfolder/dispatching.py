@@ -113,18 +113,18 @@ class DispatchLoop:
             log.info("approvals_awaited", builds=sorted(held - self._held))
         decided, self._held = self._held - held, held
         shown = frozenset(b.id for b in builds)
-        approved = False
-        for build_id in sorted(decided):
-            build = self.store.get_build(build_id)
-            # (One another node holds or settles is not this node's: as for the sweep.)
-            if build.state is JobState.FAILED and build_id not in self.outcomes.active:
-                self.outcomes.settle_build(build, None)
-            approved |= build.state is JobState.WAITING_FOR_PRINTER and build_id not in shown
-        if approved:
+        now = [self.store.get_build(build_id) for build_id in sorted(decided)]
+        if any(b.state is JobState.WAITING_FOR_PRINTER and b.id not in shown for b in now):
             # Claimed now, not at the next maintenance pass (up to rescan_interval_s later,
             # a minute by default, while the printers stood idle): the operator approved it
-            # to print.
+            # to print. Told before any rejection is settled: a rejected build's files that
+            # cannot move (the share away) fail this pass, and this build is no longer held
+            # at the next one to be learnt again.
             self.on_approved()
+        for build in now:
+            # (One another node holds or settles is not this node's: as for the sweep.)
+            if build.state is JobState.FAILED and build.id not in self.outcomes.active:
+                self.outcomes.settle_build(build, None)
         return len(builds) - len(held)
 
     def start(self) -> None:
