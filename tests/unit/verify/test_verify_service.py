@@ -35,6 +35,14 @@ def _sent_build(store: SqliteJobStore, name: str, *, jobs: int = 2) -> Build:
                                   print_job_id=f"job-{name}")
 
 
+def _jammed(store: SqliteJobStore, fake_api: FakeWebApi, clock: ManualClock, name: str) -> Build:
+    """A sent build whose print the prints feed shows ended in error ("Jam") just now."""
+    build = _sent_build(store, name)
+    fake_api.prints = [run_record(build.job_name or "", status="ERROR", message="Jam",
+                                  created=clock.now())]
+    return build
+
+
 def _interrupted_send(store: SqliteJobStore) -> tuple[Build, str]:
     """A build whose send was interrupted (left in print_sending), and its print's name."""
     job = store.create_job(recipe="dental", source_path="x.stl", state=JobState.PROCESSING)
@@ -143,9 +151,7 @@ class TestVerifyPending:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        build = _sent_build(store, "notified")
-        fake_api.prints = [run_record(build.job_name or "", status="ERROR", message="Jam",
-                                      created=clock.now())]
+        _jammed(store, fake_api, clock, "notified")
         posted: list[httpx.Request] = []
 
         def answer(request: httpx.Request) -> httpx.Response:
@@ -186,9 +192,7 @@ class TestTheQuietLinesOnceBetweenVerifies:
         self, store: SqliteJobStore, client: WebApiClient, fake_api: FakeWebApi,
         clock: ManualClock,
     ) -> None:
-        build = _sent_build(store, "failed")
-        fake_api.prints = [run_record(build.job_name or "", status="ERROR", message="Jam",
-                                      created=clock.now())]
+        build = _jammed(store, fake_api, clock, "failed")
         other: list[list[str]] = []
 
         class OtherNode:
